@@ -1,0 +1,10 @@
+//! conveyor-core: the `.conveyor.yml` language (model, compiler, validation, DAG,
+//! references) and the types shared by orchestrator and runner. Pure: no I/O runtime here.
+
+pub mod diag;
+pub mod yaml;
+pub mod duration;
+pub mod expr;
+pub mod model;
+pub mod names;
+pub mod script;

@@ -1,0 +1,188 @@
+//! The checked model a `.conveyor.yml` compiles into. Every value here has been
+//! validated: names are well formed, references resolve, the DAG has no cycle.
+
+use serde::Serialize;
+
+use crate::diag::Pos;
+use crate::expr::Expr;
+
+/// A product: one `.conveyor.yml`.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct Product {
+    pub name: String,
+    pub repo: Option<String>,
+    pub triggers: Vec<Trigger>,
+    pub belts: Vec<Belt>,
+}
+
+impl Product {
+    pub fn belt(&self, name: &str) -> Option<&Belt> {
+        self.belts.iter().find(|b| b.name == name)
+    }
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize)]
+#[serde(tag = "kind", rename_all = "kebab-case")]
+pub enum Trigger {
+    ScmEvent(ScmTrigger),
+    UpstreamBuild(UpstreamTrigger),
+}
+
+impl Trigger {
+    /// The belts this trigger starts; `None` means every belt.
+    pub fn belts(&self) -> Option<&[String]> {
+        match self {
+            Trigger::ScmEvent(t) => t.belts.as_deref(),
+            Trigger::UpstreamBuild(t) => t.belts.as_deref(),
+        }
+    }
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum ScmEventType {
+    PullRequest,
+    Merge,
+    Push,
+    Tag,
+}
+
+impl ScmEventType {
+    pub const ALL: [&'static str; 4] = ["pull-request", "merge", "push", "tag"];
+
+    pub fn parse(s: &str) -> Option<Self> {
+        match s {
+            "pull-request" => Some(Self::PullRequest),
+            "merge" => Some(Self::Merge),
+            "push" => Some(Self::Push),
+            "tag" => Some(Self::Tag),
+            _ => None,
+        }
+    }
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct ScmTrigger {
+    pub repo: Option<String>,
+    pub event: ScmEventType,
+    /// Branch names or glob patterns; empty means any branch.
+    pub branches: Vec<String>,
+    pub belts: Option<Vec<String>>,
+}
+
+/// Which upstream build a manual trigger reads outputs from.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum BuildSelector {
+    Last,
+    LastSuccessful,
+    LastFailure,
+    Number(u64),
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct UpstreamTrigger {
+    pub product: String,
+    pub belt: Option<String>,
+    pub build: BuildSelector,
+    pub belts: Option<Vec<String>>,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct Belt {
+    pub name: String,
+    pub jobs: Vec<Job>,
+    /// `(from, to)` indices into `jobs`: `to` waits for `from`. Sorted, no duplicates.
+    pub edges: Vec<(usize, usize)>,
+}
+
+impl Belt {
+    pub fn job(&self, name: &str) -> Option<&Job> {
+        self.jobs.iter().find(|j| j.name == name)
+    }
+
+    pub fn job_index(&self, name: &str) -> Option<usize> {
+        self.jobs.iter().position(|j| j.name == name)
+    }
+
+    /// Indices of the jobs `index` depends on.
+    pub fn dependencies(&self, index: usize) -> impl Iterator<Item = usize> + '_ {
+        self.edges
+            .iter()
+            .filter(move |(_, to)| *to == index)
+            .map(|(from, _)| *from)
+    }
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct Job {
+    pub name: String,
+    pub inputs: Vec<Input>,
+    pub needs: Vec<String>,
+    /// `pre-run` then `commands`, with every reference rewritten to an environment variable.
+    pub script: String,
+    pub driver: Option<String>,
+    pub refs: Vec<Reference>,
+    pub outputs: Vec<Output>,
+    pub downstreams: Vec<Downstream>,
+    pub fleet: String,
+    pub env: Vec<(String, String)>,
+    pub timeout_secs: Option<u64>,
+    pub retries: u32,
+    pub condition: Option<Expr>,
+    pub manual: bool,
+    pub artifacts: Vec<String>,
+    #[serde(skip)]
+    pub pos: Pos,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[serde(tag = "kind", rename_all = "kebab-case")]
+pub enum Input {
+    Source,
+    Git { url: String },
+    Job { job: String },
+    Product { target: ProductRef },
+}
+
+/// A place in another product: `product`, `product.job` or `product.belt.job`.
+#[derive(Debug, Clone, PartialEq, Eq, Hash, Serialize)]
+pub struct ProductRef {
+    pub product: String,
+    pub belt: Option<String>,
+    pub job: Option<String>,
+}
+
+/// What a reference in a script or condition points at.
+#[derive(Debug, Clone, PartialEq, Eq, Hash, Serialize)]
+#[serde(tag = "kind", rename_all = "kebab-case")]
+pub enum RefTarget {
+    /// An output of a job of the same belt.
+    Job { job: String, output: String },
+    /// An output of an upstream product's build.
+    Product { target: ProductRef, output: String },
+}
+
+/// A reference and the environment variable the runner binds to its value.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct Reference {
+    pub env: String,
+    pub target: RefTarget,
+    /// The reference as written, for messages and the UI.
+    pub text: String,
+}
+
+/// A declared output.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct Output {
+    pub name: String,
+    /// `String: K=<word>`: a shell word evaluated at the end of the job.
+    pub word: Option<String>,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct Downstream {
+    pub product: String,
+    /// `None` means every belt of the downstream product.
+    pub belts: Option<Vec<String>>,
+}

@@ -1,0 +1,110 @@
+//! Name rules and "did you mean" suggestions.
+
+/// The longest name conveyor accepts for a product, belt, job, fleet or driver.
+pub const MAX_NAME_LEN: usize = 100;
+
+/// Product names: `[a-z0-9][a-z0-9._-]*`.
+pub fn is_product_name(s: &str) -> bool {
+    name_with(s, |c| c.is_ascii_lowercase() || c.is_ascii_digit(), |c| {
+        c.is_ascii_lowercase() || c.is_ascii_digit() || matches!(c, '.' | '_' | '-')
+    })
+}
+
+/// Belt and job names: `[A-Za-z0-9_][A-Za-z0-9_-]*` (no dots: references split on them).
+pub fn is_node_name(s: &str) -> bool {
+    name_with(s, |c| c.is_ascii_alphanumeric() || c == '_', |c| {
+        c.is_ascii_alphanumeric() || matches!(c, '_' | '-')
+    })
+}
+
+/// Fleet and driver names: `[a-z0-9][a-z0-9_-]*`.
+pub fn is_fleet_name(s: &str) -> bool {
+    name_with(s, |c| c.is_ascii_lowercase() || c.is_ascii_digit(), |c| {
+        c.is_ascii_lowercase() || c.is_ascii_digit() || matches!(c, '_' | '-')
+    })
+}
+
+/// Shell variable names, used for outputs and `env` keys: `[A-Za-z_][A-Za-z0-9_]*`.
+pub fn is_var_name(s: &str) -> bool {
+    name_with(s, |c| c.is_ascii_alphabetic() || c == '_', |c| {
+        c.is_ascii_alphanumeric() || c == '_'
+    })
+}
+
+fn name_with(s: &str, first: impl Fn(char) -> bool, rest: impl Fn(char) -> bool) -> bool {
+    let mut chars = s.chars();
+    match chars.next() {
+        Some(c) if first(c) => s.len() <= MAX_NAME_LEN && chars.all(rest),
+        _ => false,
+    }
+}
+
+/// The candidate nearest to `name`, if it is near enough to be a likely typo.
+pub fn suggest<'a>(name: &str, candidates: impl IntoIterator<Item = &'a str>) -> Option<&'a str> {
+    let limit = (name.chars().count() / 3).max(1);
+    candidates
+        .into_iter()
+        .filter(|c| *c != name)
+        .map(|c| (distance(&name.to_lowercase(), &c.to_lowercase()), c))
+        .filter(|(d, _)| *d <= limit)
+        .min_by_key(|(d, _)| *d)
+        .map(|(_, c)| c)
+}
+
+/// " (did you mean `x`?)" or nothing.
+pub fn hint<'a>(name: &str, candidates: impl IntoIterator<Item = &'a str>) -> String {
+    suggest(name, candidates)
+        .map(|s| format!(" (did you mean `{s}`?)"))
+        .unwrap_or_default()
+}
+
+/// Levenshtein distance with adjacent transpositions counted as one edit.
+fn distance(a: &str, b: &str) -> usize {
+    let a: Vec<char> = a.chars().collect();
+    let b: Vec<char> = b.chars().collect();
+    let mut prev2 = vec![0; b.len() + 1];
+    let mut prev: Vec<usize> = (0..=b.len()).collect();
+    for i in 1..=a.len() {
+        let mut cur = vec![i; b.len() + 1];
+        for j in 1..=b.len() {
+            let cost = usize::from(a[i - 1] != b[j - 1]);
+            cur[j] = (prev[j] + 1).min(cur[j - 1] + 1).min(prev[j - 1] + cost);
+            if i > 1 && j > 1 && a[i - 1] == b[j - 2] && a[i - 2] == b[j - 1] {
+                cur[j] = cur[j].min(prev2[j - 2] + 1);
+            }
+        }
+        prev2 = std::mem::replace(&mut prev, cur);
+    }
+    prev[b.len()]
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn near_names_are_suggested_and_far_ones_are_not() {
+        let jobs = ["build", "test", "deploy-prod"];
+        assert_eq!(suggest("biuld", jobs), Some("build"));
+        assert_eq!(suggest("tset", jobs), Some("test"));
+        assert_eq!(suggest("deploy-pord", jobs), Some("deploy-prod"));
+        assert_eq!(suggest("lint", jobs), None);
+        assert_eq!(hint("bulid", jobs), " (did you mean `build`?)");
+    }
+
+    #[test]
+    fn names_follow_their_rules() {
+        assert!(is_product_name("ror-api-backend"));
+        assert!(is_product_name("my.product_2"));
+        assert!(!is_product_name("Shop"));
+        assert!(!is_product_name("-shop"));
+        assert!(is_node_name("build-gem"));
+        assert!(is_node_name("Unit_Tests"));
+        assert!(!is_node_name("build.gem"));
+        assert!(is_fleet_name("gpu-a100"));
+        assert!(!is_fleet_name("GPU"));
+        assert!(is_var_name("GEM_VERSION"));
+        assert!(!is_var_name("1X"));
+        assert!(!is_node_name(&"a".repeat(MAX_NAME_LEN + 1)));
+    }
+}
