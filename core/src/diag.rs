@@ -3,7 +3,7 @@
 use std::fmt;
 
 /// A 1-based line and column in a source file.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, PartialOrd, Ord, Hash, serde::Serialize)]
 pub struct Pos {
     pub line: u32,
     pub col: u32,
@@ -80,6 +80,10 @@ impl Diagnostics {
             severity,
             message,
         });
+    }
+
+    pub fn error_count(&self) -> usize {
+        self.items.iter().filter(|d| d.is_error()).count()
     }
 
     pub fn has_errors(&self) -> bool {

@@ -8,3 +8,5 @@ pub mod expr;
 pub mod model;
 pub mod names;
 pub mod script;
+pub mod compile;
+pub mod dag;

@@ -82,6 +82,8 @@ pub enum BuildSelector {
 
 #[derive(Debug, Clone, PartialEq, Serialize)]
 pub struct UpstreamTrigger {
+    #[serde(skip)]
+    pub pos: Pos,
     pub product: String,
     pub belt: Option<String>,
     pub build: BuildSelector,
@@ -142,7 +144,11 @@ pub enum Input {
     Source,
     Git { url: String },
     Job { job: String },
-    Product { target: ProductRef },
+    Product {
+        target: ProductRef,
+        #[serde(skip)]
+        pos: Pos,
+    },
 }
 
 /// A place in another product: `product`, `product.job` or `product.belt.job`.
@@ -170,6 +176,8 @@ pub struct Reference {
     pub target: RefTarget,
     /// The reference as written, for messages and the UI.
     pub text: String,
+    #[serde(skip)]
+    pub pos: Pos,
 }
 
 /// A declared output.
@@ -185,4 +193,6 @@ pub struct Downstream {
     pub product: String,
     /// `None` means every belt of the downstream product.
     pub belts: Option<Vec<String>>,
+    #[serde(skip)]
+    pub pos: Pos,
 }

@@ -1,0 +1,280 @@
+//! Compiling one job: its script, references, inputs, outputs and extensions.
+
+use super::fields::{self, Fields};
+use super::refs::{self, BeltJobs};
+use crate::diag::{Diagnostics, Pos};
+use crate::model::{Input, Job, Output, Reference};
+use crate::script::{self, Context};
+use crate::yaml::{Node, Value};
+use crate::{duration, expr, names};
+
+pub const JOB_KEYS: &[&str] = &[
+    "name", "inputs", "pre-run", "commands", "outputs", "downstreams", "needs", "fleet", "env",
+    "timeout", "retries", "if", "manual", "artifacts", "driver",
+];
+
+/// The most retries a job may ask for.
+pub const MAX_RETRIES: i64 = 10;
+
+/// Defaults a job inherits from its belt and product.
+pub struct Inherited<'a> {
+    pub fleet: &'a str,
+    pub env: &'a [(String, String)],
+}
+
+/// The declared output names of a job node, read before the jobs are compiled so that
+/// references to later jobs can be checked.
+pub fn declared_outputs(node: &Node) -> Vec<String> {
+    let Some(Value::Seq(items)) = node.get("outputs").map(|n| &n.value) else {
+        return Vec::new();
+    };
+    items
+        .iter()
+        .filter_map(|item| output_text(item).map(|(name, _)| name))
+        .collect()
+}
+
+/// `K`, `String: K` or `String: K=<word>` → (name, word).
+fn output_text(item: &Node) -> Option<(String, Option<String>)> {
+    let text = match &item.value {
+        Value::Str(s) => s.clone(),
+        Value::Map(entries) if entries.len() == 1 => entries[0].1.scalar_text()?,
+        _ => return None,
+    };
+    match text.split_once('=') {
+        Some((k, w)) => Some((k.trim().to_string(), Some(w.to_string()))),
+        None => Some((text.trim().to_string(), None)),
+    }
+}
+
+pub fn compile(
+    node: &Node,
+    name: &str,
+    belt: &BeltJobs,
+    inherited: &Inherited,
+    d: &mut Diagnostics,
+) -> Option<Job> {
+    let what = format!("job `{name}`");
+    let f = Fields::read(node, &what, JOB_KEYS, d)?;
+    let errors_before = d.error_count();
+    let pre_run = f.present("pre-run").and_then(|n| fields::script(n, "pre-run", d));
+    let commands = f.present("commands").and_then(|n| fields::script(n, "commands", d));
+    let driver = f.present("driver").and_then(|n| {
+        fields::name(n, "driver", names::is_fleet_name, fields::FLEET_RULE, d)
+    });
+    match (&commands, f.present("driver")) {
+        (None, None) if f.present("commands").is_none() => d.error(
+            node.pos,
+            format!("job `{name}` has neither `commands` nor `driver`: give it a script to run"),
+        ),
+        (Some(_), Some(_)) => d.error(
+            node.pos,
+            format!("job `{name}` has both `commands` and `driver`: a job runs either a script or a driver"),
+        ),
+        _ => {}
+    }
+    let body = match (pre_run, commands) {
+        (Some(p), Some(c)) => format!("{}\n{}", p.trim_end_matches('\n'), c),
+        (p, c) => p.or(c).unwrap_or_default(),
+    };
+    let script_pos = f.present("commands").or(f.present("pre-run")).map_or(node.pos, |n| n.pos);
+    let mut refs = Vec::new();
+    let found = script::scan(&body);
+    for hit in &found {
+        if hit.context == Context::QuotedHeredoc {
+            d.warning(
+                script_pos,
+                format!(
+                    "reference `{}` in job `{name}` is inside a here-document with a quoted delimiter, where bash expands nothing; unquote the delimiter",
+                    &body[hit.start..hit.end]
+                ),
+            );
+        }
+        add_ref(&mut refs, &hit.path, &body[hit.start..hit.end], script_pos, belt, d);
+    }
+    let script = script::rewrite(&body, &found, |path| env_of(&refs, path));
+    let condition = f.present("if").and_then(|n| condition(n, name, &mut refs, belt, d));
+    let job = Job {
+        name: name.to_string(),
+        inputs: f.present("inputs").map(|n| inputs(n, name, belt, d)).unwrap_or_default(),
+        needs: f.present("needs").map(|n| needs(n, name, belt, d)).unwrap_or_default(),
+        script,
+        driver,
+        refs,
+        outputs: f.present("outputs").map(|n| outputs(n, name, d)).unwrap_or_default(),
+        downstreams: f.present("downstreams").map(|n| super::downstreams(n, d)).unwrap_or_default(),
+        fleet: f
+            .present("fleet")
+            .and_then(|n| super::fleet(n, d))
+            .unwrap_or_else(|| inherited.fleet.to_string()),
+        env: super::merged_env(inherited.env, f.present("env"), d),
+        timeout_secs: f.present("timeout").and_then(|n| timeout(n, d)),
+        retries: f.present("retries").and_then(|n| retries(n, d)).unwrap_or(0),
+        condition,
+        manual: f.present("manual").and_then(|n| fields::boolean(n, "manual", d)).unwrap_or(false),
+        artifacts: f.present("artifacts").map(|n| artifacts(n, d)).unwrap_or_default(),
+        pos: node.pos,
+    };
+    (d.error_count() == errors_before).then_some(job)
+}
+
+fn env_of(refs: &[Reference], path: &str) -> String {
+    refs.iter()
+        .find(|r| r.text == path)
+        .map_or_else(String::new, |r| r.env.clone())
+}
+
+/// Records a reference once per distinct path, numbering its environment variable.
+fn add_ref(refs: &mut Vec<Reference>, path: &str, shown: &str, pos: Pos, belt: &BeltJobs, d: &mut Diagnostics) {
+    if refs.iter().any(|r| r.text == path) {
+        return;
+    }
+    if let Some(target) = refs::resolve(path, shown, belt, pos, d) {
+        refs.push(Reference {
+            env: format!("CONVEYOR_REF_{}", refs.len() + 1),
+            target,
+            text: path.to_string(),
+            pos,
+        });
+    }
+}
+
+fn condition(
+    node: &Node,
+    job: &str,
+    refs: &mut Vec<Reference>,
+    belt: &BeltJobs,
+    d: &mut Diagnostics,
+) -> Option<expr::Expr> {
+    let text = fields::string(node, "if", d)?;
+    match expr::parse(&text) {
+        Ok(e) => {
+            for path in e.refs() {
+                if script::is_ref_path(path) {
+                    add_ref(refs, path, path, node.pos, belt, d);
+                } else {
+                    d.error(node.pos, format!("invalid reference `{path}` in `if` of job `{job}`: write `job.OUTPUT`"));
+                }
+            }
+            Some(e)
+        }
+        Err(msg) => {
+            d.error(node.pos, format!("invalid `if` in job `{job}`: {msg}"));
+            None
+        }
+    }
+}
+
+fn inputs(node: &Node, job: &str, belt: &BeltJobs, d: &mut Diagnostics) -> Vec<Input> {
+    let mut out = Vec::new();
+    for (text, pos) in fields::string_list(node, "inputs", d) {
+        let input = if text == "source" {
+            Input::Source
+        } else if let Some(url) = text.strip_prefix("git:") {
+            if url.trim().is_empty() {
+                d.error(pos, format!("empty `git:` input in job `{job}`: write `git:<url>`"));
+                continue;
+            }
+            Input::Git { url: url.trim().to_string() }
+        } else if belt.jobs.iter().any(|(n, _)| *n == text) {
+            Input::Job { job: text }
+        } else {
+            let segs: Vec<&str> = text.split('.').collect();
+            if let (1, Some(near)) = (segs.len(), names::suggest(&text, belt.jobs.iter().map(|(n, _)| *n))) {
+                d.error(pos, format!("unknown job `{text}` in `inputs` of job `{job}` (did you mean `{near}`?)"));
+                continue;
+            }
+            let target = refs::product_ref(&segs);
+            if segs.len() > 3 || segs.iter().any(|s| s.is_empty()) || !names::is_product_name(&target.product) {
+                d.error(
+                    pos,
+                    format!("invalid input `{text}` in job `{job}`: use `source`, `git:<url>`, a job of this belt, `product`, `product.job` or `product.belt.job`"),
+                );
+                continue;
+            }
+            Input::Product { target, pos }
+        };
+        out.push(input);
+    }
+    out
+}
+
+fn needs(node: &Node, job: &str, belt: &BeltJobs, d: &mut Diagnostics) -> Vec<String> {
+    let names_in_belt = || belt.jobs.iter().map(|(n, _)| *n);
+    let mut out = Vec::new();
+    for (text, pos) in fields::string_list(node, "needs", d) {
+        if names_in_belt().any(|n| n == text) {
+            out.push(text);
+        } else {
+            d.error(
+                pos,
+                format!("unknown job `{text}` in `needs` of job `{job}`{}", names::hint(&text, names_in_belt())),
+            );
+        }
+    }
+    out
+}
+
+fn outputs(node: &Node, job: &str, d: &mut Diagnostics) -> Vec<Output> {
+    let mut out: Vec<Output> = Vec::new();
+    for item in fields::list(node, "outputs", d) {
+        if let Value::Map(entries) = &item.value
+            && let Some((key, _)) = entries.first()
+            && key.as_str() != Some("String")
+        {
+            let shown = key.scalar_text().unwrap_or_default();
+            d.error(key.pos, format!("unknown output type `{shown}` in job `{job}`: outputs are strings, write `String: NAME`"));
+            continue;
+        }
+        let Some((name, word)) = output_text(item) else {
+            d.error(item.pos, format!("invalid output in job `{job}`: write `NAME`, `String: NAME` or `String: NAME=<word>`"));
+            continue;
+        };
+        if !names::is_var_name(&name) {
+            d.error(item.pos, format!("invalid output name `{name}` in job `{job}`: outputs are shell variable names ([A-Za-z_][A-Za-z0-9_]*)"));
+        } else if out.iter().any(|o| o.name == name) {
+            d.error(item.pos, format!("duplicate output `{name}` in job `{job}`"));
+        } else {
+            out.push(Output { name, word });
+        }
+    }
+    out
+}
+
+fn timeout(node: &Node, d: &mut Diagnostics) -> Option<u64> {
+    let parsed = match &node.value {
+        Value::Int(n) => duration::check_range(&n.to_string(), u64::try_from(*n).unwrap_or(0)),
+        _ => match node.scalar_text() {
+            Some(t) => duration::parse_secs(&t),
+            None => Err(format!("`timeout` must be a duration such as `30m`, found {}", node.value.kind())),
+        },
+    };
+    parsed.map_err(|msg| d.error(node.pos, msg)).ok()
+}
+
+fn retries(node: &Node, d: &mut Diagnostics) -> Option<u32> {
+    match node.value {
+        Value::Int(n) if (0..=MAX_RETRIES).contains(&n) => u32::try_from(n).ok(),
+        _ => {
+            let shown = node.scalar_text().unwrap_or_else(|| node.value.kind().to_string());
+            d.error(node.pos, format!("`retries` must be a whole number from 0 to {MAX_RETRIES}, found `{shown}`"));
+            None
+        }
+    }
+}
+
+fn artifacts(node: &Node, d: &mut Diagnostics) -> Vec<String> {
+    let mut out = Vec::new();
+    for (path, pos) in fields::string_list(node, "artifacts", d) {
+        if path.trim().is_empty() {
+            d.error(pos, "empty artifact path");
+        } else if path.starts_with('/') {
+            d.error(pos, format!("artifact path `{path}` must be relative to the workspace"));
+        } else if path.split('/').any(|seg| seg == "..") {
+            d.error(pos, format!("artifact path `{path}` must stay inside the workspace"));
+        } else {
+            out.push(path);
+        }
+    }
+    out
+}

@@ -1,0 +1,88 @@
+//! Resolving dotted references (`job.OUT`, `product.job.OUT`, …) against the belt.
+
+use crate::diag::{Diagnostics, Pos};
+use crate::model::{ProductRef, RefTarget};
+use crate::names;
+
+/// Implicit output every job has: the tail of its stdout.
+pub const STDOUT: &str = "STDOUT";
+
+/// What the compiler knows about the jobs of the belt being compiled.
+pub struct BeltJobs<'a> {
+    pub belt: &'a str,
+    /// Each job's name and declared outputs.
+    pub jobs: Vec<(&'a str, Vec<String>)>,
+}
+
+impl BeltJobs<'_> {
+    fn outputs(&self, job: &str) -> Option<&[String]> {
+        self.jobs.iter().find(|(n, _)| *n == job).map(|(_, o)| o.as_slice())
+    }
+
+    fn names(&self) -> impl Iterator<Item = &str> {
+        self.jobs.iter().map(|(n, _)| *n)
+    }
+}
+
+/// Splits the part before the output into a product reference:
+/// `p`, `p.job`, `p.belt.job`; extra leading segments belong to a dotted product name.
+pub fn product_ref(prefix: &[&str]) -> ProductRef {
+    let n = prefix.len();
+    let (product, belt, job) = match n {
+        1 => (prefix[0].to_string(), None, None),
+        2 => (prefix[0].to_string(), None, Some(prefix[1])),
+        _ => (prefix[..n - 2].join("."), Some(prefix[n - 2]), Some(prefix[n - 1])),
+    };
+    ProductRef {
+        product,
+        belt: belt.map(str::to_string),
+        job: job.map(str::to_string),
+    }
+}
+
+/// Resolves `path` (as written inside `${}`); `shown` is the reference for messages.
+pub fn resolve(path: &str, shown: &str, jobs: &BeltJobs, pos: Pos, d: &mut Diagnostics) -> Option<RefTarget> {
+    let segs: Vec<&str> = path.split('.').collect();
+    let (output, prefix) = segs.split_last()?;
+    if let [job] = prefix {
+        if let Some(outputs) = jobs.outputs(job) {
+            if *output != STDOUT && !outputs.iter().any(|o| o == output) {
+                let candidates = outputs.iter().map(String::as_str).chain([STDOUT]);
+                d.error(
+                    pos,
+                    format!(
+                        "reference `{shown}` names output `{output}`, which job `{job}` does not declare{}",
+                        names::hint(output, candidates)
+                    ),
+                );
+                return None;
+            }
+            return Some(RefTarget::Job {
+                job: job.to_string(),
+                output: output.to_string(),
+            });
+        }
+        if let Some(near) = names::suggest(job, jobs.names()) {
+            d.error(
+                pos,
+                format!("unknown job `{job}` in reference `{shown}` (did you mean `{near}`?)"),
+            );
+            return None;
+        }
+    }
+    let target = product_ref(prefix);
+    if !names::is_product_name(&target.product) {
+        d.error(
+            pos,
+            format!(
+                "reference `{shown}` names `{}`, which is neither a job of belt `{}` nor a valid product name",
+                target.product, jobs.belt
+            ),
+        );
+        return None;
+    }
+    Some(RefTarget::Product {
+        target,
+        output: output.to_string(),
+    })
+}
