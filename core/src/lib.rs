@@ -10,3 +10,4 @@ pub mod names;
 pub mod script;
 pub mod compile;
 pub mod dag;
+pub mod check;

@@ -82,8 +82,11 @@ pub enum BuildSelector {
 
 #[derive(Debug, Clone, PartialEq, Serialize)]
 pub struct UpstreamTrigger {
+    /// Where `upstream-product` and `upstream-belt` are written, for messages.
     #[serde(skip)]
     pub pos: Pos,
+    #[serde(skip)]
+    pub belt_pos: Pos,
     pub product: String,
     pub belt: Option<String>,
     pub build: BuildSelector,

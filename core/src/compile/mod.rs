@@ -28,6 +28,9 @@ const BELT_KEYS: &[&str] = &["name", "jobs", "fleet", "env"];
 #[derive(Debug)]
 pub struct Compiled {
     pub product: Option<Product>,
+    /// What could be compiled despite errors (belts with errors left out); used only to
+    /// check other products against this one, so one run reports as much as it can.
+    pub partial: Option<Product>,
     pub diagnostics: Vec<Diagnostic>,
 }
 
@@ -41,9 +44,10 @@ pub fn compile(file: &str, text: &str) -> Compiled {
             None
         }
     };
-    let product = if d.has_errors() { None } else { product };
+    let (product, partial) = if d.has_errors() { (None, product) } else { (product, None) };
     Compiled {
         product,
+        partial,
         diagnostics: d.into_sorted(),
     }
 }

@@ -117,8 +117,10 @@ fn upstream(f: &Fields, params: &Node, product: Option<&str>, belts: &[String], 
         Some(n) => selector(n, d),
     };
     let own_belts = trigger_belts(f, belts, d);
+    let pos_of = |key: &str| f.present(key).map_or(params.pos, |n| n.pos);
     Some(UpstreamTrigger {
-        pos: params.pos,
+        pos: pos_of("upstream-product"),
+        belt_pos: pos_of("upstream-belt"),
         product: upstream?,
         belt,
         build: build?,

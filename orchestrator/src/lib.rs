@@ -1,0 +1,5 @@
+//! The conveyor orchestrator: command-line interface, validation, benchmarks.
+
+pub mod bench;
+pub mod cli;
+pub mod validate;
