@@ -55,6 +55,8 @@ impl fmt::Display for Diagnostic {
 pub struct Diagnostics {
     file: String,
     items: Vec<Diagnostic>,
+    /// The source's lines, to locate things inside multi-line scalars.
+    lines: Vec<String>,
 }
 
 impl Diagnostics {
@@ -62,7 +64,50 @@ impl Diagnostics {
         Diagnostics {
             file: file.into(),
             items: Vec::new(),
+            lines: Vec::new(),
         }
+    }
+
+    /// Diagnostics that can locate positions inside the scalars of `source`.
+    pub fn with_source(file: impl Into<String>, source: &str) -> Self {
+        Diagnostics {
+            lines: source.lines().map(str::to_string).collect(),
+            ..Self::new(file)
+        }
+    }
+
+    /// The position of byte `offset` of a scalar's value that starts at `node`.
+    /// Exact for block scalars (`|`, `>`) and single-line scalars; otherwise the node's.
+    pub fn pos_in_scalar(&self, node: Pos, value: &str, offset: usize) -> Pos {
+        let before = &value[..offset.min(value.len())];
+        let line_in_value = before.matches('\n').count();
+        let col_in_line = before.len() - before.rfind('\n').map_or(0, |i| i + 1);
+        let Some(first) = (node.line as usize).checked_sub(1).and_then(|i| self.lines.get(i)) else {
+            return node;
+        };
+        let at = first.get((node.col as usize).saturating_sub(1)..).unwrap_or("");
+        if at.starts_with('|') || at.starts_with('>') {
+            let content = self.lines.iter().skip(node.line as usize).find(|l| !l.trim().is_empty());
+            let indent = content.map_or(0, |l| l.len() - l.trim_start().len());
+            let col = u32::try_from(indent + col_in_line + 1).unwrap_or(node.col);
+            return Pos::new(node.line + 1 + line_in_value as u32, col);
+        }
+        let first_value_line = value.split('\n').next().unwrap_or("");
+        if line_in_value == 0 && at.contains(first_value_line) {
+            let quote = u32::from(at.starts_with('"') || at.starts_with('\''));
+            return Pos::new(node.line, node.col + quote + col_in_line as u32);
+        }
+        // A block scalar located at its first content line: every line shares its indent.
+        let indent = first.len() - first.trim_start().len();
+        let opener = node.line.checked_sub(2).and_then(|i| self.lines.get(i as usize));
+        let is_block = opener.is_some_and(|l| {
+            let l = l.trim_end().trim_end_matches(|c: char| c.is_ascii_digit() || c == '-' || c == '+');
+            l.ends_with('|') || l.ends_with('>')
+        });
+        if is_block && indent + 1 == node.col as usize {
+            return Pos::new(node.line + line_in_value as u32, node.col + col_in_line as u32);
+        }
+        node
     }
 
     pub fn error(&mut self, pos: Pos, message: impl Into<String>) {

@@ -57,8 +57,8 @@ pub fn compile(
     let what = format!("job `{name}`");
     let f = Fields::read(node, &what, JOB_KEYS, d)?;
     let errors_before = d.error_count();
-    let pre_run = f.present("pre-run").and_then(|n| fields::script(n, "pre-run", d));
-    let commands = f.present("commands").and_then(|n| fields::script(n, "commands", d));
+    let pre_run = f.present("pre-run").and_then(|n| Some((n, fields::script(n, "pre-run", d)?)));
+    let commands = f.present("commands").and_then(|n| Some((n, fields::script(n, "commands", d)?)));
     let driver = f.present("driver").and_then(|n| {
         fields::name(n, "driver", names::is_fleet_name, fields::FLEET_RULE, d)
     });
@@ -73,26 +73,19 @@ pub fn compile(
         ),
         _ => {}
     }
-    let body = match (pre_run, commands) {
-        (Some(p), Some(c)) => format!("{}\n{}", p.trim_end_matches('\n'), c),
-        (p, c) => p.or(c).unwrap_or_default(),
-    };
-    let script_pos = f.present("commands").or(f.present("pre-run")).map_or(node.pos, |n| n.pos);
     let mut refs = Vec::new();
-    let found = script::scan(&body);
-    for hit in &found {
-        if hit.context == Context::QuotedHeredoc {
-            d.warning(
-                script_pos,
-                format!(
-                    "reference `{}` in job `{name}` is inside a here-document with a quoted delimiter, where bash expands nothing; unquote the delimiter",
-                    &body[hit.start..hit.end]
-                ),
-            );
+    let parts: Vec<String> = [pre_run, commands]
+        .into_iter()
+        .flatten()
+        .map(|(n, text)| script_part(n, &text, name, &mut refs, belt, d))
+        .collect();
+    let mut script = String::new();
+    for part in parts {
+        if !script.is_empty() && !script.ends_with('\n') {
+            script.push('\n');
         }
-        add_ref(&mut refs, &hit.path, &body[hit.start..hit.end], script_pos, belt, d);
+        script.push_str(&part);
     }
-    let script = script::rewrite(&body, &found, |path| env_of(&refs, path));
     let condition = f.present("if").and_then(|n| condition(n, name, &mut refs, belt, d));
     let job = Job {
         name: name.to_string(),
@@ -116,6 +109,32 @@ pub fn compile(
         pos: node.pos,
     };
     (d.error_count() == errors_before).then_some(job)
+}
+
+/// Finds the references in one script part and rewrites them.
+fn script_part(
+    node: &Node,
+    text: &str,
+    job: &str,
+    refs: &mut Vec<Reference>,
+    belt: &BeltJobs,
+    d: &mut Diagnostics,
+) -> String {
+    let found = script::scan(text);
+    for hit in &found {
+        let shown = &text[hit.start..hit.end];
+        let pos = d.pos_in_scalar(node.pos, text, hit.start);
+        if hit.context == Context::QuotedHeredoc {
+            d.warning(
+                pos,
+                format!(
+                    "reference `{shown}` in job `{job}` is inside a here-document with a quoted delimiter, where bash expands nothing; unquote the delimiter"
+                ),
+            );
+        }
+        add_ref(refs, &hit.path, shown, pos, belt, d);
+    }
+    script::rewrite(text, &found, |path| env_of(refs, path))
 }
 
 fn env_of(refs: &[Reference], path: &str) -> String {

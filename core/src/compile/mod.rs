@@ -36,7 +36,7 @@ pub struct Compiled {
 
 /// Compiles one file. `file` is the name used in messages.
 pub fn compile(file: &str, text: &str) -> Compiled {
-    let mut d = Diagnostics::new(file);
+    let mut d = Diagnostics::with_source(file, text);
     let product = match yaml::parse(text) {
         Ok(root) => product(&root, &mut d),
         Err(e) => {
