@@ -18,20 +18,31 @@ pub struct Source<'a> {
 /// Checks every product in `given` against `given` and the already `registered` ones
 /// (a product given by file replaces its registered version).
 pub fn check(given: &[Source], registered: &[&Product]) -> Vec<Diagnostic> {
-    let mut known: HashMap<&str, &Product> = registered.iter().map(|p| (p.name.as_str(), *p)).collect();
+    let mut known: HashMap<&str, &Product> =
+        registered.iter().map(|p| (p.name.as_str(), *p)).collect();
     let mut out = Vec::new();
     let mut first_file: HashMap<&str, &str> = HashMap::new();
     for s in given {
         if let Some(other) = first_file.insert(&s.product.name, s.file) {
             let mut d = Diagnostics::new(s.file);
-            d.error(Pos::new(1, 1), format!("product `{}` is defined twice (also in {other})", s.product.name));
+            d.error(
+                Pos::new(1, 1),
+                format!(
+                    "product `{}` is defined twice (also in {other})",
+                    s.product.name
+                ),
+            );
             out.extend(d.into_sorted());
         }
         known.insert(&s.product.name, s.product);
     }
     for s in given {
         let mut d = Diagnostics::new(s.file);
-        Checker { known: &known, d: &mut d }.product(s.product);
+        Checker {
+            known: &known,
+            d: &mut d,
+        }
+        .product(s.product);
         out.extend(d.into_sorted());
     }
     out.extend(chain_cycles(given, &known));
@@ -53,7 +64,13 @@ impl<'a> Checker<'a, '_> {
                 && up.belt(belt).is_none()
             {
                 let hint = names::hint(belt, up.belts.iter().map(|b| b.name.as_str()));
-                self.d.error(u.belt_pos, format!("unknown belt `{belt}` in product `{}` (`upstream-build` trigger){hint}", up.name));
+                self.d.error(
+                    u.belt_pos,
+                    format!(
+                        "unknown belt `{belt}` in product `{}` (`upstream-build` trigger){hint}",
+                        up.name
+                    ),
+                );
             }
         }
         for job in p.belts.iter().flat_map(|b| &b.jobs) {
@@ -79,7 +96,10 @@ impl<'a> Checker<'a, '_> {
             if let (Some(p), Some(belts)) = (self.lookup(&ds.product, &ctx, ds.pos), &ds.belts) {
                 for b in belts.iter().filter(|b| p.belt(b).is_none()) {
                     let hint = names::hint(b, p.belts.iter().map(|x| x.name.as_str()));
-                    self.d.error(ds.pos, format!("unknown belt `{b}` in product `{}` ({ctx}){hint}", p.name));
+                    self.d.error(
+                        ds.pos,
+                        format!("unknown belt `{b}` in product `{}` ({ctx}){hint}", p.name),
+                    );
                 }
             }
         }
@@ -105,7 +125,10 @@ impl<'a> Checker<'a, '_> {
                 Some(belt) => vec![belt],
                 None => {
                     let hint = names::hint(b, p.belts.iter().map(|x| x.name.as_str()));
-                    self.d.error(pos, format!("unknown belt `{b}` in product `{}` ({ctx}){hint}", p.name));
+                    self.d.error(
+                        pos,
+                        format!("unknown belt `{b}` in product `{}` ({ctx}){hint}", p.name),
+                    );
                     return None;
                 }
             },
@@ -121,7 +144,8 @@ impl<'a> Checker<'a, '_> {
                 Some(b) => format!("belt `{b}` of product `{}`", p.name),
                 None => format!("product `{}`", p.name),
             };
-            self.d.error(pos, format!("unknown job `{job}` in {place} ({ctx}){hint}"));
+            self.d
+                .error(pos, format!("unknown job `{job}` in {place} ({ctx}){hint}"));
             return None;
         }
         Some(matching)
@@ -134,8 +158,13 @@ impl<'a> Checker<'a, '_> {
         if output == crate::compile::STDOUT && target.job.is_some() {
             return;
         }
-        let declaring: Vec<&&Job> = jobs.iter().filter(|j| j.outputs.iter().any(|o| o.name == output)).collect();
-        let declared = jobs.iter().flat_map(|j| j.outputs.iter().map(|o| o.name.as_str()));
+        let declaring: Vec<&&Job> = jobs
+            .iter()
+            .filter(|j| j.outputs.iter().any(|o| o.name == output))
+            .collect();
+        let declared = jobs
+            .iter()
+            .flat_map(|j| j.outputs.iter().map(|o| o.name.as_str()));
         let hint = names::hint(output, declared);
         let product = &target.product;
         match (&target.job, declaring.as_slice()) {
@@ -176,7 +205,12 @@ fn chain_cycles(given: &[Source], known: &HashMap<&str, &Product>) -> Vec<Diagno
     let mut edges = Vec::new();
     for p in known.values() {
         let Some(me) = index(&p.name) else { continue };
-        for ds in p.belts.iter().flat_map(|b| &b.jobs).flat_map(|j| &j.downstreams) {
+        for ds in p
+            .belts
+            .iter()
+            .flat_map(|b| &b.jobs)
+            .flat_map(|j| &j.downstreams)
+        {
             if let Some(to) = index(&ds.product) {
                 edges.push((me, to));
             }
@@ -193,13 +227,23 @@ fn chain_cycles(given: &[Source], known: &HashMap<&str, &Product>) -> Vec<Diagno
     edges.dedup();
     let mut out = Vec::new();
     for cycle in dag::cycles(names.len(), &edges) {
-        let path: Vec<&str> = cycle.iter().chain(cycle.first()).map(|&i| names[i]).collect();
+        let path: Vec<&str> = cycle
+            .iter()
+            .chain(cycle.first())
+            .map(|&i| names[i])
+            .collect();
         let file = given
             .iter()
             .find(|s| cycle.iter().any(|&i| names[i] == s.product.name))
             .map_or("", |s| s.file);
         let mut d = Diagnostics::new(file);
-        d.error(Pos::new(1, 1), format!("products trigger each other in a cycle: {}", path.join(" -> ")));
+        d.error(
+            Pos::new(1, 1),
+            format!(
+                "products trigger each other in a cycle: {}",
+                path.join(" -> ")
+            ),
+        );
         out.extend(d.into_sorted());
     }
     out

@@ -1,13 +1,18 @@
 //! The belt's DAG: edges from inputs, needs and references; cycles found and printed.
 
-use std::collections::BTreeSet;
+use std::collections::{BTreeSet, HashMap};
 
 use crate::model::{Input, Job, RefTarget};
 
 /// Every `(dependency, dependent)` pair, by job index, sorted and without duplicates.
 /// Names that match no job are ignored here; the compiler has reported them already.
 pub fn edges(jobs: &[Job]) -> Vec<(usize, usize)> {
-    let index = |name: &str| jobs.iter().position(|j| j.name == name);
+    let by_name: HashMap<&str, usize> = jobs
+        .iter()
+        .enumerate()
+        .map(|(i, j)| (j.name.as_str(), i))
+        .collect();
+    let index = |name: &str| by_name.get(name).copied();
     let mut set = BTreeSet::new();
     for (to, job) in jobs.iter().enumerate() {
         let from_inputs = job.inputs.iter().filter_map(|i| match i {
@@ -18,7 +23,9 @@ pub fn edges(jobs: &[Job]) -> Vec<(usize, usize)> {
             RefTarget::Job { job, .. } => Some(job.as_str()),
             RefTarget::Product { .. } => None,
         });
-        let names = from_inputs.chain(job.needs.iter().map(String::as_str)).chain(from_refs);
+        let names = from_inputs
+            .chain(job.needs.iter().map(String::as_str))
+            .chain(from_refs);
         for from in names.filter_map(index) {
             set.insert((from, to));
         }
@@ -60,10 +67,7 @@ pub fn cycles(n: usize, edges: &[(usize, usize)]) -> Vec<Vec<usize>> {
         let mut on_path = vec![usize::MAX; n];
         on_path[start] = 0;
         let mut at = start;
-        loop {
-            let Some(&next) = deps[at].iter().find(|&&p| !done[p]) else {
-                break;
-            };
+        while let Some(&next) = deps[at].iter().find(|&&p| !done[p]) {
             if on_path[next] != usize::MAX {
                 let mut cycle: Vec<usize> = path[on_path[next]..].to_vec();
                 let fresh = cycle.iter().all(|&c| !covered[c]);
@@ -85,7 +89,12 @@ pub fn cycles(n: usize, edges: &[(usize, usize)]) -> Vec<Vec<usize>> {
 }
 
 fn rotate_to_min(mut cycle: Vec<usize>) -> Vec<usize> {
-    if let Some(min_at) = cycle.iter().enumerate().min_by_key(|(_, v)| **v).map(|(i, _)| i) {
+    if let Some(min_at) = cycle
+        .iter()
+        .enumerate()
+        .min_by_key(|(_, v)| **v)
+        .map(|(i, _)| i)
+    {
         cycle.rotate_left(min_at);
     }
     cycle

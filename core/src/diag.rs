@@ -82,12 +82,21 @@ impl Diagnostics {
         let before = &value[..offset.min(value.len())];
         let line_in_value = before.matches('\n').count();
         let col_in_line = before.len() - before.rfind('\n').map_or(0, |i| i + 1);
-        let Some(first) = (node.line as usize).checked_sub(1).and_then(|i| self.lines.get(i)) else {
+        let Some(first) = (node.line as usize)
+            .checked_sub(1)
+            .and_then(|i| self.lines.get(i))
+        else {
             return node;
         };
-        let at = first.get((node.col as usize).saturating_sub(1)..).unwrap_or("");
+        let at = first
+            .get((node.col as usize).saturating_sub(1)..)
+            .unwrap_or("");
         if at.starts_with('|') || at.starts_with('>') {
-            let content = self.lines.iter().skip(node.line as usize).find(|l| !l.trim().is_empty());
+            let content = self
+                .lines
+                .iter()
+                .skip(node.line as usize)
+                .find(|l| !l.trim().is_empty());
             let indent = content.map_or(0, |l| l.len() - l.trim_start().len());
             let col = u32::try_from(indent + col_in_line + 1).unwrap_or(node.col);
             return Pos::new(node.line + 1 + line_in_value as u32, col);
@@ -99,13 +108,21 @@ impl Diagnostics {
         }
         // A block scalar located at its first content line: every line shares its indent.
         let indent = first.len() - first.trim_start().len();
-        let opener = node.line.checked_sub(2).and_then(|i| self.lines.get(i as usize));
+        let opener = node
+            .line
+            .checked_sub(2)
+            .and_then(|i| self.lines.get(i as usize));
         let is_block = opener.is_some_and(|l| {
-            let l = l.trim_end().trim_end_matches(|c: char| c.is_ascii_digit() || c == '-' || c == '+');
+            let l = l
+                .trim_end()
+                .trim_end_matches(|c: char| c.is_ascii_digit() || c == '-' || c == '+');
             l.ends_with('|') || l.ends_with('>')
         });
         if is_block && indent + 1 == node.col as usize {
-            return Pos::new(node.line + line_in_value as u32, node.col + col_in_line as u32);
+            return Pos::new(
+                node.line + line_in_value as u32,
+                node.col + col_in_line as u32,
+            );
         }
         node
     }

@@ -6,7 +6,9 @@ pub const MAX_SECS: u64 = 7 * 24 * 3600;
 /// Parses a duration into whole seconds, or says what is wrong with it.
 pub fn parse_secs(text: &str) -> Result<u64, String> {
     let bad = || {
-        format!("invalid duration `{text}`: write a number and a unit, such as `30s`, `10m` or `1h30m`")
+        format!(
+            "invalid duration `{text}`: write a number and a unit, such as `30s`, `10m` or `1h30m`"
+        )
     };
     let mut total: u64 = 0;
     let mut rest = text.trim();
@@ -14,13 +16,17 @@ pub fn parse_secs(text: &str) -> Result<u64, String> {
         return Err(bad());
     }
     while !rest.is_empty() {
-        let digits = rest.find(|c: char| !c.is_ascii_digit()).unwrap_or(rest.len());
+        let digits = rest
+            .find(|c: char| !c.is_ascii_digit())
+            .unwrap_or(rest.len());
         if digits == 0 {
             return Err(bad());
         }
         let n: u64 = rest[..digits].parse().map_err(|_| bad())?;
         rest = rest[digits..].trim_start();
-        let unit_len = rest.find(|c: char| !c.is_ascii_alphabetic()).unwrap_or(rest.len());
+        let unit_len = rest
+            .find(|c: char| !c.is_ascii_alphabetic())
+            .unwrap_or(rest.len());
         let factor = match &rest[..unit_len] {
             "s" | "sec" | "secs" | "second" | "seconds" => 1,
             "m" | "min" | "mins" | "minute" | "minutes" => 60,
@@ -70,8 +76,14 @@ mod tests {
         );
         assert!(parse_secs("m30").is_err());
         assert!(parse_secs("").is_err());
-        assert_eq!(parse_secs("0s"), Err("duration `0s` must be longer than 0s".into()));
-        assert_eq!(parse_secs("8d"), Err("duration `8d` is longer than the 7d limit".into()));
+        assert_eq!(
+            parse_secs("0s"),
+            Err("duration `0s` must be longer than 0s".into())
+        );
+        assert_eq!(
+            parse_secs("8d"),
+            Err("duration `8d` is longer than the 7d limit".into())
+        );
         assert!(parse_secs("99999999999999999999d").is_err());
     }
 }

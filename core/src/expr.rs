@@ -232,7 +232,11 @@ mod tests {
 
     fn run(text: &str, vals: &[(&str, &str)]) -> bool {
         let e = parse(text).expect("valid condition");
-        e.eval(&|r: &str| vals.iter().find(|(k, _)| *k == r).map(|(_, v)| v.to_string()))
+        e.eval(&|r: &str| {
+            vals.iter()
+                .find(|(k, _)| *k == r)
+                .map(|(_, v)| v.to_string())
+        })
     }
 
     #[test]
@@ -255,13 +259,22 @@ mod tests {
 
     #[test]
     fn malformed_conditions_explain_themselves() {
-        assert_eq!(parse("a.X ==").unwrap_err(), "condition ends where a value was expected");
+        assert_eq!(
+            parse("a.X ==").unwrap_err(),
+            "condition ends where a value was expected"
+        );
         assert_eq!(parse("(a.X").unwrap_err(), "missing `)` in condition");
-        assert_eq!(parse("'open").unwrap_err(), "unterminated string in condition `'open`");
+        assert_eq!(
+            parse("'open").unwrap_err(),
+            "unterminated string in condition `'open`"
+        );
         assert_eq!(
             parse("deploy").unwrap_err(),
             "`deploy` in condition `deploy` is not a value: write a reference such as `job.OUTPUT`, a quoted string, a number, true or false"
         );
-        assert_eq!(parse("a.X b.Y").unwrap_err(), "unexpected reference `b.Y` in condition `a.X b.Y`");
+        assert_eq!(
+            parse("a.X b.Y").unwrap_err(),
+            "unexpected reference `b.Y` in condition `a.X b.Y`"
+        );
     }
 }

@@ -145,8 +145,12 @@ pub struct Job {
 #[serde(tag = "kind", rename_all = "kebab-case")]
 pub enum Input {
     Source,
-    Git { url: String },
-    Job { job: String },
+    Git {
+        url: String,
+    },
+    Job {
+        job: String,
+    },
     Product {
         target: ProductRef,
         #[serde(skip)]

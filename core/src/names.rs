@@ -5,30 +5,38 @@ pub const MAX_NAME_LEN: usize = 100;
 
 /// Product names: `[a-z0-9][a-z0-9._-]*`.
 pub fn is_product_name(s: &str) -> bool {
-    name_with(s, |c| c.is_ascii_lowercase() || c.is_ascii_digit(), |c| {
-        c.is_ascii_lowercase() || c.is_ascii_digit() || matches!(c, '.' | '_' | '-')
-    })
+    name_with(
+        s,
+        |c| c.is_ascii_lowercase() || c.is_ascii_digit(),
+        |c| c.is_ascii_lowercase() || c.is_ascii_digit() || matches!(c, '.' | '_' | '-'),
+    )
 }
 
 /// Belt and job names: `[A-Za-z0-9_][A-Za-z0-9_-]*` (no dots: references split on them).
 pub fn is_node_name(s: &str) -> bool {
-    name_with(s, |c| c.is_ascii_alphanumeric() || c == '_', |c| {
-        c.is_ascii_alphanumeric() || matches!(c, '_' | '-')
-    })
+    name_with(
+        s,
+        |c| c.is_ascii_alphanumeric() || c == '_',
+        |c| c.is_ascii_alphanumeric() || matches!(c, '_' | '-'),
+    )
 }
 
 /// Fleet and driver names: `[a-z0-9][a-z0-9_-]*`.
 pub fn is_fleet_name(s: &str) -> bool {
-    name_with(s, |c| c.is_ascii_lowercase() || c.is_ascii_digit(), |c| {
-        c.is_ascii_lowercase() || c.is_ascii_digit() || matches!(c, '_' | '-')
-    })
+    name_with(
+        s,
+        |c| c.is_ascii_lowercase() || c.is_ascii_digit(),
+        |c| c.is_ascii_lowercase() || c.is_ascii_digit() || matches!(c, '_' | '-'),
+    )
 }
 
 /// Shell variable names, used for outputs and `env` keys: `[A-Za-z_][A-Za-z0-9_]*`.
 pub fn is_var_name(s: &str) -> bool {
-    name_with(s, |c| c.is_ascii_alphabetic() || c == '_', |c| {
-        c.is_ascii_alphanumeric() || c == '_'
-    })
+    name_with(
+        s,
+        |c| c.is_ascii_alphabetic() || c == '_',
+        |c| c.is_ascii_alphanumeric() || c == '_',
+    )
 }
 
 fn name_with(s: &str, first: impl Fn(char) -> bool, rest: impl Fn(char) -> bool) -> bool {

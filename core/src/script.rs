@@ -94,7 +94,12 @@ pub fn scan(script: &str) -> Vec<Found> {
                 Frame::AnsiC => Context::AnsiC,
                 _ => Context::Unquoted,
             };
-            found.push(Found { path, start: i, end: i + len, context });
+            found.push(Found {
+                path,
+                start: i,
+                end: i + len,
+                context,
+            });
             i += len;
             continue;
         }
@@ -220,7 +225,14 @@ fn heredoc_start(s: &str) -> Option<(Heredoc, usize)> {
             (word.replace('\\', ""), word.contains('\\'), len)
         }
     };
-    (!delim.is_empty()).then_some((Heredoc { delim, quoted, strip_tabs }, after_dash + blanks + len))
+    (!delim.is_empty()).then_some((
+        Heredoc {
+            delim,
+            quoted,
+            strip_tabs,
+        },
+        after_dash + blanks + len,
+    ))
 }
 
 /// Scans here-document bodies starting at `i`; returns the index after the last one.
@@ -229,13 +241,21 @@ fn heredoc_bodies(script: &str, mut i: usize, docs: &[Heredoc], found: &mut Vec<
         while i < script.len() {
             let line_end = script[i..].find('\n').map_or(script.len(), |n| i + n);
             let line = &script[i..line_end];
-            let bare = if doc.strip_tabs { line.trim_start_matches('\t') } else { line };
+            let bare = if doc.strip_tabs {
+                line.trim_start_matches('\t')
+            } else {
+                line
+            };
             let next = (line_end + 1).min(script.len());
             if bare == doc.delim {
                 i = next;
                 break;
             }
-            let context = if doc.quoted { Context::QuotedHeredoc } else { Context::Double };
+            let context = if doc.quoted {
+                Context::QuotedHeredoc
+            } else {
+                Context::Double
+            };
             let mut j = 0;
             while j < line.len() {
                 if !line.as_bytes()[j].is_ascii() {
@@ -248,7 +268,12 @@ fn heredoc_bodies(script: &str, mut i: usize, docs: &[Heredoc], found: &mut Vec<
                     continue;
                 }
                 if let Some((path, len)) = ref_at(rest) {
-                    found.push(Found { path, start: i + j, end: i + j + len, context });
+                    found.push(Found {
+                        path,
+                        start: i + j,
+                        end: i + j + len,
+                        context,
+                    });
                     j += len;
                 } else {
                     j += 1;

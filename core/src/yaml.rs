@@ -141,7 +141,12 @@ fn yaml_error(err: serde_saphyr::Error) -> YamlError {
         Some(i) => text[..i].to_string(),
         None => text,
     };
-    let message = message.lines().next().unwrap_or("invalid YAML").trim().to_string();
+    let message = message
+        .lines()
+        .next()
+        .unwrap_or("invalid YAML")
+        .trim()
+        .to_string();
     YamlError {
         pos,
         message: format!("invalid YAML: {message}"),
@@ -248,7 +253,11 @@ mod tests {
     fn an_alias_bomb_is_refused() {
         let mut text = String::from("a: &a [x, x, x, x, x, x, x, x, x, x]\n");
         for i in 0..12 {
-            let prev = if i == 0 { "a".to_string() } else { format!("l{}", i - 1) };
+            let prev = if i == 0 {
+                "a".to_string()
+            } else {
+                format!("l{}", i - 1)
+            };
             text.push_str(&format!(
                 "l{i}: &l{i} [*{prev}, *{prev}, *{prev}, *{prev}, *{prev}, *{prev}, *{prev}, *{prev}, *{prev}, *{prev}]\n"
             ));

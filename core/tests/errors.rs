@@ -5,7 +5,11 @@ use conveyor_core::compile::compile;
 
 /// Compiles `yaml` as `t.yml` and renders its diagnostics.
 fn diags(yaml: &str) -> Vec<String> {
-    compile("t.yml", yaml).diagnostics.iter().map(ToString::to_string).collect()
+    compile("t.yml", yaml)
+        .diagnostics
+        .iter()
+        .map(ToString::to_string)
+        .collect()
 }
 
 /// A product wrapper: one belt `b` holding the given jobs (indented as list items).
@@ -26,25 +30,19 @@ macro_rules! case {
 case!(
     yaml_syntax_errors_are_located,
     "product: p\nbelts: [\n",
-    [
-        "t.yml:2:8: error: invalid YAML: unclosed bracket '['",
-    ]
+    ["t.yml:2:8: error: invalid YAML: unclosed bracket '['",]
 );
 
 case!(
     an_empty_file_says_what_a_config_needs,
     "",
-    [
-        "t.yml:1:1: error: the file is empty: a .conveyor.yml needs `product` and `belts`",
-    ]
+    ["t.yml:1:1: error: the file is empty: a .conveyor.yml needs `product` and `belts`",]
 );
 
 case!(
     a_top_level_list_is_refused,
     "- a\n- b\n",
-    [
-        "t.yml:1:1: error: expected the product to be a mapping, found a list",
-    ]
+    ["t.yml:1:1: error: expected the product to be a mapping, found a list",]
 );
 
 case!(
@@ -76,49 +74,37 @@ case!(
 case!(
     an_empty_belts_list_is_an_error,
     "product: p\nbelts: []\n",
-    [
-        "t.yml:2:8: error: `belts` is empty: a product needs at least one belt",
-    ]
+    ["t.yml:2:8: error: `belts` is empty: a product needs at least one belt",]
 );
 
 case!(
     a_belt_without_jobs_is_an_error,
     "product: p\nbelts:\n  - name: b\n",
-    [
-        "t.yml:3:5: error: belt `b` has no jobs: add them under `jobs`",
-    ]
+    ["t.yml:3:5: error: belt `b` has no jobs: add them under `jobs`",]
 );
 
 case!(
     duplicate_belts_point_at_the_first,
     "product: p\nbelts:\n  - name: b\n    jobs:\n      - name: j\n        commands: 'true'\n  - name: b\n    jobs:\n      - name: j\n        commands: 'true'\n",
-    [
-        "t.yml:7:5: error: duplicate belt `b` (first defined at line 3)",
-    ]
+    ["t.yml:7:5: error: duplicate belt `b` (first defined at line 3)",]
 );
 
 case!(
     duplicate_jobs_point_at_the_first,
     belt("      - name: j\n        commands: 'true'\n      - name: j\n        commands: 'true'\n"),
-    [
-        "t.yml:7:9: error: duplicate job `j` in belt `b` (first defined at line 5)",
-    ]
+    ["t.yml:7:9: error: duplicate job `j` in belt `b` (first defined at line 5)",]
 );
 
 case!(
     a_job_without_a_name_is_counted,
     belt("      - commands: 'true'\n"),
-    [
-        "t.yml:5:9: error: missing `name` in job #1 of belt `b`",
-    ]
+    ["t.yml:5:9: error: missing `name` in job #1 of belt `b`",]
 );
 
 case!(
     a_job_needs_commands_or_a_driver,
     belt("      - name: j\n        pre-run: echo hi\n"),
-    [
-        "t.yml:5:9: error: job `j` has neither `commands` nor `driver`: give it a script to run",
-    ]
+    ["t.yml:5:9: error: job `j` has neither `commands` nor `driver`: give it a script to run",]
 );
 
 case!(
@@ -140,39 +126,39 @@ case!(
 
 case!(
     unknown_needs_suggest_the_near_job,
-    belt("      - name: build\n        commands: 'true'\n      - name: test\n        needs: [biuld]\n        commands: 'true'\n"),
-    [
-        "t.yml:8:17: error: unknown job `biuld` in `needs` of job `test` (did you mean `build`?)",
-    ]
+    belt(
+        "      - name: build\n        commands: 'true'\n      - name: test\n        needs: [biuld]\n        commands: 'true'\n"
+    ),
+    ["t.yml:8:17: error: unknown job `biuld` in `needs` of job `test` (did you mean `build`?)",]
 );
 
 case!(
     unknown_inputs_suggest_the_near_job,
-    belt("      - name: build\n        commands: 'true'\n      - name: test\n        inputs: [source, buld]\n        commands: 'true'\n"),
-    [
-        "t.yml:8:26: error: unknown job `buld` in `inputs` of job `test` (did you mean `build`?)",
-    ]
+    belt(
+        "      - name: build\n        commands: 'true'\n      - name: test\n        inputs: [source, buld]\n        commands: 'true'\n"
+    ),
+    ["t.yml:8:26: error: unknown job `buld` in `inputs` of job `test` (did you mean `build`?)",]
 );
 
 case!(
     an_empty_git_input_is_an_error,
     belt("      - name: j\n        inputs: ['git:']\n        commands: 'true'\n"),
-    [
-        "t.yml:6:18: error: empty `git:` input in job `j`: write `git:<url>`",
-    ]
+    ["t.yml:6:18: error: empty `git:` input in job `j`: write `git:<url>`",]
 );
 
 case!(
     a_reference_to_a_misspelled_job_is_an_error,
-    belt("      - name: build\n        commands: V=1\n        outputs: [V]\n      - name: test\n        commands: echo ${biuld.V}\n"),
-    [
-        "t.yml:9:24: error: unknown job `biuld` in reference `${biuld.V}` (did you mean `build`?)",
-    ]
+    belt(
+        "      - name: build\n        commands: V=1\n        outputs: [V]\n      - name: test\n        commands: echo ${biuld.V}\n"
+    ),
+    ["t.yml:9:24: error: unknown job `biuld` in reference `${biuld.V}` (did you mean `build`?)",]
 );
 
 case!(
     a_reference_to_an_undeclared_output_is_an_error,
-    belt("      - name: build\n        commands: VERSION=1\n        outputs: [VERSION]\n      - name: test\n        commands: echo {{ build.VERSON }}\n"),
+    belt(
+        "      - name: build\n        commands: VERSION=1\n        outputs: [VERSION]\n      - name: test\n        commands: echo {{ build.VERSON }}\n"
+    ),
     [
         "t.yml:9:24: error: reference `{{ build.VERSON }}` names output `VERSON`, which job `build` does not declare (did you mean `VERSION`?)",
     ]
@@ -180,23 +166,23 @@ case!(
 
 case!(
     a_cycle_is_printed_as_a_path,
-    belt("      - name: a\n        needs: [c]\n        commands: 'true'\n      - name: b\n        needs: [a]\n        commands: 'true'\n      - name: c\n        commands: echo ${b.STDOUT}\n"),
-    [
-        "t.yml:5:9: error: belt `b` has a dependency cycle: a -> b -> c -> a",
-    ]
+    belt(
+        "      - name: a\n        needs: [c]\n        commands: 'true'\n      - name: b\n        needs: [a]\n        commands: 'true'\n      - name: c\n        commands: echo ${b.STDOUT}\n"
+    ),
+    ["t.yml:5:9: error: belt `b` has a dependency cycle: a -> b -> c -> a",]
 );
 
 case!(
     a_job_referencing_itself_is_a_cycle,
     belt("      - name: a\n        commands: X=${a.X}\n        outputs: [X]\n"),
-    [
-        "t.yml:5:9: error: belt `b` has a dependency cycle: a -> a",
-    ]
+    ["t.yml:5:9: error: belt `b` has a dependency cycle: a -> a",]
 );
 
 case!(
     invalid_output_names_and_types_are_errors,
-    belt("      - name: j\n        commands: 'true'\n        outputs:\n          - 1X\n          - Int: N\n          - String: A\n          - A\n"),
+    belt(
+        "      - name: j\n        commands: 'true'\n        outputs:\n          - 1X\n          - Int: N\n          - String: A\n          - A\n"
+    ),
     [
         "t.yml:8:13: error: invalid output name `1X` in job `j`: outputs are shell variable names ([A-Za-z_][A-Za-z0-9_]*)",
         "t.yml:9:13: error: unknown output type `Int` in job `j`: outputs are strings, write `String: NAME`",
@@ -206,7 +192,9 @@ case!(
 
 case!(
     bad_fleet_env_timeout_retries_and_manual,
-    belt("      - name: j\n        commands: 'true'\n        fleet: GPU\n        env: {1X: a, CONVEYOR_X: b, OK: [1]}\n        timeout: 30x\n        retries: 11\n        manual: yes-please\n"),
+    belt(
+        "      - name: j\n        commands: 'true'\n        fleet: GPU\n        env: {1X: a, CONVEYOR_X: b, OK: [1]}\n        timeout: 30x\n        retries: 11\n        manual: yes-please\n"
+    ),
     [
         "t.yml:7:16: error: invalid fleet name `GPU`: use lowercase letters, digits, `_` and `-`, starting with a letter or digit",
         "t.yml:8:15: error: invalid environment variable name `1X` in `env`",
@@ -220,7 +208,9 @@ case!(
 
 case!(
     artifacts_must_stay_in_the_workspace,
-    belt("      - name: j\n        commands: 'true'\n        artifacts: [/etc/passwd, ../up, dist/app]\n"),
+    belt(
+        "      - name: j\n        commands: 'true'\n        artifacts: [/etc/passwd, ../up, dist/app]\n"
+    ),
     [
         "t.yml:7:21: error: artifact path `/etc/passwd` must be relative to the workspace",
         "t.yml:7:34: error: artifact path `../up` must stay inside the workspace",
@@ -230,17 +220,13 @@ case!(
 case!(
     a_malformed_condition_is_explained,
     belt("      - name: j\n        commands: 'true'\n        if: j.X ==\n"),
-    [
-        "t.yml:7:13: error: invalid `if` in job `j`: condition ends where a value was expected",
-    ]
+    ["t.yml:7:13: error: invalid `if` in job `j`: condition ends where a value was expected",]
 );
 
 case!(
     a_trigger_naming_a_missing_belt_suggests_one,
     "product: p\ntriggers:\n  - scm-event:\n    type: push\n    belts: [biuld]\nbelts:\n  - name: build\n    jobs:\n      - name: j\n        commands: 'true'\n",
-    [
-        "t.yml:5:13: error: trigger names unknown belt `biuld` (did you mean `build`?)",
-    ]
+    ["t.yml:5:13: error: trigger names unknown belt `biuld` (did you mean `build`?)",]
 );
 
 case!(
@@ -254,9 +240,7 @@ case!(
 case!(
     a_trigger_kind_typo_is_suggested,
     "product: p\ntriggers:\n  - scm-evnt:\n    type: push\nbelts:\n  - name: b\n    jobs:\n      - name: j\n        commands: 'true'\n",
-    [
-        "t.yml:3:5: error: unknown trigger kind `scm-evnt` (did you mean `scm-event`?)",
-    ]
+    ["t.yml:3:5: error: unknown trigger kind `scm-evnt` (did you mean `scm-event`?)",]
 );
 
 case!(
@@ -279,22 +263,22 @@ case!(
 case!(
     a_product_cannot_be_its_own_upstream,
     "product: p\ntriggers:\n  - upstream-build:\n    upstream-product: p\nbelts:\n  - name: b\n    jobs:\n      - name: j\n        commands: 'true'\n",
-    [
-        "t.yml:3:5: error: product `p` cannot be its own upstream",
-    ]
+    ["t.yml:3:5: error: product `p` cannot be its own upstream",]
 );
 
 case!(
     a_downstream_needs_its_product,
-    belt("      - name: j\n        commands: 'true'\n        downstreams:\n          - belts: [x]\n"),
-    [
-        "t.yml:8:13: error: a downstream needs `downstream-product`",
-    ]
+    belt(
+        "      - name: j\n        commands: 'true'\n        downstreams:\n          - belts: [x]\n"
+    ),
+    ["t.yml:8:13: error: a downstream needs `downstream-product`",]
 );
 
 case!(
     a_quoted_heredoc_reference_is_a_warning,
-    belt("      - name: a\n        commands: V=1\n        outputs: [V]\n      - name: j\n        commands: |\n          cat <<'EOF'\n          ${a.V}\n          EOF\n"),
+    belt(
+        "      - name: a\n        commands: V=1\n        outputs: [V]\n      - name: j\n        commands: |\n          cat <<'EOF'\n          ${a.V}\n          EOF\n"
+    ),
     [
         "t.yml:11:11: warning: reference `${a.V}` in job `j` is inside a here-document with a quoted delimiter, where bash expands nothing; unquote the delimiter",
     ]
@@ -302,7 +286,9 @@ case!(
 
 case!(
     several_errors_are_all_reported,
-    belt("      - name: a\n        needs: [zzz]\n      - name: b\n        commands: 'true'\n        timeout: 0s\n"),
+    belt(
+        "      - name: a\n        needs: [zzz]\n      - name: b\n        commands: 'true'\n        timeout: 0s\n"
+    ),
     [
         "t.yml:5:9: error: job `a` has neither `commands` nor `driver`: give it a script to run",
         "t.yml:6:17: error: unknown job `zzz` in `needs` of job `a`",
@@ -319,7 +305,12 @@ fn across(files: &[(&str, &str)]) -> Vec<String> {
         .collect();
     let sources: Vec<Source> = compiled
         .iter()
-        .filter_map(|(f, c)| c.product.as_ref().or(c.partial.as_ref()).map(|p| Source { file: f, product: p }))
+        .filter_map(|(f, c)| {
+            c.product.as_ref().or(c.partial.as_ref()).map(|p| Source {
+                file: f,
+                product: p,
+            })
+        })
         .collect();
     out.extend(check::check(&sources, &[]).iter().map(ToString::to_string));
     out
@@ -387,9 +378,17 @@ fn a_product_given_twice_is_an_error() {
 #[test]
 fn the_seed_terraform_example_reports_both_of_its_mistakes() {
     let read = |f: &str| std::fs::read_to_string(format!("../examples/seed/{f}")).expect("example");
-    let (ror, ami, tf) = (read("ror-api-backend.yml"), read("ami.yml"), read("terraform.yml"));
+    let (ror, ami, tf) = (
+        read("ror-api-backend.yml"),
+        read("ami.yml"),
+        read("terraform.yml"),
+    );
     assert_eq!(
-        across(&[("ror-api-backend.yml", &ror), ("ami.yml", &ami), ("terraform.yml", &tf)]),
+        across(&[
+            ("ror-api-backend.yml", &ror),
+            ("ami.yml", &ami),
+            ("terraform.yml", &tf)
+        ]),
         vec![
             "terraform.yml:7:9: error: trigger names unknown belt `build-ror-ami`",
             "terraform.yml:5:20: error: unknown belt `build-gem` in product `ami` (`upstream-build` trigger)",

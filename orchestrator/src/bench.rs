@@ -7,7 +7,9 @@ use std::time::{Duration, Instant};
 /// A belt of `jobs` jobs, each reading an output of the one before and needing two
 /// earlier ones: references, edges and outputs all exercised.
 pub fn generated_belt(jobs: usize) -> String {
-    let mut s = String::from("product: bench\ntriggers:\n  - scm-event:\n    type: push\nbelts:\n  - name: big\n    jobs:\n");
+    let mut s = String::from(
+        "product: bench\ntriggers:\n  - scm-event:\n    type: push\nbelts:\n  - name: big\n    jobs:\n",
+    );
     for i in 0..jobs {
         s.push_str(&format!("      - name: job-{i}\n"));
         if i >= 2 {
@@ -15,7 +17,10 @@ pub fn generated_belt(jobs: usize) -> String {
         }
         s.push_str("        commands: |\n");
         if i > 0 {
-            s.push_str(&format!("          echo \"previous: ${{job-{}.OUT}}\"\n", i - 1));
+            s.push_str(&format!(
+                "          echo \"previous: ${{job-{}.OUT}}\"\n",
+                i - 1
+            ));
         }
         s.push_str(&format!("          OUT=value-{i}\n"));
         s.push_str("        outputs:\n          - String: OUT\n");
@@ -38,13 +43,20 @@ pub fn validate(jobs: usize, runs: usize, json: bool, write: Option<&Path>) -> E
         let report = crate::validate::validate_texts(&files);
         times.push(start.elapsed());
         if report.errors() > 0 {
-            eprintln!("error: the generated belt did not validate: {}", report.diagnostics[0]);
+            eprintln!(
+                "error: the generated belt did not validate: {}",
+                report.diagnostics[0]
+            );
             return ExitCode::FAILURE;
         }
     }
     times.sort();
     let ms = |d: Duration| d.as_secs_f64() * 1000.0;
-    let (min, median, max) = (ms(times[0]), ms(times[times.len() / 2]), ms(times[times.len() - 1]));
+    let (min, median, max) = (
+        ms(times[0]),
+        ms(times[times.len() / 2]),
+        ms(times[times.len() - 1]),
+    );
     if json {
         println!(
             "{}",

@@ -6,7 +6,11 @@ use std::process::ExitCode;
 use clap::{Parser, Subcommand};
 
 #[derive(Debug, Parser)]
-#[command(name = "conveyor", version, about = "A CI/CD platform: belts of jobs, chained products.")]
+#[command(
+    name = "conveyor",
+    version,
+    about = "A CI/CD platform: belts of jobs, chained products."
+)]
 pub struct Cli {
     #[command(subcommand)]
     pub command: Command,
@@ -50,9 +54,12 @@ pub fn run(cli: Cli) -> ExitCode {
     match cli.command {
         Command::Validate { files } => crate::validate::run(&files),
         Command::Bench { what } => match what {
-            BenchCommand::Validate { jobs, runs, json, write } => {
-                crate::bench::validate(jobs, runs, json, write.as_deref())
-            }
+            BenchCommand::Validate {
+                jobs,
+                runs,
+                json,
+                write,
+            } => crate::bench::validate(jobs, runs, json, write.as_deref()),
         },
     }
 }

@@ -28,7 +28,11 @@ pub fn validate_texts(files: &[(String, String)]) -> Report {
     let mut products = Vec::new();
     let mut partials = Vec::new();
     for (file, text) in files {
-        let Compiled { product, partial, diagnostics: d } = compile::compile(file, text);
+        let Compiled {
+            product,
+            partial,
+            diagnostics: d,
+        } = compile::compile(file, text);
         diagnostics.extend(d);
         if let Some(p) = product {
             products.push((file.clone(), p));
@@ -43,7 +47,10 @@ pub fn validate_texts(files: &[(String, String)]) -> Report {
         .collect();
     diagnostics.extend(check::check(&sources, &[]));
     diag::sort(&mut diagnostics);
-    Report { products, diagnostics }
+    Report {
+        products,
+        diagnostics,
+    }
 }
 
 /// Reads the files; an unreadable file is itself a diagnostic.
@@ -76,7 +83,10 @@ fn read(path: &Path) -> Result<String, String> {
     }
     let bytes = std::fs::read(path).map_err(|e| format!("cannot read the file: {e}"))?;
     String::from_utf8(bytes).map_err(|e| {
-        format!("the file is not UTF-8 text (invalid byte at offset {})", e.utf8_error().valid_up_to())
+        format!(
+            "the file is not UTF-8 text (invalid byte at offset {})",
+            e.utf8_error().valid_up_to()
+        )
     })
 }
 
@@ -94,7 +104,11 @@ pub fn summary(file: &str, p: &Product) -> String {
 }
 
 fn plural(n: usize, word: &str) -> String {
-    if n == 1 { format!("1 {word}") } else { format!("{n} {word}s") }
+    if n == 1 {
+        format!("1 {word}")
+    } else {
+        format!("{n} {word}s")
+    }
 }
 
 pub fn run(paths: &[PathBuf]) -> ExitCode {

@@ -14,7 +14,13 @@ impl<'a> Fields<'a> {
     /// `what` names the thing for messages: "job `test`", "the product".
     pub fn read(node: &'a Node, what: &str, allowed: &[&str], d: &mut Diagnostics) -> Option<Self> {
         let Value::Map(entries) = &node.value else {
-            d.error(node.pos, format!("expected {what} to be a mapping, found {}", node.value.kind()));
+            d.error(
+                node.pos,
+                format!(
+                    "expected {what} to be a mapping, found {}",
+                    node.value.kind()
+                ),
+            );
             return None;
         };
         for (key, _) in entries {
@@ -22,7 +28,10 @@ impl<'a> Fields<'a> {
                 Some(k) if allowed.contains(&k) => {}
                 Some(k) => d.error(
                     key.pos,
-                    format!("unknown key `{k}` in {what}{}", names::hint(k, allowed.iter().copied())),
+                    format!(
+                        "unknown key `{k}` in {what}{}",
+                        names::hint(k, allowed.iter().copied())
+                    ),
                 ),
                 None => d.error(
                     key.pos,
@@ -34,7 +43,10 @@ impl<'a> Fields<'a> {
     }
 
     pub fn get(&self, key: &str) -> Option<&'a Node> {
-        self.entries.iter().find(|(k, _)| k.as_str() == Some(key)).map(|(_, v)| v)
+        self.entries
+            .iter()
+            .find(|(k, _)| k.as_str() == Some(key))
+            .map(|(_, v)| v)
     }
 
     /// The value of `key` unless it is absent or null.
@@ -49,7 +61,10 @@ pub fn string(node: &Node, what: &str, d: &mut Diagnostics) -> Option<String> {
         Value::Str(s) => Some(s.clone()),
         Value::Int(_) | Value::Float(_) | Value::Bool(_) => node.scalar_text(),
         other => {
-            d.error(node.pos, format!("`{what}` must be a string, found {}", other.kind()));
+            d.error(
+                node.pos,
+                format!("`{what}` must be a string, found {}", other.kind()),
+            );
             None
         }
     }
@@ -66,7 +81,10 @@ pub fn string_list(node: &Node, what: &str, d: &mut Diagnostics) -> Vec<(String,
                 if text.is_none() {
                     d.error(
                         item.pos,
-                        format!("items of `{what}` must be strings, found {}", item.value.kind()),
+                        format!(
+                            "items of `{what}` must be strings, found {}",
+                            item.value.kind()
+                        ),
                     );
                 }
                 text.map(|t| (t, item.pos))
@@ -77,7 +95,10 @@ pub fn string_list(node: &Node, what: &str, d: &mut Diagnostics) -> Vec<(String,
             None => {
                 d.error(
                     node.pos,
-                    format!("`{what}` must be a string or a list of strings, found {}", node.value.kind()),
+                    format!(
+                        "`{what}` must be a string or a list of strings, found {}",
+                        node.value.kind()
+                    ),
                 );
                 Vec::new()
             }
@@ -88,7 +109,10 @@ pub fn string_list(node: &Node, what: &str, d: &mut Diagnostics) -> Vec<(String,
 /// A script: a block string, or a list of lines joined with newlines.
 pub fn script(node: &Node, what: &str, d: &mut Diagnostics) -> Option<String> {
     if let Value::Seq(_) = node.value {
-        let lines: Vec<String> = string_list(node, what, d).into_iter().map(|(t, _)| t).collect();
+        let lines: Vec<String> = string_list(node, what, d)
+            .into_iter()
+            .map(|(t, _)| t)
+            .collect();
         return Some(lines.join("\n"));
     }
     string(node, what, d)
@@ -99,7 +123,13 @@ pub fn boolean(node: &Node, what: &str, d: &mut Diagnostics) -> Option<bool> {
     match node.value {
         Value::Bool(b) => Some(b),
         _ => {
-            d.error(node.pos, format!("`{what}` must be true or false, found {}", node.value.kind()));
+            d.error(
+                node.pos,
+                format!(
+                    "`{what}` must be true or false, found {}",
+                    node.value.kind()
+                ),
+            );
             None
         }
     }
@@ -111,7 +141,10 @@ pub fn list<'a>(node: &'a Node, what: &str, d: &mut Diagnostics) -> &'a [Node] {
         Value::Seq(items) => items,
         Value::Null => &[],
         other => {
-            d.error(node.pos, format!("`{what}` must be a list, found {}", other.kind()));
+            d.error(
+                node.pos,
+                format!("`{what}` must be a list, found {}", other.kind()),
+            );
             &[]
         }
     }
@@ -136,6 +169,7 @@ pub fn name(
 
 pub const PRODUCT_RULE: &str =
     "use lowercase letters, digits, `.`, `_` and `-`, starting with a letter or digit";
-pub const NODE_RULE: &str = "use letters, digits, `_` and `-`, starting with a letter, digit or `_`";
+pub const NODE_RULE: &str =
+    "use letters, digits, `_` and `-`, starting with a letter, digit or `_`";
 pub const FLEET_RULE: &str =
     "use lowercase letters, digits, `_` and `-`, starting with a letter or digit";

@@ -9,8 +9,21 @@ use crate::yaml::{Node, Value};
 use crate::{duration, expr, names};
 
 pub const JOB_KEYS: &[&str] = &[
-    "name", "inputs", "pre-run", "commands", "outputs", "downstreams", "needs", "fleet", "env",
-    "timeout", "retries", "if", "manual", "artifacts", "driver",
+    "name",
+    "inputs",
+    "pre-run",
+    "commands",
+    "outputs",
+    "downstreams",
+    "needs",
+    "fleet",
+    "env",
+    "timeout",
+    "retries",
+    "if",
+    "manual",
+    "artifacts",
+    "driver",
 ];
 
 /// The most retries a job may ask for.
@@ -57,11 +70,15 @@ pub fn compile(
     let what = format!("job `{name}`");
     let f = Fields::read(node, &what, JOB_KEYS, d)?;
     let errors_before = d.error_count();
-    let pre_run = f.present("pre-run").and_then(|n| Some((n, fields::script(n, "pre-run", d)?)));
-    let commands = f.present("commands").and_then(|n| Some((n, fields::script(n, "commands", d)?)));
-    let driver = f.present("driver").and_then(|n| {
-        fields::name(n, "driver", names::is_fleet_name, fields::FLEET_RULE, d)
-    });
+    let pre_run = f
+        .present("pre-run")
+        .and_then(|n| Some((n, fields::script(n, "pre-run", d)?)));
+    let commands = f
+        .present("commands")
+        .and_then(|n| Some((n, fields::script(n, "commands", d)?)));
+    let driver = f
+        .present("driver")
+        .and_then(|n| fields::name(n, "driver", names::is_fleet_name, fields::FLEET_RULE, d));
     match (&commands, f.present("driver")) {
         (None, None) if f.present("commands").is_none() => d.error(
             node.pos,
@@ -86,26 +103,49 @@ pub fn compile(
         }
         script.push_str(&part);
     }
-    let condition = f.present("if").and_then(|n| condition(n, name, &mut refs, belt, d));
+    let condition = f
+        .present("if")
+        .and_then(|n| condition(n, name, &mut refs, belt, d));
     let job = Job {
         name: name.to_string(),
-        inputs: f.present("inputs").map(|n| inputs(n, name, belt, d)).unwrap_or_default(),
-        needs: f.present("needs").map(|n| needs(n, name, belt, d)).unwrap_or_default(),
+        inputs: f
+            .present("inputs")
+            .map(|n| inputs(n, name, belt, d))
+            .unwrap_or_default(),
+        needs: f
+            .present("needs")
+            .map(|n| needs(n, name, belt, d))
+            .unwrap_or_default(),
         script,
         driver,
         refs,
-        outputs: f.present("outputs").map(|n| outputs(n, name, d)).unwrap_or_default(),
-        downstreams: f.present("downstreams").map(|n| super::downstreams(n, d)).unwrap_or_default(),
+        outputs: f
+            .present("outputs")
+            .map(|n| outputs(n, name, d))
+            .unwrap_or_default(),
+        downstreams: f
+            .present("downstreams")
+            .map(|n| super::downstreams(n, d))
+            .unwrap_or_default(),
         fleet: f
             .present("fleet")
             .and_then(|n| super::fleet(n, d))
             .unwrap_or_else(|| inherited.fleet.to_string()),
         env: super::merged_env(inherited.env, f.present("env"), d),
         timeout_secs: f.present("timeout").and_then(|n| timeout(n, d)),
-        retries: f.present("retries").and_then(|n| retries(n, d)).unwrap_or(0),
+        retries: f
+            .present("retries")
+            .and_then(|n| retries(n, d))
+            .unwrap_or(0),
         condition,
-        manual: f.present("manual").and_then(|n| fields::boolean(n, "manual", d)).unwrap_or(false),
-        artifacts: f.present("artifacts").map(|n| artifacts(n, d)).unwrap_or_default(),
+        manual: f
+            .present("manual")
+            .and_then(|n| fields::boolean(n, "manual", d))
+            .unwrap_or(false),
+        artifacts: f
+            .present("artifacts")
+            .map(|n| artifacts(n, d))
+            .unwrap_or_default(),
         pos: node.pos,
     };
     (d.error_count() == errors_before).then_some(job)
@@ -144,7 +184,14 @@ fn env_of(refs: &[Reference], path: &str) -> String {
 }
 
 /// Records a reference once per distinct path, numbering its environment variable.
-fn add_ref(refs: &mut Vec<Reference>, path: &str, shown: &str, pos: Pos, belt: &BeltJobs, d: &mut Diagnostics) {
+fn add_ref(
+    refs: &mut Vec<Reference>,
+    path: &str,
+    shown: &str,
+    pos: Pos,
+    belt: &BeltJobs,
+    d: &mut Diagnostics,
+) {
     if refs.iter().any(|r| r.text == path) {
         return;
     }
@@ -172,7 +219,12 @@ fn condition(
                 if script::is_ref_path(path) {
                     add_ref(refs, path, path, node.pos, belt, d);
                 } else {
-                    d.error(node.pos, format!("invalid reference `{path}` in `if` of job `{job}`: write `job.OUTPUT`"));
+                    d.error(
+                        node.pos,
+                        format!(
+                            "invalid reference `{path}` in `if` of job `{job}`: write `job.OUTPUT`"
+                        ),
+                    );
                 }
             }
             Some(e)
@@ -191,20 +243,33 @@ fn inputs(node: &Node, job: &str, belt: &BeltJobs, d: &mut Diagnostics) -> Vec<I
             Input::Source
         } else if let Some(url) = text.strip_prefix("git:") {
             if url.trim().is_empty() {
-                d.error(pos, format!("empty `git:` input in job `{job}`: write `git:<url>`"));
+                d.error(
+                    pos,
+                    format!("empty `git:` input in job `{job}`: write `git:<url>`"),
+                );
                 continue;
             }
-            Input::Git { url: url.trim().to_string() }
-        } else if belt.jobs.iter().any(|(n, _)| *n == text) {
+            Input::Git {
+                url: url.trim().to_string(),
+            }
+        } else if belt.contains(&text) {
             Input::Job { job: text }
         } else {
             let segs: Vec<&str> = text.split('.').collect();
-            if let (1, Some(near)) = (segs.len(), names::suggest(&text, belt.jobs.iter().map(|(n, _)| *n))) {
-                d.error(pos, format!("unknown job `{text}` in `inputs` of job `{job}` (did you mean `{near}`?)"));
+            if let (1, Some(near)) = (segs.len(), names::suggest(&text, belt.names())) {
+                d.error(
+                    pos,
+                    format!(
+                        "unknown job `{text}` in `inputs` of job `{job}` (did you mean `{near}`?)"
+                    ),
+                );
                 continue;
             }
             let target = refs::product_ref(&segs);
-            if segs.len() > 3 || segs.iter().any(|s| s.is_empty()) || !names::is_product_name(&target.product) {
+            if segs.len() > 3
+                || segs.iter().any(|s| s.is_empty())
+                || !names::is_product_name(&target.product)
+            {
                 d.error(
                     pos,
                     format!("invalid input `{text}` in job `{job}`: use `source`, `git:<url>`, a job of this belt, `product`, `product.job` or `product.belt.job`"),
@@ -219,15 +284,17 @@ fn inputs(node: &Node, job: &str, belt: &BeltJobs, d: &mut Diagnostics) -> Vec<I
 }
 
 fn needs(node: &Node, job: &str, belt: &BeltJobs, d: &mut Diagnostics) -> Vec<String> {
-    let names_in_belt = || belt.jobs.iter().map(|(n, _)| *n);
     let mut out = Vec::new();
     for (text, pos) in fields::string_list(node, "needs", d) {
-        if names_in_belt().any(|n| n == text) {
+        if belt.contains(&text) {
             out.push(text);
         } else {
             d.error(
                 pos,
-                format!("unknown job `{text}` in `needs` of job `{job}`{}", names::hint(&text, names_in_belt())),
+                format!(
+                    "unknown job `{text}` in `needs` of job `{job}`{}",
+                    names::hint(&text, belt.names())
+                ),
             );
         }
     }
@@ -252,7 +319,10 @@ fn outputs(node: &Node, job: &str, d: &mut Diagnostics) -> Vec<Output> {
         if !names::is_var_name(&name) {
             d.error(item.pos, format!("invalid output name `{name}` in job `{job}`: outputs are shell variable names ([A-Za-z_][A-Za-z0-9_]*)"));
         } else if out.iter().any(|o| o.name == name) {
-            d.error(item.pos, format!("duplicate output `{name}` in job `{job}`"));
+            d.error(
+                item.pos,
+                format!("duplicate output `{name}` in job `{job}`"),
+            );
         } else {
             out.push(Output { name, word });
         }
@@ -265,7 +335,10 @@ fn timeout(node: &Node, d: &mut Diagnostics) -> Option<u64> {
         Value::Int(n) => duration::check_range(&n.to_string(), u64::try_from(*n).unwrap_or(0)),
         _ => match node.scalar_text() {
             Some(t) => duration::parse_secs(&t),
-            None => Err(format!("`timeout` must be a duration such as `30m`, found {}", node.value.kind())),
+            None => Err(format!(
+                "`timeout` must be a duration such as `30m`, found {}",
+                node.value.kind()
+            )),
         },
     };
     parsed.map_err(|msg| d.error(node.pos, msg)).ok()
@@ -275,8 +348,15 @@ fn retries(node: &Node, d: &mut Diagnostics) -> Option<u32> {
     match node.value {
         Value::Int(n) if (0..=MAX_RETRIES).contains(&n) => u32::try_from(n).ok(),
         _ => {
-            let shown = node.scalar_text().unwrap_or_else(|| node.value.kind().to_string());
-            d.error(node.pos, format!("`retries` must be a whole number from 0 to {MAX_RETRIES}, found `{shown}`"));
+            let shown = node
+                .scalar_text()
+                .unwrap_or_else(|| node.value.kind().to_string());
+            d.error(
+                node.pos,
+                format!(
+                    "`retries` must be a whole number from 0 to {MAX_RETRIES}, found `{shown}`"
+                ),
+            );
             None
         }
     }
@@ -288,9 +368,15 @@ fn artifacts(node: &Node, d: &mut Diagnostics) -> Vec<String> {
         if path.trim().is_empty() {
             d.error(pos, "empty artifact path");
         } else if path.starts_with('/') {
-            d.error(pos, format!("artifact path `{path}` must be relative to the workspace"));
+            d.error(
+                pos,
+                format!("artifact path `{path}` must be relative to the workspace"),
+            );
         } else if path.split('/').any(|seg| seg == "..") {
-            d.error(pos, format!("artifact path `{path}` must stay inside the workspace"));
+            d.error(
+                pos,
+                format!("artifact path `{path}` must stay inside the workspace"),
+            );
         } else {
             out.push(path);
         }

@@ -20,7 +20,15 @@ use crate::yaml::{self, Node, Value};
 /// The fleet a job runs on when none is named.
 pub const DEFAULT_FLEET: &str = "default";
 
-const PRODUCT_KEYS: &[&str] = &["product", "triggers", "belts", "fleet", "env", "repo", "description"];
+const PRODUCT_KEYS: &[&str] = &[
+    "product",
+    "triggers",
+    "belts",
+    "fleet",
+    "env",
+    "repo",
+    "description",
+];
 const BELT_KEYS: &[&str] = &["name", "jobs", "fleet", "env"];
 
 /// The result of compiling one file: the product if there were no errors, and every
@@ -44,7 +52,11 @@ pub fn compile(file: &str, text: &str) -> Compiled {
             None
         }
     };
-    let (product, partial) = if d.has_errors() { (None, product) } else { (product, None) };
+    let (product, partial) = if d.has_errors() {
+        (None, product)
+    } else {
+        (product, None)
+    };
     Compiled {
         product,
         partial,
@@ -54,14 +66,26 @@ pub fn compile(file: &str, text: &str) -> Compiled {
 
 fn product(root: &Node, d: &mut Diagnostics) -> Option<Product> {
     if root.is_null() {
-        d.error(root.pos, "the file is empty: a .conveyor.yml needs `product` and `belts`");
+        d.error(
+            root.pos,
+            "the file is empty: a .conveyor.yml needs `product` and `belts`",
+        );
         return None;
     }
     let f = Fields::read(root, "the product", PRODUCT_KEYS, d)?;
     let name = match f.present("product") {
-        Some(n) => fields::name(n, "product", names::is_product_name, fields::PRODUCT_RULE, d),
+        Some(n) => fields::name(
+            n,
+            "product",
+            names::is_product_name,
+            fields::PRODUCT_RULE,
+            d,
+        ),
         None => {
-            d.error(root.pos, "missing `product`: name the product, e.g. `product: my-app`");
+            d.error(
+                root.pos,
+                "missing `product`: name the product, e.g. `product: my-app`",
+            );
             None
         }
     };
@@ -69,12 +93,18 @@ fn product(root: &Node, d: &mut Diagnostics) -> Option<Product> {
     if let Some(n) = f.present("description") {
         fields::string(n, "description", d);
     }
-    let fleet = f.present("fleet").and_then(|n| fleet(n, d)).unwrap_or_else(|| DEFAULT_FLEET.into());
+    let fleet = f
+        .present("fleet")
+        .and_then(|n| fleet(n, d))
+        .unwrap_or_else(|| DEFAULT_FLEET.into());
     let env = merged_env(&[], f.present("env"), d);
     let belts = match f.present("belts") {
         Some(n) => belts(n, &fleet, &env, d),
         None => {
-            d.error(root.pos, "missing `belts`: a product needs at least one belt");
+            d.error(
+                root.pos,
+                "missing `belts`: a product needs at least one belt",
+            );
             Vec::new()
         }
     };
@@ -105,7 +135,10 @@ fn declared_belts(node: Option<&Node>) -> Vec<String> {
 fn belts(node: &Node, fleet: &str, env: &[(String, String)], d: &mut Diagnostics) -> Vec<Belt> {
     let items = fields::list(node, "belts", d);
     if items.is_empty() && matches!(node.value, Value::Seq(_)) {
-        d.error(node.pos, "`belts` is empty: a product needs at least one belt");
+        d.error(
+            node.pos,
+            "`belts` is empty: a product needs at least one belt",
+        );
     }
     let mut seen: HashMap<String, Pos> = HashMap::new();
     let mut out = Vec::new();
@@ -123,11 +156,20 @@ fn belts(node: &Node, fleet: &str, env: &[(String, String)], d: &mut Diagnostics
             continue;
         };
         if let Some(first) = seen.get(&name) {
-            d.error(item.pos, format!("duplicate belt `{name}` (first defined at line {})", first.line));
+            d.error(
+                item.pos,
+                format!(
+                    "duplicate belt `{name}` (first defined at line {})",
+                    first.line
+                ),
+            );
             continue;
         }
         seen.insert(name.clone(), item.pos);
-        let fleet = f.present("fleet").and_then(|n| self::fleet(n, d)).unwrap_or_else(|| fleet.into());
+        let fleet = f
+            .present("fleet")
+            .and_then(|n| self::fleet(n, d))
+            .unwrap_or_else(|| fleet.into());
         let env = merged_env(env, f.present("env"), d);
         if let Some(belt) = belt(&name, f.present("jobs"), item.pos, &fleet, &env, d) {
             out.push(belt);
@@ -144,9 +186,14 @@ fn belt(
     env: &[(String, String)],
     d: &mut Diagnostics,
 ) -> Option<Belt> {
-    let items = jobs_node.map(|n| fields::list(n, "jobs", d)).unwrap_or_default();
+    let items = jobs_node
+        .map(|n| fields::list(n, "jobs", d))
+        .unwrap_or_default();
     if items.is_empty() {
-        d.error(jobs_node.map_or(pos, |n| n.pos), format!("belt `{name}` has no jobs: add them under `jobs`"));
+        d.error(
+            jobs_node.map_or(pos, |n| n.pos),
+            format!("belt `{name}` has no jobs: add them under `jobs`"),
+        );
         return None;
     }
     // First pass: names and declared outputs, so references may point at later jobs.
@@ -158,24 +205,40 @@ fn belt(
             if matches!(item.value, Value::Map(_)) {
                 d.error(item.pos, format!("missing `name` in {what}"));
             } else {
-                d.error(item.pos, format!("expected {what} to be a mapping, found {}", item.value.kind()));
+                d.error(
+                    item.pos,
+                    format!(
+                        "expected {what} to be a mapping, found {}",
+                        item.value.kind()
+                    ),
+                );
             }
             continue;
         };
-        let Some(job_name) = fields::name(n, "job", names::is_node_name, fields::NODE_RULE, d) else {
+        let Some(job_name) = fields::name(n, "job", names::is_node_name, fields::NODE_RULE, d)
+        else {
             continue;
         };
         if let Some(first) = seen.get(&job_name) {
-            d.error(item.pos, format!("duplicate job `{job_name}` in belt `{name}` (first defined at line {})", first.line));
+            d.error(
+                item.pos,
+                format!(
+                    "duplicate job `{job_name}` in belt `{name}` (first defined at line {})",
+                    first.line
+                ),
+            );
             continue;
         }
         seen.insert(job_name.clone(), item.pos);
         named.push((item, job_name));
     }
-    let belt_jobs = refs::BeltJobs {
-        belt: name,
-        jobs: named.iter().map(|(n, j)| (j.as_str(), job::declared_outputs(n))).collect(),
-    };
+    let belt_jobs = refs::BeltJobs::new(
+        name,
+        named
+            .iter()
+            .map(|(n, j)| (j.as_str(), job::declared_outputs(n)))
+            .collect(),
+    );
     let inherited = job::Inherited { fleet, env };
     let errors_before = d.error_count();
     let jobs: Vec<_> = named
@@ -187,8 +250,18 @@ fn belt(
     }
     let edges = dag::edges(&jobs);
     for cycle in dag::cycles(jobs.len(), &edges) {
-        let path: Vec<&str> = cycle.iter().chain(cycle.first()).map(|&i| jobs[i].name.as_str()).collect();
-        d.error(jobs[cycle[0]].pos, format!("belt `{name}` has a dependency cycle: {}", path.join(" -> ")));
+        let path: Vec<&str> = cycle
+            .iter()
+            .chain(cycle.first())
+            .map(|&i| jobs[i].name.as_str())
+            .collect();
+        d.error(
+            jobs[cycle[0]].pos,
+            format!(
+                "belt `{name}` has a dependency cycle: {}",
+                path.join(" -> ")
+            ),
+        );
     }
     Some(Belt {
         name: name.to_string(),
@@ -203,19 +276,32 @@ fn fleet(node: &Node, d: &mut Diagnostics) -> Option<String> {
 }
 
 /// `env` over inherited values: keys are variable names, values scalars.
-fn merged_env(inherited: &[(String, String)], node: Option<&Node>, d: &mut Diagnostics) -> Vec<(String, String)> {
+fn merged_env(
+    inherited: &[(String, String)],
+    node: Option<&Node>,
+    d: &mut Diagnostics,
+) -> Vec<(String, String)> {
     let mut env = inherited.to_vec();
     let Some(node) = node else {
         return env;
     };
     let Value::Map(entries) = &node.value else {
-        d.error(node.pos, format!("`env` must be a mapping of NAME: value, found {}", node.value.kind()));
+        d.error(
+            node.pos,
+            format!(
+                "`env` must be a mapping of NAME: value, found {}",
+                node.value.kind()
+            ),
+        );
         return env;
     };
     for (k, v) in entries {
         let key = k.scalar_text().unwrap_or_default();
         if !names::is_var_name(&key) {
-            d.error(k.pos, format!("invalid environment variable name `{key}` in `env`"));
+            d.error(
+                k.pos,
+                format!("invalid environment variable name `{key}` in `env`"),
+            );
             continue;
         }
         if key.starts_with("CONVEYOR_") {
@@ -224,13 +310,15 @@ fn merged_env(inherited: &[(String, String)], node: Option<&Node>, d: &mut Diagn
         }
         let value = match &v.value {
             Value::Null => String::new(),
-            _ => match v.scalar_text() {
-                Some(t) => t,
-                None => {
-                    d.error(v.pos, format!("`env` value of `{key}` must be a string, number or boolean, found {}", v.value.kind()));
-                    continue;
+            _ => {
+                match v.scalar_text() {
+                    Some(t) => t,
+                    None => {
+                        d.error(v.pos, format!("`env` value of `{key}` must be a string, number or boolean, found {}", v.value.kind()));
+                        continue;
+                    }
                 }
-            },
+            }
         };
         env.retain(|(k2, _)| *k2 != key);
         env.push((key, value));
@@ -245,7 +333,9 @@ fn downstreams(node: &Node, d: &mut Diagnostics) -> Vec<Downstream> {
     let items: &[Node] = match &node.value {
         Value::Seq(items) => items,
         Value::Map(_) => {
-            match Fields::read(node, "`downstreams`", &["belts"], d).and_then(|f| f.present("belts")) {
+            match Fields::read(node, "`downstreams`", &["belts"], d)
+                .and_then(|f| f.present("belts"))
+            {
                 Some(n) => fields::list(n, "downstreams.belts", d),
                 None => {
                     d.error(node.pos, "`downstreams` as a mapping needs `belts: [{downstream-product: P, belt: B}]`");
@@ -259,11 +349,22 @@ fn downstreams(node: &Node, d: &mut Diagnostics) -> Vec<Downstream> {
         }
     };
     for item in items {
-        let Some(f) = Fields::read(item, "a downstream", &["downstream-product", "belts", "belt"], d) else {
+        let Some(f) = Fields::read(
+            item,
+            "a downstream",
+            &["downstream-product", "belts", "belt"],
+            d,
+        ) else {
             continue;
         };
         let Some(product) = f.present("downstream-product").and_then(|n| {
-            fields::name(n, "product", names::is_product_name, fields::PRODUCT_RULE, d)
+            fields::name(
+                n,
+                "product",
+                names::is_product_name,
+                fields::PRODUCT_RULE,
+                d,
+            )
         }) else {
             if f.present("downstream-product").is_none() {
                 d.error(item.pos, "a downstream needs `downstream-product`");
@@ -282,7 +383,11 @@ fn downstreams(node: &Node, d: &mut Diagnostics) -> Vec<Downstream> {
                 (Some(have), Some(more)) => have.extend(more),
                 (have, _) => *have = None,
             },
-            None => out.push(Downstream { product, belts, pos: item.pos }),
+            None => out.push(Downstream {
+                product,
+                belts,
+                pos: item.pos,
+            }),
         }
     }
     out

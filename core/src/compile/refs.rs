@@ -1,5 +1,7 @@
 //! Resolving dotted references (`job.OUT`, `product.job.OUT`, …) against the belt.
 
+use std::collections::HashMap;
+
 use crate::diag::{Diagnostics, Pos};
 use crate::model::{ProductRef, RefTarget};
 use crate::names;
@@ -10,16 +12,26 @@ pub const STDOUT: &str = "STDOUT";
 /// What the compiler knows about the jobs of the belt being compiled.
 pub struct BeltJobs<'a> {
     pub belt: &'a str,
-    /// Each job's name and declared outputs.
-    pub jobs: Vec<(&'a str, Vec<String>)>,
+    /// Each job's name and declared outputs, in file order.
+    jobs: Vec<(&'a str, Vec<String>)>,
+    index: HashMap<&'a str, usize>,
 }
 
-impl BeltJobs<'_> {
-    fn outputs(&self, job: &str) -> Option<&[String]> {
-        self.jobs.iter().find(|(n, _)| *n == job).map(|(_, o)| o.as_slice())
+impl<'a> BeltJobs<'a> {
+    pub fn new(belt: &'a str, jobs: Vec<(&'a str, Vec<String>)>) -> Self {
+        let index = jobs.iter().enumerate().map(|(i, (n, _))| (*n, i)).collect();
+        BeltJobs { belt, jobs, index }
     }
 
-    fn names(&self) -> impl Iterator<Item = &str> {
+    pub fn contains(&self, job: &str) -> bool {
+        self.index.contains_key(job)
+    }
+
+    fn outputs(&self, job: &str) -> Option<&[String]> {
+        self.index.get(job).map(|&i| self.jobs[i].1.as_slice())
+    }
+
+    pub fn names(&self) -> impl Iterator<Item = &str> {
         self.jobs.iter().map(|(n, _)| *n)
     }
 }
@@ -31,7 +43,11 @@ pub fn product_ref(prefix: &[&str]) -> ProductRef {
     let (product, belt, job) = match n {
         1 => (prefix[0].to_string(), None, None),
         2 => (prefix[0].to_string(), None, Some(prefix[1])),
-        _ => (prefix[..n - 2].join("."), Some(prefix[n - 2]), Some(prefix[n - 1])),
+        _ => (
+            prefix[..n - 2].join("."),
+            Some(prefix[n - 2]),
+            Some(prefix[n - 1]),
+        ),
     };
     ProductRef {
         product,
@@ -41,7 +57,13 @@ pub fn product_ref(prefix: &[&str]) -> ProductRef {
 }
 
 /// Resolves `path` (as written inside `${}`); `shown` is the reference for messages.
-pub fn resolve(path: &str, shown: &str, jobs: &BeltJobs, pos: Pos, d: &mut Diagnostics) -> Option<RefTarget> {
+pub fn resolve(
+    path: &str,
+    shown: &str,
+    jobs: &BeltJobs,
+    pos: Pos,
+    d: &mut Diagnostics,
+) -> Option<RefTarget> {
     let segs: Vec<&str> = path.split('.').collect();
     let (output, prefix) = segs.split_last()?;
     if let [job] = prefix {

@@ -10,7 +10,12 @@ const KINDS: &[&str] = &["scm-event", "upstream-build"];
 const SCM_KEYS: &[&str] = &["repo", "type", "belts", "branch", "branches"];
 const UPSTREAM_KEYS: &[&str] = &["upstream-product", "upstream-belt", "build", "belts"];
 
-pub fn compile_all(node: &Node, product: Option<&str>, belts: &[String], d: &mut Diagnostics) -> Vec<Trigger> {
+pub fn compile_all(
+    node: &Node,
+    product: Option<&str>,
+    belts: &[String],
+    d: &mut Diagnostics,
+) -> Vec<Trigger> {
     fields::list(node, "triggers", d)
         .iter()
         .enumerate()
@@ -18,9 +23,21 @@ pub fn compile_all(node: &Node, product: Option<&str>, belts: &[String], d: &mut
         .collect()
 }
 
-fn one(item: &Node, n: usize, product: Option<&str>, belts: &[String], d: &mut Diagnostics) -> Option<Trigger> {
+fn one(
+    item: &Node,
+    n: usize,
+    product: Option<&str>,
+    belts: &[String],
+    d: &mut Diagnostics,
+) -> Option<Trigger> {
     let Value::Map(entries) = &item.value else {
-        d.error(item.pos, format!("expected trigger #{n} to be a mapping, found {}", item.value.kind()));
+        d.error(
+            item.pos,
+            format!(
+                "expected trigger #{n} to be a mapping, found {}",
+                item.value.kind()
+            ),
+        );
         return None;
     };
     let kinds: Vec<&(Node, Node)> = entries
@@ -32,27 +49,51 @@ fn one(item: &Node, n: usize, product: Option<&str>, belts: &[String], d: &mut D
         [] => {
             let first = entries.first().and_then(|(k, _)| k.as_str()).unwrap_or("");
             match names::suggest(first, KINDS.iter().copied()) {
-                Some(near) => d.error(item.pos, format!("unknown trigger kind `{first}` (did you mean `{near}`?)")),
-                None => d.error(item.pos, format!("trigger #{n} has no kind: start it with `scm-event:` or `upstream-build:`")),
+                Some(near) => d.error(
+                    item.pos,
+                    format!("unknown trigger kind `{first}` (did you mean `{near}`?)"),
+                ),
+                None => d.error(
+                    item.pos,
+                    format!(
+                        "trigger #{n} has no kind: start it with `scm-event:` or `upstream-build:`"
+                    ),
+                ),
             }
             return None;
         }
         _ => {
-            d.error(item.pos, format!("trigger #{n} has more than one kind: give each trigger its own list item"));
+            d.error(
+                item.pos,
+                format!("trigger #{n} has more than one kind: give each trigger its own list item"),
+            );
             return None;
         }
     };
     let kind = kind_key.as_str().unwrap_or_default();
-    let siblings: Vec<(Node, Node)> = entries.iter().filter(|(k, _)| k != kind_key).cloned().collect();
+    let siblings: Vec<(Node, Node)> = entries
+        .iter()
+        .filter(|(k, _)| k != kind_key)
+        .cloned()
+        .collect();
     let params = match (&nested.value, siblings.is_empty()) {
-        (Value::Null, _) => Node { pos: item.pos, value: Value::Map(siblings) },
+        (Value::Null, _) => Node {
+            pos: item.pos,
+            value: Value::Map(siblings),
+        },
         (Value::Map(_), true) => nested.clone(),
         (Value::Map(_), false) => {
             d.error(item.pos, format!("trigger `{kind}` has parameters both nested under it and beside it: use one form"));
             return None;
         }
         (other, _) => {
-            d.error(nested.pos, format!("`{kind}` parameters must be a mapping, found {}", other.kind()));
+            d.error(
+                nested.pos,
+                format!(
+                    "`{kind}` parameters must be a mapping, found {}",
+                    other.kind()
+                ),
+            );
             return None;
         }
     };
@@ -69,7 +110,10 @@ fn one(item: &Node, n: usize, product: Option<&str>, belts: &[String], d: &mut D
 fn scm(f: &Fields, params: &Node, belts: &[String], d: &mut Diagnostics) -> Option<ScmTrigger> {
     let event = match f.present("type") {
         None => {
-            d.error(params.pos, "`scm-event` trigger needs `type` (one of pull-request, merge, push, tag)");
+            d.error(
+                params.pos,
+                "`scm-event` trigger needs `type` (one of pull-request, merge, push, tag)",
+            );
             None
         }
         Some(n) => {
@@ -95,23 +139,48 @@ fn scm(f: &Fields, params: &Node, belts: &[String], d: &mut Diagnostics) -> Opti
     }
     let repo = f.present("repo").and_then(|n| fields::string(n, "repo", d));
     let belts = trigger_belts(f, belts, d);
-    Some(ScmTrigger { repo, event: event?, branches, belts })
+    Some(ScmTrigger {
+        repo,
+        event: event?,
+        branches,
+        belts,
+    })
 }
 
-fn upstream(f: &Fields, params: &Node, product: Option<&str>, belts: &[String], d: &mut Diagnostics) -> Option<UpstreamTrigger> {
+fn upstream(
+    f: &Fields,
+    params: &Node,
+    product: Option<&str>,
+    belts: &[String],
+    d: &mut Diagnostics,
+) -> Option<UpstreamTrigger> {
     let upstream = match f.present("upstream-product") {
-        Some(n) => fields::name(n, "product", names::is_product_name, fields::PRODUCT_RULE, d),
+        Some(n) => fields::name(
+            n,
+            "product",
+            names::is_product_name,
+            fields::PRODUCT_RULE,
+            d,
+        ),
         None => {
-            d.error(params.pos, "`upstream-build` trigger needs `upstream-product`");
+            d.error(
+                params.pos,
+                "`upstream-build` trigger needs `upstream-product`",
+            );
             None
         }
     };
     if let (Some(up), Some(me)) = (&upstream, product)
         && up == me
     {
-        d.error(params.pos, format!("product `{me}` cannot be its own upstream"));
+        d.error(
+            params.pos,
+            format!("product `{me}` cannot be its own upstream"),
+        );
     }
-    let belt = f.present("upstream-belt").and_then(|n| fields::name(n, "belt", names::is_node_name, fields::NODE_RULE, d));
+    let belt = f
+        .present("upstream-belt")
+        .and_then(|n| fields::name(n, "belt", names::is_node_name, fields::NODE_RULE, d));
     let build = match f.present("build") {
         None => Some(BuildSelector::LastSuccessful),
         Some(n) => selector(n, d),
@@ -134,7 +203,11 @@ fn selector(n: &Node, d: &mut Diagnostics) -> Option<BuildSelector> {
         "last" => Some(BuildSelector::Last),
         "last_successful" => Some(BuildSelector::LastSuccessful),
         "last_failure" => Some(BuildSelector::LastFailure),
-        t => t.parse::<u64>().ok().filter(|n| *n > 0).map(BuildSelector::Number),
+        t => t
+            .parse::<u64>()
+            .ok()
+            .filter(|n| *n > 0)
+            .map(BuildSelector::Number),
     };
     if parsed.is_none() {
         d.error(n.pos, format!("invalid `build` selector `{text}`: use last, last_successful, last_failure or a build number"));

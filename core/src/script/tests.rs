@@ -1,12 +1,17 @@
 use super::*;
 
 fn paths(script: &str) -> Vec<(String, Context)> {
-    scan(script).into_iter().map(|f| (f.path, f.context)).collect()
+    scan(script)
+        .into_iter()
+        .map(|f| (f.path, f.context))
+        .collect()
 }
 
 fn rw(script: &str) -> String {
     let found = scan(script);
-    rewrite(script, &found, |p| format!("R_{}", p.replace(['.', '-'], "_")))
+    rewrite(script, &found, |p| {
+        format!("R_{}", p.replace(['.', '-'], "_"))
+    })
 }
 
 #[test]
@@ -50,7 +55,10 @@ fn references_inside_substitutions_and_parameters_are_found() {
 #[test]
 fn comments_are_not_searched() {
     assert_eq!(paths("# uses ${a.B}\necho hi # and {{ c.D }}\n"), vec![]);
-    assert_eq!(paths("echo a#${a.B}"), vec![("a.B".into(), Context::Unquoted)]);
+    assert_eq!(
+        paths("echo a#${a.B}"),
+        vec![("a.B".into(), Context::Unquoted)]
+    );
 }
 
 #[test]
@@ -72,14 +80,28 @@ fn heredocs_expand_unless_their_delimiter_is_quoted() {
 
 #[test]
 fn shapes_that_are_not_references_are_ignored() {
-    assert_eq!(paths("echo ${a.1x} ${.a} ${a..b} {{ .Id }} {{ single }}"), vec![]);
+    assert_eq!(
+        paths("echo ${a.1x} ${.a} ${a..b} {{ .Id }} {{ single }}"),
+        vec![]
+    );
     assert!(is_ref_path("ror-api-backend.build-gem.PACKER_FILE"));
     assert!(!is_ref_path("a.b-c"));
 }
 
 #[test]
 fn unterminated_quotes_and_odd_bytes_do_not_panic() {
-    for s in ["'", "\"", "$(", "${", "{{ a.B", "<<", "<<'", "cat <<EOF\n${a.B}", "é${a.B}ü", "\\"] {
+    for s in [
+        "'",
+        "\"",
+        "$(",
+        "${",
+        "{{ a.B",
+        "<<",
+        "<<'",
+        "cat <<EOF\n${a.B}",
+        "é${a.B}ü",
+        "\\",
+    ] {
         let found = scan(s);
         let _ = rewrite(s, &found, |p| p.to_string());
     }
