@@ -10,6 +10,9 @@ use serde_saphyr::Spanned;
 
 use crate::diag::Pos;
 
+/// Deeper nesting is refused: no config needs it, and it costs stack.
+pub const MAX_DEPTH: usize = 48;
+
 /// Files larger than this are refused before parsing.
 pub const MAX_FILE_BYTES: usize = 4 * 1024 * 1024;
 
@@ -105,7 +108,7 @@ pub fn parse(text: &str) -> Result<Node, YamlError> {
     }
     let options = serde_saphyr::options! {
         budget: serde_saphyr::budget! {
-            max_depth: 48,
+            max_depth: MAX_DEPTH,
             max_nodes: 200_000,
             max_aliases: 1_000,
             max_anchors: 1_000,
@@ -141,15 +144,30 @@ fn yaml_error(err: serde_saphyr::Error) -> YamlError {
         Some(i) => text[..i].to_string(),
         None => text,
     };
-    let message = message
-        .lines()
-        .next()
-        .unwrap_or("invalid YAML")
-        .trim()
-        .to_string();
+    let message = message.lines().next().unwrap_or("").trim();
     YamlError {
         pos,
-        message: format!("invalid YAML: {message}"),
+        message: friendly(message),
+    }
+}
+
+/// Budget breaches read as limits, not as parser internals.
+fn friendly(message: &str) -> String {
+    if message.contains("recursion limit") {
+        return format!("the YAML is nested deeper than {MAX_DEPTH} levels");
+    }
+    match message.split_once("budget breached: ") {
+        Some((_, what)) if what.starts_with("Documents") => {
+            "a .conveyor.yml holds one product; found several YAML documents".to_string()
+        }
+        Some((_, what)) if what.starts_with("Depth") => {
+            format!("the YAML is nested deeper than {MAX_DEPTH} levels")
+        }
+        Some((_, what)) => {
+            let limit = what.split([' ', '{']).next().unwrap_or(what).to_lowercase();
+            format!("the YAML exceeds conveyor's limit on {limit}")
+        }
+        None => format!("invalid YAML: {message}"),
     }
 }
 
@@ -263,14 +281,14 @@ mod tests {
             ));
         }
         let err = parse(&text).expect_err("budget must stop the bomb");
-        assert!(err.message.starts_with("invalid YAML:"), "{}", err.message);
+        assert_eq!(err.message, "the YAML exceeds conveyor's limit on nodes");
     }
 
     #[test]
     fn deep_nesting_is_refused() {
         let text = format!("{}1{}", "[".repeat(5000), "]".repeat(5000));
         let err = parse(&text).expect_err("too deep");
-        assert!(err.message.starts_with("invalid YAML:"), "{}", err.message);
+        assert_eq!(err.message, "the YAML is nested deeper than 48 levels");
     }
 
     #[test]

@@ -208,3 +208,18 @@ fn an_upstream_trigger_without_a_selector_reads_the_last_successful_build() {
         (BuildSelector::LastSuccessful, None, None)
     );
 }
+
+#[test]
+fn yaml_anchors_and_merge_keys_share_job_settings() {
+    let p = product("tests/fixtures/anchors.yml");
+    let (a, b) = (job(&p, "b", "a"), job(&p, "b", "b"));
+    assert_eq!(
+        (a.fleet.as_str(), a.timeout_secs, a.retries),
+        ("docker", Some(600), 1)
+    );
+    assert_eq!(
+        (b.fleet.as_str(), b.timeout_secs, b.retries),
+        ("docker", Some(600), 3)
+    );
+    assert_eq!(p.belt("b").expect("belt").edges, vec![(0, 1)]);
+}

@@ -25,7 +25,7 @@ impl<'a> Fields<'a> {
         };
         for (key, _) in entries {
             match key.as_str() {
-                Some(k) if allowed.contains(&k) => {}
+                Some(k) if allowed.contains(&k) || is_extension_key(k) => {}
                 Some(k) => d.error(
                     key.pos,
                     format!(
@@ -53,6 +53,12 @@ impl<'a> Fields<'a> {
     pub fn present(&self, key: &str) -> Option<&'a Node> {
         self.get(key).filter(|n| !n.is_null())
     }
+}
+
+/// Keys starting with `.` or `x-` hold YAML anchors for reuse (`.defaults: &defaults`, as in
+/// GitLab CI and Compose files); conveyor ignores them.
+pub fn is_extension_key(key: &str) -> bool {
+    key.starts_with('.') || key.starts_with("x-")
 }
 
 /// A string value (numbers and booleans are taken as their text).

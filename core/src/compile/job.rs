@@ -345,8 +345,13 @@ fn timeout(node: &Node, d: &mut Diagnostics) -> Option<u64> {
 }
 
 fn retries(node: &Node, d: &mut Diagnostics) -> Option<u32> {
-    match node.value {
-        Value::Int(n) if (0..=MAX_RETRIES).contains(&n) => u32::try_from(n).ok(),
+    let n = match &node.value {
+        Value::Int(n) => Some(*n),
+        Value::Str(s) => s.trim().parse().ok(),
+        _ => None,
+    };
+    match n {
+        Some(n) if (0..=MAX_RETRIES).contains(&n) => u32::try_from(n).ok(),
         _ => {
             let shown = node
                 .scalar_text()
