@@ -11,3 +11,4 @@ pub mod model;
 pub mod names;
 pub mod script;
 pub mod yaml;
+pub mod protocol;

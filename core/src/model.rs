@@ -188,7 +188,7 @@ pub struct Reference {
 }
 
 /// A declared output.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, serde::Deserialize)]
 pub struct Output {
     pub name: String,
     /// `String: K=<word>`: a shell word evaluated at the end of the job.

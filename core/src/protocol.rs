@@ -1,0 +1,126 @@
+//! The runner protocol: the messages between orchestrator and runner, in one place.
+//!
+//! A runner takes a [`QueueMessage`] from its fleet's queue and claims it
+//! (`POST /api/v1/runner/claim`). The claim succeeds only if the job run is still queued
+//! at that attempt; the orchestrator then hands out a [`JobSpec`] carrying a fresh lease
+//! token. Every later call — heartbeat, log batch, completion — carries
+//! `(job_run_id, attempt, lease_token)` and is refused (409) once the lease is gone, so a
+//! runner that lost its lease can never overwrite the job's result: exactly once.
+//!
+//! | call | body | answer |
+//! |---|---|---|
+//! | `POST /api/v1/runner/claim` | [`ClaimRequest`] | 200 [`JobSpec`], or 409 when already taken or stale |
+//! | `POST /api/v1/runner/heartbeat` | [`Lease`] | 200 [`HeartbeatReply`], or 409 when the lease is gone |
+//! | `POST /api/v1/runner/logs` | [`LogBatch`] | 204, or 409 |
+//! | `POST /api/v1/runner/complete` | [`Completion`] | 204, or 409 (the result is discarded) |
+
+use std::collections::BTreeMap;
+
+use serde::{Deserialize, Serialize};
+
+use crate::model::Output;
+
+/// What a queue carries: a hint that this job run, at this attempt, is ready.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct QueueMessage {
+    pub job_run_id: String,
+    pub attempt: u32,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ClaimRequest {
+    pub job_run_id: String,
+    pub attempt: u32,
+    /// The runner's name, shown in the UI.
+    pub runner: String,
+}
+
+/// The fencing triple every call after the claim carries.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Lease {
+    pub job_run_id: String,
+    pub attempt: u32,
+    pub lease_token: String,
+}
+
+/// Everything a runner needs to execute one job run.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct JobSpec {
+    pub lease: Lease,
+    /// How long the lease lasts without a heartbeat.
+    pub lease_secs: u64,
+    pub product: String,
+    pub belt: String,
+    pub job: String,
+    pub build_id: String,
+    pub build_number: u64,
+    /// The script, references already rewritten to `${CONVEYOR_REF_n}` expansions.
+    pub script: String,
+    /// The job's environment: its `env`, the `CONVEYOR_*` variables and the values of
+    /// its references. Values are data: they are never spliced into the script.
+    pub env: Vec<(String, String)>,
+    pub outputs: Vec<Output>,
+    pub timeout_secs: Option<u64>,
+    /// Where the job's `source` comes from, when it takes one.
+    pub source: Option<SourceSpec>,
+    /// `git:<url>` inputs, cloned into the workspace.
+    pub git_inputs: Vec<String>,
+}
+
+/// The product's source at the build's commit.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(tag = "kind", rename_all = "snake_case")]
+pub enum SourceSpec {
+    /// A directory on the runner's machine, copied into the workspace (`conveyor run`).
+    Local { path: String },
+    /// A git repository checked out at `sha`.
+    Git { url: String, sha: String },
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct HeartbeatReply {
+    /// The job was cancelled: kill it and complete with [`Outcome::Cancelled`].
+    pub cancel: bool,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Stream {
+    Stdout,
+    Stderr,
+    /// Lines conveyor itself writes (checkout, timeout, cancel).
+    System,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct LogLine {
+    pub stream: Stream,
+    pub text: String,
+}
+
+/// A batch of log lines; `seq` numbers batches per attempt so a retried send is stored once.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct LogBatch {
+    pub lease: Lease,
+    pub seq: u64,
+    pub lines: Vec<LogLine>,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Outcome {
+    Succeeded,
+    Failed,
+    TimedOut,
+    Cancelled,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Completion {
+    pub lease: Lease,
+    pub outcome: Outcome,
+    pub exit_code: Option<i32>,
+    pub outputs: BTreeMap<String, String>,
+    /// Why the job could not run, when it never started (e.g. a checkout failed).
+    pub error: Option<String>,
+}
