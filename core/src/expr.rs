@@ -10,9 +10,9 @@
 //! ```
 //! A value on its own is true unless it is empty, `false` or `0`.
 
-use serde::Serialize;
+use serde::{Deserialize, Serialize};
 
-#[derive(Debug, Clone, PartialEq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(tag = "op", content = "args", rename_all = "snake_case")]
 pub enum Expr {
     Lit(String),

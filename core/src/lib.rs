@@ -9,6 +9,6 @@ pub mod duration;
 pub mod expr;
 pub mod model;
 pub mod names;
+pub mod protocol;
 pub mod script;
 pub mod yaml;
-pub mod protocol;

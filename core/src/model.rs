@@ -1,13 +1,13 @@
 //! The checked model a `.conveyor.yml` compiles into. Every value here has been
 //! validated: names are well formed, references resolve, the DAG has no cycle.
 
-use serde::Serialize;
+use serde::{Deserialize, Serialize};
 
 use crate::diag::Pos;
 use crate::expr::Expr;
 
 /// A product: one `.conveyor.yml`.
-#[derive(Debug, Clone, PartialEq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct Product {
     pub name: String,
     pub repo: Option<String>,
@@ -21,7 +21,7 @@ impl Product {
     }
 }
 
-#[derive(Debug, Clone, PartialEq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(tag = "kind", rename_all = "kebab-case")]
 pub enum Trigger {
     ScmEvent(ScmTrigger),
@@ -38,7 +38,7 @@ impl Trigger {
     }
 }
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "kebab-case")]
 pub enum ScmEventType {
     PullRequest,
@@ -61,7 +61,7 @@ impl ScmEventType {
     }
 }
 
-#[derive(Debug, Clone, PartialEq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct ScmTrigger {
     pub repo: Option<String>,
     pub event: ScmEventType,
@@ -71,7 +71,7 @@ pub struct ScmTrigger {
 }
 
 /// Which upstream build a manual trigger reads outputs from.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
 pub enum BuildSelector {
     Last,
@@ -80,7 +80,7 @@ pub enum BuildSelector {
     Number(u64),
 }
 
-#[derive(Debug, Clone, PartialEq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct UpstreamTrigger {
     /// Where `upstream-product` and `upstream-belt` are written, for messages.
     #[serde(skip)]
@@ -93,7 +93,7 @@ pub struct UpstreamTrigger {
     pub belts: Option<Vec<String>>,
 }
 
-#[derive(Debug, Clone, PartialEq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct Belt {
     pub name: String,
     pub jobs: Vec<Job>,
@@ -119,7 +119,7 @@ impl Belt {
     }
 }
 
-#[derive(Debug, Clone, PartialEq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct Job {
     pub name: String,
     pub inputs: Vec<Input>,
@@ -141,7 +141,7 @@ pub struct Job {
     pub pos: Pos,
 }
 
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(tag = "kind", rename_all = "kebab-case")]
 pub enum Input {
     Source,
@@ -159,7 +159,7 @@ pub enum Input {
 }
 
 /// A place in another product: `product`, `product.job` or `product.belt.job`.
-#[derive(Debug, Clone, PartialEq, Eq, Hash, Serialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Hash, Serialize, Deserialize)]
 pub struct ProductRef {
     pub product: String,
     pub belt: Option<String>,
@@ -167,7 +167,7 @@ pub struct ProductRef {
 }
 
 /// What a reference in a script or condition points at.
-#[derive(Debug, Clone, PartialEq, Eq, Hash, Serialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Hash, Serialize, Deserialize)]
 #[serde(tag = "kind", rename_all = "kebab-case")]
 pub enum RefTarget {
     /// An output of a job of the same belt.
@@ -177,7 +177,7 @@ pub enum RefTarget {
 }
 
 /// A reference and the environment variable the runner binds to its value.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Reference {
     pub env: String,
     pub target: RefTarget,
@@ -195,7 +195,7 @@ pub struct Output {
     pub word: Option<String>,
 }
 
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Downstream {
     pub product: String,
     /// `None` means every belt of the downstream product.

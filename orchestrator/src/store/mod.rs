@@ -1,0 +1,219 @@
+//! The `Store` boundary: every use case the orchestrator has for its database, with one
+//! implementation per backend (SQLite, Postgres) sharing their SQL where it is the same.
+//! No sqlx type crosses this boundary; `sqlx::` appears only under `store/`.
+
+mod postgres;
+mod runs;
+mod shared;
+pub(crate) mod sql;
+mod sqlite;
+pub(crate) mod txn;
+mod values;
+
+use std::collections::BTreeMap;
+
+use async_trait::async_trait;
+use conveyor_core::model::Product;
+use conveyor_core::protocol::{ClaimRequest, Completion, JobSpec, Lease, LogBatch, QueueMessage};
+use serde::{Deserialize, Serialize};
+
+pub use postgres::PostgresStore;
+pub use sqlite::SqliteStore;
+
+/// A store failure. The message is for logs, never for HTTP bodies.
+#[derive(Debug, thiserror::Error)]
+pub enum StoreError {
+    #[error("database error: {0}")]
+    Database(String),
+    #[error("stored data is corrupt: {0}")]
+    Corrupt(String),
+    #[error("{0}")]
+    NotFound(String),
+}
+
+pub type Result<T> = std::result::Result<T, StoreError>;
+
+/// A registered product.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct ProductRecord {
+    pub name: String,
+    pub yaml: String,
+    pub model: Product,
+    pub repo: Option<String>,
+    pub branch: Option<String>,
+    #[serde(skip_serializing)]
+    pub webhook_secret: Option<String>,
+    /// A local directory used as the product's `source` (`conveyor run`, `conveyor up`).
+    pub source_path: Option<String>,
+}
+
+/// What started a build.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(tag = "kind", rename_all = "snake_case")]
+pub enum BuildTrigger {
+    /// The API, the CLI or the UI.
+    Manual,
+    /// An upstream build finished successfully.
+    Upstream {
+        build_id: String,
+        product: String,
+        belt: String,
+        number: u64,
+    },
+}
+
+#[derive(Debug, Clone, PartialEq)]
+pub struct NewBuild {
+    pub product: String,
+    pub belt: String,
+    pub trigger: BuildTrigger,
+    pub git_ref: Option<String>,
+    pub sha: Option<String>,
+}
+
+/// A job run to put on a fleet's queue once the transaction has committed.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Dispatch {
+    pub fleet: String,
+    pub msg: QueueMessage,
+}
+
+/// What a state change caused, for the caller to act on after commit.
+#[derive(Debug, Default, Clone, PartialEq)]
+pub struct Effects {
+    pub dispatch: Vec<Dispatch>,
+    /// Builds created (e.g. downstream products fired).
+    pub created: Vec<String>,
+    /// Builds that reached a final state.
+    pub finished: Vec<String>,
+}
+
+impl Effects {
+    pub fn merge(&mut self, other: Effects) {
+        self.dispatch.extend(other.dispatch);
+        self.created.extend(other.created);
+        self.finished.extend(other.finished);
+    }
+}
+
+/// A job run as the API shows it.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct JobRunView {
+    pub id: String,
+    pub name: String,
+    pub status: String,
+    pub attempts: u32,
+    pub exit_code: Option<i32>,
+    pub outputs: BTreeMap<String, String>,
+    pub fleet: String,
+    pub runner: Option<String>,
+    pub error: Option<String>,
+    pub started_at: Option<i64>,
+    pub finished_at: Option<i64>,
+}
+
+/// A build as the API and `conveyor run --json` show it.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct BuildView {
+    pub id: String,
+    pub product: String,
+    pub belt: String,
+    pub number: u64,
+    pub status: String,
+    pub trigger: BuildTrigger,
+    pub upstream_build_id: Option<String>,
+    pub git_ref: Option<String>,
+    pub sha: Option<String>,
+    pub error: Option<String>,
+    pub created_at: i64,
+    pub finished_at: Option<i64>,
+    pub jobs: Vec<JobRunView>,
+}
+
+#[derive(Debug, Clone, Default, PartialEq, Deserialize)]
+pub struct BuildFilter {
+    pub product: Option<String>,
+    pub status: Option<String>,
+    pub limit: Option<u32>,
+}
+
+/// One stored log line.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct LogRow {
+    pub id: i64,
+    pub attempt: u32,
+    pub stream: String,
+    pub text: String,
+    pub at: i64,
+}
+
+/// Build states.
+pub mod build_status {
+    pub const RUNNING: &str = "running";
+    pub const SUCCEEDED: &str = "succeeded";
+    pub const FAILED: &str = "failed";
+    pub const CANCELLED: &str = "cancelled";
+}
+
+/// Job run states.
+pub mod run_status {
+    pub const PENDING: &str = "pending";
+    pub const QUEUED: &str = "queued";
+    pub const RUNNING: &str = "running";
+    pub const SUCCEEDED: &str = "succeeded";
+    pub const FAILED: &str = "failed";
+    pub const SKIPPED: &str = "skipped";
+    pub const CANCELLED: &str = "cancelled";
+    pub const WAITING: &str = "waiting";
+}
+
+/// Every use case the orchestrator has for its database.
+#[async_trait]
+pub trait Store: Send + Sync {
+    /// Registers a product, or replaces its config.
+    async fn put_product(&self, p: &ProductRecord, now: i64) -> Result<()>;
+    async fn product(&self, name: &str) -> Result<Option<ProductRecord>>;
+    async fn products(&self) -> Result<Vec<ProductRecord>>;
+
+    /// Writes the build, its job runs and edges in one transaction; the job runs with no
+    /// unmet dependency are returned for dispatch.
+    async fn create_build(&self, new: &NewBuild, now: i64) -> Result<(String, Effects)>;
+    /// Takes a queued job run at this attempt; `None` when it is not (duplicate or stale).
+    async fn claim(&self, req: &ClaimRequest, lease_ms: i64, now: i64) -> Result<Option<JobSpec>>;
+    /// Extends a lease; `Some(cancel)` while the lease holds, `None` once it is gone.
+    async fn heartbeat(&self, lease: &Lease, lease_ms: i64, now: i64) -> Result<Option<bool>>;
+    /// Stores a log batch under a live lease (a batch sent twice is stored once).
+    async fn append_logs(&self, batch: &LogBatch, now: i64) -> Result<bool>;
+    /// Records a result under a live lease and moves the build on; `None` if fenced out.
+    async fn complete(&self, c: &Completion, now: i64) -> Result<Option<Effects>>;
+    /// Re-queues running job runs whose lease expired (a lost runner), failing those
+    /// lost more than `max_lost` times.
+    async fn reap(&self, now: i64, max_lost: u32) -> Result<Effects>;
+    /// Queued job runs queued before `before`, to re-send in case their message was lost.
+    async fn stale_queued(&self, before: i64) -> Result<Vec<Dispatch>>;
+    /// Cancels a build: queued and waiting job runs at once, running ones at their next
+    /// heartbeat. `None` if there is no such build.
+    async fn cancel_build(&self, id: &str, now: i64) -> Result<Option<Effects>>;
+
+    async fn build(&self, id: &str) -> Result<Option<BuildView>>;
+    async fn builds(&self, filter: &BuildFilter) -> Result<Vec<BuildView>>;
+    /// Log lines of a job run after line id `after`, at most `limit`.
+    async fn logs(&self, job_run_id: &str, after: i64, limit: u32) -> Result<Vec<LogRow>>;
+    /// Builds created as a consequence of `id` (downstream products).
+    async fn downstream_builds(&self, id: &str) -> Result<Vec<String>>;
+    /// How many builds have not finished.
+    async fn unfinished_builds(&self) -> Result<u64>;
+}
+
+/// Opens the store a URL names: `sqlite://PATH` or `postgres://…`.
+pub async fn open(url: &str) -> Result<std::sync::Arc<dyn Store>> {
+    if url.starts_with("sqlite:") {
+        Ok(std::sync::Arc::new(SqliteStore::open(url).await?))
+    } else if url.starts_with("postgres:") || url.starts_with("postgresql:") {
+        Ok(std::sync::Arc::new(PostgresStore::open(url).await?))
+    } else {
+        Err(StoreError::Database(format!(
+            "unsupported database URL `{url}`: use sqlite://PATH or postgres://…"
+        )))
+    }
+}

@@ -1,0 +1,315 @@
+//! The `Store` trait implemented once for both backends by `impl_store!`; each backend
+//! provides `fn pool(&self)` and `async fn begin(&self)` (its write transaction).
+
+macro_rules! impl_store {
+    ($store:ident, $db:ty, $conn:ty) => {
+        $crate::store::txn::tx_steps!($store, $db, $conn);
+        $crate::store::values::value_steps!($store, $conn);
+        $crate::store::runs::run_steps!($store, $db, $conn);
+
+        #[async_trait::async_trait]
+        impl $crate::store::Store for $store {
+            async fn put_product(&self, p: &$crate::store::ProductRecord, now: i64) -> $crate::store::Result<()> {
+                use $crate::store::sql::{db_err, to_json};
+                sqlx::query(
+                    "INSERT INTO products (name, yaml, model, repo, branch, webhook_secret, source_path, created_at, updated_at) \
+                     VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $8) ON CONFLICT (name) DO UPDATE SET yaml = excluded.yaml, \
+                     model = excluded.model, repo = excluded.repo, branch = excluded.branch, \
+                     webhook_secret = excluded.webhook_secret, source_path = excluded.source_path, updated_at = excluded.updated_at",
+                )
+                .bind(&p.name)
+                .bind(&p.yaml)
+                .bind(to_json(&p.model)?)
+                .bind(&p.repo)
+                .bind(&p.branch)
+                .bind(&p.webhook_secret)
+                .bind(&p.source_path)
+                .bind(now)
+                .execute(self.pool())
+                .await
+                .map_err(db_err)?;
+                Ok(())
+            }
+
+            async fn product(&self, name: &str) -> $crate::store::Result<Option<$crate::store::ProductRecord>> {
+                let rows = sqlx::query($crate::store::shared::PRODUCT_SELECT_ONE).bind(name).fetch_all(self.pool()).await.map_err($crate::store::sql::db_err)?;
+                Ok(Self::product_rows(rows)?.pop())
+            }
+
+            async fn products(&self) -> $crate::store::Result<Vec<$crate::store::ProductRecord>> {
+                let rows = sqlx::query($crate::store::shared::PRODUCT_SELECT_ALL).fetch_all(self.pool()).await.map_err($crate::store::sql::db_err)?;
+                Self::product_rows(rows)
+            }
+
+            async fn create_build(&self, new: &$crate::store::NewBuild, now: i64) -> $crate::store::Result<(String, $crate::store::Effects)> {
+                let mut tx = self.begin().await?;
+                let mut work = Work::default();
+                let id = Self::insert_build(&mut tx, new, None, now, &mut work).await?;
+                Self::fire_all(&mut tx, now, &mut work).await?;
+                tx.commit().await.map_err($crate::store::sql::db_err)?;
+                Ok((id, work.effects))
+            }
+
+            async fn claim(&self, req: &conveyor_core::protocol::ClaimRequest, lease_ms: i64, now: i64)
+                -> $crate::store::Result<Option<conveyor_core::protocol::JobSpec>> {
+                let mut tx = self.begin().await?;
+                let spec = Self::claim_in(&mut tx, req, lease_ms, now).await?;
+                tx.commit().await.map_err($crate::store::sql::db_err)?;
+                Ok(spec)
+            }
+
+            async fn heartbeat(&self, lease: &conveyor_core::protocol::Lease, lease_ms: i64, now: i64) -> $crate::store::Result<Option<bool>> {
+                use sqlx::Row;
+                let row = sqlx::query(
+                    "UPDATE job_runs SET lease_expires_at = $4 WHERE id = $1 AND attempt = $2 AND lease_token = $3 \
+                     AND status = 'running' RETURNING cancel_requested",
+                )
+                .bind(&lease.job_run_id)
+                .bind(i64::from(lease.attempt))
+                .bind(&lease.lease_token)
+                .bind(now + lease_ms)
+                .fetch_optional(self.pool())
+                .await
+                .map_err($crate::store::sql::db_err)?;
+                row.map(|r| r.try_get::<bool, _>("cancel_requested")).transpose().map_err($crate::store::sql::db_err)
+            }
+
+            async fn append_logs(&self, batch: &conveyor_core::protocol::LogBatch, now: i64) -> $crate::store::Result<bool> {
+                use $crate::store::sql::db_err;
+                let mut tx = self.begin().await?;
+                let live = sqlx::query("SELECT 1 AS one FROM job_runs WHERE id = $1 AND attempt = $2 AND lease_token = $3 AND status = 'running'")
+                    .bind(&batch.lease.job_run_id)
+                    .bind(i64::from(batch.lease.attempt))
+                    .bind(&batch.lease.lease_token)
+                    .fetch_optional(&mut *tx)
+                    .await
+                    .map_err(db_err)?
+                    .is_some();
+                if !live {
+                    return Ok(false);
+                }
+                for (chunk_no, chunk) in batch.lines.chunks(200).enumerate() {
+                    let mut q = sqlx::QueryBuilder::<$db>::new("INSERT INTO log_lines (job_run_id, attempt, seq, line_no, stream, text, at) ");
+                    q.push_values(chunk.iter().enumerate(), |mut b, (i, line)| {
+                        let stream = serde_json::to_value(line.stream).ok().and_then(|v| v.as_str().map(str::to_string)).unwrap_or_default();
+                        b.push_bind(batch.lease.job_run_id.clone())
+                            .push_bind(i64::from(batch.lease.attempt))
+                            .push_bind(batch.seq as i64)
+                            .push_bind((chunk_no * 200 + i) as i64)
+                            .push_bind(stream)
+                            .push_bind(line.text.clone())
+                            .push_bind(now);
+                    });
+                    q.push(" ON CONFLICT DO NOTHING");
+                    q.build().execute(&mut *tx).await.map_err(db_err)?;
+                }
+                tx.commit().await.map_err(db_err)?;
+                Ok(true)
+            }
+
+            async fn complete(&self, c: &conveyor_core::protocol::Completion, now: i64) -> $crate::store::Result<Option<$crate::store::Effects>> {
+                let mut tx = self.begin().await?;
+                let mut work = Work::default();
+                if !Self::complete_in(&mut tx, c, now, &mut work).await? {
+                    return Ok(None);
+                }
+                Self::fire_all(&mut tx, now, &mut work).await?;
+                tx.commit().await.map_err($crate::store::sql::db_err)?;
+                Ok(Some(work.effects))
+            }
+
+            async fn reap(&self, now: i64, max_lost: u32) -> $crate::store::Result<$crate::store::Effects> {
+                let mut tx = self.begin().await?;
+                let mut work = Work::default();
+                Self::reap_in(&mut tx, now, max_lost, &mut work).await?;
+                Self::fire_all(&mut tx, now, &mut work).await?;
+                tx.commit().await.map_err($crate::store::sql::db_err)?;
+                Ok(work.effects)
+            }
+
+            async fn stale_queued(&self, before: i64) -> $crate::store::Result<Vec<$crate::store::Dispatch>> {
+                use sqlx::Row;
+                use $crate::store::sql::db_err;
+                let rows = sqlx::query("SELECT id, attempt, fleet FROM job_runs WHERE status = 'queued' AND queued_at < $1")
+                    .bind(before)
+                    .fetch_all(self.pool())
+                    .await
+                    .map_err(db_err)?;
+                rows.iter()
+                    .map(|r| {
+                        Ok($crate::store::Dispatch {
+                            fleet: r.try_get("fleet").map_err(db_err)?,
+                            msg: conveyor_core::protocol::QueueMessage {
+                                job_run_id: r.try_get("id").map_err(db_err)?,
+                                attempt: r.try_get::<i64, _>("attempt").map_err(db_err)? as u32,
+                            },
+                        })
+                    })
+                    .collect()
+            }
+
+            async fn cancel_build(&self, id: &str, now: i64) -> $crate::store::Result<Option<$crate::store::Effects>> {
+                use sqlx::Row;
+                use $crate::store::sql::db_err;
+                let mut tx = self.begin().await?;
+                let n = sqlx::query("UPDATE builds SET status = 'cancelled' WHERE id = $1 AND status = 'running'")
+                    .bind(id).execute(&mut *tx).await.map_err(db_err)?.rows_affected();
+                let exists = n == 1 || sqlx::query("SELECT id FROM builds WHERE id = $1").bind(id).fetch_optional(&mut *tx).await.map_err(db_err)?.is_some();
+                if !exists {
+                    return Ok(None);
+                }
+                sqlx::query("UPDATE job_runs SET cancel_requested = TRUE WHERE build_id = $1 AND status = 'running'")
+                    .bind(id).execute(&mut *tx).await.map_err(db_err)?;
+                let stopped: Vec<String> = sqlx::query(
+                    "UPDATE job_runs SET status = 'cancelled', finished_at = $2 WHERE build_id = $1 \
+                     AND status IN ('pending', 'queued', 'waiting') RETURNING id",
+                )
+                .bind(id).bind(now).fetch_all(&mut *tx).await.map_err(db_err)?
+                .iter().map(|r| r.try_get("id")).collect::<std::result::Result<_, _>>().map_err(db_err)?;
+                let mut work = Work::default();
+                let settled = stopped.into_iter().map(|r| (r, "cancelled")).collect();
+                Self::settle(&mut tx, id, settled, now, &mut work).await?;
+                tx.commit().await.map_err(db_err)?;
+                Ok(Some(work.effects))
+            }
+
+            async fn build(&self, id: &str) -> $crate::store::Result<Option<$crate::store::BuildView>> {
+                let rows = sqlx::query($crate::store::shared::BUILD_SELECT_ONE).bind(id).fetch_all(self.pool()).await.map_err($crate::store::sql::db_err)?;
+                let mut builds = Self::build_rows(rows)?;
+                for b in &mut builds {
+                    b.jobs = self.job_views(&b.id).await?;
+                }
+                Ok(builds.pop())
+            }
+
+            async fn builds(&self, f: &$crate::store::BuildFilter) -> $crate::store::Result<Vec<$crate::store::BuildView>> {
+                let rows = sqlx::query($crate::store::shared::BUILD_SELECT_FILTERED)
+                    .bind(&f.product)
+                    .bind(&f.status)
+                    .bind(i64::from(f.limit.unwrap_or(50).min(500)))
+                    .fetch_all(self.pool())
+                    .await
+                    .map_err($crate::store::sql::db_err)?;
+                let mut builds = Self::build_rows(rows)?;
+                for b in &mut builds {
+                    b.jobs = self.job_views(&b.id).await?;
+                }
+                Ok(builds)
+            }
+
+            async fn logs(&self, job_run_id: &str, after: i64, limit: u32) -> $crate::store::Result<Vec<$crate::store::LogRow>> {
+                use sqlx::Row;
+                use $crate::store::sql::db_err;
+                let rows = sqlx::query("SELECT id, attempt, stream, text, at FROM log_lines WHERE job_run_id = $1 AND id > $2 ORDER BY id LIMIT $3")
+                    .bind(job_run_id).bind(after).bind(i64::from(limit))
+                    .fetch_all(self.pool()).await.map_err(db_err)?;
+                rows.iter()
+                    .map(|r| {
+                        Ok($crate::store::LogRow {
+                            id: r.try_get("id").map_err(db_err)?,
+                            attempt: r.try_get::<i64, _>("attempt").map_err(db_err)? as u32,
+                            stream: r.try_get("stream").map_err(db_err)?,
+                            text: r.try_get("text").map_err(db_err)?,
+                            at: r.try_get("at").map_err(db_err)?,
+                        })
+                    })
+                    .collect()
+            }
+
+            async fn downstream_builds(&self, id: &str) -> $crate::store::Result<Vec<String>> {
+                use sqlx::Row;
+                let rows = sqlx::query("SELECT id FROM builds WHERE upstream_build_id = $1 ORDER BY id")
+                    .bind(id).fetch_all(self.pool()).await.map_err($crate::store::sql::db_err)?;
+                rows.iter().map(|r| r.try_get("id")).collect::<std::result::Result<_, _>>().map_err($crate::store::sql::db_err)
+            }
+
+            async fn unfinished_builds(&self) -> $crate::store::Result<u64> {
+                use sqlx::Row;
+                let row = sqlx::query("SELECT COUNT(*) AS n FROM builds WHERE finished_at IS NULL")
+                    .fetch_one(self.pool()).await.map_err($crate::store::sql::db_err)?;
+                Ok(row.try_get::<i64, _>("n").map_err($crate::store::sql::db_err)? as u64)
+            }
+        }
+
+        impl $store {
+            fn product_rows(rows: Vec<<$db as sqlx::Database>::Row>) -> $crate::store::Result<Vec<$crate::store::ProductRecord>> {
+                use sqlx::Row;
+                use $crate::store::sql::{db_err, from_json};
+                rows.iter()
+                    .map(|r| {
+                        Ok($crate::store::ProductRecord {
+                            name: r.try_get("name").map_err(db_err)?,
+                            yaml: r.try_get("yaml").map_err(db_err)?,
+                            model: from_json(&r.try_get::<String, _>("model").map_err(db_err)?)?,
+                            repo: r.try_get("repo").map_err(db_err)?,
+                            branch: r.try_get("branch").map_err(db_err)?,
+                            webhook_secret: r.try_get("webhook_secret").map_err(db_err)?,
+                            source_path: r.try_get("source_path").map_err(db_err)?,
+                        })
+                    })
+                    .collect()
+            }
+
+            fn build_rows(rows: Vec<<$db as sqlx::Database>::Row>) -> $crate::store::Result<Vec<$crate::store::BuildView>> {
+                use sqlx::Row;
+                use $crate::store::sql::{db_err, from_json};
+                rows.iter()
+                    .map(|r| {
+                        Ok($crate::store::BuildView {
+                            id: r.try_get("id").map_err(db_err)?,
+                            product: r.try_get("product").map_err(db_err)?,
+                            belt: r.try_get("belt").map_err(db_err)?,
+                            number: r.try_get::<i64, _>("number").map_err(db_err)? as u64,
+                            status: r.try_get("status").map_err(db_err)?,
+                            trigger: from_json(&r.try_get::<String, _>("trigger").map_err(db_err)?)?,
+                            upstream_build_id: r.try_get("upstream_build_id").map_err(db_err)?,
+                            git_ref: r.try_get("git_ref").map_err(db_err)?,
+                            sha: r.try_get("sha").map_err(db_err)?,
+                            error: r.try_get("error").map_err(db_err)?,
+                            created_at: r.try_get("created_at").map_err(db_err)?,
+                            finished_at: r.try_get("finished_at").map_err(db_err)?,
+                            jobs: Vec::new(),
+                        })
+                    })
+                    .collect()
+            }
+
+            async fn job_views(&self, build_id: &str) -> $crate::store::Result<Vec<$crate::store::JobRunView>> {
+                use sqlx::Row;
+                use $crate::store::sql::{db_err, outputs_of};
+                let rows = sqlx::query(
+                    "SELECT id, name, status, attempt, exit_code, outputs, fleet, lease_owner, error, started_at, finished_at \
+                     FROM job_runs WHERE build_id = $1 ORDER BY idx",
+                )
+                .bind(build_id).fetch_all(self.pool()).await.map_err(db_err)?;
+                rows.iter()
+                    .map(|r| {
+                        Ok($crate::store::JobRunView {
+                            id: r.try_get("id").map_err(db_err)?,
+                            name: r.try_get("name").map_err(db_err)?,
+                            status: r.try_get("status").map_err(db_err)?,
+                            attempts: r.try_get::<i64, _>("attempt").map_err(db_err)? as u32,
+                            exit_code: r.try_get::<Option<i64>, _>("exit_code").map_err(db_err)?.map(|c| c as i32),
+                            outputs: outputs_of(r.try_get("outputs").map_err(db_err)?)?,
+                            fleet: r.try_get("fleet").map_err(db_err)?,
+                            runner: r.try_get("lease_owner").map_err(db_err)?,
+                            error: r.try_get("error").map_err(db_err)?,
+                            started_at: r.try_get("started_at").map_err(db_err)?,
+                            finished_at: r.try_get("finished_at").map_err(db_err)?,
+                        })
+                    })
+                    .collect()
+            }
+        }
+    };
+}
+
+pub const PRODUCT_SELECT_ONE: &str = "SELECT name, yaml, model, repo, branch, webhook_secret, source_path FROM products WHERE name = $1";
+pub const PRODUCT_SELECT_ALL: &str = "SELECT name, yaml, model, repo, branch, webhook_secret, source_path FROM products ORDER BY name";
+pub const BUILD_SELECT_ONE: &str = "SELECT id, product, belt, number, status, trigger, upstream_build_id, git_ref, sha, \
+     error, created_at, finished_at FROM builds WHERE id = $1";
+pub const BUILD_SELECT_FILTERED: &str = "SELECT id, product, belt, number, status, trigger, upstream_build_id, git_ref, sha, \
+     error, created_at, finished_at FROM builds WHERE (CAST($1 AS TEXT) IS NULL OR product = $1) \
+     AND (CAST($2 AS TEXT) IS NULL OR status = $2) ORDER BY created_at DESC, id DESC LIMIT $3";
+
+pub(crate) use impl_store;
