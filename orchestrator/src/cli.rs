@@ -24,6 +24,38 @@ pub enum Command {
         #[arg(required = true)]
         files: Vec<PathBuf>,
     },
+    /// Run a belt locally through the real engine, following downstream products among the
+    /// given files; exit 0 if every build succeeded.
+    Run {
+        /// The product files (their downstream products among them).
+        #[arg(required = true)]
+        files: Vec<PathBuf>,
+        /// The product to build (needed when several have the belt).
+        #[arg(long, env = "CONVEYOR_PRODUCT")]
+        product: Option<String>,
+        /// The belt to run.
+        #[arg(long, env = "CONVEYOR_BELT")]
+        belt: String,
+        /// Print the builds as JSON on stdout.
+        #[arg(long)]
+        json: bool,
+    },
+    /// Start conveyor on this machine: SQLite, local runners, the example products.
+    Up {
+        #[arg(long, env = "CONVEYOR_LISTEN", default_value = "127.0.0.1:8080")]
+        listen: std::net::SocketAddr,
+        #[arg(long, env = "CONVEYOR_DATA_DIR", default_value = ".conveyor")]
+        data_dir: PathBuf,
+        /// The bearer token for mutating API calls; generated and printed when absent.
+        #[arg(long, env = "CONVEYOR_ADMIN_TOKEN")]
+        admin_token: Option<String>,
+        /// How many jobs the local runners run at once.
+        #[arg(long, env = "CONVEYOR_RUNNERS", default_value_t = 4)]
+        runners: usize,
+        /// The directory of example products to register.
+        #[arg(long, env = "CONVEYOR_EXAMPLES", default_value = "examples")]
+        examples: PathBuf,
+    },
     /// Measure conveyor's performance.
     Bench {
         #[command(subcommand)]
@@ -53,6 +85,36 @@ pub enum BenchCommand {
 pub fn run(cli: Cli) -> ExitCode {
     match cli.command {
         Command::Validate { files } => crate::validate::run(&files),
+        Command::Run {
+            files,
+            product,
+            belt,
+            json,
+        } => {
+            init_logging("warn");
+            block_on(crate::run_cmd::run(crate::run_cmd::RunArgs {
+                files,
+                product,
+                belt,
+                json,
+            }))
+        }
+        Command::Up {
+            listen,
+            data_dir,
+            admin_token,
+            runners,
+            examples,
+        } => {
+            init_logging("info");
+            block_on(crate::up::run(crate::up::UpArgs {
+                listen,
+                data_dir,
+                admin_token,
+                runners,
+                examples,
+            }))
+        }
         Command::Bench { what } => match what {
             BenchCommand::Validate {
                 jobs,
@@ -62,4 +124,27 @@ pub fn run(cli: Cli) -> ExitCode {
             } => crate::bench::validate(jobs, runs, json, write.as_deref()),
         },
     }
+}
+
+fn block_on(f: impl std::future::Future<Output = ExitCode>) -> ExitCode {
+    match tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+    {
+        Ok(rt) => rt.block_on(f),
+        Err(e) => {
+            eprintln!("error: cannot start the async runtime: {e}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+/// Logs to stderr; `CONVEYOR_LOG` (e.g. `debug`, `conveyor=trace`) overrides the level.
+fn init_logging(default: &str) {
+    let filter = tracing_subscriber::EnvFilter::try_from_env("CONVEYOR_LOG")
+        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new(default));
+    let _ = tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr)
+        .try_init();
 }

@@ -1,6 +1,16 @@
-//! The conveyor orchestrator: command-line interface, validation, benchmarks.
+//! The conveyor orchestrator: API, scheduler, store, embedded mode and the command line.
 
+pub mod auth;
 pub mod bench;
 pub mod cli;
+pub mod embedded;
+pub mod error;
+pub mod registry;
+pub mod routes;
+pub mod run_cmd;
+pub mod scheduler;
+pub mod source;
+pub mod state;
 pub mod store;
+pub mod up;
 pub mod validate;

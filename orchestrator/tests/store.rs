@@ -401,7 +401,10 @@ pub async fn a_successful_build_fires_its_downstream_product_with_the_upstream_o
     assert_eq!(e.finished, vec![b.clone()]);
     assert_eq!(e.created.len(), 1);
     let down = &e.created[0];
-    assert_eq!(store.downstream_builds(&b).await.unwrap(), vec![down.clone()]);
+    assert_eq!(
+        store.downstream_builds(&b).await.unwrap(),
+        vec![down.clone()]
+    );
     let d = store.build(down).await.unwrap().unwrap();
     assert_eq!(
         (

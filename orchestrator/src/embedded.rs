@@ -1,0 +1,108 @@
+//! An orchestrator and its runners in one process: SQLite, the in-process queue, local
+//! runners speaking the real protocol over HTTP. `conveyor up` and `conveyor run` use it.
+
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::sync::Arc;
+use std::time::Duration;
+
+use conveyor_runner::client::Client;
+use conveyor_runner::executor::ExecConfig;
+use conveyor_runner::queue::{LocalQueue, Queue};
+use conveyor_runner::worker::Worker;
+use tokio::sync::watch;
+
+use crate::state::{AppState, SharedState};
+use crate::store::{self, StoreError};
+
+pub struct Options {
+    pub data_dir: PathBuf,
+    pub listen: SocketAddr,
+    pub runners: usize,
+    /// The fleets the local runners serve.
+    pub fleets: Vec<String>,
+    pub admin_token: String,
+}
+
+pub struct Embedded {
+    pub url: String,
+    pub state: SharedState,
+    stop: watch::Sender<bool>,
+    tasks: Vec<tokio::task::JoinHandle<()>>,
+}
+
+impl Embedded {
+    pub async fn start(opts: Options) -> Result<Embedded, StoreError> {
+        std::fs::create_dir_all(&opts.data_dir).map_err(|e| {
+            StoreError::Database(format!("cannot create {}: {e}", opts.data_dir.display()))
+        })?;
+        let db = opts.data_dir.join("conveyor.db");
+        let store = store::open(&format!("sqlite://{}", db.display())).await?;
+        let queue: Arc<dyn Queue> = Arc::new(LocalQueue::new());
+        let runner_token = crate::store::sql::token();
+        let state = Arc::new(AppState::new(
+            store,
+            queue.clone(),
+            opts.admin_token.clone(),
+            runner_token.clone(),
+        ));
+        let listener = tokio::net::TcpListener::bind(opts.listen)
+            .await
+            .map_err(|e| StoreError::Database(format!("cannot listen on {}: {e}", opts.listen)))?;
+        let addr = listener
+            .local_addr()
+            .map_err(|e| StoreError::Database(e.to_string()))?;
+        let url = format!("http://{addr}");
+        let (stop, stop_rx) = watch::channel(false);
+        let app = crate::routes::app(state.clone());
+        let mut tasks = vec![tokio::spawn(async move {
+            if let Err(e) = axum::serve(listener, app).await {
+                tracing::error!("server stopped: {e}");
+            }
+        })];
+        tasks.push(crate::scheduler::spawn(
+            state.clone(),
+            Duration::from_secs(1),
+        ));
+        let worker = Arc::new(Worker {
+            name: format!("local-{}", std::process::id()),
+            fleets: opts.fleets.clone(),
+            concurrency: opts.runners.max(1),
+            client: Arc::new(Client::new(vec![url.clone()], runner_token)),
+            queue,
+            exec: ExecConfig::new(opts.data_dir.join("work")),
+        });
+        tasks.push(tokio::spawn(worker.run(stop_rx)));
+        Ok(Embedded {
+            url,
+            state,
+            stop,
+            tasks,
+        })
+    }
+
+    /// Stops taking new jobs, lets running ones finish, and stops the server.
+    pub async fn shutdown(self) {
+        let _ = self.stop.send(true);
+        for t in self.tasks.into_iter().rev() {
+            t.abort();
+        }
+    }
+}
+
+/// Every fleet the products' jobs name, and `default`.
+pub fn fleets_of<'a>(
+    products: impl IntoIterator<Item = &'a conveyor_core::model::Product>,
+) -> Vec<String> {
+    let mut fleets = vec![conveyor_core::compile::DEFAULT_FLEET.to_string()];
+    for job in products
+        .into_iter()
+        .flat_map(|p| &p.belts)
+        .flat_map(|b| &b.jobs)
+    {
+        if !fleets.contains(&job.fleet) {
+            fleets.push(job.fleet.clone());
+        }
+    }
+    fleets
+}

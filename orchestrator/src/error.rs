@@ -1,0 +1,68 @@
+//! The one error type handlers return. A 500 never carries internal text: the detail goes
+//! to the log and the body says only that something failed.
+
+use axum::Json;
+use axum::http::StatusCode;
+use axum::response::{IntoResponse, Response};
+use serde_json::json;
+
+use crate::store::StoreError;
+
+#[derive(Debug)]
+pub enum AppError {
+    BadRequest(String),
+    Unauthorized,
+    NotFound(String),
+    Conflict(String),
+    /// A config that does not compile: every located message.
+    InvalidConfig(Vec<String>),
+    Internal(String),
+}
+
+impl From<StoreError> for AppError {
+    fn from(e: StoreError) -> Self {
+        match e {
+            StoreError::NotFound(what) => AppError::NotFound(what),
+            other => AppError::Internal(other.to_string()),
+        }
+    }
+}
+
+impl From<axum::extract::rejection::JsonRejection> for AppError {
+    fn from(e: axum::extract::rejection::JsonRejection) -> Self {
+        match e {
+            axum::extract::rejection::JsonRejection::BytesRejection(b) => {
+                AppError::BadRequest(b.body_text())
+            }
+            other => AppError::BadRequest(format!("invalid JSON body: {}", other.body_text())),
+        }
+    }
+}
+
+impl IntoResponse for AppError {
+    fn into_response(self) -> Response {
+        let (status, body) = match self {
+            AppError::BadRequest(m) => (StatusCode::BAD_REQUEST, json!({ "error": m })),
+            AppError::Unauthorized => (
+                StatusCode::UNAUTHORIZED,
+                json!({ "error": "missing or wrong token: send `Authorization: Bearer <token>`" }),
+            ),
+            AppError::NotFound(m) => (StatusCode::NOT_FOUND, json!({ "error": m })),
+            AppError::Conflict(m) => (StatusCode::CONFLICT, json!({ "error": m })),
+            AppError::InvalidConfig(errors) => (
+                StatusCode::UNPROCESSABLE_ENTITY,
+                json!({ "error": "the config has errors", "errors": errors }),
+            ),
+            AppError::Internal(detail) => {
+                tracing::error!("internal error: {detail}");
+                (
+                    StatusCode::INTERNAL_SERVER_ERROR,
+                    json!({ "error": "internal error; see the server log" }),
+                )
+            }
+        };
+        (status, Json(body)).into_response()
+    }
+}
+
+pub type AppResult<T> = Result<T, AppError>;

@@ -1,0 +1,42 @@
+//! Every route, in one place.
+
+mod builds;
+mod pages;
+mod products;
+mod runner;
+
+use axum::Router;
+use axum::routing::{get, post};
+use tower_http::limit::RequestBodyLimitLayer;
+
+pub use builds::start_build as start;
+
+use crate::state::SharedState;
+
+/// Request bodies larger than this are refused with 413.
+pub const MAX_BODY_BYTES: usize = 5 * 1024 * 1024;
+
+pub fn app(state: SharedState) -> Router {
+    Router::new()
+        .route("/", get(pages::home))
+        .route("/health", get(pages::health))
+        .route(
+            "/api/v1/products",
+            get(products::list).post(products::register),
+        )
+        .route("/api/v1/products/{product}", get(products::show))
+        .route(
+            "/api/v1/products/{product}/belts/{belt}/builds",
+            post(builds::create),
+        )
+        .route("/api/v1/builds", get(builds::list))
+        .route("/api/v1/builds/{id}", get(builds::show))
+        .route("/api/v1/builds/{id}/cancel", post(builds::cancel))
+        .route("/api/v1/job-runs/{id}/logs", get(builds::logs))
+        .route("/api/v1/runner/claim", post(runner::claim))
+        .route("/api/v1/runner/heartbeat", post(runner::heartbeat))
+        .route("/api/v1/runner/logs", post(runner::logs))
+        .route("/api/v1/runner/complete", post(runner::complete))
+        .layer(RequestBodyLimitLayer::new(MAX_BODY_BYTES))
+        .with_state(state)
+}

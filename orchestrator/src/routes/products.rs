@@ -1,0 +1,63 @@
+//! Registering and reading products.
+
+use axum::Json;
+use axum::extract::rejection::JsonRejection;
+use axum::extract::{Path, State};
+use axum::http::StatusCode;
+use serde::Deserialize;
+use serde_json::{Value, json};
+
+use crate::auth::Admin;
+use crate::error::{AppError, AppResult};
+use crate::registry;
+use crate::state::{SharedState, now_ms};
+
+#[derive(Deserialize)]
+pub struct Register {
+    yaml: Option<String>,
+    repo: Option<String>,
+}
+
+pub async fn register(
+    State(state): State<SharedState>,
+    _: Admin,
+    body: Result<Json<Register>, JsonRejection>,
+) -> AppResult<(StatusCode, Json<Value>)> {
+    let Json(body) = body?;
+    let yaml = match (body.yaml, body.repo) {
+        (Some(y), None) => y,
+        (None, Some(_)) => {
+            return Err(AppError::BadRequest(
+                "registering a product from a repository is not available yet: send {\"yaml\": \"…\"}".into(),
+            ));
+        }
+        _ => {
+            return Err(AppError::BadRequest(
+                "send exactly one of `yaml` or `repo`".into(),
+            ));
+        }
+    };
+    let (record, warnings) =
+        registry::compile_for_registration(state.store.as_ref(), "request", &yaml, None).await?;
+    state.store.put_product(&record, now_ms()).await?;
+    Ok((
+        StatusCode::CREATED,
+        Json(json!({ "product": record, "warnings": warnings })),
+    ))
+}
+
+pub async fn list(State(state): State<SharedState>) -> AppResult<Json<Value>> {
+    Ok(Json(json!({ "products": state.store.products().await? })))
+}
+
+pub async fn show(
+    State(state): State<SharedState>,
+    Path(product): Path<String>,
+) -> AppResult<Json<Value>> {
+    let p = state
+        .store
+        .product(&product)
+        .await?
+        .ok_or_else(|| AppError::NotFound(format!("no product `{product}`")))?;
+    Ok(Json(json!(p)))
+}

@@ -1,0 +1,173 @@
+//! Puts the job's source and `git:` inputs into the workspace, with the real git binary.
+
+use std::ffi::OsString;
+use std::path::Path;
+use std::process::Stdio;
+
+use conveyor_core::protocol::{JobSpec, SourceSpec};
+use nix::sys::signal::{Signal, killpg};
+use nix::unistd::Pid;
+use tokio::process::Command;
+use tokio::sync::watch;
+
+use super::workspace::{Workspace, copy_source};
+use super::{ExecError, Log, cancelled};
+
+/// Why the script will not run.
+pub(crate) enum Stop {
+    Cancelled,
+    Failed(ExecError),
+}
+
+impl From<ExecError> for Stop {
+    fn from(e: ExecError) -> Self {
+        Stop::Failed(e)
+    }
+}
+
+pub(crate) async fn prepare(
+    spec: &JobSpec,
+    ws: &Workspace,
+    log: &Log,
+    cancel: &mut watch::Receiver<bool>,
+) -> Result<(), Stop> {
+    if *cancel.borrow() {
+        return Err(Stop::Cancelled);
+    }
+    match &spec.source {
+        None => {}
+        Some(SourceSpec::Local { path }) => {
+            log.system(format!("copying source from {path}"));
+            copy_source(path, &ws.ws).await?;
+        }
+        Some(SourceSpec::Git { url, sha }) => {
+            log.system(format!("checking out {url} at {sha}"));
+            clone_at(url, sha, &ws.ws, cancel).await?;
+        }
+    }
+    for input in &spec.git_inputs {
+        let url = input.strip_prefix("git:").unwrap_or(input);
+        let name = repo_name(url).ok_or_else(|| ExecError::Checkout {
+            url: url.to_string(),
+            reason: "its url does not end in a repository name".to_string(),
+        })?;
+        log.system(format!("cloning {url} into {name}"));
+        git(url, [clone_args(url, &ws.ws.join(name))], cancel).await?;
+    }
+    Ok(())
+}
+
+async fn clone_at(
+    url: &str,
+    sha: &str,
+    dir: &Path,
+    cancel: &mut watch::Receiver<bool>,
+) -> Result<(), Stop> {
+    // `checkout` has no `--` before a revision, so refuse anything that reads as an option.
+    if sha.is_empty() || sha.starts_with('-') {
+        return Err(Stop::Failed(ExecError::Checkout {
+            url: url.to_string(),
+            reason: format!("`{sha}` is not a commit"),
+        }));
+    }
+    let checkout: Vec<OsString> = vec![
+        "-C".into(),
+        dir.into(),
+        "checkout".into(),
+        "--quiet".into(),
+        "--detach".into(),
+        sha.into(),
+    ];
+    git(url, [clone_args(url, dir), checkout], cancel).await
+}
+
+fn clone_args(url: &str, dir: &Path) -> Vec<OsString> {
+    vec![
+        "clone".into(),
+        "--quiet".into(),
+        "--".into(),
+        url.into(),
+        dir.into(),
+    ]
+}
+
+/// The directory a `git:` input is cloned into: the url's last segment without `.git`.
+pub(crate) fn repo_name(url: &str) -> Option<&str> {
+    let trimmed = url.trim_end_matches('/');
+    let last = trimmed.rsplit(['/', ':']).next()?;
+    let name = last.strip_suffix(".git").unwrap_or(last);
+    (!name.is_empty() && name != "." && name != ".." && !name.contains('\\')).then_some(name)
+}
+
+/// Runs git invocations in turn; the first failure names `url` and git's first stderr line.
+async fn git<const N: usize>(
+    url: &str,
+    invocations: [Vec<OsString>; N],
+    cancel: &mut watch::Receiver<bool>,
+) -> Result<(), Stop> {
+    let failed = |reason: String| {
+        Stop::Failed(ExecError::Checkout {
+            url: url.to_string(),
+            reason,
+        })
+    };
+    for args in invocations {
+        let mut cmd = Command::new("git");
+        cmd.args(&args)
+            .env("GIT_TERMINAL_PROMPT", "0")
+            .stdin(Stdio::null())
+            .stdout(Stdio::null())
+            .stderr(Stdio::piped())
+            .process_group(0)
+            .kill_on_drop(true);
+        if std::env::var_os("GIT_SSH_COMMAND").is_none() {
+            // Nobody is there to answer a host-key or passphrase prompt.
+            cmd.env("GIT_SSH_COMMAND", "ssh -o BatchMode=yes");
+        }
+        let child = cmd
+            .spawn()
+            .map_err(|e| failed(format!("could not start git: {e}")))?;
+        let group = child
+            .id()
+            .and_then(|id| i32::try_from(id).ok())
+            .map(Pid::from_raw);
+        let output = tokio::select! {
+            output = child.wait_with_output() => output,
+            () = cancelled(cancel) => {
+                if let Some(group) = group {
+                    let _ = killpg(group, Signal::SIGKILL);
+                }
+                return Err(Stop::Cancelled);
+            }
+        };
+        let output = output.map_err(|e| failed(format!("could not wait for git: {e}")))?;
+        if !output.status.success() {
+            let stderr = String::from_utf8_lossy(&output.stderr);
+            let first = stderr.lines().map(str::trim).find(|l| !l.is_empty());
+            let reason = match first {
+                Some(line) => line.to_string(),
+                None => format!("git ended with {}", output.status),
+            };
+            return Err(failed(reason));
+        }
+    }
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::repo_name;
+
+    #[test]
+    fn repo_names_drop_the_path_and_the_git_suffix() {
+        assert_eq!(
+            repo_name("https://example.com/org/tools.git"),
+            Some("tools")
+        );
+        assert_eq!(repo_name("git@example.com:org/tools.git/"), Some("tools"));
+        assert_eq!(repo_name("git@example.com:tools"), Some("tools"));
+        assert_eq!(repo_name("file:///srv/repos/lib"), Some("lib"));
+        assert_eq!(repo_name("https://example.com/.."), None);
+        assert_eq!(repo_name("https://example.com/.git"), None);
+    }
+}

@@ -1,0 +1,236 @@
+//! Executes one job run: a fresh workspace, the source checked out into it, the script run
+//! by bash in its own process group, logs streamed line by line, outputs collected.
+//!
+//! The pieces, in the order a run goes through them: [`workspace`] (directories, local
+//! source copy, removal), [`checkout`] (git), [`script`] (the wrapper that records declared
+//! outputs), [`process`] (spawn, stream, timeout, cancel, kill), [`outputs`] (parsing).
+
+mod checkout;
+mod outputs;
+mod process;
+mod script;
+mod workspace;
+
+use std::collections::BTreeMap;
+use std::io;
+use std::os::unix::process::ExitStatusExt;
+use std::path::PathBuf;
+use std::process::ExitStatus;
+
+use conveyor_core::protocol::{JobSpec, LogLine, Outcome, Stream};
+use tokio::sync::{mpsc, watch};
+
+use process::{Ending, Finished};
+use workspace::Workspace;
+
+/// Where and how job runs execute.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ExecConfig {
+    /// Workspaces are created under here, one directory per job run attempt.
+    pub work_root: PathBuf,
+    /// How many bytes of the end of stdout become the `STDOUT` output.
+    pub stdout_tail_bytes: usize,
+}
+
+impl ExecConfig {
+    pub const DEFAULT_STDOUT_TAIL_BYTES: usize = 4096;
+
+    pub fn new(work_root: impl Into<PathBuf>) -> Self {
+        Self {
+            work_root: work_root.into(),
+            stdout_tail_bytes: Self::DEFAULT_STDOUT_TAIL_BYTES,
+        }
+    }
+}
+
+impl Default for ExecConfig {
+    fn default() -> Self {
+        Self::new(std::env::temp_dir().join("conveyor-work"))
+    }
+}
+
+/// A request to a running job. [`execute`] itself listens on a `watch::Receiver<bool>`;
+/// whoever carries `Control` over a channel turns `Cancel` into `true` on that watch.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Control {
+    Cancel,
+}
+
+/// How a job run ended.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ExecResult {
+    pub outcome: Outcome,
+    /// The script's exit code; `None` when it never ran, was killed, or died of a signal.
+    pub exit_code: Option<i32>,
+    /// Filled only when the run succeeded.
+    pub outputs: BTreeMap<String, String>,
+    /// Why the job could not run, as a sentence.
+    pub error: Option<String>,
+}
+
+impl ExecResult {
+    fn ended(outcome: Outcome, exit_code: Option<i32>) -> Self {
+        Self {
+            outcome,
+            exit_code,
+            outputs: BTreeMap::new(),
+            error: None,
+        }
+    }
+}
+
+/// Why a run stopped before its script could finish normally.
+#[derive(Debug, thiserror::Error)]
+pub(crate) enum ExecError {
+    #[error(
+        "job run id `{0}` cannot name a workspace directory: it must be non-empty, not start with `.` and contain no `/`"
+    )]
+    BadRunId(String),
+    #[error(
+        "could not prepare the workspace {}: {source}; check that the runner can write to its work root",
+        path.display()
+    )]
+    Workspace { path: PathBuf, source: io::Error },
+    #[error("copying the source directory {path} into the workspace failed: {reason}")]
+    CopySource { path: String, reason: String },
+    #[error("checkout of {url} failed: {reason}")]
+    Checkout { url: String, reason: String },
+    #[error("output `{name}` cannot be recorded: {reason}")]
+    Output { name: String, reason: String },
+    #[error("bash was not found on PATH: install bash on the runner to run jobs")]
+    BashMissing,
+    #[error("could not start bash: {0}")]
+    Spawn(io::Error),
+    #[error("{what} failed: {source}")]
+    Io {
+        what: &'static str,
+        source: io::Error,
+    },
+}
+
+/// Runs one job run. `log` receives log lines as they are produced (send errors are ignored).
+/// `cancel` resolves/changes to true when the job must be killed.
+pub async fn execute(
+    spec: &JobSpec,
+    cfg: &ExecConfig,
+    log: mpsc::UnboundedSender<LogLine>,
+    mut cancel: watch::Receiver<bool>,
+) -> ExecResult {
+    let log = Log(log);
+    let ws = match Workspace::create(&cfg.work_root, &spec.lease).await {
+        Ok(ws) => ws,
+        Err(e) => return log.failed(e),
+    };
+    let result = run_in(&ws, spec, cfg, &log, &mut cancel).await;
+    ws.dispose().await;
+    result
+}
+
+async fn run_in(
+    ws: &Workspace,
+    spec: &JobSpec,
+    cfg: &ExecConfig,
+    log: &Log,
+    cancel: &mut watch::Receiver<bool>,
+) -> ExecResult {
+    match checkout::prepare(spec, ws, log, cancel).await {
+        Ok(()) => {}
+        Err(checkout::Stop::Cancelled) => return log.cancelled(),
+        Err(checkout::Stop::Failed(e)) => return log.failed(e),
+    }
+    if let Err(e) = script::write(spec, ws).await {
+        return log.failed(e);
+    }
+    let command = process::bash_command(spec, ws);
+    let timeout = spec.timeout_secs;
+    let finished = match process::run(command, timeout, cfg.stdout_tail_bytes, log, cancel).await {
+        Ok(f) => f,
+        Err(e) => return log.failed(e),
+    };
+    conclude(finished, spec, ws, log).await
+}
+
+async fn conclude(finished: Finished, spec: &JobSpec, ws: &Workspace, log: &Log) -> ExecResult {
+    let status = match finished.ending {
+        Ending::TimedOut(secs) => {
+            log.system(format!("timed out after {secs}s"));
+            return ExecResult::ended(Outcome::TimedOut, None);
+        }
+        Ending::Cancelled => return log.cancelled(),
+        Ending::Exited(status) => status,
+    };
+    let Some(code) = status.code() else {
+        log.system(signal_sentence(status));
+        return ExecResult::ended(Outcome::Failed, None);
+    };
+    log.system(format!("exit code {code}"));
+    if code != 0 {
+        return ExecResult::ended(Outcome::Failed, Some(code));
+    }
+    match outputs::collect(spec, ws, &finished.stdout_tail).await {
+        Ok(collected) => {
+            if collected.trap_replaced {
+                log.system(
+                    "the declared outputs were not recorded: the script replaced conveyor's EXIT trap; \
+                     append them to $CONVEYOR_OUTPUT instead"
+                        .to_string(),
+                );
+            }
+            ExecResult {
+                outputs: collected.values,
+                ..ExecResult::ended(Outcome::Succeeded, Some(0))
+            }
+        }
+        Err(e) => log.failed(e),
+    }
+}
+
+fn signal_sentence(status: ExitStatus) -> String {
+    let Some(signo) = status.signal() else {
+        return format!("the script ended without an exit code ({status})");
+    };
+    let name = nix::sys::signal::Signal::try_from(signo)
+        .map(|s| s.as_str().to_string())
+        .unwrap_or_else(|_| format!("signal {signo}"));
+    let core = if status.core_dumped() {
+        " (core dumped)"
+    } else {
+        ""
+    };
+    format!("killed by signal {name}{core}")
+}
+
+/// Resolves when `cancel` is true; never, if its sender is gone without cancelling.
+pub(crate) async fn cancelled(cancel: &mut watch::Receiver<bool>) {
+    if cancel.wait_for(|c| *c).await.is_err() {
+        std::future::pending::<()>().await;
+    }
+}
+
+/// The log channel; a closed receiver is not the job's problem, so send errors are ignored.
+#[derive(Clone)]
+pub(crate) struct Log(mpsc::UnboundedSender<LogLine>);
+
+impl Log {
+    pub(crate) fn line(&self, stream: Stream, text: String) {
+        let _ = self.0.send(LogLine { stream, text });
+    }
+
+    pub(crate) fn system(&self, text: String) {
+        self.line(Stream::System, text);
+    }
+
+    fn failed(&self, e: ExecError) -> ExecResult {
+        let error = e.to_string();
+        self.system(error.clone());
+        ExecResult {
+            error: Some(error),
+            ..ExecResult::ended(Outcome::Failed, None)
+        }
+    }
+
+    fn cancelled(&self) -> ExecResult {
+        self.system("cancelled".to_string());
+        ExecResult::ended(Outcome::Cancelled, None)
+    }
+}

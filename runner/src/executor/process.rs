@@ -1,0 +1,226 @@
+//! Runs the wrapper with bash in its own process group: streams stdout and stderr to the log,
+//! enforces the timeout, obeys cancel, and kills the whole group when the run ends so that
+//! background processes the script started cannot outlive it.
+
+use std::ffi::OsString;
+use std::process::{ExitStatus, Stdio};
+use std::time::Duration;
+
+use conveyor_core::protocol::{JobSpec, Stream};
+use nix::errno::Errno;
+use nix::sys::signal::{Signal, killpg};
+use nix::unistd::Pid;
+use tokio::io::{AsyncRead, AsyncReadExt};
+use tokio::process::{Child, Command};
+use tokio::sync::watch;
+use tokio::task::JoinHandle;
+use tokio::time::{Instant, sleep, sleep_until, timeout};
+
+use super::outputs::Tail;
+use super::workspace::Workspace;
+use super::{ExecError, Log, cancelled};
+
+/// Variables a job inherits from the runner; everything else comes from the spec.
+const INHERITED: [&str; 5] = ["PATH", "HOME", "LANG", "USER", "TMPDIR"];
+/// How long readers may keep draining after the group is killed: a process that left the
+/// group (setsid) can hold a pipe open forever.
+const DRAIN_BOUND: Duration = Duration::from_secs(2);
+/// How long to wait for bash to be reaped after SIGKILL.
+const REAP_BOUND: Duration = Duration::from_secs(5);
+/// A line longer than this is sent in pieces, so a job printing no newlines cannot grow a
+/// buffer without bound.
+const MAX_LINE: usize = 64 * 1024;
+
+pub(crate) enum Ending {
+    Exited(ExitStatus),
+    TimedOut(u64),
+    Cancelled,
+}
+
+pub(crate) struct Finished {
+    pub ending: Ending,
+    pub stdout_tail: Vec<u8>,
+}
+
+/// `bash -eo pipefail meta/run.sh` in `ws/`, with a cleared environment.
+pub(crate) fn bash_command(spec: &JobSpec, ws: &Workspace) -> Command {
+    let mut cmd = Command::new("bash");
+    cmd.arg("-eo")
+        .arg("pipefail")
+        .arg(ws.run_script())
+        .current_dir(&ws.ws)
+        .env_clear()
+        .stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .process_group(0)
+        .kill_on_drop(true);
+    for name in INHERITED {
+        if let Some(value) = std::env::var_os(name) {
+            cmd.env(name, value);
+        }
+    }
+    for (k, v) in &spec.env {
+        cmd.env(k, v);
+    }
+    cmd.env("CONVEYOR_OUTPUT", ws.output_env());
+    cmd.env("CONVEYOR_WORKSPACE", OsString::from(ws.ws.as_os_str()));
+    cmd
+}
+
+pub(crate) async fn run(
+    mut command: Command,
+    timeout_secs: Option<u64>,
+    tail_bytes: usize,
+    log: &Log,
+    cancel: &mut watch::Receiver<bool>,
+) -> Result<Finished, ExecError> {
+    let mut child = command.spawn().map_err(|e| match e.kind() {
+        std::io::ErrorKind::NotFound => ExecError::BashMissing,
+        _ => ExecError::Spawn(e),
+    })?;
+    // With process_group(0) the group id is bash's pid.
+    let group = child
+        .id()
+        .and_then(|id| i32::try_from(id).ok())
+        .map(Pid::from_raw);
+    let (stop_tx, stop_rx) = watch::channel(false);
+    let stdout = child.stdout.take().map(|out| {
+        let pump = Pump::new(Stream::Stdout, log, tail_bytes, &stop_rx);
+        tokio::spawn(pump.run(out))
+    });
+    let stderr = child.stderr.take().map(|err| {
+        let pump = Pump::new(Stream::Stderr, log, 0, &stop_rx);
+        tokio::spawn(pump.run(err))
+    });
+
+    let ending = wait(&mut child, timeout_secs, cancel).await;
+    kill_group(group);
+    if !matches!(ending, Ok(Ending::Exited(_))) {
+        let _ = timeout(REAP_BOUND, child.wait()).await;
+    }
+    let stdout_tail = drain(stdout, stderr, stop_tx).await;
+    Ok(Finished {
+        ending: ending.map_err(|source| ExecError::Io {
+            what: "waiting for the job's script",
+            source,
+        })?,
+        stdout_tail,
+    })
+}
+
+async fn wait(
+    child: &mut Child,
+    timeout_secs: Option<u64>,
+    cancel: &mut watch::Receiver<bool>,
+) -> std::io::Result<Ending> {
+    let deadline = timeout_secs.map(|secs| Instant::now() + Duration::from_secs(secs));
+    let expired = async {
+        match deadline {
+            Some(at) => sleep_until(at).await,
+            None => std::future::pending().await,
+        }
+    };
+    tokio::select! {
+        status = child.wait() => status.map(Ending::Exited),
+        () = expired => Ok(Ending::TimedOut(timeout_secs.unwrap_or_default())),
+        () = cancelled(cancel) => Ok(Ending::Cancelled),
+    }
+}
+
+fn kill_group(group: Option<Pid>) {
+    let Some(group) = group else { return };
+    match killpg(group, Signal::SIGKILL) {
+        Ok(()) | Err(Errno::ESRCH) => {}
+        Err(e) => {
+            tracing::warn!(pgid = group.as_raw(), error = %e, "could not kill the job's process group")
+        }
+    }
+}
+
+/// Lets the readers finish what the pipes still hold, for at most [`DRAIN_BOUND`].
+async fn drain(
+    stdout: Option<JoinHandle<Vec<u8>>>,
+    stderr: Option<JoinHandle<Vec<u8>>>,
+    stop: watch::Sender<bool>,
+) -> Vec<u8> {
+    let stopper = tokio::spawn(async move {
+        sleep(DRAIN_BOUND).await;
+        let _ = stop.send(true);
+        // Hold the sender until aborted: dropping it would also read as "stop".
+        std::future::pending::<()>().await;
+    });
+    let joined = |h: Option<JoinHandle<Vec<u8>>>| async move {
+        match h {
+            Some(h) => h.await.unwrap_or_default(),
+            None => Vec::new(),
+        }
+    };
+    let (tail, _) = tokio::join!(joined(stdout), joined(stderr));
+    stopper.abort();
+    tail
+}
+
+/// Reads one pipe: sends each line to the log and keeps the pipe's last bytes.
+struct Pump {
+    stream: Stream,
+    log: Log,
+    tail: Tail,
+    stop: watch::Receiver<bool>,
+}
+
+impl Pump {
+    fn new(stream: Stream, log: &Log, tail_bytes: usize, stop: &watch::Receiver<bool>) -> Self {
+        Self {
+            stream,
+            log: log.clone(),
+            tail: Tail::new(tail_bytes),
+            stop: stop.clone(),
+        }
+    }
+
+    async fn run(mut self, mut reader: impl AsyncRead + Unpin) -> Vec<u8> {
+        let mut pending = Vec::new();
+        let mut buf = vec![0u8; 8192];
+        loop {
+            let read = tokio::select! {
+                biased;
+                _ = self.stop.wait_for(|stop| *stop) => break,
+                read = reader.read(&mut buf) => read,
+            };
+            let n = match read {
+                Ok(0) => break,
+                Ok(n) => n,
+                Err(e) => {
+                    tracing::warn!(stream = ?self.stream, error = %e, "could not read the job's output");
+                    break;
+                }
+            };
+            self.tail.push(&buf[..n]);
+            pending.extend_from_slice(&buf[..n]);
+            self.send_lines(&mut pending);
+        }
+        if !pending.is_empty() {
+            self.send(&pending);
+        }
+        self.tail.into_bytes()
+    }
+
+    fn send_lines(&self, pending: &mut Vec<u8>) {
+        let mut start = 0;
+        while let Some(i) = pending[start..].iter().position(|&b| b == b'\n') {
+            self.send(&pending[start..start + i]);
+            start += i + 1;
+        }
+        while pending.len() - start >= MAX_LINE {
+            self.send(&pending[start..start + MAX_LINE]);
+            start += MAX_LINE;
+        }
+        pending.drain(..start);
+    }
+
+    fn send(&self, line: &[u8]) {
+        self.log
+            .line(self.stream, String::from_utf8_lossy(line).into_owned());
+    }
+}

@@ -1,0 +1,181 @@
+//! The wrapper `meta/run.sh`: an EXIT trap that records the declared outputs, then the
+//! user's script verbatim.
+//!
+//! The trap runs only on success (status 0) and writes `NAME\0VALUE\0` pairs: bash values
+//! cannot hold NUL, so every other byte — newlines, quotes, `$(…)` — arrives as it was. Values
+//! are expanded once, inside double quotes, and never evaluated; only a configured `word` is
+//! shell syntax, because the job's author wrote it as such.
+
+use std::path::Path;
+use std::process::Stdio;
+
+use conveyor_core::model::Output;
+use conveyor_core::protocol::JobSpec;
+use tokio::process::Command;
+
+use super::ExecError;
+use super::workspace::Workspace;
+
+/// Writes `run.sh` and an empty `output.env`, after checking that the trap parses.
+pub(crate) async fn write(spec: &JobSpec, ws: &Workspace) -> Result<(), ExecError> {
+    let trap = trap(&spec.outputs, &ws.outputs_bin())?;
+    check_syntax(&trap, &spec.outputs).await?;
+    let io = |what| move |source| ExecError::Io { what, source };
+    tokio::fs::write(ws.output_env(), b"")
+        .await
+        .map_err(io("creating $CONVEYOR_OUTPUT"))?;
+    tokio::fs::write(ws.run_script(), format!("{trap}{}\n", spec.script))
+        .await
+        .map_err(io("writing the job's wrapper script"))
+}
+
+/// The trap function and its installation, ending in a newline.
+///
+/// It saves `$?` first, then turns off the options that could make it exit early or noisily
+/// (`-e`, `-u`, `-x`, `pipefail`) and writes with `>|` in case the script set `noclobber`;
+/// `builtin` keeps the script's own functions from standing in for printf, trap or exit.
+pub(crate) fn trap(outputs: &[Output], outputs_bin: &Path) -> Result<String, ExecError> {
+    let mut body = String::new();
+    for Output { name, word } in outputs {
+        if !is_var_name(name) {
+            return Err(ExecError::Output {
+                name: name.clone(),
+                reason: "its name is not a shell variable name ([A-Za-z_][A-Za-z0-9_]*)"
+                    .to_string(),
+            });
+        }
+        match word {
+            None => body.push_str(&format!(
+                "builtin printf '%s\\0' '{name}' \"${{{name}-}}\"\n"
+            )),
+            Some(word) => {
+                if word.contains(['\n', '\r', '\0']) {
+                    return Err(ExecError::Output {
+                        name: name.clone(),
+                        reason: format!("its word `{word}` spans lines; write it on one line"),
+                    });
+                }
+                // The blank line ends the assignment even if the word ends in a backslash.
+                body.push_str(&format!(
+                    "__conveyor_w={word}\n\nbuiltin printf '%s\\0' '{name}' \"$__conveyor_w\"\n"
+                ));
+            }
+        }
+    }
+    if body.is_empty() {
+        // An empty `{ }` is a syntax error; the file is still written, as proof the trap ran.
+        body.push_str("builtin :\n");
+    }
+    let path = single_quote(&outputs_bin.to_string_lossy());
+    Ok(format!(
+        "__conveyor_exit() {{\n\
+         __conveyor_status=$?\n\
+         {{ builtin set +eux +o pipefail; }} 2>/dev/null\n\
+         builtin trap - EXIT ERR\n\
+         if (( __conveyor_status == 0 )); then\n\
+         {{\n{body}}} >| {path}\n\
+         fi\n\
+         builtin exit \"$__conveyor_status\"\n\
+         }}\n\
+         builtin trap __conveyor_exit EXIT\n"
+    ))
+}
+
+/// A word with unbalanced quotes would otherwise make bash reject the whole wrapper with a
+/// message about a line of a file the author never wrote. Bare names cannot break it.
+async fn check_syntax(trap: &str, outputs: &[Output]) -> Result<(), ExecError> {
+    if outputs.iter().all(|o| o.word.is_none()) || parse_error(trap).await?.is_none() {
+        return Ok(());
+    }
+    for Output { name, word } in outputs {
+        let Some(word) = word else { continue };
+        if let Some(detail) = parse_error(&format!("__conveyor_w={word}\n\n")).await? {
+            return Err(ExecError::Output {
+                name: name.clone(),
+                reason: format!("its word `{word}` is not valid shell ({detail})"),
+            });
+        }
+    }
+    Ok(())
+}
+
+/// Bash's first complaint about `text`, if it does not parse.
+async fn parse_error(text: &str) -> Result<Option<String>, ExecError> {
+    let output = Command::new("bash")
+        .args(["-n", "-c", text])
+        .stdin(Stdio::null())
+        .stdout(Stdio::null())
+        .stderr(Stdio::piped())
+        .output()
+        .await
+        .map_err(|e| match e.kind() {
+            std::io::ErrorKind::NotFound => ExecError::BashMissing,
+            _ => ExecError::Spawn(e),
+        })?;
+    if output.status.success() {
+        return Ok(None);
+    }
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    let first = stderr.lines().next().unwrap_or("bash rejected it");
+    let first = first.strip_prefix("bash: -c: ").unwrap_or(first);
+    let first = match first.split_once(": ") {
+        Some((line, rest)) if line.starts_with("line ") => rest,
+        _ => first,
+    };
+    Ok(Some(first.to_string()))
+}
+
+fn is_var_name(name: &str) -> bool {
+    let mut bytes = name.bytes();
+    bytes
+        .next()
+        .is_some_and(|b| b.is_ascii_alphabetic() || b == b'_')
+        && bytes.all(|b| b.is_ascii_alphanumeric() || b == b'_')
+}
+
+fn single_quote(s: &str) -> String {
+    format!("'{}'", s.replace('\'', r"'\''"))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn out(name: &str, word: Option<&str>) -> Output {
+        Output {
+            name: name.to_string(),
+            word: word.map(str::to_string),
+        }
+    }
+
+    #[test]
+    fn the_trap_prints_bare_names_and_assigns_words() {
+        let text = trap(
+            &[out("A", None), out("B", Some("$V"))],
+            Path::new("/w/it's/outputs.bin"),
+        )
+        .unwrap();
+        assert!(text.contains("builtin printf '%s\\0' 'A' \"${A-}\"\n"));
+        assert!(text.contains("__conveyor_w=$V\n\nbuiltin printf '%s\\0' 'B' \"$__conveyor_w\"\n"));
+        assert!(text.contains("} >| '/w/it'\\''s/outputs.bin'\n"));
+        assert!(text.ends_with("builtin trap __conveyor_exit EXIT\n"));
+    }
+
+    #[test]
+    fn an_output_name_that_is_not_a_variable_is_refused() {
+        let err = trap(&[out("a-b", None)], Path::new("/o")).unwrap_err();
+        assert_eq!(
+            err.to_string(),
+            "output `a-b` cannot be recorded: its name is not a shell variable name ([A-Za-z_][A-Za-z0-9_]*)"
+        );
+    }
+
+    #[test]
+    fn a_word_spanning_lines_is_refused() {
+        let err = trap(&[out("A", Some("a\nb"))], Path::new("/o")).unwrap_err();
+        assert_eq!(
+            err.to_string(),
+            "output `A` cannot be recorded: its word `a\nb` spans lines; write it on one line"
+        );
+    }
+}

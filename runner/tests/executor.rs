@@ -1,0 +1,499 @@
+//! The executor against real bash, real git and real processes: outputs, environment, exit
+//! statuses, timeout and cancel, logs, sources and workspace cleanup.
+
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
+use std::process::Command;
+use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
+
+use conveyor_core::model::Output;
+use conveyor_core::protocol::{JobSpec, Lease, LogLine, Outcome, SourceSpec, Stream};
+use conveyor_runner::executor::{ExecConfig, ExecResult, execute};
+use tokio::sync::{mpsc, watch};
+
+/// A directory of the test's own, removed when the test ends.
+struct TestDir(PathBuf);
+
+impl TestDir {
+    fn new(name: &str) -> Self {
+        let nanos = SystemTime::now()
+            .duration_since(UNIX_EPOCH)
+            .expect("clock after 1970")
+            .as_nanos();
+        let dir = std::env::temp_dir().join(format!(
+            "conveyor-runner-{name}-{}-{nanos}",
+            std::process::id()
+        ));
+        std::fs::create_dir_all(&dir).expect("test dir");
+        Self(dir)
+    }
+
+    fn path(&self, rel: &str) -> PathBuf {
+        self.0.join(rel)
+    }
+
+    fn config(&self) -> ExecConfig {
+        ExecConfig::new(self.path("work"))
+    }
+}
+
+impl Drop for TestDir {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_dir_all(&self.0);
+    }
+}
+
+fn spec(script: &str) -> JobSpec {
+    JobSpec {
+        lease: Lease {
+            job_run_id: "run1".to_string(),
+            attempt: 1,
+            lease_token: "token".to_string(),
+        },
+        lease_secs: 60,
+        product: "p".to_string(),
+        belt: "main".to_string(),
+        job: "j".to_string(),
+        build_id: "b".to_string(),
+        build_number: 1,
+        script: script.to_string(),
+        env: Vec::new(),
+        outputs: Vec::new(),
+        timeout_secs: None,
+        source: None,
+        git_inputs: Vec::new(),
+    }
+}
+
+fn output(name: &str, word: Option<&str>) -> Output {
+    Output {
+        name: name.to_string(),
+        word: word.map(str::to_string),
+    }
+}
+
+fn env(pairs: &[(&str, &str)]) -> Vec<(String, String)> {
+    pairs
+        .iter()
+        .map(|(k, v)| (k.to_string(), v.to_string()))
+        .collect()
+}
+
+fn map(pairs: &[(&str, &str)]) -> BTreeMap<String, String> {
+    env(pairs).into_iter().collect()
+}
+
+async fn run(spec: &JobSpec, cfg: &ExecConfig) -> (ExecResult, Vec<LogLine>) {
+    let (tx, mut rx) = mpsc::unbounded_channel();
+    let (_cancel_tx, cancel_rx) = watch::channel(false);
+    let result = execute(spec, cfg, tx, cancel_rx).await;
+    let mut lines = Vec::new();
+    while let Some(line) = rx.recv().await {
+        lines.push(line);
+    }
+    (result, lines)
+}
+
+fn texts(lines: &[LogLine], stream: Stream) -> Vec<&str> {
+    lines
+        .iter()
+        .filter(|l| l.stream == stream)
+        .map(|l| l.text.as_str())
+        .collect()
+}
+
+fn git(dir: &Path, args: &[&str]) -> String {
+    let out = Command::new("git")
+        .args(["-c", "user.name=t", "-c", "user.email=t@example.com"])
+        .args(["-c", "init.defaultBranch=main", "-C"])
+        .arg(dir)
+        .args(args)
+        .output()
+        .expect("git runs");
+    assert!(out.status.success(), "git {args:?}: {out:?}");
+    String::from_utf8(out.stdout)
+        .expect("utf-8 from git")
+        .trim()
+        .to_string()
+}
+
+/// A process is gone once it no longer exists or is a zombie nobody has reaped yet.
+fn is_gone(pid: &str) -> bool {
+    match std::fs::read_to_string(format!("/proc/{pid}/stat")) {
+        Err(_) => true,
+        Ok(stat) => stat
+            .rsplit_once(") ")
+            .is_some_and(|(_, rest)| rest.starts_with(['Z', 'X'])),
+    }
+}
+
+fn assert_gone_soon(pid: &str) {
+    let deadline = Instant::now() + Duration::from_secs(5);
+    while !is_gone(pid) {
+        assert!(Instant::now() < deadline, "process {pid} is still alive");
+        std::thread::sleep(Duration::from_millis(20));
+    }
+}
+
+#[tokio::test]
+async fn outputs_come_from_variables_words_the_output_file_and_stdout() {
+    let dir = TestDir::new("outputs");
+    let mut s = spec(
+        r#"NOT_EXPORTED="plain value"
+export GEM_VERSION=1.2.3
+OVERRIDDEN=declared
+echo "EXTRA=from file" >> "$CONVEYOR_OUTPUT"
+echo "OVERRIDDEN=from file" >> "$CONVEYOR_OUTPUT"
+echo "LATER=1" >> "$CONVEYOR_OUTPUT"
+echo "LATER=2=two" >> "$CONVEYOR_OUTPUT"
+echo "not-a-key=ignored" >> "$CONVEYOR_OUTPUT"
+echo first
+echo done"#,
+    );
+    s.outputs = vec![
+        output("NOT_EXPORTED", None),
+        output("VERSION", Some("$GEM_VERSION")),
+        output("AMI", Some("ror_ami.json")),
+        output("UNSET", None),
+        output("OVERRIDDEN", None),
+    ];
+    let (result, _) = run(&s, &dir.config()).await;
+    assert_eq!(result.outcome, Outcome::Succeeded);
+    assert_eq!(result.exit_code, Some(0));
+    assert_eq!(result.error, None);
+    assert_eq!(
+        result.outputs,
+        map(&[
+            ("NOT_EXPORTED", "plain value"),
+            ("VERSION", "1.2.3"),
+            ("AMI", "ror_ami.json"),
+            ("UNSET", ""),
+            ("OVERRIDDEN", "from file"),
+            ("EXTRA", "from file"),
+            ("LATER", "2=two"),
+            ("STDOUT", "first\ndone"),
+        ])
+    );
+}
+
+#[tokio::test]
+async fn the_stdout_output_is_the_tail_cut_at_a_character_boundary() {
+    let dir = TestDir::new("tail");
+    let mut cfg = dir.config();
+    cfg.stdout_tail_bytes = 5;
+    // "über\n" is 6 bytes; the last 5 start inside the "ü".
+    let (result, _) = run(&spec("printf 'zzz\\n\\303\\274ber\\n'"), &cfg).await;
+    assert_eq!(result.outputs, map(&[("STDOUT", "ber")]));
+    cfg.stdout_tail_bytes = 6;
+    let (result, _) = run(&spec("printf 'zzz\\n\\303\\274ber\\n'"), &cfg).await;
+    assert_eq!(result.outputs, map(&[("STDOUT", "\u{fc}ber")]));
+}
+
+#[tokio::test]
+async fn a_hostile_value_arrives_byte_exact_and_nothing_in_it_runs() {
+    let dir = TestDir::new("hostile");
+    let pwned = dir.path("PWNED");
+    let pwned2 = dir.path("PWNED2");
+    let hostile = format!(
+        "a $(touch {}) `touch {}` 'single' \"double\"\ttab\nnew line \\ end $HOME",
+        pwned.display(),
+        pwned2.display()
+    );
+    let mut s = spec(r#"ECHOED="$(printf '%s' "$HOSTILE")""#);
+    s.env = env(&[("HOSTILE", &hostile)]);
+    s.outputs = vec![output("ECHOED", None), output("WORD", Some("$HOSTILE"))];
+    let (result, _) = run(&s, &dir.config()).await;
+    assert_eq!(result.outcome, Outcome::Succeeded);
+    assert_eq!(result.outputs["ECHOED"], hostile);
+    assert_eq!(result.outputs["WORD"], hostile);
+    assert!(!pwned.exists() && !pwned2.exists());
+}
+
+#[tokio::test]
+async fn the_spec_environment_reaches_the_script_with_conveyor_variables() {
+    let dir = TestDir::new("env");
+    let mut s = spec(
+        r#"echo "greeting=$GREETING"
+echo "other=$OTHER"
+echo "cargo=${CARGO_PKG_NAME-unset}"
+test -f "$CONVEYOR_OUTPUT" && test ! -s "$CONVEYOR_OUTPUT" && echo "output file is empty"
+case "$CONVEYOR_OUTPUT" in "$CONVEYOR_WORKSPACE"/*) echo "output inside workspace" ;; esac
+test "$(pwd)" = "$CONVEYOR_WORKSPACE" && echo "cwd is the workspace"
+test -n "$PATH" && echo "path is set""#,
+    );
+    s.env = env(&[("GREETING", "hello"), ("OTHER", "x"), ("GREETING", "hi")]);
+    let (result, lines) = run(&s, &dir.config()).await;
+    assert_eq!(result.outcome, Outcome::Succeeded);
+    assert_eq!(
+        texts(&lines, Stream::Stdout),
+        [
+            "greeting=hi",
+            "other=x",
+            "cargo=unset",
+            "output file is empty",
+            "cwd is the workspace",
+            "path is set",
+        ]
+    );
+}
+
+#[tokio::test]
+async fn a_failing_command_fails_the_run_with_its_exit_code_and_no_outputs() {
+    let dir = TestDir::new("failing");
+    let mut s = spec(
+        "VALUE=1\necho \"EXTRA=1\" >> \"$CONVEYOR_OUTPUT\"\necho before\n(exit 7)\necho after",
+    );
+    s.outputs = vec![output("VALUE", None)];
+    let (result, lines) = run(&s, &dir.config()).await;
+    assert_eq!(result.outcome, Outcome::Failed);
+    assert_eq!(result.exit_code, Some(7));
+    assert_eq!(result.outputs, BTreeMap::new());
+    assert_eq!(result.error, None);
+    assert_eq!(texts(&lines, Stream::Stdout), ["before"]);
+    assert_eq!(texts(&lines, Stream::System), ["exit code 7"]);
+}
+
+#[tokio::test]
+async fn a_failure_on_the_left_of_a_pipe_fails_the_run() {
+    let dir = TestDir::new("pipefail");
+    let (result, _) = run(&spec("false | true\necho unreachable"), &dir.config()).await;
+    assert_eq!(result.outcome, Outcome::Failed);
+    assert_eq!(result.exit_code, Some(1));
+}
+
+#[tokio::test]
+async fn a_script_killed_by_a_signal_fails_without_an_exit_code() {
+    let dir = TestDir::new("signal");
+    let (result, lines) = run(&spec("kill -TERM $$"), &dir.config()).await;
+    assert_eq!(result.outcome, Outcome::Failed);
+    assert_eq!(result.exit_code, None);
+    assert_eq!(texts(&lines, Stream::System), ["killed by signal SIGTERM"]);
+}
+
+#[tokio::test]
+async fn a_timeout_kills_the_whole_process_group_promptly() {
+    let dir = TestDir::new("timeout");
+    let pid_file = dir.path("bg.pid");
+    let mut s = spec("sleep 30 &\necho $! > \"$PID_FILE\"\nsleep 30");
+    s.env = env(&[("PID_FILE", &pid_file.to_string_lossy())]);
+    s.timeout_secs = Some(1);
+    let started = Instant::now();
+    let (result, lines) = run(&s, &dir.config()).await;
+    assert!(started.elapsed() < Duration::from_secs(10));
+    assert_eq!(result.outcome, Outcome::TimedOut);
+    assert_eq!(result.exit_code, None);
+    assert_eq!(texts(&lines, Stream::System), ["timed out after 1s"]);
+    assert_gone_soon(std::fs::read_to_string(&pid_file).unwrap().trim());
+}
+
+#[tokio::test]
+async fn cancelling_kills_the_whole_process_group_promptly() {
+    let dir = TestDir::new("cancel");
+    let pid_file = dir.path("bg.pid");
+    let mut s = spec("sleep 30 &\necho $! > \"$PID_FILE\"\necho started\nsleep 30");
+    s.env = env(&[("PID_FILE", &pid_file.to_string_lossy())]);
+    let cfg = dir.config();
+    let (tx, mut rx) = mpsc::unbounded_channel();
+    let (cancel_tx, cancel_rx) = watch::channel(false);
+    let started = Instant::now();
+    let job = tokio::spawn(async move { execute(&s, &cfg, tx, cancel_rx).await });
+    let mut lines = Vec::new();
+    while let Some(line) = rx.recv().await {
+        let go = line.text == "started";
+        lines.push(line);
+        if go {
+            cancel_tx.send(true).unwrap();
+        }
+    }
+    let result = job.await.unwrap();
+    assert!(started.elapsed() < Duration::from_secs(10));
+    assert_eq!(result.outcome, Outcome::Cancelled);
+    assert_eq!(result.exit_code, None);
+    assert_eq!(texts(&lines, Stream::System), ["cancelled"]);
+    assert_gone_soon(std::fs::read_to_string(&pid_file).unwrap().trim());
+}
+
+#[tokio::test]
+async fn logs_arrive_in_order_on_their_streams() {
+    let dir = TestDir::new("logs");
+    let script = "echo one\necho 'two  with  spaces' >&2\necho three\necho four >&2\nprintf 'last without newline'";
+    let (result, lines) = run(&spec(script), &dir.config()).await;
+    assert_eq!(result.outcome, Outcome::Succeeded);
+    assert_eq!(
+        texts(&lines, Stream::Stdout),
+        ["one", "three", "last without newline"]
+    );
+    assert_eq!(texts(&lines, Stream::Stderr), ["two  with  spaces", "four"]);
+    let last = lines.last().unwrap();
+    assert_eq!(
+        (last.stream, last.text.as_str()),
+        (Stream::System, "exit code 0")
+    );
+}
+
+#[tokio::test]
+async fn a_local_source_is_copied_into_the_workspace() {
+    let dir = TestDir::new("local");
+    let src = dir.path("src");
+    std::fs::create_dir_all(src.join("sub")).unwrap();
+    std::fs::create_dir_all(src.join(".git")).unwrap();
+    std::fs::write(src.join("a.txt"), "alpha").unwrap();
+    std::fs::write(src.join("sub/b.txt"), "beta").unwrap();
+    std::os::unix::fs::symlink("sub/b.txt", src.join("link")).unwrap();
+    let mut s = spec(
+        "cat a.txt; echo\ncat sub/b.txt; echo\nreadlink link\ntest ! -e .git && echo 'no .git'",
+    );
+    s.source = Some(SourceSpec::Local {
+        path: src.to_string_lossy().into_owned(),
+    });
+    let (result, lines) = run(&s, &dir.config()).await;
+    assert_eq!(result.outcome, Outcome::Succeeded, "{lines:?}");
+    assert_eq!(
+        texts(&lines, Stream::Stdout),
+        ["alpha", "beta", "sub/b.txt", "no .git"]
+    );
+}
+
+#[tokio::test]
+async fn a_git_source_is_checked_out_at_the_given_sha() {
+    let dir = TestDir::new("git");
+    let repo = dir.path("repo");
+    std::fs::create_dir_all(&repo).unwrap();
+    git(&repo, &["init", "--quiet"]);
+    std::fs::write(repo.join("version.txt"), "first").unwrap();
+    git(&repo, &["add", "version.txt"]);
+    git(&repo, &["commit", "--quiet", "-m", "first"]);
+    let first = git(&repo, &["rev-parse", "HEAD"]);
+    std::fs::write(repo.join("version.txt"), "second").unwrap();
+    git(&repo, &["commit", "--quiet", "-am", "second"]);
+    let url = format!("file://{}", repo.display());
+    let mut s = spec("cat version.txt");
+    s.source = Some(SourceSpec::Git {
+        url: url.clone(),
+        sha: first.clone(),
+    });
+    let (result, lines) = run(&s, &dir.config()).await;
+    assert_eq!(result.outcome, Outcome::Succeeded, "{lines:?}");
+    assert_eq!(result.outputs["STDOUT"], "first");
+    assert_eq!(
+        texts(&lines, Stream::System)[0],
+        format!("checking out {url} at {first}")
+    );
+}
+
+#[tokio::test]
+async fn a_git_input_is_cloned_into_a_directory_named_after_the_repository() {
+    let dir = TestDir::new("git-input");
+    let repo = dir.path("tools.git");
+    std::fs::create_dir_all(&repo).unwrap();
+    git(&repo, &["init", "--quiet"]);
+    std::fs::write(repo.join("tool.sh"), "echo tool").unwrap();
+    git(&repo, &["add", "tool.sh"]);
+    git(&repo, &["commit", "--quiet", "-m", "tool"]);
+    let mut s = spec("bash tools/tool.sh");
+    s.git_inputs = vec![format!("file://{}", repo.display())];
+    let (result, lines) = run(&s, &dir.config()).await;
+    assert_eq!(result.outcome, Outcome::Succeeded, "{lines:?}");
+    assert_eq!(result.outputs["STDOUT"], "tool");
+}
+
+#[tokio::test]
+async fn a_bad_git_url_fails_the_checkout_and_the_script_never_runs() {
+    let dir = TestDir::new("bad-git");
+    let marker = dir.path("ran");
+    let url = format!("file://{}", dir.path("missing").display());
+    let mut s = spec("touch \"$MARKER\"");
+    s.env = env(&[("MARKER", &marker.to_string_lossy())]);
+    s.source = Some(SourceSpec::Git {
+        url: url.clone(),
+        sha: "0123456789abcdef0123456789abcdef01234567".to_string(),
+    });
+    let (result, lines) = run(&s, &dir.config()).await;
+    assert_eq!(result.outcome, Outcome::Failed);
+    assert_eq!(result.exit_code, None);
+    let error = result.error.unwrap();
+    let expected = format!(
+        "checkout of {url} failed: fatal: '{}' does not appear to be a git repository",
+        dir.path("missing").display()
+    );
+    assert_eq!(error, expected);
+    assert_eq!(texts(&lines, Stream::System).last(), Some(&error.as_str()));
+    assert!(!marker.exists());
+}
+
+#[tokio::test]
+async fn the_workspace_is_removed_after_the_run() {
+    let dir = TestDir::new("cleanup");
+    let cfg = dir.config();
+    let (result, _) = run(&spec("echo data > file.txt"), &cfg).await;
+    assert_eq!(result.outcome, Outcome::Succeeded);
+    assert!(cfg.work_root.exists());
+    assert!(!cfg.work_root.join("run1-1").exists());
+}
+
+#[tokio::test]
+async fn an_output_word_that_does_not_parse_is_reported_before_the_script_runs() {
+    let dir = TestDir::new("bad-word");
+    let mut s = spec("echo ran");
+    s.outputs = vec![output("OK", None), output("BAD", Some("\"unclosed"))];
+    let (result, lines) = run(&s, &dir.config()).await;
+    assert_eq!(result.outcome, Outcome::Failed);
+    assert_eq!(
+        result.error.as_deref(),
+        Some(
+            "output `BAD` cannot be recorded: its word `\"unclosed` is not valid shell (unexpected EOF while looking for matching `\"')"
+        )
+    );
+    assert!(texts(&lines, Stream::Stdout).is_empty());
+}
+
+#[tokio::test]
+async fn a_script_that_replaces_the_exit_trap_is_told_its_outputs_were_lost() {
+    let dir = TestDir::new("trap");
+    let mut s = spec("trap 'echo bye' EXIT\nVALUE=1");
+    s.outputs = vec![output("VALUE", None)];
+    let (result, lines) = run(&s, &dir.config()).await;
+    assert_eq!(result.outcome, Outcome::Succeeded);
+    assert_eq!(result.outputs, map(&[("STDOUT", "bye")]));
+    assert_eq!(
+        texts(&lines, Stream::System),
+        [
+            "exit code 0",
+            "the declared outputs were not recorded: the script replaced conveyor's EXIT trap; \
+             append them to $CONVEYOR_OUTPUT instead",
+        ]
+    );
+}
+
+#[tokio::test]
+async fn a_missing_bash_fails_the_run_with_a_sentence() {
+    let dir = TestDir::new("no-bash");
+    let mut s = spec("echo ran");
+    s.env = env(&[("PATH", &dir.path("empty").to_string_lossy())]);
+    let (result, lines) = run(&s, &dir.config()).await;
+    assert_eq!(result.outcome, Outcome::Failed);
+    assert_eq!(result.exit_code, None);
+    let error = "bash was not found on PATH: install bash on the runner to run jobs";
+    assert_eq!(result.error.as_deref(), Some(error));
+    assert_eq!(texts(&lines, Stream::System), [error]);
+}
+
+#[tokio::test]
+async fn a_process_that_left_the_group_cannot_hold_the_run_open() {
+    let dir = TestDir::new("setsid");
+    let pid_file = dir.path("escaped.pid");
+    // The escapee writes its pid only once it is in its own session, and the script waits.
+    let mut s = spec(
+        "setsid bash -c 'echo $$ > \"$PID_FILE\"; exec sleep 30' &\n\
+         until test -s \"$PID_FILE\"; do sleep 0.01; done\n\
+         echo left",
+    );
+    s.env = env(&[("PID_FILE", &pid_file.to_string_lossy())]);
+    let started = Instant::now();
+    let (result, lines) = run(&s, &dir.config()).await;
+    let pid = std::fs::read_to_string(&pid_file).expect("pid file");
+    let _ = Command::new("kill").arg(pid.trim()).status();
+    assert!(started.elapsed() < Duration::from_secs(10));
+    assert_eq!(result.outcome, Outcome::Succeeded);
+    assert_eq!(texts(&lines, Stream::Stdout), ["left"]);
+}
