@@ -83,6 +83,12 @@ fn pick_product(
             .map(|_| p.to_string())
             .ok_or_else(|| no_belt(&found.1, belt));
     }
+    // The first file given is the product to build, when it has the belt.
+    if let Some((_, first)) = products.first()
+        && first.belt(belt).is_some()
+    {
+        return Ok(first.name.clone());
+    }
     let with_belt: Vec<_> = products
         .iter()
         .filter(|(_, m)| m.belt(belt).is_some())
