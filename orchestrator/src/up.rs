@@ -52,7 +52,7 @@ pub async fn run(args: UpArgs) -> ExitCode {
         .iter()
         .chain(report.diagnostics.iter().filter(|d| d.is_error()))
     {
-        println!("  skipped {}: {}", d.file, d.message);
+        println!("  skipped {d}");
     }
     let store = engine.state.store.clone();
     for (file, model) in &report.products {

@@ -1,0 +1,115 @@
+//! The README quick start: `conveyor up` registers and builds the examples and serves them.
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
+mod common;
+
+use std::io::{BufRead, BufReader, Read, Write};
+use std::net::TcpStream;
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+use serde_json::Value;
+
+struct Up(Child);
+
+impl Drop for Up {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
+
+/// A plain HTTP/1.1 GET; returns the status code and the body.
+fn get(addr: &str, path: &str) -> (u16, String) {
+    let mut s = TcpStream::connect(addr).expect("server reachable");
+    write!(
+        s,
+        "GET {path} HTTP/1.1\r\nHost: {addr}\r\nConnection: close\r\n\r\n"
+    )
+    .unwrap();
+    let mut raw = String::new();
+    s.read_to_string(&mut raw).unwrap();
+    let (head, body) = raw.split_once("\r\n\r\n").unwrap_or((&raw, ""));
+    let code = head
+        .split(' ')
+        .nth(1)
+        .and_then(|c| c.parse().ok())
+        .unwrap_or(0);
+    (code, body.to_string())
+}
+
+#[test]
+fn conveyor_up_registers_the_examples_builds_the_demo_and_serves_it() {
+    let data = common::temp_dir("up");
+    let child = Command::new(env!("CARGO_BIN_EXE_conveyor"))
+        .args([
+            "up",
+            "--listen",
+            "127.0.0.1:0",
+            "--admin-token",
+            "t0ken",
+            "--data-dir",
+        ])
+        .arg(&data)
+        .current_dir(concat!(env!("CARGO_MANIFEST_DIR"), "/.."))
+        .stdout(Stdio::piped())
+        .stderr(Stdio::null())
+        .spawn()
+        .expect("conveyor up starts");
+    let mut up = Up(child);
+    let mut printed = Vec::new();
+    let mut lines = BufReader::new(up.0.stdout.take().unwrap()).lines();
+    for line in lines.by_ref() {
+        let line = line.unwrap();
+        let done = line.starts_with("Press Ctrl-C");
+        printed.push(line);
+        if done {
+            break;
+        }
+    }
+    let text = printed.join("\n");
+    let url = printed[0]
+        .strip_prefix("conveyor is up at http://")
+        .expect("the URL comes first")
+        .to_string();
+    assert_eq!(printed[1], "  admin token: t0ken");
+    for p in ["demo", "demo-deploy", "ami", "ror-api-backend"] {
+        assert!(text.contains(&format!("  registered {p} (")), "{text}");
+    }
+    assert!(text.contains("  skipped examples/seed/terraform.yml:7:9: error: trigger names unknown belt `build-ror-ami`"), "{text}");
+    assert!(text.contains("  started demo build #1: "), "{text}");
+
+    // The demo build fires demo-deploy; both finish on the local runners.
+    let deadline = Instant::now() + Duration::from_secs(60);
+    let builds = loop {
+        let (code, body) = get(&url, "/api/v1/builds");
+        assert_eq!(code, 200);
+        let v: Value = serde_json::from_str(&body).unwrap();
+        let builds = v["builds"].as_array().cloned().unwrap_or_default();
+        if builds.len() == 2 && builds.iter().all(|b| b["status"] != "running") {
+            break builds;
+        }
+        assert!(Instant::now() < deadline, "builds did not finish: {body}");
+        std::thread::sleep(Duration::from_millis(100));
+    };
+    let mut seen: Vec<(String, String)> = builds
+        .iter()
+        .map(|b| {
+            (
+                b["product"].as_str().unwrap().into(),
+                b["status"].as_str().unwrap().into(),
+            )
+        })
+        .collect();
+    seen.sort();
+    assert_eq!(
+        seen,
+        [
+            ("demo".into(), "succeeded".into()),
+            ("demo-deploy".into(), "succeeded".into())
+        ]
+    );
+    let (code, page) = get(&url, "/");
+    assert_eq!(code, 200);
+    assert!(page.contains(">demo #1</a> build: succeeded"), "{page}");
+}
