@@ -11,6 +11,8 @@ use crate::store::StoreError;
 #[derive(Debug)]
 pub enum AppError {
     BadRequest(String),
+    /// The request body is over the limit.
+    TooLarge,
     Unauthorized,
     NotFound(String),
     Conflict(String),
@@ -32,7 +34,11 @@ impl From<axum::extract::rejection::JsonRejection> for AppError {
     fn from(e: axum::extract::rejection::JsonRejection) -> Self {
         match e {
             axum::extract::rejection::JsonRejection::BytesRejection(b) => {
-                AppError::BadRequest(b.body_text())
+                if b.status() == StatusCode::PAYLOAD_TOO_LARGE {
+                    AppError::TooLarge
+                } else {
+                    AppError::BadRequest(b.body_text())
+                }
             }
             other => AppError::BadRequest(format!("invalid JSON body: {}", other.body_text())),
         }
@@ -43,6 +49,10 @@ impl IntoResponse for AppError {
     fn into_response(self) -> Response {
         let (status, body) = match self {
             AppError::BadRequest(m) => (StatusCode::BAD_REQUEST, json!({ "error": m })),
+            AppError::TooLarge => (
+                StatusCode::PAYLOAD_TOO_LARGE,
+                json!({ "error": format!("the request body is over the {} MiB limit", crate::routes::MAX_BODY_BYTES >> 20) }),
+            ),
             AppError::Unauthorized => (
                 StatusCode::UNAUTHORIZED,
                 json!({ "error": "missing or wrong token: send `Authorization: Bearer <token>`" }),

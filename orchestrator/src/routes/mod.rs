@@ -37,6 +37,7 @@ pub fn app(state: SharedState) -> Router {
         .route("/api/v1/runner/heartbeat", post(runner::heartbeat))
         .route("/api/v1/runner/logs", post(runner::logs))
         .route("/api/v1/runner/complete", post(runner::complete))
+        .layer(axum::extract::DefaultBodyLimit::disable())
         .layer(RequestBodyLimitLayer::new(MAX_BODY_BYTES))
         .with_state(state)
 }
