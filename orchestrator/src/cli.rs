@@ -56,6 +56,28 @@ pub enum Command {
         #[arg(long, env = "CONVEYOR_EXAMPLES", default_value = "examples")]
         examples: PathBuf,
     },
+    /// Run one orchestrator node against a shared database and Redis.
+    Serve {
+        #[arg(long, env = "CONVEYOR_LISTEN", default_value = "127.0.0.1:8080")]
+        listen: std::net::SocketAddr,
+        /// `sqlite://PATH` or `postgres://…`.
+        #[arg(long, env = "CONVEYOR_DATABASE_URL")]
+        database_url: String,
+        #[arg(long, env = "CONVEYOR_REDIS_URL")]
+        redis_url: String,
+        /// The bearer token for mutating API calls.
+        #[arg(long, env = "CONVEYOR_ADMIN_TOKEN")]
+        admin_token: String,
+        /// The token runners authenticate with.
+        #[arg(long, env = "CONVEYOR_RUNNER_TOKEN")]
+        runner_token: String,
+        /// Prefix of the Redis keys (one conveyor per prefix).
+        #[arg(long, env = "CONVEYOR_QUEUE_PREFIX", default_value = "conveyor")]
+        queue_prefix: String,
+        /// How long a runner holds a job run without a heartbeat.
+        #[arg(long, env = "CONVEYOR_LEASE_SECS", default_value_t = 30)]
+        lease_secs: u64,
+    },
     /// Measure conveyor's performance.
     Bench {
         #[command(subcommand)]
@@ -97,6 +119,26 @@ pub fn run(cli: Cli) -> ExitCode {
                 product,
                 belt,
                 json,
+            }))
+        }
+        Command::Serve {
+            listen,
+            database_url,
+            redis_url,
+            admin_token,
+            runner_token,
+            queue_prefix,
+            lease_secs,
+        } => {
+            init_logging("info");
+            block_on(crate::serve::run(crate::serve::ServeArgs {
+                listen,
+                database_url,
+                redis_url,
+                admin_token,
+                runner_token,
+                queue_prefix,
+                lease_secs,
             }))
         }
         Command::Up {

@@ -9,6 +9,7 @@ pub mod registry;
 pub mod routes;
 pub mod run_cmd;
 pub mod scheduler;
+pub mod serve;
 pub mod source;
 pub mod state;
 pub mod store;

@@ -3,11 +3,13 @@
 //! job. The in-process queue serves `conveyor up` and `conveyor run`.
 
 mod local;
+mod redis;
 
 use async_trait::async_trait;
 use conveyor_core::protocol::QueueMessage;
 
 pub use local::LocalQueue;
+pub use redis::RedisQueue;
 
 #[derive(Debug, thiserror::Error)]
 #[error("queue error: {0}")]
