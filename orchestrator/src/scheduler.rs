@@ -8,15 +8,13 @@ use std::time::Duration;
 use crate::state::{SharedState, now_ms};
 use crate::store::Result;
 
-/// A queued job run is re-sent when it has waited this long.
-pub const RESEND_AFTER_MS: i64 = 15_000;
-
 /// One pass of the reaper and the re-sender.
 pub async fn tick(state: &SharedState) -> Result<()> {
     let now = now_ms();
     let effects = state.store.reap(now, state.max_lost).await?;
     state.apply(effects).await;
-    for d in state.store.stale_queued(now - RESEND_AFTER_MS).await? {
+    // A queued job run that waited half a lease is re-sent (its message may be lost).
+    for d in state.store.stale_queued(now - state.lease_ms / 2).await? {
         if let Err(e) = state.queue.push(&d.fleet, &d.msg).await {
             tracing::warn!("re-send failed: {e}");
         }

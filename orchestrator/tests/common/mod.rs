@@ -21,6 +21,13 @@ pub fn pg_admin_url() -> String {
 
 /// A store on a fresh Postgres database of its own.
 pub async fn postgres() -> Arc<dyn Store> {
+    store::open(&fresh_pg_url().await)
+        .await
+        .expect("postgres store")
+}
+
+/// The URL of a fresh, empty Postgres database.
+pub async fn fresh_pg_url() -> String {
     let name = format!("conveyor_t_{}", uuid::Uuid::new_v4().simple());
     let admin = pg_admin_url();
     create_database(&admin, &name).await;
@@ -28,9 +35,7 @@ pub async fn postgres() -> Arc<dyn Store> {
         .rsplit_once('/')
         .map_or(admin.as_str(), |(b, _)| b)
         .to_string();
-    store::open(&format!("{base}/{name}"))
-        .await
-        .expect("postgres store")
+    format!("{base}/{name}")
 }
 
 async fn create_database(admin: &str, name: &str) {
