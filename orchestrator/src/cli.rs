@@ -78,10 +78,37 @@ pub enum Command {
         #[arg(long, env = "CONVEYOR_LEASE_SECS", default_value_t = 30)]
         lease_secs: u64,
     },
-    /// Measure conveyor's performance.
+    /// Measure conveyor's performance: builds of generated graphs of `true` jobs.
+    #[command(args_conflicts_with_subcommands = true)]
     Bench {
         #[command(subcommand)]
-        what: BenchCommand,
+        what: Option<BenchCommand>,
+        /// Shapes to run: chain, fanout, grid.
+        #[arg(long, value_delimiter = ',', default_value = "chain,fanout,grid")]
+        shape: Vec<String>,
+        /// Jobs per graph.
+        #[arg(long, default_value_t = 200)]
+        jobs: usize,
+        /// Layer width of the grid.
+        #[arg(long, default_value_t = 20)]
+        width: usize,
+        /// `embedded` (SQLite, in-process queue) or `postgres` (Postgres and Redis).
+        #[arg(long, default_value = "embedded")]
+        backend: String,
+        #[arg(long, env = "CONVEYOR_DATABASE_URL")]
+        database_url: Option<String>,
+        #[arg(
+            long,
+            env = "CONVEYOR_REDIS_URL",
+            default_value = "redis://127.0.0.1:6379"
+        )]
+        redis_url: String,
+        /// Jobs the runners run at once (ninja gets the same -j).
+        #[arg(long, default_value_t = 4)]
+        concurrency: usize,
+        /// One JSON object per run.
+        #[arg(long)]
+        json: bool,
     },
 }
 
@@ -157,14 +184,39 @@ pub fn run(cli: Cli) -> ExitCode {
                 examples,
             }))
         }
-        Command::Bench { what } => match what {
-            BenchCommand::Validate {
+        Command::Bench {
+            what:
+                Some(BenchCommand::Validate {
+                    jobs,
+                    runs,
+                    json,
+                    write,
+                }),
+            ..
+        } => crate::bench::validate(jobs, runs, json, write.as_deref()),
+        Command::Bench {
+            what: None,
+            shape,
+            jobs,
+            width,
+            backend,
+            database_url,
+            redis_url,
+            concurrency,
+            json,
+        } => {
+            init_logging("warn");
+            block_on(crate::bench_engine::run(crate::bench_engine::EngineBench {
+                shapes: shape,
                 jobs,
-                runs,
+                width,
+                backend,
+                database_url,
+                redis_url,
+                concurrency,
                 json,
-                write,
-            } => crate::bench::validate(jobs, runs, json, write.as_deref()),
-        },
+            }))
+        }
     }
 }
 

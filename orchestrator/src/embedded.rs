@@ -32,13 +32,22 @@ pub struct Embedded {
 }
 
 impl Embedded {
+    /// SQLite in `data_dir` and the in-process queue.
     pub async fn start(opts: Options) -> Result<Embedded, StoreError> {
         std::fs::create_dir_all(&opts.data_dir).map_err(|e| {
             StoreError::Database(format!("cannot create {}: {e}", opts.data_dir.display()))
         })?;
         let db = opts.data_dir.join("conveyor.db");
         let store = store::open(&format!("sqlite://{}", db.display())).await?;
-        let queue: Arc<dyn Queue> = Arc::new(LocalQueue::new());
+        Self::start_with(store, Arc::new(LocalQueue::new()), opts).await
+    }
+
+    /// Any store and queue, with the server, reaper and local runners in this process.
+    pub async fn start_with(
+        store: Arc<dyn crate::store::Store>,
+        queue: Arc<dyn Queue>,
+        opts: Options,
+    ) -> Result<Embedded, StoreError> {
         let runner_token = crate::store::sql::token();
         let state = Arc::new(AppState::new(
             store,

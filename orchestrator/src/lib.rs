@@ -2,6 +2,7 @@
 
 pub mod auth;
 pub mod bench;
+pub mod bench_engine;
 pub mod cli;
 pub mod embedded;
 pub mod error;

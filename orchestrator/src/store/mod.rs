@@ -108,6 +108,8 @@ pub struct JobRunView {
     pub fleet: String,
     pub runner: Option<String>,
     pub error: Option<String>,
+    /// When the job run last became ready (ms), for dispatch latency.
+    pub queued_at: Option<i64>,
     pub started_at: Option<i64>,
     pub finished_at: Option<i64>,
 }

@@ -278,7 +278,7 @@ macro_rules! impl_store {
                 use sqlx::Row;
                 use $crate::store::sql::{db_err, outputs_of};
                 let rows = sqlx::query(
-                    "SELECT id, name, status, attempt, exit_code, outputs, fleet, lease_owner, error, started_at, finished_at \
+                    "SELECT id, name, status, attempt, exit_code, outputs, fleet, lease_owner, error, queued_at, started_at, finished_at \
                      FROM job_runs WHERE build_id = $1 ORDER BY idx",
                 )
                 .bind(build_id).fetch_all(self.pool()).await.map_err(db_err)?;
@@ -294,6 +294,7 @@ macro_rules! impl_store {
                             fleet: r.try_get("fleet").map_err(db_err)?,
                             runner: r.try_get("lease_owner").map_err(db_err)?,
                             error: r.try_get("error").map_err(db_err)?,
+                            queued_at: r.try_get("queued_at").map_err(db_err)?,
                             started_at: r.try_get("started_at").map_err(db_err)?,
                             finished_at: r.try_get("finished_at").map_err(db_err)?,
                         })
