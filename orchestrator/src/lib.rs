@@ -6,6 +6,7 @@ pub mod bench_engine;
 pub mod cli;
 pub mod embedded;
 pub mod error;
+pub mod metrics;
 pub mod registry;
 pub mod routes;
 pub mod run_cmd;

@@ -33,6 +33,7 @@ pub struct AppState {
     /// How often a job run may lose its runner before it fails.
     pub max_lost: u32,
     pub events: broadcast::Sender<Event>,
+    pub metrics: crate::metrics::Metrics,
 }
 
 pub type SharedState = Arc<AppState>;
@@ -52,11 +53,15 @@ impl AppState {
             lease_ms: 30_000,
             max_lost: 3,
             events: broadcast::channel(4096).0,
+            metrics: crate::metrics::Metrics::default(),
         }
     }
 
     /// After commit: dispatch ready job runs and announce builds created and finished.
     pub async fn apply(&self, effects: Effects) {
+        for ms in &effects.durations_ms {
+            self.metrics.duration.observe_ms(*ms);
+        }
         for d in &effects.dispatch {
             if let Err(e) = self.queue.push(&d.fleet, &d.msg).await {
                 // The job run stays queued in the database; the re-sender will push it again.

@@ -92,7 +92,11 @@ async fn claim(store: &Arc<dyn Store>, id: &str, attempt: u32) -> Option<JobSpec
         attempt,
         runner: "r1".into(),
     };
-    store.claim(&req, LEASE_MS, 10).await.expect("claim")
+    store
+        .claim(&req, LEASE_MS, 10)
+        .await
+        .expect("claim")
+        .map(|c| c.spec)
 }
 
 async fn run_id(store: &Arc<dyn Store>, build: &str, job: &str) -> String {

@@ -20,6 +20,7 @@ pub fn app(state: SharedState) -> Router {
     Router::new()
         .route("/", get(pages::home))
         .route("/health", get(pages::health))
+        .route("/metrics", get(pages::metrics))
         .route(
             "/api/v1/products",
             get(products::list).post(products::register),

@@ -2,6 +2,7 @@
 
 use axum::Json;
 use axum::extract::State;
+use axum::http::StatusCode;
 use axum::response::Html;
 use serde_json::{Value, json};
 
@@ -34,7 +35,96 @@ fn escape(s: &str) -> String {
         .replace('"', "&quot;")
 }
 
-pub async fn health(State(state): State<SharedState>) -> AppResult<Json<Value>> {
-    state.store.unfinished_builds().await?;
-    Ok(Json(json!({ "status": "ok", "database": "ok" })))
+/// 200 when the database and the queue answer, 503 (saying which does not) otherwise.
+pub async fn health(State(state): State<SharedState>) -> (StatusCode, Json<Value>) {
+    let database = state
+        .store
+        .unfinished_builds()
+        .await
+        .map(|_| ())
+        .map_err(|e| e.to_string());
+    let queue = state.queue.ping().await.map_err(|e| e.to_string());
+    let word = |r: &Result<(), String>| if r.is_ok() { "ok" } else { "unreachable" };
+    for (what, r) in [("database", &database), ("queue", &queue)] {
+        if let Err(e) = r {
+            tracing::warn!("health: the {what} is unreachable: {e}");
+        }
+    }
+    let ok = database.is_ok() && queue.is_ok();
+    let status = if ok {
+        StatusCode::OK
+    } else {
+        StatusCode::SERVICE_UNAVAILABLE
+    };
+    (
+        status,
+        Json(
+            json!({ "status": if ok { "ok" } else { "degraded" }, "database": word(&database), "queue": word(&queue) }),
+        ),
+    )
+}
+
+/// Prometheus exposition: job runs by state and fleet, queue depth per fleet, busy runners,
+/// dispatch latency and job duration.
+pub async fn metrics(
+    State(state): State<SharedState>,
+) -> AppResult<([(axum::http::HeaderName, &'static str); 1], String)> {
+    use crate::metrics::gauge;
+    let (counts, busy) = state.store.run_counts().await?;
+    let mut out = String::new();
+    let rows: Vec<_> = counts
+        .iter()
+        .map(|c| {
+            (
+                vec![("state", c.status.clone()), ("fleet", c.fleet.clone())],
+                c.count,
+            )
+        })
+        .collect();
+    gauge(
+        &mut out,
+        "conveyor_job_runs",
+        "Job runs by state and fleet.",
+        &rows,
+    );
+    let mut fleets: Vec<&str> = counts.iter().map(|c| c.fleet.as_str()).collect();
+    fleets.push(conveyor_core::compile::DEFAULT_FLEET);
+    fleets.sort_unstable();
+    fleets.dedup();
+    let mut depth = Vec::new();
+    for f in fleets {
+        match state.queue.depth(f).await {
+            Ok(d) => depth.push((vec![("fleet", f.to_string())], d)),
+            Err(e) => tracing::warn!("queue depth of {f}: {e}"),
+        }
+    }
+    gauge(
+        &mut out,
+        "conveyor_queue_depth",
+        "Messages waiting or in flight per fleet queue.",
+        &depth,
+    );
+    gauge(
+        &mut out,
+        "conveyor_runners_busy",
+        "Runners holding a running job run.",
+        &[(vec![], busy)],
+    );
+    state.metrics.dispatch.render(
+        &mut out,
+        "conveyor_dispatch_latency_seconds",
+        "From a job run becoming ready to its claim.",
+    );
+    state.metrics.duration.render(
+        &mut out,
+        "conveyor_job_duration_seconds",
+        "From claim to completion.",
+    );
+    Ok((
+        [(
+            axum::http::header::CONTENT_TYPE,
+            "text/plain; version=0.0.4",
+        )],
+        out,
+    ))
 }

@@ -21,8 +21,13 @@ pub async fn claim(
     body: Result<Json<ClaimRequest>, JsonRejection>,
 ) -> AppResult<Json<JobSpec>> {
     let Json(req) = body?;
-    let spec = state.store.claim(&req, state.lease_ms, now_ms()).await?;
-    spec.map(Json).ok_or_else(fenced)
+    let claim = state
+        .store
+        .claim(&req, state.lease_ms, now_ms())
+        .await?
+        .ok_or_else(fenced)?;
+    state.metrics.dispatch.observe_ms(claim.waited_ms);
+    Ok(Json(claim.spec))
 }
 
 pub async fn heartbeat(

@@ -86,6 +86,8 @@ pub struct Effects {
     pub created: Vec<String>,
     /// Builds that reached a final state.
     pub finished: Vec<String>,
+    /// How long each job run completed here ran, in ms (for metrics).
+    pub durations_ms: Vec<i64>,
 }
 
 impl Effects {
@@ -93,6 +95,7 @@ impl Effects {
         self.dispatch.extend(other.dispatch);
         self.created.extend(other.created);
         self.finished.extend(other.finished);
+        self.durations_ms.extend(other.durations_ms);
     }
 }
 
@@ -169,6 +172,22 @@ pub mod run_status {
     pub const WAITING: &str = "waiting";
 }
 
+/// A successful claim.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Claim {
+    pub spec: JobSpec,
+    /// How long the job run waited from ready to claimed, in ms.
+    pub waited_ms: i64,
+}
+
+/// Job runs in one state on one fleet.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct RunCount {
+    pub status: String,
+    pub fleet: String,
+    pub count: u64,
+}
+
 /// Every use case the orchestrator has for its database.
 #[async_trait]
 pub trait Store: Send + Sync {
@@ -181,7 +200,7 @@ pub trait Store: Send + Sync {
     /// unmet dependency are returned for dispatch.
     async fn create_build(&self, new: &NewBuild, now: i64) -> Result<(String, Effects)>;
     /// Takes a queued job run at this attempt; `None` when it is not (duplicate or stale).
-    async fn claim(&self, req: &ClaimRequest, lease_ms: i64, now: i64) -> Result<Option<JobSpec>>;
+    async fn claim(&self, req: &ClaimRequest, lease_ms: i64, now: i64) -> Result<Option<Claim>>;
     /// Extends a lease; `Some(cancel)` while the lease holds, `None` once it is gone.
     async fn heartbeat(&self, lease: &Lease, lease_ms: i64, now: i64) -> Result<Option<bool>>;
     /// Stores a log batch under a live lease (a batch sent twice is stored once).
@@ -205,6 +224,8 @@ pub trait Store: Send + Sync {
     async fn downstream_builds(&self, id: &str) -> Result<Vec<String>>;
     /// How many builds have not finished.
     async fn unfinished_builds(&self) -> Result<u64>;
+    /// Job runs by state and fleet, and how many runners hold a running job run.
+    async fn run_counts(&self) -> Result<(Vec<RunCount>, u64)>;
 }
 
 /// Opens the store a URL names: `sqlite://PATH` or `postgres://…`.

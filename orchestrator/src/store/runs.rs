@@ -9,14 +9,14 @@ macro_rules! run_steps {
                 req: &conveyor_core::protocol::ClaimRequest,
                 lease_ms: i64,
                 now: i64,
-            ) -> $crate::store::Result<Option<conveyor_core::protocol::JobSpec>> {
+            ) -> $crate::store::Result<Option<$crate::store::Claim>> {
                 use sqlx::Row;
                 use $crate::store::sql::{self as s, db_err, from_json};
                 let token = s::token();
                 let Some(row) = sqlx::query(
                     "UPDATE job_runs SET status = 'running', lease_owner = $3, lease_token = $4, lease_expires_at = $5, \
                      started_at = COALESCE(started_at, $6) WHERE id = $1 AND attempt = $2 AND status = 'queued' \
-                     RETURNING build_id, name, spec",
+                     RETURNING build_id, name, spec, queued_at",
                 )
                 .bind(&req.job_run_id)
                 .bind(i64::from(req.attempt))
@@ -31,6 +31,7 @@ macro_rules! run_steps {
                     return Ok(None);
                 };
                 let build_id: String = row.try_get("build_id").map_err(db_err)?;
+                let queued_at: Option<i64> = row.try_get("queued_at").map_err(db_err)?;
                 let job: conveyor_core::model::Job = from_json(&row.try_get::<String, _>("spec").map_err(db_err)?)?;
                 let b = sqlx::query(
                     "SELECT b.product, b.belt, b.number, b.sha, b.git_ref, p.repo, p.source_path \
@@ -59,7 +60,7 @@ macro_rules! run_steps {
                 let mut env = job.env.clone();
                 env.extend(s::conveyor_env(&ctx));
                 env.extend(Self::resolve_values(conn, &build_id, &job.refs).await?);
-                Ok(Some(conveyor_core::protocol::JobSpec {
+                let spec = conveyor_core::protocol::JobSpec {
                     lease: conveyor_core::protocol::Lease {
                         job_run_id: req.job_run_id.clone(),
                         attempt: req.attempt,
@@ -77,7 +78,8 @@ macro_rules! run_steps {
                     env,
                     outputs: job.outputs.clone(),
                     timeout_secs: job.timeout_secs,
-                }))
+                };
+                Ok(Some($crate::store::Claim { spec, waited_ms: now - queued_at.unwrap_or(now) }))
             }
 
             async fn complete_in(
@@ -90,7 +92,7 @@ macro_rules! run_steps {
                 use sqlx::Row;
                 use $crate::store::sql::{db_err, to_json};
                 let Some(row) = sqlx::query(
-                    "SELECT build_id, fleet, failures, retries FROM job_runs \
+                    "SELECT build_id, fleet, failures, retries, started_at FROM job_runs \
                      WHERE id = $1 AND attempt = $2 AND lease_token = $3 AND status = 'running'",
                 )
                 .bind(&c.lease.job_run_id)
@@ -106,6 +108,8 @@ macro_rules! run_steps {
                 let fleet: String = row.try_get("fleet").map_err(db_err)?;
                 let failures: i64 = row.try_get("failures").map_err(db_err)?;
                 let retries: i64 = row.try_get("retries").map_err(db_err)?;
+                let started: Option<i64> = row.try_get("started_at").map_err(db_err)?;
+                work.effects.durations_ms.push(now - started.unwrap_or(now));
                 let exit = c.exit_code.map(i64::from);
                 let failed = matches!(c.outcome, Outcome::Failed | Outcome::TimedOut);
                 if failed && failures < retries {

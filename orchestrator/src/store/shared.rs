@@ -51,7 +51,7 @@ macro_rules! impl_store {
             }
 
             async fn claim(&self, req: &conveyor_core::protocol::ClaimRequest, lease_ms: i64, now: i64)
-                -> $crate::store::Result<Option<conveyor_core::protocol::JobSpec>> {
+                -> $crate::store::Result<Option<$crate::store::Claim>> {
                 let mut tx = self.begin().await?;
                 let spec = Self::claim_in(&mut tx, req, lease_ms, now).await?;
                 tx.commit().await.map_err($crate::store::sql::db_err)?;
@@ -221,6 +221,21 @@ macro_rules! impl_store {
                 let rows = sqlx::query("SELECT id FROM builds WHERE upstream_build_id = $1 ORDER BY id")
                     .bind(id).fetch_all(self.pool()).await.map_err($crate::store::sql::db_err)?;
                 rows.iter().map(|r| r.try_get("id")).collect::<std::result::Result<_, _>>().map_err($crate::store::sql::db_err)
+            }
+
+            async fn run_counts(&self) -> $crate::store::Result<(Vec<$crate::store::RunCount>, u64)> {
+                use sqlx::Row;
+                use $crate::store::sql::db_err;
+                let rows = sqlx::query("SELECT status, fleet, COUNT(*) AS n FROM job_runs GROUP BY status, fleet ORDER BY status, fleet")
+                    .fetch_all(self.pool()).await.map_err(db_err)?;
+                let counts = rows.iter().map(|r| Ok($crate::store::RunCount {
+                    status: r.try_get("status").map_err(db_err)?,
+                    fleet: r.try_get("fleet").map_err(db_err)?,
+                    count: r.try_get::<i64, _>("n").map_err(db_err)? as u64,
+                })).collect::<$crate::store::Result<Vec<_>>>()?;
+                let busy = sqlx::query("SELECT COUNT(DISTINCT lease_owner) AS n FROM job_runs WHERE status = 'running'")
+                    .fetch_one(self.pool()).await.map_err(db_err)?;
+                Ok((counts, busy.try_get::<i64, _>("n").map_err(db_err)? as u64))
             }
 
             async fn unfinished_builds(&self) -> $crate::store::Result<u64> {

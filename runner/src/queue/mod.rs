@@ -32,6 +32,10 @@ pub trait Queue: Send + Sync {
     async fn pop(&self, fleets: &[String], consumer: &str) -> Result<Delivery, QueueError>;
     /// Marks a delivery handled.
     async fn ack(&self, delivery: &Delivery) -> Result<(), QueueError>;
+    /// Whether the queue's server answers (always, in process).
+    async fn ping(&self) -> Result<(), QueueError> {
+        Ok(())
+    }
     /// Messages waiting on a fleet.
     async fn depth(&self, fleet: &str) -> Result<u64, QueueError>;
 }

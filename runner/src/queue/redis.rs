@@ -361,6 +361,13 @@ impl Queue for RedisQueue {
 
     /// `XLEN`: since acknowledged entries are deleted, this counts messages waiting plus
     /// those delivered but not yet acknowledged (in flight, or held by a dead runner).
+    async fn ping(&self) -> Result<(), QueueError> {
+        self.shared(|mut c| async move { redis::cmd("PING").query_async::<String>(&mut c).await })
+            .await
+            .map(|_| ())
+            .map_err(|e| failed("PING", "", &e))
+    }
+
     async fn depth(&self, fleet: &str) -> Result<u64, QueueError> {
         let key = self.key(fleet);
         self.shared(|mut c| {
