@@ -34,6 +34,8 @@ pub struct AppState {
     pub max_lost: u32,
     pub events: broadcast::Sender<Event>,
     pub metrics: crate::metrics::Metrics,
+    /// Hashes of runner tokens recently confirmed, and when.
+    pub runner_tokens: std::sync::Mutex<std::collections::HashMap<String, i64>>,
 }
 
 pub type SharedState = Arc<AppState>;
@@ -54,6 +56,7 @@ impl AppState {
             max_lost: 3,
             events: broadcast::channel(4096).0,
             metrics: crate::metrics::Metrics::default(),
+            runner_tokens: Default::default(),
         }
     }
 

@@ -42,19 +42,41 @@ impl Client {
     }
 
     pub async fn claim(&self, req: &ClaimRequest) -> Result<Reply<JobSpec>, ClientError> {
-        self.call("claim", req).await
+        self.call("runner/claim", req).await
     }
 
     pub async fn heartbeat(&self, lease: &Lease) -> Result<Reply<HeartbeatReply>, ClientError> {
-        self.call("heartbeat", lease).await
+        self.call("runner/heartbeat", lease).await
     }
 
     pub async fn logs(&self, batch: &LogBatch) -> Result<Reply<()>, ClientError> {
-        self.call("logs", batch).await
+        self.call("runner/logs", batch).await
     }
 
     pub async fn complete(&self, c: &Completion) -> Result<Reply<()>, ClientError> {
-        self.call("complete", c).await
+        self.call("runner/complete", c).await
+    }
+
+    /// Registers this runner with the fleet registration token; returns its own token.
+    pub async fn register(&self, name: &str, fleets: &[String]) -> Result<String, ClientError> {
+        let body = serde_json::json!({ "name": name, "fleets": fleets });
+        match self
+            .call::<_, serde_json::Value>("runners/register", &body)
+            .await?
+        {
+            Reply::Ok(v) => v["token"]
+                .as_str()
+                .map(str::to_string)
+                .ok_or_else(|| ClientError("register: the answer has no token".into())),
+            Reply::Fenced => Err(ClientError("register: refused".into())),
+        }
+    }
+
+    /// An idle runner's sign of life.
+    pub async fn runner_heartbeat(&self) -> Result<(), ClientError> {
+        self.call::<_, ()>("runners/heartbeat", &serde_json::Value::Null)
+            .await
+            .map(|_| ())
     }
 
     /// Posts to each server in turn, starting with the last one that answered.
@@ -71,7 +93,7 @@ impl Client {
             let Some(server) = self.servers.get(at) else {
                 break;
             };
-            let url = format!("{}/api/v1/runner/{what}", server.trim_end_matches('/'));
+            let url = format!("{}/api/v1/{what}", server.trim_end_matches('/'));
             match self
                 .http
                 .post(&url)

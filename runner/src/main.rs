@@ -39,7 +39,8 @@ struct Args {
     /// How many jobs to run at once.
     #[arg(long, env = "CONVEYOR_CONCURRENCY", default_value_t = 2)]
     concurrency: usize,
-    /// The runner token the orchestrators accept.
+    /// The fleet registration token (`--runner-token` of `conveyor serve`); the runner
+    /// registers with it and then uses a token of its own.
     #[arg(long, env = "CONVEYOR_TOKEN")]
     token: String,
     /// This runner's name (unique per runner); defaults to host and process id.
@@ -91,11 +92,20 @@ async fn run(args: Args) -> ExitCode {
     let work = args
         .work_dir
         .unwrap_or_else(|| std::env::temp_dir().join(format!("conveyor-runner-{name}")));
+    let own_token = match register(&args.servers, &args.token, &name, &args.fleets).await {
+        Ok(t) => t,
+        Err(e) => {
+            eprintln!("error: cannot register with the orchestrator: {e}");
+            return ExitCode::FAILURE;
+        }
+    };
+    let client = Arc::new(Client::new(args.servers, own_token));
+    tokio::spawn(beat(client.clone()));
     let worker = Arc::new(Worker {
         name: name.clone(),
         fleets: args.fleets.clone(),
         concurrency: args.concurrency,
-        client: Arc::new(Client::new(args.servers, args.token)),
+        client,
         queue,
         exec: ExecConfig::new(work),
     });
@@ -107,4 +117,39 @@ async fn run(args: Args) -> ExitCode {
     tracing::info!(runner = %name, fleets = ?args.fleets, "waiting for jobs");
     worker.run(stop_rx).await;
     ExitCode::SUCCESS
+}
+
+/// Tells the orchestrators this runner is alive; the only request an idle runner makes
+/// besides its blocking read of the queue.
+async fn beat(client: Arc<Client>) {
+    let mut every = tokio::time::interval(std::time::Duration::from_secs(20));
+    loop {
+        every.tick().await;
+        if let Err(e) = client.runner_heartbeat().await {
+            tracing::warn!("runner heartbeat failed: {e}");
+        }
+    }
+}
+
+/// Registers, retrying for a minute while the orchestrators start.
+async fn register(
+    servers: &[String],
+    token: &str,
+    name: &str,
+    fleets: &[String],
+) -> Result<String, String> {
+    let client = Client::new(servers.to_vec(), token.to_string());
+    let mut last = String::new();
+    for _ in 0..30 {
+        match client.register(name, fleets).await {
+            Ok(t) => return Ok(t),
+            Err(e) if e.0.contains(" answered 4") => return Err(e.0),
+            Err(e) => {
+                tracing::warn!("registering: {e}; retrying in 2s");
+                last = e.0;
+                tokio::time::sleep(std::time::Duration::from_secs(2)).await;
+            }
+        }
+    }
+    Err(last)
 }

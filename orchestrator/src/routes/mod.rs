@@ -4,6 +4,7 @@ mod builds;
 mod pages;
 mod products;
 mod runner;
+mod runners;
 
 use axum::Router;
 use axum::routing::{get, post};
@@ -34,6 +35,9 @@ pub fn app(state: SharedState) -> Router {
         .route("/api/v1/builds/{id}", get(builds::show))
         .route("/api/v1/builds/{id}/cancel", post(builds::cancel))
         .route("/api/v1/job-runs/{id}/logs", get(builds::logs))
+        .route("/api/v1/runners", get(runners::list))
+        .route("/api/v1/runners/register", post(runners::register))
+        .route("/api/v1/runners/heartbeat", post(runners::heartbeat))
         .route("/api/v1/runner/claim", post(runner::claim))
         .route("/api/v1/runner/heartbeat", post(runner::heartbeat))
         .route("/api/v1/runner/logs", post(runner::logs))

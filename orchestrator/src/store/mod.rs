@@ -188,6 +188,16 @@ pub struct RunCount {
     pub count: u64,
 }
 
+/// A registered runner as the API shows it.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct RunnerView {
+    pub id: String,
+    pub name: String,
+    pub fleets: Vec<String>,
+    pub last_seen_at: i64,
+    pub created_at: i64,
+}
+
 /// Every use case the orchestrator has for its database.
 #[async_trait]
 pub trait Store: Send + Sync {
@@ -224,6 +234,17 @@ pub trait Store: Send + Sync {
     async fn downstream_builds(&self, id: &str) -> Result<Vec<String>>;
     /// How many builds have not finished.
     async fn unfinished_builds(&self) -> Result<u64>;
+    /// Registers a runner (or re-registers one by name, replacing its token); returns its id.
+    async fn register_runner(
+        &self,
+        name: &str,
+        fleets: &[String],
+        token_hash: &str,
+        now: i64,
+    ) -> Result<String>;
+    /// The runner whose token has this hash, marking it seen.
+    async fn runner_seen(&self, token_hash: &str, now: i64) -> Result<Option<RunnerView>>;
+    async fn runners(&self) -> Result<Vec<RunnerView>>;
     /// Job runs by state and fleet, and how many runners hold a running job run.
     async fn run_counts(&self) -> Result<(Vec<RunCount>, u64)>;
 }

@@ -223,6 +223,33 @@ macro_rules! impl_store {
                 rows.iter().map(|r| r.try_get("id")).collect::<std::result::Result<_, _>>().map_err($crate::store::sql::db_err)
             }
 
+            async fn register_runner(&self, name: &str, fleets: &[String], token_hash: &str, now: i64) -> $crate::store::Result<String> {
+                use sqlx::Row;
+                use $crate::store::sql::{db_err, to_json};
+                let row = sqlx::query(
+                    "INSERT INTO runners (id, name, fleets, token_hash, last_seen_at, created_at) VALUES ($1, $2, $3, $4, $5, $5) \
+                     ON CONFLICT (name) DO UPDATE SET fleets = excluded.fleets, token_hash = excluded.token_hash, \
+                     last_seen_at = excluded.last_seen_at RETURNING id",
+                )
+                .bind(uuid::Uuid::now_v7().to_string()).bind(name).bind(to_json(&fleets)?).bind(token_hash).bind(now)
+                .fetch_one(self.pool()).await.map_err(db_err)?;
+                row.try_get("id").map_err(db_err)
+            }
+
+            async fn runner_seen(&self, token_hash: &str, now: i64) -> $crate::store::Result<Option<$crate::store::RunnerView>> {
+                let rows = sqlx::query(
+                    "UPDATE runners SET last_seen_at = $2 WHERE token_hash = $1 RETURNING id, name, fleets, last_seen_at, created_at",
+                )
+                .bind(token_hash).bind(now).fetch_all(self.pool()).await.map_err($crate::store::sql::db_err)?;
+                Ok(Self::runner_rows(rows)?.pop())
+            }
+
+            async fn runners(&self) -> $crate::store::Result<Vec<$crate::store::RunnerView>> {
+                let rows = sqlx::query("SELECT id, name, fleets, last_seen_at, created_at FROM runners ORDER BY name")
+                    .fetch_all(self.pool()).await.map_err($crate::store::sql::db_err)?;
+                Self::runner_rows(rows)
+            }
+
             async fn run_counts(&self) -> $crate::store::Result<(Vec<$crate::store::RunCount>, u64)> {
                 use sqlx::Row;
                 use $crate::store::sql::db_err;
@@ -260,6 +287,22 @@ macro_rules! impl_store {
                             branch: r.try_get("branch").map_err(db_err)?,
                             webhook_secret: r.try_get("webhook_secret").map_err(db_err)?,
                             source_path: r.try_get("source_path").map_err(db_err)?,
+                        })
+                    })
+                    .collect()
+            }
+
+            fn runner_rows(rows: Vec<<$db as sqlx::Database>::Row>) -> $crate::store::Result<Vec<$crate::store::RunnerView>> {
+                use sqlx::Row;
+                use $crate::store::sql::{db_err, from_json};
+                rows.iter()
+                    .map(|r| {
+                        Ok($crate::store::RunnerView {
+                            id: r.try_get("id").map_err(db_err)?,
+                            name: r.try_get("name").map_err(db_err)?,
+                            fleets: from_json(&r.try_get::<String, _>("fleets").map_err(db_err)?)?,
+                            last_seen_at: r.try_get("last_seen_at").map_err(db_err)?,
+                            created_at: r.try_get("created_at").map_err(db_err)?,
                         })
                     })
                     .collect()
