@@ -13,10 +13,39 @@ pub async fn tick(state: &SharedState) -> Result<()> {
     let now = now_ms();
     let effects = state.store.reap(now, state.max_lost).await?;
     state.apply(effects).await;
-    // A queued job run that waited half a lease is re-sent (its message may be lost).
-    for d in state.store.stale_queued(now - state.lease_ms / 2).await? {
-        if let Err(e) = state.queue.push(&d.fleet, &d.msg).await {
-            tracing::warn!("re-send failed: {e}");
+    resend_lost(state, now).await
+}
+
+/// Re-sends queued job runs whose message may be lost: those that waited half a lease, on a
+/// fleet whose queue holds fewer messages than it has queued job runs (so a long backlog is
+/// not flooded with duplicates). The oldest go first.
+async fn resend_lost(state: &SharedState, now: i64) -> Result<()> {
+    let stale = state.store.stale_queued(now - state.lease_ms / 2).await?;
+    if stale.is_empty() {
+        return Ok(());
+    }
+    let (counts, _) = state.store.run_counts().await?;
+    let mut fleets: Vec<&str> = stale.iter().map(|d| d.fleet.as_str()).collect();
+    fleets.sort_unstable();
+    fleets.dedup();
+    for fleet in fleets {
+        let queued: u64 = counts
+            .iter()
+            .filter(|c| c.fleet == fleet && c.status == "queued")
+            .map(|c| c.count)
+            .sum();
+        let depth = match state.queue.depth(fleet).await {
+            Ok(d) => d,
+            Err(e) => {
+                tracing::warn!("queue depth of {fleet}: {e}");
+                continue;
+            }
+        };
+        let missing = queued.saturating_sub(depth) as usize;
+        for d in stale.iter().filter(|d| d.fleet == fleet).take(missing) {
+            if let Err(e) = state.queue.push(&d.fleet, &d.msg).await {
+                tracing::warn!("re-send failed: {e}");
+            }
         }
     }
     Ok(())

@@ -130,7 +130,7 @@ macro_rules! impl_store {
             async fn stale_queued(&self, before: i64) -> $crate::store::Result<Vec<$crate::store::Dispatch>> {
                 use sqlx::Row;
                 use $crate::store::sql::db_err;
-                let rows = sqlx::query("SELECT id, attempt, fleet FROM job_runs WHERE status = 'queued' AND queued_at < $1")
+                let rows = sqlx::query("SELECT id, attempt, fleet FROM job_runs WHERE status = 'queued' AND queued_at < $1 ORDER BY queued_at")
                     .bind(before)
                     .fetch_all(self.pool())
                     .await

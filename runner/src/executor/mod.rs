@@ -9,6 +9,7 @@ mod checkout;
 mod outputs;
 mod process;
 mod script;
+mod supervisor;
 mod workspace;
 
 use std::collections::BTreeMap;
@@ -163,8 +164,9 @@ async fn conclude(finished: Finished, spec: &JobSpec, ws: &Workspace, log: &Log)
         log.system(signal_sentence(status));
         return ExecResult::ended(Outcome::Failed, None);
     };
-    log.system(format!("exit code {code}"));
+    // A success says nothing: a silent job then ships no log batch at all.
     if code != 0 {
+        log.system(format!("exit code {code}"));
         return ExecResult::ended(Outcome::Failed, Some(code));
     }
     match outputs::collect(spec, ws, &finished.stdout_tail).await {

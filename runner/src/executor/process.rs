@@ -84,6 +84,7 @@ pub(crate) async fn run(
         .id()
         .and_then(|id| i32::try_from(id).ok())
         .map(Pid::from_raw);
+    let _watched = group.and_then(|g| super::supervisor::watch(g.as_raw()));
     let (stop_tx, stop_rx) = watch::channel(false);
     let stdout = child.stdout.take().map(|out| {
         let pump = Pump::new(Stream::Stdout, log, tail_bytes, &stop_rx);

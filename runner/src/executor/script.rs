@@ -24,23 +24,9 @@ pub(crate) async fn write(spec: &JobSpec, ws: &Workspace) -> Result<(), ExecErro
     tokio::fs::write(ws.output_env(), b"")
         .await
         .map_err(io("creating $CONVEYOR_OUTPUT"))?;
-    let watchdog = watchdog(std::process::id());
-    tokio::fs::write(
-        ws.run_script(),
-        format!("{watchdog}{trap}{}\n", spec.script),
-    )
-    .await
-    .map_err(io("writing the job's wrapper script"))
-}
-
-/// A background check that kills the job's whole process group once the runner is gone, so
-/// a runner killed with SIGKILL leaves no job behind to finish twice (the job runs again
-/// elsewhere once its lease expires). Disowned, so the script's own `wait` ignores it.
-pub(crate) fn watchdog(runner_pid: u32) -> String {
-    format!(
-        "( while builtin kill -0 {runner_pid} 2>/dev/null; do sleep 1; done; builtin kill -KILL 0 ) \
-         </dev/null >/dev/null 2>&1 & builtin disown\n"
-    )
+    tokio::fs::write(ws.run_script(), format!("{trap}{}\n", spec.script))
+        .await
+        .map_err(io("writing the job's wrapper script"))
 }
 
 /// The trap function and its installation, ending in a newline.

@@ -38,6 +38,9 @@ pub struct RedisQueue {
     prefix: String,
     reclaim_idle: Duration,
     block: Duration,
+    /// When pending entries were last looked for, so an idle runner does not look on every
+    /// wake-up: it issues its blocking read, and a reclaim scan only every half idle time.
+    last_reclaim: Mutex<Option<std::time::Instant>>,
 }
 
 impl RedisQueue {
@@ -62,7 +65,8 @@ impl RedisQueue {
             readers: Mutex::new(Vec::new()),
             prefix: prefix.to_string(),
             reclaim_idle: Duration::from_secs(60),
-            block: Duration::from_secs(5),
+            block: Duration::from_secs(30),
+            last_reclaim: Mutex::new(None),
         })
     }
 
@@ -224,6 +228,16 @@ impl RedisQueue {
     }
 
     /// Waits on the dedicated connection until a well-formed message arrives.
+    /// True at most once per half `reclaim_idle` (and on the first call).
+    fn reclaim_due(&self) -> bool {
+        let mut last = self.last_reclaim.lock().unwrap_or_else(|p| p.into_inner());
+        let due = last.is_none_or(|t| t.elapsed() >= self.reclaim_idle / 2);
+        if due {
+            *last = Some(std::time::Instant::now());
+        }
+        due
+    }
+
     async fn wait(
         &self,
         conn: &mut MultiplexedConnection,
@@ -231,9 +245,11 @@ impl RedisQueue {
         consumer: &str,
     ) -> Result<Delivery, QueueError> {
         loop {
-            for fleet in fleets {
-                if let Some(d) = self.reclaim(fleet, consumer).await? {
-                    return Ok(d);
+            if self.reclaim_due() {
+                for fleet in fleets {
+                    if let Some(d) = self.reclaim(fleet, consumer).await? {
+                        return Ok(d);
+                    }
                 }
             }
             let reply = match self.read(conn, fleets, consumer).await {

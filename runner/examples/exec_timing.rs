@@ -1,0 +1,46 @@
+//! Times the executor alone on `true` jobs: where a job's time goes outside the engine.
+//! `cargo run --release -p conveyor-runner --example exec_timing [RUNS]`
+
+use std::time::Instant;
+
+use conveyor_core::protocol::{JobSpec, Lease};
+use conveyor_runner::executor::{ExecConfig, execute};
+
+#[tokio::main(flavor = "current_thread")]
+async fn main() {
+    let runs: usize = std::env::args()
+        .nth(1)
+        .and_then(|a| a.parse().ok())
+        .unwrap_or(200);
+    let cfg = ExecConfig::new(std::env::temp_dir().join("conveyor-exec-timing"));
+    let mut spec = JobSpec {
+        lease: Lease {
+            job_run_id: String::new(),
+            attempt: 1,
+            lease_token: "t".into(),
+        },
+        lease_secs: 30,
+        product: "p".into(),
+        belt: "b".into(),
+        job: "j".into(),
+        build_id: "b".into(),
+        build_number: 1,
+        script: "true".into(),
+        env: vec![],
+        outputs: vec![],
+        timeout_secs: None,
+        source: None,
+        git_inputs: vec![],
+    };
+    let start = Instant::now();
+    for i in 0..runs {
+        spec.lease.job_run_id = format!("run-{i}");
+        let (tx, mut rx) = tokio::sync::mpsc::unbounded_channel();
+        let (_c, cancel) = tokio::sync::watch::channel(false);
+        let r = execute(&spec, &cfg, tx, cancel).await;
+        while rx.try_recv().is_ok() {}
+        assert_eq!(r.outcome, conveyor_core::protocol::Outcome::Succeeded);
+    }
+    let per = start.elapsed().as_secs_f64() * 1000.0 / runs as f64;
+    println!("executor: {runs} runs of `true`, {per:.2} ms each");
+}
