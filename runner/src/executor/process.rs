@@ -43,8 +43,23 @@ pub(crate) struct Finished {
 }
 
 /// `bash -eo pipefail meta/run.sh` in `ws/`, with a cleared environment.
+/// bash by absolute path, found once on the runner's PATH: with a path the standard
+/// library can start jobs with `posix_spawn` (no copy of the runner's page tables); a bare
+/// name beside a replaced PATH forces a full `fork`.
+fn bash() -> &'static std::path::Path {
+    static BASH: std::sync::OnceLock<std::path::PathBuf> = std::sync::OnceLock::new();
+    BASH.get_or_init(|| {
+        std::env::var_os("PATH")
+            .iter()
+            .flat_map(std::env::split_paths)
+            .map(|dir| dir.join("bash"))
+            .find(|p| p.is_file())
+            .unwrap_or_else(|| "bash".into())
+    })
+}
+
 pub(crate) fn bash_command(spec: &JobSpec, ws: &Workspace) -> Command {
-    let mut cmd = Command::new("bash");
+    let mut cmd = Command::new(bash());
     cmd.arg("-eo")
         .arg("pipefail")
         .arg(ws.run_script())

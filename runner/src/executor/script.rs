@@ -21,9 +21,6 @@ pub(crate) async fn write(spec: &JobSpec, ws: &Workspace) -> Result<(), ExecErro
     let trap = trap(&spec.outputs, &ws.outputs_bin())?;
     check_syntax(&trap, &spec.outputs).await?;
     let io = |what| move |source| ExecError::Io { what, source };
-    tokio::fs::write(ws.output_env(), b"")
-        .await
-        .map_err(io("creating $CONVEYOR_OUTPUT"))?;
     tokio::fs::write(ws.run_script(), format!("{trap}{}\n", spec.script))
         .await
         .map_err(io("writing the job's wrapper script"))
@@ -35,6 +32,10 @@ pub(crate) async fn write(spec: &JobSpec, ws: &Workspace) -> Result<(), ExecErro
 /// (`-e`, `-u`, `-x`, `pipefail`) and writes with `>|` in case the script set `noclobber`;
 /// `builtin` keeps the script's own functions from standing in for printf, trap or exit.
 pub(crate) fn trap(outputs: &[Output], outputs_bin: &Path) -> Result<String, ExecError> {
+    // Nothing to record: no trap, and no file (every inode a job creates costs at scale).
+    if outputs.is_empty() {
+        return Ok(String::new());
+    }
     let mut body = String::new();
     for Output { name, word } in outputs {
         if !is_var_name(name) {

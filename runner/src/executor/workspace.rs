@@ -34,25 +34,33 @@ impl Workspace {
     }
 
     /// Creates a fresh workspace, replacing one a crashed run may have left behind.
+    /// Takes a free slot under `work_root` (or makes one) with an empty `ws/`. Slots are
+    /// reused: a run leaves its slot emptied, so each run still starts from an empty
+    /// workspace while the directories themselves are not created and deleted per run —
+    /// creating inodes right after deleting others is slow on ext4 at thousands of runs.
     pub async fn create(work_root: &Path, lease: &Lease) -> Result<Self, ExecError> {
         let id = &lease.job_run_id;
         if id.is_empty() || id.starts_with('.') || id.contains(['/', '\0']) {
             return Err(ExecError::BadRunId(id.clone()));
         }
-        let root = work_root.join(format!("{id}-{}", lease.attempt));
+        let root = take_slot(work_root);
         let ws = Self {
             ws: root.join("ws"),
-            meta: root.join("meta"),
+            meta: root.clone(),
             root,
         };
-        let (root, work, meta) = (ws.root.clone(), ws.ws.clone(), ws.meta.clone());
+        let (root, work) = (ws.root.clone(), ws.ws.clone());
         blocking(move || {
-            if fs::symlink_metadata(&root).is_ok() {
-                remove_tree(&root)?;
+            fs::create_dir_all(root.parent().unwrap_or(Path::new(".")))?;
+            match fs::DirBuilder::new().mode(0o700).create(&root) {
+                Err(e) if e.kind() != io::ErrorKind::AlreadyExists => return Err(e),
+                _ => {}
             }
-            fs::create_dir_all(&root)?;
-            fs::create_dir(work)?;
-            fs::DirBuilder::new().mode(0o700).create(meta)
+            match fs::create_dir(&work) {
+                Err(e) if e.kind() == io::ErrorKind::AlreadyExists => empty_dir(&work),
+                other => other,
+            }?;
+            clear_run_files(&root)
         })
         .await
         .map_err(|source| ExecError::Workspace {
@@ -62,18 +70,75 @@ impl Workspace {
         Ok(ws)
     }
 
-    /// Removes the workspace unless `CONVEYOR_KEEP_WORKSPACES=1`; a failure is only logged,
-    /// since the run's result is already decided.
+    /// Empties the slot and hands it to the next run (kept as it is with
+    /// `CONVEYOR_KEEP_WORKSPACES=1`).
     pub async fn dispose(self) {
         if std::env::var_os(KEEP_VAR).is_some_and(|v| v == "1") {
             tracing::info!(workspace = %self.root.display(), "keeping workspace ({KEEP_VAR}=1)");
             return;
         }
-        let root = self.root.clone();
-        if let Err(e) = blocking(move || remove_tree(&root)).await {
-            tracing::warn!(workspace = %self.root.display(), error = %e, "could not remove workspace");
+        let (root, ws) = (self.root.clone(), self.ws.clone());
+        match blocking(move || empty_dir(&ws).and_then(|()| clear_run_files(&root))).await {
+            Ok(()) => give_back(self.root),
+            Err(e) => {
+                tracing::warn!(workspace = %self.root.display(), error = %e, "could not empty workspace");
+                let root = self.root.clone();
+                let _ = blocking(move || remove_tree(&root)).await;
+            }
         }
     }
+}
+
+/// Free slots per work root.
+static SLOTS: std::sync::Mutex<Vec<PathBuf>> = std::sync::Mutex::new(Vec::new());
+static NEXT_SLOT: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(0);
+
+fn take_slot(work_root: &Path) -> PathBuf {
+    let mut free = SLOTS.lock().unwrap_or_else(|p| p.into_inner());
+    if let Some(i) = free.iter().position(|p| p.parent() == Some(work_root)) {
+        return free.swap_remove(i);
+    }
+    let n = NEXT_SLOT.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+    work_root.join(format!("slot-{}-{n}", std::process::id()))
+}
+
+fn give_back(root: PathBuf) {
+    SLOTS.lock().unwrap_or_else(|p| p.into_inner()).push(root);
+}
+
+/// The files a run leaves beside `ws/`; their absence matters to the next run.
+fn clear_run_files(root: &Path) -> io::Result<()> {
+    for name in ["output.env", "outputs.bin"] {
+        match fs::remove_file(root.join(name)) {
+            Err(e) if e.kind() != io::ErrorKind::NotFound => return Err(e),
+            _ => {}
+        }
+    }
+    Ok(())
+}
+
+/// Removes everything inside `dir`, keeping `dir`.
+fn empty_dir(dir: &Path) -> io::Result<()> {
+    for entry in fs::read_dir(dir)? {
+        let path = entry?.path();
+        let removed = match fs::symlink_metadata(&path)?.is_dir() {
+            true => remove_tree(&path),
+            false => fs::remove_file(&path),
+        };
+        match removed {
+            Err(e) if e.kind() == io::ErrorKind::PermissionDenied => {
+                make_writable(dir);
+                make_writable(&path);
+                if path.is_dir() {
+                    remove_tree(&path)
+                } else {
+                    fs::remove_file(&path)
+                }?;
+            }
+            other => other?,
+        }
+    }
+    Ok(())
 }
 
 /// Copies `src`'s contents into `dst`: files, directories, symlinks as symlinks; a top-level
