@@ -56,6 +56,46 @@ pub enum Command {
         #[arg(long, env = "CONVEYOR_EXAMPLES", default_value = "examples")]
         examples: PathBuf,
     },
+    /// Start a build on a running orchestrator.
+    Trigger {
+        product: String,
+        belt: String,
+        /// The git ref the build is for.
+        #[arg(long = "ref")]
+        git_ref: Option<String>,
+        /// The commit the build is for.
+        #[arg(long)]
+        sha: Option<String>,
+        /// Follow the build's logs and exit 0 only if it succeeds.
+        #[arg(long)]
+        wait: bool,
+        #[command(flatten)]
+        api: ApiArgs,
+    },
+    /// List recent builds of a running orchestrator.
+    Builds {
+        #[arg(long)]
+        product: Option<String>,
+        #[arg(long)]
+        status: Option<String>,
+        #[arg(long, default_value_t = 20)]
+        limit: u32,
+        /// Print the API's JSON.
+        #[arg(long)]
+        json: bool,
+        #[command(flatten)]
+        api: ApiArgs,
+    },
+    /// Print a build's logs.
+    Logs {
+        /// The build id.
+        build: String,
+        /// Keep printing until the build finishes.
+        #[arg(long)]
+        follow: bool,
+        #[command(flatten)]
+        api: ApiArgs,
+    },
     /// Run one orchestrator node against a shared database and Redis.
     Serve {
         #[arg(long, env = "CONVEYOR_LISTEN", default_value = "127.0.0.1:8080")]
@@ -112,6 +152,23 @@ pub enum Command {
     },
 }
 
+/// Where the API client commands send their requests.
+#[derive(Debug, clap::Args)]
+pub struct ApiArgs {
+    /// The orchestrator's URL.
+    #[arg(long, env = "CONVEYOR_SERVER", default_value = "http://127.0.0.1:8080")]
+    pub server: String,
+    /// The admin token (needed to start builds).
+    #[arg(long, env = "CONVEYOR_TOKEN")]
+    pub token: Option<String>,
+}
+
+impl ApiArgs {
+    fn client(self) -> crate::client_cmds::Api {
+        crate::client_cmds::Api::new(self.server, self.token)
+    }
+}
+
 #[derive(Debug, Subcommand)]
 pub enum BenchCommand {
     /// Time validating a generated belt.
@@ -147,6 +204,37 @@ pub fn run(cli: Cli) -> ExitCode {
                 belt,
                 json,
             }))
+        }
+        Command::Trigger {
+            product,
+            belt,
+            git_ref,
+            sha,
+            wait,
+            api,
+        } => block_on(crate::client_cmds::trigger(
+            api.client(),
+            product,
+            belt,
+            git_ref,
+            sha,
+            wait,
+        )),
+        Command::Builds {
+            product,
+            status,
+            limit,
+            json,
+            api,
+        } => block_on(crate::client_cmds::builds(
+            api.client(),
+            product,
+            status,
+            limit,
+            json,
+        )),
+        Command::Logs { build, follow, api } => {
+            block_on(crate::client_cmds::logs(api.client(), build, follow))
         }
         Command::Serve {
             listen,

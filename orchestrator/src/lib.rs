@@ -4,6 +4,7 @@ pub mod auth;
 pub mod bench;
 pub mod bench_engine;
 pub mod cli;
+pub mod client_cmds;
 pub mod embedded;
 pub mod error;
 pub mod metrics;

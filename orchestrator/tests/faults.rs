@@ -26,14 +26,6 @@ impl Drop for Proc {
     }
 }
 
-fn free_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port()
-}
-
 fn bin(name: &str) -> PathBuf {
     let conveyor = PathBuf::from(env!("CARGO_BIN_EXE_conveyor"));
     let path = conveyor.with_file_name(name);
@@ -66,7 +58,7 @@ impl Cluster {
 
     /// Starts an orchestrator with a 2 s lease; returns it and its URL once it answers.
     async fn serve(&self) -> (Proc, String) {
-        let port = free_port();
+        let port = common::free_port();
         let log = std::fs::File::create(self.dir.join(format!("serve-{port}.log"))).unwrap();
         let child = Command::new(bin("conveyor"))
             .args([
@@ -316,25 +308,8 @@ async fn a_build_completes_when_one_of_two_orchestrators_is_killed() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn queued_work_resumes_after_redis_restarts_empty() {
     let _serial = SERIAL.lock().await;
-    let port = free_port();
-    let start_redis = || {
-        Proc(
-            Command::new("redis-server")
-                .args([
-                    "--port",
-                    &port.to_string(),
-                    "--bind",
-                    "127.0.0.1",
-                    "--save",
-                    "",
-                    "--appendonly",
-                    "no",
-                ])
-                .stdout(Stdio::null())
-                .spawn()
-                .expect("redis-server is installed"),
-        )
-    };
+    let port = common::free_port();
+    let start_redis = || Proc(common::start_redis(port));
     let mut redis = start_redis();
     let c = Cluster::new(&format!("redis://127.0.0.1:{port}")).await;
     let (_serve, url) = c.serve().await;

@@ -26,25 +26,8 @@ async fn serve(queue: Arc<dyn Queue>) -> String {
 
 #[tokio::test]
 async fn health_reports_the_database_and_redis_and_fails_when_redis_is_gone() {
-    let port = std::net::TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port();
-    let mut redis = std::process::Command::new("redis-server")
-        .args([
-            "--port",
-            &port.to_string(),
-            "--bind",
-            "127.0.0.1",
-            "--save",
-            "",
-            "--appendonly",
-            "no",
-        ])
-        .stdout(std::process::Stdio::null())
-        .spawn()
-        .expect("redis-server is installed");
+    let port = common::free_port();
+    let mut redis = common::start_redis(port);
     let url = format!("redis://127.0.0.1:{port}");
     let mut queue = None;
     for _ in 0..100 {

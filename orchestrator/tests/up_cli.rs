@@ -38,8 +38,9 @@ fn get(addr: &str, path: &str) -> (u16, String) {
     (code, body.to_string())
 }
 
-#[test]
-fn conveyor_up_registers_the_examples_builds_the_demo_and_serves_it() {
+/// Starts `conveyor up` on a free port; returns the guard, the URL's host:port and what it
+/// printed up to "Press Ctrl-C".
+fn start_up() -> (Up, String, Vec<String>) {
     let data = common::temp_dir("up");
     let child = Command::new(env!("CARGO_BIN_EXE_conveyor"))
         .args([
@@ -67,11 +68,33 @@ fn conveyor_up_registers_the_examples_builds_the_demo_and_serves_it() {
             break;
         }
     }
-    let text = printed.join("\n");
     let url = printed[0]
         .strip_prefix("conveyor is up at http://")
         .expect("the URL comes first")
         .to_string();
+    (up, url, printed)
+}
+
+/// Polls the build list until `n` builds exist and none is running.
+fn settled(url: &str, n: usize) -> Vec<Value> {
+    let deadline = Instant::now() + Duration::from_secs(60);
+    loop {
+        let (code, body) = get(url, "/api/v1/builds");
+        assert_eq!(code, 200);
+        let v: Value = serde_json::from_str(&body).unwrap();
+        let builds = v["builds"].as_array().cloned().unwrap_or_default();
+        if builds.len() == n && builds.iter().all(|b| b["status"] != "running") {
+            return builds;
+        }
+        assert!(Instant::now() < deadline, "builds did not finish: {body}");
+        std::thread::sleep(Duration::from_millis(100));
+    }
+}
+
+#[test]
+fn conveyor_up_registers_the_examples_builds_the_demo_and_serves_it() {
+    let (_up, url, printed) = start_up();
+    let text = printed.join("\n");
     assert_eq!(printed[1], "  admin token: t0ken");
     for p in ["demo", "demo-deploy", "ami", "ror-api-backend"] {
         assert!(text.contains(&format!("  registered {p} (")), "{text}");
@@ -80,18 +103,7 @@ fn conveyor_up_registers_the_examples_builds_the_demo_and_serves_it() {
     assert!(text.contains("  started demo build #1: "), "{text}");
 
     // The demo build fires demo-deploy; both finish on the local runners.
-    let deadline = Instant::now() + Duration::from_secs(60);
-    let builds = loop {
-        let (code, body) = get(&url, "/api/v1/builds");
-        assert_eq!(code, 200);
-        let v: Value = serde_json::from_str(&body).unwrap();
-        let builds = v["builds"].as_array().cloned().unwrap_or_default();
-        if builds.len() == 2 && builds.iter().all(|b| b["status"] != "running") {
-            break builds;
-        }
-        assert!(Instant::now() < deadline, "builds did not finish: {body}");
-        std::thread::sleep(Duration::from_millis(100));
-    };
+    let builds = settled(&url, 2);
     let mut seen: Vec<(String, String)> = builds
         .iter()
         .map(|b| {
@@ -112,4 +124,76 @@ fn conveyor_up_registers_the_examples_builds_the_demo_and_serves_it() {
     let (code, page) = get(&url, "/");
     assert_eq!(code, 200);
     assert!(page.contains(">demo #1</a> build: succeeded"), "{page}");
+}
+
+/// Runs the `conveyor` CLI against the server.
+fn cli(url: &str, args: &[&str]) -> (i32, String, String) {
+    let out = Command::new(env!("CARGO_BIN_EXE_conveyor"))
+        .args(args)
+        .env("CONVEYOR_SERVER", format!("http://{url}"))
+        .output()
+        .unwrap();
+    let text = |b: &[u8]| String::from_utf8_lossy(b).into_owned();
+    (
+        out.status.code().unwrap_or(-1),
+        text(&out.stdout),
+        text(&out.stderr),
+    )
+}
+
+#[test]
+fn trigger_builds_and_logs_drive_a_running_conveyor() {
+    let (_up, url, _) = start_up();
+    settled(&url, 2);
+    let (code, out, err) = cli(
+        &url,
+        &["trigger", "demo", "build", "--wait", "--token", "t0ken"],
+    );
+    assert_eq!(code, 0, "{out}{err}");
+    assert!(
+        out.starts_with(&format!(
+            "started demo build #2: http://{url}/api/v1/builds/"
+        )),
+        "{out}"
+    );
+    assert!(out.contains("[unit-tests] test 5 ok"), "{out}");
+    assert!(out.ends_with("demo build #2: succeeded\n"), "{out}");
+    let id = out
+        .lines()
+        .next()
+        .unwrap()
+        .rsplit('/')
+        .next()
+        .unwrap()
+        .to_string();
+
+    let (code, out, _) = cli(&url, &["logs", &id]);
+    assert_eq!(code, 0);
+    assert!(out.contains("[lint] linting 1.4."), "{out}");
+
+    let (code, out, _) = cli(&url, &["builds", "--product", "demo"]);
+    assert_eq!(code, 0);
+    let lines: Vec<&str> = out.lines().collect();
+    assert_eq!(lines.len(), 2, "{out}");
+    assert!(
+        lines[0].starts_with(&id) && lines[0].ends_with("demo build #2  succeeded  (5 jobs)"),
+        "{out}"
+    );
+
+    let (code, _, err) = cli(&url, &["trigger", "demo", "build", "--token", "wrong"]);
+    assert_eq!(
+        (code, err.as_str()),
+        (
+            1,
+            "error: missing or wrong token: send `Authorization: Bearer <token>` (401 Unauthorized)\n"
+        )
+    );
+    let (code, _, err) = cli(&url, &["trigger", "demo", "nope", "--token", "t0ken"]);
+    assert_eq!(
+        (code, err.as_str()),
+        (
+            1,
+            "error: product `demo` has no belt `nope` (404 Not Found)\n"
+        )
+    );
 }

@@ -1,0 +1,186 @@
+//! `conveyor trigger`, `conveyor builds`, `conveyor logs`: clients of a running orchestrator's
+//! API (`--server`, `--token`).
+
+use std::collections::HashMap;
+use std::process::ExitCode;
+use std::time::Duration;
+
+use serde_json::{Value, json};
+
+/// How often `--wait` and `--follow` ask again.
+const POLL: Duration = Duration::from_millis(500);
+
+pub struct Api {
+    server: String,
+    token: Option<String>,
+    http: reqwest::Client,
+}
+
+impl Api {
+    pub fn new(server: String, token: Option<String>) -> Api {
+        Api {
+            server: server.trim_end_matches('/').to_string(),
+            token,
+            http: reqwest::Client::new(),
+        }
+    }
+
+    async fn send(&self, req: reqwest::RequestBuilder) -> Result<Value, String> {
+        let req = match &self.token {
+            Some(t) => req.bearer_auth(t),
+            None => req,
+        };
+        let resp = req
+            .send()
+            .await
+            .map_err(|e| format!("cannot reach {}: {e}", self.server))?;
+        let status = resp.status();
+        let body: Value = resp.json().await.unwrap_or(Value::Null);
+        if status.is_success() {
+            return Ok(body);
+        }
+        let mut msg = body["error"]
+            .as_str()
+            .unwrap_or("request failed")
+            .to_string();
+        for e in body["errors"].as_array().into_iter().flatten() {
+            msg.push_str(&format!("\n{}", e.as_str().unwrap_or_default()));
+        }
+        Err(format!("{} ({status})", msg))
+    }
+
+    async fn get(&self, path: &str) -> Result<Value, String> {
+        self.send(self.http.get(format!("{}{path}", self.server)))
+            .await
+    }
+
+    async fn post(&self, path: &str, body: Value) -> Result<Value, String> {
+        self.send(self.http.post(format!("{}{path}", self.server)).json(&body))
+            .await
+    }
+}
+
+fn done(result: Result<bool, String>) -> ExitCode {
+    match result {
+        Ok(true) => ExitCode::SUCCESS,
+        Ok(false) => ExitCode::FAILURE,
+        Err(e) => {
+            eprintln!("error: {e}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+fn finished(build: &Value) -> bool {
+    !matches!(build["status"].as_str(), Some("running" | "pending"))
+}
+
+/// `conveyor trigger PRODUCT BELT [--ref R] [--sha S] [--wait]`
+pub async fn trigger(
+    api: Api,
+    product: String,
+    belt: String,
+    git_ref: Option<String>,
+    sha: Option<String>,
+    wait: bool,
+) -> ExitCode {
+    done(
+        async {
+            let path = format!("/api/v1/products/{product}/belts/{belt}/builds");
+            let build = api
+                .post(&path, json!({ "ref": git_ref, "sha": sha }))
+                .await?;
+            let id = build["id"].as_str().unwrap_or_default().to_string();
+            println!(
+                "started {product} {belt} #{}: {}/api/v1/builds/{id}",
+                build["number"], api.server
+            );
+            if !wait {
+                return Ok(true);
+            }
+            let build = follow(&api, &id, true).await?;
+            println!(
+                "{product} {belt} #{}: {}",
+                build["number"],
+                build["status"].as_str().unwrap_or("?")
+            );
+            Ok(build["status"] == "succeeded")
+        }
+        .await,
+    )
+}
+
+/// `conveyor builds [--product P] [--status S] [--limit N] [--json]`
+pub async fn builds(
+    api: Api,
+    product: Option<String>,
+    status: Option<String>,
+    limit: u32,
+    as_json: bool,
+) -> ExitCode {
+    done(
+        async {
+            let mut query = format!("/api/v1/builds?limit={limit}");
+            for (k, v) in [("product", &product), ("status", &status)] {
+                if let Some(v) = v {
+                    query.push_str(&format!("&{k}={v}"));
+                }
+            }
+            let body = api.get(&query).await?;
+            if as_json {
+                println!("{body}");
+                return Ok(true);
+            }
+            for b in body["builds"].as_array().into_iter().flatten() {
+                let jobs = b["jobs"].as_array().map_or(0, Vec::len);
+                println!(
+                    "{}  {} {} #{}  {}  ({jobs} jobs)",
+                    b["id"].as_str().unwrap_or_default(),
+                    b["product"].as_str().unwrap_or_default(),
+                    b["belt"].as_str().unwrap_or_default(),
+                    b["number"],
+                    b["status"].as_str().unwrap_or_default()
+                );
+            }
+            Ok(true)
+        }
+        .await,
+    )
+}
+
+/// `conveyor logs BUILD [--follow]`
+pub async fn logs(api: Api, build: String, follow_: bool) -> ExitCode {
+    done(
+        async {
+            let b = follow(&api, &build, follow_).await?;
+            Ok(b["status"] != "failed")
+        }
+        .await,
+    )
+}
+
+/// Prints the build's log lines as they come, until it finishes (or once, unless `keep`).
+async fn follow(api: &Api, id: &str, keep: bool) -> Result<Value, String> {
+    let mut after: HashMap<String, i64> = HashMap::new();
+    loop {
+        let build = api.get(&format!("/api/v1/builds/{id}")).await?;
+        for job in build["jobs"].as_array().into_iter().flatten() {
+            let (run, name) = (
+                job["id"].as_str().unwrap_or_default(),
+                job["name"].as_str().unwrap_or_default(),
+            );
+            let cursor = after.entry(run.to_string()).or_insert(0);
+            let lines = api
+                .get(&format!("/api/v1/job-runs/{run}/logs?after={cursor}"))
+                .await?;
+            for l in lines["lines"].as_array().into_iter().flatten() {
+                println!("[{name}] {}", l["text"].as_str().unwrap_or_default());
+                *cursor = l["id"].as_i64().unwrap_or(*cursor);
+            }
+        }
+        if !keep || finished(&build) {
+            return Ok(build);
+        }
+        tokio::time::sleep(POLL).await;
+    }
+}
