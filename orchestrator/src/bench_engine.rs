@@ -162,6 +162,7 @@ async fn one(
         trigger: BuildTrigger::Manual,
         git_ref: None,
         sha: None,
+        model: None,
     };
     let started = Instant::now();
     let view = crate::routes::start(&engine.state, &new)

@@ -14,6 +14,8 @@ pub enum AppError {
     /// The request body is over the limit.
     TooLarge,
     Unauthorized,
+    /// A webhook without a valid signature.
+    BadSignature,
     NotFound(String),
     Conflict(String),
     /// A config that does not compile: every located message.
@@ -56,6 +58,10 @@ impl IntoResponse for AppError {
             AppError::Unauthorized => (
                 StatusCode::UNAUTHORIZED,
                 json!({ "error": "missing or wrong token: send `Authorization: Bearer <token>`" }),
+            ),
+            AppError::BadSignature => (
+                StatusCode::UNAUTHORIZED,
+                json!({ "error": "the signature is missing or wrong for every product of this repository" }),
             ),
             AppError::NotFound(m) => (StatusCode::NOT_FOUND, json!({ "error": m })),
             AppError::Conflict(m) => (StatusCode::CONFLICT, json!({ "error": m })),

@@ -56,3 +56,33 @@ pub async fn compile_for_registration(
     };
     Ok((record, messages.iter().map(ToString::to_string).collect()))
 }
+
+/// `.conveyor.yml` at the head of a repository's branch (its default branch when `None`).
+pub struct AtBranch {
+    pub yaml: String,
+    pub branch: String,
+    pub sha: String,
+}
+
+pub async fn read_from_repo(
+    repos: &crate::repos::Repos,
+    url: &str,
+    branch: Option<String>,
+) -> Result<AtBranch, AppError> {
+    let (repos, url) = (repos.clone(), url.to_string());
+    tokio::task::spawn_blocking(move || {
+        let mirror = repos.sync(&url)?;
+        let branch = match branch {
+            Some(b) => b,
+            None => repos.default_branch(&mirror)?,
+        };
+        let sha = repos
+            .commit(&mirror, &format!("refs/heads/{branch}"))
+            .map_err(|_| format!("{url} has no branch `{branch}`"))?;
+        let yaml = repos.config_at(&mirror, &sha)?;
+        Ok::<_, String>(AtBranch { yaml, branch, sha })
+    })
+    .await
+    .map_err(|e| AppError::Internal(e.to_string()))?
+    .map_err(AppError::BadRequest)
+}

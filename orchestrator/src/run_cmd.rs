@@ -167,6 +167,7 @@ async fn execute(
         trigger: BuildTrigger::Manual,
         git_ref: root_branch,
         sha: root_sha,
+        model: None,
     };
     let (id, effects) = store
         .create_build(&new, now_ms())

@@ -36,6 +36,8 @@ pub struct AppState {
     pub metrics: crate::metrics::Metrics,
     /// Hashes of runner tokens recently confirmed, and when.
     pub runner_tokens: std::sync::Mutex<std::collections::HashMap<String, i64>>,
+    /// Mirrors of product repositories.
+    pub repos: crate::repos::Repos,
 }
 
 pub type SharedState = Arc<AppState>;
@@ -57,6 +59,10 @@ impl AppState {
             events: broadcast::channel(4096).0,
             metrics: crate::metrics::Metrics::default(),
             runner_tokens: Default::default(),
+            repos: crate::repos::Repos::new(std::env::temp_dir().join(format!(
+                "conveyor-mirrors-{}",
+                uuid::Uuid::now_v7().simple()
+            ))),
         }
     }
 

@@ -85,6 +85,7 @@ pub async fn run(args: UpArgs) -> ExitCode {
                 trigger: BuildTrigger::Manual,
                 git_ref: None,
                 sha: None,
+                model: None,
             };
             match crate::routes::start(&engine.state, &new).await {
                 Ok(b) => println!(

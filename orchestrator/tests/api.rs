@@ -342,15 +342,16 @@ async fn a_config_of_three_mebibytes_is_within_the_five_mebibyte_limit() {
 }
 
 #[tokio::test]
-async fn registering_from_a_repository_is_refused_with_a_clear_sentence() {
+async fn registering_from_a_repository_that_cannot_be_cloned_names_the_problem() {
     let app = spawn_app().await;
     let (status, body) = app
-        .admin(PRODUCTS, &json!({ "repo": "https://example.com/shop.git" }))
+        .admin(PRODUCTS, &json!({ "repo": "file:///nonexistent/shop.git" }))
         .await;
     assert_eq!(status, 400);
-    assert_eq!(
-        body["error"],
-        "registering a product from a repository is not available yet: send {\"yaml\": \"…\"}"
+    let error = body["error"].as_str().unwrap();
+    assert!(
+        error.starts_with("cloning file:///nonexistent/shop.git failed: "),
+        "{error}"
     );
 }
 

@@ -66,6 +66,7 @@ fn manual(product: &str, belt: &str) -> NewBuild {
         trigger: BuildTrigger::Manual,
         git_ref: None,
         sha: None,
+        model: None,
     }
 }
 

@@ -36,6 +36,7 @@ pub async fn create(
         trigger: BuildTrigger::Manual,
         git_ref: start.git_ref,
         sha: start.sha,
+        model: None,
     };
     let view = start_build(&state, &new).await?;
     Ok((StatusCode::CREATED, Json(view)))

@@ -16,6 +16,8 @@ use crate::state::{SharedState, now_ms};
 pub struct Register {
     yaml: Option<String>,
     repo: Option<String>,
+    branch: Option<String>,
+    webhook_secret: Option<String>,
 }
 
 pub async fn register(
@@ -24,12 +26,25 @@ pub async fn register(
     body: Result<Json<Register>, JsonRejection>,
 ) -> AppResult<(StatusCode, Json<Value>)> {
     let Json(body) = body?;
-    let yaml = match (body.yaml, body.repo) {
-        (Some(y), None) => y,
-        (None, Some(_)) => {
-            return Err(AppError::BadRequest(
-                "registering a product from a repository is not available yet: send {\"yaml\": \"…\"}".into(),
-            ));
+    let (record, warnings, sha) = match (body.yaml, body.repo) {
+        (Some(yaml), None) => {
+            let (r, w) =
+                registry::compile_for_registration(state.store.as_ref(), "request", &yaml, None)
+                    .await?;
+            (r, w, None)
+        }
+        (None, Some(repo)) => {
+            let at = registry::read_from_repo(&state.repos, &repo, body.branch.clone()).await?;
+            let (mut r, w) = registry::compile_for_registration(
+                state.store.as_ref(),
+                ".conveyor.yml",
+                &at.yaml,
+                None,
+            )
+            .await?;
+            (r.repo, r.branch, r.webhook_secret) =
+                (Some(repo), Some(at.branch), body.webhook_secret);
+            (r, w, Some(at.sha))
         }
         _ => {
             return Err(AppError::BadRequest(
@@ -37,12 +52,10 @@ pub async fn register(
             ));
         }
     };
-    let (record, warnings) =
-        registry::compile_for_registration(state.store.as_ref(), "request", &yaml, None).await?;
     state.store.put_product(&record, now_ms()).await?;
     Ok((
         StatusCode::CREATED,
-        Json(json!({ "product": record, "warnings": warnings })),
+        Json(json!({ "product": record, "warnings": warnings, "sha": sha })),
     ))
 }
 

@@ -53,6 +53,8 @@ pub struct ProductRecord {
 pub enum BuildTrigger {
     /// The API, the CLI or the UI.
     Manual,
+    /// A forge's webhook (push, tag or pull request).
+    Webhook { forge: String, git_ref: String },
     /// An upstream build finished successfully.
     Upstream {
         build_id: String,
@@ -69,6 +71,8 @@ pub struct NewBuild {
     pub trigger: BuildTrigger,
     pub git_ref: Option<String>,
     pub sha: Option<String>,
+    /// The config at the build's commit, when it is not the registered one (webhooks).
+    pub model: Option<Product>,
 }
 
 /// A job run to put on a fleet's queue once the transaction has committed.
@@ -245,6 +249,8 @@ pub trait Store: Send + Sync {
     /// The runner whose token has this hash, marking it seen.
     async fn runner_seen(&self, token_hash: &str, now: i64) -> Result<Option<RunnerView>>;
     async fn runners(&self) -> Result<Vec<RunnerView>>;
+    /// Records a webhook delivery; false if it was recorded before (a replay).
+    async fn record_delivery(&self, forge: &str, delivery_id: &str, now: i64) -> Result<bool>;
     /// Job runs by state and fleet, and how many runners hold a running job run.
     async fn run_counts(&self) -> Result<(Vec<RunCount>, u64)>;
 }

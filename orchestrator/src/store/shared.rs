@@ -250,6 +250,13 @@ macro_rules! impl_store {
                 Self::runner_rows(rows)
             }
 
+            async fn record_delivery(&self, forge: &str, delivery_id: &str, now: i64) -> $crate::store::Result<bool> {
+                let n = sqlx::query("INSERT INTO deliveries (forge, delivery_id, received_at) VALUES ($1, $2, $3) ON CONFLICT DO NOTHING")
+                    .bind(forge).bind(delivery_id).bind(now)
+                    .execute(self.pool()).await.map_err($crate::store::sql::db_err)?.rows_affected();
+                Ok(n == 1)
+            }
+
             async fn run_counts(&self) -> $crate::store::Result<(Vec<$crate::store::RunCount>, u64)> {
                 use sqlx::Row;
                 use $crate::store::sql::db_err;

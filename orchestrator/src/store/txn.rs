@@ -28,7 +28,10 @@ macro_rules! tx_steps {
                     .await
                     .map_err(db_err)?
                     .ok_or_else(|| $crate::store::StoreError::NotFound(format!("no product `{}`", new.product)))?;
-                let model: conveyor_core::model::Product = from_json(&row.try_get::<String, _>("model").map_err(db_err)?)?;
+                let model: conveyor_core::model::Product = match &new.model {
+                    Some(m) => m.clone(),
+                    None => from_json(&row.try_get::<String, _>("model").map_err(db_err)?)?,
+                };
                 let belt = model.belt(&new.belt).ok_or_else(|| {
                     $crate::store::StoreError::NotFound(format!("product `{}` has no belt `{}`", new.product, new.belt))
                 })?;
@@ -274,6 +277,7 @@ macro_rules! tx_steps {
                             },
                             git_ref: None,
                             sha: None,
+                            model: None,
                         };
                         Self::insert_build(conn, &new, Some(&build_id), now, work).await?;
                     }

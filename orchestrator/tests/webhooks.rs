@@ -1,0 +1,385 @@
+//! Forge webhooks against local bare repositories: payloads in each forge's format, signed as
+//! it signs them; the right belts run at the pushed commit; forged or replayed deliveries
+//! create nothing.
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
+mod common;
+
+use std::path::Path;
+use std::process::Command;
+
+use conveyor::embedded::{Embedded, Options};
+use hmac::{Hmac, Mac};
+use serde_json::{Value, json};
+use sha2::Sha256;
+
+const SECRET: &str = "s3cret";
+
+const CONFIG: &str = "product: hooked
+triggers:
+  - scm-event:
+    type: merge
+    belts: [release]
+  - scm-event:
+    type: push
+    branches: [feature/*]
+    belts: [ci]
+  - scm-event:
+    type: pull-request
+    belts: [ci]
+  - scm-event:
+    type: tag
+    belts: [release]
+belts:
+  - name: ci
+    jobs:
+      - name: test
+        inputs: source
+        commands: cat version.txt
+  - name: release
+    jobs:
+      - name: ship
+        inputs: source
+        commands: cat version.txt
+";
+
+fn git(dir: &Path, args: &[&str]) -> String {
+    let out = Command::new("git")
+        .arg("-C")
+        .arg(dir)
+        .args(args)
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "git {args:?}: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    String::from_utf8_lossy(&out.stdout).trim().to_string()
+}
+
+/// A bare repository with two commits on `main` (version 1.0, then 2.0); returns its URL
+/// and both commits.
+fn repo(dir: &Path) -> (String, String, String) {
+    let (origin, work) = (dir.join("origin.git"), dir.join("work"));
+    git(
+        dir,
+        &[
+            "init",
+            "--quiet",
+            "--bare",
+            "-b",
+            "main",
+            origin.to_str().unwrap(),
+        ],
+    );
+    git(
+        dir,
+        &[
+            "clone",
+            "--quiet",
+            origin.to_str().unwrap(),
+            work.to_str().unwrap(),
+        ],
+    );
+    let commit = |version: &str| {
+        std::fs::write(work.join(".conveyor.yml"), CONFIG).unwrap();
+        std::fs::write(work.join("version.txt"), version).unwrap();
+        git(&work, &["add", "."]);
+        git(
+            &work,
+            &[
+                "-c",
+                "user.name=t",
+                "-c",
+                "user.email=t@t",
+                "commit",
+                "--quiet",
+                "-m",
+                version,
+            ],
+        );
+        git(&work, &["push", "--quiet", "origin", "HEAD:main"]);
+        git(&work, &["rev-parse", "HEAD"])
+    };
+    let first = commit("1.0");
+    let second = commit("2.0");
+    (format!("file://{}", origin.display()), first, second)
+}
+
+fn hmac_hex(body: &[u8]) -> String {
+    let mut mac = Hmac::<Sha256>::new_from_slice(SECRET.as_bytes()).unwrap();
+    mac.update(body);
+    mac.finalize()
+        .into_bytes()
+        .iter()
+        .map(|b| format!("{b:02x}"))
+        .collect()
+}
+
+struct Hooks {
+    engine: Embedded,
+    http: reqwest::Client,
+    url: String,
+}
+
+impl Hooks {
+    async fn start() -> (Hooks, String, String, String) {
+        let dir = common::temp_dir("hooks");
+        let (url, first, second) = repo(&dir);
+        let opts = Options {
+            data_dir: dir.join("data"),
+            listen: "127.0.0.1:0".parse().unwrap(),
+            runners: 2,
+            fleets: vec!["default".into()],
+            admin_token: "admin".into(),
+        };
+        let engine = Embedded::start(opts).await.unwrap();
+        let http = reqwest::Client::new();
+        let reg = json!({ "repo": url, "webhook_secret": SECRET });
+        let r = http
+            .post(format!("{}/api/v1/products", engine.url))
+            .bearer_auth("admin")
+            .json(&reg)
+            .send()
+            .await
+            .unwrap();
+        let (status, body): (u16, Value) = (r.status().as_u16(), r.json().await.unwrap());
+        assert_eq!(status, 201, "{body}");
+        assert_eq!(
+            (body["product"]["branch"].as_str(), body["sha"].as_str()),
+            (Some("main"), Some(second.as_str()))
+        );
+        assert!(
+            body["product"].get("webhook_secret").is_none(),
+            "the secret is never shown"
+        );
+        (
+            Hooks {
+                engine,
+                http,
+                url: url.clone(),
+            },
+            url,
+            first,
+            second,
+        )
+    }
+
+    async fn send(&self, forge: &str, headers: &[(&str, String)], body: &Value) -> (u16, Value) {
+        let bytes = serde_json::to_vec(body).unwrap();
+        let mut req = self
+            .http
+            .post(format!("{}/hooks/{forge}", self.engine.url))
+            .body(bytes);
+        for (k, v) in headers {
+            req = req.header(*k, v);
+        }
+        let r = req.send().await.unwrap();
+        (r.status().as_u16(), r.json().await.unwrap_or(Value::Null))
+    }
+
+    /// A GitHub delivery signed with the product's secret.
+    async fn github(&self, event: &str, delivery: &str, body: Value) -> (u16, Value) {
+        let sig = format!("sha256={}", hmac_hex(&serde_json::to_vec(&body).unwrap()));
+        let h = [
+            ("x-github-event", event.to_string()),
+            ("x-github-delivery", delivery.to_string()),
+            ("x-hub-signature-256", sig),
+        ];
+        self.send("github", &h, &body).await
+    }
+
+    async fn builds(&self) -> Vec<Value> {
+        let v: Value = self
+            .http
+            .get(format!("{}/api/v1/builds", self.engine.url))
+            .send()
+            .await
+            .unwrap()
+            .json()
+            .await
+            .unwrap();
+        v["builds"].as_array().cloned().unwrap_or_default()
+    }
+
+    /// Waits for a build to finish and returns it.
+    async fn finished(&self, id: &str) -> Value {
+        let deadline = std::time::Instant::now() + std::time::Duration::from_secs(60);
+        loop {
+            let b: Value = self
+                .http
+                .get(format!("{}/api/v1/builds/{id}", self.engine.url))
+                .send()
+                .await
+                .unwrap()
+                .json()
+                .await
+                .unwrap();
+            if b["status"] != "running" {
+                return b;
+            }
+            assert!(
+                std::time::Instant::now() < deadline,
+                "build {id} did not finish: {b}"
+            );
+            tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+        }
+    }
+
+    fn push(&self, git_ref: &str, after: &str) -> Value {
+        json!({ "ref": git_ref, "after": after, "repository": { "clone_url": self.url, "html_url": "https://example.test/hooked" } })
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_signed_github_push_to_the_default_branch_builds_at_the_pushed_commit() {
+    let (hooks, _, first, _) = Hooks::start().await;
+    // The branch head is at 2.0 now, but the delivery names the first commit.
+    let (status, body) = hooks
+        .github("push", "d-1", hooks.push("refs/heads/main", &first))
+        .await;
+    assert_eq!(status, 201, "{body}");
+    let builds = body["builds"].as_array().unwrap();
+    assert_eq!(builds.len(), 1, "{body}");
+    assert_eq!(
+        (builds[0]["belt"].as_str(), builds[0]["sha"].as_str()),
+        (Some("release"), Some(first.as_str()))
+    );
+    let b = hooks.finished(builds[0]["id"].as_str().unwrap()).await;
+    assert_eq!(b["status"], "succeeded", "{b}");
+    assert_eq!(b["sha"], first);
+    assert_eq!(
+        b["trigger"],
+        json!({"kind": "webhook", "forge": "github", "git_ref": "refs/heads/main"})
+    );
+    assert_eq!(
+        b["jobs"][0]["outputs"]["STDOUT"], "1.0",
+        "the job saw the pushed commit, not the branch head"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn forged_unsigned_and_replayed_deliveries_create_nothing() {
+    let (hooks, _, first, second) = Hooks::start().await;
+    let body = hooks.push("refs/heads/main", &second);
+    let forged = [
+        ("x-github-event", "push".to_string()),
+        ("x-github-delivery", "f-1".into()),
+        ("x-hub-signature-256", format!("sha256={}", "0".repeat(64))),
+    ];
+    let (status, reply) = hooks.send("github", &forged, &body).await;
+    assert_eq!(
+        (status, reply["error"].as_str()),
+        (
+            401,
+            Some("the signature is missing or wrong for every product of this repository")
+        )
+    );
+    let unsigned = [
+        ("x-github-event", "push".to_string()),
+        ("x-github-delivery", "f-2".into()),
+    ];
+    assert_eq!(hooks.send("github", &unsigned, &body).await.0, 401);
+    assert!(hooks.builds().await.is_empty(), "nothing recorded");
+
+    assert_eq!(
+        hooks
+            .github("push", "once", hooks.push("refs/heads/main", &first))
+            .await
+            .0,
+        201
+    );
+    let (status, reply) = hooks
+        .github("push", "once", hooks.push("refs/heads/main", &first))
+        .await;
+    assert_eq!(
+        (status, &reply),
+        (200, &json!({"builds": [], "duplicate": true}))
+    );
+    assert_eq!(hooks.builds().await.len(), 1, "the replay created no build");
+    let bad = hooks
+        .send("github", &unsigned, &json!("not an object"))
+        .await
+        .0;
+    assert_eq!(bad, 401);
+    let r = hooks
+        .http
+        .post(format!("{}/hooks/github", hooks.engine.url))
+        .body("{nope")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 400);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn gitlab_and_gitea_deliveries_and_pull_requests_tags_and_pings_pick_their_belts() {
+    let (hooks, url, first, second) = Hooks::start().await;
+    let (status, body) = hooks
+        .github(
+            "ping",
+            "p-1",
+            json!({ "zen": "hi", "repository": { "clone_url": url } }),
+        )
+        .await;
+    assert_eq!((status, &body), (200, &json!({"builds": [], "pong": true})));
+
+    let gl = json!({ "object_kind": "push", "ref": "refs/heads/feature/x", "checkout_sha": first, "project": { "git_http_url": url } });
+    let h = [
+        ("x-gitlab-event", "Push Hook".to_string()),
+        ("x-gitlab-token", SECRET.to_string()),
+        ("x-gitlab-event-uuid", "g-1".into()),
+    ];
+    let (status, body) = hooks.send("gitlab", &h, &gl).await;
+    assert_eq!(status, 201, "{body}");
+    assert_eq!(
+        body["builds"][0]["belt"], "ci",
+        "feature branches run ci only"
+    );
+    let wrong = [
+        ("x-gitlab-event", "Push Hook".to_string()),
+        ("x-gitlab-token", "nope".to_string()),
+        ("x-gitlab-event-uuid", "g-2".into()),
+    ];
+    assert_eq!(hooks.send("gitlab", &wrong, &gl).await.0, 401);
+
+    let pr = json!({ "action": "synchronized", "number": 7, "pull_request": { "head": { "ref": "topic", "sha": second } }, "repository": { "clone_url": url } });
+    let bytes = serde_json::to_vec(&pr).unwrap();
+    let h = [
+        ("x-gitea-event", "pull_request".to_string()),
+        ("x-gitea-delivery", "t-1".into()),
+        ("x-gitea-signature", hmac_hex(&bytes)),
+    ];
+    let (status, body) = hooks.send("gitea", &h, &pr).await;
+    assert_eq!(status, 201, "{body}");
+    assert_eq!(
+        (
+            body["builds"][0]["belt"].as_str(),
+            body["builds"][0]["sha"].as_str()
+        ),
+        (Some("ci"), Some(second.as_str()))
+    );
+
+    let (status, body) = hooks
+        .github("push", "tag-1", hooks.push("refs/tags/v1.0", &first))
+        .await;
+    assert_eq!(
+        (status, body["builds"][0]["belt"].as_str()),
+        (201, Some("release"))
+    );
+
+    let merged = json!({ "action": "closed", "number": 7, "pull_request": { "merged": true, "head": { "sha": second } }, "repository": { "clone_url": url } });
+    let (status, body) = hooks.github("pull_request", "m-1", merged).await;
+    assert_eq!(
+        (status, body["ignored"].as_str()),
+        (200, Some("pull request closed")),
+        "the push of the merge builds it, once"
+    );
+    let b = hooks.builds().await;
+    assert_eq!(b.len(), 3);
+    for build in &b {
+        let id = build["id"].as_str().unwrap();
+        assert_eq!(hooks.finished(id).await["status"], "succeeded");
+    }
+}
