@@ -117,6 +117,9 @@ pub enum Command {
         /// How long a runner holds a job run without a heartbeat.
         #[arg(long, env = "CONVEYOR_LEASE_SECS", default_value_t = 30)]
         lease_secs: u64,
+        /// Where this node keeps mirrors of product repositories.
+        #[arg(long, env = "CONVEYOR_DATA_DIR", default_value = ".conveyor")]
+        data_dir: PathBuf,
     },
     /// Measure conveyor's performance: builds of generated graphs of `true` jobs.
     #[command(args_conflicts_with_subcommands = true)]
@@ -244,6 +247,7 @@ pub fn run(cli: Cli) -> ExitCode {
             runner_token,
             queue_prefix,
             lease_secs,
+            data_dir,
         } => {
             init_logging("info");
             block_on(crate::serve::run(crate::serve::ServeArgs {
@@ -254,6 +258,7 @@ pub fn run(cli: Cli) -> ExitCode {
                 runner_token,
                 queue_prefix,
                 lease_secs,
+                data_dir,
             }))
         }
         Command::Up {

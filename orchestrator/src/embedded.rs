@@ -49,12 +49,14 @@ impl Embedded {
         opts: Options,
     ) -> Result<Embedded, StoreError> {
         let runner_token = crate::store::sql::token();
-        let state = Arc::new(AppState::new(
+        let mut state = AppState::new(
             store,
             queue.clone(),
             opts.admin_token.clone(),
             runner_token.clone(),
-        ));
+        );
+        state.repos = crate::repos::Repos::new(opts.data_dir.join("mirrors"));
+        let state = Arc::new(state);
         let listener = tokio::net::TcpListener::bind(opts.listen)
             .await
             .map_err(|e| StoreError::Database(format!("cannot listen on {}: {e}", opts.listen)))?;

@@ -18,6 +18,7 @@ pub struct ServeArgs {
     pub runner_token: String,
     pub queue_prefix: String,
     pub lease_secs: u64,
+    pub data_dir: std::path::PathBuf,
 }
 
 pub async fn run(args: ServeArgs) -> ExitCode {
@@ -43,6 +44,7 @@ pub async fn run(args: ServeArgs) -> ExitCode {
         }
     };
     let mut state = AppState::new(store, queue, args.admin_token, args.runner_token);
+    state.repos = crate::repos::Repos::new(args.data_dir.join("mirrors"));
     state.lease_ms = i64::try_from(args.lease_secs.max(1)).unwrap_or(30) * 1000;
     let state = Arc::new(state);
     let listener = match tokio::net::TcpListener::bind(args.listen).await {
