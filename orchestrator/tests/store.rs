@@ -546,6 +546,78 @@ pub async fn builds_are_listed_newest_first_and_filtered(store: Arc<dyn Store>) 
     );
 }
 
+const PICKY: &str = "product: picky
+triggers:
+  - upstream-build:
+    upstream-product: shop
+    build: last_failure
+belts:
+  - name: b
+    jobs:
+      - name: read
+        commands: echo ${shop.build.VERSION}
+";
+
+pub async fn a_manual_downstream_build_reads_the_upstream_build_its_selector_names(
+    store: Arc<dyn Store>,
+) {
+    setup(&store).await;
+    store.put_product(&common::product(PICKY), 1).await.unwrap();
+    let (good, _) = store.create_build(&manual("shop", "ci"), 5).await.unwrap();
+    for (job, outcome, out) in [
+        ("build", Outcome::Succeeded, "1"),
+        ("lint", Outcome::Succeeded, ""),
+        ("test", Outcome::Succeeded, ""),
+        ("package", Outcome::Succeeded, ""),
+    ] {
+        finish(&store, &good, job, outcome, &[("VERSION", out)]).await;
+    }
+    let (bad, _) = store.create_build(&manual("shop", "ci"), 6).await.unwrap();
+    finish(
+        &store,
+        &bad,
+        "build",
+        Outcome::Succeeded,
+        &[("VERSION", "2")],
+    )
+    .await;
+    finish(&store, &bad, "lint", Outcome::Failed, &[]).await;
+    finish(&store, &bad, "test", Outcome::Failed, &[]).await;
+    finish(&store, &bad, "test", Outcome::Failed, &[]).await;
+    assert_eq!(status_of(&store, &bad).await.0, "failed");
+    let read = |b: String| {
+        let store = store.clone();
+        async move {
+            let spec = claim(&store, &run_id(&store, &b, "read").await, 1)
+                .await
+                .unwrap();
+            spec.env
+                .iter()
+                .find(|(k, _)| k == "CONVEYOR_REF_1")
+                .map(|(_, v)| v.clone())
+                .unwrap()
+        }
+    };
+    let (p1, _) = store.create_build(&manual("picky", "b"), 7).await.unwrap();
+    assert_eq!(read(p1).await, "2", "last_failure reads the failed build");
+    // Without a selector: the last successful build.
+    let (d, _) = store
+        .create_build(&manual("deploy", "release"), 8)
+        .await
+        .unwrap();
+    let spec = claim(&store, &run_id(&store, &d, "ship").await, 1)
+        .await
+        .unwrap();
+    assert_eq!(
+        spec.env
+            .iter()
+            .find(|(k, _)| k == "CONVEYOR_REF_1")
+            .unwrap()
+            .1,
+        "1"
+    );
+}
+
 macro_rules! suite {
     ($backend:ident) => {
         mod $backend {
@@ -570,6 +642,7 @@ macro_rules! suite {
             t!(cancelling_stops_queued_jobs_and_signals_running_ones);
             t!(log_batches_are_stored_once_and_only_under_a_live_lease);
             t!(builds_are_listed_newest_first_and_filtered);
+            t!(a_manual_downstream_build_reads_the_upstream_build_its_selector_names);
         }
     };
 }

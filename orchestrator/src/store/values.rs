@@ -70,6 +70,34 @@ macro_rules! value_steps {
                 Ok(None)
             }
 
+            /// The `build:` selector of this build's product's `upstream-build` trigger on
+            /// `product` (last successful when it has none).
+            async fn selector_for(
+                conn: &mut $conn,
+                build_id: &str,
+                product: &str,
+            ) -> $crate::store::Result<conveyor_core::model::BuildSelector> {
+                use sqlx::Row;
+                use $crate::store::sql::{db_err, from_json};
+                let row = sqlx::query("SELECT p.model FROM builds b JOIN products p ON p.name = b.product WHERE b.id = $1")
+                    .bind(build_id)
+                    .fetch_optional(&mut *conn)
+                    .await
+                    .map_err(db_err)?;
+                let Some(row) = row else {
+                    return Ok(conveyor_core::model::BuildSelector::LastSuccessful);
+                };
+                let model: conveyor_core::model::Product = from_json(&row.try_get::<String, _>("model").map_err(db_err)?)?;
+                Ok(model
+                    .triggers
+                    .iter()
+                    .find_map(|t| match t {
+                        conveyor_core::model::Trigger::UpstreamBuild(u) if u.product == product => Some(u.build),
+                        _ => None,
+                    })
+                    .unwrap_or(conveyor_core::model::BuildSelector::LastSuccessful))
+            }
+
             /// The build of `product` whose outputs this build reads: the nearest in the
             /// chain of builds that triggered it, else that product's last successful one.
             async fn upstream_build(
@@ -105,11 +133,24 @@ macro_rules! value_steps {
                     }
                     at = up;
                 }
+                // Not in the chain (a manual build): the trigger's `build:` selector decides.
+                let selector = Self::selector_for(conn, build_id, product).await?;
+                let (status, number) = match selector {
+                    conveyor_core::model::BuildSelector::Last => (None, None),
+                    conveyor_core::model::BuildSelector::LastSuccessful => (Some("succeeded"), None),
+                    conveyor_core::model::BuildSelector::LastFailure => (Some("failed"), None),
+                    conveyor_core::model::BuildSelector::Number(n) => (None, Some(n as i64)),
+                };
                 let row = sqlx::query(
-                    "SELECT id FROM builds WHERE product = $1 AND (CAST($2 AS TEXT) IS NULL OR belt = $2) AND status = 'succeeded' ORDER BY number DESC LIMIT 1",
+                    "SELECT id FROM builds WHERE product = $1 AND (CAST($2 AS TEXT) IS NULL OR belt = $2) \
+                     AND (CAST($3 AS TEXT) IS NULL OR status = $3) AND (CAST($4 AS BIGINT) IS NULL OR number = $4) \
+                     AND id <> $5 ORDER BY number DESC LIMIT 1",
                 )
                 .bind(product)
                 .bind(belt)
+                .bind(status)
+                .bind(number)
+                .bind(build_id)
                 .fetch_optional(&mut *conn)
                 .await
                 .map_err(db_err)?;
