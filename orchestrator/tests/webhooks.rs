@@ -121,6 +121,8 @@ struct Hooks {
     engine: Embedded,
     http: reqwest::Client,
     url: String,
+    /// A clone to push more commits from.
+    work: std::path::PathBuf,
 }
 
 impl Hooks {
@@ -159,6 +161,7 @@ impl Hooks {
                 engine,
                 http,
                 url: url.clone(),
+                work: dir.join("work"),
             },
             url,
             first,
@@ -382,4 +385,58 @@ async fn gitlab_and_gitea_deliveries_and_pull_requests_tags_and_pings_pick_their
         let id = build["id"].as_str().unwrap();
         assert_eq!(hooks.finished(id).await["status"], "succeeded");
     }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_push_with_a_broken_config_records_a_config_error_build_and_runs_nothing() {
+    let (hooks, _, _, _) = Hooks::start().await;
+    std::fs::write(
+        hooks.work.join(".conveyor.yml"),
+        CONFIG.replace("commands: cat version.txt", "needs: [nope]"),
+    )
+    .unwrap();
+    git(
+        &hooks.work,
+        &[
+            "-c",
+            "user.name=t",
+            "-c",
+            "user.email=t@t",
+            "commit",
+            "--quiet",
+            "-am",
+            "broken",
+        ],
+    );
+    git(&hooks.work, &["push", "--quiet", "origin", "HEAD:main"]);
+    let sha = git(&hooks.work, &["rev-parse", "HEAD"]);
+    let (status, body) = hooks
+        .github("push", "broken-1", hooks.push("refs/heads/main", &sha))
+        .await;
+    assert_eq!(status, 201, "{body}");
+    assert_eq!(body["builds"][0]["status"], "config_error");
+    let id = body["builds"][0]["id"].as_str().unwrap();
+    let b: Value = hooks
+        .http
+        .get(format!("{}/api/v1/builds/{id}", hooks.engine.url))
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(
+        (b["status"].as_str(), b["belt"].as_str(), b["sha"].as_str()),
+        (Some("config_error"), Some("release"), Some(sha.as_str()))
+    );
+    assert_eq!(b["jobs"], json!([]), "nothing runs");
+    let error = b["error"].as_str().unwrap();
+    assert!(
+        error.contains(".conveyor.yml:19:9: error: job `test` has neither `commands` nor `driver`"),
+        "{error}"
+    );
+    assert!(
+        error.contains(".conveyor.yml:21:17: error: unknown job `nope` in `needs` of job `test`"),
+        "{error}"
+    );
 }

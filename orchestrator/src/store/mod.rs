@@ -162,6 +162,7 @@ pub mod build_status {
     pub const SUCCEEDED: &str = "succeeded";
     pub const FAILED: &str = "failed";
     pub const CANCELLED: &str = "cancelled";
+    pub const CONFIG_ERROR: &str = "config_error";
 }
 
 /// Job run states.
@@ -249,6 +250,9 @@ pub trait Store: Send + Sync {
     /// The runner whose token has this hash, marking it seen.
     async fn runner_seen(&self, token_hash: &str, now: i64) -> Result<Option<RunnerView>>;
     async fn runners(&self) -> Result<Vec<RunnerView>>;
+    /// Records a build that cannot run because its config has errors: numbered like any
+    /// build, state `config_error`, the message kept, no job run created.
+    async fn record_config_error(&self, new: &NewBuild, error: &str, now: i64) -> Result<String>;
     /// Records a webhook delivery; false if it was recorded before (a replay).
     async fn record_delivery(&self, forge: &str, delivery_id: &str, now: i64) -> Result<bool>;
     /// Job runs by state and fleet, and how many runners hold a running job run.

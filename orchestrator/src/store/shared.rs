@@ -250,6 +250,28 @@ macro_rules! impl_store {
                 Self::runner_rows(rows)
             }
 
+            async fn record_config_error(&self, new: &$crate::store::NewBuild, error: &str, now: i64) -> $crate::store::Result<String> {
+                use sqlx::Row;
+                use $crate::store::sql::{db_err, to_json};
+                let mut tx = self.begin().await?;
+                let number: i64 = sqlx::query(
+                    "UPDATE products SET next_build_number = next_build_number + 1 WHERE name = $1 RETURNING next_build_number",
+                )
+                .bind(&new.product).fetch_optional(&mut *tx).await.map_err(db_err)?
+                .ok_or_else(|| $crate::store::StoreError::NotFound(format!("no product `{}`", new.product)))?
+                .try_get("next_build_number").map_err(db_err)?;
+                let id = uuid::Uuid::now_v7().to_string();
+                sqlx::query(
+                    "INSERT INTO builds (id, product, belt, number, status, trigger, git_ref, sha, error, unfinished, created_at, finished_at) \
+                     VALUES ($1, $2, $3, $4, 'config_error', $5, $6, $7, $8, 0, $9, $9)",
+                )
+                .bind(&id).bind(&new.product).bind(&new.belt).bind(number).bind(to_json(&new.trigger)?)
+                .bind(&new.git_ref).bind(&new.sha).bind(error).bind(now)
+                .execute(&mut *tx).await.map_err(db_err)?;
+                tx.commit().await.map_err(db_err)?;
+                Ok(id)
+            }
+
             async fn record_delivery(&self, forge: &str, delivery_id: &str, now: i64) -> $crate::store::Result<bool> {
                 let n = sqlx::query("INSERT INTO deliveries (forge, delivery_id, received_at) VALUES ($1, $2, $3) ON CONFLICT DO NOTHING")
                     .bind(forge).bind(delivery_id).bind(now)

@@ -130,22 +130,32 @@ async fn handle(
         let config = tokio::task::spawn_blocking(move || config_at(&repos, &record, &at))
             .await
             .map_err(|e| AppError::Internal(e.to_string()))?;
+        let new = |belt: &str, model: Option<Product>| NewBuild {
+            product: p.name.clone(),
+            belt: belt.to_string(),
+            trigger: BuildTrigger::Webhook {
+                forge: forge.name().into(),
+                git_ref: git_ref.clone(),
+            },
+            git_ref: Some(git_ref.clone()),
+            sha: Some(sha.clone()),
+            model,
+        };
         match config {
-            Err(e) => errors.push(json!({ "product": p.name, "error": e })),
+            // A bad config at the commit is recorded, located, and nothing runs.
+            Err(e) => {
+                for belt in &belts {
+                    let id = state
+                        .store
+                        .record_config_error(&new(belt, None), &e, now_ms())
+                        .await?;
+                    builds.push(json!({ "id": id, "product": p.name, "belt": belt, "status": "config_error", "sha": sha }));
+                }
+                errors.push(json!({ "product": p.name, "error": e }));
+            }
             Ok(model) => {
                 for belt in belts.iter().filter(|b| model.belt(b).is_some()) {
-                    let new = NewBuild {
-                        product: p.name.clone(),
-                        belt: belt.clone(),
-                        trigger: BuildTrigger::Webhook {
-                            forge: forge.name().into(),
-                            git_ref: git_ref.clone(),
-                        },
-                        git_ref: Some(git_ref.clone()),
-                        sha: Some(sha.clone()),
-                        model: Some(model.clone()),
-                    };
-                    let b = crate::routes::start(&state, &new).await?;
+                    let b = crate::routes::start(&state, &new(belt, Some(model.clone()))).await?;
                     builds.push(json!({ "id": b.id, "product": b.product, "belt": b.belt, "number": b.number, "sha": sha }));
                 }
             }
