@@ -381,6 +381,44 @@ async fn a_git_source_is_checked_out_at_the_given_sha() {
 }
 
 #[tokio::test]
+async fn a_second_checkout_comes_from_the_mirror_and_fetches_only_what_is_new() {
+    let dir = TestDir::new("mirror");
+    let repo = dir.path("repo");
+    std::fs::create_dir_all(&repo).unwrap();
+    git(&repo, &["init", "--quiet"]);
+    std::fs::write(repo.join("version.txt"), "first").unwrap();
+    git(&repo, &["add", "version.txt"]);
+    git(&repo, &["commit", "--quiet", "-m", "first"]);
+    let first = git(&repo, &["rev-parse", "HEAD"]);
+    let url = format!("file://{}", repo.display());
+    let at = |sha: &str| {
+        let mut s = spec("cat version.txt; echo; git remote get-url origin");
+        s.source = Some(SourceSpec::Git {
+            url: url.clone(),
+            sha: sha.to_string(),
+        });
+        s
+    };
+    let cfg = dir.config();
+    let (result, _) = run(&at(&first), &cfg).await;
+    assert_eq!(result.outputs["STDOUT"], format!("first\n{url}"));
+    // With the origin gone, a known commit still checks out: nothing is fetched for it.
+    let moved = dir.path("moved");
+    std::fs::rename(&repo, &moved).unwrap();
+    let (result, lines) = run(&at(&first), &cfg).await;
+    assert_eq!(result.outcome, Outcome::Succeeded, "{lines:?}");
+    assert_eq!(result.outputs["STDOUT"], format!("first\n{url}"));
+    // A new commit is fetched into the mirror.
+    std::fs::rename(&moved, &repo).unwrap();
+    std::fs::write(repo.join("version.txt"), "second").unwrap();
+    git(&repo, &["commit", "--quiet", "-am", "second"]);
+    let second = git(&repo, &["rev-parse", "HEAD"]);
+    let (result, lines) = run(&at(&second), &cfg).await;
+    assert_eq!(result.outcome, Outcome::Succeeded, "{lines:?}");
+    assert!(result.outputs["STDOUT"].starts_with("second"));
+}
+
+#[tokio::test]
 async fn a_git_input_is_cloned_into_a_directory_named_after_the_repository() {
     let dir = TestDir::new("git-input");
     let repo = dir.path("tools.git");

@@ -42,7 +42,8 @@ pub(crate) async fn prepare(
         }
         Some(SourceSpec::Git { url, sha }) => {
             log.system(format!("checking out {url} at {sha}"));
-            clone_at(url, sha, &ws.ws, cancel).await?;
+            let mirrors = ws.root.parent().unwrap_or(&ws.root).join("mirrors");
+            clone_at(url, sha, &ws.ws, &mirrors, cancel).await?;
         }
     }
     for input in &spec.git_inputs {
@@ -57,10 +58,14 @@ pub(crate) async fn prepare(
     Ok(())
 }
 
+/// Checks `url` out at `sha` through a mirror kept per repository under `mirrors`: the
+/// first build clones it, later builds fetch only what is new (nothing when the commit is
+/// already there), and the workspace shares the mirror's objects instead of copying them.
 async fn clone_at(
     url: &str,
     sha: &str,
     dir: &Path,
+    mirrors: &Path,
     cancel: &mut watch::Receiver<bool>,
 ) -> Result<(), Stop> {
     // `checkout` has no `--` before a revision, so refuse anything that reads as an option.
@@ -78,7 +83,84 @@ async fn clone_at(
         "--detach".into(),
         sha.into(),
     ];
-    git(url, [clone_args(url, dir), checkout], cancel).await
+    let mirror = mirrors.join(format!("{}.git", crate::executor::mirror_key(url)));
+    let lock = mirror_lock(&mirror).await;
+    let _held = lock.lock().await;
+    let m: OsString = mirror.clone().into();
+    if !mirror.join("HEAD").exists() {
+        let _ = tokio::fs::create_dir_all(mirrors).await;
+        git(
+            url,
+            [vec![
+                "clone".into(),
+                "--quiet".into(),
+                "--mirror".into(),
+                "--".into(),
+                url.into(),
+                m.clone(),
+            ]],
+            cancel,
+        )
+        .await?;
+    } else if !has_commit(&mirror, sha).await {
+        let fetch: Vec<OsString> = vec![
+            "--git-dir".into(),
+            m.clone(),
+            "fetch".into(),
+            "--quiet".into(),
+            "--prune".into(),
+            "origin".into(),
+            "+refs/*:refs/*".into(),
+        ];
+        git(url, [fetch], cancel).await?;
+    }
+    let shared: Vec<OsString> = vec![
+        "clone".into(),
+        "--quiet".into(),
+        "--shared".into(),
+        "--no-checkout".into(),
+        "--".into(),
+        m,
+        dir.into(),
+    ];
+    let origin: Vec<OsString> = vec![
+        "-C".into(),
+        dir.into(),
+        "remote".into(),
+        "set-url".into(),
+        "origin".into(),
+        url.into(),
+    ];
+    git(url, [shared, checkout, origin], cancel).await
+}
+
+/// One lock per mirror, so concurrent jobs of one repository do not fetch into it at once.
+async fn mirror_lock(mirror: &Path) -> std::sync::Arc<tokio::sync::Mutex<()>> {
+    static LOCKS: std::sync::OnceLock<
+        tokio::sync::Mutex<
+            std::collections::HashMap<std::path::PathBuf, std::sync::Arc<tokio::sync::Mutex<()>>>,
+        >,
+    > = std::sync::OnceLock::new();
+    let locks = LOCKS.get_or_init(Default::default);
+    locks
+        .lock()
+        .await
+        .entry(mirror.to_path_buf())
+        .or_default()
+        .clone()
+}
+
+async fn has_commit(mirror: &Path, sha: &str) -> bool {
+    Command::new("git")
+        .arg("--git-dir")
+        .arg(mirror)
+        .args(["cat-file", "-e", &format!("{sha}^{{commit}}")])
+        .stdin(Stdio::null())
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .status()
+        .await
+        .is_ok_and(|s| s.success())
 }
 
 fn clone_args(url: &str, dir: &Path) -> Vec<OsString> {

@@ -24,6 +24,16 @@ use tokio::sync::{mpsc, watch};
 use process::{Ending, Finished};
 use workspace::Workspace;
 
+/// The directory name of a repository's mirror: a short hash of its URL.
+pub(crate) fn mirror_key(url: &str) -> String {
+    // FNV-1a: stable across runs and platforms, and no extra dependency for a file name.
+    let mut h: u64 = 0xcbf2_9ce4_8422_2325;
+    for b in url.bytes() {
+        h = (h ^ u64::from(b)).wrapping_mul(0x0100_0000_01b3);
+    }
+    format!("{h:016x}")
+}
+
 /// Where and how job runs execute.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct ExecConfig {
