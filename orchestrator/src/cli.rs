@@ -56,6 +56,11 @@ pub enum Command {
         #[arg(long, env = "CONVEYOR_EXAMPLES", default_value = "examples")]
         examples: PathBuf,
     },
+    /// Register or update products on a running orchestrator.
+    Product {
+        #[command(subcommand)]
+        what: ProductCommand,
+    },
     /// Start a build on a running orchestrator.
     Trigger {
         product: String,
@@ -155,6 +160,26 @@ pub enum Command {
     },
 }
 
+#[derive(Debug, Subcommand)]
+pub enum ProductCommand {
+    /// Register a product from its repository's `.conveyor.yml`, or from a file.
+    Add {
+        /// The repository (its `.conveyor.yml` is read at the branch head).
+        #[arg(long, conflicts_with = "file", required_unless_present = "file")]
+        repo: Option<String>,
+        #[arg(long, requires = "repo")]
+        branch: Option<String>,
+        /// The secret the forge signs webhooks with.
+        #[arg(long, requires = "repo")]
+        webhook_secret: Option<String>,
+        /// A `.conveyor.yml` to register as it is.
+        #[arg(long)]
+        file: Option<PathBuf>,
+        #[command(flatten)]
+        api: ApiArgs,
+    },
+}
+
 /// Where the API client commands send their requests.
 #[derive(Debug, clap::Args)]
 pub struct ApiArgs {
@@ -208,6 +233,22 @@ pub fn run(cli: Cli) -> ExitCode {
                 json,
             }))
         }
+        Command::Product {
+            what:
+                ProductCommand::Add {
+                    repo,
+                    branch,
+                    webhook_secret,
+                    file,
+                    api,
+                },
+        } => block_on(crate::client_cmds::product_add(
+            api.client(),
+            repo,
+            branch,
+            webhook_secret,
+            file,
+        )),
         Command::Trigger {
             product,
             belt,

@@ -39,14 +39,12 @@ impl Api {
         if status.is_success() {
             return Ok(body);
         }
-        let mut msg = body["error"]
-            .as_str()
-            .unwrap_or("request failed")
-            .to_string();
+        let error = body["error"].as_str().unwrap_or("request failed");
+        let mut msg = format!("{error} ({status})");
         for e in body["errors"].as_array().into_iter().flatten() {
             msg.push_str(&format!("\n{}", e.as_str().unwrap_or_default()));
         }
-        Err(format!("{} ({status})", msg))
+        Err(msg)
     }
 
     async fn get(&self, path: &str) -> Result<Value, String> {
@@ -183,4 +181,41 @@ async fn follow(api: &Api, id: &str, keep: bool) -> Result<Value, String> {
         }
         tokio::time::sleep(POLL).await;
     }
+}
+
+/// `conveyor product add --repo URL [--branch B] [--webhook-secret S]` or `--file F`.
+pub async fn product_add(
+    api: Api,
+    repo: Option<String>,
+    branch: Option<String>,
+    webhook_secret: Option<String>,
+    file: Option<std::path::PathBuf>,
+) -> ExitCode {
+    done(
+        async {
+            let body = match (repo, file) {
+                (Some(repo), _) => {
+                    json!({ "repo": repo, "branch": branch, "webhook_secret": webhook_secret })
+                }
+                (None, Some(f)) => {
+                    let yaml = std::fs::read_to_string(&f)
+                        .map_err(|e| format!("cannot read {}: {e}", f.display()))?;
+                    json!({ "yaml": yaml })
+                }
+                (None, None) => return Err("give --repo or --file".to_string()),
+            };
+            let reply = api.post("/api/v1/products", body).await?;
+            let p = &reply["product"];
+            let at = match (p["branch"].as_str(), reply["sha"].as_str()) {
+                (Some(b), Some(sha)) => format!(" ({b} at {sha})"),
+                _ => String::new(),
+            };
+            println!("registered {}{at}", p["name"].as_str().unwrap_or_default());
+            for w in reply["warnings"].as_array().into_iter().flatten() {
+                eprintln!("{}", w.as_str().unwrap_or_default());
+            }
+            Ok(true)
+        }
+        .await,
+    )
 }

@@ -188,6 +188,35 @@ fn trigger_builds_and_logs_drive_a_running_conveyor() {
             "error: missing or wrong token: send `Authorization: Bearer <token>` (401 Unauthorized)\n"
         )
     );
+    let tf = concat!(
+        env!("CARGO_MANIFEST_DIR"),
+        "/../examples/seed/terraform.yml"
+    );
+    let (code, _, err) = cli(&url, &["product", "add", "--file", tf, "--token", "t0ken"]);
+    assert_eq!(code, 1);
+    assert!(
+        err.starts_with("error: the config has errors (422 Unprocessable Entity)\n"),
+        "{err}"
+    );
+    assert!(
+        err.contains("\nrequest:7:9: error: trigger names unknown belt `build-ror-ami`"),
+        "{err}"
+    );
+    let fixed = common::temp_dir("add").join("p.yml");
+    std::fs::write(&fixed, "product: added\nbelts:\n  - name: b\n    jobs:\n      - name: j\n        commands: 'true'\n").unwrap();
+    let (code, out, _) = cli(
+        &url,
+        &[
+            "product",
+            "add",
+            "--file",
+            fixed.to_str().unwrap(),
+            "--token",
+            "t0ken",
+        ],
+    );
+    assert_eq!((code, out.as_str()), (0, "registered added\n"));
+
     let (code, _, err) = cli(&url, &["trigger", "demo", "nope", "--token", "t0ken"]);
     assert_eq!(
         (code, err.as_str()),
