@@ -440,3 +440,123 @@ async fn a_push_with_a_broken_config_records_a_config_error_build_and_runs_nothi
         "{error}"
     );
 }
+
+/// A bare repository holding `config` as its `.conveyor.yml`; returns its URL and commit.
+fn product_repo(dir: &Path, name: &str, config: &str) -> (String, String) {
+    let (origin, work) = (dir.join(format!("{name}.git")), dir.join(name));
+    git(
+        dir,
+        &[
+            "init",
+            "--quiet",
+            "--bare",
+            "-b",
+            "main",
+            origin.to_str().unwrap(),
+        ],
+    );
+    git(
+        dir,
+        &[
+            "clone",
+            "--quiet",
+            origin.to_str().unwrap(),
+            work.to_str().unwrap(),
+        ],
+    );
+    let url = format!("file://{}", origin.display());
+    std::fs::write(
+        work.join(".conveyor.yml"),
+        config.replace("file:///srv/gem.git", &url),
+    )
+    .unwrap();
+    git(&work, &["add", "."]);
+    git(
+        &work,
+        &[
+            "-c",
+            "user.name=t",
+            "-c",
+            "user.email=t@t",
+            "commit",
+            "--quiet",
+            "-m",
+            name,
+        ],
+    );
+    git(&work, &["push", "--quiet", "origin", "HEAD:main"]);
+    (url, git(&work, &["rev-parse", "HEAD"]))
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn one_push_runs_the_seed_chain_gem_to_ami_to_terraform_with_every_hops_outputs() {
+    let dir = common::temp_dir("chain");
+    let fixture = |f: &str| {
+        std::fs::read_to_string(format!("{}/tests/fixtures/{f}", env!("CARGO_MANIFEST_DIR")))
+            .unwrap()
+    };
+    let (gem, sha) = product_repo(&dir, "gem", &fixture("seed-gem.yml"));
+    let (ami, _) = product_repo(&dir, "ami", &fixture("seed-ami.yml"));
+    let (tf, _) = product_repo(&dir, "terraform", &fixture("seed-terraform.yml"));
+    let opts = Options {
+        data_dir: dir.join("data"),
+        listen: "127.0.0.1:0".parse().unwrap(),
+        runners: 2,
+        fleets: vec!["default".into()],
+        admin_token: "admin".into(),
+    };
+    let engine = Embedded::start(opts).await.unwrap();
+    let http = reqwest::Client::new();
+    for repo in [&gem, &ami, &tf] {
+        let r = http
+            .post(format!("{}/api/v1/products", engine.url))
+            .bearer_auth("admin")
+            .json(&json!({ "repo": repo, "webhook_secret": SECRET }))
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(r.status(), 201, "{}", r.text().await.unwrap());
+    }
+    let hooks = Hooks {
+        engine,
+        http,
+        url: gem.clone(),
+        work: dir.join("gem"),
+    };
+    let (status, body) = hooks
+        .github("push", "chain-1", hooks.push("refs/heads/main", &sha))
+        .await;
+    assert_eq!(
+        (status, body["builds"][0]["product"].as_str()),
+        (201, Some("gem")),
+        "{body}"
+    );
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(60);
+    let builds = loop {
+        let b = hooks.builds().await;
+        if b.len() == 3 && b.iter().all(|x| x["status"] != "running") {
+            break b;
+        }
+        assert!(
+            std::time::Instant::now() < deadline,
+            "the chain did not finish: {b:?}"
+        );
+        tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+    };
+    let by = |p: &str| {
+        builds
+            .iter()
+            .find(|b| b["product"] == p)
+            .unwrap_or_else(|| panic!("no {p} build"))
+    };
+    let (g, a, t) = (by("gem"), by("ami"), by("terraform"));
+    for b in [g, a, t] {
+        assert_eq!(b["status"], "succeeded", "{b}");
+    }
+    assert_eq!(g["sha"], sha);
+    assert_eq!(a["upstream_build_id"], g["id"]);
+    assert_eq!(t["upstream_build_id"], a["id"]);
+    assert_eq!(g["jobs"][0]["outputs"]["PACKER_FILE"], "ror_ami.json");
+    assert_eq!(a["jobs"][0]["outputs"]["AMI_ID"], "ami-241");
+    assert_eq!(t["jobs"][0]["outputs"]["PLAN"], "ami=ami-241");
+}
