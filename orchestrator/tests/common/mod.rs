@@ -1,6 +1,8 @@
 //! Shared test helpers: fresh stores on SQLite and Postgres, products from YAML.
 #![allow(dead_code, clippy::unwrap_used, clippy::expect_used)]
 
+pub mod flow;
+
 use std::sync::Arc;
 
 use conveyor::store::{self, ProductRecord, Store};
