@@ -28,16 +28,6 @@ pub enum Trigger {
     UpstreamBuild(UpstreamTrigger),
 }
 
-impl Trigger {
-    /// The belts this trigger starts; `None` means every belt.
-    pub fn belts(&self) -> Option<&[String]> {
-        match self {
-            Trigger::ScmEvent(t) => t.belts.as_deref(),
-            Trigger::UpstreamBuild(t) => t.belts.as_deref(),
-        }
-    }
-}
-
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "kebab-case")]
 pub enum ScmEventType {
@@ -104,18 +94,6 @@ pub struct Belt {
 impl Belt {
     pub fn job(&self, name: &str) -> Option<&Job> {
         self.jobs.iter().find(|j| j.name == name)
-    }
-
-    pub fn job_index(&self, name: &str) -> Option<usize> {
-        self.jobs.iter().position(|j| j.name == name)
-    }
-
-    /// Indices of the jobs `index` depends on.
-    pub fn dependencies(&self, index: usize) -> impl Iterator<Item = usize> + '_ {
-        self.edges
-            .iter()
-            .filter(move |(_, to)| *to == index)
-            .map(|(from, _)| *from)
     }
 }
 

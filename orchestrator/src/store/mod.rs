@@ -94,15 +94,6 @@ pub struct Effects {
     pub durations_ms: Vec<i64>,
 }
 
-impl Effects {
-    pub fn merge(&mut self, other: Effects) {
-        self.dispatch.extend(other.dispatch);
-        self.created.extend(other.created);
-        self.finished.extend(other.finished);
-        self.durations_ms.extend(other.durations_ms);
-    }
-}
-
 /// A job run as the API shows it.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct JobRunView {
@@ -154,27 +145,6 @@ pub struct LogRow {
     pub stream: String,
     pub text: String,
     pub at: i64,
-}
-
-/// Build states.
-pub mod build_status {
-    pub const RUNNING: &str = "running";
-    pub const SUCCEEDED: &str = "succeeded";
-    pub const FAILED: &str = "failed";
-    pub const CANCELLED: &str = "cancelled";
-    pub const CONFIG_ERROR: &str = "config_error";
-}
-
-/// Job run states.
-pub mod run_status {
-    pub const PENDING: &str = "pending";
-    pub const QUEUED: &str = "queued";
-    pub const RUNNING: &str = "running";
-    pub const SUCCEEDED: &str = "succeeded";
-    pub const FAILED: &str = "failed";
-    pub const SKIPPED: &str = "skipped";
-    pub const CANCELLED: &str = "cancelled";
-    pub const WAITING: &str = "waiting";
 }
 
 /// A successful claim.

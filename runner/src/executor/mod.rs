@@ -60,13 +60,6 @@ impl Default for ExecConfig {
     }
 }
 
-/// A request to a running job. [`execute`] itself listens on a `watch::Receiver<bool>`;
-/// whoever carries `Control` over a channel turns `Cancel` into `true` on that watch.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Control {
-    Cancel,
-}
-
 /// How a job run ended.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct ExecResult {
