@@ -173,6 +173,28 @@ pub fn name(
     }
 }
 
+/// The name under `key`, checked like [`name`]; when the key is absent, the error
+/// `missing` at `at`.
+#[allow(clippy::too_many_arguments)]
+pub fn required_name(
+    f: &Fields,
+    key: &str,
+    kind: &str,
+    valid: fn(&str) -> bool,
+    rule: &str,
+    at: Pos,
+    missing: &str,
+    d: &mut Diagnostics,
+) -> Option<String> {
+    match f.present(key) {
+        Some(n) => name(n, kind, valid, rule, d),
+        None => {
+            d.error(at, missing);
+            None
+        }
+    }
+}
+
 pub const PRODUCT_RULE: &str =
     "use lowercase letters, digits, `.`, `_` and `-`, starting with a letter or digit";
 pub const NODE_RULE: &str =

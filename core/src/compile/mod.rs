@@ -73,22 +73,16 @@ fn product(root: &Node, d: &mut Diagnostics) -> Option<Product> {
         return None;
     }
     let f = Fields::read(root, "the product", PRODUCT_KEYS, d)?;
-    let name = match f.present("product") {
-        Some(n) => fields::name(
-            n,
-            "product",
-            names::is_product_name,
-            fields::PRODUCT_RULE,
-            d,
-        ),
-        None => {
-            d.error(
-                root.pos,
-                "missing `product`: name the product, e.g. `product: my-app`",
-            );
-            None
-        }
-    };
+    let name = fields::required_name(
+        &f,
+        "product",
+        "product",
+        names::is_product_name,
+        fields::PRODUCT_RULE,
+        root.pos,
+        "missing `product`: name the product, e.g. `product: my-app`",
+        d,
+    );
     let repo = f.present("repo").and_then(|n| fields::string(n, "repo", d));
     if let Some(n) = f.present("description") {
         fields::string(n, "description", d);
@@ -146,13 +140,18 @@ fn belts(node: &Node, fleet: &str, env: &[(String, String)], d: &mut Diagnostics
         let Some(f) = Fields::read(item, &format!("belt #{}", i + 1), BELT_KEYS, d) else {
             continue;
         };
-        let Some(name) = (match f.present("name") {
-            Some(n) => fields::name(n, "belt", names::is_node_name, fields::NODE_RULE, d),
-            None => {
-                d.error(item.pos, format!("missing `name` in belt #{}", i + 1));
-                None
-            }
-        }) else {
+        let missing = format!("missing `name` in belt #{}", i + 1);
+        let rule = fields::NODE_RULE;
+        let Some(name) = fields::required_name(
+            &f,
+            "name",
+            "belt",
+            names::is_node_name,
+            rule,
+            item.pos,
+            &missing,
+            d,
+        ) else {
             continue;
         };
         if let Some(first) = seen.get(&name) {

@@ -154,22 +154,16 @@ fn upstream(
     belts: &[String],
     d: &mut Diagnostics,
 ) -> Option<UpstreamTrigger> {
-    let upstream = match f.present("upstream-product") {
-        Some(n) => fields::name(
-            n,
-            "product",
-            names::is_product_name,
-            fields::PRODUCT_RULE,
-            d,
-        ),
-        None => {
-            d.error(
-                params.pos,
-                "`upstream-build` trigger needs `upstream-product`",
-            );
-            None
-        }
-    };
+    let upstream = fields::required_name(
+        f,
+        "upstream-product",
+        "product",
+        names::is_product_name,
+        fields::PRODUCT_RULE,
+        params.pos,
+        "`upstream-build` trigger needs `upstream-product`",
+        d,
+    );
     if let (Some(up), Some(me)) = (&upstream, product)
         && up == me
     {
