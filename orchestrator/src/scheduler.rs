@@ -20,29 +20,23 @@ pub async fn tick(state: &SharedState) -> Result<()> {
 /// fleet whose queue holds fewer messages than it has queued job runs (so a long backlog is
 /// not flooded with duplicates). The oldest go first.
 async fn resend_lost(state: &SharedState, now: i64) -> Result<()> {
-    let stale = state.store.stale_queued(now - state.lease_ms / 2).await?;
-    if stale.is_empty() {
-        return Ok(());
-    }
-    let (counts, _) = state.store.run_counts().await?;
-    let mut fleets: Vec<&str> = stale.iter().map(|d| d.fleet.as_str()).collect();
-    fleets.sort_unstable();
-    fleets.dedup();
-    for fleet in fleets {
-        let queued: u64 = counts
-            .iter()
-            .filter(|c| c.fleet == fleet && c.status == "queued")
-            .map(|c| c.count)
-            .sum();
-        let depth = match state.queue.depth(fleet).await {
+    for (fleet, queued) in state.store.queued_by_fleet().await? {
+        let depth = match state.queue.depth(&fleet).await {
             Ok(d) => d,
             Err(e) => {
                 tracing::warn!("queue depth of {fleet}: {e}");
                 continue;
             }
         };
-        let missing = queued.saturating_sub(depth) as usize;
-        for d in stale.iter().filter(|d| d.fleet == fleet).take(missing) {
+        let missing = queued.saturating_sub(depth);
+        if missing == 0 {
+            continue;
+        }
+        for d in state
+            .store
+            .stale_queued(now - state.lease_ms / 2, &fleet, missing)
+            .await?
+        {
             if let Err(e) = state.queue.push(&d.fleet, &d.msg).await {
                 tracing::warn!("re-send failed: {e}");
             }

@@ -391,11 +391,21 @@ pub async fn builds_are_listed_newest_first_and_filtered(store: Arc<dyn Store>) 
     };
     assert_eq!(store.builds(&shop).await.unwrap().len(), 1);
     assert_eq!(store.unfinished_builds().await.unwrap(), 2);
-    let stale = store.stale_queued(6).await.unwrap();
+    let stale = store.stale_queued(6, "default", 100).await.unwrap();
     assert_eq!(
         stale.len(),
         2,
         "build and lint of the first build were queued before t=6"
+    );
+    assert_eq!(
+        store.stale_queued(6, "default", 1).await.unwrap().len(),
+        1,
+        "at most the limit"
+    );
+    assert!(store.stale_queued(6, "gpu", 100).await.unwrap().is_empty());
+    assert_eq!(
+        store.queued_by_fleet().await.unwrap(),
+        vec![("default".to_string(), 3)]
     );
 }
 

@@ -195,8 +195,11 @@ pub trait Store: Send + Sync {
     /// Re-queues running job runs whose lease expired (a lost runner), failing those
     /// lost more than `max_lost` times.
     async fn reap(&self, now: i64, max_lost: u32) -> Result<Effects>;
-    /// Queued job runs queued before `before`, to re-send in case their message was lost.
-    async fn stale_queued(&self, before: i64) -> Result<Vec<Dispatch>>;
+    /// At most `limit` job runs of `fleet` queued before `before`, oldest first, to re-send
+    /// in case their message was lost.
+    async fn stale_queued(&self, before: i64, fleet: &str, limit: u64) -> Result<Vec<Dispatch>>;
+    /// How many job runs are queued on each fleet.
+    async fn queued_by_fleet(&self) -> Result<Vec<(String, u64)>>;
     /// Cancels a build: queued and waiting job runs at once, running ones at their next
     /// heartbeat. `None` if there is no such build.
     async fn cancel_build(&self, id: &str, now: i64) -> Result<Option<Effects>>;

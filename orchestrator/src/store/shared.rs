@@ -127,11 +127,28 @@ macro_rules! impl_store {
                 Ok(work.effects)
             }
 
-            async fn stale_queued(&self, before: i64) -> $crate::store::Result<Vec<$crate::store::Dispatch>> {
+            async fn queued_by_fleet(&self) -> $crate::store::Result<Vec<(String, u64)>> {
                 use sqlx::Row;
                 use $crate::store::sql::db_err;
-                let rows = sqlx::query("SELECT id, attempt, fleet FROM job_runs WHERE status = 'queued' AND queued_at < $1 ORDER BY queued_at")
+                let rows = sqlx::query("SELECT fleet, COUNT(*) AS n FROM job_runs WHERE status = 'queued' GROUP BY fleet")
+                    .fetch_all(self.pool())
+                    .await
+                    .map_err(db_err)?;
+                rows.iter()
+                    .map(|r| Ok((r.try_get("fleet").map_err(db_err)?, r.try_get::<i64, _>("n").map_err(db_err)? as u64)))
+                    .collect()
+            }
+
+            async fn stale_queued(&self, before: i64, fleet: &str, limit: u64) -> $crate::store::Result<Vec<$crate::store::Dispatch>> {
+                use sqlx::Row;
+                use $crate::store::sql::db_err;
+                let rows = sqlx::query(
+                    "SELECT id, attempt, fleet FROM job_runs WHERE status = 'queued' AND fleet = $2 AND queued_at < $1 \
+                     ORDER BY queued_at LIMIT $3",
+                )
                     .bind(before)
+                    .bind(fleet)
+                    .bind(i64::try_from(limit).unwrap_or(i64::MAX))
                     .fetch_all(self.pool())
                     .await
                     .map_err(db_err)?;
