@@ -6,7 +6,6 @@ mod common;
 use std::collections::BTreeMap;
 use std::sync::Arc;
 
-use conveyor::state::AppState;
 use conveyor_core::protocol::{
     ClaimRequest, Completion, JobSpec, Lease, LogBatch, LogLine, Outcome, Stream,
 };
@@ -56,13 +55,8 @@ struct App {
 
 /// Starts the real router on a random port over a fresh SQLite store.
 async fn spawn_app() -> App {
-    let store = common::sqlite().await;
     let queue = Arc::new(LocalQueue::new());
-    let state = AppState::new(store, queue.clone(), ADMIN.into(), RUNNER.into());
-    let app = conveyor::routes::app(Arc::new(state));
-    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-    let base = format!("http://{}", listener.local_addr().unwrap());
-    tokio::spawn(async move { axum::serve(listener, app).await.unwrap() });
+    let base = common::serve_router(queue.clone(), ADMIN, RUNNER).await;
     App {
         base,
         http: reqwest::Client::new(),

@@ -5,23 +5,12 @@ mod common;
 
 use std::sync::Arc;
 
-use conveyor::state::AppState;
 use conveyor_runner::queue::{Queue, RedisQueue};
 use serde_json::{Value, json};
 
 /// Serves the router over a fresh SQLite store and the given queue.
 async fn serve(queue: Arc<dyn Queue>) -> String {
-    let state = AppState::new(
-        common::sqlite().await,
-        queue,
-        "admin".into(),
-        "runner".into(),
-    );
-    let app = conveyor::routes::app(Arc::new(state));
-    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-    let base = format!("http://{}", listener.local_addr().unwrap());
-    tokio::spawn(async move { axum::serve(listener, app).await.unwrap() });
-    base
+    common::serve_router(queue, "admin", "runner").await
 }
 
 #[tokio::test]

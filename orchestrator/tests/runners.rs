@@ -6,21 +6,11 @@ mod common;
 
 use std::sync::Arc;
 
-use conveyor::state::AppState;
 use serde_json::{Value, json};
 
 async fn serve() -> (String, reqwest::Client) {
     let queue = Arc::new(conveyor_runner::queue::LocalQueue::new());
-    let state = AppState::new(
-        common::sqlite().await,
-        queue,
-        "admin".into(),
-        "fleet-secret".into(),
-    );
-    let app = conveyor::routes::app(Arc::new(state));
-    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-    let base = format!("http://{}", listener.local_addr().unwrap());
-    tokio::spawn(async move { axum::serve(listener, app).await.unwrap() });
+    let base = common::serve_router(queue, "admin", "fleet-secret").await;
     (base, reqwest::Client::new())
 }
 

@@ -5,7 +5,7 @@
 
 mod common;
 
-use std::path::Path;
+use std::path::{Path, PathBuf};
 use std::process::Command;
 
 use conveyor::embedded::{Embedded, Options};
@@ -58,10 +58,10 @@ fn git(dir: &Path, args: &[&str]) -> String {
     String::from_utf8_lossy(&out.stdout).trim().to_string()
 }
 
-/// A bare repository with two commits on `main` (version 1.0, then 2.0); returns its URL
-/// and both commits.
-fn repo(dir: &Path) -> (String, String, String) {
-    let (origin, work) = (dir.join("origin.git"), dir.join("work"));
+/// A bare repository `<name>.git` whose default branch is `main`, and a clone `<name>` to
+/// commit from; returns its URL and the clone.
+fn bare_repo(dir: &Path, name: &str) -> (String, PathBuf) {
+    let (origin, work) = (dir.join(format!("{name}.git")), dir.join(name));
     git(
         dir,
         &[
@@ -82,29 +82,41 @@ fn repo(dir: &Path) -> (String, String, String) {
             work.to_str().unwrap(),
         ],
     );
+    (format!("file://{}", origin.display()), work)
+}
+
+/// Commits everything in `work` and pushes it to `main`; returns the commit.
+fn commit_and_push(work: &Path, message: &str) -> String {
+    git(work, &["add", "."]);
+    git(
+        work,
+        &[
+            "-c",
+            "user.name=t",
+            "-c",
+            "user.email=t@t",
+            "commit",
+            "--quiet",
+            "-m",
+            message,
+        ],
+    );
+    git(work, &["push", "--quiet", "origin", "HEAD:main"]);
+    git(work, &["rev-parse", "HEAD"])
+}
+
+/// The hooked product's repository with two commits on `main` (version 1.0, then 2.0);
+/// returns its URL and both commits.
+fn repo(dir: &Path) -> (String, String, String) {
+    let (url, work) = bare_repo(dir, "repo");
     let commit = |version: &str| {
         std::fs::write(work.join(".conveyor.yml"), CONFIG).unwrap();
         std::fs::write(work.join("version.txt"), version).unwrap();
-        git(&work, &["add", "."]);
-        git(
-            &work,
-            &[
-                "-c",
-                "user.name=t",
-                "-c",
-                "user.email=t@t",
-                "commit",
-                "--quiet",
-                "-m",
-                version,
-            ],
-        );
-        git(&work, &["push", "--quiet", "origin", "HEAD:main"]);
-        git(&work, &["rev-parse", "HEAD"])
+        commit_and_push(&work, version)
     };
     let first = commit("1.0");
     let second = commit("2.0");
-    (format!("file://{}", origin.display()), first, second)
+    (url, first, second)
 }
 
 fn hmac_hex(body: &[u8]) -> String {
@@ -122,7 +134,7 @@ struct Hooks {
     http: reqwest::Client,
     url: String,
     /// A clone to push more commits from.
-    work: std::path::PathBuf,
+    work: PathBuf,
 }
 
 impl Hooks {
@@ -161,7 +173,7 @@ impl Hooks {
                 engine,
                 http,
                 url: url.clone(),
-                work: dir.join("work"),
+                work: dir.join("repo"),
             },
             url,
             first,
@@ -395,21 +407,7 @@ async fn a_push_with_a_broken_config_records_a_config_error_build_and_runs_nothi
         CONFIG.replace("commands: cat version.txt", "needs: [nope]"),
     )
     .unwrap();
-    git(
-        &hooks.work,
-        &[
-            "-c",
-            "user.name=t",
-            "-c",
-            "user.email=t@t",
-            "commit",
-            "--quiet",
-            "-am",
-            "broken",
-        ],
-    );
-    git(&hooks.work, &["push", "--quiet", "origin", "HEAD:main"]);
-    let sha = git(&hooks.work, &["rev-parse", "HEAD"]);
+    let sha = commit_and_push(&hooks.work, "broken");
     let (status, body) = hooks
         .github("push", "broken-1", hooks.push("refs/heads/main", &sha))
         .await;
@@ -443,49 +441,13 @@ async fn a_push_with_a_broken_config_records_a_config_error_build_and_runs_nothi
 
 /// A bare repository holding `config` as its `.conveyor.yml`; returns its URL and commit.
 fn product_repo(dir: &Path, name: &str, config: &str) -> (String, String) {
-    let (origin, work) = (dir.join(format!("{name}.git")), dir.join(name));
-    git(
-        dir,
-        &[
-            "init",
-            "--quiet",
-            "--bare",
-            "-b",
-            "main",
-            origin.to_str().unwrap(),
-        ],
-    );
-    git(
-        dir,
-        &[
-            "clone",
-            "--quiet",
-            origin.to_str().unwrap(),
-            work.to_str().unwrap(),
-        ],
-    );
-    let url = format!("file://{}", origin.display());
+    let (url, work) = bare_repo(dir, name);
     std::fs::write(
         work.join(".conveyor.yml"),
         config.replace("file:///srv/gem.git", &url),
     )
     .unwrap();
-    git(&work, &["add", "."]);
-    git(
-        &work,
-        &[
-            "-c",
-            "user.name=t",
-            "-c",
-            "user.email=t@t",
-            "commit",
-            "--quiet",
-            "-m",
-            name,
-        ],
-    );
-    git(&work, &["push", "--quiet", "origin", "HEAD:main"]);
-    (url, git(&work, &["rev-parse", "HEAD"]))
+    (url, commit_and_push(&work, name))
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -102,3 +102,17 @@ pub fn free_port() -> u16 {
         .unwrap()
         .port()
 }
+
+/// The real router over a fresh SQLite store and `queue`, on a random port; its base URL.
+pub async fn serve_router(
+    queue: Arc<dyn conveyor_runner::queue::Queue>,
+    admin: &str,
+    runner: &str,
+) -> String {
+    let state = conveyor::state::AppState::new(sqlite().await, queue, admin.into(), runner.into());
+    let app = conveyor::routes::app(Arc::new(state));
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let base = format!("http://{}", listener.local_addr().unwrap());
+    tokio::spawn(async move { axum::serve(listener, app).await.unwrap() });
+    base
+}
