@@ -1,8 +1,8 @@
-//! Executes one job run: a fresh workspace, the source checked out into it, the script run
+//! Executes one job run: an empty workspace, the source checked out into it, the script run
 //! by bash in its own process group, logs streamed line by line, outputs collected.
 //!
 //! The pieces, in the order a run goes through them: [`workspace`] (directories, local
-//! source copy, removal), [`checkout`] (git), [`script`] (the wrapper that records declared
+//! source copy, emptying), [`checkout`] (git), [`script`] (the wrapper that records declared
 //! outputs), [`process`] (spawn, stream, timeout, cancel, kill), [`outputs`] (parsing).
 
 mod checkout;
@@ -87,10 +87,6 @@ impl ExecResult {
 #[derive(Debug, thiserror::Error)]
 pub(crate) enum ExecError {
     #[error(
-        "job run id `{0}` cannot name a workspace directory: it must be non-empty, not start with `.` and contain no `/`"
-    )]
-    BadRunId(String),
-    #[error(
         "could not prepare the workspace {}: {source}; check that the runner can write to its work root",
         path.display()
     )]
@@ -121,7 +117,7 @@ pub async fn execute(
     mut cancel: watch::Receiver<bool>,
 ) -> ExecResult {
     let log = Log(log);
-    let ws = match Workspace::create(&cfg.work_root, &spec.lease).await {
+    let ws = match Workspace::create(&cfg.work_root).await {
         Ok(ws) => ws,
         Err(e) => return log.failed(e),
     };

@@ -1,12 +1,11 @@
-//! The per-run directory: `<work_root>/<job_run_id>-<attempt>/` holding `ws/` (the job's
-//! working directory) and `meta/` (conveyor's wrapper and output files, out of the job's way).
+//! The per-run directory: a slot `<work_root>/slot-<pid>-<n>/` holding `ws/` (the job's
+//! working directory, empty when a run starts) and, beside it and out of the job's way,
+//! conveyor's wrapper and output files. Slots are reused, emptied, from run to run.
 
 use std::fs;
 use std::io;
 use std::os::unix::fs::{DirBuilderExt, PermissionsExt, symlink};
 use std::path::{Path, PathBuf};
-
-use conveyor_core::protocol::Lease;
 
 use super::ExecError;
 
@@ -17,36 +16,29 @@ const KEEP_VAR: &str = "CONVEYOR_KEEP_WORKSPACES";
 pub(crate) struct Workspace {
     pub root: PathBuf,
     pub ws: PathBuf,
-    pub meta: PathBuf,
 }
 
 impl Workspace {
     pub fn run_script(&self) -> PathBuf {
-        self.meta.join("run.sh")
+        self.root.join("run.sh")
     }
 
     pub fn outputs_bin(&self) -> PathBuf {
-        self.meta.join("outputs.bin")
+        self.root.join("outputs.bin")
     }
 
     pub fn output_env(&self) -> PathBuf {
-        self.meta.join("output.env")
+        self.root.join("output.env")
     }
 
-    /// Creates a fresh workspace, replacing one a crashed run may have left behind.
     /// Takes a free slot under `work_root` (or makes one) with an empty `ws/`. Slots are
     /// reused: a run leaves its slot emptied, so each run still starts from an empty
     /// workspace while the directories themselves are not created and deleted per run —
     /// creating inodes right after deleting others is slow on ext4 at thousands of runs.
-    pub async fn create(work_root: &Path, lease: &Lease) -> Result<Self, ExecError> {
-        let id = &lease.job_run_id;
-        if id.is_empty() || id.starts_with('.') || id.contains(['/', '\0']) {
-            return Err(ExecError::BadRunId(id.clone()));
-        }
+    pub async fn create(work_root: &Path) -> Result<Self, ExecError> {
         let root = take_slot(work_root);
         let ws = Self {
             ws: root.join("ws"),
-            meta: root.clone(),
             root,
         };
         let (root, work) = (ws.root.clone(), ws.ws.clone());
