@@ -12,7 +12,6 @@ pub async fn compile_for_registration(
     store: &dyn Store,
     file: &str,
     yaml: &str,
-    source_path: Option<String>,
 ) -> Result<(ProductRecord, Vec<String>), AppError> {
     let compiled = compile::compile(file, yaml);
     let Some(model) = compiled.product else {
@@ -52,7 +51,7 @@ pub async fn compile_for_registration(
         model,
         branch: None,
         webhook_secret: None,
-        source_path,
+        source_path: None,
     };
     Ok((record, messages.iter().map(ToString::to_string).collect()))
 }

@@ -133,12 +133,11 @@ fn push_belts(p: &conveyor_core::model::Product) -> Vec<String> {
                 .belts
                 .clone()
                 .unwrap_or_else(|| p.belts.iter().map(|b| b.name.clone()).collect());
-            out.extend(
-                belts
-                    .into_iter()
-                    .filter(|b| !out.contains(b))
-                    .collect::<Vec<_>>(),
-            );
+            for b in belts {
+                if !out.contains(&b) {
+                    out.push(b);
+                }
+            }
         }
     }
     out

@@ -29,19 +29,14 @@ pub async fn register(
     let (record, warnings, sha) = match (body.yaml, body.repo) {
         (Some(yaml), None) => {
             let (r, w) =
-                registry::compile_for_registration(state.store.as_ref(), "request", &yaml, None)
-                    .await?;
+                registry::compile_for_registration(state.store.as_ref(), "request", &yaml).await?;
             (r, w, None)
         }
         (None, Some(repo)) => {
             let at = registry::read_from_repo(&state.repos, &repo, body.branch.clone()).await?;
-            let (mut r, w) = registry::compile_for_registration(
-                state.store.as_ref(),
-                ".conveyor.yml",
-                &at.yaml,
-                None,
-            )
-            .await?;
+            let (mut r, w) =
+                registry::compile_for_registration(state.store.as_ref(), ".conveyor.yml", &at.yaml)
+                    .await?;
             (r.repo, r.branch, r.webhook_secret) =
                 (Some(repo), Some(at.branch), body.webhook_secret);
             (r, w, Some(at.sha))
