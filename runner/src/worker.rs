@@ -23,6 +23,8 @@ pub struct Worker {
 impl Worker {
     /// Runs until `stop` turns true; running jobs are finished first.
     pub async fn run(self: Arc<Self>, mut stop: watch::Receiver<bool>) {
+        // The guard against a killed runner is up before the first job starts.
+        crate::executor::supervisor::start();
         let slots = Arc::new(Semaphore::new(self.concurrency.max(1)));
         loop {
             let Ok(permit) = slots.clone().acquire_owned().await else {

@@ -9,7 +9,7 @@ mod checkout;
 mod outputs;
 mod process;
 mod script;
-mod supervisor;
+pub(crate) mod supervisor;
 mod workspace;
 
 use std::collections::BTreeMap;

@@ -90,6 +90,7 @@ pub(crate) async fn run(
     log: &Log,
     cancel: &mut watch::Receiver<bool>,
 ) -> Result<Finished, ExecError> {
+    super::supervisor::start();
     let mut child = command.spawn().map_err(|e| match e.kind() {
         std::io::ErrorKind::NotFound => ExecError::BashMissing,
         _ => ExecError::Spawn(e),

@@ -48,6 +48,13 @@ fn dir() -> Option<&'static PathBuf> {
     .as_ref()
 }
 
+/// Starts the guard if it is not running yet. Called before a job is spawned, so a runner
+/// killed while the guard itself starts cannot leave that job unguarded; what remains is
+/// the moment between the job's spawn and its file, microseconds.
+pub fn start() {
+    let _ = dir();
+}
+
 /// Registers a running job's process group until the returned value is dropped.
 pub(crate) fn watch(pgid: i32) -> Option<Watched> {
     let path = dir()?.join(pgid.to_string());
