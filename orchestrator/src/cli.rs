@@ -125,6 +125,8 @@ pub enum Command {
         /// Where this node keeps mirrors of product repositories.
         #[arg(long, env = "CONVEYOR_DATA_DIR", default_value = ".conveyor")]
         data_dir: PathBuf,
+        #[command(flatten)]
+        statuses: crate::statuses::StatusArgs,
     },
     /// Measure conveyor's performance: builds of generated graphs of `true` jobs.
     #[command(args_conflicts_with_subcommands = true)]
@@ -289,9 +291,11 @@ pub fn run(cli: Cli) -> ExitCode {
             queue_prefix,
             lease_secs,
             data_dir,
+            statuses,
         } => {
             init_logging("info");
             block_on(crate::serve::run(crate::serve::ServeArgs {
+                statuses: statuses.config(listen),
                 listen,
                 database_url,
                 redis_url,

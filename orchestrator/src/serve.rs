@@ -19,6 +19,7 @@ pub struct ServeArgs {
     pub queue_prefix: String,
     pub lease_secs: u64,
     pub data_dir: std::path::PathBuf,
+    pub statuses: crate::statuses::StatusConfig,
 }
 
 pub async fn run(args: ServeArgs) -> ExitCode {
@@ -43,7 +44,15 @@ pub async fn run(args: ServeArgs) -> ExitCode {
             return ExitCode::FAILURE;
         }
     };
+    let statuses = match crate::statuses::start(store.clone(), args.statuses).await {
+        Ok(s) => s,
+        Err(e) => {
+            eprintln!("error: cannot start the commit-status tasks: {e}");
+            return ExitCode::FAILURE;
+        }
+    };
     let mut state = AppState::new(store, queue, args.admin_token, args.runner_token);
+    state.statuses = statuses;
     state.repos = crate::repos::Repos::new(args.data_dir.join("mirrors"));
     state.lease_ms = i64::try_from(args.lease_secs.max(1)).unwrap_or(30) * 1000;
     let state = Arc::new(state);
