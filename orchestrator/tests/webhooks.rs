@@ -453,6 +453,27 @@ async fn one_push_runs_the_seed_chain_gem_to_ami_to_terraform_with_every_hops_ou
         (Some(ami_head.as_str()), Some("refs/heads/main"))
     );
     assert_eq!(t["sha"].as_str(), Some(tf_head.as_str()));
+    let show = |id: &Value| {
+        let url = format!(
+            "{}/api/v1/builds/{}",
+            hooks.engine.url,
+            id.as_str().unwrap()
+        );
+        let http = hooks.http.clone();
+        async move {
+            http.get(url)
+                .send()
+                .await
+                .unwrap()
+                .json::<Value>()
+                .await
+                .unwrap()
+        }
+    };
+    // Each hop names the build it triggered, as the next names the one that triggered it.
+    assert_eq!(show(&g["id"]).await["triggered"], json!([a["id"]]));
+    assert_eq!(show(&a["id"]).await["triggered"], json!([t["id"]]));
+    assert_eq!(show(&t["id"]).await["triggered"], json!([]));
     assert_eq!(a["upstream_build_id"], g["id"]);
     assert_eq!(t["upstream_build_id"], a["id"]);
     assert_eq!(g["jobs"][0]["outputs"]["PACKER_FILE"], "ror_ami.json");
