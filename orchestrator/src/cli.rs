@@ -125,6 +125,10 @@ pub enum Command {
         /// Where this node keeps mirrors of product repositories.
         #[arg(long, env = "CONVEYOR_DATA_DIR", default_value = ".conveyor")]
         data_dir: PathBuf,
+        /// Let anyone read the dashboard's pages without signing in (actions still need the
+        /// admin token's session).
+        #[arg(long, env = "CONVEYOR_PUBLIC_UI")]
+        public_ui: bool,
     },
     /// Measure conveyor's performance: builds of generated graphs of `true` jobs.
     #[command(args_conflicts_with_subcommands = true)]
@@ -289,6 +293,7 @@ pub fn run(cli: Cli) -> ExitCode {
             queue_prefix,
             lease_secs,
             data_dir,
+            public_ui,
         } => {
             init_logging("info");
             block_on(crate::serve::run(crate::serve::ServeArgs {
@@ -300,6 +305,7 @@ pub fn run(cli: Cli) -> ExitCode {
                 queue_prefix,
                 lease_secs,
                 data_dir,
+                public_ui,
             }))
         }
         Command::Up {

@@ -17,6 +17,7 @@ pub mod serve;
 pub mod source;
 pub mod state;
 pub mod store;
+pub mod ui;
 pub mod up;
 pub mod validate;
 pub mod webhooks;

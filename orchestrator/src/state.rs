@@ -38,6 +38,9 @@ pub struct AppState {
     pub runner_tokens: std::sync::Mutex<std::collections::HashMap<String, i64>>,
     /// Mirrors of product repositories.
     pub repos: crate::repos::Repos,
+    /// Whether the dashboard's read-only pages are open to anyone (actions always need
+    /// the admin token's session).
+    pub public_ui: bool,
 }
 
 pub type SharedState = Arc<AppState>;
@@ -63,6 +66,7 @@ impl AppState {
                 "conveyor-mirrors-{}",
                 uuid::Uuid::now_v7().simple()
             ))),
+            public_ui: true,
         }
     }
 
