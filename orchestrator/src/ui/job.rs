@@ -104,7 +104,11 @@ pub async fn page(
             _ => String::new(),
         },
         took: took(j.started_at, j.finished_at),
-        outputs: j.outputs.clone().into_iter().collect(),
+        outputs: j
+            .outputs
+            .iter()
+            .map(|(k, v)| (k.clone(), plain(v)))
+            .collect(),
         can_cancel: !finished(&j.status),
         can_approve: j.status == "waiting",
         lines: line_rows(&rows),
@@ -118,6 +122,15 @@ pub async fn page(
         name: j.name,
         id,
     })
+}
+
+/// A value without escape sequences, line by line.
+fn plain(value: &str) -> String {
+    value
+        .split('\n')
+        .map(ansi::strip)
+        .collect::<Vec<_>>()
+        .join("\n")
 }
 
 /// Log rows as HTML, marking where a new attempt starts.
