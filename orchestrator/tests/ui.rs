@@ -185,6 +185,16 @@ async fn a_running_jobs_log_grows_on_screen_without_a_reload() {
         "no reload while running"
     );
     assert_eq!(b.text("#job-state").await, "▶ running");
+    let took = b.text("#job-took").await;
+    assert!(took.ends_with(" so far"), "{took}");
+    b.wait_for(
+        "the running time to tick",
+        &format!(
+            "return document.querySelector('#job-took').innerText !== {};",
+            json!(took)
+        ),
+    )
+    .await;
     let green = b.text("#log .line:last-child .ansi-fg-2").await;
     assert!(green.starts_with("line "), "{green:?}");
     b.screenshot("desktop-job-live-log").await;

@@ -27,6 +27,22 @@
     if (el) el.textContent = text;
   }
 
+  // A running job's time, ticking on the server's clock.
+  function span(ms) {
+    if (ms < 1000) return (ms / 1000).toFixed(1) + " s";
+    if (ms < 60000) return Math.floor(ms / 1000) + " s";
+    if (ms < 3600000) return Math.floor(ms / 60000) + " min " + String(Math.floor(ms / 1000) % 60).padStart(2, "0") + " s";
+    return Math.floor(ms / 3600000) + " h " + String(Math.floor(ms / 60000) % 60).padStart(2, "0") + " min";
+  }
+  var took = document.getElementById("job-took");
+  var ticker = null;
+  if (took && took.dataset.since) {
+    var skew = Number(took.dataset.now) - Date.now();
+    ticker = setInterval(function () {
+      took.textContent = span(Date.now() + skew - Number(took.dataset.since)) + " so far";
+    }, 1000);
+  }
+
   // The job page: append log lines as they arrive, follow the end, show state changes.
   var log = document.getElementById("log");
   if (log && log.dataset.events) {
@@ -66,6 +82,7 @@
     });
     src.addEventListener("end", function () {
       src.close();
+      if (ticker) clearInterval(ticker);
       setText(document.getElementById("live-note"), "The job has finished.");
       // Outputs, timings and the exit code are on the full page.
       if (changed) window.location.reload();

@@ -60,6 +60,8 @@ pub struct JobPage {
     pub live: bool,
     pub last_id: i64,
     pub last_attempt: u32,
+    /// While running: when it started and the server's clock now, for a ticking timer.
+    pub ticking: Option<(i64, i64)>,
 }
 
 #[derive(Deserialize)]
@@ -117,6 +119,10 @@ pub async fn page(
         live: !paging && !finished(&j.status),
         last_id: last,
         last_attempt,
+        ticking: j
+            .started_at
+            .filter(|_| j.status == "running")
+            .map(|s| (s, crate::state::now_ms())),
         attempts: j.attempts,
         fleet: j.fleet,
         name: j.name,

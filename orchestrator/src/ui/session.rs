@@ -156,10 +156,17 @@ fn with_cookie(redirect: Redirect, cookie: &str) -> Response {
     res
 }
 
-/// A path on this site to go to, or `/`: never another origin.
+/// A path on this site to go to, or `/`: never another origin, and nothing a `Location`
+/// header cannot carry.
 pub fn local_path(next: Option<&str>) -> String {
     match next {
-        Some(p) if p.starts_with('/') && !p.starts_with("//") && !p.contains('\\') => p.to_string(),
+        Some(p)
+            if p.starts_with('/')
+                && !p.starts_with("//")
+                && p.bytes().all(|b| b.is_ascii_graphic() && b != b'\\') =>
+        {
+            p.to_string()
+        }
         _ => "/".to_string(),
     }
 }
@@ -228,6 +235,8 @@ mod tests {
         assert_eq!(local_path(Some("//evil.test/")), "/");
         assert_eq!(local_path(Some("https://evil.test/")), "/");
         assert_eq!(local_path(Some("/\\evil.test")), "/");
+        assert_eq!(local_path(Some("/x\r\nSet-Cookie: a=b")), "/");
+        assert_eq!(local_path(Some("/caf\u{e9}")), "/");
         assert_eq!(local_path(None), "/");
     }
 }
