@@ -226,3 +226,38 @@ belts:
         );
     }
 }
+
+#[tokio::test]
+async fn a_build_whose_config_has_errors_shows_them_and_no_graph() {
+    let c = conveyor(&[QUICK]).await;
+    let new = conveyor::store::NewBuild {
+        product: "quick".into(),
+        belt: "ci".into(),
+        trigger: conveyor::store::BuildTrigger::Manual,
+        git_ref: Some("refs/heads/main".into()),
+        sha: None,
+        model: None,
+    };
+    let error = ".conveyor.yml:3:5: error: <unknown> job `x`";
+    let id = c
+        .state
+        .store
+        .record_config_error(&new, error, conveyor::state::now_ms())
+        .await
+        .unwrap();
+    let page = reqwest::get(format!("{}/builds/{id}", c.url))
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    assert!(page.contains("⚠</span> config error"), "{page}");
+    assert!(
+        page.contains(".conveyor.yml:3:5: error: &#60;unknown&#62; job `x`"),
+        "{page}"
+    );
+    assert!(
+        page.contains("id=\"no-jobs\"") && !page.contains("<svg"),
+        "{page}"
+    );
+}
