@@ -211,7 +211,7 @@ async fn a_running_jobs_log_grows_on_screen_without_a_reload() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn clicking_cancel_cancels_the_build_and_re_run_starts_the_next_one() {
+async fn clicking_cancel_cancels_the_build_and_re_run_and_start_begin_new_ones() {
     let _one = ONE_BROWSER.lock().await;
     let c = conveyor(&[SLOW]).await;
     let build = c.build("slow", "ci").await;
@@ -234,6 +234,14 @@ async fn clicking_cancel_cancels_the_build_and_re_run_starts_the_next_one() {
     let view = c.view(&again).await;
     assert_eq!(view.number, 2);
     assert!(b.text("main").await.contains("re-run of #1"));
+    // A build started from the product page is the third.
+    b.goto(&format!("{}/products/slow", c.url)).await;
+    b.click("tr[data-belt=\"ci\"] button.start").await;
+    b.wait_for(
+        "the started build's page",
+        "const h = document.querySelector('h1'); return h && h.innerText.startsWith('slow ci #3');",
+    )
+    .await;
     // Cancel one job of the re-run from its row.
     c.until_job(&again, "stream", "running").await;
     b.goto(&format!("{}/builds/{again}", c.url)).await;
@@ -261,7 +269,7 @@ async fn approving_a_manual_job_by_clicking_runs_it() {
     b.goto(&format!("{}/builds/{build}", c.url)).await;
     assert_eq!(
         b.text("#dag .node[data-name=\"approve\"] text.state").await,
-        "⏸ waiting for approval"
+        "‖ waiting for approval"
     );
     b.screenshot("desktop-build-waiting").await;
     b.click("#jobs .approve").await;

@@ -9,8 +9,9 @@ use axum::response::Redirect;
 use super::PageResult;
 use super::session::{Anyone, CsrfForm, check};
 use crate::error::AppError;
-use crate::routes::{approve_job_run, cancel_job_run, rerun_build};
+use crate::routes::{approve_job_run, cancel_job_run, rerun_build, start};
 use crate::state::{SharedState, now_ms};
+use crate::store::{BuildTrigger, NewBuild};
 
 pub async fn rerun(
     State(state): State<SharedState>,
@@ -58,5 +59,24 @@ pub async fn approve(
 ) -> PageResult<Redirect> {
     check(&viewer, &form)?;
     let build = approve_job_run(&state, &id).await?;
+    Ok(Redirect::to(&format!("/builds/{}", build.id)))
+}
+
+pub async fn start_build(
+    State(state): State<SharedState>,
+    Anyone(viewer): Anyone,
+    Path((product, belt)): Path<(String, String)>,
+    Form(form): Form<CsrfForm>,
+) -> PageResult<Redirect> {
+    check(&viewer, &form)?;
+    let new = NewBuild {
+        product,
+        belt,
+        trigger: BuildTrigger::Manual,
+        git_ref: None,
+        sha: None,
+        model: None,
+    };
+    let build = start(&state, &new).await?;
     Ok(Redirect::to(&format!("/builds/{}", build.id)))
 }

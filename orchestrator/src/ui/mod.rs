@@ -28,6 +28,10 @@ pub fn routes() -> Router<SharedState> {
     Router::new()
         .route("/", get(overview::page))
         .route("/products/{name}", get(product::page))
+        .route(
+            "/products/{name}/belts/{belt}/builds",
+            post(actions::start_build),
+        )
         .route("/builds/{id}", get(build::page))
         .route("/builds/{id}/events", get(live::build_events))
         .route("/builds/{id}/rerun", post(actions::rerun))

@@ -56,6 +56,8 @@ pub struct OverviewPage {
     pub products: Vec<ProductRow>,
     pub builds: Vec<BuildRow>,
     pub fleets: Vec<FleetRow>,
+    /// Runners holding a running job run now.
+    pub busy: u64,
 }
 
 pub async fn page(
@@ -96,5 +98,6 @@ pub async fn page(
         products,
         builds: recent.iter().map(BuildRow::of).collect(),
         fleets: fleet_rows(&state).await?,
+        busy: state.store.run_counts().await?.1,
     })
 }

@@ -44,7 +44,7 @@ pub fn badge(status: &str) -> Badge {
         "pending" => ("○", "pending"),
         "skipped" => ("↷", "skipped"),
         "cancelled" => ("⊘", "cancelled"),
-        "waiting" => ("⏸", "waiting for approval"),
+        "waiting" => ("‖", "waiting for approval"),
         "config_error" => ("⚠", "config error"),
         _ => ("?", "unknown"),
     };
