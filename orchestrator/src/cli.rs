@@ -127,6 +127,10 @@ pub enum Command {
         data_dir: PathBuf,
         #[command(flatten)]
         statuses: crate::statuses::StatusArgs,
+        /// Let anyone read the dashboard's pages without signing in (actions still need the
+        /// admin token's session).
+        #[arg(long, env = "CONVEYOR_PUBLIC_UI")]
+        public_ui: bool,
     },
     /// Measure conveyor's performance: builds of generated graphs of `true` jobs.
     #[command(args_conflicts_with_subcommands = true)]
@@ -292,6 +296,7 @@ pub fn run(cli: Cli) -> ExitCode {
             lease_secs,
             data_dir,
             statuses,
+            public_ui,
         } => {
             init_logging("info");
             block_on(crate::serve::run(crate::serve::ServeArgs {
@@ -304,6 +309,7 @@ pub fn run(cli: Cli) -> ExitCode {
                 queue_prefix,
                 lease_secs,
                 data_dir,
+                public_ui,
             }))
         }
         Command::Up {

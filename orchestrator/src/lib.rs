@@ -18,6 +18,7 @@ pub mod source;
 pub mod state;
 pub mod statuses;
 pub mod store;
+pub mod ui;
 pub mod up;
 pub mod validate;
 pub mod webhooks;

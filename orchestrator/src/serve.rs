@@ -20,6 +20,8 @@ pub struct ServeArgs {
     pub lease_secs: u64,
     pub data_dir: std::path::PathBuf,
     pub statuses: crate::statuses::StatusConfig,
+    /// Whether the dashboard's read-only pages need no sign-in.
+    pub public_ui: bool,
 }
 
 pub async fn run(args: ServeArgs) -> ExitCode {
@@ -54,6 +56,7 @@ pub async fn run(args: ServeArgs) -> ExitCode {
     let mut state = AppState::new(store, queue, args.admin_token, args.runner_token);
     state.statuses = statuses;
     state.repos = crate::repos::Repos::new(args.data_dir.join("mirrors"));
+    state.public_ui = args.public_ui;
     state.lease_ms = i64::try_from(args.lease_secs.max(1)).unwrap_or(30) * 1000;
     let state = Arc::new(state);
     let listener = match tokio::net::TcpListener::bind(args.listen).await {

@@ -40,6 +40,9 @@ pub struct AppState {
     pub repos: crate::repos::Repos,
     /// Commit statuses to forges, when a forge has a token.
     pub statuses: Option<crate::statuses::StatusQueue>,
+    /// Whether the dashboard's read-only pages are open to anyone (actions always need
+    /// the admin token's session).
+    pub public_ui: bool,
 }
 
 pub type SharedState = Arc<AppState>;
@@ -66,6 +69,7 @@ impl AppState {
                 uuid::Uuid::now_v7().simple()
             ))),
             statuses: None,
+            public_ui: true,
         }
     }
 

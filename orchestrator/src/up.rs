@@ -46,6 +46,10 @@ pub async fn run(args: UpArgs) -> ExitCode {
     println!("conveyor is up at {}", engine.url);
     println!("  admin token: {admin_token}");
     println!(
+        "  dashboard:   {}/ (sign in at {}/sign-in with the admin token to re-run, cancel and approve)",
+        engine.url, engine.url
+    );
+    println!(
         "  database:    {}",
         args.data_dir.join("conveyor.db").display()
     );
@@ -91,7 +95,7 @@ pub async fn run(args: UpArgs) -> ExitCode {
             };
             match crate::routes::start(&engine.state, &new).await {
                 Ok(b) => println!(
-                    "  started {} {belt} #{}: {}/api/v1/builds/{}",
+                    "  started {} {belt} #{}: {}/builds/{}",
                     b.product, b.number, engine.url, b.id
                 ),
                 Err(e) => eprintln!("error: starting {} {belt}: {e:?}", model.name),

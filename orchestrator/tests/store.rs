@@ -564,6 +564,166 @@ pub async fn forge_builds_are_due_a_report_until_told_and_downstreams_build_thei
     );
 }
 
+pub async fn approving_a_waiting_manual_job_queues_and_dispatches_it(store: Arc<dyn Store>) {
+    setup(&store).await;
+    let (b, _) = store
+        .create_build(&manual("deploy", "release"), 5)
+        .await
+        .unwrap();
+    let approve = run_id(&store, &b, "approve").await;
+    let e = store.approve_job_run(&approve, 6).await.unwrap().unwrap();
+    assert_eq!(dispatched(&store, &b, &e).await, ["approve"]);
+    assert_eq!(e.dispatch[0].msg.attempt, 1);
+    assert_eq!(
+        status_of(&store, &b).await.1[2],
+        ("approve".into(), "queued".into())
+    );
+    assert!(
+        claim(&store, &approve, 1).await.is_some(),
+        "claimable once approved"
+    );
+    assert!(
+        store.approve_job_run(&approve, 7).await.unwrap().is_none(),
+        "a running job is not waiting"
+    );
+    let ship = run_id(&store, &b, "ship").await;
+    assert!(store.approve_job_run(&ship, 7).await.unwrap().is_none());
+    assert!(store.approve_job_run("nope", 7).await.unwrap().is_none());
+}
+
+pub async fn cancelling_one_job_run_skips_its_dependents_and_signals_a_running_one(
+    store: Arc<dyn Store>,
+) {
+    setup(&store).await;
+    let (b, _) = store.create_build(&manual("shop", "ci"), 5).await.unwrap();
+    let lint = run_id(&store, &b, "lint").await;
+    let e = store.cancel_job_run(&lint, 6).await.unwrap().unwrap();
+    assert!(e.dispatch.is_empty() && e.finished.is_empty());
+    let (status, jobs) = status_of(&store, &b).await;
+    assert_eq!(status, "running");
+    assert_eq!(jobs[2], ("lint".into(), "cancelled".into()));
+    assert_eq!(jobs[3], ("package".into(), "skipped".into()));
+
+    let build = run_id(&store, &b, "build").await;
+    let spec = claim(&store, &build, 1).await.unwrap();
+    store.cancel_job_run(&build, 7).await.unwrap().unwrap();
+    assert_eq!(
+        store.heartbeat(&spec.lease, LEASE_MS, 8).await.unwrap(),
+        Some(true)
+    );
+    let e = store
+        .complete(&done(&spec, Outcome::Cancelled, &[]), 9)
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(e.finished, vec![b.clone()]);
+    let (status, jobs) = status_of(&store, &b).await;
+    assert_eq!(
+        status, "failed",
+        "a build with a cancelled job did not succeed"
+    );
+    assert_eq!(jobs[0], ("build".into(), "cancelled".into()));
+    assert_eq!(jobs[1], ("test".into(), "skipped".into()));
+
+    let e = store.cancel_job_run(&lint, 10).await.unwrap().unwrap();
+    assert_eq!(e, Default::default(), "a finished job run stays as it is");
+    assert!(store.cancel_job_run("nope", 10).await.unwrap().is_none());
+}
+
+pub async fn a_rerun_runs_the_same_jobs_at_the_same_commit_and_names_the_build_it_reruns(
+    store: Arc<dyn Store>,
+) {
+    setup(&store).await;
+    let mut new = manual("shop", "ci");
+    new.git_ref = Some("refs/heads/main".into());
+    new.sha = Some("abc123".into());
+    let (first, _) = store.create_build(&new, 5).await.unwrap();
+    // The registered config changes after the first build: the re-run still runs its jobs.
+    let changed = SHOP.replace("lint", "style");
+    store
+        .put_product(&common::product(&changed), 6)
+        .await
+        .unwrap();
+    let (again, e) = store.rerun_build(&first, 7).await.unwrap().unwrap();
+    assert_ne!(again, first);
+    assert_eq!(dispatched(&store, &again, &e).await, ["build", "lint"]);
+    assert_eq!(e.created, vec![again.clone()]);
+    let (a, b) = (
+        store.build(&first).await.unwrap().unwrap(),
+        store.build(&again).await.unwrap().unwrap(),
+    );
+    assert_eq!(b.number, 2);
+    assert_eq!(
+        b.trigger,
+        BuildTrigger::Rerun {
+            build_id: first.clone(),
+            number: 1
+        }
+    );
+    assert_eq!(
+        (b.git_ref.as_deref(), b.sha.as_deref()),
+        (Some("refs/heads/main"), Some("abc123"))
+    );
+    let names =
+        |v: &conveyor::store::BuildView| v.jobs.iter().map(|j| j.name.clone()).collect::<Vec<_>>();
+    assert_eq!(names(&a), names(&b));
+    assert_eq!(store.job_edges(&again).await.unwrap().len(), 4);
+    assert!(store.rerun_build("nope", 8).await.unwrap().is_none());
+}
+
+pub async fn a_builds_edges_its_job_runs_build_and_a_logs_tail_are_read_back(
+    store: Arc<dyn Store>,
+) {
+    setup(&store).await;
+    let (b, _) = store.create_build(&manual("shop", "ci"), 5).await.unwrap();
+    let view = store.build(&b).await.unwrap().unwrap();
+    let name = |id: &str| view.jobs.iter().find(|j| j.id == id).unwrap().name.clone();
+    let mut edges: Vec<(String, String)> = store
+        .job_edges(&b)
+        .await
+        .unwrap()
+        .iter()
+        .map(|(f, t)| (name(f), name(t)))
+        .collect();
+    edges.sort();
+    // `package` reads `build.VERSION`, so it waits for `build` too.
+    let want = [
+        ("build", "package"),
+        ("build", "test"),
+        ("lint", "package"),
+        ("test", "package"),
+    ];
+    assert_eq!(edges, want.map(|(f, t)| (f.to_string(), t.to_string())));
+    let lint = run_id(&store, &b, "lint").await;
+    assert_eq!(
+        store.build_of_job_run(&lint).await.unwrap(),
+        Some(b.clone())
+    );
+    assert_eq!(store.build_of_job_run("nope").await.unwrap(), None);
+
+    let spec = claim(&store, &lint, 1).await.unwrap();
+    let lines = (1..=5)
+        .map(|n| LogLine {
+            stream: Stream::Stdout,
+            text: format!("line {n}"),
+        })
+        .collect();
+    let batch = LogBatch {
+        lease: spec.lease.clone(),
+        seq: 0,
+        lines,
+    };
+    assert!(store.append_logs(&batch, 11).await.unwrap());
+    let texts =
+        |rows: Vec<conveyor::store::LogRow>| rows.into_iter().map(|l| l.text).collect::<Vec<_>>();
+    let tail = store.log_tail(&lint, None, 2).await.unwrap();
+    let fourth = tail[0].id;
+    assert_eq!(texts(tail), ["line 4", "line 5"]);
+    let older = store.log_tail(&lint, Some(fourth), 2).await.unwrap();
+    assert_eq!(texts(older), ["line 2", "line 3"]);
+    assert!(store.log_tail("nope", None, 2).await.unwrap().is_empty());
+}
+
 macro_rules! suite {
     ($backend:ident) => {
         mod $backend {
@@ -590,6 +750,10 @@ macro_rules! suite {
             t!(builds_are_listed_newest_first_and_filtered);
             t!(a_manual_downstream_build_reads_the_upstream_build_its_selector_names);
             t!(forge_builds_are_due_a_report_until_told_and_downstreams_build_their_head);
+            t!(approving_a_waiting_manual_job_queues_and_dispatches_it);
+            t!(cancelling_one_job_run_skips_its_dependents_and_signals_a_running_one);
+            t!(a_rerun_runs_the_same_jobs_at_the_same_commit_and_names_the_build_it_reruns);
+            t!(a_builds_edges_its_job_runs_build_and_a_logs_tail_are_read_back);
         }
     };
 }

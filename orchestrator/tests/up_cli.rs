@@ -123,7 +123,12 @@ fn conveyor_up_registers_the_examples_builds_the_demo_and_serves_it() {
     );
     let (code, page) = get(&url, "/");
     assert_eq!(code, 200);
-    assert!(page.contains(">demo #1</a> build: succeeded"), "{page}");
+    assert!(
+        page.contains("<a href=\"/products/demo\">demo</a>"),
+        "{page}"
+    );
+    assert!(page.contains("build #1</a>"), "{page}");
+    assert!(page.contains("✓</span> succeeded"), "{page}");
 }
 
 /// Runs the `conveyor` CLI against the server.

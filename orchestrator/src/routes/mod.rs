@@ -1,5 +1,6 @@
-//! Every route, in one place.
+//! Every route, in one place (the dashboard's in `ui/mod.rs`, merged here).
 
+mod actions;
 mod builds;
 mod pages;
 mod products;
@@ -10,6 +11,7 @@ use axum::Router;
 use axum::routing::{get, post};
 use tower_http::limit::RequestBodyLimitLayer;
 
+pub use actions::{approve_job_run, cancel_job_run, rerun_build};
 pub use builds::start_build as start;
 
 use crate::state::SharedState;
@@ -19,7 +21,6 @@ pub const MAX_BODY_BYTES: usize = 5 * 1024 * 1024;
 
 pub fn app(state: SharedState) -> Router {
     Router::new()
-        .route("/", get(pages::home))
         .route("/health", get(pages::health))
         .route("/metrics", get(pages::metrics))
         .route("/api/openapi.json", get(pages::openapi))
@@ -46,6 +47,11 @@ pub fn app(state: SharedState) -> Router {
         .route("/api/v1/runner/heartbeat", post(runner::heartbeat))
         .route("/api/v1/runner/logs", post(runner::logs))
         .route("/api/v1/runner/complete", post(runner::complete))
+        .route("/api/v1/job-runs/{id}/approve", post(actions::approve))
+        .route("/api/v1/job-runs/{id}/cancel", post(actions::cancel_job))
+        .route("/api/v1/builds/{id}/rerun", post(actions::rerun))
+        // The dashboard's pages, listed in `ui/mod.rs`.
+        .merge(crate::ui::routes())
         .layer(axum::extract::DefaultBodyLimit::disable())
         .layer(RequestBodyLimitLayer::new(MAX_BODY_BYTES))
         .with_state(state)

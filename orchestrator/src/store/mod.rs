@@ -2,6 +2,7 @@
 //! implementation per backend (SQLite, Postgres) sharing their SQL where it is the same.
 //! No sqlx type crosses this boundary; `sqlx::` appears only under `store/`.
 
+mod actions;
 mod postgres;
 mod runs;
 mod shared;
@@ -72,6 +73,8 @@ pub enum BuildTrigger {
         belt: String,
         number: u64,
     },
+    /// Someone re-ran build `number` (id `build_id`) of the same product.
+    Rerun { build_id: String, number: u64 },
 }
 
 impl BuildTrigger {
@@ -283,6 +286,29 @@ pub trait Store: Send + Sync {
     async fn set_forge_status(&self, id: &str, status: &str) -> Result<()>;
     /// The connection pool, for background tasks kept in the same database (apalis).
     fn pool_handle(&self) -> PoolHandle;
+    /// Approves a `waiting` (manual) job run: it is queued and dispatched. `None` if no job
+    /// run with this id is waiting.
+    async fn approve_job_run(&self, id: &str, now: i64) -> Result<Option<Effects>>;
+    /// Cancels one job run: at once if it has not started (its dependents are skipped), at
+    /// its next heartbeat if it is running; a finished one is left as it is. `None` if
+    /// there is no such job run.
+    async fn cancel_job_run(&self, id: &str, now: i64) -> Result<Option<Effects>>;
+    /// Starts a new build of build `id`'s product, belt, ref and commit, running the jobs
+    /// that build ran; its trigger names the build it re-runs. `None` if there is no such
+    /// build.
+    async fn rerun_build(&self, id: &str, now: i64) -> Result<Option<(String, Effects)>>;
+    /// The id of the build a job run belongs to.
+    async fn build_of_job_run(&self, job_run_id: &str) -> Result<Option<String>>;
+    /// A build's dependency edges as `(from, to)` job run ids: `to` waits for `from`.
+    async fn job_edges(&self, build_id: &str) -> Result<Vec<(String, String)>>;
+    /// The last `limit` log lines of a job run before line id `before` (or the end),
+    /// oldest first.
+    async fn log_tail(
+        &self,
+        job_run_id: &str,
+        before: Option<i64>,
+        limit: u32,
+    ) -> Result<Vec<LogRow>>;
 }
 
 /// Opens the store a URL names: `sqlite://PATH` or `postgres://…`.

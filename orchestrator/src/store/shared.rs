@@ -6,6 +6,7 @@ macro_rules! impl_store {
         $crate::store::txn::tx_steps!($store, $db, $conn);
         $crate::store::values::value_steps!($store, $conn);
         $crate::store::runs::run_steps!($store, $db, $conn);
+        $crate::store::actions::action_steps!($store, $db, $conn);
 
         #[async_trait::async_trait]
         impl $crate::store::Store for $store {
@@ -346,6 +347,46 @@ macro_rules! impl_store {
                 let row = sqlx::query("SELECT COUNT(*) AS n FROM builds WHERE finished_at IS NULL")
                     .fetch_one(self.pool()).await.map_err($crate::store::sql::db_err)?;
                 Ok(row.try_get::<i64, _>("n").map_err($crate::store::sql::db_err)? as u64)
+            }
+
+            async fn approve_job_run(&self, id: &str, now: i64) -> $crate::store::Result<Option<$crate::store::Effects>> {
+                let mut tx = self.begin().await?;
+                let effects = Self::approve_in(&mut tx, id, now).await?;
+                tx.commit().await.map_err($crate::store::sql::db_err)?;
+                Ok(effects)
+            }
+
+            async fn cancel_job_run(&self, id: &str, now: i64) -> $crate::store::Result<Option<$crate::store::Effects>> {
+                let mut tx = self.begin().await?;
+                let effects = Self::cancel_run_in(&mut tx, id, now).await?;
+                tx.commit().await.map_err($crate::store::sql::db_err)?;
+                Ok(effects)
+            }
+
+            async fn rerun_build(&self, id: &str, now: i64) -> $crate::store::Result<Option<(String, $crate::store::Effects)>> {
+                let mut tx = self.begin().await?;
+                let mut work = Work::default();
+                let Some(new_id) = Self::rerun_in(&mut tx, id, now, &mut work).await? else {
+                    return Ok(None);
+                };
+                Self::fire_all(&mut tx, now, &mut work).await?;
+                tx.commit().await.map_err($crate::store::sql::db_err)?;
+                Ok(Some((new_id, work.effects)))
+            }
+
+            async fn build_of_job_run(&self, job_run_id: &str) -> $crate::store::Result<Option<String>> {
+                use sqlx::Row;
+                let row = sqlx::query("SELECT build_id FROM job_runs WHERE id = $1")
+                    .bind(job_run_id).fetch_optional(self.pool()).await.map_err($crate::store::sql::db_err)?;
+                row.map(|r| r.try_get("build_id")).transpose().map_err($crate::store::sql::db_err)
+            }
+
+            async fn job_edges(&self, build_id: &str) -> $crate::store::Result<Vec<(String, String)>> {
+                self.edges_of(build_id).await
+            }
+
+            async fn log_tail(&self, job_run_id: &str, before: Option<i64>, limit: u32) -> $crate::store::Result<Vec<$crate::store::LogRow>> {
+                self.tail_of(job_run_id, before, limit).await
             }
         }
 

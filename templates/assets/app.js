@@ -1,0 +1,129 @@
+// conveyor dashboard: live updates over server-sent events. Every page is complete without
+// this script; it only keeps the job log and the build's states current.
+"use strict";
+(function () {
+  if (!window.EventSource) return;
+
+  function badgeHtml(b) {
+    var outer = document.createElement("span");
+    outer.className = "badge s-" + b.status;
+    outer.setAttribute("data-state", b.status);
+    var icon = document.createElement("span");
+    icon.className = "icon";
+    icon.setAttribute("aria-hidden", "true");
+    icon.textContent = b.icon;
+    outer.appendChild(icon);
+    outer.appendChild(document.createTextNode(" " + b.label));
+    return outer;
+  }
+
+  function setBadge(holder, b) {
+    if (!holder) return;
+    holder.textContent = "";
+    holder.appendChild(badgeHtml(b));
+  }
+
+  function setText(el, text) {
+    if (el) el.textContent = text;
+  }
+
+  // A running job's time, ticking on the server's clock.
+  function span(ms) {
+    if (ms < 1000) return (ms / 1000).toFixed(1) + " s";
+    if (ms < 60000) return Math.floor(ms / 1000) + " s";
+    if (ms < 3600000) return Math.floor(ms / 60000) + " min " + String(Math.floor(ms / 1000) % 60).padStart(2, "0") + " s";
+    return Math.floor(ms / 3600000) + " h " + String(Math.floor(ms / 60000) % 60).padStart(2, "0") + " min";
+  }
+  var took = document.getElementById("job-took");
+  var ticker = null;
+  if (took && took.dataset.since) {
+    var skew = Number(took.dataset.now) - Date.now();
+    ticker = setInterval(function () {
+      took.textContent = span(Date.now() + skew - Number(took.dataset.since)) + " so far";
+    }, 1000);
+  }
+
+  // The job page: append log lines as they arrive, follow the end, show state changes.
+  var log = document.getElementById("log");
+  if (log && log.dataset.events) {
+    var job = document.getElementById("job");
+    var initial = job ? job.dataset.state : "";
+    var changed = false;
+    var src = new EventSource(log.dataset.events);
+    src.addEventListener("lines", function (e) {
+      var lines = JSON.parse(e.data);
+      var follow = window.innerHeight + window.scrollY >= document.documentElement.scrollHeight - 80;
+      var empty = document.getElementById("log-empty");
+      if (empty) empty.remove();
+      lines.forEach(function (l) {
+        if (document.getElementById("L" + l.id)) return;
+        if (l.mark) {
+          var mark = document.createElement("span");
+          mark.className = "line mark";
+          mark.textContent = "— attempt " + l.mark + " —";
+          log.appendChild(mark);
+        }
+        var row = document.createElement("span");
+        row.className = l.stderr ? "line err" : "line";
+        row.id = "L" + l.id;
+        // The server escaped the text and turned ANSI colours into spans.
+        row.innerHTML = l.html;
+        log.appendChild(row);
+      });
+      if (follow) window.scrollTo(0, document.documentElement.scrollHeight);
+    });
+    src.addEventListener("state", function (e) {
+      var s = JSON.parse(e.data);
+      if (s.status !== initial) changed = true;
+      if (job) job.dataset.state = s.status;
+      setBadge(document.getElementById("job-state"), s.badge);
+      setText(document.getElementById("job-attempts"), String(s.attempts));
+      if (s.runner) setText(document.getElementById("job-runner"), s.runner);
+    });
+    src.addEventListener("end", function () {
+      src.close();
+      if (ticker) clearInterval(ticker);
+      setText(document.getElementById("live-note"), "The job has finished.");
+      // Outputs, timings and the exit code are on the full page.
+      if (changed) window.location.reload();
+    });
+  }
+
+  // The build page: recolour and relabel the graph's nodes and the jobs table.
+  var build = document.getElementById("build");
+  if (build && build.dataset.events) {
+    var bsrc = new EventSource(build.dataset.events);
+    var started = build.dataset.state;
+    var moved = false;
+    bsrc.addEventListener("build", function (e) {
+      var b = JSON.parse(e.data);
+      if (b.status !== started) moved = true;
+      build.dataset.state = b.status;
+      setBadge(document.getElementById("build-state"), b.badge);
+      setText(document.getElementById("build-took"), b.took);
+      b.jobs.forEach(function (j) {
+        var node = document.querySelector('#dag .node[data-id="' + j.id + '"]');
+        if (node) {
+          node.setAttribute("class", "node s-" + j.status);
+          node.setAttribute("data-state", j.status);
+          var title = node.querySelector("title");
+          if (title) title.textContent = node.dataset.name + ": " + j.badge.label;
+          var label = node.querySelector("text.state");
+          if (label) label.textContent = j.badge.icon + " " + j.badge.label;
+        }
+        var row = document.querySelector('#jobs tr[data-job="' + j.id + '"]');
+        if (row) {
+          setBadge(row.querySelector(".job-state"), j.badge);
+          setText(row.querySelector(".job-attempts"), String(j.attempts));
+          setText(row.querySelector(".job-took"), j.took);
+          setText(row.querySelector(".job-runner"), j.runner);
+        }
+      });
+    });
+    bsrc.addEventListener("end", function () {
+      bsrc.close();
+      // The finished page drops the cancel buttons and shows the build's end.
+      if (moved) window.location.reload();
+    });
+  }
+})();
