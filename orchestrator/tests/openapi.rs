@@ -18,7 +18,7 @@ fn routed_paths() -> BTreeSet<String> {
         .skip(1)
         .filter_map(|rest| rest.trim_start().strip_prefix('"')?.split('"').next())
         .filter(|p| {
-            ["/api/", "/hooks/", "/health", "/metrics"]
+            ["/api/", "/hooks/", "/logs", "/health", "/metrics"]
                 .iter()
                 .any(|k| p.starts_with(k))
         })

@@ -2,6 +2,7 @@
 
 mod actions;
 mod builds;
+mod compat;
 mod pages;
 mod products;
 mod runner;
@@ -37,6 +38,8 @@ pub fn app(state: SharedState) -> Router {
         .route("/api/v1/builds/{id}", get(builds::show))
         .route("/api/v1/builds/{id}/cancel", post(builds::cancel))
         .route("/api/v1/job-runs/{id}/logs", get(builds::logs))
+        .route("/logs", get(compat::logs))
+        .route("/logs/streams/{driver}/{runid}", get(compat::stream))
         .route("/hooks/github", post(crate::webhooks::github))
         .route("/hooks/gitlab", post(crate::webhooks::gitlab))
         .route("/hooks/gitea", post(crate::webhooks::gitea))
