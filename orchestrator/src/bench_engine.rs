@@ -114,6 +114,7 @@ async fn one(
         runners: b.concurrency,
         fleets: vec!["default".into()],
         admin_token: crate::store::sql::token(),
+        statuses: Default::default(),
     };
     let engine = match b.backend.as_str() {
         "embedded" => Embedded::start(opts).await.map_err(|e| e.to_string())?,
@@ -150,6 +151,7 @@ async fn one(
         branch: None,
         webhook_secret: None,
         source_path: None,
+        head_sha: None,
     };
     store
         .put_product(&record, now_ms())

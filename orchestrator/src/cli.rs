@@ -125,6 +125,8 @@ pub enum Command {
         /// Where this node keeps mirrors of product repositories.
         #[arg(long, env = "CONVEYOR_DATA_DIR", default_value = ".conveyor")]
         data_dir: PathBuf,
+        #[command(flatten)]
+        statuses: crate::statuses::StatusArgs,
         /// Let anyone read the dashboard's pages without signing in (actions still need the
         /// admin token's session).
         #[arg(long, env = "CONVEYOR_PUBLIC_UI")]
@@ -293,10 +295,12 @@ pub fn run(cli: Cli) -> ExitCode {
             queue_prefix,
             lease_secs,
             data_dir,
+            statuses,
             public_ui,
         } => {
             init_logging("info");
             block_on(crate::serve::run(crate::serve::ServeArgs {
+                statuses: statuses.config(listen),
                 listen,
                 database_url,
                 redis_url,

@@ -22,6 +22,8 @@ pub struct Options {
     /// The fleets the local runners serve.
     pub fleets: Vec<String>,
     pub admin_token: String,
+    /// Commit statuses to forges (none by default).
+    pub statuses: crate::statuses::StatusConfig,
 }
 
 pub struct Embedded {
@@ -49,6 +51,9 @@ impl Embedded {
         opts: Options,
     ) -> Result<Embedded, StoreError> {
         let runner_token = crate::store::sql::token();
+        let statuses = crate::statuses::start(store.clone(), opts.statuses.clone())
+            .await
+            .map_err(StoreError::Database)?;
         let mut state = AppState::new(
             store,
             queue.clone(),
@@ -56,6 +61,7 @@ impl Embedded {
             runner_token.clone(),
         );
         state.repos = crate::repos::Repos::new(opts.data_dir.join("mirrors"));
+        state.statuses = statuses;
         let state = Arc::new(state);
         let listener = tokio::net::TcpListener::bind(opts.listen)
             .await

@@ -16,6 +16,7 @@ pub mod scheduler;
 pub mod serve;
 pub mod source;
 pub mod state;
+pub mod statuses;
 pub mod store;
 pub mod ui;
 pub mod up;

@@ -52,6 +52,7 @@ pub async fn compile_for_registration(
         branch: None,
         webhook_secret: None,
         source_path: None,
+        head_sha: None,
     };
     Ok((record, messages.iter().map(ToString::to_string).collect()))
 }

@@ -128,6 +128,7 @@ async fn execute(
             .max(4),
         fleets: fleets_of(products.iter().map(|(_, p)| p)),
         admin_token: crate::store::sql::token(),
+        statuses: Default::default(),
     };
     let engine = Embedded::start(opts)
         .await
@@ -154,6 +155,7 @@ async fn execute(
             branch: None,
             webhook_secret: None,
             source_path: Some(snap.path.display().to_string()),
+            head_sha: None,
         };
         store
             .put_product(&record, now_ms())

@@ -19,6 +19,7 @@ pub struct ServeArgs {
     pub queue_prefix: String,
     pub lease_secs: u64,
     pub data_dir: std::path::PathBuf,
+    pub statuses: crate::statuses::StatusConfig,
     /// Whether the dashboard's read-only pages need no sign-in.
     pub public_ui: bool,
 }
@@ -45,7 +46,15 @@ pub async fn run(args: ServeArgs) -> ExitCode {
             return ExitCode::FAILURE;
         }
     };
+    let statuses = match crate::statuses::start(store.clone(), args.statuses).await {
+        Ok(s) => s,
+        Err(e) => {
+            eprintln!("error: cannot start the commit-status tasks: {e}");
+            return ExitCode::FAILURE;
+        }
+    };
     let mut state = AppState::new(store, queue, args.admin_token, args.runner_token);
+    state.statuses = statuses;
     state.repos = crate::repos::Repos::new(args.data_dir.join("mirrors"));
     state.public_ui = args.public_ui;
     state.lease_ms = i64::try_from(args.lease_secs.max(1)).unwrap_or(30) * 1000;

@@ -38,6 +38,8 @@ pub struct AppState {
     pub runner_tokens: std::sync::Mutex<std::collections::HashMap<String, i64>>,
     /// Mirrors of product repositories.
     pub repos: crate::repos::Repos,
+    /// Commit statuses to forges, when a forge has a token.
+    pub statuses: Option<crate::statuses::StatusQueue>,
     /// Whether the dashboard's read-only pages are open to anyone (actions always need
     /// the admin token's session).
     pub public_ui: bool,
@@ -66,6 +68,7 @@ impl AppState {
                 "conveyor-mirrors-{}",
                 uuid::Uuid::now_v7().simple()
             ))),
+            statuses: None,
             public_ui: true,
         }
     }
@@ -79,6 +82,11 @@ impl AppState {
             if let Err(e) = self.queue.push(&d.fleet, &d.msg).await {
                 // The job run stays queued in the database; the re-sender will push it again.
                 tracing::warn!(job_run = %d.msg.job_run_id, "dispatch failed: {e}");
+            }
+        }
+        if let Some(statuses) = &self.statuses {
+            for id in effects.created.iter().chain(&effects.finished) {
+                statuses.push(id).await;
             }
         }
         for id in effects.created {

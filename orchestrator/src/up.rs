@@ -34,6 +34,7 @@ pub async fn run(args: UpArgs) -> ExitCode {
         runners: args.runners,
         fleets: fleets_of(report.products.iter().map(|(_, p)| p)),
         admin_token: admin_token.clone(),
+        statuses: Default::default(),
     };
     let engine = match Embedded::start(opts).await {
         Ok(e) => e,
@@ -73,6 +74,7 @@ pub async fn run(args: UpArgs) -> ExitCode {
             branch: None,
             webhook_secret: None,
             source_path: source,
+            head_sha: None,
         };
         if let Err(e) = store.put_product(&record, now_ms()).await {
             eprintln!("error: registering {}: {e}", model.name);

@@ -6,7 +6,7 @@
 mod common;
 
 use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Stdio};
+use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
 use serde_json::{Value, json};
@@ -17,25 +17,7 @@ const RUNNER: &str = "runner-token";
 /// The fault tests restart shared services; they run one at a time.
 static SERIAL: tokio::sync::Mutex<()> = tokio::sync::Mutex::const_new(());
 
-struct Proc(Child);
-
-impl Drop for Proc {
-    fn drop(&mut self) {
-        let _ = self.0.kill();
-        let _ = self.0.wait();
-    }
-}
-
-fn bin(name: &str) -> PathBuf {
-    let conveyor = PathBuf::from(env!("CARGO_BIN_EXE_conveyor"));
-    let path = conveyor.with_file_name(name);
-    assert!(
-        path.exists(),
-        "{} is missing: run `cargo build -p conveyor-runner` (or `cargo test --workspace`)",
-        path.display()
-    );
-    path
-}
+use common::{Proc, bin};
 
 struct Cluster {
     db: String,

@@ -6,7 +6,7 @@ mod common;
 use std::collections::BTreeMap;
 use std::sync::Arc;
 
-use conveyor::store::{BuildTrigger, Store};
+use conveyor::store::{BuildTrigger, NewBuild, Store};
 use conveyor_core::protocol::{Lease, LogBatch, LogLine, Outcome, Stream};
 
 use common::flow::*;
@@ -481,6 +481,89 @@ pub async fn a_manual_downstream_build_reads_the_upstream_build_its_selector_nam
     );
 }
 
+pub async fn forge_builds_are_due_a_report_until_told_and_downstreams_build_their_head(
+    store: Arc<dyn Store>,
+) {
+    setup(&store).await;
+    let mut deploy = common::product(DEPLOY);
+    (deploy.repo, deploy.branch, deploy.head_sha) = (
+        Some("file:///srv/deploy.git".into()),
+        Some("main".into()),
+        Some("d3adb33f".into()),
+    );
+    store.put_product(&deploy, 2).await.unwrap();
+    assert_eq!(
+        store
+            .product("deploy")
+            .await
+            .unwrap()
+            .unwrap()
+            .head_sha
+            .as_deref(),
+        Some("d3adb33f")
+    );
+    let hooked = NewBuild {
+        trigger: BuildTrigger::Webhook {
+            forge: "github".into(),
+            git_ref: "refs/heads/main".into(),
+            repository: Some("acme/shop".into()),
+        },
+        sha: Some("5a5a".into()),
+        ..manual("shop", "ci")
+    };
+    let (b, _) = store.create_build(&hooked, 10).await.unwrap();
+    let (quiet, _) = store.create_build(&manual("shop", "ci"), 11).await.unwrap();
+    assert_eq!(
+        store.build(&quiet).await.unwrap().unwrap().forge_status,
+        None
+    );
+    assert_eq!(
+        store
+            .build(&b)
+            .await
+            .unwrap()
+            .unwrap()
+            .forge_status
+            .as_deref(),
+        Some("")
+    );
+    assert_eq!(
+        store.forge_status_due(0, 10).await.unwrap(),
+        vec![b.clone()]
+    );
+    assert!(
+        store.forge_status_due(11, 10).await.unwrap().is_empty(),
+        "older builds are not swept"
+    );
+    store.set_forge_status(&b, "running").await.unwrap();
+    assert!(store.forge_status_due(0, 10).await.unwrap().is_empty());
+    store.set_forge_status(&quiet, "running").await.unwrap();
+    assert_eq!(
+        store.build(&quiet).await.unwrap().unwrap().forge_status,
+        None,
+        "only forge builds report"
+    );
+    finish(&store, &b, "build", Outcome::Succeeded, &[("VERSION", "1")]).await;
+    finish(&store, &b, "lint", Outcome::Succeeded, &[]).await;
+    finish(&store, &b, "test", Outcome::Succeeded, &[]).await;
+    let e = finish(&store, &b, "package", Outcome::Succeeded, &[]).await;
+    assert_eq!(
+        store.forge_status_due(0, 10).await.unwrap(),
+        vec![b.clone()],
+        "finished: due again"
+    );
+    let down = store.build(&e.created[0]).await.unwrap().unwrap();
+    assert_eq!(
+        (
+            down.sha.as_deref(),
+            down.git_ref.as_deref(),
+            down.forge_status
+        ),
+        (Some("d3adb33f"), Some("refs/heads/main"), None),
+        "a downstream build checks out its product's head and reports to no forge"
+    );
+}
+
 pub async fn approving_a_waiting_manual_job_queues_and_dispatches_it(store: Arc<dyn Store>) {
     setup(&store).await;
     let (b, _) = store
@@ -666,6 +749,7 @@ macro_rules! suite {
             t!(log_batches_are_stored_once_and_only_under_a_live_lease);
             t!(builds_are_listed_newest_first_and_filtered);
             t!(a_manual_downstream_build_reads_the_upstream_build_its_selector_names);
+            t!(forge_builds_are_due_a_report_until_told_and_downstreams_build_their_head);
             t!(approving_a_waiting_manual_job_queues_and_dispatches_it);
             t!(cancelling_one_job_run_skips_its_dependents_and_signals_a_running_one);
             t!(a_rerun_runs_the_same_jobs_at_the_same_commit_and_names_the_build_it_reruns);

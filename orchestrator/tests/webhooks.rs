@@ -6,12 +6,10 @@
 mod common;
 
 use std::path::{Path, PathBuf};
-use std::process::Command;
 
+use common::git::{bare_repo, commit_and_push};
 use conveyor::embedded::{Embedded, Options};
-use hmac::{Hmac, Mac};
 use serde_json::{Value, json};
-use sha2::Sha256;
 
 const SECRET: &str = "s3cret";
 
@@ -43,70 +41,6 @@ belts:
         commands: cat version.txt
 ";
 
-fn git(dir: &Path, args: &[&str]) -> String {
-    let out = Command::new("git")
-        .arg("-C")
-        .arg(dir)
-        .args(args)
-        .output()
-        .unwrap();
-    assert!(
-        out.status.success(),
-        "git {args:?}: {}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    String::from_utf8_lossy(&out.stdout).trim().to_string()
-}
-
-/// A bare repository `<name>.git` whose default branch is `main`, and a clone `<name>` to
-/// commit from; returns its URL and the clone.
-fn bare_repo(dir: &Path, name: &str) -> (String, PathBuf) {
-    let (origin, work) = (dir.join(format!("{name}.git")), dir.join(name));
-    git(
-        dir,
-        &[
-            "init",
-            "--quiet",
-            "--bare",
-            "-b",
-            "main",
-            origin.to_str().unwrap(),
-        ],
-    );
-    git(
-        dir,
-        &[
-            "clone",
-            "--quiet",
-            origin.to_str().unwrap(),
-            work.to_str().unwrap(),
-        ],
-    );
-    (format!("file://{}", origin.display()), work)
-}
-
-/// Commits everything in `work` and pushes it to `main`; returns the commit.
-fn commit_and_push(work: &Path, message: &str) -> String {
-    git(work, &["add", "."]);
-    git(
-        work,
-        &[
-            "-c",
-            "user.name=t",
-            "-c",
-            "user.email=t@t",
-            "commit",
-            "--quiet",
-            "-m",
-            message,
-        ],
-    );
-    git(work, &["push", "--quiet", "origin", "HEAD:main"]);
-    git(work, &["rev-parse", "HEAD"])
-}
-
-/// The hooked product's repository with two commits on `main` (version 1.0, then 2.0);
-/// returns its URL and both commits.
 fn repo(dir: &Path) -> (String, String, String) {
     let (url, work) = bare_repo(dir, "repo");
     let commit = |version: &str| {
@@ -120,13 +54,7 @@ fn repo(dir: &Path) -> (String, String, String) {
 }
 
 fn hmac_hex(body: &[u8]) -> String {
-    let mut mac = Hmac::<Sha256>::new_from_slice(SECRET.as_bytes()).unwrap();
-    mac.update(body);
-    mac.finalize()
-        .into_bytes()
-        .iter()
-        .map(|b| format!("{b:02x}"))
-        .collect()
+    common::git::hmac_hex(SECRET, body)
 }
 
 struct Hooks {
@@ -147,6 +75,7 @@ impl Hooks {
             runners: 2,
             fleets: vec!["default".into()],
             admin_token: "admin".into(),
+            statuses: Default::default(),
         };
         let engine = Embedded::start(opts).await.unwrap();
         let http = reqwest::Client::new();
@@ -442,11 +371,12 @@ async fn a_push_with_a_broken_config_records_a_config_error_build_and_runs_nothi
 /// A bare repository holding `config` as its `.conveyor.yml`; returns its URL and commit.
 fn product_repo(dir: &Path, name: &str, config: &str) -> (String, String) {
     let (url, work) = bare_repo(dir, name);
-    std::fs::write(
-        work.join(".conveyor.yml"),
-        config.replace("file:///srv/gem.git", &url),
-    )
-    .unwrap();
+    // Every job first checks that its source is its own product's repository.
+    let config = config.replace("file:///srv/gem.git", &url).replace(
+        "        commands: |\n",
+        &format!("        commands: |\n          grep -q '^product: {name}' .conveyor.yml\n"),
+    );
+    std::fs::write(work.join(".conveyor.yml"), config).unwrap();
     (url, commit_and_push(&work, name))
 }
 
@@ -458,14 +388,15 @@ async fn one_push_runs_the_seed_chain_gem_to_ami_to_terraform_with_every_hops_ou
             .unwrap()
     };
     let (gem, sha) = product_repo(&dir, "gem", &fixture("seed-gem.yml"));
-    let (ami, _) = product_repo(&dir, "ami", &fixture("seed-ami.yml"));
-    let (tf, _) = product_repo(&dir, "terraform", &fixture("seed-terraform.yml"));
+    let (ami, ami_head) = product_repo(&dir, "ami", &fixture("seed-ami.yml"));
+    let (tf, tf_head) = product_repo(&dir, "terraform", &fixture("seed-terraform.yml"));
     let opts = Options {
         data_dir: dir.join("data"),
         listen: "127.0.0.1:0".parse().unwrap(),
         runners: 2,
         fleets: vec!["default".into()],
         admin_token: "admin".into(),
+        statuses: Default::default(),
     };
     let engine = Embedded::start(opts).await.unwrap();
     let http = reqwest::Client::new();
@@ -516,6 +447,33 @@ async fn one_push_runs_the_seed_chain_gem_to_ami_to_terraform_with_every_hops_ou
         assert_eq!(b["status"], "succeeded", "{b}");
     }
     assert_eq!(g["sha"], sha);
+    // Downstream products build the head of their own repository's branch.
+    assert_eq!(
+        (a["sha"].as_str(), a["git_ref"].as_str()),
+        (Some(ami_head.as_str()), Some("refs/heads/main"))
+    );
+    assert_eq!(t["sha"].as_str(), Some(tf_head.as_str()));
+    let show = |id: &Value| {
+        let url = format!(
+            "{}/api/v1/builds/{}",
+            hooks.engine.url,
+            id.as_str().unwrap()
+        );
+        let http = hooks.http.clone();
+        async move {
+            http.get(url)
+                .send()
+                .await
+                .unwrap()
+                .json::<Value>()
+                .await
+                .unwrap()
+        }
+    };
+    // Each hop names the build it triggered, as the next names the one that triggered it.
+    assert_eq!(show(&g["id"]).await["triggered"], json!([a["id"]]));
+    assert_eq!(show(&a["id"]).await["triggered"], json!([t["id"]]));
+    assert_eq!(show(&t["id"]).await["triggered"], json!([]));
     assert_eq!(a["upstream_build_id"], g["id"]);
     assert_eq!(t["upstream_build_id"], a["id"]);
     assert_eq!(g["jobs"][0]["outputs"]["PACKER_FILE"], "ror_ami.json");

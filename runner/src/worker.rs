@@ -57,9 +57,11 @@ impl Worker {
             attempt: delivery.msg.attempt,
             runner: self.name.clone(),
         };
+        // The lease runs from no earlier than this: the orchestrator starts it on receipt.
+        let sent = tokio::time::Instant::now();
         match self.client.claim(&req).await {
             Ok(Reply::Ok(spec)) => {
-                self.execute(spec).await;
+                self.execute(spec, sent).await;
                 self.ack(&delivery).await;
             }
             Ok(Reply::Fenced) => self.ack(&delivery).await,
@@ -74,14 +76,26 @@ impl Worker {
         }
     }
 
-    async fn execute(&self, spec: JobSpec) {
+    async fn execute(&self, spec: JobSpec, claimed: tokio::time::Instant) {
         let (log_tx, log_rx) = mpsc::unbounded_channel();
         let (cancel_tx, cancel_rx) = watch::channel(false);
         let shipper = tokio::spawn(ship_logs(self.client.clone(), spec.lease.clone(), log_rx));
-        let beat = tokio::spawn(heartbeat(self.client.clone(), spec.clone(), cancel_tx));
+        let lost = Arc::new(std::sync::atomic::AtomicBool::new(false));
+        let beat = tokio::spawn(heartbeat(
+            self.client.clone(),
+            spec.clone(),
+            claimed,
+            cancel_tx,
+            lost.clone(),
+        ));
         let result = executor::execute(&spec, &self.exec, log_tx, cancel_rx).await;
         let _ = shipper.await;
         beat.abort();
+        if result.outcome == Outcome::Cancelled && lost.load(std::sync::atomic::Ordering::SeqCst) {
+            // Not cancelled by anyone: the job was stopped because its lease may be gone,
+            // and the reaper hands it out again. Reporting it would end it instead.
+            return;
+        }
         let completion = Completion {
             lease: spec.lease.clone(),
             outcome: result.outcome,
@@ -132,31 +146,44 @@ async fn ship_logs(
 }
 
 /// Extends the lease every third of its length; cancels the job when asked to, or when the
-/// lease could not be renewed for a whole lease (another runner may have it by now).
-async fn heartbeat(client: Arc<Client>, spec: JobSpec, cancel: watch::Sender<bool>) {
+/// lease may have run out: another runner may have the job by then (self-fencing).
+///
+/// The runner's own deadline is counted from when the last renewal that succeeded was
+/// *sent* (the orchestrator counts from its receipt, later), less a margin for the kill; a
+/// renewal still unanswered at the deadline fences too, so a hung orchestrator or database
+/// cannot keep a job running past its lease.
+async fn heartbeat(
+    client: Arc<Client>,
+    spec: JobSpec,
+    claimed: tokio::time::Instant,
+    cancel: watch::Sender<bool>,
+    lost: Arc<std::sync::atomic::AtomicBool>,
+) {
     let lease = Duration::from_secs(spec.lease_secs.max(1));
     let every = lease / 3;
-    let mut last_ok = tokio::time::Instant::now();
+    let holds_for = lease - lease / 10;
+    let mut deadline = claimed + holds_for;
+    let fence = |why: &str| {
+        tracing::warn!(job_run = %spec.lease.job_run_id, "stopping the job: {why}");
+        lost.store(true, std::sync::atomic::Ordering::SeqCst);
+        let _ = cancel.send(true);
+    };
     loop {
-        tokio::time::sleep(every).await;
-        match client.heartbeat(&spec.lease).await {
-            Ok(Reply::Ok(reply)) => {
-                last_ok = tokio::time::Instant::now();
+        tokio::time::sleep_until((tokio::time::Instant::now() + every).min(deadline)).await;
+        let sent = tokio::time::Instant::now();
+        if sent >= deadline {
+            return fence("its lease could not be renewed in time");
+        }
+        match tokio::time::timeout_at(deadline, client.heartbeat(&spec.lease)).await {
+            Ok(Ok(Reply::Ok(reply))) => {
+                deadline = sent + holds_for;
                 if reply.cancel {
                     let _ = cancel.send(true);
                 }
             }
-            Ok(Reply::Fenced) => {
-                let _ = cancel.send(true);
-                return;
-            }
-            Err(e) => {
-                tracing::warn!("heartbeat failed: {e}");
-                if last_ok.elapsed() >= lease {
-                    let _ = cancel.send(true);
-                    return;
-                }
-            }
+            Ok(Ok(Reply::Fenced)) => return fence("another runner holds its lease"),
+            Ok(Err(e)) => tracing::warn!("heartbeat failed: {e}"),
+            Err(_) => return fence("no heartbeat was answered before its lease ran out"),
         }
     }
 }

@@ -62,23 +62,27 @@ pub async fn list(
     ))
 }
 
+/// The build, and the builds it triggered (`triggered`, ids) beside the one that triggered
+/// it (`upstream_build_id`).
 pub async fn show(
     State(state): State<SharedState>,
     Path(id): Path<String>,
-) -> AppResult<Json<BuildView>> {
+) -> AppResult<Json<Value>> {
     let build = state
         .store
         .build(&id)
         .await?
         .ok_or_else(|| AppError::NotFound(format!("no build `{id}`")))?;
-    Ok(Json(build))
+    let mut v = serde_json::to_value(&build).map_err(|e| AppError::Internal(e.to_string()))?;
+    v["triggered"] = json!(state.store.downstream_builds(&id).await?);
+    Ok(Json(v))
 }
 
 pub async fn cancel(
     State(state): State<SharedState>,
     _: Admin,
     Path(id): Path<String>,
-) -> AppResult<Json<BuildView>> {
+) -> AppResult<Json<Value>> {
     let effects = state
         .store
         .cancel_build(&id, now_ms())

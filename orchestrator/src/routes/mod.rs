@@ -23,6 +23,7 @@ pub fn app(state: SharedState) -> Router {
     Router::new()
         .route("/health", get(pages::health))
         .route("/metrics", get(pages::metrics))
+        .route("/api/openapi.json", get(pages::openapi))
         .route(
             "/api/v1/products",
             get(products::list).post(products::register),

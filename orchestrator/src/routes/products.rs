@@ -37,8 +37,12 @@ pub async fn register(
             let (mut r, w) =
                 registry::compile_for_registration(state.store.as_ref(), ".conveyor.yml", &at.yaml)
                     .await?;
-            (r.repo, r.branch, r.webhook_secret) =
-                (Some(repo), Some(at.branch), body.webhook_secret);
+            (r.repo, r.branch, r.webhook_secret, r.head_sha) = (
+                Some(repo),
+                Some(at.branch),
+                body.webhook_secret,
+                Some(at.sha.clone()),
+            );
             (r, w, Some(at.sha))
         }
         _ => {

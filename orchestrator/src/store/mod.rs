@@ -46,6 +46,9 @@ pub struct ProductRecord {
     pub webhook_secret: Option<String>,
     /// A local directory used as the product's `source` (`conveyor run`, `conveyor up`).
     pub source_path: Option<String>,
+    /// The head of `branch` as last seen: the commit downstream builds check out.
+    #[serde(default)]
+    pub head_sha: Option<String>,
 }
 
 /// What started a build.
@@ -55,7 +58,14 @@ pub enum BuildTrigger {
     /// The API, the CLI or the UI.
     Manual,
     /// A forge's webhook (push, tag or pull request).
-    Webhook { forge: String, git_ref: String },
+    Webhook {
+        forge: String,
+        git_ref: String,
+        /// The repository as the forge's API names it (`owner/name`, or GitLab's project
+        /// id): where commit statuses go.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        repository: Option<String>,
+    },
     /// An upstream build finished successfully.
     Upstream {
         build_id: String,
@@ -67,6 +77,20 @@ pub enum BuildTrigger {
     Rerun { build_id: String, number: u64 },
 }
 
+impl BuildTrigger {
+    /// Whether the build reports its status to a forge (it came from a forge's webhook and
+    /// the forge named its repository).
+    pub fn reports_to_forge(&self) -> bool {
+        matches!(
+            self,
+            BuildTrigger::Webhook {
+                repository: Some(_),
+                ..
+            }
+        )
+    }
+}
+
 #[derive(Debug, Clone, PartialEq)]
 pub struct NewBuild {
     pub product: String,
@@ -76,6 +100,25 @@ pub struct NewBuild {
     pub sha: Option<String>,
     /// The config at the build's commit, when it is not the registered one (webhooks).
     pub model: Option<Product>,
+}
+
+/// A store's connection pool.
+#[derive(Clone)]
+pub enum PoolHandle {
+    Sqlite(sqlx::SqlitePool),
+    Postgres(sqlx::PgPool),
+}
+
+impl From<sqlx::SqlitePool> for PoolHandle {
+    fn from(p: sqlx::SqlitePool) -> Self {
+        PoolHandle::Sqlite(p)
+    }
+}
+
+impl From<sqlx::PgPool> for PoolHandle {
+    fn from(p: sqlx::PgPool) -> Self {
+        PoolHandle::Postgres(p)
+    }
 }
 
 /// A job run to put on a fleet's queue once the transaction has committed.
@@ -130,6 +173,10 @@ pub struct BuildView {
     pub error: Option<String>,
     pub created_at: i64,
     pub finished_at: Option<i64>,
+    /// For builds that report to a forge: the last status the forge was told (empty before
+    /// the first report).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub forge_status: Option<String>,
     pub jobs: Vec<JobRunView>,
 }
 
@@ -233,6 +280,12 @@ pub trait Store: Send + Sync {
     async fn record_delivery(&self, forge: &str, delivery_id: &str, now: i64) -> Result<bool>;
     /// Job runs by state and fleet, and how many runners hold a running job run.
     async fn run_counts(&self) -> Result<(Vec<RunCount>, u64)>;
+    /// Builds created since `since` whose forge has not been told their current status.
+    async fn forge_status_due(&self, since: i64, limit: u32) -> Result<Vec<String>>;
+    /// Records that the forge was told `status` for build `id`.
+    async fn set_forge_status(&self, id: &str, status: &str) -> Result<()>;
+    /// The connection pool, for background tasks kept in the same database (apalis).
+    fn pool_handle(&self) -> PoolHandle;
     /// Approves a `waiting` (manual) job run: it is queued and dispatched. `None` if no job
     /// run with this id is waiting.
     async fn approve_job_run(&self, id: &str, now: i64) -> Result<Option<Effects>>;

@@ -13,10 +13,11 @@ macro_rules! impl_store {
             async fn put_product(&self, p: &$crate::store::ProductRecord, now: i64) -> $crate::store::Result<()> {
                 use $crate::store::sql::{db_err, to_json};
                 sqlx::query(
-                    "INSERT INTO products (name, yaml, model, repo, branch, webhook_secret, source_path, created_at, updated_at) \
-                     VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $8) ON CONFLICT (name) DO UPDATE SET yaml = excluded.yaml, \
+                    "INSERT INTO products (name, yaml, model, repo, branch, webhook_secret, source_path, head_sha, created_at, updated_at) \
+                     VALUES ($1, $2, $3, $4, $5, $6, $7, $9, $8, $8) ON CONFLICT (name) DO UPDATE SET yaml = excluded.yaml, \
                      model = excluded.model, repo = excluded.repo, branch = excluded.branch, \
-                     webhook_secret = excluded.webhook_secret, source_path = excluded.source_path, updated_at = excluded.updated_at",
+                     webhook_secret = excluded.webhook_secret, source_path = excluded.source_path, \
+                     head_sha = excluded.head_sha, updated_at = excluded.updated_at",
                 )
                 .bind(&p.name)
                 .bind(&p.yaml)
@@ -26,6 +27,7 @@ macro_rules! impl_store {
                 .bind(&p.webhook_secret)
                 .bind(&p.source_path)
                 .bind(now)
+                .bind(&p.head_sha)
                 .execute(self.pool())
                 .await
                 .map_err(db_err)?;
@@ -280,11 +282,11 @@ macro_rules! impl_store {
                 .try_get("next_build_number").map_err(db_err)?;
                 let id = uuid::Uuid::now_v7().to_string();
                 sqlx::query(
-                    "INSERT INTO builds (id, product, belt, number, status, trigger, git_ref, sha, error, unfinished, created_at, finished_at) \
-                     VALUES ($1, $2, $3, $4, 'config_error', $5, $6, $7, $8, 0, $9, $9)",
+                    "INSERT INTO builds (id, product, belt, number, status, trigger, git_ref, sha, error, unfinished, created_at, finished_at, forge_status) \
+                     VALUES ($1, $2, $3, $4, 'config_error', $5, $6, $7, $8, 0, $9, $9, $10)",
                 )
                 .bind(&id).bind(&new.product).bind(&new.belt).bind(number).bind(to_json(&new.trigger)?)
-                .bind(&new.git_ref).bind(&new.sha).bind(error).bind(now)
+                .bind(&new.git_ref).bind(&new.sha).bind(error).bind(now).bind(new.trigger.reports_to_forge().then_some(""))
                 .execute(&mut *tx).await.map_err(db_err)?;
                 tx.commit().await.map_err(db_err)?;
                 Ok(id)
@@ -310,6 +312,34 @@ macro_rules! impl_store {
                 let busy = sqlx::query("SELECT COUNT(DISTINCT lease_owner) AS n FROM job_runs WHERE status = 'running'")
                     .fetch_one(self.pool()).await.map_err(db_err)?;
                 Ok((counts, busy.try_get::<i64, _>("n").map_err(db_err)? as u64))
+            }
+
+            async fn forge_status_due(&self, since: i64, limit: u32) -> $crate::store::Result<Vec<String>> {
+                use sqlx::Row;
+                let rows = sqlx::query(
+                    "SELECT id FROM builds WHERE forge_status IS NOT NULL AND created_at >= $1 \
+                     AND forge_status <> status ORDER BY created_at LIMIT $2",
+                )
+                .bind(since)
+                .bind(i64::from(limit))
+                .fetch_all(self.pool())
+                .await
+                .map_err($crate::store::sql::db_err)?;
+                rows.iter().map(|r| r.try_get("id").map_err($crate::store::sql::db_err)).collect()
+            }
+
+            async fn set_forge_status(&self, id: &str, status: &str) -> $crate::store::Result<()> {
+                sqlx::query("UPDATE builds SET forge_status = $2 WHERE id = $1 AND forge_status IS NOT NULL")
+                    .bind(id)
+                    .bind(status)
+                    .execute(self.pool())
+                    .await
+                    .map_err($crate::store::sql::db_err)?;
+                Ok(())
+            }
+
+            fn pool_handle(&self) -> $crate::store::PoolHandle {
+                self.pool().clone().into()
             }
 
             async fn unfinished_builds(&self) -> $crate::store::Result<u64> {
@@ -374,6 +404,7 @@ macro_rules! impl_store {
                             branch: r.try_get("branch").map_err(db_err)?,
                             webhook_secret: r.try_get("webhook_secret").map_err(db_err)?,
                             source_path: r.try_get("source_path").map_err(db_err)?,
+                            head_sha: r.try_get("head_sha").map_err(db_err)?,
                         })
                     })
                     .collect()
@@ -413,6 +444,7 @@ macro_rules! impl_store {
                             error: r.try_get("error").map_err(db_err)?,
                             created_at: r.try_get("created_at").map_err(db_err)?,
                             finished_at: r.try_get("finished_at").map_err(db_err)?,
+                            forge_status: r.try_get("forge_status").map_err(db_err)?,
                             jobs: Vec::new(),
                         })
                     })
@@ -450,12 +482,12 @@ macro_rules! impl_store {
     };
 }
 
-pub const PRODUCT_SELECT_ONE: &str = "SELECT name, yaml, model, repo, branch, webhook_secret, source_path FROM products WHERE name = $1";
-pub const PRODUCT_SELECT_ALL: &str = "SELECT name, yaml, model, repo, branch, webhook_secret, source_path FROM products ORDER BY name";
+pub const PRODUCT_SELECT_ONE: &str = "SELECT name, yaml, model, repo, branch, webhook_secret, source_path, head_sha FROM products WHERE name = $1";
+pub const PRODUCT_SELECT_ALL: &str = "SELECT name, yaml, model, repo, branch, webhook_secret, source_path, head_sha FROM products ORDER BY name";
 pub const BUILD_SELECT_ONE: &str = "SELECT id, product, belt, number, status, trigger, upstream_build_id, git_ref, sha, \
-     error, created_at, finished_at FROM builds WHERE id = $1";
+     error, created_at, finished_at, forge_status FROM builds WHERE id = $1";
 pub const BUILD_SELECT_FILTERED: &str = "SELECT id, product, belt, number, status, trigger, upstream_build_id, git_ref, sha, \
-     error, created_at, finished_at FROM builds WHERE (CAST($1 AS TEXT) IS NULL OR product = $1) \
+     error, created_at, finished_at, forge_status FROM builds WHERE (CAST($1 AS TEXT) IS NULL OR product = $1) \
      AND (CAST($2 AS TEXT) IS NULL OR status = $2) ORDER BY created_at DESC, id DESC LIMIT $3";
 
 pub(crate) use impl_store;

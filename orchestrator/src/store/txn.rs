@@ -46,8 +46,8 @@ macro_rules! tx_steps {
                 .map_err(db_err)?;
                 let id = uuid::Uuid::now_v7().to_string();
                 sqlx::query(
-                    "INSERT INTO builds (id, product, belt, number, status, trigger, upstream_build_id, git_ref, sha, unfinished, created_at) \
-                     VALUES ($1, $2, $3, $4, 'running', $5, $6, $7, $8, $9, $10)",
+                    "INSERT INTO builds (id, product, belt, number, status, trigger, upstream_build_id, git_ref, sha, unfinished, created_at, forge_status) \
+                     VALUES ($1, $2, $3, $4, 'running', $5, $6, $7, $8, $9, $10, $11)",
                 )
                 .bind(&id)
                 .bind(&new.product)
@@ -59,6 +59,7 @@ macro_rules! tx_steps {
                 .bind(&new.sha)
                 .bind(belt.jobs.len() as i64)
                 .bind(now)
+                .bind(new.trigger.reports_to_forge().then_some(""))
                 .execute(&mut *conn)
                 .await
                 .map_err(db_err)?;
@@ -266,6 +267,13 @@ macro_rules! tx_steps {
                     }
                     let Some(me) = registered.iter().find(|p| p.name == product).cloned() else { continue };
                     for (p, b) in downstream_targets(&me, &belt, &registered) {
+                        // A product from a repository builds the head of its branch.
+                        let head = sqlx::query("SELECT branch, head_sha FROM products WHERE name = $1")
+                            .bind(&p)
+                            .fetch_one(&mut *conn)
+                            .await
+                            .map_err(db_err)?;
+                        let branch: Option<String> = head.try_get("branch").map_err(db_err)?;
                         let new = $crate::store::NewBuild {
                             product: p,
                             belt: b,
@@ -275,8 +283,8 @@ macro_rules! tx_steps {
                                 belt: belt.clone(),
                                 number: number as u64,
                             },
-                            git_ref: None,
-                            sha: None,
+                            git_ref: branch.map(|b| format!("refs/heads/{b}")),
+                            sha: head.try_get("head_sha").map_err(db_err)?,
                             model: None,
                         };
                         Self::insert_build(conn, &new, Some(&build_id), now, work).await?;

@@ -123,6 +123,20 @@ impl Forge {
             .collect()
     }
 
+    /// The repository as the forge's API names it: `owner/name` on GitHub and Gitea, the
+    /// project id on GitLab.
+    pub fn repository(self, p: &Value) -> Option<String> {
+        let v = match self {
+            Forge::GitHub | Forge::Gitea => &p["repository"]["full_name"],
+            Forge::GitLab => &p["project"]["id"],
+        };
+        match v {
+            Value::String(s) if !s.is_empty() => Some(s.clone()),
+            Value::Number(n) => Some(n.to_string()),
+            _ => None,
+        }
+    }
+
     /// The change a delivery describes.
     pub fn change(self, h: &HeaderMap, p: &Value) -> Change {
         match self {

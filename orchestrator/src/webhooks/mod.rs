@@ -117,13 +117,14 @@ async fn handle(
     let mut errors = Vec::new();
     for p in &products {
         let mut kinds = kinds.clone();
-        if matches!(change, Change::Branch { .. })
-            && branch.is_some_and(|b| p.branch.as_deref() == Some(b.as_str()))
-        {
+        let on_default = matches!(change, Change::Branch { .. })
+            && branch.is_some_and(|b| p.branch.as_deref() == Some(b.as_str()));
+        if on_default {
             kinds.push(ScmEventType::Merge);
         }
         let belts = matching_belts(&p.model, &kinds, branch.map(String::as_str), &urls);
-        if belts.is_empty() {
+        // A push to the default branch moves the product's head even when nothing builds.
+        if belts.is_empty() && !on_default {
             continue;
         }
         let (repos, record, at) = (state.repos.clone(), p.clone(), sha.clone());
@@ -136,6 +137,7 @@ async fn handle(
             trigger: BuildTrigger::Webhook {
                 forge: forge.name().into(),
                 git_ref: git_ref.clone(),
+                repository: forge.repository(&payload),
             },
             git_ref: Some(git_ref.clone()),
             sha: Some(sha.clone()),
@@ -153,7 +155,10 @@ async fn handle(
                 }
                 errors.push(json!({ "product": p.name, "error": e }));
             }
-            Ok(model) => {
+            Ok((yaml, model)) => {
+                if on_default {
+                    follow_branch(&state, p, yaml, &model, sha).await?;
+                }
                 for belt in belts.iter().filter(|b| model.belt(b).is_some()) {
                     let b = crate::routes::start(&state, &new(belt, Some(model.clone()))).await?;
                     builds.push(json!({ "id": b.id, "product": b.product, "belt": b.belt, "number": b.number, "sha": sha }));
@@ -169,13 +174,41 @@ async fn handle(
     Ok((status, Json(json!({ "builds": builds, "errors": errors }))))
 }
 
-/// The product's config at the commit, compiled; a bad config is reported, not built.
-fn config_at(repos: &crate::repos::Repos, p: &ProductRecord, sha: &str) -> Result<Product, String> {
+/// The registered product follows its default branch: its config and head become the
+/// pushed commit's, which is what downstream builds of it check out.
+async fn follow_branch(
+    state: &SharedState,
+    p: &ProductRecord,
+    yaml: String,
+    model: &Product,
+    sha: &str,
+) -> AppResult<()> {
+    if model.name != p.name {
+        tracing::warn!(product = %p.name, "not following {sha}: its config names product `{}`", model.name);
+        return Ok(());
+    }
+    let record = ProductRecord {
+        yaml,
+        model: model.clone(),
+        head_sha: Some(sha.to_string()),
+        ..p.clone()
+    };
+    state.store.put_product(&record, now_ms()).await?;
+    Ok(())
+}
+
+/// The product's config at the commit, as text and compiled; a bad config is reported,
+/// not built.
+fn config_at(
+    repos: &crate::repos::Repos,
+    p: &ProductRecord,
+    sha: &str,
+) -> Result<(String, Product), String> {
     let url = p.repo.as_deref().unwrap_or_default();
     let mirror = repos.sync(url)?;
     let text = repos.config_at(&mirror, sha)?;
     let compiled = conveyor_core::compile::compile(".conveyor.yml", &text);
-    compiled.product.ok_or_else(|| {
+    compiled.product.map(|m| (text, m)).ok_or_else(|| {
         let lines: Vec<String> = compiled
             .diagnostics
             .iter()

@@ -2,6 +2,7 @@
 #![allow(dead_code, clippy::unwrap_used, clippy::expect_used)]
 
 pub mod flow;
+pub mod git;
 
 use std::sync::Arc;
 
@@ -73,6 +74,7 @@ pub fn product(yaml: &str) -> ProductRecord {
         branch: None,
         webhook_secret: None,
         source_path: None,
+        head_sha: None,
     }
 }
 
@@ -115,4 +117,26 @@ pub async fn serve_router(
     let base = format!("http://{}", listener.local_addr().unwrap());
     tokio::spawn(async move { axum::serve(listener, app).await.unwrap() });
     base
+}
+
+/// A child process killed when dropped.
+pub struct Proc(pub std::process::Child);
+
+impl Drop for Proc {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
+
+/// A binary of the workspace, beside `conveyor` (`conveyor-runner` is built by
+/// `cargo test --workspace`).
+pub fn bin(name: &str) -> std::path::PathBuf {
+    let path = std::path::PathBuf::from(env!("CARGO_BIN_EXE_conveyor")).with_file_name(name);
+    assert!(
+        path.exists(),
+        "{} is missing: run `cargo build -p conveyor-runner` (or `cargo test --workspace`)",
+        path.display()
+    );
+    path
 }

@@ -25,6 +25,7 @@ pub async fn conveyor(products: &[&str]) -> Conveyor {
         runners: 4,
         fleets: vec!["default".into()],
         admin_token: ADMIN.into(),
+        statuses: Default::default(),
     };
     let engine = conveyor::embedded::Embedded::start(opts)
         .await

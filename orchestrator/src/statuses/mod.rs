@@ -1,0 +1,231 @@
+//! Commit statuses: a build started by a forge's webhook tells that forge its state —
+//! pending when it starts, success or failure when it ends, with a link to the build page.
+//!
+//! Each report is a durable background task in the orchestrator's own database (apalis), so
+//! it survives a restart and is retried with backoff while the forge is unreachable. A task
+//! names only the build: it reads the build's status when it runs, so a late or duplicated
+//! task never sets an older state, and the build row records what the forge was last told.
+
+mod forges;
+mod tasks;
+
+use std::sync::Arc;
+
+use serde_json::Value;
+
+pub use forges::{ForgeApi, Post, Status, request, state};
+pub use tasks::StatusQueue;
+
+use crate::store::{BuildTrigger, Store};
+use crate::webhooks::Forge;
+
+/// Where statuses go: the forges with a token, and the URL build links start with.
+#[derive(Debug, Clone, Default)]
+pub struct StatusConfig {
+    pub apis: Vec<ForgeApi>,
+    /// The orchestrator's public URL, for links to build pages.
+    pub public_url: String,
+}
+
+impl StatusConfig {
+    fn api(&self, forge: &str) -> Option<&ForgeApi> {
+        self.apis.iter().find(|a| a.forge.name() == forge)
+    }
+}
+
+/// `conveyor serve`'s forge settings.
+#[derive(Debug, Clone, clap::Args)]
+pub struct StatusArgs {
+    /// GitHub's API (GitHub Enterprise: `https://HOST/api/v3`).
+    #[arg(
+        long,
+        env = "CONVEYOR_GITHUB_API",
+        default_value = "https://api.github.com"
+    )]
+    pub github_api: String,
+    /// A token that may set commit statuses on GitHub; none, no GitHub statuses.
+    #[arg(long, env = "CONVEYOR_GITHUB_TOKEN", hide_env_values = true)]
+    pub github_token: Option<String>,
+    #[arg(
+        long,
+        env = "CONVEYOR_GITLAB_API",
+        default_value = "https://gitlab.com/api/v4"
+    )]
+    pub gitlab_api: String,
+    #[arg(long, env = "CONVEYOR_GITLAB_TOKEN", hide_env_values = true)]
+    pub gitlab_token: Option<String>,
+    /// Gitea's or Forgejo's API (`https://HOST/api/v1`); needed with a Gitea token.
+    #[arg(long, env = "CONVEYOR_GITEA_API", requires = "gitea_token")]
+    pub gitea_api: Option<String>,
+    #[arg(
+        long,
+        env = "CONVEYOR_GITEA_TOKEN",
+        hide_env_values = true,
+        requires = "gitea_api"
+    )]
+    pub gitea_token: Option<String>,
+    /// The URL people reach this orchestrator at, for links from the forge (default: the
+    /// listen address).
+    #[arg(long, env = "CONVEYOR_PUBLIC_URL")]
+    pub public_url: Option<String>,
+}
+
+impl StatusArgs {
+    pub fn config(self, listen: std::net::SocketAddr) -> StatusConfig {
+        let apis = [
+            (Forge::GitHub, Some(self.github_api), self.github_token),
+            (Forge::GitLab, Some(self.gitlab_api), self.gitlab_token),
+            (Forge::Gitea, self.gitea_api, self.gitea_token),
+        ]
+        .into_iter()
+        .filter_map(|(forge, base, token)| {
+            Some(ForgeApi {
+                forge,
+                base: base?,
+                token: token.filter(|t| !t.is_empty())?,
+            })
+        })
+        .collect();
+        StatusConfig {
+            apis,
+            public_url: self
+                .public_url
+                .unwrap_or_else(|| format!("http://{listen}")),
+        }
+    }
+}
+
+/// Tells forges what their builds are doing.
+pub struct Reporter {
+    store: Arc<dyn Store>,
+    http: reqwest::Client,
+    config: StatusConfig,
+}
+
+/// A report that did not reach the forge; the task is retried.
+#[derive(Debug, thiserror::Error)]
+#[error("{0}")]
+pub struct ReportError(String);
+
+impl Reporter {
+    pub fn new(store: Arc<dyn Store>, config: StatusConfig) -> Self {
+        let http = reqwest::Client::builder()
+            .user_agent(concat!("conveyor/", env!("CARGO_PKG_VERSION")))
+            .timeout(std::time::Duration::from_secs(20))
+            .build()
+            .unwrap_or_default();
+        Reporter {
+            store,
+            http,
+            config,
+        }
+    }
+
+    /// Brings the forge up to date with the build, until what it was told is what the build
+    /// is (a build may finish while its pending status is on the way).
+    pub async fn report(&self, build_id: &str) -> Result<(), ReportError> {
+        for _ in 0..5 {
+            let b = self
+                .store
+                .build(build_id)
+                .await
+                .map_err(|e| ReportError(e.to_string()))?;
+            let Some(b) = b else { return Ok(()) };
+            let Some(told) = b.forge_status.as_deref() else {
+                return Ok(());
+            };
+            if told == b.status {
+                return Ok(());
+            }
+            // The forge hears that a build started before how it ended, even when it ended
+            // before the first report went out.
+            let status = if told.is_empty() && b.finished_at.is_some() {
+                "running"
+            } else {
+                b.status.as_str()
+            };
+            let (
+                BuildTrigger::Webhook {
+                    forge,
+                    repository: Some(repository),
+                    ..
+                },
+                Some(sha),
+            ) = (&b.trigger, &b.sha)
+            else {
+                return Ok(());
+            };
+            if let Some(api) = self.config.api(forge) {
+                let context = format!("conveyor/{}/{}", b.product, b.belt);
+                let description = format!("{} #{} {status}", b.product, b.number);
+                let target_url = format!(
+                    "{}/builds/{}",
+                    self.config.public_url.trim_end_matches('/'),
+                    b.id
+                );
+                let post = request(
+                    api,
+                    &Status {
+                        repository,
+                        sha,
+                        build_status: status,
+                        context: &context,
+                        description: &description,
+                        target_url: &target_url,
+                    },
+                );
+                self.send(&post).await?;
+                tracing::info!(build = %b.id, forge, status, "commit status sent");
+            }
+            self.store
+                .set_forge_status(&b.id, status)
+                .await
+                .map_err(|e| ReportError(e.to_string()))?;
+        }
+        Ok(())
+    }
+
+    async fn send(&self, post: &Post) -> Result<(), ReportError> {
+        let mut req = self.http.post(&post.url).json(&post.body);
+        for (k, v) in &post.headers {
+            req = req.header(*k, v);
+        }
+        let resp = req
+            .send()
+            .await
+            .map_err(|e| ReportError(format!("{}: {e}", post.url)))?;
+        let status = resp.status();
+        if status.is_success() {
+            return Ok(());
+        }
+        let body: Value = resp.json().await.unwrap_or(Value::Null);
+        Err(ReportError(format!(
+            "{} answered {status}: {}",
+            post.url,
+            body.get("message").unwrap_or(&body)
+        )))
+    }
+}
+
+/// Starts reporting when a forge has a token: the task worker in this process, and a task
+/// for every recent build whose forge is behind (reports lost to a crash before they were
+/// queued).
+pub async fn start(
+    store: Arc<dyn Store>,
+    config: StatusConfig,
+) -> Result<Option<StatusQueue>, String> {
+    if config.apis.is_empty() {
+        return Ok(None);
+    }
+    let reporter = Arc::new(Reporter::new(store.clone(), config));
+    let queue = tasks::start(store.pool_handle(), reporter).await?;
+    let week_ago = crate::state::now_ms() - 7 * 24 * 3600 * 1000;
+    let due = store
+        .forge_status_due(week_ago, 10_000)
+        .await
+        .map_err(|e| e.to_string())?;
+    for id in due {
+        queue.push(&id).await;
+    }
+    Ok(Some(queue))
+}
