@@ -219,6 +219,34 @@ async fn clicking_cancel_cancels_the_build_and_re_run_and_start_begin_new_ones()
     let b = Browser::start().await;
     b.goto(&format!("{}/builds/{build}", c.url)).await;
     assert_eq!(b.exec("return document.querySelector('#cancel-build') === null && document.querySelector('#rerun') === null;", json!([])).await, json!(true), "no buttons before signing in");
+    // The fleets page shows the running job and a registered runner.
+    c.state
+        .store
+        .register_runner(
+            "runner-a",
+            &["default".into()],
+            "hash-a",
+            conveyor::state::now_ms(),
+        )
+        .await
+        .unwrap();
+    b.goto(&format!("{}/fleets", c.url)).await;
+    let running = b.text("#running").await;
+    assert!(
+        running.contains("stream") && running.contains("slow ci #1"),
+        "{running}"
+    );
+    let runners = b.text("#runners").await;
+    assert!(
+        runners.contains("runner-a") && runners.contains("online"),
+        "{runners}"
+    );
+    assert_eq!(
+        b.text("#fleet-table tr[data-fleet=\"default\"] td:nth-child(5)")
+            .await,
+        "1"
+    );
+    b.screenshot("desktop-fleets-busy").await;
     sign_in(&b, &c.url).await;
     b.goto(&format!("{}/builds/{build}", c.url)).await;
     b.click("#cancel-build").await;

@@ -102,7 +102,7 @@ pub fn trigger_text(t: &BuildTrigger) -> (String, Option<Link>) {
     match t {
         BuildTrigger::Manual => ("started by hand".into(), None),
         BuildTrigger::Webhook { forge, git_ref, .. } => {
-            (format!("{forge} push to {git_ref}"), None)
+            (format!("{forge} webhook for {git_ref}"), None)
         }
         BuildTrigger::Upstream {
             build_id,
