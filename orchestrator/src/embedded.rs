@@ -81,11 +81,25 @@ impl Embedded {
             state.clone(),
             Duration::from_secs(1),
         ));
+        // The local runners register like any other, so the fleets page lists them.
+        let name = format!("local-{}", std::process::id());
+        let own_token = crate::store::sql::token();
+        state
+            .store
+            .register_runner(
+                &name,
+                &opts.fleets,
+                &crate::auth::token_hash(&own_token),
+                crate::state::now_ms(),
+            )
+            .await?;
+        let client = Arc::new(Client::new(vec![url.clone()], own_token));
+        tasks.push(tokio::spawn(conveyor_runner::client::beat(client.clone())));
         let worker = Arc::new(Worker {
-            name: format!("local-{}", std::process::id()),
+            name,
             fleets: opts.fleets.clone(),
             concurrency: opts.runners.max(1),
-            client: Arc::new(Client::new(vec![url.clone()], runner_token)),
+            client,
             queue,
             exec: ExecConfig::new(opts.data_dir.join("work")),
         });

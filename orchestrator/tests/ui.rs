@@ -238,13 +238,14 @@ async fn clicking_cancel_cancels_the_build_and_re_run_and_start_begin_new_ones()
     );
     let runners = b.text("#runners").await;
     assert!(
-        runners.contains("runner-a") && runners.contains("online"),
+        runners.contains("runner-a") && runners.contains("local-") && runners.contains("online"),
         "{runners}"
     );
+    // The registered runner and the embedded one.
     assert_eq!(
         b.text("#fleet-table tr[data-fleet=\"default\"] td:nth-child(5)")
             .await,
-        "1"
+        "2"
     );
     b.screenshot("desktop-fleets-busy").await;
     sign_in(&b, &c.url).await;

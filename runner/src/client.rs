@@ -131,3 +131,15 @@ impl Client {
         Err(ClientError(last))
     }
 }
+
+/// Tells the orchestrators a runner is alive, every 20 s: the only request an idle runner
+/// makes besides its blocking read of the queue.
+pub async fn beat(client: std::sync::Arc<Client>) {
+    let mut every = tokio::time::interval(std::time::Duration::from_secs(20));
+    loop {
+        every.tick().await;
+        if let Err(e) = client.runner_heartbeat().await {
+            tracing::warn!("runner heartbeat failed: {e}");
+        }
+    }
+}

@@ -100,7 +100,7 @@ async fn run(args: Args) -> ExitCode {
         }
     };
     let client = Arc::new(Client::new(args.servers, own_token));
-    tokio::spawn(beat(client.clone()));
+    tokio::spawn(conveyor_runner::client::beat(client.clone()));
     let worker = Arc::new(Worker {
         name: name.clone(),
         fleets: args.fleets.clone(),
@@ -117,18 +117,6 @@ async fn run(args: Args) -> ExitCode {
     tracing::info!(runner = %name, fleets = ?args.fleets, "waiting for jobs");
     worker.run(stop_rx).await;
     ExitCode::SUCCESS
-}
-
-/// Tells the orchestrators this runner is alive; the only request an idle runner makes
-/// besides its blocking read of the queue.
-async fn beat(client: Arc<Client>) {
-    let mut every = tokio::time::interval(std::time::Duration::from_secs(20));
-    loop {
-        every.tick().await;
-        if let Err(e) = client.runner_heartbeat().await {
-            tracing::warn!("runner heartbeat failed: {e}");
-        }
-    }
 }
 
 /// Registers, retrying for a minute while the orchestrators start.
