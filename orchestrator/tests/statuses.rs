@@ -262,6 +262,36 @@ async fn gitlab_and_gitea_are_told_pending_then_the_outcome_in_their_own_formats
         .await
         .unwrap();
     assert_eq!(b["forge_status"], "succeeded", "{b}");
+
+    // A re-run reports to the same forge and commit, with its own link.
+    let again: Value = http
+        .post(format!("{}/api/v1/builds/{tea_build}/rerun", engine.url))
+        .bearer_auth("admin")
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    let link = format!(
+        "https://ci.example/builds/{}",
+        again["id"].as_str().unwrap()
+    );
+    let of_rerun = |calls: &[Call]| -> Vec<String> {
+        calls
+            .iter()
+            .filter(|c| {
+                c.path == tea_path && c.answered < 300 && c.body["target_url"] == link.as_str()
+            })
+            .map(|c| c.state().to_string())
+            .collect()
+    };
+    let calls = forge
+        .until("the forge hears the re-run's outcome", |calls| {
+            of_rerun(calls).last().map(String::as_str) == Some("success")
+        })
+        .await;
+    assert_eq!(of_rerun(&calls)[0], "pending");
     engine.shutdown().await;
 }
 

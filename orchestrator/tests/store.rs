@@ -657,7 +657,8 @@ pub async fn a_rerun_runs_the_same_jobs_at_the_same_commit_and_names_the_build_i
         b.trigger,
         BuildTrigger::Rerun {
             build_id: first.clone(),
-            number: 1
+            number: 1,
+            forge: None,
         }
     );
     assert_eq!(

@@ -16,7 +16,7 @@ use serde_json::Value;
 pub use forges::{ForgeApi, Post, Status, request, state};
 pub use tasks::StatusQueue;
 
-use crate::store::{BuildTrigger, Store};
+use crate::store::Store;
 use crate::webhooks::Forge;
 
 /// Where statuses go: the forges with a token, and the URL build links start with.
@@ -144,17 +144,10 @@ impl Reporter {
             } else {
                 b.status.as_str()
             };
-            let (
-                BuildTrigger::Webhook {
-                    forge,
-                    repository: Some(repository),
-                    ..
-                },
-                Some(sha),
-            ) = (&b.trigger, &b.sha)
-            else {
+            let (Some(target), Some(sha)) = (b.trigger.forge_target(), &b.sha) else {
                 return Ok(());
             };
+            let (forge, repository) = (target.forge.as_str(), target.repository.as_str());
             if let Some(api) = self.config.api(forge) {
                 let context = format!("conveyor/{}/{}", b.product, b.belt);
                 let description = format!("{} #{} {status}", b.product, b.number);

@@ -107,7 +107,7 @@ macro_rules! action_steps {
                 use sqlx::Row;
                 use $crate::store::sql::{db_err, from_json};
                 let Some(row) = sqlx::query(
-                    "SELECT b.product, b.belt, b.number, b.git_ref, b.sha, b.upstream_build_id, p.model \
+                    "SELECT b.product, b.belt, b.number, b.git_ref, b.sha, b.upstream_build_id, b.trigger, p.model \
                      FROM builds b JOIN products p ON p.name = b.product WHERE b.id = $1",
                 )
                 .bind(id)
@@ -132,6 +132,8 @@ macro_rules! action_steps {
                     trigger: $crate::store::BuildTrigger::Rerun {
                         build_id: id.to_string(),
                         number: row.try_get::<i64, _>("number").map_err(db_err)? as u64,
+                        forge: from_json::<$crate::store::BuildTrigger>(&row.try_get::<String, _>("trigger").map_err(db_err)?)?
+                            .forge_target(),
                     },
                     git_ref: row.try_get("git_ref").map_err(db_err)?,
                     sha: row.try_get("sha").map_err(db_err)?,

@@ -74,20 +74,44 @@ pub enum BuildTrigger {
         number: u64,
     },
     /// Someone re-ran build `number` (id `build_id`) of the same product.
-    Rerun { build_id: String, number: u64 },
+    Rerun {
+        build_id: String,
+        number: u64,
+        /// The forge and repository the re-run build reported to, if it did: a re-run
+        /// reports to them too.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        forge: Option<ForgeTarget>,
+    },
+}
+
+/// Where a build's commit statuses go.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ForgeTarget {
+    pub forge: String,
+    pub repository: String,
 }
 
 impl BuildTrigger {
     /// Whether the build reports its status to a forge (it came from a forge's webhook and
     /// the forge named its repository).
     pub fn reports_to_forge(&self) -> bool {
-        matches!(
-            self,
+        self.forge_target().is_some()
+    }
+
+    /// The forge and repository the build reports to.
+    pub fn forge_target(&self) -> Option<ForgeTarget> {
+        match self {
             BuildTrigger::Webhook {
-                repository: Some(_),
+                forge,
+                repository: Some(repository),
                 ..
-            }
-        )
+            } => Some(ForgeTarget {
+                forge: forge.clone(),
+                repository: repository.clone(),
+            }),
+            BuildTrigger::Rerun { forge, .. } => forge.clone(),
+            _ => None,
+        }
     }
 }
 

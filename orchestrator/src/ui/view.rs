@@ -116,7 +116,9 @@ pub fn trigger_text(t: &BuildTrigger) -> (String, Option<Link>) {
                 text: format!("{product} {belt} #{number}"),
             }),
         ),
-        BuildTrigger::Rerun { build_id, number } => (
+        BuildTrigger::Rerun {
+            build_id, number, ..
+        } => (
             "re-run of".into(),
             Some(Link {
                 href: format!("/builds/{build_id}"),
