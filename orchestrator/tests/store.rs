@@ -725,6 +725,18 @@ pub async fn a_builds_edges_its_job_runs_build_and_a_logs_tail_are_read_back(
     assert!(store.log_tail("nope", None, 2).await.unwrap().is_empty());
 }
 
+pub async fn one_job_run_reads_back_as_its_build_shows_it(store: Arc<dyn Store>) {
+    setup(&store).await;
+    let (b, _) = store.create_build(&manual("shop", "ci"), 5).await.unwrap();
+    finish(&store, &b, "build", Outcome::Succeeded, &[("VERSION", "3")]).await;
+    let view = store.build(&b).await.unwrap().unwrap();
+    for job in &view.jobs {
+        assert_eq!(store.job_run(&job.id).await.unwrap().as_ref(), Some(job));
+    }
+    assert_eq!(view.jobs[0].outputs["VERSION"], "3");
+    assert_eq!(store.job_run("nope").await.unwrap(), None);
+}
+
 macro_rules! suite {
     ($backend:ident) => {
         mod $backend {
@@ -751,6 +763,7 @@ macro_rules! suite {
             t!(builds_are_listed_newest_first_and_filtered);
             t!(a_manual_downstream_build_reads_the_upstream_build_its_selector_names);
             t!(forge_builds_are_due_a_report_until_told_and_downstreams_build_their_head);
+            t!(one_job_run_reads_back_as_its_build_shows_it);
             t!(approving_a_waiting_manual_job_queues_and_dispatches_it);
             t!(cancelling_one_job_run_skips_its_dependents_and_signals_a_running_one);
             t!(a_rerun_runs_the_same_jobs_at_the_same_commit_and_names_the_build_it_reruns);

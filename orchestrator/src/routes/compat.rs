@@ -78,7 +78,6 @@ pub async fn stream(
     let feed = Feed {
         rx: state.events.subscribe(),
         state,
-        build: build.id.clone(),
         id: job.id.clone(),
         after: 0,
         pending: Vec::new().into_iter(),
@@ -97,7 +96,6 @@ const FINAL: [&str; 4] = ["succeeded", "failed", "skipped", "cancelled"];
 
 struct Feed {
     state: SharedState,
-    build: String,
     id: String,
     after: i64,
     pending: std::vec::IntoIter<Sse>,
@@ -115,13 +113,9 @@ impl Feed {
                 return None;
             }
             // Read whether it has finished before reading lines, so none are missed.
-            let finished = match self.state.store.build(&self.build).await {
-                Ok(Some(b)) => b
-                    .jobs
-                    .iter()
-                    .find(|j| j.id == self.id)
-                    .is_none_or(|j| FINAL.contains(&j.status.as_str())),
-                _ => true,
+            let finished = match self.state.store.job_run(&self.id).await {
+                Ok(j) => j.is_none_or(|j| FINAL.contains(&j.status.as_str())),
+                Err(_) => true,
             };
             let rows = self
                 .state

@@ -308,6 +308,8 @@ pub trait Store: Send + Sync {
     async fn forge_status_due(&self, since: i64, limit: u32) -> Result<Vec<String>>;
     /// Records that the forge was told `status` for build `id`.
     async fn set_forge_status(&self, id: &str, status: &str) -> Result<()>;
+    /// One job run, as a build shows it.
+    async fn job_run(&self, id: &str) -> Result<Option<JobRunView>>;
     /// The connection pool, for background tasks kept in the same database (apalis).
     fn pool_handle(&self) -> PoolHandle;
     /// Approves a `waiting` (manual) job run: it is queued and dispatched. `None` if no job

@@ -338,6 +338,15 @@ macro_rules! impl_store {
                 Ok(())
             }
 
+            async fn job_run(&self, id: &str) -> $crate::store::Result<Option<$crate::store::JobRunView>> {
+                let rows = sqlx::query($crate::store::shared::JOB_SELECT_ONE)
+                    .bind(id)
+                    .fetch_all(self.pool())
+                    .await
+                    .map_err($crate::store::sql::db_err)?;
+                Ok(Self::job_rows(rows)?.pop())
+            }
+
             fn pool_handle(&self) -> $crate::store::PoolHandle {
                 self.pool().clone().into()
             }
@@ -452,13 +461,17 @@ macro_rules! impl_store {
             }
 
             async fn job_views(&self, build_id: &str) -> $crate::store::Result<Vec<$crate::store::JobRunView>> {
+                let rows = sqlx::query($crate::store::shared::JOB_SELECT_BY_BUILD)
+                    .bind(build_id)
+                    .fetch_all(self.pool())
+                    .await
+                    .map_err($crate::store::sql::db_err)?;
+                Self::job_rows(rows)
+            }
+
+            fn job_rows(rows: Vec<<$db as sqlx::Database>::Row>) -> $crate::store::Result<Vec<$crate::store::JobRunView>> {
                 use sqlx::Row;
                 use $crate::store::sql::{db_err, outputs_of};
-                let rows = sqlx::query(
-                    "SELECT id, name, status, attempt, exit_code, outputs, fleet, lease_owner, error, queued_at, started_at, finished_at \
-                     FROM job_runs WHERE build_id = $1 ORDER BY idx",
-                )
-                .bind(build_id).fetch_all(self.pool()).await.map_err(db_err)?;
                 rows.iter()
                     .map(|r| {
                         Ok($crate::store::JobRunView {
@@ -482,6 +495,17 @@ macro_rules! impl_store {
     };
 }
 
+macro_rules! job_select {
+    ($where:literal) => {
+        concat!(
+            "SELECT id, name, status, attempt, exit_code, outputs, fleet, lease_owner, error, ",
+            "queued_at, started_at, finished_at FROM job_runs ",
+            $where
+        )
+    };
+}
+pub const JOB_SELECT_BY_BUILD: &str = job_select!("WHERE build_id = $1 ORDER BY idx");
+pub const JOB_SELECT_ONE: &str = job_select!("WHERE id = $1");
 pub const PRODUCT_SELECT_ONE: &str = "SELECT name, yaml, model, repo, branch, webhook_secret, source_path, head_sha FROM products WHERE name = $1";
 pub const PRODUCT_SELECT_ALL: &str = "SELECT name, yaml, model, repo, branch, webhook_secret, source_path, head_sha FROM products ORDER BY name";
 pub const BUILD_SELECT_ONE: &str = "SELECT id, product, belt, number, status, trigger, upstream_build_id, git_ref, sha, \

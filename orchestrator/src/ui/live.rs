@@ -118,9 +118,13 @@ impl JobFeed {
                     .data(json!(data).to_string()),
             ));
         }
-        let (_, j) = job_of(&self.state, &self.id)
-            .await
-            .map_err(|_| AppError::NotFound("job run".into()))?;
+        // One row, not the whole build: this runs about once a second per viewer.
+        let j = self
+            .state
+            .store
+            .job_run(&self.id)
+            .await?
+            .ok_or_else(|| AppError::NotFound("job run".into()))?;
         if self.status.as_deref() != Some(j.status.as_str()) {
             self.status = Some(j.status.clone());
             let data = json!({
