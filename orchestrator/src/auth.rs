@@ -10,6 +10,23 @@ use crate::state::SharedState;
 /// A request carrying the admin token.
 pub struct Admin;
 
+/// A request that may read products, builds, logs and runners: anyone when reads are public
+/// (`--public-ui`, and always under `conveyor up`), else one with the admin token or a
+/// signed-in dashboard session.
+pub struct ApiReader;
+
+impl FromRequestParts<SharedState> for ApiReader {
+    type Rejection = AppError;
+    async fn from_request_parts(parts: &mut Parts, state: &SharedState) -> Result<Self, AppError> {
+        let admin = bearer(parts).is_some_and(|t| same(t, &state.admin_token));
+        if state.public_ui || admin || crate::ui::signed_in(parts, state) {
+            Ok(ApiReader)
+        } else {
+            Err(AppError::Unauthorized)
+        }
+    }
+}
+
 /// A request carrying the fleet registration token (or the admin token).
 pub struct Registration;
 

@@ -131,6 +131,7 @@ impl Cluster {
     async fn get_build(&self, url: &str, id: &str) -> Option<Value> {
         self.http
             .get(format!("{url}/api/v1/builds/{id}"))
+            .bearer_auth(ADMIN)
             .send()
             .await
             .ok()?

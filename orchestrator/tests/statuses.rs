@@ -410,6 +410,7 @@ async fn the_outcome_reaches_github_through_a_forge_outage_and_an_orchestrator_k
     assert_eq!(forge.accepted(&path)[0], "pending");
     let b: Value = http
         .get(format!("http://127.0.0.1:{second}/api/v1/builds/{build}"))
+        .bearer_auth("admin")
         .send()
         .await
         .unwrap()

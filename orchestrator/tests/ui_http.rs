@@ -225,6 +225,35 @@ belts:
             "{path}"
         );
     }
+    // The API's reads are private too: the admin token reads them, nobody else; health
+    // and metrics stay open for probes and scrapers.
+    for path in [
+        format!("/api/v1/builds/{build}"),
+        "/api/v1/builds".to_string(),
+        "/api/v1/products".into(),
+        "/api/v1/runners".into(),
+        format!("/api/v1/job-runs/{talk}/logs"),
+        format!("/logs?runid={build}"),
+    ] {
+        let res = get(path.clone()).await.unwrap();
+        assert_eq!(res.status().as_u16(), 401, "{path}");
+        let body: serde_json::Value = res.json().await.unwrap();
+        assert!(body["error"].is_string(), "{path}: {body}");
+        let res = http
+            .get(format!("{url}{path}"))
+            .bearer_auth(ADMIN)
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(res.status().as_u16(), 200, "{path} with the admin token");
+    }
+    for path in ["/health", "/metrics", "/api/openapi.json"] {
+        assert_eq!(
+            get(path.into()).await.unwrap().status().as_u16(),
+            200,
+            "{path}"
+        );
+    }
 }
 
 #[tokio::test]

@@ -6,7 +6,7 @@ use axum::http::StatusCode;
 use serde::Deserialize;
 use serde_json::{Value, json};
 
-use crate::auth::Admin;
+use crate::auth::{Admin, ApiReader};
 use crate::error::{AppError, AppResult};
 use crate::state::{SharedState, now_ms};
 use crate::store::{BuildFilter, BuildTrigger, BuildView, NewBuild};
@@ -55,6 +55,7 @@ pub async fn start_build(state: &SharedState, new: &NewBuild) -> AppResult<Build
 
 pub async fn list(
     State(state): State<SharedState>,
+    _: ApiReader,
     Query(filter): Query<BuildFilter>,
 ) -> AppResult<Json<Value>> {
     Ok(Json(
@@ -66,6 +67,7 @@ pub async fn list(
 /// it (`upstream_build_id`).
 pub async fn show(
     State(state): State<SharedState>,
+    _: ApiReader,
     Path(id): Path<String>,
 ) -> AppResult<Json<Value>> {
     let build = state
@@ -89,7 +91,7 @@ pub async fn cancel(
         .await?
         .ok_or_else(|| AppError::NotFound(format!("no build `{id}`")))?;
     state.apply(effects).await;
-    show(State(state), Path(id)).await
+    show(State(state), ApiReader, Path(id)).await
 }
 
 #[derive(Deserialize)]
@@ -100,6 +102,7 @@ pub struct LogQuery {
 
 pub async fn logs(
     State(state): State<SharedState>,
+    _: ApiReader,
     Path(id): Path<String>,
     Query(q): Query<LogQuery>,
 ) -> AppResult<Json<Value>> {

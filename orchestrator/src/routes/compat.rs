@@ -12,6 +12,7 @@ use axum::response::{IntoResponse, Response};
 use serde::Deserialize;
 use serde_json::{Value, json};
 
+use crate::auth::ApiReader;
 use crate::error::{AppError, AppResult};
 use crate::state::{Event, SharedState};
 use crate::store::BuildView;
@@ -37,6 +38,7 @@ async fn build_of(state: &SharedState, runid: &str) -> AppResult<BuildView> {
 /// Every stored line of the run's drivers (one driver when named), oldest first.
 pub async fn logs(
     State(state): State<SharedState>,
+    _: ApiReader,
     Query(q): Query<LogsQuery>,
 ) -> AppResult<Json<Value>> {
     let build = build_of(&state, &q.runid).await?;
@@ -67,6 +69,7 @@ pub async fn logs(
 /// finished and everything is sent.
 pub async fn stream(
     State(state): State<SharedState>,
+    _: ApiReader,
     Path((driver, runid)): Path<(String, String)>,
 ) -> AppResult<Response> {
     let build = build_of(&state, &runid).await?;

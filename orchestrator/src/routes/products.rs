@@ -7,7 +7,7 @@ use axum::http::StatusCode;
 use serde::Deserialize;
 use serde_json::{Value, json};
 
-use crate::auth::Admin;
+use crate::auth::{Admin, ApiReader};
 use crate::error::{AppError, AppResult};
 use crate::registry;
 use crate::state::{SharedState, now_ms};
@@ -58,12 +58,13 @@ pub async fn register(
     ))
 }
 
-pub async fn list(State(state): State<SharedState>) -> AppResult<Json<Value>> {
+pub async fn list(State(state): State<SharedState>, _: ApiReader) -> AppResult<Json<Value>> {
     Ok(Json(json!({ "products": state.store.products().await? })))
 }
 
 pub async fn show(
     State(state): State<SharedState>,
+    _: ApiReader,
     Path(product): Path<String>,
 ) -> AppResult<Json<Value>> {
     let p = state

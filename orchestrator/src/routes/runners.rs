@@ -7,7 +7,7 @@ use axum::http::StatusCode;
 use serde::Deserialize;
 use serde_json::{Value, json};
 
-use crate::auth::{Registration, RunnerAuth, token_hash};
+use crate::auth::{ApiReader, Registration, RunnerAuth, token_hash};
 use crate::error::{AppError, AppResult};
 use crate::state::{SharedState, now_ms};
 
@@ -61,7 +61,7 @@ pub async fn heartbeat(_: RunnerAuth) -> StatusCode {
     StatusCode::NO_CONTENT
 }
 
-pub async fn list(State(state): State<SharedState>) -> AppResult<Json<Value>> {
+pub async fn list(State(state): State<SharedState>, _: ApiReader) -> AppResult<Json<Value>> {
     let now = now_ms();
     let runners: Vec<Value> = state
         .store

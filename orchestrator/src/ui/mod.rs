@@ -13,6 +13,8 @@ mod live;
 mod overview;
 mod product;
 mod session;
+
+pub use session::signed_in;
 mod view;
 
 use axum::Router;

@@ -61,6 +61,11 @@ impl FromRequestParts<SharedState> for Reader {
     }
 }
 
+/// Whether the request carries a valid dashboard session.
+pub fn signed_in(parts: &Parts, state: &SharedState) -> bool {
+    session_cookie(&parts.headers).is_some_and(|c| valid(state, &c, now_ms()))
+}
+
 fn viewer(parts: &Parts, state: &SharedState) -> Viewer {
     let here = parts
         .uri
