@@ -192,7 +192,8 @@ pub struct ApiArgs {
     /// The orchestrator's URL.
     #[arg(long, env = "CONVEYOR_SERVER", default_value = "http://127.0.0.1:8080")]
     pub server: String,
-    /// The admin token (needed to start builds).
+    /// The admin token (needed to start builds, and to read from a server without
+    /// `--public-ui`).
     #[arg(long, env = "CONVEYOR_TOKEN")]
     pub token: Option<String>,
 }
