@@ -288,6 +288,37 @@ async fn clicking_cancel_cancels_the_build_and_re_run_and_start_begin_new_ones()
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_overview_shows_builds_start_and_finish_without_a_reload() {
+    let _one = ONE_BROWSER.lock().await;
+    let c = conveyor(&[QUICK]).await;
+    let b = Browser::start().await;
+    b.goto(&c.url).await;
+    let content = "return document.getElementById('live-page').innerText;";
+    let before = b.exec(content, json!([])).await;
+    assert!(!before.as_str().unwrap().contains("ci #1"), "{before}");
+    // A mark that a reload would wipe.
+    b.exec("window.stayed = true; return true;", json!([]))
+        .await;
+    let build = c.build("quick", "ci").await;
+    b.wait_for(
+        "the new build on the overview",
+        "return document.getElementById('live-page').innerText.includes('ci #1');",
+    )
+    .await;
+    assert_eq!(c.until_finished(&build).await, "succeeded");
+    b.wait_for(
+        "the build's success on the overview",
+        "return document.querySelector('#live-page td [data-state=\"succeeded\"]') !== null;",
+    )
+    .await;
+    assert_eq!(
+        b.exec("return window.stayed === true;", json!([])).await,
+        json!(true),
+        "the page was updated in place, not reloaded"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn approving_a_manual_job_by_clicking_runs_it() {
     let _one = ONE_BROWSER.lock().await;
     let c = conveyor(&[QUICK, SHIP]).await;

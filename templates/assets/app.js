@@ -126,4 +126,26 @@
       if (moved) window.location.reload();
     });
   }
+
+  // The overview and product pages: when a build starts or ends, fetch the page again and
+  // swap in its content (at most once a second), keeping the scroll position.
+  var page = document.getElementById("live-page");
+  if (page && page.dataset.events) {
+    var psrc = new EventSource(page.dataset.events);
+    var pending = null;
+    function refresh() {
+      pending = null;
+      fetch(window.location.href, { credentials: "same-origin" })
+        .then(function (r) { return r.ok ? r.text() : null; })
+        .then(function (html) {
+          if (!html) return;
+          var next = new DOMParser().parseFromString(html, "text/html").getElementById("live-page");
+          var now = document.getElementById("live-page");
+          if (next && now) now.innerHTML = next.innerHTML;
+        });
+    }
+    psrc.addEventListener("changed", function () {
+      if (!pending) pending = setTimeout(refresh, 1000);
+    });
+  }
 })();

@@ -259,6 +259,26 @@ impl BuildFeed {
     }
 }
 
+/// Builds created and finished, as `changed` events naming the build: the overview and
+/// product pages refresh their content on each. Only this orchestrator's changes arrive;
+/// a page on another one refreshes when that one hears of a change.
+pub async fn changes(State(state): State<SharedState>, Reader(_): Reader) -> Response {
+    let rx = state.events.subscribe();
+    let stream = futures_util::stream::unfold(rx, |mut rx| async move {
+        loop {
+            let id = match rx.recv().await {
+                Ok(Event::BuildCreated { id } | Event::BuildFinished { id }) => id,
+                Ok(_) => continue,
+                // Missed some: say something changed.
+                Err(broadcast::error::RecvError::Lagged(_)) => String::new(),
+                Err(broadcast::error::RecvError::Closed) => return None,
+            };
+            return Some((Ok(Sse::default().event("changed").data(id)), rx));
+        }
+    });
+    sse(stream)
+}
+
 fn sse(events: impl Stream<Item = Result<Sse, Infallible>> + Send + 'static) -> Response {
     axum::response::Sse::new(events)
         .keep_alive(KeepAlive::default())

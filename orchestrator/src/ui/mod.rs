@@ -13,9 +13,9 @@ mod live;
 mod overview;
 mod product;
 mod session;
+mod view;
 
 pub use session::signed_in;
-mod view;
 
 use axum::Router;
 use axum::http::StatusCode;
@@ -44,6 +44,7 @@ pub fn routes() -> Router<SharedState> {
         .route("/jobs/{id}/approve", post(actions::approve))
         .route("/jobs/{id}/cancel", post(actions::cancel_job))
         .route("/fleets", get(fleets::page))
+        .route("/events", get(live::changes))
         .route("/sign-in", get(session::page).post(session::sign_in))
         .route("/sign-out", post(session::sign_out))
         .route("/assets/app.css", get(assets::css))
