@@ -1,0 +1,337 @@
+//! A build from creation to its end: queueing, claims, completions, failures, retries, leases,
+//! downstream products, conditions and cancelling.
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
+use std::collections::BTreeMap;
+use std::sync::Arc;
+
+use conveyor::store::{BuildTrigger, Store};
+use conveyor_core::protocol::Outcome;
+
+use crate::common;
+use crate::common::flow::*;
+
+pub async fn products_are_registered_and_replaced(store: Arc<dyn Store>) {
+    setup(&store).await;
+    let mut shop = common::product(SHOP);
+    shop.repo = Some("file:///srv/shop.git".into());
+    store.put_product(&shop, 2).await.unwrap();
+    let names: Vec<String> = store
+        .products()
+        .await
+        .unwrap()
+        .into_iter()
+        .map(|p| p.name)
+        .collect();
+    assert_eq!(names, ["deploy", "shop"]);
+    assert_eq!(
+        store
+            .product("shop")
+            .await
+            .unwrap()
+            .unwrap()
+            .repo
+            .as_deref(),
+        Some("file:///srv/shop.git")
+    );
+    assert!(store.product("nope").await.unwrap().is_none());
+}
+
+pub async fn a_new_build_queues_only_jobs_without_dependencies_and_is_numbered(
+    store: Arc<dyn Store>,
+) {
+    setup(&store).await;
+    let (id, effects) = store.create_build(&manual("shop", "ci"), 5).await.unwrap();
+    assert_eq!(dispatched(&store, &id, &effects).await, ["build", "lint"]);
+    let (id2, _) = store.create_build(&manual("shop", "ci"), 6).await.unwrap();
+    let (b1, b2) = (
+        store.build(&id).await.unwrap().unwrap(),
+        store.build(&id2).await.unwrap().unwrap(),
+    );
+    assert_eq!(
+        (b1.number, b2.number, b1.status.as_str()),
+        (1, 2, "running")
+    );
+    let (_, jobs) = status_of(&store, &id).await;
+    assert_eq!(
+        jobs,
+        [
+            ("build".into(), "queued".into()),
+            ("test".into(), "pending".into()),
+            ("lint".into(), "queued".into()),
+            ("package".into(), "pending".into())
+        ]
+    );
+    assert!(
+        store
+            .create_build(&manual("shop", "nope"), 7)
+            .await
+            .is_err()
+    );
+}
+
+pub async fn a_job_run_is_claimed_once_and_only_at_its_attempt(store: Arc<dyn Store>) {
+    setup(&store).await;
+    let (b, _) = store.create_build(&manual("shop", "ci"), 5).await.unwrap();
+    let id = run_id(&store, &b, "build").await;
+    assert!(
+        claim(&store, &id, 2).await.is_none(),
+        "a stale attempt is refused"
+    );
+    let spec = claim(&store, &id, 1).await.expect("first claim wins");
+    assert!(
+        claim(&store, &id, 1).await.is_none(),
+        "a duplicate message is dropped"
+    );
+    assert_eq!(
+        (
+            spec.product.as_str(),
+            spec.belt.as_str(),
+            spec.job.as_str(),
+            spec.build_number
+        ),
+        ("shop", "ci", "build", 1)
+    );
+    let env: BTreeMap<_, _> = spec.env.iter().cloned().collect();
+    assert_eq!(env["CONVEYOR_JOB"], "build");
+    assert_eq!(env["CONVEYOR_ATTEMPT"], "1");
+    assert_eq!(env["CONVEYOR_BUILD_ID"], b);
+}
+
+pub async fn completing_a_job_unblocks_dependents_with_its_outputs(store: Arc<dyn Store>) {
+    setup(&store).await;
+    let (b, _) = store.create_build(&manual("shop", "ci"), 5).await.unwrap();
+    let effects = finish(
+        &store,
+        &b,
+        "build",
+        Outcome::Succeeded,
+        &[("VERSION", "$(rm -rf ~) 'q'\t")],
+    )
+    .await;
+    assert_eq!(dispatched(&store, &b, &effects).await, ["test"]);
+    let spec = claim(&store, &run_id(&store, &b, "test").await, 1)
+        .await
+        .unwrap();
+    assert_eq!(spec.script, "echo \"${CONVEYOR_REF_1}\"");
+    let env: BTreeMap<_, _> = spec.env.iter().cloned().collect();
+    assert_eq!(
+        env["CONVEYOR_REF_1"], "$(rm -rf ~) 'q'\t",
+        "the value travels as data"
+    );
+}
+
+pub async fn a_failure_skips_dependents_and_fails_the_build_after_the_rest(store: Arc<dyn Store>) {
+    setup(&store).await;
+    let (b, _) = store.create_build(&manual("shop", "ci"), 5).await.unwrap();
+    let e = finish(&store, &b, "build", Outcome::Failed, &[]).await;
+    assert!(
+        e.dispatch.is_empty() && e.finished.is_empty(),
+        "lint still runs"
+    );
+    let (status, jobs) = status_of(&store, &b).await;
+    assert_eq!(status, "running");
+    assert_eq!(jobs[1], ("test".into(), "skipped".into()));
+    assert_eq!(jobs[3], ("package".into(), "skipped".into()));
+    let e = finish(&store, &b, "lint", Outcome::Succeeded, &[]).await;
+    assert_eq!(e.finished, vec![b.clone()]);
+    assert!(e.created.is_empty(), "a failed build fires no downstream");
+    assert_eq!(status_of(&store, &b).await.0, "failed");
+}
+
+pub async fn a_failed_job_with_retries_runs_again_at_the_next_attempt(store: Arc<dyn Store>) {
+    setup(&store).await;
+    let (b, _) = store.create_build(&manual("shop", "ci"), 5).await.unwrap();
+    finish(&store, &b, "build", Outcome::Succeeded, &[("VERSION", "1")]).await;
+    let e = finish(&store, &b, "test", Outcome::Failed, &[]).await;
+    assert_eq!(e.dispatch.len(), 1);
+    assert_eq!(e.dispatch[0].msg.attempt, 2);
+    finish(&store, &b, "test", Outcome::Succeeded, &[]).await;
+    let v = store.build(&b).await.unwrap().unwrap();
+    let test = v.jobs.iter().find(|j| j.name == "test").unwrap();
+    assert_eq!((test.status.as_str(), test.attempts), ("succeeded", 2));
+}
+
+pub async fn a_completion_with_a_lost_lease_is_discarded(store: Arc<dyn Store>) {
+    setup(&store).await;
+    let (b, _) = store.create_build(&manual("shop", "ci"), 5).await.unwrap();
+    let spec = claim(&store, &run_id(&store, &b, "lint").await, 1)
+        .await
+        .unwrap();
+    let mut forged = done(&spec, Outcome::Succeeded, &[]);
+    forged.lease.lease_token = "not-the-token".into();
+    assert!(store.complete(&forged, 20).await.unwrap().is_none());
+    assert!(
+        store
+            .heartbeat(&forged.lease, LEASE_MS, 20)
+            .await
+            .unwrap()
+            .is_none()
+    );
+    assert_eq!(
+        store.heartbeat(&spec.lease, LEASE_MS, 20).await.unwrap(),
+        Some(false)
+    );
+    assert!(
+        store
+            .complete(&done(&spec, Outcome::Succeeded, &[]), 30)
+            .await
+            .unwrap()
+            .is_some()
+    );
+    assert!(
+        store
+            .complete(&done(&spec, Outcome::Failed, &[]), 40)
+            .await
+            .unwrap()
+            .is_none(),
+        "completed once"
+    );
+    assert!(
+        store
+            .heartbeat(&spec.lease, LEASE_MS, 50)
+            .await
+            .unwrap()
+            .is_none()
+    );
+}
+
+pub async fn an_expired_lease_is_requeued_and_a_runner_lost_too_often_fails_the_job(
+    store: Arc<dyn Store>,
+) {
+    setup(&store).await;
+    let (b, _) = store.create_build(&manual("shop", "ci"), 5).await.unwrap();
+    let id = run_id(&store, &b, "lint").await;
+    let spec = claim(&store, &id, 1).await.unwrap();
+    assert!(
+        store
+            .reap(10 + LEASE_MS - 1, 1)
+            .await
+            .unwrap()
+            .dispatch
+            .is_empty(),
+        "the lease still holds"
+    );
+    let e = store.reap(10 + LEASE_MS + 1, 1).await.unwrap();
+    assert_eq!(e.dispatch.len(), 1);
+    assert_eq!(
+        (
+            e.dispatch[0].msg.job_run_id.as_str(),
+            e.dispatch[0].msg.attempt
+        ),
+        (id.as_str(), 2)
+    );
+    assert!(
+        store
+            .complete(&done(&spec, Outcome::Succeeded, &[]), 20)
+            .await
+            .unwrap()
+            .is_none(),
+        "the old runner is fenced out"
+    );
+    claim(&store, &id, 2).await.unwrap();
+    let e = store.reap(i64::MAX / 2, 1).await.unwrap();
+    assert!(e.dispatch.is_empty());
+    let v = store.build(&b).await.unwrap().unwrap();
+    let lint = v.jobs.iter().find(|j| j.name == "lint").unwrap();
+    assert_eq!(
+        (lint.status.as_str(), lint.error.as_deref()),
+        ("failed", Some("lost its runner 2 times"))
+    );
+}
+
+pub async fn a_successful_build_fires_its_downstream_product_with_the_upstream_outputs(
+    store: Arc<dyn Store>,
+) {
+    setup(&store).await;
+    let (b, _) = store.create_build(&manual("shop", "ci"), 5).await.unwrap();
+    finish(
+        &store,
+        &b,
+        "build",
+        Outcome::Succeeded,
+        &[("VERSION", "7.0")],
+    )
+    .await;
+    finish(&store, &b, "lint", Outcome::Succeeded, &[]).await;
+    finish(&store, &b, "test", Outcome::Succeeded, &[]).await;
+    let e = finish(&store, &b, "package", Outcome::Succeeded, &[]).await;
+    assert_eq!(e.finished, vec![b.clone()]);
+    assert_eq!(e.created.len(), 1);
+    let down = &e.created[0];
+    assert_eq!(
+        store.downstream_builds(&b).await.unwrap(),
+        vec![down.clone()]
+    );
+    let d = store.build(down).await.unwrap().unwrap();
+    assert_eq!(
+        (
+            d.product.as_str(),
+            d.belt.as_str(),
+            d.upstream_build_id.as_deref()
+        ),
+        ("deploy", "release", Some(b.as_str()))
+    );
+    assert!(
+        matches!(&d.trigger, BuildTrigger::Upstream { product, number: 1, .. } if product == "shop")
+    );
+    assert_eq!(dispatched(&store, down, &e).await, ["ship"]);
+    let spec = claim(&store, &run_id(&store, down, "ship").await, 1)
+        .await
+        .unwrap();
+    let env: BTreeMap<_, _> = spec.env.iter().cloned().collect();
+    assert_eq!(env["CONVEYOR_REF_1"], "7.0");
+}
+
+pub async fn a_false_condition_skips_and_a_manual_job_waits(store: Arc<dyn Store>) {
+    setup(&store).await;
+    let (b, e) = store
+        .create_build(&manual("deploy", "release"), 5)
+        .await
+        .unwrap();
+    assert_eq!(dispatched(&store, &b, &e).await, ["ship"]);
+    let (_, jobs) = status_of(&store, &b).await;
+    assert_eq!(jobs[2], ("approve".into(), "waiting".into()));
+    let e = finish(&store, &b, "ship", Outcome::Succeeded, &[("DONE", "no")]).await;
+    assert!(e.dispatch.is_empty());
+    assert_eq!(
+        status_of(&store, &b).await.1[1],
+        ("maybe".into(), "skipped".into())
+    );
+}
+
+pub async fn cancelling_stops_queued_jobs_and_signals_running_ones(store: Arc<dyn Store>) {
+    setup(&store).await;
+    let (b, _) = store.create_build(&manual("shop", "ci"), 5).await.unwrap();
+    let spec = claim(&store, &run_id(&store, &b, "build").await, 1)
+        .await
+        .unwrap();
+    store
+        .cancel_build(&b, 10)
+        .await
+        .unwrap()
+        .expect("build exists");
+    assert_eq!(
+        store.heartbeat(&spec.lease, LEASE_MS, 11).await.unwrap(),
+        Some(true)
+    );
+    let e = store
+        .complete(&done(&spec, Outcome::Cancelled, &[]), 12)
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(e.finished, vec![b.clone()]);
+    let (status, jobs) = status_of(&store, &b).await;
+    assert_eq!(status, "cancelled");
+    assert!(
+        jobs.iter().all(|(_, s)| s == "cancelled" || s == "skipped"),
+        "{jobs:?}"
+    );
+    assert!(
+        store
+            .cancel_build("no-such-build", 13)
+            .await
+            .unwrap()
+            .is_none()
+    );
+}

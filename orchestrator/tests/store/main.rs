@@ -1,0 +1,52 @@
+//! The store suite: every use case, run against SQLite and against Postgres. The cases live in
+//! `lifecycle.rs` (a build from creation to its end), `reads.rs` (what the API and the pages
+//! read back) and `actions.rs` (approve, cancel one job, re-run, forge statuses).
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
+mod actions;
+#[path = "../common/mod.rs"]
+mod common;
+mod lifecycle;
+mod reads;
+
+use actions::*;
+use lifecycle::*;
+use reads::*;
+
+macro_rules! suite {
+    ($backend:ident) => {
+        mod $backend {
+            macro_rules! t {
+                ($name:ident) => {
+                    #[tokio::test]
+                    async fn $name() {
+                        super::$name(crate::common::$backend().await).await;
+                    }
+                };
+            }
+            t!(products_are_registered_and_replaced);
+            t!(a_new_build_queues_only_jobs_without_dependencies_and_is_numbered);
+            t!(a_job_run_is_claimed_once_and_only_at_its_attempt);
+            t!(completing_a_job_unblocks_dependents_with_its_outputs);
+            t!(a_failure_skips_dependents_and_fails_the_build_after_the_rest);
+            t!(a_failed_job_with_retries_runs_again_at_the_next_attempt);
+            t!(a_completion_with_a_lost_lease_is_discarded);
+            t!(an_expired_lease_is_requeued_and_a_runner_lost_too_often_fails_the_job);
+            t!(a_successful_build_fires_its_downstream_product_with_the_upstream_outputs);
+            t!(a_false_condition_skips_and_a_manual_job_waits);
+            t!(cancelling_stops_queued_jobs_and_signals_running_ones);
+            t!(log_batches_are_stored_once_and_only_under_a_live_lease);
+            t!(builds_are_listed_newest_first_and_filtered);
+            t!(a_manual_downstream_build_reads_the_upstream_build_its_selector_names);
+            t!(forge_builds_are_due_a_report_until_told_and_downstreams_build_their_head);
+            t!(one_job_run_reads_back_as_its_build_shows_it);
+            t!(approving_a_waiting_manual_job_queues_and_dispatches_it);
+            t!(cancelling_one_job_run_skips_its_dependents_and_signals_a_running_one);
+            t!(a_rerun_runs_the_same_jobs_at_the_same_commit_and_names_the_build_it_reruns);
+            t!(a_builds_edges_its_job_runs_build_and_a_logs_tail_are_read_back);
+        }
+    };
+}
+
+suite!(sqlite);
+suite!(postgres);
