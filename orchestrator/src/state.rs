@@ -85,7 +85,7 @@ impl AppState {
             }
         }
         if let Some(statuses) = &self.statuses {
-            for id in effects.created.iter().chain(&effects.finished) {
+            for id in &effects.report {
                 statuses.push(id).await;
             }
         }

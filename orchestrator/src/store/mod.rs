@@ -160,6 +160,8 @@ pub struct Effects {
     pub created: Vec<String>,
     /// Builds that reached a final state.
     pub finished: Vec<String>,
+    /// Builds, among those, whose forge is due a commit status.
+    pub report: Vec<String>,
     /// How long each job run completed here ran, in ms (for metrics).
     pub durations_ms: Vec<i64>,
 }

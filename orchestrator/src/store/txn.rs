@@ -95,6 +95,9 @@ macro_rules! tx_steps {
                     q.build().execute(&mut *conn).await.map_err(db_err)?;
                 }
                 work.effects.created.push(id.clone());
+                if new.trigger.reports_to_forge() {
+                    work.effects.report.push(id.clone());
+                }
                 let mut settled = Vec::new();
                 for (i, job) in belt.jobs.iter().enumerate() {
                     if deps[i] == 0 {
@@ -210,7 +213,7 @@ macro_rules! tx_steps {
                     }
                 }
                 let row = sqlx::query(
-                    "UPDATE builds SET unfinished = unfinished - $2, failed = failed + $3 WHERE id = $1 RETURNING unfinished, failed, status",
+                    "UPDATE builds SET unfinished = unfinished - $2, failed = failed + $3 WHERE id = $1 RETURNING unfinished, failed, status, forge_status",
                 )
                 .bind(build_id)
                 .bind(done)
@@ -221,6 +224,7 @@ macro_rules! tx_steps {
                 let unfinished: i64 = row.try_get("unfinished").map_err(db_err)?;
                 let failed: i64 = row.try_get("failed").map_err(db_err)?;
                 let status: String = row.try_get("status").map_err(db_err)?;
+                let reports: Option<String> = row.try_get("forge_status").map_err(db_err)?;
                 if unfinished > 0 {
                     return Ok(());
                 }
@@ -237,6 +241,9 @@ macro_rules! tx_steps {
                     .await
                     .map_err(db_err)?;
                 work.effects.finished.push(build_id.to_string());
+                if reports.is_some() {
+                    work.effects.report.push(build_id.to_string());
+                }
                 if final_status == "succeeded" {
                     work.to_fire.push(build_id.to_string());
                 }

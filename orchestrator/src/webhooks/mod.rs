@@ -151,6 +151,9 @@ async fn handle(
                         .store
                         .record_config_error(&new(belt, None), &e, now_ms())
                         .await?;
+                    if let Some(statuses) = &state.statuses {
+                        statuses.push(&id).await;
+                    }
                     builds.push(json!({ "id": id, "product": p.name, "belt": belt, "status": "config_error", "sha": sha }));
                 }
                 errors.push(json!({ "product": p.name, "error": e }));

@@ -40,8 +40,14 @@ pub async fn forge_builds_are_due_a_report_until_told_and_downstreams_build_thei
         sha: Some("5a5a".into()),
         ..manual("shop", "ci")
     };
-    let (b, _) = store.create_build(&hooked, 10).await.unwrap();
-    let (quiet, _) = store.create_build(&manual("shop", "ci"), 11).await.unwrap();
+    let (b, created) = store.create_build(&hooked, 10).await.unwrap();
+    let (quiet, quiet_created) = store.create_build(&manual("shop", "ci"), 11).await.unwrap();
+    assert_eq!(
+        created.report,
+        vec![b.clone()],
+        "a forge build is due a report"
+    );
+    assert!(quiet_created.report.is_empty());
     assert_eq!(
         store.build(&quiet).await.unwrap().unwrap().forge_status,
         None
@@ -76,6 +82,11 @@ pub async fn forge_builds_are_due_a_report_until_told_and_downstreams_build_thei
     finish(&store, &b, "lint", Outcome::Succeeded, &[]).await;
     finish(&store, &b, "test", Outcome::Succeeded, &[]).await;
     let e = finish(&store, &b, "package", Outcome::Succeeded, &[]).await;
+    assert_eq!(
+        e.report,
+        vec![b.clone()],
+        "finished: due a report; its downstream build is not"
+    );
     assert_eq!(
         store.forge_status_due(0, 10).await.unwrap(),
         vec![b.clone()],
