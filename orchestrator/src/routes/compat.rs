@@ -94,9 +94,6 @@ pub async fn stream(
         .into_response())
 }
 
-/// Job run states after which no more lines come.
-const FINAL: [&str; 4] = ["succeeded", "failed", "skipped", "cancelled"];
-
 struct Feed {
     state: SharedState,
     id: String,
@@ -117,7 +114,7 @@ impl Feed {
             }
             // Read whether it has finished before reading lines, so none are missed.
             let finished = match self.state.store.job_run(&self.id).await {
-                Ok(j) => j.is_none_or(|j| FINAL.contains(&j.status.as_str())),
+                Ok(j) => j.is_none_or(|j| crate::store::is_final(&j.status)),
                 Err(_) => true,
             };
             let rows = self

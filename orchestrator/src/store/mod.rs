@@ -126,6 +126,14 @@ pub struct NewBuild {
     pub model: Option<Product>,
 }
 
+/// Whether a build or job run status is final: nothing more happens to it.
+pub fn is_final(status: &str) -> bool {
+    matches!(
+        status,
+        "succeeded" | "failed" | "skipped" | "cancelled" | "config_error"
+    )
+}
+
 /// A store's connection pool.
 #[derive(Clone)]
 pub enum PoolHandle {

@@ -8,10 +8,11 @@ use axum::extract::{Path, State};
 use super::PageResult;
 use super::dag::{Dag, NodeIn, layout};
 use super::session::Reader;
-use super::view::{Badge, Chrome, Link, badge, finished, took, trigger_text, when};
+use super::view::{Badge, Chrome, Link, badge, took, trigger_text, when};
 use crate::error::AppError;
 use crate::state::SharedState;
 use crate::store::BuildView;
+use crate::store::is_final;
 use crate::store::txn::MAX_CHAIN;
 
 pub struct JobRow {
@@ -87,12 +88,12 @@ pub async fn page(
                 attempts: j.attempts,
                 took: took(j.started_at, j.finished_at),
                 runner: j.runner.clone().unwrap_or_default(),
-                can_cancel: !finished(&j.status),
+                can_cancel: !is_final(&j.status),
                 can_approve: j.status == "waiting",
             })
             .collect(),
         badge: badge(&b.status),
-        live: !finished(&b.status),
+        live: !is_final(&b.status),
         trigger,
         trigger_link,
         git_ref: b.git_ref.clone().unwrap_or_default(),

@@ -13,9 +13,10 @@ use serde::Deserialize;
 use super::PageResult;
 use super::ansi;
 use super::session::Reader;
-use super::view::{Badge, Chrome, badge, finished, span, took, when};
+use super::view::{Badge, Chrome, badge, span, took, when};
 use crate::error::AppError;
 use crate::state::SharedState;
+use crate::store::is_final;
 use crate::store::{BuildView, JobRunView, LogRow};
 
 /// How many log lines a page shows.
@@ -111,12 +112,12 @@ pub async fn page(
             .iter()
             .map(|(k, v)| (k.clone(), plain(v)))
             .collect(),
-        can_cancel: !finished(&j.status),
+        can_cancel: !is_final(&j.status),
         can_approve: j.status == "waiting",
         lines: line_rows(&rows),
         older: (older && first != i64::MAX).then_some(first),
         newer: newer.then_some(last),
-        live: !paging && !finished(&j.status),
+        live: !paging && !is_final(&j.status),
         last_id: last,
         last_attempt,
         ticking: j

@@ -19,9 +19,10 @@ use tokio::time::Instant;
 use super::PageResult;
 use super::job::{job_of, line_rows};
 use super::session::Reader;
-use super::view::{badge, finished, took};
+use super::view::{badge, took};
 use crate::error::AppError;
 use crate::state::{Event, SharedState};
+use crate::store::is_final;
 
 /// The longest a stream waits before looking at the store again.
 const POLL: Duration = Duration::from_secs(1);
@@ -137,7 +138,7 @@ impl JobFeed {
             });
             return Ok(Some(Sse::default().event("state").data(data.to_string())));
         }
-        if finished(&j.status) {
+        if is_final(&j.status) {
             self.ended = true;
             return Ok(Some(Sse::default().event("end").data(j.status)));
         }
@@ -232,7 +233,7 @@ impl BuildFeed {
                 self.seen = Some(key);
                 return Some(Sse::default().event("build").data(snapshot.to_string()));
             }
-            if finished(&b.status) {
+            if is_final(&b.status) {
                 self.ended = true;
                 return Some(Sse::default().event("end").data(b.status));
             }

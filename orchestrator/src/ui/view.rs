@@ -55,14 +55,6 @@ pub fn badge(status: &str) -> Badge {
     }
 }
 
-/// Whether a job run or build state is final.
-pub fn finished(status: &str) -> bool {
-    matches!(
-        status,
-        "succeeded" | "failed" | "skipped" | "cancelled" | "config_error"
-    )
-}
-
 /// A moment, in UTC.
 pub fn when(ms: i64) -> String {
     chrono::DateTime::from_timestamp_millis(ms).map_or_else(String::new, |t| {
