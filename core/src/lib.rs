@@ -10,5 +10,6 @@ pub mod expr;
 pub mod model;
 pub mod names;
 pub mod protocol;
+pub mod rules;
 pub mod script;
 pub mod yaml;

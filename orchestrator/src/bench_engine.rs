@@ -113,7 +113,7 @@ async fn one(
         listen: "127.0.0.1:0".parse().map_err(|e| format!("{e}"))?,
         runners: b.concurrency,
         fleets: vec!["default".into()],
-        admin_token: crate::store::sql::token(),
+        admin_token: crate::store::token(),
         statuses: Default::default(),
     };
     let engine = match b.backend.as_str() {

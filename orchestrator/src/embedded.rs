@@ -50,7 +50,7 @@ impl Embedded {
         queue: Arc<dyn Queue>,
         opts: Options,
     ) -> Result<Embedded, StoreError> {
-        let runner_token = crate::store::sql::token();
+        let runner_token = crate::store::token();
         let statuses = crate::statuses::start(store.clone(), opts.statuses.clone())
             .await
             .map_err(StoreError::Database)?;
@@ -83,7 +83,7 @@ impl Embedded {
         ));
         // The local runners register like any other, so the fleets page lists them.
         let name = format!("local-{}", std::process::id());
-        let own_token = crate::store::sql::token();
+        let own_token = crate::store::token();
         state
             .store
             .register_runner(

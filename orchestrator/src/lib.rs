@@ -17,7 +17,7 @@ pub mod serve;
 pub mod source;
 pub mod state;
 pub mod statuses;
-pub mod store;
+pub use conveyor_store as store;
 pub mod ui;
 pub mod up;
 pub mod validate;

@@ -127,7 +127,7 @@ async fn execute(
             .map_or(2, |n| n.get())
             .max(4),
         fleets: fleets_of(products.iter().map(|(_, p)| p)),
-        admin_token: crate::store::sql::token(),
+        admin_token: crate::store::token(),
         statuses: Default::default(),
     };
     let engine = Embedded::start(opts)

@@ -24,10 +24,7 @@ pub async fn run(args: UpArgs) -> ExitCode {
     let files = example_files(&args.examples);
     let (texts, unreadable) = validate::read_files(&files);
     let report = validate::validate_texts(&texts);
-    let admin_token = args
-        .admin_token
-        .clone()
-        .unwrap_or_else(crate::store::sql::token);
+    let admin_token = args.admin_token.clone().unwrap_or_else(crate::store::token);
     let opts = Options {
         data_dir: args.data_dir.clone(),
         listen: args.listen,

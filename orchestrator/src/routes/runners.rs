@@ -45,7 +45,7 @@ pub async fn register(
             "invalid fleet name `{bad}`: use lowercase letters, digits, `_` and `-`, starting with a letter or digit"
         )));
     }
-    let token = crate::store::sql::token();
+    let token = crate::store::token();
     let id = state
         .store
         .register_runner(&r.name, &r.fleets, &token_hash(&token), now_ms())

@@ -13,7 +13,7 @@ use crate::error::AppError;
 use crate::state::SharedState;
 use crate::store::BuildView;
 use crate::store::is_final;
-use crate::store::txn::MAX_CHAIN;
+use conveyor_core::rules::MAX_CHAIN;
 
 pub struct JobRow {
     pub id: String,

@@ -14,7 +14,7 @@ use super::view::{Chrome, Link};
 use crate::error::AppError;
 use crate::state::SharedState;
 use crate::store::BuildFilter;
-use crate::store::sql::downstream_targets;
+use conveyor_core::rules::downstream_targets;
 
 pub struct BeltRow {
     pub name: String,

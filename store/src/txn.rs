@@ -7,7 +7,7 @@ macro_rules! tx_steps {
         /// Work left over inside one transaction: builds whose success fires downstreams.
         #[derive(Default)]
         struct Work {
-            effects: $crate::store::Effects,
+            effects: $crate::Effects,
             to_fire: Vec<String>,
         }
 
@@ -15,25 +15,25 @@ macro_rules! tx_steps {
             /// Inserts a build with its job runs and edges, and readies the free jobs.
             async fn insert_build(
                 conn: &mut $conn,
-                new: &$crate::store::NewBuild,
+                new: &$crate::NewBuild,
                 upstream: Option<&str>,
                 now: i64,
                 work: &mut Work,
-            ) -> $crate::store::Result<String> {
+            ) -> $crate::Result<String> {
                 use sqlx::Row;
-                use $crate::store::sql::{db_err, from_json, to_json};
+                use $crate::sql::{db_err, from_json, to_json};
                 let row = sqlx::query("SELECT model FROM products WHERE name = $1")
                     .bind(&new.product)
                     .fetch_optional(&mut *conn)
                     .await
                     .map_err(db_err)?
-                    .ok_or_else(|| $crate::store::StoreError::NotFound(format!("no product `{}`", new.product)))?;
+                    .ok_or_else(|| $crate::StoreError::NotFound(format!("no product `{}`", new.product)))?;
                 let model: conveyor_core::model::Product = match &new.model {
                     Some(m) => m.clone(),
                     None => from_json(&row.try_get::<String, _>("model").map_err(db_err)?)?,
                 };
                 let belt = model.belt(&new.belt).ok_or_else(|| {
-                    $crate::store::StoreError::NotFound(format!("product `{}` has no belt `{}`", new.product, new.belt))
+                    $crate::StoreError::NotFound(format!("product `{}` has no belt `{}`", new.product, new.belt))
                 })?;
                 let number: i64 = sqlx::query(
                     "UPDATE products SET next_build_number = next_build_number + 1 WHERE name = $1 RETURNING next_build_number",
@@ -68,7 +68,7 @@ macro_rules! tx_steps {
                 for &(_, to) in &belt.edges {
                     deps[to] += 1;
                 }
-                let specs: Vec<String> = belt.jobs.iter().map(to_json).collect::<$crate::store::Result<_>>()?;
+                let specs: Vec<String> = belt.jobs.iter().map(to_json).collect::<$crate::Result<_>>()?;
                 for chunk in (0..belt.jobs.len()).collect::<Vec<_>>().chunks(100) {
                     let mut q = sqlx::QueryBuilder::<$db>::new(
                         "INSERT INTO job_runs (id, build_id, idx, name, fleet, status, retries, pending_deps, spec) ",
@@ -118,8 +118,9 @@ macro_rules! tx_steps {
                 now: i64,
                 work: &mut Work,
                 settled: &mut Vec<(String, &'static str)>,
-            ) -> $crate::store::Result<()> {
-                use $crate::store::sql::{condition_holds, condition_refs, db_err};
+            ) -> $crate::Result<()> {
+                use conveyor_core::rules::{condition_holds, condition_refs};
+                use $crate::sql::db_err;
                 if job.condition.is_some() {
                     let refs: Vec<conveyor_core::model::Reference> = condition_refs(job).into_iter().cloned().collect();
                     let values = Self::resolve_values(conn, build_id, &refs).await?;
@@ -144,7 +145,7 @@ macro_rules! tx_steps {
                     .await
                     .map_err(db_err)?;
                 if !job.manual {
-                    work.effects.dispatch.push($crate::store::Dispatch {
+                    work.effects.dispatch.push($crate::Dispatch {
                         fleet: job.fleet.clone(),
                         msg: conveyor_core::protocol::QueueMessage { job_run_id: run_id.to_string(), attempt: 1 },
                     });
@@ -160,9 +161,9 @@ macro_rules! tx_steps {
                 mut queue: Vec<(String, &'static str)>,
                 now: i64,
                 work: &mut Work,
-            ) -> $crate::store::Result<()> {
+            ) -> $crate::Result<()> {
                 use sqlx::Row;
-                use $crate::store::sql::{db_err, from_json};
+                use $crate::sql::{db_err, from_json};
                 if queue.is_empty() {
                     return Ok(());
                 }
@@ -251,9 +252,10 @@ macro_rules! tx_steps {
             }
 
             /// Creates the builds that successful builds fire, until none is left.
-            async fn fire_all(conn: &mut $conn, now: i64, work: &mut Work) -> $crate::store::Result<()> {
+            async fn fire_all(conn: &mut $conn, now: i64, work: &mut Work) -> $crate::Result<()> {
                 use sqlx::Row;
-                use $crate::store::sql::{db_err, downstream_targets, from_json};
+                use conveyor_core::rules::downstream_targets;
+                use $crate::sql::{db_err, from_json};
                 while let Some(build_id) = work.to_fire.pop() {
                     let row = sqlx::query("SELECT product, belt, number FROM builds WHERE id = $1")
                         .bind(&build_id)
@@ -264,7 +266,7 @@ macro_rules! tx_steps {
                     let belt: String = row.try_get("belt").map_err(db_err)?;
                     let number: i64 = row.try_get("number").map_err(db_err)?;
                     let depth = Self::chain_depth(conn, &build_id).await?;
-                    if depth >= $crate::store::txn::MAX_CHAIN {
+                    if depth >= conveyor_core::rules::MAX_CHAIN {
                         tracing::warn!(%build_id, "not firing downstream products: the chain is {depth} builds long");
                         continue;
                     }
@@ -281,10 +283,10 @@ macro_rules! tx_steps {
                             .await
                             .map_err(db_err)?;
                         let branch: Option<String> = head.try_get("branch").map_err(db_err)?;
-                        let new = $crate::store::NewBuild {
+                        let new = $crate::NewBuild {
                             product: p,
                             belt: b,
-                            trigger: $crate::store::BuildTrigger::Upstream {
+                            trigger: $crate::BuildTrigger::Upstream {
                                 build_id: build_id.clone(),
                                 product: product.clone(),
                                 belt: belt.clone(),
@@ -301,16 +303,16 @@ macro_rules! tx_steps {
             }
 
             /// How many upstream builds lead to this one.
-            async fn chain_depth(conn: &mut $conn, build_id: &str) -> $crate::store::Result<usize> {
+            async fn chain_depth(conn: &mut $conn, build_id: &str) -> $crate::Result<usize> {
                 use sqlx::Row;
                 let mut depth = 0;
                 let mut at = build_id.to_string();
-                while depth < $crate::store::txn::MAX_CHAIN {
+                while depth < conveyor_core::rules::MAX_CHAIN {
                     let up: Option<String> = sqlx::query("SELECT upstream_build_id FROM builds WHERE id = $1")
                         .bind(&at)
                         .fetch_optional(&mut *conn)
                         .await
-                        .map_err($crate::store::sql::db_err)?
+                        .map_err($crate::sql::db_err)?
                         .and_then(|r| r.try_get("upstream_build_id").ok().flatten());
                     match up {
                         Some(u) => {
@@ -325,8 +327,5 @@ macro_rules! tx_steps {
         }
     };
 }
-
-/// Downstream chains longer than this stop firing (a loop among registered products).
-pub const MAX_CHAIN: usize = 32;
 
 pub(crate) use tx_steps;

@@ -30,7 +30,7 @@ impl SqliteStore {
             .connect_with(options)
             .await
             .map_err(db_err)?;
-        sqlx::migrate!("../migrations/sqlite")
+        sqlx::migrate!("./migrations/sqlite")
             .run(&pool)
             .await
             .map_err(db_err)?;

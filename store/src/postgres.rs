@@ -20,7 +20,7 @@ impl PostgresStore {
             .connect(url)
             .await
             .map_err(db_err)?;
-        sqlx::migrate!("../migrations/postgres")
+        sqlx::migrate!("./migrations/postgres")
             .run(&pool)
             .await
             .map_err(db_err)?;

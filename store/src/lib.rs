@@ -1,6 +1,6 @@
 //! The `Store` boundary: every use case the orchestrator has for its database, with one
 //! implementation per backend (SQLite, Postgres) sharing their SQL where it is the same.
-//! No sqlx type crosses this boundary; `sqlx::` appears only under `store/`.
+//! No sqlx type crosses this boundary; `sqlx::` appears only in this crate.
 
 mod actions;
 mod postgres;
@@ -8,6 +8,8 @@ mod runs;
 mod shared;
 pub(crate) mod sql;
 mod sqlite;
+#[cfg(feature = "testing")]
+pub mod testing;
 pub(crate) mod txn;
 mod values;
 
@@ -19,6 +21,7 @@ use conveyor_core::protocol::{ClaimRequest, Completion, JobSpec, Lease, LogBatch
 use serde::{Deserialize, Serialize};
 
 pub use postgres::PostgresStore;
+pub use sql::token;
 pub use sqlite::SqliteStore;
 
 /// A store failure. The message is for logs, never for HTTP bodies.

@@ -4,11 +4,11 @@
 
 use std::sync::Arc;
 
-use conveyor::store::{BuildTrigger, NewBuild, Store};
 use conveyor_core::protocol::Outcome;
+use conveyor_store::{BuildTrigger, NewBuild, Store};
 
-use crate::common;
-use crate::common::flow::*;
+use crate::flow::*;
+use conveyor_store::testing as common;
 
 pub async fn forge_builds_are_due_a_report_until_told_and_downstreams_build_their_head(
     store: Arc<dyn Store>,
@@ -206,7 +206,7 @@ pub async fn a_rerun_runs_the_same_jobs_at_the_same_commit_and_names_the_build_i
         (Some("refs/heads/main"), Some("abc123"))
     );
     let names =
-        |v: &conveyor::store::BuildView| v.jobs.iter().map(|j| j.name.clone()).collect::<Vec<_>>();
+        |v: &conveyor_store::BuildView| v.jobs.iter().map(|j| j.name.clone()).collect::<Vec<_>>();
     assert_eq!(names(&a), names(&b));
     assert_eq!(store.job_edges(&again).await.unwrap().len(), 4);
     assert!(store.rerun_build("nope", 8).await.unwrap().is_none());

@@ -4,8 +4,8 @@
 use std::collections::BTreeMap;
 use std::sync::Arc;
 
-use conveyor::store::{BuildTrigger, Effects, NewBuild, Store};
 use conveyor_core::protocol::{ClaimRequest, Completion, JobSpec, Outcome};
+use conveyor_store::{BuildTrigger, Effects, NewBuild, Store};
 
 pub const LEASE_MS: i64 = 30_000;
 
@@ -46,11 +46,11 @@ belts:
 
 pub async fn setup(store: &Arc<dyn Store>) {
     store
-        .put_product(&super::product(SHOP), 1)
+        .put_product(&conveyor_store::testing::product(SHOP), 1)
         .await
         .expect("put shop");
     store
-        .put_product(&super::product(DEPLOY), 1)
+        .put_product(&conveyor_store::testing::product(DEPLOY), 1)
         .await
         .expect("put deploy");
 }

@@ -1,43 +1,14 @@
-//! The SQL both backends share. SQLite and Postgres accept the same statements here
-//! (`$n` placeholders, `RETURNING`, `ON CONFLICT`), so the queries are written once and a
-//! macro instantiates them for each backend's concrete types; what differs (connecting,
-//! opening a write transaction) lives in `sqlite.rs` and `postgres.rs`.
+//! Domain rules the engine applies when it moves a build on, pure over the model: the
+//! variables a job sees, where its source comes from, whether its condition holds, and
+//! which products a successful build fires.
 
-use std::collections::{BTreeMap, HashMap};
+use std::collections::HashMap;
 
-use conveyor_core::model::{Input, Job, Product, Reference};
-use conveyor_core::protocol::SourceSpec;
+use crate::model::{Input, Job, Product, Reference};
+use crate::protocol::SourceSpec;
 
-use super::{Result, StoreError};
-
-pub fn db_err(e: impl std::fmt::Display) -> StoreError {
-    StoreError::Database(e.to_string())
-}
-
-pub fn corrupt(e: impl std::fmt::Display) -> StoreError {
-    StoreError::Corrupt(e.to_string())
-}
-
-pub fn to_json<T: serde::Serialize>(v: &T) -> Result<String> {
-    serde_json::to_string(v).map_err(corrupt)
-}
-
-pub fn from_json<T: serde::de::DeserializeOwned>(s: &str) -> Result<T> {
-    serde_json::from_str(s).map_err(corrupt)
-}
-
-pub fn outputs_of(json: Option<String>) -> Result<BTreeMap<String, String>> {
-    json.map_or(Ok(BTreeMap::new()), |s| from_json(&s))
-}
-
-/// A fresh random token: 128 bits from two UUIDv4s' random parts.
-pub fn token() -> String {
-    format!(
-        "{}{}",
-        uuid::Uuid::new_v4().simple(),
-        uuid::Uuid::new_v4().simple()
-    )
-}
+/// Downstream chains longer than this stop firing (a loop among registered products).
+pub const MAX_CHAIN: usize = 32;
 
 /// The `CONVEYOR_*` variables a job sees.
 pub struct JobContext<'a> {
@@ -147,7 +118,7 @@ pub fn downstream_targets(
     }
     for p in registered {
         for t in &p.triggers {
-            let conveyor_core::model::Trigger::UpstreamBuild(u) = t else {
+            let crate::model::Trigger::UpstreamBuild(u) = t else {
                 continue;
             };
             if u.product != me.name || u.belt.as_deref().is_some_and(|b| b != belt) {

@@ -4,11 +4,11 @@
 
 use std::sync::Arc;
 
-use conveyor::store::Store;
 use conveyor_core::protocol::{Lease, LogBatch, LogLine, Outcome, Stream};
+use conveyor_store::Store;
 
-use crate::common;
-use crate::common::flow::*;
+use crate::flow::*;
+use conveyor_store::testing as common;
 
 pub async fn log_batches_are_stored_once_and_only_under_a_live_lease(store: Arc<dyn Store>) {
     setup(&store).await;
@@ -59,7 +59,7 @@ pub async fn builds_are_listed_newest_first_and_filtered(store: Arc<dyn Store>) 
         all.iter().map(|v| v.id.clone()).collect::<Vec<_>>(),
         [b.clone(), a.clone()]
     );
-    let shop = conveyor::store::BuildFilter {
+    let shop = conveyor_store::BuildFilter {
         product: Some("shop".into()),
         ..Default::default()
     };
@@ -199,7 +199,7 @@ pub async fn a_builds_edges_its_job_runs_build_and_a_logs_tail_are_read_back(
     };
     assert!(store.append_logs(&batch, 11).await.unwrap());
     let texts =
-        |rows: Vec<conveyor::store::LogRow>| rows.into_iter().map(|l| l.text).collect::<Vec<_>>();
+        |rows: Vec<conveyor_store::LogRow>| rows.into_iter().map(|l| l.text).collect::<Vec<_>>();
     let tail = store.log_tail(&lint, None, 2).await.unwrap();
     let fourth = tail[0].id;
     assert_eq!(texts(tail), ["line 4", "line 5"]);

@@ -5,11 +5,11 @@
 use std::collections::BTreeMap;
 use std::sync::Arc;
 
-use conveyor::store::{BuildTrigger, Store};
 use conveyor_core::protocol::Outcome;
+use conveyor_store::{BuildTrigger, Store};
 
-use crate::common;
-use crate::common::flow::*;
+use crate::flow::*;
+use conveyor_store::testing as common;
 
 pub async fn products_are_registered_and_replaced(store: Arc<dyn Store>) {
     setup(&store).await;

@@ -9,10 +9,11 @@ macro_rules! run_steps {
                 req: &conveyor_core::protocol::ClaimRequest,
                 lease_ms: i64,
                 now: i64,
-            ) -> $crate::store::Result<Option<$crate::store::Claim>> {
+            ) -> $crate::Result<Option<$crate::Claim>> {
                 use sqlx::Row;
-                use $crate::store::sql::{self as s, db_err, from_json};
-                let token = s::token();
+                use conveyor_core::rules as r;
+                use $crate::sql::{db_err, from_json};
+                let token = $crate::sql::token();
                 let Some(row) = sqlx::query(
                     "UPDATE job_runs SET status = 'running', lease_owner = $3, lease_token = $4, lease_expires_at = $5, \
                      started_at = COALESCE(started_at, $6) WHERE id = $1 AND attempt = $2 AND status = 'queued' \
@@ -46,7 +47,7 @@ macro_rules! run_steps {
                     (b.try_get("product").map_err(db_err)?, b.try_get("belt").map_err(db_err)?);
                 let number: i64 = b.try_get("number").map_err(db_err)?;
                 let (sha, git_ref, repo, local) = (get("sha")?, get("git_ref")?, get("repo")?, get("source_path")?);
-                let ctx = s::JobContext {
+                let ctx = r::JobContext {
                     product: &product,
                     belt: &belt,
                     number,
@@ -58,7 +59,7 @@ macro_rules! run_steps {
                     git_ref: git_ref.as_deref(),
                 };
                 let mut env = job.env.clone();
-                env.extend(s::conveyor_env(&ctx));
+                env.extend(r::conveyor_env(&ctx));
                 env.extend(Self::resolve_values(conn, &build_id, &job.refs).await?);
                 let spec = conveyor_core::protocol::JobSpec {
                     lease: conveyor_core::protocol::Lease {
@@ -67,8 +68,8 @@ macro_rules! run_steps {
                         lease_token: token,
                     },
                     lease_secs: (lease_ms / 1000).max(1) as u64,
-                    source: s::source_of(&job, local.as_deref(), repo.as_deref(), sha.as_deref()),
-                    git_inputs: s::git_inputs(&job),
+                    source: r::source_of(&job, local.as_deref(), repo.as_deref(), sha.as_deref()),
+                    git_inputs: r::git_inputs(&job),
                     product,
                     belt,
                     job: job.name.clone(),
@@ -79,7 +80,7 @@ macro_rules! run_steps {
                     outputs: job.outputs.clone(),
                     timeout_secs: job.timeout_secs,
                 };
-                Ok(Some($crate::store::Claim { spec, waited_ms: now - queued_at.unwrap_or(now) }))
+                Ok(Some($crate::Claim { spec, waited_ms: now - queued_at.unwrap_or(now) }))
             }
 
             async fn complete_in(
@@ -87,10 +88,10 @@ macro_rules! run_steps {
                 c: &conveyor_core::protocol::Completion,
                 now: i64,
                 work: &mut Work,
-            ) -> $crate::store::Result<bool> {
+            ) -> $crate::Result<bool> {
                 use conveyor_core::protocol::Outcome;
                 use sqlx::Row;
-                use $crate::store::sql::{db_err, to_json};
+                use $crate::sql::{db_err, to_json};
                 let Some(row) = sqlx::query(
                     "SELECT build_id, fleet, failures, retries, started_at FROM job_runs \
                      WHERE id = $1 AND attempt = $2 AND lease_token = $3 AND status = 'running'",
@@ -125,7 +126,7 @@ macro_rules! run_steps {
                     .execute(&mut *conn)
                     .await
                     .map_err(db_err)?;
-                    work.effects.dispatch.push($crate::store::Dispatch {
+                    work.effects.dispatch.push($crate::Dispatch {
                         fleet,
                         msg: conveyor_core::protocol::QueueMessage {
                             job_run_id: c.lease.job_run_id.clone(),
@@ -162,9 +163,9 @@ macro_rules! run_steps {
                 Ok(true)
             }
 
-            async fn reap_in(conn: &mut $conn, now: i64, max_lost: u32, work: &mut Work) -> $crate::store::Result<()> {
+            async fn reap_in(conn: &mut $conn, now: i64, max_lost: u32, work: &mut Work) -> $crate::Result<()> {
                 use sqlx::Row;
-                use $crate::store::sql::db_err;
+                use $crate::sql::db_err;
                 let expired = sqlx::query(
                     "SELECT id, build_id, attempt, lost, fleet FROM job_runs WHERE status = 'running' AND lease_expires_at < $1",
                 )
@@ -198,7 +199,7 @@ macro_rules! run_steps {
                     .bind(&id).bind(attempt).bind(now)
                     .execute(&mut *conn).await.map_err(db_err)?.rows_affected();
                     if n == 1 {
-                        work.effects.dispatch.push($crate::store::Dispatch {
+                        work.effects.dispatch.push($crate::Dispatch {
                             fleet,
                             msg: conveyor_core::protocol::QueueMessage { job_run_id: id, attempt: attempt as u32 + 1 },
                         });

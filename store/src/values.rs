@@ -9,7 +9,7 @@ macro_rules! value_steps {
                 conn: &mut $conn,
                 build_id: &str,
                 refs: &[conveyor_core::model::Reference],
-            ) -> $crate::store::Result<Vec<(String, String)>> {
+            ) -> $crate::Result<Vec<(String, String)>> {
                 use conveyor_core::model::RefTarget;
                 let mut out = Vec::with_capacity(refs.len());
                 for r in refs {
@@ -36,9 +36,9 @@ macro_rules! value_steps {
                 conn: &mut $conn,
                 build_id: &str,
                 job: &str,
-            ) -> $crate::store::Result<std::collections::BTreeMap<String, String>> {
+            ) -> $crate::Result<std::collections::BTreeMap<String, String>> {
                 use sqlx::Row;
-                use $crate::store::sql::db_err;
+                use $crate::sql::db_err;
                 let row = sqlx::query("SELECT outputs FROM job_runs WHERE build_id = $1 AND name = $2")
                     .bind(build_id)
                     .bind(job)
@@ -49,20 +49,20 @@ macro_rules! value_steps {
                     Some(r) => r.try_get("outputs").map_err(db_err)?,
                     None => None,
                 };
-                $crate::store::sql::outputs_of(json)
+                $crate::sql::outputs_of(json)
             }
 
             /// The first job (in belt order) of the build that has `output`.
-            async fn any_output(conn: &mut $conn, build_id: &str, output: &str) -> $crate::store::Result<Option<String>> {
+            async fn any_output(conn: &mut $conn, build_id: &str, output: &str) -> $crate::Result<Option<String>> {
                 use sqlx::Row;
-                use $crate::store::sql::db_err;
+                use $crate::sql::db_err;
                 let rows = sqlx::query("SELECT outputs FROM job_runs WHERE build_id = $1 AND outputs IS NOT NULL ORDER BY idx")
                     .bind(build_id)
                     .fetch_all(&mut *conn)
                     .await
                     .map_err(db_err)?;
                 for r in rows {
-                    let mut outputs = $crate::store::sql::outputs_of(r.try_get("outputs").map_err(db_err)?)?;
+                    let mut outputs = $crate::sql::outputs_of(r.try_get("outputs").map_err(db_err)?)?;
                     if let Some(v) = outputs.remove(output) {
                         return Ok(Some(v));
                     }
@@ -76,9 +76,9 @@ macro_rules! value_steps {
                 conn: &mut $conn,
                 build_id: &str,
                 product: &str,
-            ) -> $crate::store::Result<conveyor_core::model::BuildSelector> {
+            ) -> $crate::Result<conveyor_core::model::BuildSelector> {
                 use sqlx::Row;
-                use $crate::store::sql::{db_err, from_json};
+                use $crate::sql::{db_err, from_json};
                 let row = sqlx::query("SELECT p.model FROM builds b JOIN products p ON p.name = b.product WHERE b.id = $1")
                     .bind(build_id)
                     .fetch_optional(&mut *conn)
@@ -105,11 +105,11 @@ macro_rules! value_steps {
                 build_id: &str,
                 product: &str,
                 belt: Option<&str>,
-            ) -> $crate::store::Result<Option<String>> {
+            ) -> $crate::Result<Option<String>> {
                 use sqlx::Row;
-                use $crate::store::sql::db_err;
+                use $crate::sql::db_err;
                 let mut at = build_id.to_string();
-                for _ in 0..$crate::store::txn::MAX_CHAIN {
+                for _ in 0..conveyor_core::rules::MAX_CHAIN {
                     let Some(row) = sqlx::query("SELECT upstream_build_id FROM builds WHERE id = $1")
                         .bind(&at)
                         .fetch_optional(&mut *conn)

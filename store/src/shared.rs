@@ -3,15 +3,15 @@
 
 macro_rules! impl_store {
     ($store:ident, $db:ty, $conn:ty) => {
-        $crate::store::txn::tx_steps!($store, $db, $conn);
-        $crate::store::values::value_steps!($store, $conn);
-        $crate::store::runs::run_steps!($store, $db, $conn);
-        $crate::store::actions::action_steps!($store, $db, $conn);
+        $crate::txn::tx_steps!($store, $db, $conn);
+        $crate::values::value_steps!($store, $conn);
+        $crate::runs::run_steps!($store, $db, $conn);
+        $crate::actions::action_steps!($store, $db, $conn);
 
         #[async_trait::async_trait]
-        impl $crate::store::Store for $store {
-            async fn put_product(&self, p: &$crate::store::ProductRecord, now: i64) -> $crate::store::Result<()> {
-                use $crate::store::sql::{db_err, to_json};
+        impl $crate::Store for $store {
+            async fn put_product(&self, p: &$crate::ProductRecord, now: i64) -> $crate::Result<()> {
+                use $crate::sql::{db_err, to_json};
                 sqlx::query(
                     "INSERT INTO products (name, yaml, model, repo, branch, webhook_secret, source_path, head_sha, created_at, updated_at) \
                      VALUES ($1, $2, $3, $4, $5, $6, $7, $9, $8, $8) ON CONFLICT (name) DO UPDATE SET yaml = excluded.yaml, \
@@ -34,34 +34,34 @@ macro_rules! impl_store {
                 Ok(())
             }
 
-            async fn product(&self, name: &str) -> $crate::store::Result<Option<$crate::store::ProductRecord>> {
-                let rows = sqlx::query($crate::store::shared::PRODUCT_SELECT_ONE).bind(name).fetch_all(self.pool()).await.map_err($crate::store::sql::db_err)?;
+            async fn product(&self, name: &str) -> $crate::Result<Option<$crate::ProductRecord>> {
+                let rows = sqlx::query($crate::shared::PRODUCT_SELECT_ONE).bind(name).fetch_all(self.pool()).await.map_err($crate::sql::db_err)?;
                 Ok(Self::product_rows(rows)?.pop())
             }
 
-            async fn products(&self) -> $crate::store::Result<Vec<$crate::store::ProductRecord>> {
-                let rows = sqlx::query($crate::store::shared::PRODUCT_SELECT_ALL).fetch_all(self.pool()).await.map_err($crate::store::sql::db_err)?;
+            async fn products(&self) -> $crate::Result<Vec<$crate::ProductRecord>> {
+                let rows = sqlx::query($crate::shared::PRODUCT_SELECT_ALL).fetch_all(self.pool()).await.map_err($crate::sql::db_err)?;
                 Self::product_rows(rows)
             }
 
-            async fn create_build(&self, new: &$crate::store::NewBuild, now: i64) -> $crate::store::Result<(String, $crate::store::Effects)> {
+            async fn create_build(&self, new: &$crate::NewBuild, now: i64) -> $crate::Result<(String, $crate::Effects)> {
                 let mut tx = self.begin().await?;
                 let mut work = Work::default();
                 let id = Self::insert_build(&mut tx, new, None, now, &mut work).await?;
                 Self::fire_all(&mut tx, now, &mut work).await?;
-                tx.commit().await.map_err($crate::store::sql::db_err)?;
+                tx.commit().await.map_err($crate::sql::db_err)?;
                 Ok((id, work.effects))
             }
 
             async fn claim(&self, req: &conveyor_core::protocol::ClaimRequest, lease_ms: i64, now: i64)
-                -> $crate::store::Result<Option<$crate::store::Claim>> {
+                -> $crate::Result<Option<$crate::Claim>> {
                 let mut tx = self.begin().await?;
                 let spec = Self::claim_in(&mut tx, req, lease_ms, now).await?;
-                tx.commit().await.map_err($crate::store::sql::db_err)?;
+                tx.commit().await.map_err($crate::sql::db_err)?;
                 Ok(spec)
             }
 
-            async fn heartbeat(&self, lease: &conveyor_core::protocol::Lease, lease_ms: i64, now: i64) -> $crate::store::Result<Option<bool>> {
+            async fn heartbeat(&self, lease: &conveyor_core::protocol::Lease, lease_ms: i64, now: i64) -> $crate::Result<Option<bool>> {
                 use sqlx::Row;
                 let row = sqlx::query(
                     "UPDATE job_runs SET lease_expires_at = $4 WHERE id = $1 AND attempt = $2 AND lease_token = $3 \
@@ -73,12 +73,12 @@ macro_rules! impl_store {
                 .bind(now + lease_ms)
                 .fetch_optional(self.pool())
                 .await
-                .map_err($crate::store::sql::db_err)?;
-                row.map(|r| r.try_get::<bool, _>("cancel_requested")).transpose().map_err($crate::store::sql::db_err)
+                .map_err($crate::sql::db_err)?;
+                row.map(|r| r.try_get::<bool, _>("cancel_requested")).transpose().map_err($crate::sql::db_err)
             }
 
-            async fn append_logs(&self, batch: &conveyor_core::protocol::LogBatch, now: i64) -> $crate::store::Result<bool> {
-                use $crate::store::sql::db_err;
+            async fn append_logs(&self, batch: &conveyor_core::protocol::LogBatch, now: i64) -> $crate::Result<bool> {
+                use $crate::sql::db_err;
                 let mut tx = self.begin().await?;
                 let live = sqlx::query("SELECT 1 AS one FROM job_runs WHERE id = $1 AND attempt = $2 AND lease_token = $3 AND status = 'running'")
                     .bind(&batch.lease.job_run_id)
@@ -110,29 +110,29 @@ macro_rules! impl_store {
                 Ok(true)
             }
 
-            async fn complete(&self, c: &conveyor_core::protocol::Completion, now: i64) -> $crate::store::Result<Option<$crate::store::Effects>> {
+            async fn complete(&self, c: &conveyor_core::protocol::Completion, now: i64) -> $crate::Result<Option<$crate::Effects>> {
                 let mut tx = self.begin().await?;
                 let mut work = Work::default();
                 if !Self::complete_in(&mut tx, c, now, &mut work).await? {
                     return Ok(None);
                 }
                 Self::fire_all(&mut tx, now, &mut work).await?;
-                tx.commit().await.map_err($crate::store::sql::db_err)?;
+                tx.commit().await.map_err($crate::sql::db_err)?;
                 Ok(Some(work.effects))
             }
 
-            async fn reap(&self, now: i64, max_lost: u32) -> $crate::store::Result<$crate::store::Effects> {
+            async fn reap(&self, now: i64, max_lost: u32) -> $crate::Result<$crate::Effects> {
                 let mut tx = self.begin().await?;
                 let mut work = Work::default();
                 Self::reap_in(&mut tx, now, max_lost, &mut work).await?;
                 Self::fire_all(&mut tx, now, &mut work).await?;
-                tx.commit().await.map_err($crate::store::sql::db_err)?;
+                tx.commit().await.map_err($crate::sql::db_err)?;
                 Ok(work.effects)
             }
 
-            async fn queued_by_fleet(&self) -> $crate::store::Result<Vec<(String, u64)>> {
+            async fn queued_by_fleet(&self) -> $crate::Result<Vec<(String, u64)>> {
                 use sqlx::Row;
-                use $crate::store::sql::db_err;
+                use $crate::sql::db_err;
                 let rows = sqlx::query("SELECT fleet, COUNT(*) AS n FROM job_runs WHERE status = 'queued' GROUP BY fleet")
                     .fetch_all(self.pool())
                     .await
@@ -142,9 +142,9 @@ macro_rules! impl_store {
                     .collect()
             }
 
-            async fn stale_queued(&self, before: i64, fleet: &str, limit: u64) -> $crate::store::Result<Vec<$crate::store::Dispatch>> {
+            async fn stale_queued(&self, before: i64, fleet: &str, limit: u64) -> $crate::Result<Vec<$crate::Dispatch>> {
                 use sqlx::Row;
-                use $crate::store::sql::db_err;
+                use $crate::sql::db_err;
                 let rows = sqlx::query(
                     "SELECT id, attempt, fleet FROM job_runs WHERE status = 'queued' AND fleet = $2 AND queued_at < $1 \
                      ORDER BY queued_at LIMIT $3",
@@ -157,7 +157,7 @@ macro_rules! impl_store {
                     .map_err(db_err)?;
                 rows.iter()
                     .map(|r| {
-                        Ok($crate::store::Dispatch {
+                        Ok($crate::Dispatch {
                             fleet: r.try_get("fleet").map_err(db_err)?,
                             msg: conveyor_core::protocol::QueueMessage {
                                 job_run_id: r.try_get("id").map_err(db_err)?,
@@ -168,9 +168,9 @@ macro_rules! impl_store {
                     .collect()
             }
 
-            async fn cancel_build(&self, id: &str, now: i64) -> $crate::store::Result<Option<$crate::store::Effects>> {
+            async fn cancel_build(&self, id: &str, now: i64) -> $crate::Result<Option<$crate::Effects>> {
                 use sqlx::Row;
-                use $crate::store::sql::db_err;
+                use $crate::sql::db_err;
                 let mut tx = self.begin().await?;
                 let n = sqlx::query("UPDATE builds SET status = 'cancelled' WHERE id = $1 AND status = 'running'")
                     .bind(id).execute(&mut *tx).await.map_err(db_err)?.rows_affected();
@@ -193,8 +193,8 @@ macro_rules! impl_store {
                 Ok(Some(work.effects))
             }
 
-            async fn build(&self, id: &str) -> $crate::store::Result<Option<$crate::store::BuildView>> {
-                let rows = sqlx::query($crate::store::shared::BUILD_SELECT_ONE).bind(id).fetch_all(self.pool()).await.map_err($crate::store::sql::db_err)?;
+            async fn build(&self, id: &str) -> $crate::Result<Option<$crate::BuildView>> {
+                let rows = sqlx::query($crate::shared::BUILD_SELECT_ONE).bind(id).fetch_all(self.pool()).await.map_err($crate::sql::db_err)?;
                 let mut builds = Self::build_rows(rows)?;
                 for b in &mut builds {
                     b.jobs = self.job_views(&b.id).await?;
@@ -202,14 +202,14 @@ macro_rules! impl_store {
                 Ok(builds.pop())
             }
 
-            async fn builds(&self, f: &$crate::store::BuildFilter) -> $crate::store::Result<Vec<$crate::store::BuildView>> {
-                let rows = sqlx::query($crate::store::shared::BUILD_SELECT_FILTERED)
+            async fn builds(&self, f: &$crate::BuildFilter) -> $crate::Result<Vec<$crate::BuildView>> {
+                let rows = sqlx::query($crate::shared::BUILD_SELECT_FILTERED)
                     .bind(&f.product)
                     .bind(&f.status)
                     .bind(i64::from(f.limit.unwrap_or(50).min(500)))
                     .fetch_all(self.pool())
                     .await
-                    .map_err($crate::store::sql::db_err)?;
+                    .map_err($crate::sql::db_err)?;
                 let mut builds = Self::build_rows(rows)?;
                 for b in &mut builds {
                     b.jobs = self.job_views(&b.id).await?;
@@ -217,15 +217,15 @@ macro_rules! impl_store {
                 Ok(builds)
             }
 
-            async fn logs(&self, job_run_id: &str, after: i64, limit: u32) -> $crate::store::Result<Vec<$crate::store::LogRow>> {
+            async fn logs(&self, job_run_id: &str, after: i64, limit: u32) -> $crate::Result<Vec<$crate::LogRow>> {
                 use sqlx::Row;
-                use $crate::store::sql::db_err;
+                use $crate::sql::db_err;
                 let rows = sqlx::query("SELECT id, attempt, stream, text, at FROM log_lines WHERE job_run_id = $1 AND id > $2 ORDER BY id LIMIT $3")
                     .bind(job_run_id).bind(after).bind(i64::from(limit))
                     .fetch_all(self.pool()).await.map_err(db_err)?;
                 rows.iter()
                     .map(|r| {
-                        Ok($crate::store::LogRow {
+                        Ok($crate::LogRow {
                             id: r.try_get("id").map_err(db_err)?,
                             attempt: r.try_get::<i64, _>("attempt").map_err(db_err)? as u32,
                             stream: r.try_get("stream").map_err(db_err)?,
@@ -236,16 +236,16 @@ macro_rules! impl_store {
                     .collect()
             }
 
-            async fn downstream_builds(&self, id: &str) -> $crate::store::Result<Vec<String>> {
+            async fn downstream_builds(&self, id: &str) -> $crate::Result<Vec<String>> {
                 use sqlx::Row;
                 let rows = sqlx::query("SELECT id FROM builds WHERE upstream_build_id = $1 ORDER BY id")
-                    .bind(id).fetch_all(self.pool()).await.map_err($crate::store::sql::db_err)?;
-                rows.iter().map(|r| r.try_get("id")).collect::<std::result::Result<_, _>>().map_err($crate::store::sql::db_err)
+                    .bind(id).fetch_all(self.pool()).await.map_err($crate::sql::db_err)?;
+                rows.iter().map(|r| r.try_get("id")).collect::<std::result::Result<_, _>>().map_err($crate::sql::db_err)
             }
 
-            async fn register_runner(&self, name: &str, fleets: &[String], token_hash: &str, now: i64) -> $crate::store::Result<String> {
+            async fn register_runner(&self, name: &str, fleets: &[String], token_hash: &str, now: i64) -> $crate::Result<String> {
                 use sqlx::Row;
-                use $crate::store::sql::{db_err, to_json};
+                use $crate::sql::{db_err, to_json};
                 let row = sqlx::query(
                     "INSERT INTO runners (id, name, fleets, token_hash, last_seen_at, created_at) VALUES ($1, $2, $3, $4, $5, $5) \
                      ON CONFLICT (name) DO UPDATE SET fleets = excluded.fleets, token_hash = excluded.token_hash, \
@@ -256,29 +256,29 @@ macro_rules! impl_store {
                 row.try_get("id").map_err(db_err)
             }
 
-            async fn runner_seen(&self, token_hash: &str, now: i64) -> $crate::store::Result<Option<$crate::store::RunnerView>> {
+            async fn runner_seen(&self, token_hash: &str, now: i64) -> $crate::Result<Option<$crate::RunnerView>> {
                 let rows = sqlx::query(
                     "UPDATE runners SET last_seen_at = $2 WHERE token_hash = $1 RETURNING id, name, fleets, last_seen_at, created_at",
                 )
-                .bind(token_hash).bind(now).fetch_all(self.pool()).await.map_err($crate::store::sql::db_err)?;
+                .bind(token_hash).bind(now).fetch_all(self.pool()).await.map_err($crate::sql::db_err)?;
                 Ok(Self::runner_rows(rows)?.pop())
             }
 
-            async fn runners(&self) -> $crate::store::Result<Vec<$crate::store::RunnerView>> {
+            async fn runners(&self) -> $crate::Result<Vec<$crate::RunnerView>> {
                 let rows = sqlx::query("SELECT id, name, fleets, last_seen_at, created_at FROM runners ORDER BY name")
-                    .fetch_all(self.pool()).await.map_err($crate::store::sql::db_err)?;
+                    .fetch_all(self.pool()).await.map_err($crate::sql::db_err)?;
                 Self::runner_rows(rows)
             }
 
-            async fn record_config_error(&self, new: &$crate::store::NewBuild, error: &str, now: i64) -> $crate::store::Result<String> {
+            async fn record_config_error(&self, new: &$crate::NewBuild, error: &str, now: i64) -> $crate::Result<String> {
                 use sqlx::Row;
-                use $crate::store::sql::{db_err, to_json};
+                use $crate::sql::{db_err, to_json};
                 let mut tx = self.begin().await?;
                 let number: i64 = sqlx::query(
                     "UPDATE products SET next_build_number = next_build_number + 1 WHERE name = $1 RETURNING next_build_number",
                 )
                 .bind(&new.product).fetch_optional(&mut *tx).await.map_err(db_err)?
-                .ok_or_else(|| $crate::store::StoreError::NotFound(format!("no product `{}`", new.product)))?
+                .ok_or_else(|| $crate::StoreError::NotFound(format!("no product `{}`", new.product)))?
                 .try_get("next_build_number").map_err(db_err)?;
                 let id = uuid::Uuid::now_v7().to_string();
                 sqlx::query(
@@ -292,29 +292,29 @@ macro_rules! impl_store {
                 Ok(id)
             }
 
-            async fn record_delivery(&self, forge: &str, delivery_id: &str, now: i64) -> $crate::store::Result<bool> {
+            async fn record_delivery(&self, forge: &str, delivery_id: &str, now: i64) -> $crate::Result<bool> {
                 let n = sqlx::query("INSERT INTO deliveries (forge, delivery_id, received_at) VALUES ($1, $2, $3) ON CONFLICT DO NOTHING")
                     .bind(forge).bind(delivery_id).bind(now)
-                    .execute(self.pool()).await.map_err($crate::store::sql::db_err)?.rows_affected();
+                    .execute(self.pool()).await.map_err($crate::sql::db_err)?.rows_affected();
                 Ok(n == 1)
             }
 
-            async fn run_counts(&self) -> $crate::store::Result<(Vec<$crate::store::RunCount>, u64)> {
+            async fn run_counts(&self) -> $crate::Result<(Vec<$crate::RunCount>, u64)> {
                 use sqlx::Row;
-                use $crate::store::sql::db_err;
+                use $crate::sql::db_err;
                 let rows = sqlx::query("SELECT status, fleet, COUNT(*) AS n FROM job_runs GROUP BY status, fleet ORDER BY status, fleet")
                     .fetch_all(self.pool()).await.map_err(db_err)?;
-                let counts = rows.iter().map(|r| Ok($crate::store::RunCount {
+                let counts = rows.iter().map(|r| Ok($crate::RunCount {
                     status: r.try_get("status").map_err(db_err)?,
                     fleet: r.try_get("fleet").map_err(db_err)?,
                     count: r.try_get::<i64, _>("n").map_err(db_err)? as u64,
-                })).collect::<$crate::store::Result<Vec<_>>>()?;
+                })).collect::<$crate::Result<Vec<_>>>()?;
                 let busy = sqlx::query("SELECT COUNT(DISTINCT lease_owner) AS n FROM job_runs WHERE status = 'running'")
                     .fetch_one(self.pool()).await.map_err(db_err)?;
                 Ok((counts, busy.try_get::<i64, _>("n").map_err(db_err)? as u64))
             }
 
-            async fn forge_status_due(&self, since: i64, limit: u32) -> $crate::store::Result<Vec<String>> {
+            async fn forge_status_due(&self, since: i64, limit: u32) -> $crate::Result<Vec<String>> {
                 use sqlx::Row;
                 let rows = sqlx::query(
                     "SELECT id FROM builds WHERE forge_status IS NOT NULL AND created_at >= $1 \
@@ -324,88 +324,88 @@ macro_rules! impl_store {
                 .bind(i64::from(limit))
                 .fetch_all(self.pool())
                 .await
-                .map_err($crate::store::sql::db_err)?;
-                rows.iter().map(|r| r.try_get("id").map_err($crate::store::sql::db_err)).collect()
+                .map_err($crate::sql::db_err)?;
+                rows.iter().map(|r| r.try_get("id").map_err($crate::sql::db_err)).collect()
             }
 
-            async fn set_forge_status(&self, id: &str, status: &str) -> $crate::store::Result<()> {
+            async fn set_forge_status(&self, id: &str, status: &str) -> $crate::Result<()> {
                 sqlx::query("UPDATE builds SET forge_status = $2 WHERE id = $1 AND forge_status IS NOT NULL")
                     .bind(id)
                     .bind(status)
                     .execute(self.pool())
                     .await
-                    .map_err($crate::store::sql::db_err)?;
+                    .map_err($crate::sql::db_err)?;
                 Ok(())
             }
 
-            async fn job_run(&self, id: &str) -> $crate::store::Result<Option<$crate::store::JobRunView>> {
-                let rows = sqlx::query($crate::store::shared::JOB_SELECT_ONE)
+            async fn job_run(&self, id: &str) -> $crate::Result<Option<$crate::JobRunView>> {
+                let rows = sqlx::query($crate::shared::JOB_SELECT_ONE)
                     .bind(id)
                     .fetch_all(self.pool())
                     .await
-                    .map_err($crate::store::sql::db_err)?;
+                    .map_err($crate::sql::db_err)?;
                 Ok(Self::job_rows(rows)?.pop())
             }
 
-            fn pool_handle(&self) -> $crate::store::PoolHandle {
+            fn pool_handle(&self) -> $crate::PoolHandle {
                 self.pool().clone().into()
             }
 
-            async fn unfinished_builds(&self) -> $crate::store::Result<u64> {
+            async fn unfinished_builds(&self) -> $crate::Result<u64> {
                 use sqlx::Row;
                 let row = sqlx::query("SELECT COUNT(*) AS n FROM builds WHERE finished_at IS NULL")
-                    .fetch_one(self.pool()).await.map_err($crate::store::sql::db_err)?;
-                Ok(row.try_get::<i64, _>("n").map_err($crate::store::sql::db_err)? as u64)
+                    .fetch_one(self.pool()).await.map_err($crate::sql::db_err)?;
+                Ok(row.try_get::<i64, _>("n").map_err($crate::sql::db_err)? as u64)
             }
 
-            async fn approve_job_run(&self, id: &str, now: i64) -> $crate::store::Result<Option<$crate::store::Effects>> {
+            async fn approve_job_run(&self, id: &str, now: i64) -> $crate::Result<Option<$crate::Effects>> {
                 let mut tx = self.begin().await?;
                 let effects = Self::approve_in(&mut tx, id, now).await?;
-                tx.commit().await.map_err($crate::store::sql::db_err)?;
+                tx.commit().await.map_err($crate::sql::db_err)?;
                 Ok(effects)
             }
 
-            async fn cancel_job_run(&self, id: &str, now: i64) -> $crate::store::Result<Option<$crate::store::Effects>> {
+            async fn cancel_job_run(&self, id: &str, now: i64) -> $crate::Result<Option<$crate::Effects>> {
                 let mut tx = self.begin().await?;
                 let effects = Self::cancel_run_in(&mut tx, id, now).await?;
-                tx.commit().await.map_err($crate::store::sql::db_err)?;
+                tx.commit().await.map_err($crate::sql::db_err)?;
                 Ok(effects)
             }
 
-            async fn rerun_build(&self, id: &str, now: i64) -> $crate::store::Result<Option<(String, $crate::store::Effects)>> {
+            async fn rerun_build(&self, id: &str, now: i64) -> $crate::Result<Option<(String, $crate::Effects)>> {
                 let mut tx = self.begin().await?;
                 let mut work = Work::default();
                 let Some(new_id) = Self::rerun_in(&mut tx, id, now, &mut work).await? else {
                     return Ok(None);
                 };
                 Self::fire_all(&mut tx, now, &mut work).await?;
-                tx.commit().await.map_err($crate::store::sql::db_err)?;
+                tx.commit().await.map_err($crate::sql::db_err)?;
                 Ok(Some((new_id, work.effects)))
             }
 
-            async fn build_of_job_run(&self, job_run_id: &str) -> $crate::store::Result<Option<String>> {
+            async fn build_of_job_run(&self, job_run_id: &str) -> $crate::Result<Option<String>> {
                 use sqlx::Row;
                 let row = sqlx::query("SELECT build_id FROM job_runs WHERE id = $1")
-                    .bind(job_run_id).fetch_optional(self.pool()).await.map_err($crate::store::sql::db_err)?;
-                row.map(|r| r.try_get("build_id")).transpose().map_err($crate::store::sql::db_err)
+                    .bind(job_run_id).fetch_optional(self.pool()).await.map_err($crate::sql::db_err)?;
+                row.map(|r| r.try_get("build_id")).transpose().map_err($crate::sql::db_err)
             }
 
-            async fn job_edges(&self, build_id: &str) -> $crate::store::Result<Vec<(String, String)>> {
+            async fn job_edges(&self, build_id: &str) -> $crate::Result<Vec<(String, String)>> {
                 self.edges_of(build_id).await
             }
 
-            async fn log_tail(&self, job_run_id: &str, before: Option<i64>, limit: u32) -> $crate::store::Result<Vec<$crate::store::LogRow>> {
+            async fn log_tail(&self, job_run_id: &str, before: Option<i64>, limit: u32) -> $crate::Result<Vec<$crate::LogRow>> {
                 self.tail_of(job_run_id, before, limit).await
             }
         }
 
         impl $store {
-            fn product_rows(rows: Vec<<$db as sqlx::Database>::Row>) -> $crate::store::Result<Vec<$crate::store::ProductRecord>> {
+            fn product_rows(rows: Vec<<$db as sqlx::Database>::Row>) -> $crate::Result<Vec<$crate::ProductRecord>> {
                 use sqlx::Row;
-                use $crate::store::sql::{db_err, from_json};
+                use $crate::sql::{db_err, from_json};
                 rows.iter()
                     .map(|r| {
-                        Ok($crate::store::ProductRecord {
+                        Ok($crate::ProductRecord {
                             name: r.try_get("name").map_err(db_err)?,
                             yaml: r.try_get("yaml").map_err(db_err)?,
                             model: from_json(&r.try_get::<String, _>("model").map_err(db_err)?)?,
@@ -419,12 +419,12 @@ macro_rules! impl_store {
                     .collect()
             }
 
-            fn runner_rows(rows: Vec<<$db as sqlx::Database>::Row>) -> $crate::store::Result<Vec<$crate::store::RunnerView>> {
+            fn runner_rows(rows: Vec<<$db as sqlx::Database>::Row>) -> $crate::Result<Vec<$crate::RunnerView>> {
                 use sqlx::Row;
-                use $crate::store::sql::{db_err, from_json};
+                use $crate::sql::{db_err, from_json};
                 rows.iter()
                     .map(|r| {
-                        Ok($crate::store::RunnerView {
+                        Ok($crate::RunnerView {
                             id: r.try_get("id").map_err(db_err)?,
                             name: r.try_get("name").map_err(db_err)?,
                             fleets: from_json(&r.try_get::<String, _>("fleets").map_err(db_err)?)?,
@@ -435,12 +435,12 @@ macro_rules! impl_store {
                     .collect()
             }
 
-            fn build_rows(rows: Vec<<$db as sqlx::Database>::Row>) -> $crate::store::Result<Vec<$crate::store::BuildView>> {
+            fn build_rows(rows: Vec<<$db as sqlx::Database>::Row>) -> $crate::Result<Vec<$crate::BuildView>> {
                 use sqlx::Row;
-                use $crate::store::sql::{db_err, from_json};
+                use $crate::sql::{db_err, from_json};
                 rows.iter()
                     .map(|r| {
-                        Ok($crate::store::BuildView {
+                        Ok($crate::BuildView {
                             id: r.try_get("id").map_err(db_err)?,
                             product: r.try_get("product").map_err(db_err)?,
                             belt: r.try_get("belt").map_err(db_err)?,
@@ -460,21 +460,21 @@ macro_rules! impl_store {
                     .collect()
             }
 
-            async fn job_views(&self, build_id: &str) -> $crate::store::Result<Vec<$crate::store::JobRunView>> {
-                let rows = sqlx::query($crate::store::shared::JOB_SELECT_BY_BUILD)
+            async fn job_views(&self, build_id: &str) -> $crate::Result<Vec<$crate::JobRunView>> {
+                let rows = sqlx::query($crate::shared::JOB_SELECT_BY_BUILD)
                     .bind(build_id)
                     .fetch_all(self.pool())
                     .await
-                    .map_err($crate::store::sql::db_err)?;
+                    .map_err($crate::sql::db_err)?;
                 Self::job_rows(rows)
             }
 
-            fn job_rows(rows: Vec<<$db as sqlx::Database>::Row>) -> $crate::store::Result<Vec<$crate::store::JobRunView>> {
+            fn job_rows(rows: Vec<<$db as sqlx::Database>::Row>) -> $crate::Result<Vec<$crate::JobRunView>> {
                 use sqlx::Row;
-                use $crate::store::sql::{db_err, outputs_of};
+                use $crate::sql::{db_err, outputs_of};
                 rows.iter()
                     .map(|r| {
-                        Ok($crate::store::JobRunView {
+                        Ok($crate::JobRunView {
                             id: r.try_get("id").map_err(db_err)?,
                             name: r.try_get("name").map_err(db_err)?,
                             status: r.try_get("status").map_err(db_err)?,

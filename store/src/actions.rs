@@ -5,9 +5,9 @@
 macro_rules! action_steps {
     ($store:ident, $db:ty, $conn:ty) => {
         impl $store {
-            async fn approve_in(conn: &mut $conn, id: &str, now: i64) -> $crate::store::Result<Option<$crate::store::Effects>> {
+            async fn approve_in(conn: &mut $conn, id: &str, now: i64) -> $crate::Result<Option<$crate::Effects>> {
                 use sqlx::Row;
-                use $crate::store::sql::db_err;
+                use $crate::sql::db_err;
                 let Some(row) = sqlx::query(
                     "UPDATE job_runs SET status = 'queued', queued_at = $2 WHERE id = $1 AND status = 'waiting' RETURNING fleet, attempt",
                 )
@@ -19,8 +19,8 @@ macro_rules! action_steps {
                 else {
                     return Ok(None);
                 };
-                let mut effects = $crate::store::Effects::default();
-                effects.dispatch.push($crate::store::Dispatch {
+                let mut effects = $crate::Effects::default();
+                effects.dispatch.push($crate::Dispatch {
                     fleet: row.try_get("fleet").map_err(db_err)?,
                     msg: conveyor_core::protocol::QueueMessage {
                         job_run_id: id.to_string(),
@@ -30,9 +30,9 @@ macro_rules! action_steps {
                 Ok(Some(effects))
             }
 
-            async fn cancel_run_in(conn: &mut $conn, id: &str, now: i64) -> $crate::store::Result<Option<$crate::store::Effects>> {
+            async fn cancel_run_in(conn: &mut $conn, id: &str, now: i64) -> $crate::Result<Option<$crate::Effects>> {
                 use sqlx::Row;
-                use $crate::store::sql::db_err;
+                use $crate::sql::db_err;
                 let Some(row) = sqlx::query("SELECT build_id, status FROM job_runs WHERE id = $1")
                     .bind(id)
                     .fetch_optional(&mut *conn)
@@ -69,9 +69,9 @@ macro_rules! action_steps {
 
             /// The belt a build ran, rebuilt from its job runs and edges, so a re-run runs
             /// the same jobs even when the registered config has changed since.
-            async fn belt_of(conn: &mut $conn, build_id: &str, belt: &str) -> $crate::store::Result<Option<conveyor_core::model::Belt>> {
+            async fn belt_of(conn: &mut $conn, build_id: &str, belt: &str) -> $crate::Result<Option<conveyor_core::model::Belt>> {
                 use sqlx::Row;
-                use $crate::store::sql::{db_err, from_json};
+                use $crate::sql::{db_err, from_json};
                 let rows = sqlx::query("SELECT id, spec FROM job_runs WHERE build_id = $1 ORDER BY idx")
                     .bind(build_id)
                     .fetch_all(&mut *conn)
@@ -103,9 +103,9 @@ macro_rules! action_steps {
                 Ok(Some(conveyor_core::model::Belt { name: belt.to_string(), jobs, edges }))
             }
 
-            async fn rerun_in(conn: &mut $conn, id: &str, now: i64, work: &mut Work) -> $crate::store::Result<Option<String>> {
+            async fn rerun_in(conn: &mut $conn, id: &str, now: i64, work: &mut Work) -> $crate::Result<Option<String>> {
                 use sqlx::Row;
-                use $crate::store::sql::{db_err, from_json};
+                use $crate::sql::{db_err, from_json};
                 let Some(row) = sqlx::query(
                     "SELECT b.product, b.belt, b.number, b.git_ref, b.sha, b.upstream_build_id, b.trigger, p.model \
                      FROM builds b JOIN products p ON p.name = b.product WHERE b.id = $1",
@@ -126,13 +126,13 @@ macro_rules! action_steps {
                     model.belts.push(ran);
                 }
                 let upstream: Option<String> = row.try_get("upstream_build_id").map_err(db_err)?;
-                let new = $crate::store::NewBuild {
+                let new = $crate::NewBuild {
                     product: row.try_get("product").map_err(db_err)?,
                     belt,
-                    trigger: $crate::store::BuildTrigger::Rerun {
+                    trigger: $crate::BuildTrigger::Rerun {
                         build_id: id.to_string(),
                         number: row.try_get::<i64, _>("number").map_err(db_err)? as u64,
-                        forge: from_json::<$crate::store::BuildTrigger>(&row.try_get::<String, _>("trigger").map_err(db_err)?)?
+                        forge: from_json::<$crate::BuildTrigger>(&row.try_get::<String, _>("trigger").map_err(db_err)?)?
                             .forge_target(),
                     },
                     git_ref: row.try_get("git_ref").map_err(db_err)?,
@@ -143,9 +143,9 @@ macro_rules! action_steps {
                 Self::insert_build(conn, &new, upstream.as_deref(), now, work).await.map(Some)
             }
 
-            async fn edges_of(&self, build_id: &str) -> $crate::store::Result<Vec<(String, String)>> {
+            async fn edges_of(&self, build_id: &str) -> $crate::Result<Vec<(String, String)>> {
                 use sqlx::Row;
-                use $crate::store::sql::db_err;
+                use $crate::sql::db_err;
                 let rows = sqlx::query("SELECT from_run, to_run FROM job_edges WHERE build_id = $1 ORDER BY from_run, to_run")
                     .bind(build_id)
                     .fetch_all(self.pool())
@@ -156,9 +156,9 @@ macro_rules! action_steps {
                     .collect()
             }
 
-            async fn tail_of(&self, job_run_id: &str, before: Option<i64>, limit: u32) -> $crate::store::Result<Vec<$crate::store::LogRow>> {
+            async fn tail_of(&self, job_run_id: &str, before: Option<i64>, limit: u32) -> $crate::Result<Vec<$crate::LogRow>> {
                 use sqlx::Row;
-                use $crate::store::sql::db_err;
+                use $crate::sql::db_err;
                 let rows = sqlx::query(
                     "SELECT id, attempt, stream, text, at FROM log_lines WHERE job_run_id = $1 \
                      AND (CAST($2 AS BIGINT) IS NULL OR id < $2) ORDER BY id DESC LIMIT $3",
@@ -172,7 +172,7 @@ macro_rules! action_steps {
                 let mut lines = rows
                     .iter()
                     .map(|r| {
-                        Ok($crate::store::LogRow {
+                        Ok($crate::LogRow {
                             id: r.try_get("id").map_err(db_err)?,
                             attempt: r.try_get::<i64, _>("attempt").map_err(db_err)? as u32,
                             stream: r.try_get("stream").map_err(db_err)?,
@@ -180,7 +180,7 @@ macro_rules! action_steps {
                             at: r.try_get("at").map_err(db_err)?,
                         })
                     })
-                    .collect::<$crate::store::Result<Vec<_>>>()?;
+                    .collect::<$crate::Result<Vec<_>>>()?;
                 lines.reverse();
                 Ok(lines)
             }

@@ -4,8 +4,7 @@
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
 mod actions;
-#[path = "../common/mod.rs"]
-mod common;
+mod flow;
 mod lifecycle;
 mod reads;
 
@@ -20,7 +19,7 @@ macro_rules! suite {
                 ($name:ident) => {
                     #[tokio::test]
                     async fn $name() {
-                        super::$name(crate::common::$backend().await).await;
+                        super::$name(conveyor_store::testing::$backend().await).await;
                     }
                 };
             }
