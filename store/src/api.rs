@@ -1,0 +1,97 @@
+//! The `Store` boundary: every use case the orchestrator has for its database.
+
+use async_trait::async_trait;
+use conveyor_core::protocol::{ClaimRequest, Completion, Lease, LogBatch};
+
+use crate::error::Result;
+use crate::types::*;
+
+/// Every use case the orchestrator has for its database.
+#[async_trait]
+pub trait Store: Send + Sync {
+    /// Registers a product, or replaces its config.
+    async fn put_product(&self, p: &ProductRecord, now: i64) -> Result<()>;
+    async fn product(&self, name: &str) -> Result<Option<ProductRecord>>;
+    async fn products(&self) -> Result<Vec<ProductRecord>>;
+
+    /// Writes the build, its job runs and edges in one transaction; the job runs with no
+    /// unmet dependency are returned for dispatch.
+    async fn create_build(&self, new: &NewBuild, now: i64) -> Result<(String, Effects)>;
+    /// Takes a queued job run at this attempt; `None` when it is not (duplicate or stale).
+    async fn claim(&self, req: &ClaimRequest, lease_ms: i64, now: i64) -> Result<Option<Claim>>;
+    /// Extends a lease; `Some(cancel)` while the lease holds, `None` once it is gone.
+    async fn heartbeat(&self, lease: &Lease, lease_ms: i64, now: i64) -> Result<Option<bool>>;
+    /// Stores a log batch under a live lease (a batch sent twice is stored once).
+    async fn append_logs(&self, batch: &LogBatch, now: i64) -> Result<bool>;
+    /// Records a result under a live lease and moves the build on; `None` if fenced out.
+    async fn complete(&self, c: &Completion, now: i64) -> Result<Option<Effects>>;
+    /// Re-queues running job runs whose lease expired (a lost runner), failing those
+    /// lost more than `max_lost` times.
+    async fn reap(&self, now: i64, max_lost: u32) -> Result<Effects>;
+    /// At most `limit` job runs of `fleet` queued before `before`, oldest first, to re-send
+    /// in case their message was lost.
+    async fn stale_queued(&self, before: i64, fleet: &str, limit: u64) -> Result<Vec<Dispatch>>;
+    /// How many job runs are queued on each fleet.
+    async fn queued_by_fleet(&self) -> Result<Vec<(String, u64)>>;
+    /// Cancels a build: queued and waiting job runs at once, running ones at their next
+    /// heartbeat. `None` if there is no such build.
+    async fn cancel_build(&self, id: &str, now: i64) -> Result<Option<Effects>>;
+
+    async fn build(&self, id: &str) -> Result<Option<BuildView>>;
+    async fn builds(&self, filter: &BuildFilter) -> Result<Vec<BuildView>>;
+    /// Log lines of a job run after line id `after`, at most `limit`.
+    async fn logs(&self, job_run_id: &str, after: i64, limit: u32) -> Result<Vec<LogRow>>;
+    /// Builds created as a consequence of `id` (downstream products).
+    async fn downstream_builds(&self, id: &str) -> Result<Vec<String>>;
+    /// How many builds have not finished.
+    async fn unfinished_builds(&self) -> Result<u64>;
+    /// Registers a runner (or re-registers one by name, replacing its token); returns its id.
+    async fn register_runner(
+        &self,
+        name: &str,
+        fleets: &[String],
+        token_hash: &str,
+        now: i64,
+    ) -> Result<String>;
+    /// The runner whose token has this hash, marking it seen.
+    async fn runner_seen(&self, token_hash: &str, now: i64) -> Result<Option<RunnerView>>;
+    async fn runners(&self) -> Result<Vec<RunnerView>>;
+    /// Records a build that cannot run because its config has errors: numbered like any
+    /// build, state `config_error`, the message kept, no job run created.
+    async fn record_config_error(&self, new: &NewBuild, error: &str, now: i64) -> Result<String>;
+    /// Records a webhook delivery; false if it was recorded before (a replay).
+    async fn record_delivery(&self, forge: &str, delivery_id: &str, now: i64) -> Result<bool>;
+    /// Job runs by state and fleet, and how many runners hold a running job run.
+    async fn run_counts(&self) -> Result<(Vec<RunCount>, u64)>;
+    /// Builds created since `since` whose forge has not been told their current status.
+    async fn forge_status_due(&self, since: i64, limit: u32) -> Result<Vec<String>>;
+    /// Records that the forge was told `status` for build `id`.
+    async fn set_forge_status(&self, id: &str, status: &str) -> Result<()>;
+    /// One job run, as a build shows it.
+    async fn job_run(&self, id: &str) -> Result<Option<JobRunView>>;
+    /// The connection pool, for background tasks kept in the same database (apalis).
+    fn pool_handle(&self) -> PoolHandle;
+    /// Approves a `waiting` (manual) job run: it is queued and dispatched. `None` if no job
+    /// run with this id is waiting.
+    async fn approve_job_run(&self, id: &str, now: i64) -> Result<Option<Effects>>;
+    /// Cancels one job run: at once if it has not started (its dependents are skipped), at
+    /// its next heartbeat if it is running; a finished one is left as it is. `None` if
+    /// there is no such job run.
+    async fn cancel_job_run(&self, id: &str, now: i64) -> Result<Option<Effects>>;
+    /// Starts a new build of build `id`'s product, belt, ref and commit, running the jobs
+    /// that build ran; its trigger names the build it re-runs. `None` if there is no such
+    /// build.
+    async fn rerun_build(&self, id: &str, now: i64) -> Result<Option<(String, Effects)>>;
+    /// The id of the build a job run belongs to.
+    async fn build_of_job_run(&self, job_run_id: &str) -> Result<Option<String>>;
+    /// A build's dependency edges as `(from, to)` job run ids: `to` waits for `from`.
+    async fn job_edges(&self, build_id: &str) -> Result<Vec<(String, String)>>;
+    /// The last `limit` log lines of a job run before line id `before` (or the end),
+    /// oldest first.
+    async fn log_tail(
+        &self,
+        job_run_id: &str,
+        before: Option<i64>,
+        limit: u32,
+    ) -> Result<Vec<LogRow>>;
+}

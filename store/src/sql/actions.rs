@@ -1,0 +1,208 @@
+//! What a person does to a build from the dashboard or the API: approve a manual job run,
+//! cancel one job run or a whole build, re-run a build.
+
+use conveyor_core::model::{Belt, Job, Product};
+use conveyor_core::protocol::QueueMessage;
+use sqlx::FromRow;
+
+use super::builds::{insert_build, settle};
+use super::conn::{Conn, sql};
+use super::{Work, from_json};
+use crate::error::Result;
+use crate::types::{BuildTrigger, Dispatch, Effects, NewBuild};
+
+/// Queues a `waiting` (manual) job run; `None` if it is not waiting.
+pub(crate) async fn approve<C: Conn>(conn: &mut C, id: &str, now: i64) -> Result<Option<Effects>> {
+    let row: Option<(String, i64)> = conn
+        .opt(
+            sql("UPDATE job_runs SET status = 'queued', queued_at = $2 \
+                 WHERE id = $1 AND status = 'waiting' RETURNING fleet, attempt")
+            .bind(id)
+            .bind(now),
+        )
+        .await?;
+    let Some((fleet, attempt)) = row else {
+        return Ok(None);
+    };
+    let mut effects = Effects::default();
+    effects.dispatch.push(Dispatch {
+        fleet,
+        msg: QueueMessage {
+            job_run_id: id.to_string(),
+            attempt: attempt as u32,
+        },
+    });
+    Ok(Some(effects))
+}
+
+/// Cancels one job run: at once if it has not started, at its next heartbeat if it is
+/// running; a finished one is left as it is. `None` if there is no such job run.
+pub(crate) async fn cancel_run<C: Conn>(
+    conn: &mut C,
+    id: &str,
+    now: i64,
+) -> Result<Option<Effects>> {
+    let row: Option<(String, String)> = conn
+        .opt(sql("SELECT build_id, status FROM job_runs WHERE id = $1").bind(id))
+        .await?;
+    let Some((build_id, status)) = row else {
+        return Ok(None);
+    };
+    let mut work = Work::default();
+    match status.as_str() {
+        "running" => {
+            conn.exec(
+                sql("UPDATE job_runs SET cancel_requested = TRUE \
+                     WHERE id = $1 AND status = 'running'")
+                .bind(id),
+            )
+            .await?;
+        }
+        "pending" | "queued" | "waiting" => {
+            conn.exec(
+                sql("UPDATE job_runs SET status = 'cancelled', finished_at = $2 WHERE id = $1")
+                    .bind(id)
+                    .bind(now),
+            )
+            .await?;
+            let settled = vec![(id.to_string(), "cancelled")];
+            settle(conn, &build_id, settled, now, &mut work).await?;
+        }
+        // Already finished: nothing to stop.
+        _ => {}
+    }
+    Ok(Some(work.effects))
+}
+
+/// Cancels a build: queued and waiting job runs at once, running ones at their next
+/// heartbeat. `None` if there is no such build.
+pub(crate) async fn cancel_build<C: Conn>(
+    conn: &mut C,
+    id: &str,
+    now: i64,
+) -> Result<Option<Effects>> {
+    let n = conn
+        .exec(
+            sql("UPDATE builds SET status = 'cancelled' WHERE id = $1 AND status = 'running'")
+                .bind(id),
+        )
+        .await?;
+    let exists = n == 1
+        || conn
+            .opt::<(String,)>(sql("SELECT id FROM builds WHERE id = $1").bind(id))
+            .await?
+            .is_some();
+    if !exists {
+        return Ok(None);
+    }
+    conn.exec(
+        sql("UPDATE job_runs SET cancel_requested = TRUE \
+             WHERE build_id = $1 AND status = 'running'")
+        .bind(id),
+    )
+    .await?;
+    let stopped: Vec<(String,)> = conn
+        .all(
+            sql(
+                "UPDATE job_runs SET status = 'cancelled', finished_at = $2 WHERE build_id = $1 \
+                 AND status IN ('pending', 'queued', 'waiting') RETURNING id",
+            )
+            .bind(id)
+            .bind(now),
+        )
+        .await?;
+    let mut work = Work::default();
+    let settled = stopped.into_iter().map(|(r,)| (r, "cancelled")).collect();
+    settle(conn, id, settled, now, &mut work).await?;
+    Ok(Some(work.effects))
+}
+
+/// The belt a build ran, rebuilt from its job runs and edges, so a re-run runs the same
+/// jobs even when the registered config has changed since.
+async fn belt_of<C: Conn>(conn: &mut C, build_id: &str, belt: &str) -> Result<Option<Belt>> {
+    let rows: Vec<(String, String)> = conn
+        .all(sql("SELECT id, spec FROM job_runs WHERE build_id = $1 ORDER BY idx").bind(build_id))
+        .await?;
+    if rows.is_empty() {
+        return Ok(None);
+    }
+    let ids: Vec<&String> = rows.iter().map(|(id, _)| id).collect();
+    let jobs = rows
+        .iter()
+        .map(|(_, spec)| from_json::<Job>(spec))
+        .collect::<Result<Vec<_>>>()?;
+    let pairs: Vec<(String, String)> = conn
+        .all(sql("SELECT from_run, to_run FROM job_edges WHERE build_id = $1").bind(build_id))
+        .await?;
+    let at = |run: &String| ids.iter().position(|i| *i == run);
+    let mut edges: Vec<(usize, usize)> = pairs
+        .iter()
+        .filter_map(|(from, to)| Some((at(from)?, at(to)?)))
+        .collect();
+    edges.sort_unstable();
+    Ok(Some(Belt {
+        name: belt.to_string(),
+        jobs,
+        edges,
+    }))
+}
+
+/// The build a re-run repeats, with its product's registered config.
+#[derive(FromRow)]
+struct Rerun {
+    product: String,
+    belt: String,
+    number: i64,
+    git_ref: Option<String>,
+    sha: Option<String>,
+    upstream_build_id: Option<String>,
+    trigger: String,
+    model: String,
+}
+
+/// Starts a new build running what build `id` ran, at its ref and commit; `None` if
+/// there is no such build.
+pub(crate) async fn rerun<C: Conn>(
+    conn: &mut C,
+    id: &str,
+    now: i64,
+    work: &mut Work,
+) -> Result<Option<String>> {
+    let row: Option<Rerun> = conn
+        .opt(
+            sql(
+                "SELECT b.product, b.belt, b.number, b.git_ref, b.sha, b.upstream_build_id, \
+                 b.trigger, p.model FROM builds b JOIN products p ON p.name = b.product \
+                 WHERE b.id = $1",
+            )
+            .bind(id),
+        )
+        .await?;
+    let Some(row) = row else {
+        return Ok(None);
+    };
+    let mut model: Product = from_json(&row.model)?;
+    let ran = belt_of(conn, id, &row.belt).await?;
+    let rebuilt = ran.is_some();
+    if let Some(ran) = ran {
+        model.belts.retain(|b| b.name != row.belt);
+        model.belts.push(ran);
+    }
+    let new = NewBuild {
+        product: row.product,
+        belt: row.belt,
+        trigger: BuildTrigger::Rerun {
+            build_id: id.to_string(),
+            number: row.number as u64,
+            forge: from_json::<BuildTrigger>(&row.trigger)?.forge_target(),
+        },
+        git_ref: row.git_ref,
+        sha: row.sha,
+        // A build that never ran (a config error) is re-run from the registered config.
+        model: rebuilt.then_some(model),
+    };
+    let upstream = row.upstream_build_id.as_deref();
+    insert_build(conn, &new, upstream, now, work)
+        .await
+        .map(Some)
+}

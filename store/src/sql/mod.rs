@@ -1,0 +1,269 @@
+//! The engine's SQL, written once for both backends: [`SqlStore`] implements [`Store`] over
+//! any [`Backend`] by running the use cases of `builds`, `runs`, `actions`, `values` and
+//! `reads` on the backend's connections. Each use case that writes runs in one transaction
+//! and returns what the caller must do after commit ([`Effects`]).
+
+mod actions;
+mod builds;
+pub(crate) mod conn;
+mod reads;
+mod registry;
+mod rows;
+mod runs;
+mod values;
+
+use std::collections::BTreeMap;
+use std::ops::DerefMut;
+
+use async_trait::async_trait;
+use conveyor_core::protocol::{ClaimRequest, Completion, Lease, LogBatch};
+
+use crate::api::Store;
+use crate::error::{Result, corrupt};
+use crate::types::*;
+use conn::Conn;
+
+/// What a backend gives the engine: connections, and write transactions.
+pub(crate) trait Backend: Send + Sync + 'static {
+    type Conn: Conn;
+    /// A write transaction; dropped without [`Backend::commit`], it rolls back.
+    type Tx: DerefMut<Target = Self::Conn> + Send;
+    /// A connection from the pool, for reads and single statements.
+    type Pooled: DerefMut<Target = Self::Conn> + Send;
+
+    fn begin(&self) -> impl Future<Output = Result<Self::Tx>> + Send;
+    fn commit(tx: Self::Tx) -> impl Future<Output = Result<()>> + Send;
+    fn conn(&self) -> impl Future<Output = Result<Self::Pooled>> + Send;
+    fn pool_handle(&self) -> PoolHandle;
+}
+
+/// The store over one backend.
+pub(crate) struct SqlStore<B> {
+    backend: B,
+}
+
+impl<B: Backend> SqlStore<B> {
+    pub(crate) fn new(backend: B) -> Self {
+        SqlStore { backend }
+    }
+}
+
+/// What one transaction has done so far: effects for after commit, and builds whose
+/// success fires downstream products.
+#[derive(Default)]
+pub(crate) struct Work {
+    pub(crate) effects: Effects,
+    pub(crate) to_fire: Vec<String>,
+}
+
+pub(crate) fn to_json<T: serde::Serialize>(v: &T) -> Result<String> {
+    serde_json::to_string(v).map_err(corrupt)
+}
+
+pub(crate) fn from_json<T: serde::de::DeserializeOwned>(s: &str) -> Result<T> {
+    serde_json::from_str(s).map_err(corrupt)
+}
+
+pub(crate) fn outputs_of(json: Option<String>) -> Result<BTreeMap<String, String>> {
+    json.map_or(Ok(BTreeMap::new()), |s| from_json(&s))
+}
+
+/// A fresh random token: 128 bits from two UUIDv4s' random parts.
+pub fn token() -> String {
+    format!(
+        "{}{}",
+        uuid::Uuid::new_v4().simple(),
+        uuid::Uuid::new_v4().simple()
+    )
+}
+
+#[async_trait]
+impl<B: Backend> Store for SqlStore<B> {
+    async fn put_product(&self, p: &ProductRecord, now: i64) -> Result<()> {
+        registry::put_product(&mut *self.backend.conn().await?, p, now).await
+    }
+
+    async fn product(&self, name: &str) -> Result<Option<ProductRecord>> {
+        registry::product(&mut *self.backend.conn().await?, name).await
+    }
+
+    async fn products(&self) -> Result<Vec<ProductRecord>> {
+        registry::products(&mut *self.backend.conn().await?).await
+    }
+
+    async fn create_build(&self, new: &NewBuild, now: i64) -> Result<(String, Effects)> {
+        let mut tx = self.backend.begin().await?;
+        let mut work = Work::default();
+        let id = builds::insert_build(&mut *tx, new, None, now, &mut work).await?;
+        builds::fire_all(&mut *tx, now, &mut work).await?;
+        B::commit(tx).await?;
+        Ok((id, work.effects))
+    }
+
+    async fn claim(&self, req: &ClaimRequest, lease_ms: i64, now: i64) -> Result<Option<Claim>> {
+        let mut tx = self.backend.begin().await?;
+        let claim = runs::claim(&mut *tx, req, lease_ms, now).await?;
+        B::commit(tx).await?;
+        Ok(claim)
+    }
+
+    async fn heartbeat(&self, lease: &Lease, lease_ms: i64, now: i64) -> Result<Option<bool>> {
+        runs::heartbeat(&mut *self.backend.conn().await?, lease, lease_ms, now).await
+    }
+
+    async fn append_logs(&self, batch: &LogBatch, now: i64) -> Result<bool> {
+        let mut tx = self.backend.begin().await?;
+        if !runs::append_logs(&mut *tx, batch, now).await? {
+            return Ok(false);
+        }
+        B::commit(tx).await?;
+        Ok(true)
+    }
+
+    async fn complete(&self, c: &Completion, now: i64) -> Result<Option<Effects>> {
+        let mut tx = self.backend.begin().await?;
+        let mut work = Work::default();
+        if !runs::complete(&mut *tx, c, now, &mut work).await? {
+            return Ok(None);
+        }
+        builds::fire_all(&mut *tx, now, &mut work).await?;
+        B::commit(tx).await?;
+        Ok(Some(work.effects))
+    }
+
+    async fn reap(&self, now: i64, max_lost: u32) -> Result<Effects> {
+        let mut tx = self.backend.begin().await?;
+        let mut work = Work::default();
+        runs::reap(&mut *tx, now, max_lost, &mut work).await?;
+        builds::fire_all(&mut *tx, now, &mut work).await?;
+        B::commit(tx).await?;
+        Ok(work.effects)
+    }
+
+    async fn stale_queued(&self, before: i64, fleet: &str, limit: u64) -> Result<Vec<Dispatch>> {
+        reads::stale_queued(&mut *self.backend.conn().await?, before, fleet, limit).await
+    }
+
+    async fn queued_by_fleet(&self) -> Result<Vec<(String, u64)>> {
+        reads::queued_by_fleet(&mut *self.backend.conn().await?).await
+    }
+
+    async fn cancel_build(&self, id: &str, now: i64) -> Result<Option<Effects>> {
+        let mut tx = self.backend.begin().await?;
+        let effects = actions::cancel_build(&mut *tx, id, now).await?;
+        B::commit(tx).await?;
+        Ok(effects)
+    }
+
+    async fn build(&self, id: &str) -> Result<Option<BuildView>> {
+        reads::build(&mut *self.backend.conn().await?, id).await
+    }
+
+    async fn builds(&self, filter: &BuildFilter) -> Result<Vec<BuildView>> {
+        reads::builds(&mut *self.backend.conn().await?, filter).await
+    }
+
+    async fn logs(&self, job_run_id: &str, after: i64, limit: u32) -> Result<Vec<LogRow>> {
+        reads::logs(&mut *self.backend.conn().await?, job_run_id, after, limit).await
+    }
+
+    async fn downstream_builds(&self, id: &str) -> Result<Vec<String>> {
+        reads::downstream_builds(&mut *self.backend.conn().await?, id).await
+    }
+
+    async fn unfinished_builds(&self) -> Result<u64> {
+        reads::unfinished_builds(&mut *self.backend.conn().await?).await
+    }
+
+    async fn register_runner(
+        &self,
+        name: &str,
+        fleets: &[String],
+        token_hash: &str,
+        now: i64,
+    ) -> Result<String> {
+        let mut conn = self.backend.conn().await?;
+        registry::register_runner(&mut *conn, name, fleets, token_hash, now).await
+    }
+
+    async fn runner_seen(&self, token_hash: &str, now: i64) -> Result<Option<RunnerView>> {
+        registry::runner_seen(&mut *self.backend.conn().await?, token_hash, now).await
+    }
+
+    async fn runners(&self) -> Result<Vec<RunnerView>> {
+        registry::runners(&mut *self.backend.conn().await?).await
+    }
+
+    async fn record_config_error(&self, new: &NewBuild, error: &str, now: i64) -> Result<String> {
+        let mut tx = self.backend.begin().await?;
+        let id = builds::insert_config_error(&mut *tx, new, error, now).await?;
+        B::commit(tx).await?;
+        Ok(id)
+    }
+
+    async fn record_delivery(&self, forge: &str, delivery_id: &str, now: i64) -> Result<bool> {
+        registry::record_delivery(&mut *self.backend.conn().await?, forge, delivery_id, now).await
+    }
+
+    async fn run_counts(&self) -> Result<(Vec<RunCount>, u64)> {
+        reads::run_counts(&mut *self.backend.conn().await?).await
+    }
+
+    async fn forge_status_due(&self, since: i64, limit: u32) -> Result<Vec<String>> {
+        reads::forge_status_due(&mut *self.backend.conn().await?, since, limit).await
+    }
+
+    async fn set_forge_status(&self, id: &str, status: &str) -> Result<()> {
+        reads::set_forge_status(&mut *self.backend.conn().await?, id, status).await
+    }
+
+    async fn job_run(&self, id: &str) -> Result<Option<JobRunView>> {
+        reads::job_run(&mut *self.backend.conn().await?, id).await
+    }
+
+    fn pool_handle(&self) -> PoolHandle {
+        self.backend.pool_handle()
+    }
+
+    async fn approve_job_run(&self, id: &str, now: i64) -> Result<Option<Effects>> {
+        let mut tx = self.backend.begin().await?;
+        let effects = actions::approve(&mut *tx, id, now).await?;
+        B::commit(tx).await?;
+        Ok(effects)
+    }
+
+    async fn cancel_job_run(&self, id: &str, now: i64) -> Result<Option<Effects>> {
+        let mut tx = self.backend.begin().await?;
+        let effects = actions::cancel_run(&mut *tx, id, now).await?;
+        B::commit(tx).await?;
+        Ok(effects)
+    }
+
+    async fn rerun_build(&self, id: &str, now: i64) -> Result<Option<(String, Effects)>> {
+        let mut tx = self.backend.begin().await?;
+        let mut work = Work::default();
+        let Some(new_id) = actions::rerun(&mut *tx, id, now, &mut work).await? else {
+            return Ok(None);
+        };
+        builds::fire_all(&mut *tx, now, &mut work).await?;
+        B::commit(tx).await?;
+        Ok(Some((new_id, work.effects)))
+    }
+
+    async fn build_of_job_run(&self, job_run_id: &str) -> Result<Option<String>> {
+        reads::build_of_job_run(&mut *self.backend.conn().await?, job_run_id).await
+    }
+
+    async fn job_edges(&self, build_id: &str) -> Result<Vec<(String, String)>> {
+        reads::job_edges(&mut *self.backend.conn().await?, build_id).await
+    }
+
+    async fn log_tail(
+        &self,
+        job_run_id: &str,
+        before: Option<i64>,
+        limit: u32,
+    ) -> Result<Vec<LogRow>> {
+        reads::log_tail(&mut *self.backend.conn().await?, job_run_id, before, limit).await
+    }
+}

@@ -1,0 +1,231 @@
+//! The domain types the store takes and gives: products, builds, job runs, logs, runners,
+//! and the effects a transaction leaves for its caller to carry out after commit.
+
+use std::collections::BTreeMap;
+
+use conveyor_core::model::Product;
+use conveyor_core::protocol::{JobSpec, QueueMessage};
+use serde::{Deserialize, Serialize};
+
+/// A registered product.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct ProductRecord {
+    pub name: String,
+    pub yaml: String,
+    pub model: Product,
+    pub repo: Option<String>,
+    pub branch: Option<String>,
+    #[serde(skip_serializing)]
+    pub webhook_secret: Option<String>,
+    /// A local directory used as the product's `source` (`conveyor run`, `conveyor up`).
+    pub source_path: Option<String>,
+    /// The head of `branch` as last seen: the commit downstream builds check out.
+    #[serde(default)]
+    pub head_sha: Option<String>,
+}
+
+/// What started a build.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(tag = "kind", rename_all = "snake_case")]
+pub enum BuildTrigger {
+    /// The API, the CLI or the UI.
+    Manual,
+    /// A forge's webhook (push, tag or pull request).
+    Webhook {
+        forge: String,
+        git_ref: String,
+        /// The repository as the forge's API names it (`owner/name`, or GitLab's project
+        /// id): where commit statuses go.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        repository: Option<String>,
+    },
+    /// An upstream build finished successfully.
+    Upstream {
+        build_id: String,
+        product: String,
+        belt: String,
+        number: u64,
+    },
+    /// Someone re-ran build `number` (id `build_id`) of the same product.
+    Rerun {
+        build_id: String,
+        number: u64,
+        /// The forge and repository the re-run build reported to, if it did: a re-run
+        /// reports to them too.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        forge: Option<ForgeTarget>,
+    },
+}
+
+/// Where a build's commit statuses go.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ForgeTarget {
+    pub forge: String,
+    pub repository: String,
+}
+
+impl BuildTrigger {
+    /// Whether the build reports its status to a forge (it came from a forge's webhook and
+    /// the forge named its repository).
+    pub fn reports_to_forge(&self) -> bool {
+        self.forge_target().is_some()
+    }
+
+    /// The forge and repository the build reports to.
+    pub fn forge_target(&self) -> Option<ForgeTarget> {
+        match self {
+            BuildTrigger::Webhook {
+                forge,
+                repository: Some(repository),
+                ..
+            } => Some(ForgeTarget {
+                forge: forge.clone(),
+                repository: repository.clone(),
+            }),
+            BuildTrigger::Rerun { forge, .. } => forge.clone(),
+            _ => None,
+        }
+    }
+}
+
+#[derive(Debug, Clone, PartialEq)]
+pub struct NewBuild {
+    pub product: String,
+    pub belt: String,
+    pub trigger: BuildTrigger,
+    pub git_ref: Option<String>,
+    pub sha: Option<String>,
+    /// The config at the build's commit, when it is not the registered one (webhooks).
+    pub model: Option<Product>,
+}
+
+/// Whether a build or job run status is final: nothing more happens to it.
+pub fn is_final(status: &str) -> bool {
+    matches!(
+        status,
+        "succeeded" | "failed" | "skipped" | "cancelled" | "config_error"
+    )
+}
+
+/// A store's connection pool.
+#[derive(Clone)]
+pub enum PoolHandle {
+    Sqlite(sqlx::SqlitePool),
+    Postgres(sqlx::PgPool),
+}
+
+impl From<sqlx::SqlitePool> for PoolHandle {
+    fn from(p: sqlx::SqlitePool) -> Self {
+        PoolHandle::Sqlite(p)
+    }
+}
+
+impl From<sqlx::PgPool> for PoolHandle {
+    fn from(p: sqlx::PgPool) -> Self {
+        PoolHandle::Postgres(p)
+    }
+}
+
+/// A job run to put on a fleet's queue once the transaction has committed.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Dispatch {
+    pub fleet: String,
+    pub msg: QueueMessage,
+}
+
+/// What a state change caused, for the caller to act on after commit.
+#[derive(Debug, Default, Clone, PartialEq)]
+pub struct Effects {
+    pub dispatch: Vec<Dispatch>,
+    /// Builds created (e.g. downstream products fired).
+    pub created: Vec<String>,
+    /// Builds that reached a final state.
+    pub finished: Vec<String>,
+    /// Builds, among those, whose forge is due a commit status.
+    pub report: Vec<String>,
+    /// How long each job run completed here ran, in ms (for metrics).
+    pub durations_ms: Vec<i64>,
+}
+
+/// A job run as the API shows it.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct JobRunView {
+    pub id: String,
+    pub name: String,
+    pub status: String,
+    pub attempts: u32,
+    pub exit_code: Option<i32>,
+    pub outputs: BTreeMap<String, String>,
+    pub fleet: String,
+    pub runner: Option<String>,
+    pub error: Option<String>,
+    /// When the job run last became ready (ms), for dispatch latency.
+    pub queued_at: Option<i64>,
+    pub started_at: Option<i64>,
+    pub finished_at: Option<i64>,
+}
+
+/// A build as the API and `conveyor run --json` show it.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct BuildView {
+    pub id: String,
+    pub product: String,
+    pub belt: String,
+    pub number: u64,
+    pub status: String,
+    pub trigger: BuildTrigger,
+    pub upstream_build_id: Option<String>,
+    pub git_ref: Option<String>,
+    pub sha: Option<String>,
+    pub error: Option<String>,
+    pub created_at: i64,
+    pub finished_at: Option<i64>,
+    /// For builds that report to a forge: the last status the forge was told (empty before
+    /// the first report).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub forge_status: Option<String>,
+    pub jobs: Vec<JobRunView>,
+}
+
+#[derive(Debug, Clone, Default, PartialEq, Deserialize)]
+pub struct BuildFilter {
+    pub product: Option<String>,
+    pub status: Option<String>,
+    pub limit: Option<u32>,
+}
+
+/// One stored log line.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct LogRow {
+    pub id: i64,
+    pub attempt: u32,
+    pub stream: String,
+    pub text: String,
+    pub at: i64,
+}
+
+/// A successful claim.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Claim {
+    pub spec: JobSpec,
+    /// How long the job run waited from ready to claimed, in ms.
+    pub waited_ms: i64,
+}
+
+/// Job runs in one state on one fleet.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct RunCount {
+    pub status: String,
+    pub fleet: String,
+    pub count: u64,
+}
+
+/// A registered runner as the API shows it.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct RunnerView {
+    pub id: String,
+    pub name: String,
+    pub fleets: Vec<String>,
+    pub last_seen_at: i64,
+    pub created_at: i64,
+}
