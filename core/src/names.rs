@@ -47,6 +47,33 @@ fn name_with(s: &str, first: impl Fn(char) -> bool, rest: impl Fn(char) -> bool)
     }
 }
 
+/// The longest git ref conveyor accepts (git itself allows more; no forge sends more).
+pub const MAX_REF_LEN: usize = 255;
+
+/// A commit id: 40 (SHA-1) or 64 (SHA-256) hex digits.
+pub fn is_commit_sha(s: &str) -> bool {
+    matches!(s.len(), 40 | 64) && s.bytes().all(|b| b.is_ascii_hexdigit())
+}
+
+/// A ref or branch name by git's rules (`git check-ref-format`), at most [`MAX_REF_LEN`]
+/// bytes: no control characters, spaces or `~^:?*[\\`, no `..` or `@{`, no component that
+/// starts with `.` or ends with `.lock`, not starting with `-` or `/`, not ending with `/`
+/// or `.`, no `//`. A value that git could read as an option (`--output=…`) is never one.
+pub fn is_ref_name(s: &str) -> bool {
+    let bad_char = |c: char| c.is_control() || " ~^:?*[\\".contains(c);
+    !s.is_empty()
+        && s.len() <= MAX_REF_LEN
+        && s != "@"
+        && !s.starts_with(['-', '/'])
+        && !s.ends_with(['/', '.'])
+        && !s.contains("..")
+        && !s.contains("@{")
+        && !s.contains("//")
+        && !s.chars().any(bad_char)
+        && s.split('/')
+            .all(|part| !part.starts_with('.') && !part.ends_with(".lock"))
+}
+
 /// The candidate nearest to `name`, if it is near enough to be a likely typo.
 pub fn suggest<'a>(name: &str, candidates: impl IntoIterator<Item = &'a str>) -> Option<&'a str> {
     let limit = (name.chars().count() / 3).max(1);
@@ -114,5 +141,43 @@ mod tests {
         assert!(is_var_name("GEM_VERSION"));
         assert!(!is_var_name("1X"));
         assert!(!is_node_name(&"a".repeat(MAX_NAME_LEN + 1)));
+    }
+
+    #[test]
+    fn commits_and_refs_follow_gits_rules() {
+        assert!(is_commit_sha(&"a".repeat(40)));
+        assert!(is_commit_sha(&"0123456789abcdef".repeat(4)));
+        assert!(!is_commit_sha(&"a".repeat(39)));
+        assert!(!is_commit_sha("--output=/tmp/x"));
+        assert!(!is_commit_sha(&"g".repeat(40)));
+        for ok in [
+            "main",
+            "refs/heads/release/1.2",
+            "refs/tags/v1.0.0",
+            "feature/x-y_z",
+        ] {
+            assert!(is_ref_name(ok), "{ok}");
+        }
+        for bad in [
+            "",
+            "--output=/tmp/x",
+            "-x",
+            "a..b",
+            "a b",
+            "a~1",
+            "a^",
+            "a:b",
+            "refs/heads/.hidden",
+            "x.lock",
+            "a/",
+            "a.",
+            "a//b",
+            "a@{1}",
+            "@",
+            "a\u{0}b",
+        ] {
+            assert!(!is_ref_name(bad), "{bad:?}");
+        }
+        assert!(!is_ref_name(&"a".repeat(MAX_REF_LEN + 1)));
     }
 }

@@ -1,4 +1,5 @@
-//! Bearer tokens: the admin token for mutating API calls, the runner token for the runner
+//! Bearer tokens: the admin token for mutating API calls, registration tokens (any fleet, or
+//! scoped to fleets) for registering runners, and each runner's own token for the runner
 //! protocol. Compared in constant time.
 
 use axum::extract::FromRequestParts;
@@ -6,6 +7,7 @@ use axum::http::request::Parts;
 
 use crate::error::AppError;
 use crate::state::SharedState;
+use crate::store::Owner;
 
 /// A request carrying the admin token.
 pub struct Admin;
@@ -27,24 +29,35 @@ impl FromRequestParts<SharedState> for ApiReader {
     }
 }
 
-/// A request carrying the fleet registration token (or the admin token).
-pub struct Registration;
+/// A request carrying a registration token: the admin token or `--runner-token` (any
+/// fleet, `None`), or a `--fleet-token` (only its fleets).
+pub struct Registration(pub Option<Vec<String>>);
 
 impl FromRequestParts<SharedState> for Registration {
     type Rejection = AppError;
     async fn from_request_parts(parts: &mut Parts, state: &SharedState) -> Result<Self, AppError> {
-        match bearer(parts) {
-            Some(t) if same(t, &state.runner_token) || same(t, &state.admin_token) => {
-                Ok(Registration)
-            }
-            _ => Err(AppError::Unauthorized),
+        let Some(t) = bearer(parts) else {
+            return Err(AppError::Unauthorized);
+        };
+        if same(t, &state.runner_token) || same(t, &state.admin_token) {
+            return Ok(Registration(None));
         }
+        // Every token is compared, so the time taken does not tell which one was close.
+        let scoped = state
+            .fleet_tokens
+            .iter()
+            .filter(|f| same(t, &f.token))
+            .fold(None, |_, f| Some(f.fleets.clone()));
+        scoped
+            .map(|fleets| Registration(Some(fleets)))
+            .ok_or(AppError::Unauthorized)
     }
 }
 
-/// A request from a runner: its own token (from registration), the fleet registration
-/// token, or the admin token.
-pub struct RunnerAuth;
+/// A request from a registered runner, by its own token (from registration): who it is and
+/// the fleets it serves. Registration tokens and the admin token are not runner tokens: a
+/// lease belongs to the runner that claimed it.
+pub struct RunnerAuth(pub Owner);
 
 /// How long a runner's token stays trusted without asking the database again; also how
 /// often its `last_seen_at` is written.
@@ -59,8 +72,8 @@ pub fn token_hash(token: &str) -> String {
         .collect()
 }
 
-/// Whether `token` belongs to a registered runner, recording that it was seen.
-async fn registered_runner(state: &SharedState, token: &str) -> Result<bool, AppError> {
+/// The registered runner whose own token this is, recording that it was seen.
+async fn registered_runner(state: &SharedState, token: &str) -> Result<Option<Owner>, AppError> {
     let hash = token_hash(token);
     let now = crate::state::now_ms();
     {
@@ -68,24 +81,25 @@ async fn registered_runner(state: &SharedState, token: &str) -> Result<bool, App
             .runner_tokens
             .lock()
             .unwrap_or_else(|p| p.into_inner());
-        if cache
-            .get(&hash)
-            .is_some_and(|seen| now - seen < SEEN_EVERY_MS)
+        if let Some((seen, owner)) = cache.get(&hash)
+            && now - seen < SEEN_EVERY_MS
         {
-            return Ok(true);
+            return Ok(Some(owner.clone()));
         }
     }
-    let known = state.store.runner_seen(&hash, now).await?.is_some();
+    let owner = state.store.runner_seen(&hash, now).await?.map(|r| Owner {
+        name: r.name,
+        fleets: r.fleets,
+    });
     let mut cache = state
         .runner_tokens
         .lock()
         .unwrap_or_else(|p| p.into_inner());
-    if known {
-        cache.insert(hash, now);
-    } else {
-        cache.remove(&hash);
-    }
-    Ok(known)
+    match &owner {
+        Some(o) => cache.insert(hash, (now, o.clone())),
+        None => cache.remove(&hash),
+    };
+    Ok(owner)
 }
 
 fn bearer(parts: &Parts) -> Option<&str> {
@@ -120,12 +134,12 @@ impl FromRequestParts<SharedState> for Admin {
 impl FromRequestParts<SharedState> for RunnerAuth {
     type Rejection = AppError;
     async fn from_request_parts(parts: &mut Parts, state: &SharedState) -> Result<Self, AppError> {
-        match bearer(parts) {
-            Some(t) if same(t, &state.runner_token) || same(t, &state.admin_token) => {
-                Ok(RunnerAuth)
-            }
-            Some(t) if registered_runner(state, t).await? => Ok(RunnerAuth),
-            _ => Err(AppError::Unauthorized),
+        let Some(t) = bearer(parts) else {
+            return Err(AppError::Unauthorized);
+        };
+        match registered_runner(state, t).await? {
+            Some(owner) => Ok(RunnerAuth(owner)),
+            None => Err(AppError::Unauthorized),
         }
     }
 }

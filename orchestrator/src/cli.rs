@@ -16,6 +16,8 @@ pub struct Cli {
     pub command: Command,
 }
 
+// Parsed once at startup: the size of the largest variant costs nothing.
+#[allow(clippy::large_enum_variant)]
 #[derive(Debug, Subcommand)]
 pub enum Command {
     /// Check .conveyor.yml files; several files are checked across products.
@@ -113,9 +115,20 @@ pub enum Command {
         /// The bearer token for mutating API calls.
         #[arg(long, env = "CONVEYOR_ADMIN_TOKEN")]
         admin_token: String,
-        /// The token runners authenticate with.
-        #[arg(long, env = "CONVEYOR_RUNNER_TOKEN")]
-        runner_token: String,
+        /// A registration token for runners of any fleet. Prefer `--fleet-token`, which
+        /// limits the fleets a runner may register for.
+        #[arg(long, env = "CONVEYOR_RUNNER_TOKEN", hide_env_values = true)]
+        runner_token: Option<String>,
+        /// A registration token for some fleets only, as `FLEET[,FLEET...]=TOKEN` (give it
+        /// once per token; in the environment, separate tokens with `;`). A runner that
+        /// registers with it may serve only those fleets.
+        #[arg(
+            long = "fleet-token",
+            env = "CONVEYOR_FLEET_TOKENS",
+            value_delimiter = ';',
+            hide_env_values = true
+        )]
+        fleet_tokens: Vec<crate::state::FleetToken>,
         /// Prefix of the Redis keys (one conveyor per prefix).
         #[arg(long, env = "CONVEYOR_QUEUE_PREFIX", default_value = "conveyor")]
         queue_prefix: String,
@@ -293,6 +306,7 @@ pub fn run(cli: Cli) -> ExitCode {
             redis_url,
             admin_token,
             runner_token,
+            fleet_tokens,
             queue_prefix,
             lease_secs,
             data_dir,
@@ -306,7 +320,9 @@ pub fn run(cli: Cli) -> ExitCode {
                 database_url,
                 redis_url,
                 admin_token,
-                runner_token,
+                // Without `--runner-token`, only fleet tokens register runners.
+                runner_token: runner_token.unwrap_or_else(crate::store::token),
+                fleet_tokens,
                 queue_prefix,
                 lease_secs,
                 data_dir,

@@ -16,6 +16,8 @@ pub enum AppError {
     Unauthorized,
     /// A webhook without a valid signature.
     BadSignature,
+    /// Authenticated, but not allowed to do this.
+    Forbidden(String),
     NotFound(String),
     Conflict(String),
     /// A config that does not compile: every located message.
@@ -63,6 +65,7 @@ impl IntoResponse for AppError {
                 StatusCode::UNAUTHORIZED,
                 json!({ "error": "the signature is missing or wrong for every product of this repository" }),
             ),
+            AppError::Forbidden(m) => (StatusCode::FORBIDDEN, json!({ "error": m })),
             AppError::NotFound(m) => (StatusCode::NOT_FOUND, json!({ "error": m })),
             AppError::Conflict(m) => (StatusCode::CONFLICT, json!({ "error": m })),
             AppError::InvalidConfig(errors) => (

@@ -16,6 +16,7 @@ pub struct ServeArgs {
     pub redis_url: String,
     pub admin_token: String,
     pub runner_token: String,
+    pub fleet_tokens: Vec<crate::state::FleetToken>,
     pub queue_prefix: String,
     pub lease_secs: u64,
     pub data_dir: std::path::PathBuf,
@@ -55,6 +56,7 @@ pub async fn run(args: ServeArgs) -> ExitCode {
     };
     let mut state = AppState::new(store, queue, args.admin_token, args.runner_token);
     state.statuses = statuses;
+    state.fleet_tokens = args.fleet_tokens;
     state.repos = crate::repos::Repos::new(args.data_dir.join("mirrors"));
     state.public_ui = args.public_ui;
     state.lease_ms = i64::try_from(args.lease_secs.max(1)).unwrap_or(30) * 1000;

@@ -6,7 +6,7 @@ use conveyor_core::protocol::LogLine;
 use conveyor_runner::queue::Queue;
 use tokio::sync::broadcast;
 
-use crate::store::{Effects, Store};
+use crate::store::{Effects, Owner, Store};
 
 /// Something that happened, for live views (`conveyor run`, the UI).
 #[derive(Debug, Clone)]
@@ -27,15 +27,19 @@ pub struct AppState {
     pub store: Arc<dyn Store>,
     pub queue: Arc<dyn Queue>,
     pub admin_token: String,
+    /// The registration token for runners of any fleet (`--runner-token`).
     pub runner_token: String,
+    /// Registration tokens scoped to fleets (`--fleet-token FLEETS=TOKEN`): a runner
+    /// registering with one may serve only those fleets.
+    pub fleet_tokens: Vec<FleetToken>,
     /// How long a claim or heartbeat holds a job run.
     pub lease_ms: i64,
     /// How often a job run may lose its runner before it fails.
     pub max_lost: u32,
     pub events: broadcast::Sender<Event>,
     pub metrics: crate::metrics::Metrics,
-    /// Hashes of runner tokens recently confirmed, and when.
-    pub runner_tokens: std::sync::Mutex<std::collections::HashMap<String, i64>>,
+    /// Hashes of runner tokens recently confirmed: when, and whose.
+    pub runner_tokens: std::sync::Mutex<std::collections::HashMap<String, (i64, Owner)>>,
     /// Mirrors of product repositories.
     pub repos: crate::repos::Repos,
     /// Commit statuses to forges, when a forge has a token.
@@ -46,6 +50,37 @@ pub struct AppState {
 }
 
 pub type SharedState = Arc<AppState>;
+
+/// A registration token that registers runners for some fleets only.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct FleetToken {
+    pub fleets: Vec<String>,
+    pub token: String,
+}
+
+impl std::str::FromStr for FleetToken {
+    type Err = String;
+
+    /// `FLEET[,FLEET…]=TOKEN`.
+    fn from_str(s: &str) -> Result<Self, String> {
+        let usage = "expected FLEET[,FLEET...]=TOKEN, e.g. `deploy=s3cret`";
+        let (fleets, token) = s.split_once('=').ok_or_else(|| usage.to_string())?;
+        let fleets: Vec<String> = fleets.split(',').map(|f| f.trim().to_string()).collect();
+        if let Some(bad) = fleets
+            .iter()
+            .find(|f| !conveyor_core::names::is_fleet_name(f))
+        {
+            return Err(format!("invalid fleet name `{bad}`: {usage}"));
+        }
+        if token.trim().len() < 16 {
+            return Err("a fleet token needs at least 16 characters".into());
+        }
+        Ok(FleetToken {
+            fleets,
+            token: token.trim().to_string(),
+        })
+    }
+}
 
 impl AppState {
     pub fn new(
@@ -59,6 +94,7 @@ impl AppState {
             queue,
             admin_token,
             runner_token,
+            fleet_tokens: Vec::new(),
             lease_ms: 30_000,
             max_lost: 3,
             events: broadcast::channel(4096).0,

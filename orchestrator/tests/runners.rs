@@ -172,3 +172,47 @@ async fn registration_needs_the_fleet_token_a_name_and_valid_fleets() {
         "nothing registered by refused calls"
     );
 }
+
+#[tokio::test]
+async fn a_fleet_token_registers_runners_of_its_fleets_only() {
+    let queue = Arc::new(conveyor_runner::queue::LocalQueue::new());
+    let store = common::sqlite().await;
+    let mut state = conveyor::state::AppState::new(store, queue, "admin".into(), "any".into());
+    state.fleet_tokens = vec!["default,docker=token-for-default-1234".parse().unwrap()];
+    let base = common::serve_app(conveyor::routes::app(Arc::new(state))).await;
+    let http = reqwest::Client::new();
+    let url = format!("{base}/api/v1/runners/register");
+    let token = "token-for-default-1234";
+    let deploy = json!({"name": "sneaky", "fleets": ["default", "deploy"]});
+    let (code, body) = post(&http, url.clone(), token, deploy).await;
+    assert_eq!(
+        (code, body["error"].as_str()),
+        (
+            403,
+            Some(
+                "this registration token is for fleets default, docker; it cannot register a runner for fleet `deploy`"
+            )
+        )
+    );
+    // A runner of `deploy`, registered with the admin token, cannot be taken over by name.
+    let real = json!({"name": "deploy-1", "fleets": ["deploy"]});
+    assert_eq!(post(&http, url.clone(), "admin", real).await.0, 201);
+    let takeover = json!({"name": "deploy-1", "fleets": ["default"]});
+    let (code, body) = post(&http, url.clone(), token, takeover).await;
+    assert_eq!(
+        (code, body["error"].as_str()),
+        (
+            403,
+            Some(
+                "runner `deploy-1` is registered for fleets this token does not cover; choose another name"
+            )
+        )
+    );
+    let ok = json!({"name": "builder", "fleets": ["default", "docker"]});
+    assert_eq!(post(&http, url, token, ok).await.0, 201);
+    assert!(
+        "deploy=short"
+            .parse::<conveyor::state::FleetToken>()
+            .is_err()
+    );
+}

@@ -17,14 +17,38 @@ pub trait Store: Send + Sync {
     /// Writes the build, its job runs and edges in one transaction; the job runs with no
     /// unmet dependency are returned for dispatch.
     async fn create_build(&self, new: &NewBuild, now: i64) -> Result<(String, Effects)>;
-    /// Takes a queued job run at this attempt; `None` when it is not (duplicate or stale).
-    async fn claim(&self, req: &ClaimRequest, lease_ms: i64, now: i64) -> Result<Option<Claim>>;
-    /// Extends a lease; `Some(cancel)` while the lease holds, `None` once it is gone.
-    async fn heartbeat(&self, lease: &Lease, lease_ms: i64, now: i64) -> Result<Option<bool>>;
-    /// Stores a log batch under a live lease (a batch sent twice is stored once).
-    async fn append_logs(&self, batch: &LogBatch, now: i64) -> Result<bool>;
-    /// Records a result under a live lease and moves the build on; `None` if fenced out.
-    async fn complete(&self, c: &Completion, now: i64) -> Result<Option<Effects>>;
+    /// Takes a queued job run at this attempt for `owner`, if it is of one of the owner's
+    /// fleets; `None` when it is not (duplicate, stale, or another fleet's).
+    async fn claim(
+        &self,
+        req: &ClaimRequest,
+        owner: &Owner,
+        lease_ms: i64,
+        now: i64,
+    ) -> Result<Option<Claim>>;
+    /// Extends `owner`'s lease; `Some(cancel)` while it holds, `None` once it is gone (or it
+    /// was never this runner's).
+    async fn heartbeat(
+        &self,
+        lease: &Lease,
+        owner: &str,
+        lease_ms: i64,
+        now: i64,
+    ) -> Result<Option<bool>>;
+    /// Stores a log batch under `owner`'s live lease (a batch sent twice is stored once).
+    async fn append_logs(&self, batch: &LogBatch, owner: &str, now: i64) -> Result<bool>;
+    /// Records a result under `owner`'s live lease and moves the build on; `None` if fenced
+    /// out.
+    async fn complete(&self, c: &Completion, owner: &str, now: i64) -> Result<Option<Effects>>;
+    /// A runner hands back a job run it stopped (it is shutting down): re-queued at once as
+    /// a lost attempt, as the reaper would once the lease expired. `None` if fenced out.
+    async fn release(
+        &self,
+        lease: &Lease,
+        owner: &str,
+        max_lost: u32,
+        now: i64,
+    ) -> Result<Option<Effects>>;
     /// Re-queues running job runs whose lease expired (a lost runner), failing those
     /// lost more than `max_lost` times.
     async fn reap(&self, now: i64, max_lost: u32) -> Result<Effects>;
@@ -59,6 +83,14 @@ pub trait Store: Send + Sync {
     /// Records a build that cannot run because its config has errors: numbered like any
     /// build, state `config_error`, the message kept, no job run created.
     async fn record_config_error(&self, new: &NewBuild, error: &str, now: i64) -> Result<String>;
+    /// Records a delivery with the product heads it moves and the builds it starts, all in
+    /// one transaction; the ids of the builds, in order, and what they caused. `None` if
+    /// the delivery was recorded before (a replay): nothing is written.
+    async fn accept_delivery(
+        &self,
+        d: &Delivery,
+        now: i64,
+    ) -> Result<Option<(Vec<String>, Effects)>>;
     /// Records a webhook delivery; false if it was recorded before (a replay).
     async fn record_delivery(&self, forge: &str, delivery_id: &str, now: i64) -> Result<bool>;
     /// Job runs by state and fleet, and how many runners hold a running job run.

@@ -99,6 +99,29 @@ pub struct NewBuild {
     pub model: Option<Product>,
 }
 
+/// A forge's webhook delivery and everything it starts, recorded in one transaction: the
+/// delivery is kept only with its builds, so a delivery that failed half-way is not marked
+/// seen and the forge's redelivery builds.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Delivery {
+    pub forge: String,
+    pub id: String,
+    /// Products whose branch moved: their config and head as of the pushed commit.
+    pub heads: Vec<ProductRecord>,
+    pub builds: Vec<PlannedBuild>,
+}
+
+/// A build a delivery starts, or records as unable to run.
+#[derive(Debug, Clone, PartialEq)]
+pub enum PlannedBuild {
+    Run(NewBuild),
+    /// The config at the commit has errors: a `config_error` build with the message.
+    ConfigError {
+        build: NewBuild,
+        error: String,
+    },
+}
+
 /// Whether a build or job run status is final: nothing more happens to it.
 pub fn is_final(status: &str) -> bool {
     matches!(
@@ -145,6 +168,17 @@ pub struct Effects {
     pub report: Vec<String>,
     /// How long each job run completed here ran, in ms (for metrics).
     pub durations_ms: Vec<i64>,
+}
+
+impl Effects {
+    /// Adds what another transaction caused.
+    pub fn absorb(&mut self, other: Effects) {
+        self.dispatch.extend(other.dispatch);
+        self.created.extend(other.created);
+        self.finished.extend(other.finished);
+        self.report.extend(other.report);
+        self.durations_ms.extend(other.durations_ms);
+    }
 }
 
 /// A job run as the API shows it.
@@ -202,6 +236,14 @@ pub struct LogRow {
     pub stream: String,
     pub text: String,
     pub at: i64,
+}
+
+/// The runner a protocol call comes from, as its own token identifies it: its name (the
+/// lease owner) and the fleets it registered for.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Owner {
+    pub name: String,
+    pub fleets: Vec<String>,
 }
 
 /// A successful claim.

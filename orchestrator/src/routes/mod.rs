@@ -50,6 +50,7 @@ pub fn app(state: SharedState) -> Router {
         .route("/api/v1/runner/heartbeat", post(runner::heartbeat))
         .route("/api/v1/runner/logs", post(runner::logs))
         .route("/api/v1/runner/complete", post(runner::complete))
+        .route("/api/v1/runner/release", post(runner::release))
         .route("/api/v1/job-runs/{id}/approve", post(actions::approve))
         .route("/api/v1/job-runs/{id}/cancel", post(actions::cancel_job))
         .route("/api/v1/builds/{id}/rerun", post(actions::rerun))

@@ -1,5 +1,6 @@
-//! The runner protocol (see `conveyor_core::protocol`): claim, heartbeat, logs, complete.
-//! A fenced-out call answers 409.
+//! The runner protocol (see `conveyor_core::protocol`): claim, heartbeat, logs, complete,
+//! release. Each call names its runner by the runner's own token; a fenced-out call (the
+//! lease is gone, or is another runner's) answers 409.
 
 use axum::Json;
 use axum::extract::State;
@@ -17,13 +18,13 @@ fn fenced() -> AppError {
 
 pub async fn claim(
     State(state): State<SharedState>,
-    _: RunnerAuth,
+    RunnerAuth(owner): RunnerAuth,
     body: Result<Json<ClaimRequest>, JsonRejection>,
 ) -> AppResult<Json<JobSpec>> {
     let Json(req) = body?;
     let claim = state
         .store
-        .claim(&req, state.lease_ms, now_ms())
+        .claim(&req, &owner, state.lease_ms, now_ms())
         .await?
         .ok_or_else(fenced)?;
     state.metrics.dispatch.observe_ms(claim.waited_ms);
@@ -32,13 +33,13 @@ pub async fn claim(
 
 pub async fn heartbeat(
     State(state): State<SharedState>,
-    _: RunnerAuth,
+    RunnerAuth(owner): RunnerAuth,
     body: Result<Json<Lease>, JsonRejection>,
 ) -> AppResult<Json<HeartbeatReply>> {
     let Json(lease) = body?;
     let cancel = state
         .store
-        .heartbeat(&lease, state.lease_ms, now_ms())
+        .heartbeat(&lease, &owner.name, state.lease_ms, now_ms())
         .await?
         .ok_or_else(fenced)?;
     Ok(Json(HeartbeatReply { cancel }))
@@ -46,11 +47,15 @@ pub async fn heartbeat(
 
 pub async fn logs(
     State(state): State<SharedState>,
-    _: RunnerAuth,
+    RunnerAuth(owner): RunnerAuth,
     body: Result<Json<LogBatch>, JsonRejection>,
 ) -> AppResult<StatusCode> {
     let Json(batch) = body?;
-    if !state.store.append_logs(&batch, now_ms()).await? {
+    if !state
+        .store
+        .append_logs(&batch, &owner.name, now_ms())
+        .await?
+    {
         return Err(fenced());
     }
     let _ = state.events.send(Event::Logs {
@@ -62,13 +67,30 @@ pub async fn logs(
 
 pub async fn complete(
     State(state): State<SharedState>,
-    _: RunnerAuth,
+    RunnerAuth(owner): RunnerAuth,
     body: Result<Json<Completion>, JsonRejection>,
 ) -> AppResult<StatusCode> {
     let Json(c) = body?;
     let effects = state
         .store
-        .complete(&c, now_ms())
+        .complete(&c, &owner.name, now_ms())
+        .await?
+        .ok_or_else(fenced)?;
+    state.apply(effects).await;
+    Ok(StatusCode::NO_CONTENT)
+}
+
+/// A runner shutting down hands back a job run it stopped: re-queued at once, as a lost
+/// attempt.
+pub async fn release(
+    State(state): State<SharedState>,
+    RunnerAuth(owner): RunnerAuth,
+    body: Result<Json<Lease>, JsonRejection>,
+) -> AppResult<StatusCode> {
+    let Json(lease) = body?;
+    let effects = state
+        .store
+        .release(&lease, &owner.name, state.max_lost, now_ms())
         .await?
         .ok_or_else(fenced)?;
     state.apply(effects).await;

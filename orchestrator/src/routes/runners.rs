@@ -22,10 +22,26 @@ pub struct Register {
 
 pub async fn register(
     State(state): State<SharedState>,
-    _: Registration,
+    Registration(scope): Registration,
     body: Result<Json<Register>, JsonRejection>,
 ) -> AppResult<(StatusCode, Json<Value>)> {
     let Json(r) = body?;
+    check_name_and_fleets(&r)?;
+    if let Some(allowed) = &scope {
+        within_scope(&state, &r, allowed).await?;
+    }
+    let token = crate::store::token();
+    let id = state
+        .store
+        .register_runner(&r.name, &r.fleets, &token_hash(&token), now_ms())
+        .await?;
+    Ok((
+        StatusCode::CREATED,
+        Json(json!({ "id": id, "name": r.name, "fleets": r.fleets, "token": token })),
+    ))
+}
+
+fn check_name_and_fleets(r: &Register) -> AppResult<()> {
     if r.name.trim().is_empty() || r.name.len() > 100 || r.name.chars().any(char::is_control) {
         return Err(AppError::BadRequest(
             "a runner needs a `name` of 1 to 100 printable characters".into(),
@@ -45,15 +61,29 @@ pub async fn register(
             "invalid fleet name `{bad}`: use lowercase letters, digits, `_` and `-`, starting with a letter or digit"
         )));
     }
-    let token = crate::store::token();
-    let id = state
-        .store
-        .register_runner(&r.name, &r.fleets, &token_hash(&token), now_ms())
-        .await?;
-    Ok((
-        StatusCode::CREATED,
-        Json(json!({ "id": id, "name": r.name, "fleets": r.fleets, "token": token })),
-    ))
+    Ok(())
+}
+
+/// A fleet token registers runners of its fleets only, and cannot take over the name of a
+/// runner registered for other fleets.
+async fn within_scope(state: &SharedState, r: &Register, allowed: &[String]) -> AppResult<()> {
+    let outside = |fleets: &[String]| fleets.iter().find(|f| !allowed.contains(f)).cloned();
+    if let Some(f) = outside(&r.fleets) {
+        return Err(AppError::Forbidden(format!(
+            "this registration token is for fleets {}; it cannot register a runner for fleet `{f}`",
+            allowed.join(", ")
+        )));
+    }
+    let existing = state.store.runners().await?;
+    if let Some(taken) = existing.iter().find(|e| e.name == r.name)
+        && outside(&taken.fleets).is_some()
+    {
+        return Err(AppError::Forbidden(format!(
+            "runner `{}` is registered for fleets this token does not cover; choose another name",
+            r.name
+        )));
+    }
+    Ok(())
 }
 
 /// An idle runner's sign of life (the auth check records it).

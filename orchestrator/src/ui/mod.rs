@@ -69,7 +69,9 @@ pub type PageResult<T> = Result<T, PageError>;
 impl IntoResponse for PageError {
     fn into_response(self) -> Response {
         let (status, message) = match self {
-            PageError::Forbidden(m) => (StatusCode::FORBIDDEN, m),
+            PageError::Forbidden(m) | PageError::App(AppError::Forbidden(m)) => {
+                (StatusCode::FORBIDDEN, m)
+            }
             PageError::App(AppError::NotFound(m)) => (StatusCode::NOT_FOUND, m),
             PageError::App(AppError::Conflict(m)) => (StatusCode::CONFLICT, m),
             PageError::App(AppError::BadRequest(m)) => (StatusCode::BAD_REQUEST, m),

@@ -24,6 +24,7 @@ const RUNNER: &str = "runner-secret";
 const PRODUCTS: &str = "/api/v1/products";
 const CLAIM: &str = "/api/v1/runner/claim";
 const HEARTBEAT: &str = "/api/v1/runner/heartbeat";
+const RELEASE: &str = "/api/v1/runner/release";
 
 const BAD_JSON: &str = "invalid JSON body: ";
 const FENCED: &str = "this job run is not yours: it was taken, or your lease is gone";
@@ -57,16 +58,22 @@ struct App {
     base: String,
     http: reqwest::Client,
     queue: Arc<LocalQueue>,
+    /// Runner `r1`'s own token (it serves the default fleet).
+    r1: String,
 }
 
-/// Starts the real router on a random port over a fresh SQLite store.
+/// Starts the real router on a random port over a fresh SQLite store, with runner `r1`
+/// registered.
 async fn spawn_app() -> App {
     let queue = Arc::new(LocalQueue::new());
     let base = common::serve_router(queue.clone(), ADMIN, RUNNER).await;
+    let http = reqwest::Client::new();
+    let r1 = common::register_runner(&http, &base, RUNNER, "r1", &["default"]).await;
     App {
         base,
-        http: reqwest::Client::new(),
+        http,
         queue,
+        r1,
     }
 }
 
@@ -103,7 +110,7 @@ impl App {
     }
 
     async fn runner(&self, path: &str, body: &Value) -> (u16, Value) {
-        self.post(path, Some(RUNNER), body).await
+        self.post(path, Some(&self.r1), body).await
     }
 
     async fn post_raw(&self, path: &str, body: impl Into<reqwest::Body>) -> (u16, Value) {

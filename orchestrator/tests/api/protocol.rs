@@ -140,22 +140,67 @@ async fn reading_an_unknown_build_answers_404_with_a_sentence() {
 }
 
 #[tokio::test]
-async fn runner_routes_accept_the_admin_token_but_not_a_missing_or_wrong_one() {
+async fn runner_routes_take_only_a_runners_own_token_and_its_own_leases() {
     let app = spawn_app().await;
     app.shop_build().await;
     let claim = claim_of(&app.take().await);
-    for token in [None, Some("wrong")] {
+    // Neither the admin token nor a registration token is a runner: a lease needs an owner.
+    for token in [None, Some("wrong"), Some(ADMIN), Some(RUNNER)] {
         let (status, _) = app.post(CLAIM, token, &claim).await;
         assert_eq!(status, 401, "token {token:?}");
     }
-    let (status, body) = app.admin(CLAIM, &claim).await;
+    let (status, body) = app.runner(CLAIM, &claim).await;
     assert_eq!(status, 200, "{body}");
     let lease = &body["lease"];
-    for path in [HEARTBEAT, "/api/v1/runner/complete"] {
+    for path in [HEARTBEAT, "/api/v1/runner/complete", RELEASE] {
         assert_eq!(app.post(path, None, lease).await.0, 401, "{path}");
     }
-    let (status, reply) = app.admin(HEARTBEAT, lease).await;
+    // Another registered runner holds a token, but not this lease.
+    let r2 = common::register_runner(&app.http, &app.base, RUNNER, "r2", &["default"]).await;
+    for path in [HEARTBEAT, RELEASE] {
+        let (status, body) = app.post(path, Some(&r2), lease).await;
+        assert_eq!(
+            (status, body["error"].as_str()),
+            (409, Some(FENCED)),
+            "{path}"
+        );
+    }
+    let (status, reply) = app.runner(HEARTBEAT, lease).await;
     assert_eq!((status, reply), (200, json!({ "cancel": false })));
+}
+
+#[tokio::test]
+async fn a_runner_claims_only_from_the_fleets_it_registered_for() {
+    let app = spawn_app().await;
+    app.shop_build().await;
+    let claim = claim_of(&app.take().await);
+    let gpu = common::register_runner(&app.http, &app.base, RUNNER, "gpu-1", &["gpu"]).await;
+    let (status, body) = app.post(CLAIM, Some(&gpu), &claim).await;
+    assert_eq!((status, body["error"].as_str()), (409, Some(FENCED)));
+    let (_, view) = app.get("/api/v1/builds").await;
+    assert_eq!(
+        pluck(&view["builds"][0]["jobs"], "status"),
+        ["queued", "pending"]
+    );
+    assert_eq!(app.runner(CLAIM, &claim).await.0, 200);
+}
+
+#[tokio::test]
+async fn a_handed_back_job_run_is_queued_again_at_once() {
+    let app = spawn_app().await;
+    let build_id = app.shop_build().await;
+    let spec = app.take_and_claim().await;
+    assert_eq!(app.runner(RELEASE, &json!(spec.lease)).await.0, 204);
+    let (_, view) = app.get(&format!("/api/v1/builds/{build_id}")).await;
+    assert_eq!(view["jobs"][0]["status"], "queued");
+    assert_eq!(view["jobs"][0]["attempts"], 2);
+    let again = app.take().await;
+    assert_eq!(
+        (again.msg.job_run_id.as_str(), again.msg.attempt),
+        (spec.lease.job_run_id.as_str(), 2)
+    );
+    let (status, body) = app.runner(RELEASE, &json!(spec.lease)).await;
+    assert_eq!((status, body["error"].as_str()), (409, Some(FENCED)));
 }
 
 #[tokio::test]

@@ -44,7 +44,11 @@ pub async fn serve_router(
     runner: &str,
 ) -> String {
     let state = conveyor::state::AppState::new(sqlite().await, queue, admin.into(), runner.into());
-    let app = conveyor::routes::app(Arc::new(state));
+    serve_app(conveyor::routes::app(Arc::new(state))).await
+}
+
+/// A router on a random port; its base URL.
+pub async fn serve_app(app: axum::Router) -> String {
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
     let base = format!("http://{}", listener.local_addr().unwrap());
     tokio::spawn(async move { axum::serve(listener, app).await.unwrap() });
@@ -71,4 +75,24 @@ pub fn bin(name: &str) -> std::path::PathBuf {
         path.display()
     );
     path
+}
+
+/// Registers a runner with a registration token; its own token.
+pub async fn register_runner(
+    http: &reqwest::Client,
+    base: &str,
+    registration: &str,
+    name: &str,
+    fleets: &[&str],
+) -> String {
+    let res = http
+        .post(format!("{base}/api/v1/runners/register"))
+        .bearer_auth(registration)
+        .json(&serde_json::json!({ "name": name, "fleets": fleets }))
+        .send()
+        .await
+        .expect("register");
+    assert_eq!(res.status().as_u16(), 201, "registering {name}");
+    let body: serde_json::Value = res.json().await.expect("JSON");
+    body["token"].as_str().expect("a token").to_string()
 }

@@ -7,6 +7,7 @@ use sqlx::FromRow;
 
 use super::builds::{insert_build, settle};
 use super::conn::{Conn, sql};
+use super::leases::lock_build_of;
 use super::{Work, from_json};
 use crate::error::Result;
 use crate::types::{BuildTrigger, Dispatch, Effects, NewBuild};
@@ -42,65 +43,55 @@ pub(crate) async fn cancel_run<C: Conn>(
     id: &str,
     now: i64,
 ) -> Result<Option<Effects>> {
-    let row: Option<(String, String)> = conn
-        .opt(sql("SELECT build_id, status FROM job_runs WHERE id = $1").bind(id))
-        .await?;
-    let Some((build_id, status)) = row else {
+    let Some(build_id) = lock_build_of(conn, id).await? else {
         return Ok(None);
     };
     let mut work = Work::default();
-    match status.as_str() {
-        "running" => {
-            conn.exec(
-                sql("UPDATE job_runs SET cancel_requested = TRUE \
-                     WHERE id = $1 AND status = 'running'")
-                .bind(id),
+    let stopped = conn
+        .exec(
+            sql(
+                "UPDATE job_runs SET status = 'cancelled', finished_at = $2 \
+                 WHERE id = $1 AND status IN ('pending', 'queued', 'waiting')",
             )
-            .await?;
-        }
-        "pending" | "queued" | "waiting" => {
-            conn.exec(
-                sql("UPDATE job_runs SET status = 'cancelled', finished_at = $2 WHERE id = $1")
-                    .bind(id)
-                    .bind(now),
-            )
-            .await?;
-            let settled = vec![(id.to_string(), "cancelled")];
-            settle(conn, &build_id, settled, now, &mut work).await?;
-        }
-        // Already finished: nothing to stop.
-        _ => {}
+            .bind(id)
+            .bind(now),
+        )
+        .await?;
+    if stopped == 1 {
+        let settled = vec![(id.to_string(), "cancelled")];
+        settle(conn, &build_id, settled, now, &mut work).await?;
+    } else {
+        // Running: its runner stops it at its next heartbeat. Finished: nothing to stop.
+        conn.exec(
+            sql("UPDATE job_runs SET cancel_requested = TRUE \
+                 WHERE id = $1 AND status = 'running'")
+            .bind(id),
+        )
+        .await?;
     }
     Ok(Some(work.effects))
 }
 
-/// Cancels a build: queued and waiting job runs at once, running ones at their next
+/// Cancels a build: job runs that have not started at once, running ones at their next
 /// heartbeat. `None` if there is no such build.
 pub(crate) async fn cancel_build<C: Conn>(
     conn: &mut C,
     id: &str,
     now: i64,
 ) -> Result<Option<Effects>> {
-    let n = conn
-        .exec(
-            sql("UPDATE builds SET status = 'cancelled' WHERE id = $1 AND status = 'running'")
-                .bind(id),
-        )
-        .await?;
-    let exists = n == 1
-        || conn
-            .opt::<(String,)>(sql("SELECT id FROM builds WHERE id = $1").bind(id))
-            .await?
-            .is_some();
-    if !exists {
+    if conn
+        .opt::<(String,)>(sql(C::LOCK_BUILD).bind(id))
+        .await?
+        .is_none()
+    {
         return Ok(None);
     }
     conn.exec(
-        sql("UPDATE job_runs SET cancel_requested = TRUE \
-             WHERE build_id = $1 AND status = 'running'")
-        .bind(id),
+        sql("UPDATE builds SET status = 'cancelled' WHERE id = $1 AND status = 'running'").bind(id),
     )
     .await?;
+    // Not-started ones first: one a runner claims meanwhile is running by the time the
+    // next statement flags running ones, so none slips through.
     let stopped: Vec<(String,)> = conn
         .all(
             sql(
@@ -111,6 +102,12 @@ pub(crate) async fn cancel_build<C: Conn>(
             .bind(now),
         )
         .await?;
+    conn.exec(
+        sql("UPDATE job_runs SET cancel_requested = TRUE \
+             WHERE build_id = $1 AND status = 'running'")
+        .bind(id),
+    )
+    .await?;
     let mut work = Work::default();
     let settled = stopped.into_iter().map(|(r,)| (r, "cancelled")).collect();
     settle(conn, id, settled, now, &mut work).await?;

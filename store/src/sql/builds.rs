@@ -164,9 +164,10 @@ pub(crate) async fn make_ready<C: Conn>(
 ) -> Result<()> {
     if job.condition.is_some() && !condition_met(conn, build_id, job).await? {
         conn.exec(
-            sql("UPDATE job_runs SET status = 'skipped', finished_at = $2 WHERE id = $1")
-                .bind(run_id)
-                .bind(now),
+            sql("UPDATE job_runs SET status = 'skipped', finished_at = $2 \
+                 WHERE id = $1 AND status = 'pending'")
+            .bind(run_id)
+            .bind(now),
         )
         .await?;
         settled.push((run_id.to_string(), "skipped"));
@@ -174,10 +175,11 @@ pub(crate) async fn make_ready<C: Conn>(
     }
     let status = if job.manual { "waiting" } else { "queued" };
     conn.exec(
-        sql("UPDATE job_runs SET status = $2, queued_at = $3 WHERE id = $1")
-            .bind(run_id)
-            .bind(status)
-            .bind(now),
+        sql("UPDATE job_runs SET status = $2, queued_at = $3 \
+             WHERE id = $1 AND status = 'pending'")
+        .bind(run_id)
+        .bind(status)
+        .bind(now),
     )
     .await?;
     if !job.manual {

@@ -159,6 +159,11 @@ impl<T> Rec for T where T: for<'r> FromRow<'r, SqliteRow> + for<'r> FromRow<'r, 
 
 /// A connection (or a transaction's) that runs [`Sql`].
 pub(crate) trait Conn: Send {
+    /// Locks a build's row for the rest of the transaction (`$1`: its id). Every
+    /// transaction that moves a build's job runs takes this lock first, so locks are taken
+    /// in one order everywhere: the build, then its job runs, then products.
+    const LOCK_BUILD: &'static str;
+
     /// Runs a statement; how many rows it changed.
     fn exec(&mut self, q: Sql) -> impl Future<Output = Result<u64>> + Send;
     fn all<T: Rec>(&mut self, q: Sql) -> impl Future<Output = Result<Vec<T>>> + Send;

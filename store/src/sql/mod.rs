@@ -6,6 +6,7 @@
 mod actions;
 mod builds;
 pub(crate) mod conn;
+mod leases;
 mod reads;
 mod registry;
 mod rows;
@@ -45,6 +46,23 @@ pub(crate) struct SqlStore<B> {
 impl<B: Backend> SqlStore<B> {
     pub(crate) fn new(backend: B) -> Self {
         SqlStore { backend }
+    }
+
+    /// Ends a lost lease in a transaction of its own.
+    async fn lose(
+        &self,
+        which: leases::LostLease<'_>,
+        max_lost: u32,
+        now: i64,
+    ) -> Result<Option<Effects>> {
+        let mut tx = self.backend.begin().await?;
+        let mut work = Work::default();
+        if !leases::lose(&mut *tx, which, max_lost, now, &mut work).await? {
+            return Ok(None);
+        }
+        builds::fire_all(&mut *tx, now, &mut work).await?;
+        B::commit(tx).await?;
+        Ok(Some(work.effects))
     }
 }
 
@@ -100,30 +118,43 @@ impl<B: Backend> Store for SqlStore<B> {
         Ok((id, work.effects))
     }
 
-    async fn claim(&self, req: &ClaimRequest, lease_ms: i64, now: i64) -> Result<Option<Claim>> {
+    async fn claim(
+        &self,
+        req: &ClaimRequest,
+        owner: &Owner,
+        lease_ms: i64,
+        now: i64,
+    ) -> Result<Option<Claim>> {
         let mut tx = self.backend.begin().await?;
-        let claim = runs::claim(&mut *tx, req, lease_ms, now).await?;
+        let claim = runs::claim(&mut *tx, req, owner, lease_ms, now).await?;
         B::commit(tx).await?;
         Ok(claim)
     }
 
-    async fn heartbeat(&self, lease: &Lease, lease_ms: i64, now: i64) -> Result<Option<bool>> {
-        runs::heartbeat(&mut *self.backend.conn().await?, lease, lease_ms, now).await
+    async fn heartbeat(
+        &self,
+        lease: &Lease,
+        owner: &str,
+        lease_ms: i64,
+        now: i64,
+    ) -> Result<Option<bool>> {
+        let mut conn = self.backend.conn().await?;
+        runs::heartbeat(&mut *conn, lease, owner, lease_ms, now).await
     }
 
-    async fn append_logs(&self, batch: &LogBatch, now: i64) -> Result<bool> {
+    async fn append_logs(&self, batch: &LogBatch, owner: &str, now: i64) -> Result<bool> {
         let mut tx = self.backend.begin().await?;
-        if !runs::append_logs(&mut *tx, batch, now).await? {
+        if !runs::append_logs(&mut *tx, batch, owner, now).await? {
             return Ok(false);
         }
         B::commit(tx).await?;
         Ok(true)
     }
 
-    async fn complete(&self, c: &Completion, now: i64) -> Result<Option<Effects>> {
+    async fn complete(&self, c: &Completion, owner: &str, now: i64) -> Result<Option<Effects>> {
         let mut tx = self.backend.begin().await?;
         let mut work = Work::default();
-        if !runs::complete(&mut *tx, c, now, &mut work).await? {
+        if !leases::complete(&mut *tx, c, owner, now, &mut work).await? {
             return Ok(None);
         }
         builds::fire_all(&mut *tx, now, &mut work).await?;
@@ -131,13 +162,30 @@ impl<B: Backend> Store for SqlStore<B> {
         Ok(Some(work.effects))
     }
 
+    async fn release(
+        &self,
+        lease: &Lease,
+        owner: &str,
+        max_lost: u32,
+        now: i64,
+    ) -> Result<Option<Effects>> {
+        let which = leases::LostLease::HandedBack { lease, owner };
+        self.lose(which, max_lost, now).await
+    }
+
     async fn reap(&self, now: i64, max_lost: u32) -> Result<Effects> {
-        let mut tx = self.backend.begin().await?;
-        let mut work = Work::default();
-        runs::reap(&mut *tx, now, max_lost, &mut work).await?;
-        builds::fire_all(&mut *tx, now, &mut work).await?;
-        B::commit(tx).await?;
-        Ok(work.effects)
+        let expired = leases::expired(&mut *self.backend.conn().await?, now).await?;
+        let mut effects = Effects::default();
+        for (id, attempt) in expired {
+            let which = leases::LostLease::Expired {
+                job_run_id: &id,
+                attempt: attempt as u32,
+            };
+            if let Some(e) = self.lose(which, max_lost, now).await? {
+                effects.absorb(e);
+            }
+        }
+        Ok(effects)
     }
 
     async fn stale_queued(&self, before: i64, fleet: &str, limit: u64) -> Result<Vec<Dispatch>> {
@@ -199,6 +247,41 @@ impl<B: Backend> Store for SqlStore<B> {
         let id = builds::insert_config_error(&mut *tx, new, error, now).await?;
         B::commit(tx).await?;
         Ok(id)
+    }
+
+    async fn accept_delivery(
+        &self,
+        d: &Delivery,
+        now: i64,
+    ) -> Result<Option<(Vec<String>, Effects)>> {
+        let mut tx = self.backend.begin().await?;
+        if !registry::record_delivery(&mut *tx, &d.forge, &d.id, now).await? {
+            return Ok(None);
+        }
+        for head in &d.heads {
+            registry::put_product(&mut *tx, head, now).await?;
+        }
+        let mut work = Work::default();
+        let mut ids = Vec::with_capacity(d.builds.len());
+        for planned in &d.builds {
+            let id = match planned {
+                PlannedBuild::Run(new) => {
+                    builds::insert_build(&mut *tx, new, None, now, &mut work).await?
+                }
+                PlannedBuild::ConfigError { build, error } => {
+                    let id = builds::insert_config_error(&mut *tx, build, error, now).await?;
+                    work.effects.created.push(id.clone());
+                    if build.trigger.reports_to_forge() {
+                        work.effects.report.push(id.clone());
+                    }
+                    id
+                }
+            };
+            ids.push(id);
+        }
+        builds::fire_all(&mut *tx, now, &mut work).await?;
+        B::commit(tx).await?;
+        Ok(Some((ids, work.effects)))
     }
 
     async fn record_delivery(&self, forge: &str, delivery_id: &str, now: i64) -> Result<bool> {

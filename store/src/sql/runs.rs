@@ -1,18 +1,16 @@
-//! The runner-facing use cases: claim, heartbeat, logs, complete, and the reaper. Every
-//! write after the claim is fenced by `(id, attempt, lease_token)`.
+//! The runner protocol's first steps: claim, heartbeat, logs. A claim takes a queued job
+//! run of one of the runner's fleets at the message's attempt; every later call is fenced by
+//! `(id, attempt, lease_token, lease_owner)` in its own statement.
 
 use conveyor_core::model::Job;
-use conveyor_core::protocol::{
-    ClaimRequest, Completion, JobSpec, Lease, LogBatch, Outcome, QueueMessage,
-};
+use conveyor_core::protocol::{ClaimRequest, JobSpec, Lease, LogBatch};
 use conveyor_core::rules::{self, JobContext};
 use sqlx::FromRow;
 
-use super::builds::settle;
 use super::conn::{Arg, Conn, Sql, sql};
-use super::{Work, from_json, to_json, token, values};
+use super::{from_json, token, values};
 use crate::error::Result;
-use crate::types::{Claim, Dispatch};
+use crate::types::{Claim, Owner};
 
 /// The build a claimed job run belongs to, and its product's source.
 #[derive(FromRow)]
@@ -26,28 +24,37 @@ struct ClaimedBuild {
     source_path: Option<String>,
 }
 
-/// Takes a queued job run at this attempt; `None` when it is not (duplicate or stale).
+/// Takes a queued job run at this attempt for `owner`; `None` when it is not (a duplicate
+/// or stale message, or a job run of a fleet the runner does not serve).
 pub(crate) async fn claim<C: Conn>(
     conn: &mut C,
     req: &ClaimRequest,
+    owner: &Owner,
     lease_ms: i64,
     now: i64,
 ) -> Result<Option<Claim>> {
+    let fleet: Option<(String,)> = conn
+        .opt(sql("SELECT fleet FROM job_runs WHERE id = $1").bind(&req.job_run_id))
+        .await?;
+    let Some((fleet,)) = fleet.filter(|(f,)| owner.fleets.contains(f)) else {
+        return Ok(None);
+    };
     let lease_token = token();
     let taken: Option<(String, String, Option<i64>)> = conn
         .opt(
             sql(
                 "UPDATE job_runs SET status = 'running', lease_owner = $3, lease_token = $4, \
                  lease_expires_at = $5, started_at = COALESCE(started_at, $6) \
-                 WHERE id = $1 AND attempt = $2 AND status = 'queued' \
+                 WHERE id = $1 AND attempt = $2 AND status = 'queued' AND fleet = $7 \
                  RETURNING build_id, spec, queued_at",
             )
             .bind(&req.job_run_id)
             .bind(req.attempt)
-            .bind(&req.runner)
+            .bind(&owner.name)
             .bind(&lease_token)
             .bind(now + lease_ms)
-            .bind(now),
+            .bind(now)
+            .bind(fleet),
         )
         .await?;
     let Some((build_id, spec, queued_at)) = taken else {
@@ -112,18 +119,21 @@ pub(crate) async fn claim<C: Conn>(
 pub(crate) async fn heartbeat<C: Conn>(
     conn: &mut C,
     lease: &Lease,
+    owner: &str,
     lease_ms: i64,
     now: i64,
 ) -> Result<Option<bool>> {
     let row: Option<(bool,)> = conn
         .opt(
             sql(
-                "UPDATE job_runs SET lease_expires_at = $4 WHERE id = $1 AND attempt = $2 \
-                 AND lease_token = $3 AND status = 'running' RETURNING cancel_requested",
+                "UPDATE job_runs SET lease_expires_at = $5 WHERE id = $1 AND attempt = $2 \
+                 AND lease_token = $3 AND lease_owner = $4 AND status = 'running' \
+                 RETURNING cancel_requested",
             )
             .bind(&lease.job_run_id)
             .bind(lease.attempt)
             .bind(&lease.lease_token)
+            .bind(owner)
             .bind(now + lease_ms),
         )
         .await?;
@@ -131,15 +141,21 @@ pub(crate) async fn heartbeat<C: Conn>(
 }
 
 /// Stores a log batch under a live lease (a batch sent twice is stored once).
-pub(crate) async fn append_logs<C: Conn>(conn: &mut C, batch: &LogBatch, now: i64) -> Result<bool> {
+pub(crate) async fn append_logs<C: Conn>(
+    conn: &mut C,
+    batch: &LogBatch,
+    owner: &str,
+    now: i64,
+) -> Result<bool> {
     let lease = &batch.lease;
     let live: Option<(String,)> = conn
         .opt(
             sql("SELECT id FROM job_runs WHERE id = $1 AND attempt = $2 \
-                 AND lease_token = $3 AND status = 'running'")
+                 AND lease_token = $3 AND lease_owner = $4 AND status = 'running'")
             .bind(&lease.job_run_id)
             .bind(lease.attempt)
-            .bind(&lease.lease_token),
+            .bind(&lease.lease_token)
+            .bind(owner),
         )
         .await?;
     if live.is_none() {
@@ -166,170 +182,4 @@ pub(crate) async fn append_logs<C: Conn>(conn: &mut C, batch: &LogBatch, now: i6
             .await?;
     }
     Ok(true)
-}
-
-/// The job run a completion settles, read under its lease.
-#[derive(FromRow)]
-struct Leased {
-    build_id: String,
-    fleet: String,
-    failures: i64,
-    retries: i64,
-    started_at: Option<i64>,
-}
-
-/// Records a result under a live lease and moves the build on; false if fenced out.
-pub(crate) async fn complete<C: Conn>(
-    conn: &mut C,
-    c: &Completion,
-    now: i64,
-    work: &mut Work,
-) -> Result<bool> {
-    let leased: Option<Leased> = conn
-        .opt(
-            sql(
-                "SELECT build_id, fleet, failures, retries, started_at FROM job_runs \
-                 WHERE id = $1 AND attempt = $2 AND lease_token = $3 AND status = 'running'",
-            )
-            .bind(&c.lease.job_run_id)
-            .bind(c.lease.attempt)
-            .bind(&c.lease.lease_token),
-        )
-        .await?;
-    let Some(run) = leased else {
-        return Ok(false);
-    };
-    work.effects
-        .durations_ms
-        .push(now - run.started_at.unwrap_or(now));
-    let failed = matches!(c.outcome, Outcome::Failed | Outcome::TimedOut);
-    if failed && run.failures < run.retries {
-        retry(conn, c, now).await?;
-        work.effects.dispatch.push(Dispatch {
-            fleet: run.fleet,
-            msg: QueueMessage {
-                job_run_id: c.lease.job_run_id.clone(),
-                attempt: c.lease.attempt + 1,
-            },
-        });
-        return Ok(true);
-    }
-    let status = match c.outcome {
-        Outcome::Succeeded => "succeeded",
-        Outcome::Failed | Outcome::TimedOut => "failed",
-        Outcome::Cancelled => "cancelled",
-    };
-    let error = match (&c.error, c.outcome) {
-        (Some(e), _) => Some(e.clone()),
-        (None, Outcome::TimedOut) => Some("timed out".to_string()),
-        _ => None,
-    };
-    let outputs = (c.outcome == Outcome::Succeeded)
-        .then(|| to_json(&c.outputs))
-        .transpose()?;
-    conn.exec(
-        sql(
-            "UPDATE job_runs SET status = $2, exit_code = $3, outputs = $4, error = $5, \
-             finished_at = $6, lease_token = NULL, lease_expires_at = NULL WHERE id = $1",
-        )
-        .bind(&c.lease.job_run_id)
-        .bind(status)
-        .bind(c.exit_code.map(i64::from))
-        .bind(outputs)
-        .bind(error)
-        .bind(now),
-    )
-    .await?;
-    let settled = vec![(c.lease.job_run_id.clone(), status)];
-    settle(conn, &run.build_id, settled, now, work).await?;
-    Ok(true)
-}
-
-/// A failed attempt with retries left: queued again at the next attempt.
-async fn retry<C: Conn>(conn: &mut C, c: &Completion, now: i64) -> Result<()> {
-    conn.exec(
-        sql(
-            "UPDATE job_runs SET status = 'queued', attempt = attempt + 1, \
-             failures = failures + 1, lease_owner = NULL, lease_token = NULL, \
-             lease_expires_at = NULL, exit_code = $2, error = $3, queued_at = $4 WHERE id = $1",
-        )
-        .bind(&c.lease.job_run_id)
-        .bind(c.exit_code.map(i64::from))
-        .bind(&c.error)
-        .bind(now),
-    )
-    .await?;
-    Ok(())
-}
-
-/// A running job run whose lease expired.
-#[derive(FromRow)]
-struct Expired {
-    id: String,
-    build_id: String,
-    attempt: i64,
-    lost: i64,
-    fleet: String,
-}
-
-/// Re-queues running job runs whose lease expired (a lost runner), failing those lost
-/// more than `max_lost` times.
-pub(crate) async fn reap<C: Conn>(
-    conn: &mut C,
-    now: i64,
-    max_lost: u32,
-    work: &mut Work,
-) -> Result<()> {
-    let expired: Vec<Expired> = conn
-        .all(
-            sql("SELECT id, build_id, attempt, lost, fleet FROM job_runs \
-                 WHERE status = 'running' AND lease_expires_at < $1")
-            .bind(now),
-        )
-        .await?;
-    for run in expired {
-        if run.lost + 1 > i64::from(max_lost) {
-            let msg = format!("lost its runner {} times", run.lost + 1);
-            let n = conn
-                .exec(
-                    sql(
-                        "UPDATE job_runs SET status = 'failed', lost = lost + 1, error = $3, \
-                         finished_at = $4, lease_token = NULL \
-                         WHERE id = $1 AND attempt = $2 AND status = 'running'",
-                    )
-                    .bind(&run.id)
-                    .bind(run.attempt)
-                    .bind(msg)
-                    .bind(now),
-                )
-                .await?;
-            if n == 1 {
-                settle(conn, &run.build_id, vec![(run.id, "failed")], now, work).await?;
-            }
-            continue;
-        }
-        let n = conn
-            .exec(
-                sql(
-                    "UPDATE job_runs SET status = 'queued', attempt = attempt + 1, \
-                     lost = lost + 1, lease_owner = NULL, lease_token = NULL, \
-                     lease_expires_at = NULL, queued_at = $3 \
-                     WHERE id = $1 AND attempt = $2 AND status = 'running'",
-                )
-                .bind(&run.id)
-                .bind(run.attempt)
-                .bind(now),
-            )
-            .await?;
-        if n == 1 {
-            work.effects.dispatch.push(Dispatch {
-                fleet: run.fleet,
-                msg: QueueMessage {
-                    job_run_id: run.id,
-                    attempt: run.attempt as u32 + 1,
-                },
-            });
-        }
-    }
-    Ok(())
 }

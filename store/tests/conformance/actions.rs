@@ -148,11 +148,14 @@ pub async fn cancelling_one_job_run_skips_its_dependents_and_signals_a_running_o
     let spec = claim(&store, &build, 1).await.unwrap();
     store.cancel_job_run(&build, 7).await.unwrap().unwrap();
     assert_eq!(
-        store.heartbeat(&spec.lease, LEASE_MS, 8).await.unwrap(),
+        store
+            .heartbeat(&spec.lease, RUNNER, LEASE_MS, 8)
+            .await
+            .unwrap(),
         Some(true)
     );
     let e = store
-        .complete(&done(&spec, Outcome::Cancelled, &[]), 9)
+        .complete(&done(&spec, Outcome::Cancelled, &[]), RUNNER, 9)
         .await
         .unwrap()
         .unwrap();

@@ -5,9 +5,20 @@ use std::collections::BTreeMap;
 use std::sync::Arc;
 
 use conveyor_core::protocol::{ClaimRequest, Completion, JobSpec, Outcome};
-use conveyor_store::{BuildTrigger, Effects, NewBuild, Store};
+use conveyor_store::{BuildTrigger, Effects, NewBuild, Owner, Store};
 
 pub const LEASE_MS: i64 = 30_000;
+
+/// The runner the suite's protocol calls come from.
+pub const RUNNER: &str = "r1";
+
+/// That runner, serving every fleet the suite's products use.
+pub fn owner() -> Owner {
+    Owner {
+        name: RUNNER.into(),
+        fleets: vec!["default".into()],
+    }
+}
 
 pub const SHOP: &str = "product: shop
 belts:
@@ -90,7 +101,7 @@ pub async fn claim(store: &Arc<dyn Store>, id: &str, attempt: u32) -> Option<Job
         runner: "r1".into(),
     };
     store
-        .claim(&req, LEASE_MS, 10)
+        .claim(&req, &owner(), LEASE_MS, 10)
         .await
         .expect("claim")
         .map(|c| c.spec)
@@ -140,7 +151,7 @@ pub async fn finish(
         .attempts;
     let spec = claim(store, &id, attempt).await.expect("claimable");
     store
-        .complete(&done(&spec, outcome, outputs), 20)
+        .complete(&done(&spec, outcome, outputs), RUNNER, 20)
         .await
         .expect("complete")
         .expect("not fenced")

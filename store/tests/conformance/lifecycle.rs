@@ -160,28 +160,31 @@ pub async fn a_completion_with_a_lost_lease_is_discarded(store: Arc<dyn Store>) 
         .unwrap();
     let mut forged = done(&spec, Outcome::Succeeded, &[]);
     forged.lease.lease_token = "not-the-token".into();
-    assert!(store.complete(&forged, 20).await.unwrap().is_none());
+    assert!(store.complete(&forged, RUNNER, 20).await.unwrap().is_none());
     assert!(
         store
-            .heartbeat(&forged.lease, LEASE_MS, 20)
+            .heartbeat(&forged.lease, RUNNER, LEASE_MS, 20)
             .await
             .unwrap()
             .is_none()
     );
     assert_eq!(
-        store.heartbeat(&spec.lease, LEASE_MS, 20).await.unwrap(),
+        store
+            .heartbeat(&spec.lease, RUNNER, LEASE_MS, 20)
+            .await
+            .unwrap(),
         Some(false)
     );
     assert!(
         store
-            .complete(&done(&spec, Outcome::Succeeded, &[]), 30)
+            .complete(&done(&spec, Outcome::Succeeded, &[]), RUNNER, 30)
             .await
             .unwrap()
             .is_some()
     );
     assert!(
         store
-            .complete(&done(&spec, Outcome::Failed, &[]), 40)
+            .complete(&done(&spec, Outcome::Failed, &[]), RUNNER, 40)
             .await
             .unwrap()
             .is_none(),
@@ -189,7 +192,7 @@ pub async fn a_completion_with_a_lost_lease_is_discarded(store: Arc<dyn Store>) 
     );
     assert!(
         store
-            .heartbeat(&spec.lease, LEASE_MS, 50)
+            .heartbeat(&spec.lease, RUNNER, LEASE_MS, 50)
             .await
             .unwrap()
             .is_none()
@@ -223,7 +226,7 @@ pub async fn an_expired_lease_is_requeued_and_a_runner_lost_too_often_fails_the_
     );
     assert!(
         store
-            .complete(&done(&spec, Outcome::Succeeded, &[]), 20)
+            .complete(&done(&spec, Outcome::Succeeded, &[]), RUNNER, 20)
             .await
             .unwrap()
             .is_none(),
@@ -312,11 +315,14 @@ pub async fn cancelling_stops_queued_jobs_and_signals_running_ones(store: Arc<dy
         .unwrap()
         .expect("build exists");
     assert_eq!(
-        store.heartbeat(&spec.lease, LEASE_MS, 11).await.unwrap(),
+        store
+            .heartbeat(&spec.lease, RUNNER, LEASE_MS, 11)
+            .await
+            .unwrap(),
         Some(true)
     );
     let e = store
-        .complete(&done(&spec, Outcome::Cancelled, &[]), 12)
+        .complete(&done(&spec, Outcome::Cancelled, &[]), RUNNER, 12)
         .await
         .unwrap()
         .unwrap();

@@ -1,15 +1,23 @@
 //! The store suite: every use case, run against SQLite and against Postgres. The cases live in
 //! `lifecycle.rs` (a build from creation to its end), `reads.rs` (what the API and the pages
-//! read back) and `actions.rs` (approve, cancel one job, re-run, forge statuses).
+//! read back), `actions.rs` (approve, cancel one job, re-run, forge statuses), `owners.rs`
+//! (leases belong to one runner and its fleets) and `races.rs` (concurrent calls that end one
+//! lease, in loops).
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
 mod actions;
+mod deliveries;
 mod flow;
 mod lifecycle;
+mod owners;
+mod races;
 mod reads;
 
 use actions::*;
+use deliveries::*;
 use lifecycle::*;
+use owners::*;
+use races::*;
 use reads::*;
 
 macro_rules! suite {
@@ -18,6 +26,15 @@ macro_rules! suite {
             macro_rules! t {
                 ($name:ident) => {
                     #[tokio::test]
+                    async fn $name() {
+                        super::$name(conveyor_store::testing::$backend().await).await;
+                    }
+                };
+            }
+            // Races run on several threads, so the two calls really overlap.
+            macro_rules! race {
+                ($name:ident) => {
+                    #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
                     async fn $name() {
                         super::$name(conveyor_store::testing::$backend().await).await;
                     }
@@ -43,6 +60,17 @@ macro_rules! suite {
             t!(cancelling_one_job_run_skips_its_dependents_and_signals_a_running_one);
             t!(a_rerun_runs_the_same_jobs_at_the_same_commit_and_names_the_build_it_reruns);
             t!(a_builds_edges_its_job_runs_build_and_a_logs_tail_are_read_back);
+            t!(a_delivery_is_recorded_with_its_builds_and_a_replay_writes_nothing);
+            t!(a_delivery_that_fails_half_way_records_nothing_and_its_redelivery_builds);
+            t!(a_runner_claims_only_job_runs_of_its_fleets);
+            t!(another_runner_cannot_touch_a_lease_that_is_not_its_own);
+            t!(a_handed_back_job_run_is_queued_again_at_once_as_a_lost_attempt);
+            race!(two_completions_of_one_lease_settle_it_once);
+            race!(a_completion_and_a_reap_of_the_expired_lease_settle_it_once);
+            race!(a_completion_and_a_cancel_at_once_finish_the_build_once);
+            race!(two_reapers_at_once_requeue_a_lost_job_once);
+            race!(a_hand_back_and_a_completion_at_once_settle_once);
+            race!(two_runners_claiming_one_message_get_it_once);
         }
     };
 }

@@ -1,0 +1,225 @@
+//! How a lease ends: a completion, a runner handing its job run back, or the reaper finding
+//! it expired. Each takes its build's lock first, then changes the job run in one `UPDATE`
+//! fenced by everything that makes the lease this one (id, attempt, state, and the lease
+//! token and owner for runner calls, or the expiry for the reaper), and acts only when that
+//! statement changed exactly one row: two completions, a completion and a reap, or two
+//! reapers can never both settle one attempt.
+
+use conveyor_core::protocol::{Completion, Lease, Outcome, QueueMessage};
+use sqlx::FromRow;
+
+use super::builds::settle;
+use super::conn::{Conn, sql};
+use super::{Work, to_json};
+use crate::error::Result;
+use crate::types::Dispatch;
+
+/// Takes the lock of the build a job run belongs to; `None` if there is no such job run.
+pub(crate) async fn lock_build_of<C: Conn>(
+    conn: &mut C,
+    job_run_id: &str,
+) -> Result<Option<String>> {
+    let row: Option<(String,)> = conn
+        .opt(sql("SELECT build_id FROM job_runs WHERE id = $1").bind(job_run_id))
+        .await?;
+    let Some((build_id,)) = row else {
+        return Ok(None);
+    };
+    conn.opt::<(String,)>(sql(C::LOCK_BUILD).bind(&build_id))
+        .await?;
+    Ok(Some(build_id))
+}
+
+/// Records a result under `owner`'s live lease and moves the build on; false if fenced
+/// out (the lease is gone, or it is not this runner's).
+pub(crate) async fn complete<C: Conn>(
+    conn: &mut C,
+    c: &Completion,
+    owner: &str,
+    now: i64,
+    work: &mut Work,
+) -> Result<bool> {
+    let Some(build_id) = lock_build_of(conn, &c.lease.job_run_id).await? else {
+        return Ok(false);
+    };
+    let failed = matches!(c.outcome, Outcome::Failed | Outcome::TimedOut);
+    if failed && let Some((fleet, started)) = retry(conn, c, owner, now).await? {
+        work.effects.durations_ms.push(now - started.unwrap_or(now));
+        work.effects.dispatch.push(Dispatch {
+            fleet,
+            msg: QueueMessage {
+                job_run_id: c.lease.job_run_id.clone(),
+                attempt: c.lease.attempt + 1,
+            },
+        });
+        return Ok(true);
+    }
+    let status = match c.outcome {
+        Outcome::Succeeded => "succeeded",
+        Outcome::Failed | Outcome::TimedOut => "failed",
+        Outcome::Cancelled => "cancelled",
+    };
+    let error = match (&c.error, c.outcome) {
+        (Some(e), _) => Some(e.clone()),
+        (None, Outcome::TimedOut) => Some("timed out".to_string()),
+        _ => None,
+    };
+    let outputs = (c.outcome == Outcome::Succeeded)
+        .then(|| to_json(&c.outputs))
+        .transpose()?;
+    let finished: Option<(Option<i64>,)> = conn
+        .opt(
+            sql(
+                "UPDATE job_runs SET status = $6, exit_code = $7, outputs = $8, error = $9, \
+                 finished_at = $5, lease_token = NULL, lease_expires_at = NULL \
+                 WHERE id = $1 AND attempt = $2 AND lease_token = $3 AND lease_owner = $4 \
+                 AND status = 'running' RETURNING started_at",
+            )
+            .bind(&c.lease.job_run_id)
+            .bind(c.lease.attempt)
+            .bind(&c.lease.lease_token)
+            .bind(owner)
+            .bind(now)
+            .bind(status)
+            .bind(c.exit_code.map(i64::from))
+            .bind(outputs)
+            .bind(error),
+        )
+        .await?;
+    let Some((started,)) = finished else {
+        return Ok(false);
+    };
+    work.effects.durations_ms.push(now - started.unwrap_or(now));
+    let settled = vec![(c.lease.job_run_id.clone(), status)];
+    settle(conn, &build_id, settled, now, work).await?;
+    Ok(true)
+}
+
+/// A failed attempt with retries left: queued again at the next attempt. `None` when the
+/// lease is not live or no retry is left.
+async fn retry<C: Conn>(
+    conn: &mut C,
+    c: &Completion,
+    owner: &str,
+    now: i64,
+) -> Result<Option<(String, Option<i64>)>> {
+    conn.opt(
+        sql(
+            "UPDATE job_runs SET status = 'queued', attempt = attempt + 1, \
+             failures = failures + 1, lease_owner = NULL, lease_token = NULL, \
+             lease_expires_at = NULL, exit_code = $6, error = $7, queued_at = $5 \
+             WHERE id = $1 AND attempt = $2 AND lease_token = $3 AND lease_owner = $4 \
+             AND status = 'running' AND failures < retries RETURNING fleet, started_at",
+        )
+        .bind(&c.lease.job_run_id)
+        .bind(c.lease.attempt)
+        .bind(&c.lease.lease_token)
+        .bind(owner)
+        .bind(now)
+        .bind(c.exit_code.map(i64::from))
+        .bind(&c.error),
+    )
+    .await
+}
+
+/// Which lease a lost attempt ends: one a runner hands back (its token and owner), or one
+/// whose expiry passed (the reaper).
+pub(crate) enum LostLease<'a> {
+    HandedBack { lease: &'a Lease, owner: &'a str },
+    Expired { job_run_id: &'a str, attempt: u32 },
+}
+
+/// A job run whose runner was lost (or handed it back): queued again at the next attempt,
+/// failed once it has been lost more than `max_lost` times, or cancelled if a cancel was
+/// asked for. False if the lease was not live (fenced out).
+pub(crate) async fn lose<C: Conn>(
+    conn: &mut C,
+    which: LostLease<'_>,
+    max_lost: u32,
+    now: i64,
+    work: &mut Work,
+) -> Result<bool> {
+    let (id, attempt, token, owner, expired_before) = match which {
+        LostLease::HandedBack { lease, owner } => (
+            lease.job_run_id.as_str(),
+            lease.attempt,
+            Some(lease.lease_token.as_str()),
+            Some(owner),
+            None,
+        ),
+        LostLease::Expired {
+            job_run_id,
+            attempt,
+        } => (job_run_id, attempt, None, None, Some(now)),
+    };
+    let Some(build_id) = lock_build_of(conn, id).await? else {
+        return Ok(false);
+    };
+    let row: Option<Lost> = conn
+        .opt(
+            sql("UPDATE job_runs SET lost = lost + 1, lease_token = NULL, \
+                 lease_expires_at = NULL, status = CASE \
+                   WHEN cancel_requested THEN 'cancelled' \
+                   WHEN lost + 1 > $6 THEN 'failed' ELSE 'queued' END, \
+                 attempt = CASE WHEN cancel_requested OR lost + 1 > $6 \
+                   THEN attempt ELSE attempt + 1 END, \
+                 lease_owner = CASE WHEN cancel_requested OR lost + 1 > $6 \
+                   THEN lease_owner ELSE NULL END, \
+                 error = CASE WHEN NOT cancel_requested AND lost + 1 > $6 \
+                   THEN 'lost its runner ' || CAST(lost + 1 AS TEXT) || ' times' ELSE error END, \
+                 queued_at = $7, finished_at = CASE WHEN cancel_requested OR lost + 1 > $6 \
+                   THEN $7 ELSE NULL END \
+                 WHERE id = $1 AND attempt = $2 AND status = 'running' \
+                 AND (CAST($3 AS TEXT) IS NULL OR lease_token = $3) \
+                 AND (CAST($4 AS TEXT) IS NULL OR lease_owner = $4) \
+                 AND (CAST($5 AS BIGINT) IS NULL OR lease_expires_at < $5) \
+                 RETURNING status, attempt, fleet")
+            .bind(id)
+            .bind(attempt)
+            .bind(token)
+            .bind(owner)
+            .bind(expired_before)
+            .bind(i64::from(max_lost))
+            .bind(now),
+        )
+        .await?;
+    let Some(row) = row else {
+        return Ok(false);
+    };
+    match row.status.as_str() {
+        "queued" => work.effects.dispatch.push(Dispatch {
+            fleet: row.fleet,
+            msg: QueueMessage {
+                job_run_id: id.to_string(),
+                attempt: row.attempt as u32,
+            },
+        }),
+        final_state => {
+            let state = if final_state == "cancelled" {
+                "cancelled"
+            } else {
+                "failed"
+            };
+            settle(conn, &build_id, vec![(id.to_string(), state)], now, work).await?;
+        }
+    }
+    Ok(true)
+}
+
+/// What a lost attempt became.
+#[derive(FromRow)]
+struct Lost {
+    status: String,
+    attempt: i64,
+    fleet: String,
+}
+
+/// Running job runs whose lease expired before `now`, with their attempt: each is ended by
+/// [`lose`] in a transaction of its own, so the reaper never holds many builds' locks.
+pub(crate) async fn expired<C: Conn>(conn: &mut C, now: i64) -> Result<Vec<(String, i64)>> {
+    conn.all(
+        sql("SELECT id, attempt FROM job_runs WHERE status = 'running' AND lease_expires_at < $1")
+            .bind(now),
+    )
+    .await
+}
