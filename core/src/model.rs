@@ -110,6 +110,9 @@ pub struct Job {
     pub downstreams: Vec<Downstream>,
     pub fleet: String,
     pub env: Vec<(String, String)>,
+    /// The names of the secrets the job receives as environment variables.
+    #[serde(default)]
+    pub secrets: Vec<String>,
     pub timeout_secs: Option<u64>,
     pub retries: u32,
     pub condition: Option<Expr>,

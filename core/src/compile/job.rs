@@ -18,6 +18,7 @@ pub const JOB_KEYS: &[&str] = &[
     "needs",
     "fleet",
     "env",
+    "secrets",
     "timeout",
     "retries",
     "if",
@@ -28,12 +29,6 @@ pub const JOB_KEYS: &[&str] = &[
 
 /// The most retries a job may ask for.
 pub const MAX_RETRIES: i64 = 10;
-
-/// Defaults a job inherits from its belt and product.
-pub struct Inherited<'a> {
-    pub fleet: &'a str,
-    pub env: &'a [(String, String)],
-}
 
 /// The declared output names of a job node, read before the jobs are compiled so that
 /// references to later jobs can be checked.
@@ -64,11 +59,12 @@ pub fn compile(
     node: &Node,
     name: &str,
     belt: &BeltJobs,
-    inherited: &Inherited,
+    inherited: &super::Defaults,
     d: &mut Diagnostics,
 ) -> Option<Job> {
     let what = format!("job `{name}`");
     let f = Fields::read(node, &what, JOB_KEYS, d)?;
+    let own = inherited.under(&f, d);
     let errors_before = d.error_count();
     let pre_run = f
         .present("pre-run")
@@ -127,11 +123,9 @@ pub fn compile(
             .present("downstreams")
             .map(|n| super::downstreams(n, d))
             .unwrap_or_default(),
-        fleet: f
-            .present("fleet")
-            .and_then(|n| super::fleet(n, d))
-            .unwrap_or_else(|| inherited.fleet.to_string()),
-        env: super::merged_env(inherited.env, f.present("env"), d),
+        fleet: own.fleet,
+        env: own.env,
+        secrets: own.secrets,
         timeout_secs: f.present("timeout").and_then(|n| timeout(n, d)),
         retries: f
             .present("retries")

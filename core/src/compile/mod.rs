@@ -3,6 +3,7 @@
 mod fields;
 mod job;
 mod refs;
+mod secrets;
 mod trigger;
 
 use std::collections::HashMap;
@@ -26,10 +27,52 @@ const PRODUCT_KEYS: &[&str] = &[
     "belts",
     "fleet",
     "env",
+    "secrets",
     "repo",
     "description",
 ];
-const BELT_KEYS: &[&str] = &["name", "jobs", "fleet", "env"];
+const BELT_KEYS: &[&str] = &["name", "jobs", "fleet", "env", "secrets"];
+
+/// What a belt or job inherits from the levels above it.
+#[derive(Debug, Clone)]
+pub(crate) struct Defaults {
+    pub fleet: String,
+    pub env: Vec<(String, String)>,
+    /// The names of the secrets a job receives.
+    pub secrets: Vec<String>,
+}
+
+impl Defaults {
+    fn top() -> Defaults {
+        Defaults {
+            fleet: DEFAULT_FLEET.into(),
+            env: Vec::new(),
+            secrets: Vec::new(),
+        }
+    }
+
+    /// These defaults under a node's own `fleet` (replacing), `env` (overriding by key) and
+    /// `secrets` (adding).
+    pub(crate) fn under(&self, f: &Fields, d: &mut Diagnostics) -> Defaults {
+        let out = Defaults {
+            fleet: f
+                .present("fleet")
+                .and_then(|n| fleet(n, d))
+                .unwrap_or_else(|| self.fleet.clone()),
+            env: merged_env(&self.env, f.present("env"), d),
+            secrets: secrets::merged(&self.secrets, f.present("secrets"), d),
+        };
+        if let Some(node) = f.present("secrets").or(f.present("env")) {
+            let before = secrets::clashes(&self.secrets, &self.env);
+            for name in secrets::clashes(&out.secrets, &out.env) {
+                if !before.contains(&name) {
+                    secrets::clash(&name, node.pos, d);
+                }
+            }
+        }
+        out
+    }
+}
 
 /// The result of compiling one file: the product if there were no errors, and every
 /// diagnostic (errors and warnings) in file order.
@@ -87,13 +130,9 @@ fn product(root: &Node, d: &mut Diagnostics) -> Option<Product> {
     if let Some(n) = f.present("description") {
         fields::string(n, "description", d);
     }
-    let fleet = f
-        .present("fleet")
-        .and_then(|n| fleet(n, d))
-        .unwrap_or_else(|| DEFAULT_FLEET.into());
-    let env = merged_env(&[], f.present("env"), d);
+    let defaults = Defaults::top().under(&f, d);
     let belts = match f.present("belts") {
-        Some(n) => belts(n, &fleet, &env, d),
+        Some(n) => belts(n, &defaults, d),
         None => {
             d.error(
                 root.pos,
@@ -126,7 +165,7 @@ fn declared_belts(node: Option<&Node>) -> Vec<String> {
     }
 }
 
-fn belts(node: &Node, fleet: &str, env: &[(String, String)], d: &mut Diagnostics) -> Vec<Belt> {
+fn belts(node: &Node, defaults: &Defaults, d: &mut Diagnostics) -> Vec<Belt> {
     let items = fields::list(node, "belts", d);
     if items.is_empty() && matches!(node.value, Value::Seq(_)) {
         d.error(
@@ -165,12 +204,8 @@ fn belts(node: &Node, fleet: &str, env: &[(String, String)], d: &mut Diagnostics
             continue;
         }
         seen.insert(name.clone(), item.pos);
-        let fleet = f
-            .present("fleet")
-            .and_then(|n| self::fleet(n, d))
-            .unwrap_or_else(|| fleet.into());
-        let env = merged_env(env, f.present("env"), d);
-        if let Some(belt) = belt(&name, f.present("jobs"), item.pos, &fleet, &env, d) {
+        let defaults = defaults.under(&f, d);
+        if let Some(belt) = belt(&name, f.present("jobs"), item.pos, &defaults, d) {
             out.push(belt);
         }
     }
@@ -181,8 +216,7 @@ fn belt(
     name: &str,
     jobs_node: Option<&Node>,
     pos: Pos,
-    fleet: &str,
-    env: &[(String, String)],
+    defaults: &Defaults,
     d: &mut Diagnostics,
 ) -> Option<Belt> {
     let items = jobs_node
@@ -238,11 +272,10 @@ fn belt(
             .map(|(n, j)| (j.as_str(), job::declared_outputs(n)))
             .collect(),
     );
-    let inherited = job::Inherited { fleet, env };
     let errors_before = d.error_count();
     let jobs: Vec<_> = named
         .iter()
-        .filter_map(|(node, job_name)| job::compile(node, job_name, &belt_jobs, &inherited, d))
+        .filter_map(|(node, job_name)| job::compile(node, job_name, &belt_jobs, defaults, d))
         .collect();
     if d.error_count() != errors_before || jobs.len() != items.len() {
         return None;
