@@ -229,6 +229,9 @@ fn secrets_named_at_product_belt_and_job_add_up() {
     let text = "product: p\nsecrets: [REGISTRY]\nbelts:\n  - name: b\n    secrets: NPM_TOKEN\n    jobs:\n      - name: publish\n        secrets: [PYPI_TOKEN, REGISTRY]\n        commands: 'true'\n      - name: test\n        commands: 'true'\n";
     let c = conveyor_core::compile::compile("t.yml", text);
     let p = c.product.unwrap_or_else(|| panic!("{:?}", c.diagnostics));
-    assert_eq!(job(&p, "b", "publish").secrets, ["REGISTRY", "NPM_TOKEN", "PYPI_TOKEN"]);
+    assert_eq!(
+        job(&p, "b", "publish").secrets,
+        ["REGISTRY", "NPM_TOKEN", "PYPI_TOKEN"]
+    );
     assert_eq!(job(&p, "b", "test").secrets, ["REGISTRY", "NPM_TOKEN"]);
 }

@@ -91,6 +91,16 @@ pub trait Store: Send + Sync {
         d: &Delivery,
         now: i64,
     ) -> Result<Option<(Vec<String>, Effects)>>;
+    /// Sets a secret (sealed by the caller) for a product, or globally when `scope` is empty.
+    async fn put_secret(&self, scope: &str, name: &str, sealed: &str, now: i64) -> Result<()>;
+    /// The secrets of a scope, by name, without their values.
+    async fn secrets(&self, scope: &str) -> Result<Vec<SecretInfo>>;
+    /// Removes a secret; false if there was none.
+    async fn delete_secret(&self, scope: &str, name: &str) -> Result<bool>;
+    /// Whether builds of the product's pull requests get secrets; false if no such product.
+    async fn set_pr_secrets(&self, product: &str, allowed: bool) -> Result<bool>;
+    /// Whether builds of the product's pull requests get secrets (`None`: no such product).
+    async fn pr_secrets(&self, product: &str) -> Result<Option<bool>>;
     /// Records a webhook delivery; false if it was recorded before (a replay).
     async fn record_delivery(&self, forge: &str, delivery_id: &str, now: i64) -> Result<bool>;
     /// Job runs by state and fleet, and how many runners hold a running job run.

@@ -252,6 +252,21 @@ pub struct Claim {
     pub spec: JobSpec,
     /// How long the job run waited from ready to claimed, in ms.
     pub waited_ms: i64,
+    /// The secrets the job names, sealed, as `(name, sealed)`: the product's own first,
+    /// else the global one. Empty for a pull request's build unless its product allows.
+    pub secrets: Vec<(String, String)>,
+    /// Names the job asks for that are set neither for its product nor globally.
+    pub missing_secrets: Vec<String>,
+}
+
+/// A secret as anyone may see it: never its value.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct SecretInfo {
+    /// The product it belongs to, or empty for a global secret.
+    pub scope: String,
+    pub name: String,
+    pub created_at: i64,
+    pub updated_at: i64,
 }
 
 /// Job runs in one state on one fleet.

@@ -8,7 +8,11 @@ use crate::yaml::Node;
 use super::fields;
 
 /// The inherited names plus the node's own; a name given twice counts once.
-pub(crate) fn merged(inherited: &[String], node: Option<&Node>, d: &mut Diagnostics) -> Vec<String> {
+pub(crate) fn merged(
+    inherited: &[String],
+    node: Option<&Node>,
+    d: &mut Diagnostics,
+) -> Vec<String> {
     let mut out = inherited.to_vec();
     let Some(node) = node else {
         return out;

@@ -11,6 +11,7 @@ mod reads;
 mod registry;
 mod rows;
 mod runs;
+mod secrets;
 mod values;
 
 use std::collections::BTreeMap;
@@ -282,6 +283,26 @@ impl<B: Backend> Store for SqlStore<B> {
         builds::fire_all(&mut *tx, now, &mut work).await?;
         B::commit(tx).await?;
         Ok(Some((ids, work.effects)))
+    }
+
+    async fn put_secret(&self, scope: &str, name: &str, sealed: &str, now: i64) -> Result<()> {
+        secrets::put(&mut *self.backend.conn().await?, scope, name, sealed, now).await
+    }
+
+    async fn secrets(&self, scope: &str) -> Result<Vec<SecretInfo>> {
+        secrets::list(&mut *self.backend.conn().await?, scope).await
+    }
+
+    async fn delete_secret(&self, scope: &str, name: &str) -> Result<bool> {
+        secrets::delete(&mut *self.backend.conn().await?, scope, name).await
+    }
+
+    async fn set_pr_secrets(&self, product: &str, allowed: bool) -> Result<bool> {
+        secrets::set_pr_secrets(&mut *self.backend.conn().await?, product, allowed).await
+    }
+
+    async fn pr_secrets(&self, product: &str) -> Result<Option<bool>> {
+        secrets::pr_secrets(&mut *self.backend.conn().await?, product).await
     }
 
     async fn record_delivery(&self, forge: &str, delivery_id: &str, now: i64) -> Result<bool> {

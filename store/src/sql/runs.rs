@@ -8,7 +8,7 @@ use conveyor_core::rules::{self, JobContext};
 use sqlx::FromRow;
 
 use super::conn::{Arg, Conn, Sql, sql};
-use super::{from_json, token, values};
+use super::{from_json, secrets, token, values};
 use crate::error::Result;
 use crate::types::{Claim, Owner};
 
@@ -81,6 +81,8 @@ pub(crate) async fn claim<C: Conn>(
         sha: b.sha.as_deref(),
         git_ref: b.git_ref.as_deref(),
     };
+    let (secrets, missing_secrets) =
+        secrets::for_job(conn, &b.product, b.git_ref.as_deref(), &job).await?;
     let mut env = job.env.clone();
     env.extend(rules::conveyor_env(&ctx));
     env.extend(values::resolve(conn, &build_id, &job.refs).await?);
@@ -112,6 +114,8 @@ pub(crate) async fn claim<C: Conn>(
     Ok(Some(Claim {
         spec,
         waited_ms: now - queued_at.unwrap_or(now),
+        secrets,
+        missing_secrets,
     }))
 }
 

@@ -12,6 +12,7 @@ mod lifecycle;
 mod owners;
 mod races;
 mod reads;
+mod secrets;
 
 use actions::*;
 use deliveries::*;
@@ -19,6 +20,7 @@ use lifecycle::*;
 use owners::*;
 use races::*;
 use reads::*;
+use secrets::*;
 
 macro_rules! suite {
     ($backend:ident) => {
@@ -62,6 +64,8 @@ macro_rules! suite {
             t!(a_builds_edges_its_job_runs_build_and_a_logs_tail_are_read_back);
             t!(a_delivery_is_recorded_with_its_builds_and_a_replay_writes_nothing);
             t!(a_delivery_that_fails_half_way_records_nothing_and_its_redelivery_builds);
+            t!(secrets_are_kept_sealed_listed_by_name_and_given_to_jobs_that_name_them);
+            t!(a_pull_requests_build_gets_no_secrets_unless_its_product_allows);
             t!(a_runner_claims_only_job_runs_of_its_fleets);
             t!(another_runner_cannot_touch_a_lease_that_is_not_its_own);
             t!(a_handed_back_job_run_is_queued_again_at_once_as_a_lost_attempt);
