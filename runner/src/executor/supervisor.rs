@@ -8,8 +8,10 @@
 //! the kernel closes the write end when the runner dies, and the guard's blocked `read` returns
 //! at once. The guard then kills the runner's job cgroups (one write), each job's process
 //! group, and every process whose environment carries a registered job cookie, scanning
-//! `/proc` until none is left. Each running job is a file in the guard's directory, named by
-//! its cookie and holding its process group id.
+//! `/proc` until none is left — and once more 50 ms later, for a job whose bash was between
+//! fork and exec as the runner died (it carries its cookie only once exec is done). Each
+//! running job is a file in the guard's directory, named by its cookie and holding its
+//! process group id.
 //!
 //! The guard is bash, not this program re-executed: the runner code also runs inside
 //! `conveyor` and inside test binaries, and forking without exec would need unsafe code.
@@ -41,13 +43,20 @@ scan() {
     done 2>/dev/null
   fi
 }
+settled=0
 for round in {1..100}; do
   [[ -n $root ]] && { echo 1 > "$root/cgroup.kill"; } 2>/dev/null
   for f in "$dir"/*; do
     [[ -e $f ]] && read -r pg < "$f" && [[ -n $pg ]] && kill -KILL -- "-$pg" 2>/dev/null
   done
   found=$(scan)
-  [[ -n $found ]] || break
+  if [[ -z $found ]]; then
+    (( settled )) && break
+    settled=1
+    sleep 0.05
+    continue
+  fi
+  settled=0
   for p in $found; do p=${p#/proc/}; kill -KILL "${p%/environ}" 2>/dev/null; done
 done
 rm -rf "$dir"

@@ -200,11 +200,11 @@ fn kill_marked(needle: &[u8]) -> bool {
         let Ok(environ) = std::fs::read(entry.path().join("environ")) else {
             continue;
         };
-        if environ.split(|&b| b == 0).any(|var| var == needle) {
-            if let Ok(pid) = i32::try_from(pid) {
-                sigkill(pid);
-                found = true;
-            }
+        if environ.split(|&b| b == 0).any(|var| var == needle)
+            && let Ok(pid) = i32::try_from(pid)
+        {
+            sigkill(pid);
+            found = true;
         }
     }
     found
