@@ -76,16 +76,19 @@ impl Worker {
         let slots = Arc::new(Semaphore::new(self.concurrency.max(1)));
         let mut jobs = JoinSet::new();
         loop {
+            // Biased: a stop that came with a message must win, not a coin toss.
             let permit = tokio::select! {
+                biased;
+                () = stopping(&mut stop) => break,
                 p = slots.clone().acquire_owned() => match p {
                     Ok(p) => p,
                     Err(_) => break,
                 },
-                () = stopping(&mut stop) => break,
             };
             let delivery = tokio::select! {
-                d = self.queue.pop(&self.fleets, &self.name) => d,
+                biased;
                 () = stopping(&mut stop) => break,
+                d = self.queue.pop(&self.fleets, &self.name) => d,
             };
             let delivery = match delivery {
                 Ok(d) => d,
@@ -107,9 +110,9 @@ impl Worker {
     }
 
     async fn handle(&self, delivery: Delivery, stop: watch::Receiver<Option<Stop>>) {
-        if *stop.borrow() == Some(Stop::HandBack) {
-            // Taken as the hand-back began: left unacknowledged, so it is delivered again.
-            return;
+        if stop.borrow().is_some() {
+            // Taken as the stop came: put back for another runner, unclaimed.
+            return self.give_back(&delivery).await;
         }
         let req = ClaimRequest {
             job_run_id: delivery.msg.job_run_id.clone(),
@@ -126,6 +129,15 @@ impl Worker {
             Ok(Reply::Fenced) => self.ack(&delivery).await,
             // Unacknowledged: the orchestrator re-sends queued job runs whose message was lost.
             Err(e) => tracing::warn!("claim failed: {e}"),
+        }
+    }
+
+    async fn give_back(&self, d: &Delivery) {
+        match self.queue.push(&d.fleet, &d.msg).await {
+            Ok(()) => self.ack(d).await,
+            // Unacknowledged, a Redis message is reclaimed by another runner after its idle
+            // time; either way the orchestrator re-sends a job run queued for too long.
+            Err(e) => tracing::warn!("could not put a message back on its queue: {e}"),
         }
     }
 

@@ -123,6 +123,16 @@ impl Scatter {
             .collect()
     }
 
+    /// Whether every way's process is alive (a beat loop's child between fork and exec
+    /// shows the marker too, so processes are counted by way, not one by one).
+    pub fn all_alive(&self) -> bool {
+        let alive = self.alive();
+        self.ways.iter().all(|way| {
+            let name = format!("{}-{way}", self.marker);
+            alive.iter().any(|p| p.ends_with(&format!(" {name}")))
+        })
+    }
+
     /// So a failing test leaves nothing running behind it.
     pub fn kill_survivors(&self) {
         for p in self.alive() {
