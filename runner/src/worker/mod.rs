@@ -122,6 +122,11 @@ impl Worker {
         // The lease runs from no earlier than this: the orchestrator starts it on receipt.
         let sent = tokio::time::Instant::now();
         match self.client.claim(&req).await {
+            Ok(Reply::Ok(spec)) if *stop.borrow() == Some(Stop::HandBack) => {
+                // Claimed as the hand-back began: nothing ran, hand it straight back.
+                lease::release(&self.client, &spec.lease).await;
+                self.ack(&delivery).await;
+            }
             Ok(Reply::Ok(spec)) => {
                 self.execute(spec, sent, stop).await;
                 self.ack(&delivery).await;
@@ -168,9 +173,10 @@ impl Worker {
             why: why.clone(),
             stop,
         };
-        let watchdog = tokio::spawn(watchdog.run(claimed));
+        // Aborted also if this job is abandoned: renewals must never outlive the job.
+        let watchdog = AbortOnDrop(tokio::spawn(watchdog.run(claimed)));
         let result = executor::execute(&spec, &self.exec, log_tx.clone(), cancel_rx).await;
-        watchdog.abort();
+        drop(watchdog);
         let stopped_by_us = result.outcome == Outcome::Cancelled;
         if stopped_by_us && why.get() == Why::HANDED_BACK {
             let _ = log_tx.send(LogLine {
@@ -197,6 +203,14 @@ impl Worker {
                 lease::complete(&self.client, &completion, spec.lease_secs).await;
             }
         }
+    }
+}
+
+struct AbortOnDrop(tokio::task::JoinHandle<()>);
+
+impl Drop for AbortOnDrop {
+    fn drop(&mut self) {
+        self.0.abort();
     }
 }
 
