@@ -215,3 +215,63 @@ pub async fn beat(client: std::sync::Arc<Client>) {
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+
+    /// A server that answers every request with `status` and closes.
+    async fn answering(status: u16) -> String {
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let url = format!("http://{}", listener.local_addr().unwrap());
+        tokio::spawn(async move {
+            while let Ok((mut conn, _)) = listener.accept().await {
+                let mut buf = [0u8; 4096];
+                let _ = conn.read(&mut buf).await;
+                let reply = format!("HTTP/1.1 {status} X\r\ncontent-length: 0\r\n\r\n");
+                let _ = conn.write_all(reply.as_bytes()).await;
+            }
+        });
+        url
+    }
+
+    /// A URL nothing listens on.
+    async fn closed() -> String {
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        format!("http://{}", listener.local_addr().unwrap())
+    }
+
+    #[tokio::test]
+    async fn a_refusal_carries_its_status_and_is_not_worth_retrying() {
+        let client = Client::new(vec![answering(401).await], "t".into());
+        let err = client.register("r", &["default".into()]).await.unwrap_err();
+        assert_eq!(err.status(), Some(401));
+        assert!(err.is_refusal(), "{err}");
+    }
+
+    #[tokio::test]
+    async fn a_server_error_or_no_server_is_worth_retrying() {
+        let client = Client::new(vec![answering(503).await], "t".into());
+        let err = client.register("r", &["default".into()]).await.unwrap_err();
+        assert_eq!(err.status(), Some(503));
+        assert!(!err.is_refusal());
+        let client = Client::new(vec![closed().await], "t".into());
+        let err = client.register("r", &["default".into()]).await.unwrap_err();
+        assert!(matches!(err, ClientError::Transport { .. }), "{err:?}");
+        assert!(!err.is_refusal());
+    }
+
+    #[tokio::test]
+    async fn a_release_answered_409_is_fenced_and_204_is_done() {
+        let lease = Lease {
+            job_run_id: "j".into(),
+            attempt: 1,
+            lease_token: "l".into(),
+        };
+        let fenced = Client::new(vec![answering(409).await], "t".into());
+        assert!(matches!(fenced.release(&lease).await, Ok(Reply::Fenced)));
+        let done = Client::new(vec![closed().await, answering(204).await], "t".into());
+        assert!(matches!(done.release(&lease).await, Ok(Reply::Ok(()))));
+    }
+}

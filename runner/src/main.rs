@@ -170,30 +170,41 @@ fn listen_for_signals(stop: watch::Sender<Option<Stop>>, on_term: OnTerm) -> std
     let mut quit = signal(SignalKind::quit())?;
     tokio::spawn(async move {
         loop {
-            let (asked, quit) = tokio::select! {
-                _ = int.recv() => (on_term, false),
-                _ = term.recv() => (on_term, false),
-                _ = quit.recv() => (OnTerm::Drain, true),
+            let signal = tokio::select! {
+                _ = int.recv() => Signal::Term,
+                _ = term.recv() => Signal::Term,
+                _ = quit.recv() => Signal::Quit,
             };
-            let stopping = stop.borrow().is_some();
-            let next = match asked {
-                OnTerm::HandBack => Stop::HandBack,
-                // A second INT/TERM while stopping: stop waiting for the jobs, hand back.
-                OnTerm::Drain if stopping && !quit => Stop::HandBack,
-                OnTerm::Drain => Stop::Drain,
-            };
-            // Never from a hand-back back to a drain: the jobs are dead already.
-            stop.send_if_modified(|s| {
-                let change = *s != Some(Stop::HandBack) && *s != Some(next);
-                if change {
+            stop.send_if_modified(|s| match next_stop(*s, signal, on_term) {
+                Some(next) => {
                     tracing::info!(?next, "stopping");
                     *s = Some(next);
+                    true
                 }
-                change
+                None => false,
             });
         }
     });
     Ok(())
+}
+
+#[derive(Debug, Clone, Copy)]
+enum Signal {
+    /// SIGINT or SIGTERM.
+    Term,
+    Quit,
+}
+
+/// What a signal changes the stop mode to, if anything.
+fn next_stop(current: Option<Stop>, signal: Signal, on_term: OnTerm) -> Option<Stop> {
+    let next = match (signal, on_term, current) {
+        (Signal::Term, OnTerm::HandBack, _) => Stop::HandBack,
+        // A second INT/TERM while draining: stop waiting for the jobs, hand back.
+        (Signal::Term, OnTerm::Drain, Some(_)) => Stop::HandBack,
+        (Signal::Term, OnTerm::Drain, None) | (Signal::Quit, _, _) => Stop::Drain,
+    };
+    // Never from a hand-back back to a drain: the jobs are dead already.
+    (current != Some(Stop::HandBack) && current != Some(next)).then_some(next)
 }
 
 /// Registers, retrying for a minute while the orchestrators start; a refusal (a 4xx: a
@@ -216,6 +227,51 @@ async fn register(
                 tries += 1;
                 tokio::time::sleep(std::time::Duration::from_secs(2)).await;
             }
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn term_hands_back_and_quit_drains_by_default() {
+        assert_eq!(
+            next_stop(None, Signal::Term, OnTerm::HandBack),
+            Some(Stop::HandBack)
+        );
+        assert_eq!(
+            next_stop(None, Signal::Quit, OnTerm::HandBack),
+            Some(Stop::Drain)
+        );
+        let draining = Some(Stop::Drain);
+        assert_eq!(
+            next_stop(draining, Signal::Term, OnTerm::HandBack),
+            Some(Stop::HandBack)
+        );
+        assert_eq!(next_stop(draining, Signal::Quit, OnTerm::HandBack), None);
+    }
+
+    #[test]
+    fn with_on_term_drain_a_second_term_hands_back() {
+        assert_eq!(
+            next_stop(None, Signal::Term, OnTerm::Drain),
+            Some(Stop::Drain)
+        );
+        let draining = Some(Stop::Drain);
+        assert_eq!(
+            next_stop(draining, Signal::Term, OnTerm::Drain),
+            Some(Stop::HandBack)
+        );
+    }
+
+    #[test]
+    fn nothing_turns_a_hand_back_into_a_drain() {
+        let handing_back = Some(Stop::HandBack);
+        for on_term in [OnTerm::HandBack, OnTerm::Drain] {
+            assert_eq!(next_stop(handing_back, Signal::Quit, on_term), None);
+            assert_eq!(next_stop(handing_back, Signal::Term, on_term), None);
         }
     }
 }

@@ -66,8 +66,14 @@ fn make_root(root: &Path) -> io::Result<()> {
 /// The runner's own cgroup directory, from `/proc/self/cgroup` and the cgroup2 mount.
 fn own_cgroup_dir() -> Option<PathBuf> {
     let cgroup = std::fs::read_to_string("/proc/self/cgroup").ok()?;
-    let own = cgroup.lines().find_map(|l| l.strip_prefix("0::"))?;
     let mounts = std::fs::read_to_string("/proc/self/mountinfo").ok()?;
+    cgroup_dir(&cgroup, &mounts)
+}
+
+/// Where the v2 cgroup named in `cgroup` (a `/proc/self/cgroup`) is, given `mounts` (a
+/// `/proc/self/mountinfo`): the mount may show only part of the hierarchy (its root field).
+fn cgroup_dir(cgroup: &str, mounts: &str) -> Option<PathBuf> {
+    let own = cgroup.lines().find_map(|l| l.strip_prefix("0::"))?;
     // Fields: id parent dev root mountpoint options… - fstype source superoptions.
     mounts.lines().find_map(|line| {
         let (left, right) = line.split_once(" - ")?;
@@ -156,5 +162,40 @@ pub(crate) fn remove(dir: &Path) -> io::Result<()> {
     match std::fs::remove_dir(dir) {
         Err(e) if e.kind() == io::ErrorKind::NotFound => Ok(()),
         other => other,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_v2_cgroup_is_found_under_a_hybrid_mount() {
+        let cgroup = "4:memory:/x\n0::/system.slice/runner.service\n";
+        let mounts = "30 25 0:26 / /sys/fs/cgroup/memory rw - cgroup cgroup rw,memory\n\
+                      35 25 0:31 / /sys/fs/cgroup/unified rw,relatime - cgroup2 cgroup2 rw\n";
+        assert_eq!(
+            cgroup_dir(cgroup, mounts),
+            Some(PathBuf::from(
+                "/sys/fs/cgroup/unified/system.slice/runner.service"
+            ))
+        );
+    }
+
+    #[test]
+    fn a_namespaced_mount_shows_the_cgroup_at_its_root() {
+        let cgroup = "0::/\n";
+        let mounts = "700 690 0:40 / /sys/fs/cgroup ro,nosuid - cgroup2 cgroup rw\n";
+        assert_eq!(
+            cgroup_dir(cgroup, mounts),
+            Some(PathBuf::from("/sys/fs/cgroup"))
+        );
+    }
+
+    #[test]
+    fn no_cgroup2_mount_means_no_cgroups() {
+        let mounts = "30 25 0:26 / /sys/fs/cgroup/memory rw - cgroup cgroup rw,memory\n";
+        assert_eq!(cgroup_dir("0::/\n", mounts), None);
+        assert_eq!(cgroup_dir("4:memory:/\n", mounts), None);
     }
 }
