@@ -13,7 +13,7 @@ mod checkout;
 mod outputs;
 mod process;
 mod script;
-pub mod supervisor;
+pub(crate) mod supervisor;
 mod tree;
 mod workspace;
 
@@ -67,9 +67,10 @@ impl ExecConfig {
 
     /// How this configuration's jobs are contained on this machine.
     pub fn isolation(&self) -> Isolation {
-        match self.job_cgroups && cgroup::root().is_some() {
-            true => Isolation::Cgroup,
-            false => Isolation::Cookie,
+        if self.job_cgroups && cgroup::root().is_some() {
+            Isolation::Cgroup
+        } else {
+            Isolation::Cookie
         }
     }
 }

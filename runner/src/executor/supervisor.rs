@@ -109,7 +109,7 @@ fn guard() -> Option<&'static Guard> {
 /// Starts the guard, or starts it again if it died (a job may kill it: it runs as the same
 /// user). Called before every job, so no job starts unguarded; costs a `waitpid` when the
 /// guard is up.
-pub fn start() {
+pub(crate) fn start() {
     let Some(guard) = guard() else { return };
     let mut running = guard.running.lock().unwrap_or_else(|p| p.into_inner());
     if let Some(r) = running.as_mut() {
