@@ -86,7 +86,11 @@ impl JobTree {
                 }
             }
             // Without a cgroup the environment is the only trace of a process that left.
-            None => kill_by_cookie(&self.cookie),
+            // The scan reads all of /proc and may pause between rounds: off the runtime.
+            None => {
+                let cookie = self.cookie.clone();
+                let _ = tokio::task::spawn_blocking(move || kill_by_cookie(&cookie)).await;
+            }
         }
     }
 

@@ -81,6 +81,19 @@ impl Runner {
         }
     }
 
+    /// Waits until the runner's log says `what` (how a test knows a signal was taken in).
+    async fn logged(&self, what: &str, within: Duration) {
+        let deadline = Instant::now() + within;
+        while !self.log().contains(what) {
+            assert!(
+                Instant::now() < deadline,
+                "the runner never logged {what:?}:\n{}",
+                self.log()
+            );
+            tokio::time::sleep(Duration::from_millis(10)).await;
+        }
+    }
+
     fn log(&self) -> String {
         std::fs::read_to_string(&self.log).unwrap_or_default()
     }
@@ -113,7 +126,7 @@ fn cgroups() -> bool {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_runner_killed_outright_at_any_moment_leaves_no_process_of_its_job() {
-    for round in 0..8 {
+    for round in 0..10 {
         // Every other round without cgroups: the guard then finds the job by its cookie.
         let with_cgroups = cgroups() && round % 2 == 0;
         let flags: &[&str] = if with_cgroups {
@@ -130,7 +143,7 @@ async fn a_runner_killed_outright_at_any_moment_leaves_no_process_of_its_job() {
         fake.until("j1 claimed", Duration::from_secs(20), claimed("j1"))
             .await;
         // From before the job's bash exists to long after it scattered.
-        let delay = random_below(400);
+        let delay = random_below(300);
         tokio::time::sleep(Duration::from_millis(delay)).await;
         let killed = now_us();
         runner.signal(Signal::SIGKILL);
@@ -171,6 +184,8 @@ async fn sigquit_drains_the_runner_its_job_finishes_and_no_new_job_is_taken() {
     fake.until("j1 claimed", Duration::from_secs(20), claimed("j1"))
         .await;
     runner.signal(Signal::SIGQUIT);
+    // Only a message pushed after the runner took the signal in must stay unclaimed.
+    runner.logged("stopping", Duration::from_secs(5)).await;
     runner.push(&fake, "j2", "true").await;
     let status = runner.exited(Duration::from_secs(10)).await;
     assert!(status.success(), "{status}:\n{}", runner.log());
