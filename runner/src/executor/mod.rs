@@ -67,6 +67,8 @@ impl ExecConfig {
 
     /// How this configuration's jobs are contained on this machine.
     pub fn isolation(&self) -> Isolation {
+        // Finding out creates the job cgroup root; the guard removes it when this process ends.
+        supervisor::start();
         if self.job_cgroups && cgroup::root().is_some() {
             Isolation::Cgroup
         } else {
