@@ -13,6 +13,12 @@
 //! | `POST /api/v1/runner/heartbeat` | [`Lease`] | 200 [`HeartbeatReply`], or 409 when the lease is gone |
 //! | `POST /api/v1/runner/logs` | [`LogBatch`] | 204, or 409 |
 //! | `POST /api/v1/runner/complete` | [`Completion`] | 204, or 409 (the result is discarded) |
+//! | `POST /api/v1/runner/release` | [`Lease`] | 204 (re-queued as a lost attempt), or 409 when the lease is gone |
+//!
+//! A release is a runner handing back a job it killed unfinished because the runner is
+//! stopping: the job run goes back to the queue at once, as a lost attempt (counted against
+//! the lost-runner limit, not `retries`), instead of when its lease expires. No completion
+//! follows a release.
 
 use std::collections::BTreeMap;
 

@@ -9,7 +9,7 @@ use std::time::Duration;
 use conveyor_runner::client::Client;
 use conveyor_runner::executor::ExecConfig;
 use conveyor_runner::queue::{LocalQueue, Queue};
-use conveyor_runner::worker::Worker;
+use conveyor_runner::worker::{HAND_BACK_BOUND, Stop, Worker};
 use tokio::sync::watch;
 
 use crate::state::{AppState, SharedState};
@@ -29,7 +29,8 @@ pub struct Options {
 pub struct Embedded {
     pub url: String,
     pub state: SharedState,
-    stop: watch::Sender<bool>,
+    stop: watch::Sender<Option<Stop>>,
+    worker: tokio::task::JoinHandle<()>,
     tasks: Vec<tokio::task::JoinHandle<()>>,
 }
 
@@ -70,7 +71,7 @@ impl Embedded {
             .local_addr()
             .map_err(|e| StoreError::Database(e.to_string()))?;
         let url = format!("http://{addr}");
-        let (stop, stop_rx) = watch::channel(false);
+        let (stop, stop_rx) = watch::channel(None);
         let app = crate::routes::app(state.clone());
         let mut tasks = vec![tokio::spawn(async move {
             if let Err(e) = axum::serve(listener, app).await {
@@ -103,18 +104,24 @@ impl Embedded {
             queue,
             exec: ExecConfig::new(opts.data_dir.join("work")),
         });
-        tasks.push(tokio::spawn(worker.run(stop_rx)));
+        let worker = tokio::spawn(worker.run(stop_rx));
         Ok(Embedded {
             url,
             state,
             stop,
+            worker,
             tasks,
         })
     }
 
-    /// Stops taking new jobs, lets running ones finish, and stops the server.
+    /// Stops taking new jobs, kills the running ones and hands them back (to this server,
+    /// so it waits for that, boundedly), and stops the server.
     pub async fn shutdown(self) {
-        let _ = self.stop.send(true);
+        let _ = self.stop.send(Some(Stop::HandBack));
+        let bound = HAND_BACK_BOUND + Duration::from_secs(1);
+        if tokio::time::timeout(bound, self.worker).await.is_err() {
+            tracing::warn!("the local runners did not stop in time");
+        }
         for t in self.tasks.into_iter().rev() {
             t.abort();
         }

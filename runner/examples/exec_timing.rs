@@ -1,5 +1,6 @@
 //! Times the executor alone on `true` jobs: where a job's time goes outside the engine.
-//! `cargo run --release -p conveyor-runner --example exec_timing [RUNS]`
+//! `cargo run --release -p conveyor-runner --example exec_timing [RUNS]`; with
+//! `CONVEYOR_NO_JOB_CGROUPS=1` jobs are contained by cookie and group only.
 
 use std::time::Instant;
 
@@ -12,7 +13,8 @@ async fn main() {
         .nth(1)
         .and_then(|a| a.parse().ok())
         .unwrap_or(200);
-    let cfg = ExecConfig::new(std::env::temp_dir().join("conveyor-exec-timing"));
+    let mut cfg = ExecConfig::new(std::env::temp_dir().join("conveyor-exec-timing"));
+    cfg.job_cgroups = std::env::var_os("CONVEYOR_NO_JOB_CGROUPS").is_none();
     let mut spec = JobSpec {
         lease: Lease {
             job_run_id: String::new(),
@@ -42,5 +44,6 @@ async fn main() {
         assert_eq!(r.outcome, conveyor_core::protocol::Outcome::Succeeded);
     }
     let per = start.elapsed().as_secs_f64() * 1000.0 / runs as f64;
-    println!("executor: {runs} runs of `true`, {per:.2} ms each");
+    let isolation = cfg.isolation();
+    println!("executor ({isolation:?}): {runs} runs of `true`, {per:.2} ms each");
 }

@@ -16,9 +16,46 @@ pub enum Reply<T> {
     Fenced,
 }
 
+/// Why a call got no [`Reply`]. Typed so callers decide by kind, never by wording: a
+/// server's 4xx is final, a transport failure or a 5xx is worth another try.
 #[derive(Debug, thiserror::Error)]
-#[error("{0}")]
-pub struct ClientError(pub String);
+pub enum ClientError {
+    /// A server answered with a status the protocol does not expect (anything but 2xx and
+    /// 409). A 4xx is the last server's answer; a 5xx the last of the servers tried.
+    #[error("{call}: {url} answered {status}")]
+    Status {
+        call: &'static str,
+        url: String,
+        status: u16,
+    },
+    /// No server could be reached (connection refused, timeout, reset).
+    #[error("{call}: {url}: {detail}")]
+    Transport {
+        call: &'static str,
+        url: String,
+        detail: String,
+    },
+    /// A server answered 2xx with a body that is not what the protocol promises.
+    #[error("{call}: bad reply: {detail}")]
+    BadReply { call: &'static str, detail: String },
+    #[error("{call}: no orchestrator URL was given; pass --server")]
+    NoServer { call: &'static str },
+}
+
+impl ClientError {
+    /// The status a server answered with, when the error is one.
+    pub fn status(&self) -> Option<u16> {
+        match self {
+            ClientError::Status { status, .. } => Some(*status),
+            _ => None,
+        }
+    }
+
+    /// Whether the servers refused the request itself (4xx): asking again cannot help.
+    pub fn is_refusal(&self) -> bool {
+        self.status().is_some_and(|s| (400..500).contains(&s))
+    }
+}
 
 pub struct Client {
     servers: Vec<String>,
@@ -57,18 +94,32 @@ impl Client {
         self.call("runner/complete", c).await
     }
 
+    /// Hands a job run back unfinished (the runner is stopping and killed it): the
+    /// orchestrator re-queues it as a lost attempt at once. `Fenced` means the lease was not
+    /// ours anymore, so there is nothing left to hand back.
+    pub async fn release(&self, lease: &Lease) -> Result<Reply<()>, ClientError> {
+        self.call("runner/release", lease).await
+    }
+
     /// Registers this runner with the fleet registration token; returns its own token.
     pub async fn register(&self, name: &str, fleets: &[String]) -> Result<String, ClientError> {
+        const CALL: &str = "runners/register";
         let body = serde_json::json!({ "name": name, "fleets": fleets });
-        match self
-            .call::<_, serde_json::Value>("runners/register", &body)
-            .await?
-        {
-            Reply::Ok(v) => v["token"]
-                .as_str()
-                .map(str::to_string)
-                .ok_or_else(|| ClientError("register: the answer has no token".into())),
-            Reply::Fenced => Err(ClientError("register: refused".into())),
+        match self.call::<_, serde_json::Value>(CALL, &body).await? {
+            Reply::Ok(v) => {
+                v["token"]
+                    .as_str()
+                    .map(str::to_string)
+                    .ok_or_else(|| ClientError::BadReply {
+                        call: CALL,
+                        detail: "the answer has no token".into(),
+                    })
+            }
+            Reply::Fenced => Err(ClientError::Status {
+                call: CALL,
+                url: self.url(self.current.load(Ordering::Relaxed), CALL),
+                status: 409,
+            }),
         }
     }
 
@@ -79,57 +130,78 @@ impl Client {
             .map(|_| ())
     }
 
+    fn url(&self, at: usize, what: &str) -> String {
+        let server = self.servers.get(at).map_or("", String::as_str);
+        format!("{}/api/v1/{what}", server.trim_end_matches('/'))
+    }
+
     /// Posts to each server in turn, starting with the last one that answered.
     async fn call<B: Serialize, T: DeserializeOwned>(
         &self,
-        what: &str,
+        what: &'static str,
         body: &B,
     ) -> Result<Reply<T>, ClientError> {
-        let n = self.servers.len().max(1);
+        let n = self.servers.len();
         let start = self.current.load(Ordering::Relaxed);
-        let mut last = String::from("no server given");
+        let mut last = ClientError::NoServer { call: what };
         for i in 0..n {
             let at = (start + i) % n;
-            let Some(server) = self.servers.get(at) else {
-                break;
-            };
-            let url = format!("{}/api/v1/{what}", server.trim_end_matches('/'));
-            match self
+            let url = self.url(at, what);
+            let sent = self
                 .http
                 .post(&url)
                 .bearer_auth(&self.token)
                 .json(body)
                 .send()
-                .await
-            {
-                Ok(resp) => {
-                    self.current.store(at, Ordering::Relaxed);
-                    let status = resp.status();
-                    if status == reqwest::StatusCode::CONFLICT {
-                        return Ok(Reply::Fenced);
-                    }
-                    if status == reqwest::StatusCode::NO_CONTENT {
-                        return serde_json::from_value(serde_json::Value::Null)
-                            .map(Reply::Ok)
-                            .map_err(|e| ClientError(format!("{what}: expected a body: {e}")));
-                    }
-                    if status.is_success() {
-                        return resp
-                            .json()
-                            .await
-                            .map(Reply::Ok)
-                            .map_err(|e| ClientError(format!("{what}: bad reply: {e}")));
-                    }
-                    last = format!("{what}: {url} answered {status}");
-                    if status.is_client_error() {
-                        return Err(ClientError(last));
-                    }
+                .await;
+            let resp = match sent {
+                Ok(resp) => resp,
+                Err(e) => {
+                    last = ClientError::Transport {
+                        call: what,
+                        url,
+                        detail: e.to_string(),
+                    };
+                    continue;
                 }
-                Err(e) => last = format!("{what}: {url}: {e}"),
+            };
+            self.current.store(at, Ordering::Relaxed);
+            let status = resp.status();
+            if status == reqwest::StatusCode::CONFLICT {
+                return Ok(Reply::Fenced);
+            }
+            if status.is_success() {
+                return read_reply(what, resp).await;
+            }
+            last = ClientError::Status {
+                call: what,
+                url,
+                status: status.as_u16(),
+            };
+            // A refusal is the same on every server; a 5xx may be this server's alone.
+            if status.is_client_error() {
+                break;
             }
         }
-        Err(ClientError(last))
+        Err(last)
     }
+}
+
+/// Decodes a 2xx; a 204 stands for `null`, so calls answered without a body read `()`.
+async fn read_reply<T: DeserializeOwned>(
+    what: &'static str,
+    resp: reqwest::Response,
+) -> Result<Reply<T>, ClientError> {
+    let bad = |detail: String| ClientError::BadReply { call: what, detail };
+    if resp.status() == reqwest::StatusCode::NO_CONTENT {
+        return serde_json::from_value(serde_json::Value::Null)
+            .map(Reply::Ok)
+            .map_err(|e| bad(format!("expected a body: {e}")));
+    }
+    resp.json()
+        .await
+        .map(Reply::Ok)
+        .map_err(|e| bad(e.to_string()))
 }
 
 /// Tells the orchestrators a runner is alive, every 20 s: the only request an idle runner
@@ -141,5 +213,65 @@ pub async fn beat(client: std::sync::Arc<Client>) {
         if let Err(e) = client.runner_heartbeat().await {
             tracing::warn!("runner heartbeat failed: {e}");
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+
+    /// A server that answers every request with `status` and closes.
+    async fn answering(status: u16) -> String {
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let url = format!("http://{}", listener.local_addr().unwrap());
+        tokio::spawn(async move {
+            while let Ok((mut conn, _)) = listener.accept().await {
+                let mut buf = [0u8; 4096];
+                let _ = conn.read(&mut buf).await;
+                let reply = format!("HTTP/1.1 {status} X\r\ncontent-length: 0\r\n\r\n");
+                let _ = conn.write_all(reply.as_bytes()).await;
+            }
+        });
+        url
+    }
+
+    /// A URL nothing listens on.
+    async fn closed() -> String {
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        format!("http://{}", listener.local_addr().unwrap())
+    }
+
+    #[tokio::test]
+    async fn a_refusal_carries_its_status_and_is_not_worth_retrying() {
+        let client = Client::new(vec![answering(401).await], "t".into());
+        let err = client.register("r", &["default".into()]).await.unwrap_err();
+        assert_eq!(err.status(), Some(401));
+        assert!(err.is_refusal(), "{err}");
+    }
+
+    #[tokio::test]
+    async fn a_server_error_or_no_server_is_worth_retrying() {
+        let client = Client::new(vec![answering(503).await], "t".into());
+        let err = client.register("r", &["default".into()]).await.unwrap_err();
+        assert_eq!(err.status(), Some(503));
+        assert!(!err.is_refusal());
+        let client = Client::new(vec![closed().await], "t".into());
+        let err = client.register("r", &["default".into()]).await.unwrap_err();
+        assert!(matches!(err, ClientError::Transport { .. }), "{err:?}");
+        assert!(!err.is_refusal());
+    }
+
+    #[tokio::test]
+    async fn a_release_answered_409_is_fenced_and_204_is_done() {
+        let lease = Lease {
+            job_run_id: "j".into(),
+            attempt: 1,
+            lease_token: "l".into(),
+        };
+        let fenced = Client::new(vec![answering(409).await], "t".into());
+        assert!(matches!(fenced.release(&lease).await, Ok(Reply::Fenced)));
+        let done = Client::new(vec![closed().await, answering(204).await], "t".into());
+        assert!(matches!(done.release(&lease).await, Ok(Reply::Ok(()))));
     }
 }

@@ -1,21 +1,43 @@
 //! `conveyor-runner`: takes job runs from its fleets' Redis queues and executes them,
-//! talking to the orchestrators over the runner protocol. Parses arguments only.
+//! talking to the orchestrators over the runner protocol. Parses arguments, registers, and
+//! turns signals into the worker's stop modes.
 
 use std::path::PathBuf;
 use std::process::ExitCode;
 use std::sync::Arc;
 
 use clap::Parser;
-use conveyor_runner::client::Client;
+use conveyor_runner::client::{Client, ClientError};
 use conveyor_runner::executor::ExecConfig;
 use conveyor_runner::queue::{Queue, RedisQueue};
-use conveyor_runner::worker::Worker;
+use conveyor_runner::worker::{Stop, Worker};
+use tokio::signal::unix::{SignalKind, signal};
+use tokio::sync::watch;
+
+const AFTER_HELP: &str = "\
+Stopping:
+  SIGINT, SIGTERM  hand back: take no new job, kill the running jobs (every process they
+                   started) at once, hand them back to be re-queued as lost attempts, and
+                   exit within a few seconds. With --on-term drain, these drain instead,
+                   and a second one hands back.
+  SIGQUIT          drain: take no new job, let the running jobs finish and report, exit.
+  SIGKILL          the runner's guard process kills every job within milliseconds; the
+                   jobs run again once their leases expire.";
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+enum OnTerm {
+    /// Kill the running jobs and hand them back at once.
+    HandBack,
+    /// Let the running jobs finish first.
+    Drain,
+}
 
 #[derive(Debug, Parser)]
 #[command(
     name = "conveyor-runner",
     version,
-    about = "Runs conveyor jobs from fleet queues."
+    about = "Runs conveyor jobs from fleet queues.",
+    after_help = AFTER_HELP
 )]
 struct Args {
     /// An orchestrator URL; give it more than once to fail over between orchestrators.
@@ -52,6 +74,19 @@ struct Args {
     /// Where job workspaces are created.
     #[arg(long, env = "CONVEYOR_WORK_DIR")]
     work_dir: Option<PathBuf>,
+    /// What SIGINT and SIGTERM do: hand the running jobs back at once, or drain (let them
+    /// finish; a second signal hands back). SIGQUIT always drains.
+    #[arg(
+        long,
+        env = "CONVEYOR_ON_TERM",
+        value_enum,
+        default_value = "hand-back"
+    )]
+    on_term: OnTerm,
+    /// Do not give each job a cgroup of its own even where the machine allows it: jobs are
+    /// then found by process group and environment cookie only.
+    #[arg(long, env = "CONVEYOR_NO_JOB_CGROUPS")]
+    no_job_cgroups: bool,
 }
 
 fn main() -> ExitCode {
@@ -66,7 +101,12 @@ fn main() -> ExitCode {
         .enable_all()
         .build()
     {
-        Ok(rt) => rt.block_on(run(args)),
+        Ok(rt) => {
+            let code = rt.block_on(run(args));
+            // A blocking task stuck in a file system must not hold up the exit.
+            rt.shutdown_timeout(std::time::Duration::from_secs(1));
+            code
+        }
         Err(e) => {
             eprintln!("error: cannot start the async runtime: {e}");
             ExitCode::FAILURE
@@ -101,43 +141,137 @@ async fn run(args: Args) -> ExitCode {
     };
     let client = Arc::new(Client::new(args.servers, own_token));
     tokio::spawn(conveyor_runner::client::beat(client.clone()));
+    let mut exec = ExecConfig::new(work);
+    exec.job_cgroups = !args.no_job_cgroups;
     let worker = Arc::new(Worker {
         name: name.clone(),
         fleets: args.fleets.clone(),
         concurrency: args.concurrency,
         client,
         queue,
-        exec: ExecConfig::new(work),
+        exec,
     });
-    let (stop, stop_rx) = tokio::sync::watch::channel(false);
-    tokio::spawn(async move {
-        let _ = tokio::signal::ctrl_c().await;
-        let _ = stop.send(true);
-    });
+    let (stop, stop_rx) = watch::channel(None);
+    if let Err(e) = listen_for_signals(stop, args.on_term) {
+        eprintln!("error: cannot listen for signals: {e}");
+        return ExitCode::FAILURE;
+    }
     tracing::info!(runner = %name, fleets = ?args.fleets, "waiting for jobs");
     worker.run(stop_rx).await;
+    tracing::info!(runner = %name, "stopped");
     ExitCode::SUCCESS
 }
 
-/// Registers, retrying for a minute while the orchestrators start.
+/// Turns signals into stop modes. Listening starts before the first job, so a signal is
+/// never the default action (which would kill the runner and leave the jobs to the guard).
+fn listen_for_signals(stop: watch::Sender<Option<Stop>>, on_term: OnTerm) -> std::io::Result<()> {
+    let mut int = signal(SignalKind::interrupt())?;
+    let mut term = signal(SignalKind::terminate())?;
+    let mut quit = signal(SignalKind::quit())?;
+    tokio::spawn(async move {
+        loop {
+            let signal = tokio::select! {
+                _ = int.recv() => Signal::Term,
+                _ = term.recv() => Signal::Term,
+                _ = quit.recv() => Signal::Quit,
+            };
+            stop.send_if_modified(|s| match next_stop(*s, signal, on_term) {
+                Some(next) => {
+                    tracing::info!(?next, "stopping");
+                    *s = Some(next);
+                    true
+                }
+                None => false,
+            });
+        }
+    });
+    Ok(())
+}
+
+#[derive(Debug, Clone, Copy)]
+enum Signal {
+    /// SIGINT or SIGTERM.
+    Term,
+    Quit,
+}
+
+/// What a signal changes the stop mode to, if anything.
+fn next_stop(current: Option<Stop>, signal: Signal, on_term: OnTerm) -> Option<Stop> {
+    let next = match (signal, on_term, current) {
+        (Signal::Term, OnTerm::HandBack, _) => Stop::HandBack,
+        // A second INT/TERM while draining: stop waiting for the jobs, hand back.
+        (Signal::Term, OnTerm::Drain, Some(_)) => Stop::HandBack,
+        (Signal::Term, OnTerm::Drain, None) | (Signal::Quit, _, _) => Stop::Drain,
+    };
+    // Never from a hand-back back to a drain: the jobs are dead already.
+    (current != Some(Stop::HandBack) && current != Some(next)).then_some(next)
+}
+
+/// Registers, retrying for a minute while the orchestrators start; a refusal (a 4xx: a
+/// wrong token, a bad name) is final.
 async fn register(
     servers: &[String],
     token: &str,
     name: &str,
     fleets: &[String],
-) -> Result<String, String> {
+) -> Result<String, ClientError> {
     let client = Client::new(servers.to_vec(), token.to_string());
-    let mut last = String::new();
-    for _ in 0..30 {
+    let mut tries = 0;
+    loop {
         match client.register(name, fleets).await {
             Ok(t) => return Ok(t),
-            Err(e) if e.0.contains(" answered 4") => return Err(e.0),
+            Err(e) if e.is_refusal() => return Err(e),
+            Err(e) if tries >= 29 => return Err(e),
             Err(e) => {
                 tracing::warn!("registering: {e}; retrying in 2s");
-                last = e.0;
+                tries += 1;
                 tokio::time::sleep(std::time::Duration::from_secs(2)).await;
             }
         }
     }
-    Err(last)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn term_hands_back_and_quit_drains_by_default() {
+        assert_eq!(
+            next_stop(None, Signal::Term, OnTerm::HandBack),
+            Some(Stop::HandBack)
+        );
+        assert_eq!(
+            next_stop(None, Signal::Quit, OnTerm::HandBack),
+            Some(Stop::Drain)
+        );
+        let draining = Some(Stop::Drain);
+        assert_eq!(
+            next_stop(draining, Signal::Term, OnTerm::HandBack),
+            Some(Stop::HandBack)
+        );
+        assert_eq!(next_stop(draining, Signal::Quit, OnTerm::HandBack), None);
+    }
+
+    #[test]
+    fn with_on_term_drain_a_second_term_hands_back() {
+        assert_eq!(
+            next_stop(None, Signal::Term, OnTerm::Drain),
+            Some(Stop::Drain)
+        );
+        let draining = Some(Stop::Drain);
+        assert_eq!(
+            next_stop(draining, Signal::Term, OnTerm::Drain),
+            Some(Stop::HandBack)
+        );
+    }
+
+    #[test]
+    fn nothing_turns_a_hand_back_into_a_drain() {
+        let handing_back = Some(Stop::HandBack);
+        for on_term in [OnTerm::HandBack, OnTerm::Drain] {
+            assert_eq!(next_stop(handing_back, Signal::Quit, on_term), None);
+            assert_eq!(next_stop(handing_back, Signal::Term, on_term), None);
+        }
+    }
 }

@@ -1,15 +1,20 @@
 //! Executes one job run: an empty workspace, the source checked out into it, the script run
-//! by bash in its own process group, logs streamed line by line, outputs collected.
+//! by bash in its own process group, logs streamed line by line, outputs collected, and
+//! every process the job started killed when it ends.
 //!
 //! The pieces, in the order a run goes through them: [`workspace`] (directories, local
-//! source copy, emptying), [`checkout`] (git), [`script`] (the wrapper that records declared
-//! outputs), [`process`] (spawn, stream, timeout, cancel, kill), [`outputs`] (parsing).
+//! source copy, emptying), [`checkout`] (git), [`tree`] (the marks a job's processes are
+//! found by: [`cgroup`], cookie, group; and their kill), [`script`] (the wrapper that joins
+//! the cgroup and records declared outputs), [`process`] (spawn, stream, timeout, cancel),
+//! [`outputs`] (parsing). [`supervisor`] is the guard that kills a dead runner's jobs.
 
+mod cgroup;
 mod checkout;
 mod outputs;
 mod process;
 mod script;
 pub(crate) mod supervisor;
+mod tree;
 mod workspace;
 
 use std::collections::BTreeMap;
@@ -22,7 +27,10 @@ use conveyor_core::protocol::{JobSpec, LogLine, Outcome, Stream};
 use tokio::sync::{mpsc, watch};
 
 use process::{Ending, Finished};
+use tree::JobTree;
 use workspace::Workspace;
+
+pub use tree::COOKIE_VAR;
 
 /// The directory name of a repository's mirror: a short hash of its URL.
 pub(crate) fn mirror_key(url: &str) -> String {
@@ -41,6 +49,9 @@ pub struct ExecConfig {
     pub work_root: PathBuf,
     /// How many bytes of the end of stdout become the `STDOUT` output.
     pub stdout_tail_bytes: usize,
+    /// Whether each job gets a cgroup of its own when the machine allows it (see
+    /// [`Isolation`]); off, jobs are found by process group and environment cookie only.
+    pub job_cgroups: bool,
 }
 
 impl ExecConfig {
@@ -50,8 +61,30 @@ impl ExecConfig {
         Self {
             work_root: work_root.into(),
             stdout_tail_bytes: Self::DEFAULT_STDOUT_TAIL_BYTES,
+            job_cgroups: true,
         }
     }
+
+    /// How this configuration's jobs are contained on this machine.
+    pub fn isolation(&self) -> Isolation {
+        // Finding out creates the job cgroup root; the guard removes it when this process ends.
+        supervisor::start();
+        if self.job_cgroups && cgroup::root().is_some() {
+            Isolation::Cgroup
+        } else {
+            Isolation::Cookie
+        }
+    }
+}
+
+/// How a job's processes are found when it must be killed (every time it ends).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Isolation {
+    /// A cgroup v2 per job (with the cookie and the group besides): nothing escapes it.
+    Cgroup,
+    /// The process group and the `CONVEYOR_JOB_COOKIE` environment mark: a process that
+    /// starts with a cleared environment in a new session escapes.
+    Cookie,
 }
 
 impl Default for ExecConfig {
@@ -138,16 +171,22 @@ async fn run_in(
         Err(checkout::Stop::Cancelled) => return log.cancelled(),
         Err(checkout::Stop::Failed(e)) => return log.failed(e),
     }
-    if let Err(e) = script::write(spec, ws).await {
+    let mut tree = JobTree::new(cfg.job_cgroups);
+    if let Err(e) = script::write(spec, ws, tree.cgroup_procs().as_deref()).await {
         return log.failed(e);
     }
-    let command = process::bash_command(spec, ws);
-    let timeout = spec.timeout_secs;
-    let finished = match process::run(command, timeout, cfg.stdout_tail_bytes, log, cancel).await {
-        Ok(f) => f,
-        Err(e) => return log.failed(e),
+    let command = process::bash_command(spec, ws, &tree);
+    let limits = process::Limits {
+        timeout_secs: spec.timeout_secs,
+        tail_bytes: cfg.stdout_tail_bytes,
+        cancel,
     };
-    conclude(finished, spec, ws, log).await
+    let finished = process::run(command, &mut tree, limits, log).await;
+    tree.close();
+    match finished {
+        Ok(f) => conclude(f, spec, ws, log).await,
+        Err(e) => log.failed(e),
+    }
 }
 
 async fn conclude(finished: Finished, spec: &JobSpec, ws: &Workspace, log: &Log) -> ExecResult {

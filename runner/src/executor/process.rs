@@ -1,15 +1,12 @@
 //! Runs the wrapper with bash in its own process group: streams stdout and stderr to the log,
-//! enforces the timeout, obeys cancel, and kills the whole group when the run ends so that
-//! background processes the script started cannot outlive it.
+//! enforces the timeout, obeys cancel, and kills everything the job started when the run
+//! ends (see [`super::tree`]) so that background processes cannot outlive it.
 
 use std::ffi::OsString;
 use std::process::{ExitStatus, Stdio};
 use std::time::Duration;
 
 use conveyor_core::protocol::{JobSpec, Stream};
-use nix::errno::Errno;
-use nix::sys::signal::{Signal, killpg};
-use nix::unistd::Pid;
 use tokio::io::{AsyncRead, AsyncReadExt};
 use tokio::process::{Child, Command};
 use tokio::sync::watch;
@@ -17,13 +14,14 @@ use tokio::task::JoinHandle;
 use tokio::time::{Instant, sleep, sleep_until, timeout};
 
 use super::outputs::Tail;
+use super::tree::{COOKIE_VAR, JobTree};
 use super::workspace::Workspace;
 use super::{ExecError, Log, cancelled};
 
 /// Variables a job inherits from the runner; everything else comes from the spec.
 const INHERITED: [&str; 5] = ["PATH", "HOME", "LANG", "USER", "TMPDIR"];
-/// How long readers may keep draining after the group is killed: a process that left the
-/// group (setsid) can hold a pipe open forever.
+/// How long readers may keep draining after the job is killed: a process the kill could not
+/// find (one that cleared its environment, without cgroups) can hold a pipe open forever.
 const DRAIN_BOUND: Duration = Duration::from_secs(2);
 /// How long to wait for bash to be reaped after SIGKILL.
 const REAP_BOUND: Duration = Duration::from_secs(5);
@@ -46,7 +44,7 @@ pub(crate) struct Finished {
 /// bash by absolute path, found once on the runner's PATH: with a path the standard
 /// library can start jobs with `posix_spawn` (no copy of the runner's page tables); a bare
 /// name beside a replaced PATH forces a full `fork`.
-fn bash() -> &'static std::path::Path {
+pub(crate) fn bash() -> &'static std::path::Path {
     static BASH: std::sync::OnceLock<std::path::PathBuf> = std::sync::OnceLock::new();
     BASH.get_or_init(|| {
         std::env::var_os("PATH")
@@ -58,7 +56,7 @@ fn bash() -> &'static std::path::Path {
     })
 }
 
-pub(crate) fn bash_command(spec: &JobSpec, ws: &Workspace) -> Command {
+pub(crate) fn bash_command(spec: &JobSpec, ws: &Workspace, tree: &JobTree) -> Command {
     let mut cmd = Command::new(bash());
     cmd.arg("-eo")
         .arg("pipefail")
@@ -80,27 +78,35 @@ pub(crate) fn bash_command(spec: &JobSpec, ws: &Workspace) -> Command {
     }
     cmd.env("CONVEYOR_OUTPUT", ws.output_env());
     cmd.env("CONVEYOR_WORKSPACE", OsString::from(ws.ws.as_os_str()));
+    // Last, so a job's own `env` cannot replace the mark its processes are found by.
+    cmd.env(COOKIE_VAR, tree.cookie());
     cmd
+}
+
+/// How a run is bounded: its timeout, its cancel signal, and what its stdout tail keeps.
+pub(crate) struct Limits<'a> {
+    pub timeout_secs: Option<u64>,
+    pub tail_bytes: usize,
+    pub cancel: &'a mut watch::Receiver<bool>,
 }
 
 pub(crate) async fn run(
     mut command: Command,
-    timeout_secs: Option<u64>,
-    tail_bytes: usize,
+    tree: &mut JobTree,
+    limits: Limits<'_>,
     log: &Log,
-    cancel: &mut watch::Receiver<bool>,
 ) -> Result<Finished, ExecError> {
-    super::supervisor::start();
+    let Limits {
+        timeout_secs,
+        tail_bytes,
+        cancel,
+    } = limits;
     let mut child = command.spawn().map_err(|e| match e.kind() {
         std::io::ErrorKind::NotFound => ExecError::BashMissing,
         _ => ExecError::Spawn(e),
     })?;
     // With process_group(0) the group id is bash's pid.
-    let group = child
-        .id()
-        .and_then(|id| i32::try_from(id).ok())
-        .map(Pid::from_raw);
-    let _watched = group.and_then(|g| super::supervisor::watch(g.as_raw()));
+    tree.spawned(child.id());
     let (stop_tx, stop_rx) = watch::channel(false);
     let stdout = child.stdout.take().map(|out| {
         let pump = Pump::new(Stream::Stdout, log, tail_bytes, &stop_rx);
@@ -112,7 +118,8 @@ pub(crate) async fn run(
     });
 
     let ending = wait(&mut child, timeout_secs, cancel).await;
-    kill_group(group);
+    // Before draining: a straggler holding the pipes open would otherwise hold the run.
+    tree.kill_all().await;
     if !matches!(ending, Ok(Ending::Exited(_))) {
         let _ = timeout(REAP_BOUND, child.wait()).await;
     }
@@ -142,16 +149,6 @@ async fn wait(
         status = child.wait() => status.map(Ending::Exited),
         () = expired => Ok(Ending::TimedOut(timeout_secs.unwrap_or_default())),
         () = cancelled(cancel) => Ok(Ending::Cancelled),
-    }
-}
-
-fn kill_group(group: Option<Pid>) {
-    let Some(group) = group else { return };
-    match killpg(group, Signal::SIGKILL) {
-        Ok(()) | Err(Errno::ESRCH) => {}
-        Err(e) => {
-            tracing::warn!(pgid = group.as_raw(), error = %e, "could not kill the job's process group")
-        }
     }
 }
 

@@ -1,5 +1,5 @@
-//! The wrapper `meta/run.sh`: an EXIT trap that records the declared outputs, then the
-//! user's script verbatim.
+//! The wrapper `meta/run.sh`: the job joining its cgroup, an EXIT trap that records the
+//! declared outputs, then the user's script verbatim.
 //!
 //! The trap runs only on success (status 0) and writes `NAME\0VALUE\0` pairs: bash values
 //! cannot hold NUL, so every other byte — newlines, quotes, `$(…)` — arrives as it was. Values
@@ -17,13 +17,29 @@ use super::ExecError;
 use super::workspace::Workspace;
 
 /// Writes `run.sh` and an empty `output.env`, after checking that the trap parses.
-pub(crate) async fn write(spec: &JobSpec, ws: &Workspace) -> Result<(), ExecError> {
+/// `cgroup_procs` is the job's cgroup, joined before anything else runs.
+pub(crate) async fn write(
+    spec: &JobSpec,
+    ws: &Workspace,
+    cgroup_procs: Option<&Path>,
+) -> Result<(), ExecError> {
     let trap = trap(&spec.outputs, &ws.outputs_bin())?;
     check_syntax(&trap, &spec.outputs).await?;
+    let join = cgroup_procs.map(join).unwrap_or_default();
     let io = |what| move |source| ExecError::Io { what, source };
-    tokio::fs::write(ws.run_script(), format!("{trap}{}\n", spec.script))
+    tokio::fs::write(ws.run_script(), format!("{join}{trap}{}\n", spec.script))
         .await
         .map_err(io("writing the job's wrapper script"))
+}
+
+/// The job's bash moves itself into the job's cgroup before it runs a single command, so
+/// nothing it starts is ever outside (the runner cannot do it between fork and exec without
+/// unsafe code, and doing it after spawn would race the script's first fork). A failure is
+/// not the job's: the job runs anyway, still marked by its group and environment cookie.
+/// It shares the first line with what follows, so the user's line numbers stay as they were.
+fn join(cgroup_procs: &Path) -> String {
+    let path = single_quote(&cgroup_procs.to_string_lossy());
+    format!("{{ builtin echo $$ >| {path}; }} 2>/dev/null || builtin :; ")
 }
 
 /// The trap function and its installation, ending in a newline.

@@ -1,0 +1,249 @@
+//! The runner loop: take a message from the fleet queue, claim the job run, execute it
+//! while heartbeating and shipping logs, then complete it — at most `concurrency` at once —
+//! until told to [`Stop`], by draining or by handing the running jobs back.
+
+mod lease;
+
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU8, Ordering};
+use std::time::Duration;
+
+use conveyor_core::protocol::{ClaimRequest, Completion, JobSpec, LogLine, Outcome, Stream};
+use tokio::sync::{Semaphore, mpsc, watch};
+use tokio::task::JoinSet;
+
+use crate::client::{Client, Reply};
+use crate::executor::{self, ExecConfig};
+use crate::queue::{Delivery, Queue};
+
+/// How long a hand-back may take in all, before jobs still reporting are abandoned (their
+/// processes are killed either way; an abandoned report only means the job waits for its
+/// lease to expire before it runs again).
+pub const HAND_BACK_BOUND: Duration = Duration::from_secs(5);
+
+/// How a [`Worker`] is told to stop, through the `watch` channel given to [`Worker::run`]
+/// (`None` while it should keep going). A drain may turn into a hand-back (a second Ctrl-C);
+/// a hand-back is final. A dropped sender counts as [`Stop::Drain`].
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Stop {
+    /// Take no new job; let the running ones finish and complete; then return.
+    Drain,
+    /// Take no new job; kill the running ones — every process they started — at once, hand
+    /// each back to the orchestrator to be re-queued as a lost attempt (not a failure, and
+    /// not only when its lease expires), then return, within [`HAND_BACK_BOUND`].
+    HandBack,
+}
+
+pub struct Worker {
+    pub name: String,
+    pub fleets: Vec<String>,
+    pub concurrency: usize,
+    pub client: Arc<Client>,
+    pub queue: Arc<dyn Queue>,
+    pub exec: ExecConfig,
+}
+
+/// Why a running job was stopped by the runner itself; the first reason wins.
+#[derive(Default)]
+struct Why(AtomicU8);
+
+impl Why {
+    const RUNNING: u8 = 0;
+    /// The lease may be gone: another runner may have the job; report nothing.
+    const LOST: u8 = 1;
+    /// The runner is stopping: release the job instead of completing it.
+    const HANDED_BACK: u8 = 2;
+    /// The orchestrator asked for a cancel: complete it as cancelled.
+    const CANCELLED: u8 = 3;
+
+    /// Records the reason unless another came first; true if this one is the reason.
+    fn set(&self, why: u8) -> bool {
+        self.0
+            .compare_exchange(Self::RUNNING, why, Ordering::SeqCst, Ordering::SeqCst)
+            .is_ok()
+    }
+
+    fn get(&self) -> u8 {
+        self.0.load(Ordering::SeqCst)
+    }
+}
+
+impl Worker {
+    /// Takes and runs jobs until `stop` says how to stop; see [`Stop`].
+    pub async fn run(self: Arc<Self>, mut stop: watch::Receiver<Option<Stop>>) {
+        // The guard against a killed runner is up before the first job starts.
+        executor::supervisor::start();
+        let slots = Arc::new(Semaphore::new(self.concurrency.max(1)));
+        let mut jobs = JoinSet::new();
+        loop {
+            // Biased: a stop that came with a message must win, not a coin toss.
+            let permit = tokio::select! {
+                biased;
+                () = stopping(&mut stop) => break,
+                p = slots.clone().acquire_owned() => match p {
+                    Ok(p) => p,
+                    Err(_) => break,
+                },
+            };
+            let delivery = tokio::select! {
+                biased;
+                () = stopping(&mut stop) => break,
+                d = self.queue.pop(&self.fleets, &self.name) => d,
+            };
+            let delivery = match delivery {
+                Ok(d) => d,
+                Err(e) => {
+                    tracing::warn!("{e}; retrying in 1s");
+                    tokio::time::sleep(Duration::from_secs(1)).await;
+                    continue;
+                }
+            };
+            let me = self.clone();
+            let job_stop = stop.clone();
+            jobs.spawn(async move {
+                me.handle(delivery, job_stop).await;
+                drop(permit);
+            });
+            while jobs.try_join_next().is_some() {}
+        }
+        finish(jobs, stop).await;
+    }
+
+    async fn handle(&self, delivery: Delivery, stop: watch::Receiver<Option<Stop>>) {
+        if stop.borrow().is_some() {
+            // Taken as the stop came: put back for another runner, unclaimed.
+            return self.give_back(&delivery).await;
+        }
+        let req = ClaimRequest {
+            job_run_id: delivery.msg.job_run_id.clone(),
+            attempt: delivery.msg.attempt,
+            runner: self.name.clone(),
+        };
+        // The lease runs from no earlier than this: the orchestrator starts it on receipt.
+        let sent = tokio::time::Instant::now();
+        match self.client.claim(&req).await {
+            Ok(Reply::Ok(spec)) if *stop.borrow() == Some(Stop::HandBack) => {
+                // Claimed as the hand-back began: nothing ran, hand it straight back.
+                lease::release(&self.client, &spec.lease).await;
+                self.ack(&delivery).await;
+            }
+            Ok(Reply::Ok(spec)) => {
+                self.execute(spec, sent, stop).await;
+                self.ack(&delivery).await;
+            }
+            Ok(Reply::Fenced) => self.ack(&delivery).await,
+            // Unacknowledged: the orchestrator re-sends queued job runs whose message was lost.
+            Err(e) => tracing::warn!("claim failed: {e}"),
+        }
+    }
+
+    async fn give_back(&self, d: &Delivery) {
+        match self.queue.push(&d.fleet, &d.msg).await {
+            Ok(()) => self.ack(d).await,
+            // Unacknowledged, a Redis message is reclaimed by another runner after its idle
+            // time; either way the orchestrator re-sends a job run queued for too long.
+            Err(e) => tracing::warn!("could not put a message back on its queue: {e}"),
+        }
+    }
+
+    async fn ack(&self, d: &Delivery) {
+        if let Err(e) = self.queue.ack(d).await {
+            tracing::warn!("ack failed: {e}");
+        }
+    }
+
+    async fn execute(
+        &self,
+        spec: JobSpec,
+        claimed: tokio::time::Instant,
+        stop: watch::Receiver<Option<Stop>>,
+    ) {
+        let (log_tx, log_rx) = mpsc::unbounded_channel();
+        let (cancel_tx, cancel_rx) = watch::channel(false);
+        let shipper = tokio::spawn(lease::ship_logs(
+            self.client.clone(),
+            spec.lease.clone(),
+            log_rx,
+        ));
+        let why = Arc::new(Why::default());
+        let watchdog = lease::Watchdog {
+            client: self.client.clone(),
+            spec: spec.clone(),
+            cancel: cancel_tx,
+            why: why.clone(),
+            stop,
+        };
+        // Aborted also if this job is abandoned: renewals must never outlive the job.
+        let watchdog = AbortOnDrop(tokio::spawn(watchdog.run(claimed)));
+        let result = executor::execute(&spec, &self.exec, log_tx.clone(), cancel_rx).await;
+        drop(watchdog);
+        let stopped_by_us = result.outcome == Outcome::Cancelled;
+        if stopped_by_us && why.get() == Why::HANDED_BACK {
+            let _ = log_tx.send(LogLine {
+                stream: Stream::System,
+                text: "the runner is stopping: the job was handed back to run again".into(),
+            });
+        }
+        drop(log_tx);
+        // Logs go first: once the job is released or completed its lease fences them out.
+        let _ = shipper.await;
+        match why.get() {
+            // Not cancelled by anyone: the job was stopped because its lease may be gone,
+            // and the reaper hands it out again. Reporting it would end it instead.
+            Why::LOST if stopped_by_us => {}
+            Why::HANDED_BACK if stopped_by_us => lease::release(&self.client, &spec.lease).await,
+            _ => {
+                let completion = Completion {
+                    lease: spec.lease.clone(),
+                    outcome: result.outcome,
+                    exit_code: result.exit_code,
+                    outputs: result.outputs,
+                    error: result.error,
+                };
+                lease::complete(&self.client, &completion, spec.lease_secs).await;
+            }
+        }
+    }
+}
+
+struct AbortOnDrop(tokio::task::JoinHandle<()>);
+
+impl Drop for AbortOnDrop {
+    fn drop(&mut self) {
+        self.0.abort();
+    }
+}
+
+/// Resolves once the worker must take no new job.
+async fn stopping(stop: &mut watch::Receiver<Option<Stop>>) {
+    let _ = stop.wait_for(Option::is_some).await;
+}
+
+/// Resolves once the running jobs must be handed back; never, if the sender is gone.
+pub(crate) async fn handing_back(stop: &mut watch::Receiver<Option<Stop>>) {
+    if stop.wait_for(|s| *s == Some(Stop::HandBack)).await.is_err() {
+        std::future::pending::<()>().await;
+    }
+}
+
+/// Waits for the running jobs: all of them while draining, at most [`HAND_BACK_BOUND`] once
+/// they are handed back; what is left then is aborted (dropping a job kills its processes).
+async fn finish(mut jobs: JoinSet<()>, mut stop: watch::Receiver<Option<Stop>>) {
+    let all_done = {
+        let drained = async { while jobs.join_next().await.is_some() {} };
+        tokio::pin!(drained);
+        tokio::select! {
+            () = &mut drained => true,
+            () = handing_back(&mut stop) => {
+                tokio::time::timeout(HAND_BACK_BOUND, &mut drained).await.is_ok()
+            }
+        }
+    };
+    if !all_done {
+        tracing::warn!(
+            "jobs still reporting {}s into the hand-back are abandoned; their leases expire",
+            HAND_BACK_BOUND.as_secs()
+        );
+        jobs.shutdown().await;
+    }
+}
