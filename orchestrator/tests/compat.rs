@@ -4,7 +4,7 @@
 
 mod common;
 
-use conveyor::embedded::{Embedded, Options};
+use conveyor::startup::{Embedded, Options};
 use serde_json::{Value, json};
 
 const PRODUCT: &str = "product: talk

@@ -1,4 +1,4 @@
-//! The OpenAPI document and the router agree: every API route in `routes/mod.rs` is
+//! The OpenAPI document and the router agree: every API route in `http/mod.rs` is
 //! described, and every described operation reaches a handler (not the router's 404/405).
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
@@ -10,9 +10,9 @@ use std::sync::Arc;
 use conveyor_runner::queue::LocalQueue;
 use serde_json::Value;
 
-/// The paths `routes/mod.rs` routes, outside the dashboard's pages.
+/// The paths `http/mod.rs` routes, outside the dashboard's pages.
 fn routed_paths() -> BTreeSet<String> {
-    let source = include_str!("../src/routes/mod.rs");
+    let source = include_str!("../src/http/mod.rs");
     source
         .split(".route(")
         .skip(1)

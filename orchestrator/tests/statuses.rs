@@ -13,9 +13,8 @@ use std::time::{Duration, Instant};
 
 use axum::http::{HeaderMap, StatusCode, Uri};
 use common::git::{bare_repo, commit_and_push, hmac_hex};
-use conveyor::embedded::{Embedded, Options};
-use conveyor::statuses::{ForgeApi, StatusConfig};
-use conveyor::webhooks::Forge;
+use conveyor::forges::{Forge, ForgeApi, StatusConfig};
+use conveyor::startup::{Embedded, Options};
 use serde_json::{Value, json};
 
 const SECRET: &str = "hook-secret";

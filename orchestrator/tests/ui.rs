@@ -226,7 +226,7 @@ async fn clicking_cancel_cancels_the_build_and_re_run_and_start_begin_new_ones()
             "runner-a",
             &["default".into()],
             "hash-a",
-            conveyor::state::now_ms(),
+            conveyor::clock::now_ms(),
         )
         .await
         .unwrap();

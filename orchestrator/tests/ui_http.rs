@@ -194,14 +194,14 @@ belts:
 
     // With read-only pages private (`serve` without --public-ui), a stranger is sent to
     // sign in, and comes back after.
-    let mut private = conveyor::state::AppState::new(
+    let mut private = conveyor::http::AppState::new(
         c.state.store.clone(),
         c.state.queue.clone(),
         ADMIN.into(),
         "runner".into(),
     );
     private.public_ui = false;
-    let app = conveyor::routes::app(std::sync::Arc::new(private));
+    let app = conveyor::http::app(std::sync::Arc::new(private));
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
     let url = format!("http://{}", listener.local_addr().unwrap());
     tokio::spawn(async move { axum::serve(listener, app).await.unwrap() });
@@ -271,7 +271,7 @@ async fn a_build_whose_config_has_errors_shows_them_and_no_graph() {
     let id = c
         .state
         .store
-        .record_config_error(&new, error, conveyor::state::now_ms())
+        .record_config_error(&new, error, conveyor::clock::now_ms())
         .await
         .unwrap();
     let page = reqwest::get(format!("{}/builds/{id}", c.url))

@@ -8,7 +8,7 @@ mod common;
 use std::path::{Path, PathBuf};
 
 use common::git::{bare_repo, commit_and_push};
-use conveyor::embedded::{Embedded, Options};
+use conveyor::startup::{Embedded, Options};
 use serde_json::{Value, json};
 
 const SECRET: &str = "s3cret";

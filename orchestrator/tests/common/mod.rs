@@ -43,8 +43,8 @@ pub async fn serve_router(
     admin: &str,
     runner: &str,
 ) -> String {
-    let state = conveyor::state::AppState::new(sqlite().await, queue, admin.into(), runner.into());
-    let app = conveyor::routes::app(Arc::new(state));
+    let state = conveyor::http::AppState::new(sqlite().await, queue, admin.into(), runner.into());
+    let app = conveyor::http::app(Arc::new(state));
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
     let base = format!("http://{}", listener.local_addr().unwrap());
     tokio::spawn(async move { axum::serve(listener, app).await.unwrap() });

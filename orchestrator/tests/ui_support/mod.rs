@@ -14,12 +14,12 @@ pub const ADMIN: &str = "ui-admin-token";
 /// A conveyor with local runners on a free port, `products` registered.
 pub struct Conveyor {
     pub url: String,
-    pub state: conveyor::state::SharedState,
-    _engine: conveyor::embedded::Embedded,
+    pub state: std::sync::Arc<conveyor::services::Services>,
+    _engine: conveyor::startup::Embedded,
 }
 
 pub async fn conveyor(products: &[&str]) -> Conveyor {
-    let opts = conveyor::embedded::Options {
+    let opts = conveyor::startup::Options {
         data_dir: crate::common::temp_dir("ui"),
         listen: "127.0.0.1:0".parse().unwrap(),
         runners: 4,
@@ -27,20 +27,20 @@ pub async fn conveyor(products: &[&str]) -> Conveyor {
         admin_token: ADMIN.into(),
         statuses: Default::default(),
     };
-    let engine = conveyor::embedded::Embedded::start(opts)
+    let engine = conveyor::startup::Embedded::start(opts)
         .await
         .expect("conveyor starts");
     for yaml in products {
         engine
-            .state
+            .services
             .store
-            .put_product(&crate::common::product(yaml), conveyor::state::now_ms())
+            .put_product(&crate::common::product(yaml), conveyor::clock::now_ms())
             .await
             .unwrap();
     }
     Conveyor {
         url: engine.url.clone(),
-        state: engine.state.clone(),
+        state: engine.services.clone(),
         _engine: engine,
     }
 }
@@ -56,7 +56,7 @@ impl Conveyor {
             sha: None,
             model: None,
         };
-        conveyor::routes::start(&self.state, &new)
+        conveyor::services::builds::start(&self.state, &new)
             .await
             .unwrap_or_else(|e| panic!("{e:?}"))
             .id
