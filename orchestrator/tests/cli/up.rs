@@ -1,14 +1,14 @@
 //! The README quick start: `conveyor up` registers and builds the examples and serves them.
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
-mod common;
-
 use std::io::{BufRead, BufReader, Read, Write};
 use std::net::TcpStream;
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
 use serde_json::Value;
+
+use crate::common;
 
 struct Up(Child);
 

@@ -2,12 +2,11 @@
 //! against a conveyor with local runners. Screenshots land in `target/ui-screenshots/`.
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
-mod common;
-mod ui_support;
-
 use serde_json::{Value, json};
-use ui_support::browser::{ACCESSIBILITY, FITS};
-use ui_support::{Browser, QUICK, SHIP, SLOW, conveyor, sign_in};
+
+use crate::ui_support;
+use crate::ui_support::browser::{ACCESSIBILITY, FITS};
+use crate::ui_support::{Browser, QUICK, SHIP, SLOW, conveyor, sign_in};
 
 /// One browser at a time: two cores run one Chromium and the jobs it watches well, several
 /// badly.

@@ -2,11 +2,11 @@
 //! is online.
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
-mod common;
-
 use std::sync::Arc;
 
 use serde_json::{Value, json};
+
+use crate::common;
 
 async fn serve() -> (String, reqwest::Client) {
     let queue = Arc::new(conveyor_runner::queue::LocalQueue::new());

@@ -3,8 +3,6 @@
 //! a while, and through the orchestrator being killed between the two.
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
-mod common;
-
 use std::path::Path;
 use std::process::{Command, Stdio};
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -12,10 +10,12 @@ use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use axum::http::{HeaderMap, StatusCode, Uri};
-use common::git::{bare_repo, commit_and_push, hmac_hex};
 use conveyor::forges::{Forge, ForgeApi, StatusConfig};
 use conveyor::startup::{Embedded, Options};
 use serde_json::{Value, json};
+
+use crate::common;
+use crate::common::git::{bare_repo, commit_and_push, hmac_hex};
 
 const SECRET: &str = "hook-secret";
 const TOKEN: &str = "forge-token";
@@ -294,7 +294,7 @@ async fn gitlab_and_gitea_are_told_pending_then_the_outcome_in_their_own_formats
     engine.shutdown().await;
 }
 
-use common::{Proc, bin};
+use crate::common::{Proc, bin};
 
 /// `conveyor serve` on the SQLite file in `dir`, telling "GitHub" (the forge) its statuses.
 async fn serve(dir: &Path, port: u16, forge: &Forger, prefix: &str) -> Proc {

@@ -2,10 +2,7 @@
 //! tokens, private pages, log paging and the downloaded log.
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
-mod common;
-mod ui_support;
-
-use ui_support::{ADMIN, QUICK, SHIP, conveyor};
+use crate::ui_support::{ADMIN, QUICK, SHIP, conveyor};
 
 /// A form post with an optional session cookie; the status and the `Location`.
 async fn post_form(url: &str, cookie: Option<&str>, form: &[(&str, &str)]) -> (u16, String) {

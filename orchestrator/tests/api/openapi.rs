@@ -2,17 +2,17 @@
 //! described, and every described operation reaches a handler (not the router's 404/405).
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
-mod common;
-
 use std::collections::BTreeSet;
 use std::sync::Arc;
 
 use conveyor_runner::queue::LocalQueue;
 use serde_json::Value;
 
+use crate::common;
+
 /// The paths `http/mod.rs` routes, outside the dashboard's pages.
 fn routed_paths() -> BTreeSet<String> {
-    let source = include_str!("../src/http/mod.rs");
+    let source = include_str!("../../src/http/mod.rs");
     source
         .split(".route(")
         .skip(1)

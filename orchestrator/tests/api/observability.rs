@@ -1,12 +1,12 @@
 //! `/health` and `/metrics` as an operator and Prometheus see them.
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
-mod common;
-
 use std::sync::Arc;
 
 use conveyor_runner::queue::{Queue, RedisQueue};
 use serde_json::{Value, json};
+
+use crate::common;
 
 /// Serves the router over a fresh SQLite store and the given queue.
 async fn serve(queue: Arc<dyn Queue>) -> String {

@@ -22,6 +22,45 @@ pub struct Browser {
     profile: PathBuf,
 }
 
+/// Waits until chromedriver at `base` says it is ready.
+async fn until_ready(http: &reqwest::Client, base: &str) {
+    let deadline = Instant::now() + PATIENCE;
+    loop {
+        let ready = match http.get(format!("{base}/status")).send().await {
+            Ok(r) => r
+                .json::<Value>()
+                .await
+                .ok()
+                .and_then(|v| v["value"]["ready"].as_bool()),
+            Err(_) => None,
+        };
+        if ready == Some(true) {
+            break;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "chromedriver did not become ready"
+        );
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+}
+
+/// A headless Chromium with its own profile directory.
+fn capabilities(profile: &std::path::Path) -> Value {
+    json!({ "capabilities": { "alwaysMatch": {
+        "browserName": "chrome",
+        "goog:chromeOptions": {
+            "binary": CHROMIUM,
+            "args": [
+                "--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking",
+                "--disable-component-update", "--disable-sync", "--no-first-run",
+                "--disable-dev-shm-usage", "--window-size=1280,1000",
+                format!("--user-data-dir={}", profile.display()),
+            ]
+        }
+    }}})
+}
+
 impl Browser {
     /// Starts chromedriver on a free port and a fresh Chromium; fails loudly when either is
     /// not installed, never skips.
@@ -42,44 +81,14 @@ impl Browser {
             .expect("chromedriver starts");
         let http = reqwest::Client::new();
         let base = format!("http://127.0.0.1:{port}");
-        let deadline = Instant::now() + PATIENCE;
-        loop {
-            let ready = match http.get(format!("{base}/status")).send().await {
-                Ok(r) => r
-                    .json::<Value>()
-                    .await
-                    .ok()
-                    .and_then(|v| v["value"]["ready"].as_bool()),
-                Err(_) => None,
-            };
-            if ready == Some(true) {
-                break;
-            }
-            assert!(
-                Instant::now() < deadline,
-                "chromedriver did not become ready"
-            );
-            tokio::time::sleep(Duration::from_millis(100)).await;
-        }
+        until_ready(&http, &base).await;
         let profile = std::env::temp_dir().join(format!(
             "conveyor-chromium-{}",
             uuid::Uuid::now_v7().simple()
         ));
-        let caps = json!({ "capabilities": { "alwaysMatch": {
-            "browserName": "chrome",
-            "goog:chromeOptions": {
-                "binary": CHROMIUM,
-                "args": [
-                    "--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking",
-                    "--disable-component-update", "--disable-sync", "--no-first-run",
-                    "--disable-dev-shm-usage", "--window-size=1280,1000",
-                    format!("--user-data-dir={}", profile.display()),
-                ]
-            }
-        }}});
         let res: Value = http
             .post(format!("{base}/session"))
-            .json(&caps)
+            .json(&capabilities(&profile))
             .send()
             .await
             .expect("chromedriver answers")

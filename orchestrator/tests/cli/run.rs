@@ -1,12 +1,12 @@
 //! `conveyor run` as a user runs it: real store, queue, protocol and executor, one process.
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
-mod common;
-
 use std::path::Path;
 use std::process::{Command, Output};
 
 use serde_json::Value;
+
+use crate::common;
 
 fn conveyor(args: &[&str]) -> Output {
     Command::new(env!("CARGO_BIN_EXE_conveyor"))

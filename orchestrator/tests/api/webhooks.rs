@@ -3,13 +3,13 @@
 //! create nothing.
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
-mod common;
-
 use std::path::{Path, PathBuf};
 
-use common::git::{bare_repo, commit_and_push};
 use conveyor::startup::{Embedded, Options};
 use serde_json::{Value, json};
+
+use crate::common;
+use crate::common::git::{bare_repo, commit_and_push};
 
 const SECRET: &str = "s3cret";
 

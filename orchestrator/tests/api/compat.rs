@@ -2,10 +2,10 @@
 //! a run's stored lines filtered by driver and pipeline.
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
-mod common;
-
 use conveyor::startup::{Embedded, Options};
 use serde_json::{Value, json};
+
+use crate::common;
 
 const PRODUCT: &str = "product: talk
 belts:
