@@ -141,6 +141,9 @@ def imports(path, modules):
     with open(path, encoding="utf-8") as f:
         text = strip(f.read())
     out = []
+    # The store crate by its own name is the `store` module re-exported.
+    for m in re.finditer(r"\bconveyor_store\s*::", text):
+        out.append((text.count("\n", 0, m.start()) + 1, ["store"]))
     for m in re.finditer(r"\b(crate|(?:super\s*::\s*)*super)\s*::", text):
         line = text.count("\n", 0, m.start()) + 1
         if m.group(1) == "crate":
