@@ -1,24 +1,14 @@
-//! The conveyor orchestrator: API, scheduler, store, embedded mode and the command line.
+//! The conveyor orchestrator and command line, in layers whose imports point one way
+//! (`scripts/layers.py` checks it): `cmd` → `startup` → `http` → `services` → `store` /
+//! `forges` / `git` → `metrics` / `clock` / `secrets`. See docs/architecture.md.
 
-pub mod auth;
-pub mod bench;
-pub mod bench_engine;
-pub mod cli;
-pub mod client_cmds;
-pub mod embedded;
-pub mod error;
+pub mod clock;
+pub mod cmd;
+pub mod forges;
+pub mod git;
+pub mod http;
 pub mod metrics;
-pub mod registry;
-pub mod repos;
-pub mod routes;
-pub mod run_cmd;
-pub mod scheduler;
-pub mod serve;
-pub mod source;
-pub mod state;
-pub mod statuses;
+pub mod secrets;
+pub mod services;
+pub mod startup;
 pub use conveyor_store as store;
-pub mod ui;
-pub mod up;
-pub mod validate;
-pub mod webhooks;

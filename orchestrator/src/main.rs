@@ -5,6 +5,6 @@ use std::process::ExitCode;
 use clap::Parser;
 
 fn main() -> ExitCode {
-    let cli = conveyor::cli::Cli::parse();
-    conveyor::cli::run(cli)
+    let cli = conveyor::cmd::Cli::parse();
+    conveyor::cmd::run(cli)
 }

@@ -1,13 +1,23 @@
-//! The JSON API as a client sees it: a real server on a random port over a fresh SQLite store.
-//! This file holds the client and the fixtures; `products.rs` registration and request limits,
-//! `protocol.rs` builds and the runner protocol, `actions.rs` the pages, re-run, approve and cancel.
+//! The orchestrator over HTTP, one test binary: the JSON API as a client sees it (a real
+//! server on a random port over a fresh SQLite store), the OpenAPI document, health and
+//! metrics, runner registration, Conveyor CI's log API, and forges' webhooks and commit
+//! statuses against local repositories and a recording forge.
+//! This file holds the API client and its fixtures; `products.rs` registration and request
+//! limits, `protocol.rs` builds and the runner protocol, `actions.rs` the pages, re-run,
+//! approve and cancel; the other modules bring their own helpers.
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
 mod actions;
 #[path = "../common/mod.rs"]
 mod common;
+mod compat;
+mod observability;
+mod openapi;
 mod products;
 mod protocol;
+mod runners;
+mod statuses;
+mod webhooks;
 
 use std::collections::BTreeMap;
 use std::sync::Arc;

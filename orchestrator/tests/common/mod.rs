@@ -43,8 +43,8 @@ pub async fn serve_router(
     admin: &str,
     runner: &str,
 ) -> String {
-    let state = conveyor::state::AppState::new(sqlite().await, queue, admin.into(), runner.into());
-    serve_app(conveyor::routes::app(Arc::new(state))).await
+    let state = conveyor::http::AppState::new(sqlite().await, queue, admin.into(), runner.into());
+    serve_app(conveyor::http::app(Arc::new(state))).await
 }
 
 /// A router on a random port; its base URL.

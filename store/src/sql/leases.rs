@@ -67,25 +67,7 @@ pub(crate) async fn complete<C: Conn>(
     let outputs = (c.outcome == Outcome::Succeeded)
         .then(|| to_json(&c.outputs))
         .transpose()?;
-    let finished: Option<(Option<i64>,)> = conn
-        .opt(
-            sql(
-                "UPDATE job_runs SET status = $6, exit_code = $7, outputs = $8, error = $9, \
-                 finished_at = $5, lease_token = NULL, lease_expires_at = NULL \
-                 WHERE id = $1 AND attempt = $2 AND lease_token = $3 AND lease_owner = $4 \
-                 AND status = 'running' RETURNING started_at",
-            )
-            .bind(&c.lease.job_run_id)
-            .bind(c.lease.attempt)
-            .bind(&c.lease.lease_token)
-            .bind(owner)
-            .bind(now)
-            .bind(status)
-            .bind(c.exit_code.map(i64::from))
-            .bind(outputs)
-            .bind(error),
-        )
-        .await?;
+    let finished = finish(conn, c, owner, status, error, outputs, now).await?;
     let Some((started,)) = finished else {
         return Ok(false);
     };
@@ -93,6 +75,36 @@ pub(crate) async fn complete<C: Conn>(
     let settled = vec![(c.lease.job_run_id.clone(), status)];
     settle(conn, &build_id, settled, now, work).await?;
     Ok(true)
+}
+
+/// The fenced `UPDATE` that ends the attempt: when it started, or `None` if fenced out.
+async fn finish<C: Conn>(
+    conn: &mut C,
+    c: &Completion,
+    owner: &str,
+    status: &str,
+    error: Option<String>,
+    outputs: Option<String>,
+    now: i64,
+) -> Result<Option<(Option<i64>,)>> {
+    conn.opt(
+        sql(
+            "UPDATE job_runs SET status = $6, exit_code = $7, outputs = $8, error = $9, \
+             finished_at = $5, lease_token = NULL, lease_expires_at = NULL \
+             WHERE id = $1 AND attempt = $2 AND lease_token = $3 AND lease_owner = $4 \
+             AND status = 'running' RETURNING started_at",
+        )
+        .bind(&c.lease.job_run_id)
+        .bind(c.lease.attempt)
+        .bind(&c.lease.lease_token)
+        .bind(owner)
+        .bind(now)
+        .bind(status)
+        .bind(c.exit_code.map(i64::from))
+        .bind(outputs)
+        .bind(error),
+    )
+    .await
 }
 
 /// A failed attempt with retries left: queued again at the next attempt. `None` when the
@@ -155,34 +167,14 @@ pub(crate) async fn lose<C: Conn>(
     let Some(build_id) = lock_build_of(conn, id).await? else {
         return Ok(false);
     };
-    let row: Option<Lost> = conn
-        .opt(
-            sql("UPDATE job_runs SET lost = lost + 1, lease_token = NULL, \
-                 lease_expires_at = NULL, status = CASE \
-                   WHEN cancel_requested THEN 'cancelled' \
-                   WHEN lost + 1 > $6 THEN 'failed' ELSE 'queued' END, \
-                 attempt = CASE WHEN cancel_requested OR lost + 1 > $6 \
-                   THEN attempt ELSE attempt + 1 END, \
-                 lease_owner = CASE WHEN cancel_requested OR lost + 1 > $6 \
-                   THEN lease_owner ELSE NULL END, \
-                 error = CASE WHEN NOT cancel_requested AND lost + 1 > $6 \
-                   THEN 'lost its runner ' || CAST(lost + 1 AS TEXT) || ' times' ELSE error END, \
-                 queued_at = $7, finished_at = CASE WHEN cancel_requested OR lost + 1 > $6 \
-                   THEN $7 ELSE NULL END \
-                 WHERE id = $1 AND attempt = $2 AND status = 'running' \
-                 AND (CAST($3 AS TEXT) IS NULL OR lease_token = $3) \
-                 AND (CAST($4 AS TEXT) IS NULL OR lease_owner = $4) \
-                 AND (CAST($5 AS BIGINT) IS NULL OR lease_expires_at < $5) \
-                 RETURNING status, attempt, fleet")
-            .bind(id)
-            .bind(attempt)
-            .bind(token)
-            .bind(owner)
-            .bind(expired_before)
-            .bind(i64::from(max_lost))
-            .bind(now),
-        )
-        .await?;
+    let fence = Fence {
+        id,
+        attempt,
+        token,
+        owner,
+        expired_before,
+    };
+    let row = mark_lost(conn, &fence, max_lost, now).await?;
     let Some(row) = row else {
         return Ok(false);
     };
@@ -204,6 +196,53 @@ pub(crate) async fn lose<C: Conn>(
         }
     }
     Ok(true)
+}
+
+/// What makes a lost lease the one to end: its id and attempt, and its token and owner
+/// (a hand-back) or its expiry (the reaper).
+struct Fence<'a> {
+    id: &'a str,
+    attempt: u32,
+    token: Option<&'a str>,
+    owner: Option<&'a str>,
+    expired_before: Option<i64>,
+}
+
+/// The fenced `UPDATE` that ends a lost attempt: queued again, failed past `max_lost`, or
+/// cancelled if a cancel was asked for. `None` if the lease was not live.
+async fn mark_lost<C: Conn>(
+    conn: &mut C,
+    f: &Fence<'_>,
+    max_lost: u32,
+    now: i64,
+) -> Result<Option<Lost>> {
+    conn.opt(
+        sql("UPDATE job_runs SET lost = lost + 1, lease_token = NULL, \
+             lease_expires_at = NULL, status = CASE \
+               WHEN cancel_requested THEN 'cancelled' \
+               WHEN lost + 1 > $6 THEN 'failed' ELSE 'queued' END, \
+             attempt = CASE WHEN cancel_requested OR lost + 1 > $6 \
+               THEN attempt ELSE attempt + 1 END, \
+             lease_owner = CASE WHEN cancel_requested OR lost + 1 > $6 \
+               THEN lease_owner ELSE NULL END, \
+             error = CASE WHEN NOT cancel_requested AND lost + 1 > $6 \
+               THEN 'lost its runner ' || CAST(lost + 1 AS TEXT) || ' times' ELSE error END, \
+             queued_at = $7, finished_at = CASE WHEN cancel_requested OR lost + 1 > $6 \
+               THEN $7 ELSE NULL END \
+             WHERE id = $1 AND attempt = $2 AND status = 'running' \
+             AND (CAST($3 AS TEXT) IS NULL OR lease_token = $3) \
+             AND (CAST($4 AS TEXT) IS NULL OR lease_owner = $4) \
+             AND (CAST($5 AS BIGINT) IS NULL OR lease_expires_at < $5) \
+             RETURNING status, attempt, fleet")
+        .bind(f.id)
+        .bind(f.attempt)
+        .bind(f.token)
+        .bind(f.owner)
+        .bind(f.expired_before)
+        .bind(i64::from(max_lost))
+        .bind(now),
+    )
+    .await
 }
 
 /// What a lost attempt became.

@@ -33,31 +33,10 @@ pub(crate) async fn claim<C: Conn>(
     lease_ms: i64,
     now: i64,
 ) -> Result<Option<Claim>> {
-    let fleet: Option<(String,)> = conn
-        .opt(sql("SELECT fleet FROM job_runs WHERE id = $1").bind(&req.job_run_id))
-        .await?;
-    let Some((fleet,)) = fleet.filter(|(f,)| owner.fleets.contains(f)) else {
-        return Ok(None);
-    };
     let lease_token = token();
-    let taken: Option<(String, String, Option<i64>)> = conn
-        .opt(
-            sql(
-                "UPDATE job_runs SET status = 'running', lease_owner = $3, lease_token = $4, \
-                 lease_expires_at = $5, started_at = COALESCE(started_at, $6) \
-                 WHERE id = $1 AND attempt = $2 AND status = 'queued' AND fleet = $7 \
-                 RETURNING build_id, spec, queued_at",
-            )
-            .bind(&req.job_run_id)
-            .bind(req.attempt)
-            .bind(&owner.name)
-            .bind(&lease_token)
-            .bind(now + lease_ms)
-            .bind(now)
-            .bind(fleet),
-        )
-        .await?;
-    let Some((build_id, spec, queued_at)) = taken else {
+    let Some((build_id, spec, queued_at)) =
+        take(conn, req, owner, &lease_token, lease_ms, now).await?
+    else {
         return Ok(None);
     };
     let job: Job = from_json(&spec)?;
@@ -70,37 +49,91 @@ pub(crate) async fn claim<C: Conn>(
             .bind(&build_id),
         )
         .await?;
+    let (secrets, missing_secrets) =
+        secrets::for_job(conn, &b.product, b.git_ref.as_deref(), &job).await?;
+    let refs = values::resolve(conn, &build_id, &job.refs).await?;
+    let lease = Lease {
+        job_run_id: req.job_run_id.clone(),
+        attempt: req.attempt,
+        lease_token,
+    };
+    let spec = spec_of(lease, lease_ms, &job, b, build_id, refs);
+    Ok(Some(Claim {
+        spec,
+        waited_ms: now - queued_at.unwrap_or(now),
+        secrets,
+        missing_secrets,
+    }))
+}
+
+/// The fenced `UPDATE` that takes the job run: its build, spec and when it was queued.
+async fn take<C: Conn>(
+    conn: &mut C,
+    req: &ClaimRequest,
+    owner: &Owner,
+    lease_token: &str,
+    lease_ms: i64,
+    now: i64,
+) -> Result<Option<(String, String, Option<i64>)>> {
+    let fleet: Option<(String,)> = conn
+        .opt(sql("SELECT fleet FROM job_runs WHERE id = $1").bind(&req.job_run_id))
+        .await?;
+    let Some((fleet,)) = fleet.filter(|(f,)| owner.fleets.contains(f)) else {
+        return Ok(None);
+    };
+    conn.opt(
+        sql(
+            "UPDATE job_runs SET status = 'running', lease_owner = $3, lease_token = $4, \
+             lease_expires_at = $5, started_at = COALESCE(started_at, $6) \
+             WHERE id = $1 AND attempt = $2 AND status = 'queued' AND fleet = $7 \
+             RETURNING build_id, spec, queued_at",
+        )
+        .bind(&req.job_run_id)
+        .bind(req.attempt)
+        .bind(&owner.name)
+        .bind(lease_token)
+        .bind(now + lease_ms)
+        .bind(now)
+        .bind(fleet),
+    )
+    .await
+}
+
+/// What the runner gets: the script, and an environment of the job's `env`, the
+/// `CONVEYOR_*` variables and its references' values.
+fn spec_of(
+    lease: Lease,
+    lease_ms: i64,
+    job: &Job,
+    b: ClaimedBuild,
+    build_id: String,
+    refs: Vec<(String, String)>,
+) -> JobSpec {
     let ctx = JobContext {
         product: &b.product,
         belt: &b.belt,
         number: b.number,
         build_id: &build_id,
-        job_run_id: &req.job_run_id,
+        job_run_id: &lease.job_run_id,
         job: &job.name,
-        attempt: i64::from(req.attempt),
+        attempt: i64::from(lease.attempt),
         sha: b.sha.as_deref(),
         git_ref: b.git_ref.as_deref(),
     };
-    let (secrets, missing_secrets) =
-        secrets::for_job(conn, &b.product, b.git_ref.as_deref(), &job).await?;
     let mut env = job.env.clone();
     env.extend(rules::conveyor_env(&ctx));
-    env.extend(values::resolve(conn, &build_id, &job.refs).await?);
+    env.extend(refs);
     let source = rules::source_of(
-        &job,
+        job,
         b.source_path.as_deref(),
         b.repo.as_deref(),
         b.sha.as_deref(),
     );
-    let spec = JobSpec {
-        lease: Lease {
-            job_run_id: req.job_run_id.clone(),
-            attempt: req.attempt,
-            lease_token,
-        },
+    JobSpec {
+        lease,
         lease_secs: (lease_ms / 1000).max(1) as u64,
         source,
-        git_inputs: rules::git_inputs(&job),
+        git_inputs: rules::git_inputs(job),
         product: b.product,
         belt: b.belt,
         job: job.name.clone(),
@@ -110,13 +143,7 @@ pub(crate) async fn claim<C: Conn>(
         env,
         outputs: job.outputs.clone(),
         timeout_secs: job.timeout_secs,
-    };
-    Ok(Some(Claim {
-        spec,
-        waited_ms: now - queued_at.unwrap_or(now),
-        secrets,
-        missing_secrets,
-    }))
+    }
 }
 
 /// Extends a lease; `Some(cancel)` while the lease holds, `None` once it is gone.

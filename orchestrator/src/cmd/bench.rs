@@ -1,0 +1,155 @@
+//! `conveyor bench`: performance measurements printed with the figures that matter — the
+//! engine's (`bench_engine`) and, with `bench validate`, the config compiler's.
+
+use std::path::{Path, PathBuf};
+use std::process::ExitCode;
+use std::time::{Duration, Instant};
+
+use clap::Subcommand;
+
+use super::bench_engine::{self, EngineBench};
+
+// `conveyor bench`'s arguments.
+#[derive(Debug, clap::Args)]
+pub struct BenchArgs {
+    #[command(subcommand)]
+    pub what: Option<BenchCommand>,
+    /// Shapes to run: chain, fanout, grid.
+    #[arg(long, value_delimiter = ',', default_value = "chain,fanout,grid")]
+    pub shape: Vec<String>,
+    /// Jobs per graph.
+    #[arg(long, default_value_t = 200)]
+    pub jobs: usize,
+    /// Layer width of the grid.
+    #[arg(long, default_value_t = 20)]
+    pub width: usize,
+    /// `embedded` (SQLite, in-process queue) or `postgres` (Postgres and Redis).
+    #[arg(long, default_value = "embedded")]
+    pub backend: String,
+    #[arg(long, env = "CONVEYOR_DATABASE_URL")]
+    pub database_url: Option<String>,
+    #[arg(
+        long,
+        env = "CONVEYOR_REDIS_URL",
+        default_value = "redis://127.0.0.1:6379"
+    )]
+    pub redis_url: String,
+    /// Jobs the runners run at once (ninja gets the same -j).
+    #[arg(long, default_value_t = 4)]
+    pub concurrency: usize,
+    /// One JSON object per run.
+    #[arg(long)]
+    pub json: bool,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum BenchCommand {
+    /// Time validating a generated belt.
+    Validate {
+        /// Jobs in the generated belt.
+        #[arg(long, default_value_t = 2000)]
+        jobs: usize,
+        /// How many times to validate it.
+        #[arg(long, default_value_t = 30)]
+        runs: usize,
+        /// Print one JSON object instead of text.
+        #[arg(long)]
+        json: bool,
+        /// Write the generated file here instead of only timing it.
+        #[arg(long)]
+        write: Option<PathBuf>,
+    },
+}
+
+pub fn run(args: BenchArgs) -> ExitCode {
+    match args.what {
+        Some(BenchCommand::Validate {
+            jobs,
+            runs,
+            json,
+            write,
+        }) => validate(jobs, runs, json, write.as_deref()),
+        None => {
+            super::init_logging("warn");
+            super::block_on(bench_engine::run(EngineBench {
+                shapes: args.shape,
+                jobs: args.jobs,
+                width: args.width,
+                backend: args.backend,
+                database_url: args.database_url,
+                redis_url: args.redis_url,
+                concurrency: args.concurrency,
+                json: args.json,
+            }))
+        }
+    }
+}
+
+/// A belt of `jobs` jobs, each reading an output of the one before and needing two
+/// earlier ones: references, edges and outputs all exercised.
+pub fn generated_belt(jobs: usize) -> String {
+    let mut s = String::from(
+        "product: bench\ntriggers:\n  - scm-event:\n    type: push\nbelts:\n  - name: big\n    jobs:\n",
+    );
+    for i in 0..jobs {
+        s.push_str(&format!("      - name: job-{i}\n"));
+        if i >= 2 {
+            s.push_str(&format!("        needs: [job-{}, job-{}]\n", i / 2, i - 2));
+        }
+        s.push_str("        commands: |\n");
+        if i > 0 {
+            s.push_str(&format!(
+                "          echo \"previous: ${{job-{}.OUT}}\"\n",
+                i - 1
+            ));
+        }
+        s.push_str(&format!("          OUT=value-{i}\n"));
+        s.push_str("        outputs:\n          - String: OUT\n");
+    }
+    s
+}
+
+pub fn validate(jobs: usize, runs: usize, json: bool, write: Option<&Path>) -> ExitCode {
+    let text = generated_belt(jobs);
+    if let Some(path) = write
+        && let Err(e) = std::fs::write(path, &text)
+    {
+        eprintln!("error: cannot write {}: {e}", path.display());
+        return ExitCode::FAILURE;
+    }
+    let files = vec![("bench.yml".to_string(), text)];
+    let mut times: Vec<Duration> = Vec::with_capacity(runs.max(1));
+    for _ in 0..runs.max(1) {
+        let start = Instant::now();
+        let report = super::validate::validate_texts(&files);
+        times.push(start.elapsed());
+        if report.errors() > 0 {
+            eprintln!(
+                "error: the generated belt did not validate: {}",
+                report.diagnostics[0]
+            );
+            return ExitCode::FAILURE;
+        }
+    }
+    times.sort();
+    let ms = |d: Duration| d.as_secs_f64() * 1000.0;
+    let (min, median, max) = (
+        ms(times[0]),
+        ms(times[times.len() / 2]),
+        ms(times[times.len() - 1]),
+    );
+    if json {
+        println!(
+            "{}",
+            serde_json::json!({"shape": "validate", "jobs": jobs, "runs": times.len(), "bytes": files[0].1.len(),
+                "min_ms": min, "median_ms": median, "max_ms": max})
+        );
+    } else {
+        println!(
+            "validate: {jobs} jobs ({} bytes), {} runs: min {min:.1} ms, median {median:.1} ms, max {max:.1} ms",
+            files[0].1.len(),
+            times.len()
+        );
+    }
+    ExitCode::SUCCESS
+}

@@ -1,0 +1,318 @@
+//! `conveyor product add`, `conveyor trigger`, `conveyor builds`, `conveyor logs`: clients of
+//! a running orchestrator's API (`--server`, `--token`).
+
+use std::collections::HashMap;
+use std::path::PathBuf;
+use std::process::ExitCode;
+use std::time::Duration;
+
+use clap::Subcommand;
+use serde_json::{Value, json};
+
+/// How often `--wait` and `--follow` ask again.
+const POLL: Duration = Duration::from_millis(500);
+
+/// Where the API client commands send their requests.
+#[derive(Debug, clap::Args)]
+pub struct ApiArgs {
+    /// The orchestrator's URL.
+    #[arg(long, env = "CONVEYOR_SERVER", default_value = "http://127.0.0.1:8080")]
+    pub server: String,
+    /// The admin token (needed to start builds, and to read from a server without
+    /// `--public-ui`).
+    #[arg(long, env = "CONVEYOR_TOKEN")]
+    pub token: Option<String>,
+}
+
+impl ApiArgs {
+    fn client(self) -> Api {
+        Api::new(self.server, self.token)
+    }
+}
+
+#[derive(Debug, Subcommand)]
+pub enum ProductCommand {
+    /// Register a product from its repository's `.conveyor.yml`, or from a file.
+    Add(ProductAddArgs),
+}
+
+// `conveyor product add`'s arguments.
+#[derive(Debug, clap::Args)]
+pub struct ProductAddArgs {
+    /// The repository (its `.conveyor.yml` is read at the branch head).
+    #[arg(long, conflicts_with = "file", required_unless_present = "file")]
+    pub repo: Option<String>,
+    #[arg(long, requires = "repo")]
+    pub branch: Option<String>,
+    /// The secret the forge signs webhooks with.
+    #[arg(long, requires = "repo")]
+    pub webhook_secret: Option<String>,
+    /// A `.conveyor.yml` to register as it is.
+    #[arg(long)]
+    pub file: Option<PathBuf>,
+    #[command(flatten)]
+    pub api: ApiArgs,
+}
+
+// `conveyor trigger`'s arguments.
+#[derive(Debug, clap::Args)]
+pub struct TriggerArgs {
+    pub product: String,
+    pub belt: String,
+    /// The git ref the build is for.
+    #[arg(long = "ref")]
+    pub git_ref: Option<String>,
+    /// The commit the build is for.
+    #[arg(long)]
+    pub sha: Option<String>,
+    /// Follow the build's logs and exit 0 only if it succeeds.
+    #[arg(long)]
+    pub wait: bool,
+    #[command(flatten)]
+    pub api: ApiArgs,
+}
+
+// `conveyor builds`' arguments.
+#[derive(Debug, clap::Args)]
+pub struct BuildsArgs {
+    #[arg(long)]
+    pub product: Option<String>,
+    #[arg(long)]
+    pub status: Option<String>,
+    #[arg(long, default_value_t = 20)]
+    pub limit: u32,
+    /// Print the API's JSON.
+    #[arg(long)]
+    pub json: bool,
+    #[command(flatten)]
+    pub api: ApiArgs,
+}
+
+// `conveyor logs`' arguments.
+#[derive(Debug, clap::Args)]
+pub struct LogsArgs {
+    /// The build id.
+    pub build: String,
+    /// Keep printing until the build finishes.
+    #[arg(long)]
+    pub follow: bool,
+    #[command(flatten)]
+    pub api: ApiArgs,
+}
+
+pub struct Api {
+    server: String,
+    token: Option<String>,
+    http: reqwest::Client,
+}
+
+impl Api {
+    pub fn new(server: String, token: Option<String>) -> Api {
+        Api {
+            server: server.trim_end_matches('/').to_string(),
+            token,
+            http: reqwest::Client::new(),
+        }
+    }
+
+    async fn send(&self, req: reqwest::RequestBuilder) -> Result<Value, String> {
+        let req = match &self.token {
+            Some(t) => req.bearer_auth(t),
+            None => req,
+        };
+        let resp = req
+            .send()
+            .await
+            .map_err(|e| format!("cannot reach {}: {e}", self.server))?;
+        let status = resp.status();
+        let body: Value = resp.json().await.unwrap_or(Value::Null);
+        if status.is_success() {
+            return Ok(body);
+        }
+        let error = body["error"].as_str().unwrap_or("request failed");
+        let mut msg = format!("{error} ({status})");
+        for e in body["errors"].as_array().into_iter().flatten() {
+            msg.push_str(&format!("\n{}", e.as_str().unwrap_or_default()));
+        }
+        Err(msg)
+    }
+
+    async fn get(&self, path: &str) -> Result<Value, String> {
+        self.send(self.http.get(format!("{}{path}", self.server)))
+            .await
+    }
+
+    async fn post(&self, path: &str, body: Value) -> Result<Value, String> {
+        self.send(self.http.post(format!("{}{path}", self.server)).json(&body))
+            .await
+    }
+}
+
+fn done(result: Result<bool, String>) -> ExitCode {
+    match result {
+        Ok(true) => ExitCode::SUCCESS,
+        Ok(false) => ExitCode::FAILURE,
+        Err(e) => {
+            eprintln!("error: {e}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+fn finished(build: &Value) -> bool {
+    !matches!(build["status"].as_str(), Some("running" | "pending"))
+}
+
+/// `conveyor trigger PRODUCT BELT [--ref R] [--sha S] [--wait]`
+pub async fn trigger(args: TriggerArgs) -> ExitCode {
+    let TriggerArgs {
+        product,
+        belt,
+        git_ref,
+        sha,
+        wait,
+        api,
+    } = args;
+    let api = api.client();
+    done(
+        async {
+            let path = format!("/api/v1/products/{product}/belts/{belt}/builds");
+            let build = api
+                .post(&path, json!({ "ref": git_ref, "sha": sha }))
+                .await?;
+            let id = build["id"].as_str().unwrap_or_default().to_string();
+            println!(
+                "started {product} {belt} #{}: {}/api/v1/builds/{id}",
+                build["number"], api.server
+            );
+            if !wait {
+                return Ok(true);
+            }
+            let build = follow(&api, &id, true).await?;
+            println!(
+                "{product} {belt} #{}: {}",
+                build["number"],
+                build["status"].as_str().unwrap_or("?")
+            );
+            Ok(build["status"] == "succeeded")
+        }
+        .await,
+    )
+}
+
+/// `conveyor builds [--product P] [--status S] [--limit N] [--json]`
+pub async fn builds(args: BuildsArgs) -> ExitCode {
+    let BuildsArgs {
+        product,
+        status,
+        limit,
+        json: as_json,
+        api,
+    } = args;
+    let api = api.client();
+    done(
+        async {
+            let mut query = format!("/api/v1/builds?limit={limit}");
+            for (k, v) in [("product", &product), ("status", &status)] {
+                if let Some(v) = v {
+                    query.push_str(&format!("&{k}={v}"));
+                }
+            }
+            let body = api.get(&query).await?;
+            if as_json {
+                println!("{body}");
+                return Ok(true);
+            }
+            for b in body["builds"].as_array().into_iter().flatten() {
+                let jobs = b["jobs"].as_array().map_or(0, Vec::len);
+                println!(
+                    "{}  {} {} #{}  {}  ({jobs} jobs)",
+                    b["id"].as_str().unwrap_or_default(),
+                    b["product"].as_str().unwrap_or_default(),
+                    b["belt"].as_str().unwrap_or_default(),
+                    b["number"],
+                    b["status"].as_str().unwrap_or_default()
+                );
+            }
+            Ok(true)
+        }
+        .await,
+    )
+}
+
+/// `conveyor logs BUILD [--follow]`
+pub async fn logs(args: LogsArgs) -> ExitCode {
+    let api = args.api.client();
+    done(
+        async {
+            let b = follow(&api, &args.build, args.follow).await?;
+            Ok(b["status"] != "failed")
+        }
+        .await,
+    )
+}
+
+/// Prints the build's log lines as they come, until it finishes (or once, unless `keep`).
+async fn follow(api: &Api, id: &str, keep: bool) -> Result<Value, String> {
+    let mut after: HashMap<String, i64> = HashMap::new();
+    loop {
+        let build = api.get(&format!("/api/v1/builds/{id}")).await?;
+        for job in build["jobs"].as_array().into_iter().flatten() {
+            let (run, name) = (
+                job["id"].as_str().unwrap_or_default(),
+                job["name"].as_str().unwrap_or_default(),
+            );
+            let cursor = after.entry(run.to_string()).or_insert(0);
+            let lines = api
+                .get(&format!("/api/v1/job-runs/{run}/logs?after={cursor}"))
+                .await?;
+            for l in lines["lines"].as_array().into_iter().flatten() {
+                println!("[{name}] {}", l["text"].as_str().unwrap_or_default());
+                *cursor = l["id"].as_i64().unwrap_or(*cursor);
+            }
+        }
+        if !keep || finished(&build) {
+            return Ok(build);
+        }
+        tokio::time::sleep(POLL).await;
+    }
+}
+
+/// `conveyor product add --repo URL [--branch B] [--webhook-secret S]` or `--file F`.
+pub async fn product_add(args: ProductAddArgs) -> ExitCode {
+    let ProductAddArgs {
+        repo,
+        branch,
+        webhook_secret,
+        file,
+        api,
+    } = args;
+    let api = api.client();
+    done(
+        async {
+            let body = match (repo, file) {
+                (Some(repo), _) => {
+                    json!({ "repo": repo, "branch": branch, "webhook_secret": webhook_secret })
+                }
+                (None, Some(f)) => {
+                    let yaml = std::fs::read_to_string(&f)
+                        .map_err(|e| format!("cannot read {}: {e}", f.display()))?;
+                    json!({ "yaml": yaml })
+                }
+                (None, None) => return Err("give --repo or --file".to_string()),
+            };
+            let reply = api.post("/api/v1/products", body).await?;
+            let p = &reply["product"];
+            let at = match (p["branch"].as_str(), reply["sha"].as_str()) {
+                (Some(b), Some(sha)) => format!(" ({b} at {sha})"),
+                _ => String::new(),
+            };
+            println!("registered {}{at}", p["name"].as_str().unwrap_or_default());
+            for w in reply["warnings"].as_array().into_iter().flatten() {
+                eprintln!("{}", w.as_str().unwrap_or_default());
+            }
+            Ok(true)
+        }
+        .await,
+    )
+}

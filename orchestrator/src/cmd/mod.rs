@@ -1,0 +1,103 @@
+//! The command line: the arguments of every command (each command's module declares its
+//! own), and dispatch. Commands start nodes through `startup`, act through `services`, or
+//! talk to a running orchestrator's API (`client`).
+
+pub mod bench;
+pub mod bench_engine;
+pub mod client;
+pub mod run;
+pub mod serve;
+pub mod up;
+pub mod validate;
+
+use std::process::ExitCode;
+
+use clap::{Parser, Subcommand};
+
+#[derive(Debug, Parser)]
+#[command(
+    name = "conveyor",
+    version,
+    about = "A CI/CD platform: belts of jobs, chained products."
+)]
+pub struct Cli {
+    #[command(subcommand)]
+    pub command: Command,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum Command {
+    /// Check .conveyor.yml files; several files are checked across products.
+    Validate(validate::ValidateArgs),
+    /// Run a belt locally through the real engine, following downstream products among the
+    /// given files; exit 0 if every build succeeded.
+    Run(run::RunArgs),
+    /// Start conveyor on this machine: SQLite, local runners, the example products.
+    Up(up::UpArgs),
+    /// Register or update products on a running orchestrator.
+    Product {
+        #[command(subcommand)]
+        what: client::ProductCommand,
+    },
+    /// Start a build on a running orchestrator.
+    Trigger(client::TriggerArgs),
+    /// List recent builds of a running orchestrator.
+    Builds(client::BuildsArgs),
+    /// Print a build's logs.
+    Logs(client::LogsArgs),
+    /// Run one orchestrator node against a shared database and Redis.
+    Serve(Box<serve::ServeArgs>),
+    /// Measure conveyor's performance: builds of generated graphs of `true` jobs.
+    #[command(args_conflicts_with_subcommands = true)]
+    Bench(bench::BenchArgs),
+}
+
+/// Runs the command; its exit code.
+pub fn run(cli: Cli) -> ExitCode {
+    match cli.command {
+        Command::Validate(args) => validate::run(&args.files),
+        Command::Run(args) => {
+            init_logging("warn");
+            block_on(run::run(args))
+        }
+        Command::Up(args) => {
+            init_logging("info");
+            block_on(up::run(args))
+        }
+        Command::Product {
+            what: client::ProductCommand::Add(args),
+        } => block_on(client::product_add(args)),
+        Command::Trigger(args) => block_on(client::trigger(args)),
+        Command::Builds(args) => block_on(client::builds(args)),
+        Command::Logs(args) => block_on(client::logs(args)),
+        Command::Serve(args) => {
+            init_logging("info");
+            block_on(serve::run(*args))
+        }
+        Command::Bench(args) => bench::run(args),
+    }
+}
+
+/// Runs `f` on a multi-threaded runtime.
+fn block_on(f: impl std::future::Future<Output = ExitCode>) -> ExitCode {
+    match tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+    {
+        Ok(rt) => rt.block_on(f),
+        Err(e) => {
+            eprintln!("error: cannot start the async runtime: {e}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+/// Logs to stderr; `CONVEYOR_LOG` (e.g. `debug`, `conveyor=trace`) overrides the level.
+fn init_logging(default: &str) {
+    let filter = tracing_subscriber::EnvFilter::try_from_env("CONVEYOR_LOG")
+        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new(default));
+    let _ = tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr)
+        .try_init();
+}

@@ -1,0 +1,141 @@
+//! `conveyor serve`: one orchestrator node against a shared database and Redis; its flags,
+//! including where commit statuses go.
+
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::process::ExitCode;
+
+use crate::forges::{Forge, ForgeApi, StatusConfig};
+use crate::http::FleetToken;
+use crate::startup::serve::{ServeConfig, run as serve};
+
+// `conveyor serve`'s arguments.
+#[derive(Debug, clap::Args)]
+pub struct ServeArgs {
+    #[arg(long, env = "CONVEYOR_LISTEN", default_value = "127.0.0.1:8080")]
+    pub listen: SocketAddr,
+    /// `sqlite://PATH` or `postgres://…`.
+    #[arg(long, env = "CONVEYOR_DATABASE_URL")]
+    pub database_url: String,
+    #[arg(long, env = "CONVEYOR_REDIS_URL")]
+    pub redis_url: String,
+    /// The bearer token for mutating API calls.
+    #[arg(long, env = "CONVEYOR_ADMIN_TOKEN")]
+    pub admin_token: String,
+    /// A registration token for runners of any fleet. Prefer `--fleet-token`, which
+    /// limits the fleets a runner may register for.
+    #[arg(long, env = "CONVEYOR_RUNNER_TOKEN", hide_env_values = true)]
+    pub runner_token: Option<String>,
+    /// A registration token for some fleets only, as `FLEET[,FLEET...]=TOKEN` (give it once
+    /// per token; in the environment, separate tokens with `;`). A runner that registers
+    /// with it may serve only those fleets.
+    #[arg(
+        long = "fleet-token",
+        env = "CONVEYOR_FLEET_TOKENS",
+        value_delimiter = ';',
+        hide_env_values = true
+    )]
+    pub fleet_tokens: Vec<FleetToken>,
+    /// Prefix of the Redis keys (one conveyor per prefix).
+    #[arg(long, env = "CONVEYOR_QUEUE_PREFIX", default_value = "conveyor")]
+    pub queue_prefix: String,
+    /// How long a runner holds a job run without a heartbeat.
+    #[arg(long, env = "CONVEYOR_LEASE_SECS", default_value_t = 30)]
+    pub lease_secs: u64,
+    /// Where this node keeps mirrors of product repositories.
+    #[arg(long, env = "CONVEYOR_DATA_DIR", default_value = ".conveyor")]
+    pub data_dir: PathBuf,
+    #[command(flatten)]
+    pub statuses: StatusArgs,
+    /// Let anyone read the dashboard's pages without signing in (actions still need the
+    /// admin token's session).
+    #[arg(long, env = "CONVEYOR_PUBLIC_UI")]
+    pub public_ui: bool,
+}
+
+/// `conveyor serve`'s forge settings.
+#[derive(Debug, Clone, clap::Args)]
+pub struct StatusArgs {
+    /// GitHub's API (GitHub Enterprise: `https://HOST/api/v3`).
+    #[arg(
+        long,
+        env = "CONVEYOR_GITHUB_API",
+        default_value = "https://api.github.com"
+    )]
+    pub github_api: String,
+    /// A token that may set commit statuses on GitHub; none, no GitHub statuses.
+    #[arg(long, env = "CONVEYOR_GITHUB_TOKEN", hide_env_values = true)]
+    pub github_token: Option<String>,
+    #[arg(
+        long,
+        env = "CONVEYOR_GITLAB_API",
+        default_value = "https://gitlab.com/api/v4"
+    )]
+    pub gitlab_api: String,
+    #[arg(long, env = "CONVEYOR_GITLAB_TOKEN", hide_env_values = true)]
+    pub gitlab_token: Option<String>,
+    /// Gitea's or Forgejo's API (`https://HOST/api/v1`); needed with a Gitea token.
+    #[arg(long, env = "CONVEYOR_GITEA_API", requires = "gitea_token")]
+    pub gitea_api: Option<String>,
+    #[arg(
+        long,
+        env = "CONVEYOR_GITEA_TOKEN",
+        hide_env_values = true,
+        requires = "gitea_api"
+    )]
+    pub gitea_token: Option<String>,
+    /// The URL people reach this orchestrator at, for links from the forge (default: the
+    /// listen address).
+    #[arg(long, env = "CONVEYOR_PUBLIC_URL")]
+    pub public_url: Option<String>,
+}
+
+impl StatusArgs {
+    /// The forges with a token, and the URL build links start with.
+    pub fn config(self, listen: SocketAddr) -> StatusConfig {
+        let apis = [
+            (Forge::GitHub, Some(self.github_api), self.github_token),
+            (Forge::GitLab, Some(self.gitlab_api), self.gitlab_token),
+            (Forge::Gitea, self.gitea_api, self.gitea_token),
+        ]
+        .into_iter()
+        .filter_map(|(forge, base, token)| {
+            Some(ForgeApi {
+                forge,
+                base: base?,
+                token: token.filter(|t| !t.is_empty())?,
+            })
+        })
+        .collect();
+        StatusConfig {
+            apis,
+            public_url: self
+                .public_url
+                .unwrap_or_else(|| format!("http://{listen}")),
+        }
+    }
+}
+
+pub async fn run(a: ServeArgs) -> ExitCode {
+    let config = ServeConfig {
+        statuses: a.statuses.config(a.listen),
+        listen: a.listen,
+        database_url: a.database_url,
+        redis_url: a.redis_url,
+        admin_token: a.admin_token,
+        // Without `--runner-token`, only fleet tokens register runners.
+        runner_token: a.runner_token.unwrap_or_else(crate::store::token),
+        fleet_tokens: a.fleet_tokens,
+        queue_prefix: a.queue_prefix,
+        lease_secs: a.lease_secs,
+        data_dir: a.data_dir,
+        public_ui: a.public_ui,
+    };
+    match serve(config).await {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("error: {e}");
+            ExitCode::FAILURE
+        }
+    }
+}

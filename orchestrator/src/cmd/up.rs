@@ -1,0 +1,165 @@
+//! `conveyor up`: the embedded orchestrator with local runners, the example products
+//! registered and built, the dashboard and API on one port.
+
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+use std::process::ExitCode;
+
+use conveyor_core::diag::Diagnostic;
+use conveyor_core::model::{ScmEventType, Trigger};
+
+use super::validate::{self, Report};
+use crate::services::{Services, builds, products};
+use crate::startup::{Embedded, Options, fleets_of};
+use crate::store::{BuildTrigger, NewBuild};
+
+// `conveyor up`'s arguments.
+#[derive(Debug, clap::Args)]
+pub struct UpArgs {
+    #[arg(long, env = "CONVEYOR_LISTEN", default_value = "127.0.0.1:8080")]
+    pub listen: SocketAddr,
+    #[arg(long, env = "CONVEYOR_DATA_DIR", default_value = ".conveyor")]
+    pub data_dir: PathBuf,
+    /// The bearer token for mutating API calls; generated and printed when absent.
+    #[arg(long, env = "CONVEYOR_ADMIN_TOKEN")]
+    pub admin_token: Option<String>,
+    /// How many jobs the local runners run at once.
+    #[arg(long, env = "CONVEYOR_RUNNERS", default_value_t = 4)]
+    pub runners: usize,
+    /// The directory of example products to register.
+    #[arg(long, env = "CONVEYOR_EXAMPLES", default_value = "examples")]
+    pub examples: PathBuf,
+}
+
+pub async fn run(args: UpArgs) -> ExitCode {
+    let files = example_files(&args.examples);
+    let (texts, unreadable) = validate::read_files(&files);
+    let report = validate::validate_texts(&texts);
+    let admin_token = args.admin_token.clone().unwrap_or_else(crate::store::token);
+    let opts = Options {
+        data_dir: args.data_dir.clone(),
+        listen: args.listen,
+        runners: args.runners,
+        fleets: fleets_of(report.products.iter().map(|(_, p)| p)),
+        admin_token: admin_token.clone(),
+        statuses: Default::default(),
+    };
+    let engine = match Embedded::start(opts).await {
+        Ok(e) => e,
+        Err(e) => {
+            eprintln!("error: {e}");
+            return ExitCode::FAILURE;
+        }
+    };
+    println!("conveyor is up at {}", engine.url);
+    println!("  admin token: {admin_token}");
+    println!(
+        "  dashboard:   {}/ (sign in at {}/sign-in with the admin token to re-run, cancel and approve)",
+        engine.url, engine.url
+    );
+    println!(
+        "  database:    {}",
+        args.data_dir.join("conveyor.db").display()
+    );
+    if let Err(code) = register(&engine.services, &texts, &unreadable, &report).await {
+        return code;
+    }
+    build_pushed(&engine, &report).await;
+    println!("Press Ctrl-C to stop.");
+    let _ = tokio::signal::ctrl_c().await;
+    engine.shutdown().await;
+    ExitCode::SUCCESS
+}
+
+/// Registers every example that compiled; says which were skipped.
+async fn register(
+    services: &Services,
+    texts: &[(String, String)],
+    unreadable: &[Diagnostic],
+    report: &Report,
+) -> Result<(), ExitCode> {
+    for d in unreadable
+        .iter()
+        .chain(report.diagnostics.iter().filter(|d| d.is_error()))
+    {
+        println!("  skipped {d}");
+    }
+    for (file, model) in &report.products {
+        let source = Path::new(file).parent().map(|p| p.display().to_string());
+        let yaml = texts
+            .iter()
+            .find(|(f, _)| f == file)
+            .map(|(_, t)| t.clone())
+            .unwrap_or_default();
+        if let Err(e) = products::register_local(services, model.clone(), yaml, source).await {
+            eprintln!("error: registering {}: {e}", model.name);
+            return Err(ExitCode::FAILURE);
+        }
+        println!("  registered {} ({file})", model.name);
+    }
+    Ok(())
+}
+
+/// As if each example had just been pushed: builds the belts its `push` triggers name.
+async fn build_pushed(engine: &Embedded, report: &Report) {
+    for (_, model) in &report.products {
+        for belt in push_belts(model) {
+            let new = NewBuild {
+                product: model.name.clone(),
+                belt: belt.clone(),
+                trigger: BuildTrigger::Manual,
+                git_ref: None,
+                sha: None,
+                model: None,
+            };
+            match builds::start(&engine.services, &new).await {
+                Ok(b) => println!(
+                    "  started {} {belt} #{}: {}/builds/{}",
+                    b.product, b.number, engine.url, b.id
+                ),
+                Err(e) => eprintln!("error: starting {} {belt}: {e}", model.name),
+            }
+        }
+    }
+}
+
+/// Every `.yml`/`.yaml` file under `dir`, sorted.
+fn example_files(dir: &Path) -> Vec<PathBuf> {
+    let mut out = Vec::new();
+    let mut stack = vec![dir.to_path_buf()];
+    while let Some(d) = stack.pop() {
+        let Ok(entries) = std::fs::read_dir(&d) else {
+            continue;
+        };
+        for e in entries.flatten() {
+            let p = e.path();
+            if p.is_dir() {
+                stack.push(p);
+            } else if p.extension().is_some_and(|x| x == "yml" || x == "yaml") {
+                out.push(p);
+            }
+        }
+    }
+    out.sort();
+    out
+}
+
+fn push_belts(p: &conveyor_core::model::Product) -> Vec<String> {
+    let mut out = Vec::new();
+    for t in &p.triggers {
+        if let Trigger::ScmEvent(s) = t
+            && s.event == ScmEventType::Push
+        {
+            let belts = s
+                .belts
+                .clone()
+                .unwrap_or_else(|| p.belts.iter().map(|b| b.name.clone()).collect());
+            for b in belts {
+                if !out.contains(&b) {
+                    out.push(b);
+                }
+            }
+        }
+    }
+    out
+}

@@ -1,0 +1,9 @@
+//! Git repositories, through the real `git`: bare mirrors of product repositories (the
+//! orchestrator reads `.conveyor.yml` at a commit from them), and snapshots of a local work
+//! tree (`conveyor run`'s `source`).
+
+mod mirrors;
+mod snapshot;
+
+pub use mirrors::{Repos, same_repo};
+pub use snapshot::{Snapshot, snapshot};

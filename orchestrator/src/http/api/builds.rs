@@ -1,0 +1,104 @@
+//! Starting, reading and cancelling builds; reading logs.
+
+use std::sync::Arc;
+
+use axum::Json;
+use axum::extract::{Path, Query, State};
+use axum::http::StatusCode;
+use serde::Deserialize;
+use serde_json::{Value, json};
+
+use crate::http::auth::{Admin, ApiReader};
+use crate::http::error::{AppError, AppResult};
+use crate::services::{Services, builds};
+use crate::store::{BuildFilter, BuildTrigger, BuildView, NewBuild};
+
+#[derive(Deserialize, Default)]
+pub struct Start {
+    #[serde(rename = "ref")]
+    git_ref: Option<String>,
+    sha: Option<String>,
+}
+
+pub async fn create(
+    State(services): State<Arc<Services>>,
+    _: Admin,
+    Path((product, belt)): Path<(String, String)>,
+    body: axum::body::Bytes,
+) -> AppResult<(StatusCode, Json<BuildView>)> {
+    let start: Start = if body.iter().all(u8::is_ascii_whitespace) {
+        Start::default()
+    } else {
+        serde_json::from_slice(&body)
+            .map_err(|e| AppError::BadRequest(format!("invalid JSON body: {e}")))?
+    };
+    let new = NewBuild {
+        product,
+        belt,
+        trigger: BuildTrigger::Manual,
+        git_ref: start.git_ref,
+        sha: start.sha,
+        model: None,
+    };
+    let view = builds::start(&services, &new).await?;
+    Ok((StatusCode::CREATED, Json(view)))
+}
+
+pub async fn list(
+    State(services): State<Arc<Services>>,
+    _: ApiReader,
+    Query(filter): Query<BuildFilter>,
+) -> AppResult<Json<Value>> {
+    Ok(Json(
+        json!({ "builds": services.store.builds(&filter).await? }),
+    ))
+}
+
+/// The build, and the builds it triggered (`triggered`, ids) beside the one that triggered
+/// it (`upstream_build_id`).
+pub async fn show(
+    State(services): State<Arc<Services>>,
+    _: ApiReader,
+    Path(id): Path<String>,
+) -> AppResult<Json<Value>> {
+    let build = services
+        .store
+        .build(&id)
+        .await?
+        .ok_or_else(|| AppError::NotFound(format!("no build `{id}`")))?;
+    let mut v = serde_json::to_value(&build).map_err(|e| AppError::Internal(e.to_string()))?;
+    v["triggered"] = json!(services.store.downstream_builds(&id).await?);
+    Ok(Json(v))
+}
+
+pub async fn cancel(
+    State(services): State<Arc<Services>>,
+    _: Admin,
+    Path(id): Path<String>,
+) -> AppResult<Json<Value>> {
+    builds::cancel(&services, &id).await?;
+    show(State(services), ApiReader, Path(id)).await
+}
+
+#[derive(Deserialize)]
+pub struct LogQuery {
+    after: Option<i64>,
+    limit: Option<u32>,
+}
+
+pub async fn logs(
+    State(services): State<Arc<Services>>,
+    _: ApiReader,
+    Path(id): Path<String>,
+    Query(q): Query<LogQuery>,
+) -> AppResult<Json<Value>> {
+    let lines = services
+        .store
+        .logs(
+            &id,
+            q.after.unwrap_or(0),
+            q.limit.unwrap_or(1000).min(10_000),
+        )
+        .await?;
+    Ok(Json(json!({ "lines": lines })))
+}

@@ -1,0 +1,160 @@
+//! Conveyor CI's log API, for its clients: `GET /logs?driver=&runid=&pipeline=` and the live
+//! stream `GET /logs/streams/{driver}/{runid}` (server-sent events), where a driver is a
+//! job's name, a run id a build's id and a pipeline a belt.
+
+use std::convert::Infallible;
+use std::sync::Arc;
+use std::time::Duration;
+
+use axum::Json;
+use axum::extract::{Path, Query, State};
+use axum::response::sse::{Event as Sse, KeepAlive};
+use axum::response::{IntoResponse, Response};
+use serde::Deserialize;
+use serde_json::{Value, json};
+
+use crate::http::auth::ApiReader;
+use crate::http::error::{AppError, AppResult};
+use crate::services::{Event, Services};
+use crate::store::BuildView;
+
+#[derive(Deserialize)]
+pub struct LogsQuery {
+    driver: Option<String>,
+    runid: String,
+    pipeline: Option<String>,
+}
+
+/// How many lines one request reads at a time.
+const PAGE: u32 = 1000;
+
+async fn build_of(services: &Services, runid: &str) -> AppResult<BuildView> {
+    services
+        .store
+        .build(runid)
+        .await?
+        .ok_or_else(|| AppError::NotFound(format!("no run `{runid}`")))
+}
+
+/// Every stored line of the run's drivers (one driver when named), oldest first.
+pub async fn logs(
+    State(services): State<Arc<Services>>,
+    _: ApiReader,
+    Query(q): Query<LogsQuery>,
+) -> AppResult<Json<Value>> {
+    let build = build_of(&services, &q.runid).await?;
+    if q.pipeline.as_ref().is_some_and(|p| *p != build.belt) {
+        return Ok(Json(json!({ "logs": [] })));
+    }
+    let mut out = Vec::new();
+    for job in build
+        .jobs
+        .iter()
+        .filter(|j| q.driver.as_ref().is_none_or(|d| *d == j.name))
+    {
+        let mut after = 0;
+        loop {
+            let rows = services.store.logs(&job.id, after, PAGE).await?;
+            let Some(last) = rows.last() else { break };
+            after = last.id;
+            out.extend(rows.iter().map(|r| {
+                json!({ "driver": job.name, "runid": build.id, "pipeline": build.belt,
+                        "attempt": r.attempt, "stream": r.stream, "message": r.text, "timestamp": r.at })
+            }));
+        }
+    }
+    Ok(Json(json!({ "logs": out })))
+}
+
+/// The driver's lines as they arrive, one event each, then an `end` event when it has
+/// finished and everything is sent.
+pub async fn stream(
+    State(services): State<Arc<Services>>,
+    _: ApiReader,
+    Path((driver, runid)): Path<(String, String)>,
+) -> AppResult<Response> {
+    let build = build_of(&services, &runid).await?;
+    let job = build
+        .jobs
+        .iter()
+        .find(|j| j.name == driver)
+        .ok_or_else(|| AppError::NotFound(format!("run `{runid}` has no driver `{driver}`")))?;
+    let feed = Feed {
+        rx: services.events.subscribe(),
+        services,
+        id: job.id.clone(),
+        after: 0,
+        pending: Vec::new().into_iter(),
+        done: false,
+    };
+    let events = futures_util::stream::unfold(feed, |mut f| async move {
+        f.next().await.map(|e| (Ok::<_, Infallible>(e), f))
+    });
+    Ok(axum::response::Sse::new(events)
+        .keep_alive(KeepAlive::default())
+        .into_response())
+}
+
+struct Feed {
+    services: Arc<Services>,
+    id: String,
+    after: i64,
+    pending: std::vec::IntoIter<Sse>,
+    done: bool,
+    rx: tokio::sync::broadcast::Receiver<Event>,
+}
+
+impl Feed {
+    async fn next(&mut self) -> Option<Sse> {
+        loop {
+            if let Some(e) = self.pending.next() {
+                return Some(e);
+            }
+            if self.done {
+                return None;
+            }
+            // Read whether it has finished before reading lines, so none are missed.
+            let finished = match self.services.store.job_run(&self.id).await {
+                Ok(j) => j.is_none_or(|j| crate::store::is_final(&j.status)),
+                Err(_) => true,
+            };
+            let rows = self
+                .services
+                .store
+                .logs(&self.id, self.after, PAGE)
+                .await
+                .unwrap_or_default();
+            if let Some(last) = rows.last() {
+                self.after = last.id;
+                let events: Vec<Sse> = rows
+                    .iter()
+                    .map(|r| Sse::default().id(r.id.to_string()).data(r.text.clone()))
+                    .collect();
+                self.pending = events.into_iter();
+                continue;
+            }
+            if finished {
+                self.done = true;
+                return Some(Sse::default().event("end").data(""));
+            }
+            self.wait().await;
+        }
+    }
+
+    /// Until this node hears of new lines for the job, or a second passes (the lines may
+    /// have gone to another orchestrator).
+    async fn wait(&mut self) {
+        let deadline = tokio::time::sleep(Duration::from_secs(1));
+        tokio::pin!(deadline);
+        loop {
+            tokio::select! {
+                () = &mut deadline => return,
+                e = self.rx.recv() => match e {
+                    Ok(Event::Logs { job_run_id, .. }) if job_run_id == self.id => return,
+                    Err(tokio::sync::broadcast::error::RecvError::Closed) => return,
+                    _ => {}
+                },
+            }
+        }
+    }
+}

@@ -1,0 +1,11 @@
+//! The JSON API under `/api/v1` (products, builds, job runs, logs, runners and the runner
+//! protocol), health and metrics, Conveyor CI's log API, and the OpenAPI document that
+//! describes them. Routes are listed in `http/mod.rs`.
+
+pub mod actions;
+pub mod builds;
+pub mod compat;
+pub mod pages;
+pub mod products;
+pub mod runner;
+pub mod runners;

@@ -1,0 +1,64 @@
+//! The runner protocol (see `conveyor_core::protocol`): claim, heartbeat, logs, complete,
+//! release. Each call names its runner by the runner's own token; a fenced-out call (the
+//! lease is gone, or is another runner's) answers 409.
+
+use std::sync::Arc;
+
+use axum::Json;
+use axum::extract::State;
+use axum::extract::rejection::JsonRejection;
+use axum::http::StatusCode;
+use conveyor_core::protocol::{ClaimRequest, Completion, HeartbeatReply, JobSpec, Lease, LogBatch};
+
+use crate::http::auth::RunnerAuth;
+use crate::http::error::AppResult;
+use crate::services::{Services, runs};
+
+pub async fn claim(
+    State(services): State<Arc<Services>>,
+    RunnerAuth(owner): RunnerAuth,
+    body: Result<Json<ClaimRequest>, JsonRejection>,
+) -> AppResult<Json<JobSpec>> {
+    let Json(req) = body?;
+    Ok(Json(runs::claim(&services, &req, &owner).await?))
+}
+
+pub async fn heartbeat(
+    State(services): State<Arc<Services>>,
+    RunnerAuth(owner): RunnerAuth,
+    body: Result<Json<Lease>, JsonRejection>,
+) -> AppResult<Json<HeartbeatReply>> {
+    let Json(lease) = body?;
+    let cancel = runs::heartbeat(&services, &lease, &owner).await?;
+    Ok(Json(HeartbeatReply { cancel }))
+}
+
+pub async fn logs(
+    State(services): State<Arc<Services>>,
+    RunnerAuth(owner): RunnerAuth,
+    body: Result<Json<LogBatch>, JsonRejection>,
+) -> AppResult<StatusCode> {
+    let Json(batch) = body?;
+    runs::append_logs(&services, batch, &owner).await?;
+    Ok(StatusCode::NO_CONTENT)
+}
+
+pub async fn complete(
+    State(services): State<Arc<Services>>,
+    RunnerAuth(owner): RunnerAuth,
+    body: Result<Json<Completion>, JsonRejection>,
+) -> AppResult<StatusCode> {
+    let Json(c) = body?;
+    runs::complete(&services, &c, &owner).await?;
+    Ok(StatusCode::NO_CONTENT)
+}
+
+pub async fn release(
+    State(services): State<Arc<Services>>,
+    RunnerAuth(owner): RunnerAuth,
+    body: Result<Json<Lease>, JsonRejection>,
+) -> AppResult<StatusCode> {
+    let Json(lease) = body?;
+    runs::release(&services, &lease, &owner).await?;
+    Ok(StatusCode::NO_CONTENT)
+}

@@ -1,0 +1,80 @@
+//! The dashboard's forms: start, re-run or cancel a build, cancel or approve a job run.
+//! Each needs a signed-in session and its CSRF token, calls the same use case as the JSON
+//! API, and sends the browser on to the page that shows the result.
+
+use std::sync::Arc;
+
+use axum::Form;
+use axum::extract::{Path, State};
+use axum::response::Redirect;
+
+use super::PageResult;
+use super::session::{Anyone, CsrfForm, check};
+use crate::services::{ServiceError, Services, builds};
+use crate::store::{BuildTrigger, NewBuild};
+
+pub async fn rerun(
+    State(services): State<Arc<Services>>,
+    Anyone(viewer): Anyone,
+    Path(id): Path<String>,
+    Form(form): Form<CsrfForm>,
+) -> PageResult<Redirect> {
+    check(&viewer, &form)?;
+    let build = builds::rerun(&services, &id).await?;
+    Ok(Redirect::to(&format!("/builds/{}", build.id)))
+}
+
+pub async fn cancel_build(
+    State(services): State<Arc<Services>>,
+    Anyone(viewer): Anyone,
+    Path(id): Path<String>,
+    Form(form): Form<CsrfForm>,
+) -> PageResult<Redirect> {
+    check(&viewer, &form)?;
+    builds::cancel(&services, &id).await.map_err(|e| match e {
+        ServiceError::NotFound(_) => ServiceError::NotFound(format!("There is no build `{id}`.")),
+        other => other,
+    })?;
+    Ok(Redirect::to(&format!("/builds/{id}")))
+}
+
+pub async fn cancel_job(
+    State(services): State<Arc<Services>>,
+    Anyone(viewer): Anyone,
+    Path(id): Path<String>,
+    Form(form): Form<CsrfForm>,
+) -> PageResult<Redirect> {
+    check(&viewer, &form)?;
+    builds::cancel_job_run(&services, &id).await?;
+    Ok(Redirect::to(&format!("/jobs/{id}")))
+}
+
+pub async fn approve(
+    State(services): State<Arc<Services>>,
+    Anyone(viewer): Anyone,
+    Path(id): Path<String>,
+    Form(form): Form<CsrfForm>,
+) -> PageResult<Redirect> {
+    check(&viewer, &form)?;
+    let build = builds::approve_job_run(&services, &id).await?;
+    Ok(Redirect::to(&format!("/builds/{}", build.id)))
+}
+
+pub async fn start_build(
+    State(services): State<Arc<Services>>,
+    Anyone(viewer): Anyone,
+    Path((product, belt)): Path<(String, String)>,
+    Form(form): Form<CsrfForm>,
+) -> PageResult<Redirect> {
+    check(&viewer, &form)?;
+    let new = NewBuild {
+        product,
+        belt,
+        trigger: BuildTrigger::Manual,
+        git_ref: None,
+        sha: None,
+        model: None,
+    };
+    let build = builds::start(&services, &new).await?;
+    Ok(Redirect::to(&format!("/builds/{}", build.id)))
+}

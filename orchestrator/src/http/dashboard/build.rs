@@ -1,0 +1,167 @@
+//! `/builds/{id}`: a build's jobs drawn as a graph, its jobs as a table, the chain of builds
+//! that fired it and that it fired, and the buttons to re-run or cancel it.
+
+use std::sync::Arc;
+
+use askama::Template;
+use askama_web::WebTemplate;
+use axum::extract::{Path, State};
+
+use super::PageResult;
+use super::dag::{Dag, NodeIn, layout};
+use super::session::Reader;
+use super::view::{Badge, Chrome, Link, badge, took, trigger_text, when};
+use crate::http::error::AppError;
+use crate::services::Services;
+use crate::store::BuildView;
+use crate::store::is_final;
+use conveyor_core::rules::MAX_CHAIN;
+
+pub struct JobRow {
+    pub id: String,
+    pub name: String,
+    pub badge: Badge,
+    pub attempts: u32,
+    pub took: String,
+    pub runner: String,
+    pub can_cancel: bool,
+    pub can_approve: bool,
+}
+
+/// A build in the chain of builds around this one.
+pub struct ChainRow {
+    pub id: String,
+    pub text: String,
+    pub badge: Badge,
+}
+
+#[derive(Template, WebTemplate)]
+#[template(path = "build.html")]
+pub struct BuildPage {
+    pub chrome: Chrome,
+    pub id: String,
+    pub product: String,
+    pub belt: String,
+    pub number: u64,
+    pub badge: Badge,
+    pub trigger: String,
+    pub trigger_link: Option<Link>,
+    pub git_ref: String,
+    pub sha: String,
+    pub created: String,
+    pub finished_at: String,
+    pub took: String,
+    pub error: String,
+    pub live: bool,
+    pub dag: Dag,
+    pub dag_label: String,
+    pub jobs: Vec<JobRow>,
+    pub upstream: Vec<ChainRow>,
+    pub downstream: Vec<ChainRow>,
+}
+
+pub async fn page(
+    State(services): State<Arc<Services>>,
+    Reader(viewer): Reader,
+    Path(id): Path<String>,
+) -> PageResult<BuildPage> {
+    let b = services
+        .store
+        .build(&id)
+        .await?
+        .ok_or_else(|| AppError::NotFound(format!("There is no build `{id}`.")))?;
+    let edges = services.store.job_edges(&id).await?;
+    let (upstream, downstream) = chain(&services, &b).await?;
+    let (trigger, trigger_link) = trigger_text(&b.trigger);
+    Ok(BuildPage {
+        chrome: Chrome::new(format!("{} {} #{}", b.product, b.belt, b.number), viewer),
+        dag: graph(&b, &edges),
+        dag_label: format!(
+            "The jobs of {} {} #{} and what each waits for",
+            b.product, b.belt, b.number
+        ),
+        jobs: b
+            .jobs
+            .iter()
+            .map(|j| JobRow {
+                id: j.id.clone(),
+                name: j.name.clone(),
+                badge: badge(&j.status),
+                attempts: j.attempts,
+                took: took(j.started_at, j.finished_at),
+                runner: j.runner.clone().unwrap_or_default(),
+                can_cancel: !is_final(&j.status),
+                can_approve: j.status == "waiting",
+            })
+            .collect(),
+        badge: badge(&b.status),
+        live: !is_final(&b.status),
+        trigger,
+        trigger_link,
+        git_ref: b.git_ref.clone().unwrap_or_default(),
+        sha: b.sha.clone().unwrap_or_default(),
+        created: when(b.created_at),
+        finished_at: b.finished_at.map(when).unwrap_or_default(),
+        took: took(Some(b.created_at), b.finished_at),
+        error: b.error.clone().unwrap_or_default(),
+        upstream,
+        downstream,
+        id: b.id,
+        product: b.product,
+        belt: b.belt,
+        number: b.number,
+    })
+}
+
+/// The build's jobs as a graph; each node links to its job's page.
+pub fn graph(b: &BuildView, edges: &[(String, String)]) -> Dag {
+    let index = |id: &str| b.jobs.iter().position(|j| j.id == id);
+    let pairs: Vec<(usize, usize)> = edges
+        .iter()
+        .filter_map(|(f, t)| Some((index(f)?, index(t)?)))
+        .collect();
+    let nodes = b
+        .jobs
+        .iter()
+        .map(|j| NodeIn {
+            id: j.id.clone(),
+            name: j.name.clone(),
+            status: j.status.clone(),
+            href: format!("/jobs/{}", j.id),
+        })
+        .collect();
+    layout(nodes, &pairs)
+}
+
+/// The builds that led to this one, oldest first, and every build it fired, in order.
+async fn chain(services: &Services, b: &BuildView) -> PageResult<(Vec<ChainRow>, Vec<ChainRow>)> {
+    let row = |v: &BuildView| ChainRow {
+        id: v.id.clone(),
+        text: format!("{} {} #{}", v.product, v.belt, v.number),
+        badge: badge(&v.status),
+    };
+    let mut upstream = Vec::new();
+    let mut at = b.upstream_build_id.clone();
+    while let Some(id) = at.filter(|_| upstream.len() < MAX_CHAIN) {
+        let Some(up) = services.store.build(&id).await? else {
+            break;
+        };
+        upstream.push(row(&up));
+        at = up.upstream_build_id;
+    }
+    upstream.reverse();
+    let mut downstream = Vec::new();
+    let mut frontier = vec![b.id.clone()];
+    while let Some(id) = frontier.pop() {
+        for child in services.store.downstream_builds(&id).await? {
+            if downstream.len() >= MAX_CHAIN {
+                break;
+            }
+            if let Some(v) = services.store.build(&child).await? {
+                downstream.push(row(&v));
+                frontier.push(child);
+            }
+        }
+    }
+    Ok((upstream, downstream))
+}

@@ -1,0 +1,69 @@
+//! The web dashboard: server-rendered pages (askama templates under `templates/`), live
+//! updates over server-sent events, and the forms that act on builds (through `services`,
+//! like the API). Every page works without JavaScript; `assets/app.js` only adds live
+//! updates. Its routes are listed with the others in `http/mod.rs`.
+
+pub mod actions;
+pub mod ansi;
+pub mod assets;
+pub mod build;
+pub mod dag;
+pub mod fleets;
+pub mod job;
+pub mod live;
+pub mod overview;
+pub mod product;
+pub mod session;
+pub mod view;
+
+use axum::http::StatusCode;
+use axum::response::{IntoResponse, Response};
+
+use super::error::AppError;
+
+/// What a page handler fails with: the app's error, shown as an HTML page.
+pub enum PageError {
+    App(AppError),
+    /// An action without a session or without the session's CSRF token.
+    Forbidden(String),
+}
+
+impl<E: Into<AppError>> From<E> for PageError {
+    fn from(e: E) -> Self {
+        PageError::App(e.into())
+    }
+}
+
+pub type PageResult<T> = Result<T, PageError>;
+
+impl IntoResponse for PageError {
+    fn into_response(self) -> Response {
+        let (status, message) = match self {
+            PageError::Forbidden(m) | PageError::App(AppError::Forbidden(m)) => {
+                (StatusCode::FORBIDDEN, m)
+            }
+            PageError::App(AppError::NotFound(m)) => (StatusCode::NOT_FOUND, m),
+            PageError::App(AppError::Conflict(m)) => (StatusCode::CONFLICT, m),
+            PageError::App(AppError::BadRequest(m)) => (StatusCode::BAD_REQUEST, m),
+            PageError::App(AppError::InvalidConfig(errors)) => {
+                (StatusCode::UNPROCESSABLE_ENTITY, errors.join("\n"))
+            }
+            PageError::App(AppError::Unauthorized | AppError::BadSignature) => (
+                StatusCode::UNAUTHORIZED,
+                "Sign in with the admin token first.".into(),
+            ),
+            PageError::App(AppError::TooLarge) => (
+                StatusCode::PAYLOAD_TOO_LARGE,
+                "The request is too large.".into(),
+            ),
+            PageError::App(AppError::Internal(detail)) => {
+                tracing::error!("internal error: {detail}");
+                (
+                    StatusCode::INTERNAL_SERVER_ERROR,
+                    "Something went wrong on the server; its log says what.".into(),
+                )
+            }
+        };
+        view::error_page(status, message)
+    }
+}

@@ -1,0 +1,105 @@
+//! `/`: products with their latest build, recent builds, and fleet health at a glance.
+
+use std::sync::Arc;
+
+use askama::Template;
+use askama_web::WebTemplate;
+use axum::extract::State;
+
+use super::PageResult;
+use super::fleets::{FleetRow, fleet_rows};
+use super::session::Reader;
+use super::view::{Badge, Chrome, Link, badge, took, trigger_text, when};
+use crate::services::Services;
+use crate::store::{BuildFilter, BuildView};
+
+/// A build as a table row.
+pub struct BuildRow {
+    pub id: String,
+    pub product: String,
+    pub belt: String,
+    pub number: u64,
+    pub badge: Badge,
+    pub trigger: String,
+    pub trigger_link: Option<Link>,
+    pub git_ref: String,
+    pub created: String,
+    pub took: String,
+}
+
+impl BuildRow {
+    pub fn of(b: &BuildView) -> Self {
+        let (trigger, trigger_link) = trigger_text(&b.trigger);
+        BuildRow {
+            id: b.id.clone(),
+            product: b.product.clone(),
+            belt: b.belt.clone(),
+            number: b.number,
+            badge: badge(&b.status),
+            trigger,
+            trigger_link,
+            git_ref: b.git_ref.clone().unwrap_or_default(),
+            created: when(b.created_at),
+            took: took(Some(b.created_at), b.finished_at),
+        }
+    }
+}
+
+pub struct ProductRow {
+    pub name: String,
+    pub belts: String,
+    pub latest: Option<BuildRow>,
+}
+
+#[derive(Template, WebTemplate)]
+#[template(path = "overview.html")]
+pub struct OverviewPage {
+    pub chrome: Chrome,
+    pub products: Vec<ProductRow>,
+    pub builds: Vec<BuildRow>,
+    pub fleets: Vec<FleetRow>,
+    /// Runners holding a running job run now.
+    pub busy: u64,
+}
+
+pub async fn page(
+    State(services): State<Arc<Services>>,
+    Reader(viewer): Reader,
+) -> PageResult<OverviewPage> {
+    let recent = services
+        .store
+        .builds(&BuildFilter {
+            limit: Some(20),
+            ..Default::default()
+        })
+        .await?;
+    let mut products = Vec::new();
+    for p in services.store.products().await? {
+        let latest = services
+            .store
+            .builds(&BuildFilter {
+                product: Some(p.name.clone()),
+                limit: Some(1),
+                ..Default::default()
+            })
+            .await?;
+        products.push(ProductRow {
+            belts: p
+                .model
+                .belts
+                .iter()
+                .map(|b| b.name.as_str())
+                .collect::<Vec<_>>()
+                .join(", "),
+            name: p.name,
+            latest: latest.first().map(BuildRow::of),
+        });
+    }
+    Ok(OverviewPage {
+        chrome: Chrome::new("Overview", viewer),
+        products,
+        builds: recent.iter().map(BuildRow::of).collect(),
+        fleets: fleet_rows(&services).await?,
+        busy: services.store.run_counts().await?.1,
+    })
+}

@@ -1,0 +1,199 @@
+//! `/products/{name}`: a product's belts, triggers, build history, and the graph of the
+//! products upstream and downstream of it.
+
+use std::sync::Arc;
+
+use askama::Template;
+use askama_web::WebTemplate;
+use axum::extract::{Path, State};
+use conveyor_core::model::{Product, ScmEventType, Trigger};
+
+use super::PageResult;
+use super::dag::{Dag, NodeIn, layout};
+use super::overview::BuildRow;
+use super::session::Reader;
+use super::view::{Chrome, Link};
+use crate::http::error::AppError;
+use crate::services::Services;
+use crate::store::BuildFilter;
+use conveyor_core::rules::downstream_targets;
+
+pub struct BeltRow {
+    pub name: String,
+    pub jobs: usize,
+    pub latest: Option<BuildRow>,
+}
+
+pub struct TriggerRow {
+    pub text: String,
+    pub link: Option<Link>,
+}
+
+#[derive(Template, WebTemplate)]
+#[template(path = "product.html")]
+pub struct ProductPage {
+    pub chrome: Chrome,
+    pub name: String,
+    pub repo: String,
+    pub belts: Vec<BeltRow>,
+    pub triggers: Vec<TriggerRow>,
+    pub builds: Vec<BuildRow>,
+    pub graph: Dag,
+    pub graph_label: String,
+}
+
+pub async fn page(
+    State(services): State<Arc<Services>>,
+    Reader(viewer): Reader,
+    Path(name): Path<String>,
+) -> PageResult<ProductPage> {
+    let record = services
+        .store
+        .product(&name)
+        .await?
+        .ok_or_else(|| AppError::NotFound(format!("There is no product `{name}`.")))?;
+    let history = services
+        .store
+        .builds(&BuildFilter {
+            product: Some(name.clone()),
+            limit: Some(50),
+            ..Default::default()
+        })
+        .await?;
+    let belts = record
+        .model
+        .belts
+        .iter()
+        .map(|b| BeltRow {
+            name: b.name.clone(),
+            jobs: b.jobs.len(),
+            latest: history.iter().find(|h| h.belt == b.name).map(BuildRow::of),
+        })
+        .collect();
+    let registered: Vec<Product> = services
+        .store
+        .products()
+        .await?
+        .into_iter()
+        .map(|p| p.model)
+        .collect();
+    let last_status = last_statuses(&services, &registered).await?;
+    let graph = neighbours(&record.model, &registered, &last_status);
+    Ok(ProductPage {
+        chrome: Chrome::new(format!("Product {name}"), viewer),
+        repo: record.repo.unwrap_or_default(),
+        belts,
+        triggers: record.model.triggers.iter().map(trigger_row).collect(),
+        builds: history.iter().map(BuildRow::of).collect(),
+        graph_label: format!("Products upstream and downstream of {name}"),
+        graph,
+        name,
+    })
+}
+
+/// Each product's latest build status (`pending` when it has none).
+async fn last_statuses(
+    services: &Services,
+    products: &[Product],
+) -> PageResult<Vec<(String, String)>> {
+    let mut last_status = Vec::new();
+    for p in products {
+        let filter = BuildFilter {
+            product: Some(p.name.clone()),
+            limit: Some(1),
+            ..Default::default()
+        };
+        let status = services
+            .store
+            .builds(&filter)
+            .await?
+            .first()
+            .map(|b| b.status.clone());
+        last_status.push((p.name.clone(), status.unwrap_or_else(|| "pending".into())));
+    }
+    Ok(last_status)
+}
+
+fn trigger_row(t: &Trigger) -> TriggerRow {
+    let belts = |b: &Option<Vec<String>>| match b {
+        Some(list) => format!("belts {}", list.join(", ")),
+        None => "every belt".to_string(),
+    };
+    match t {
+        Trigger::ScmEvent(s) => {
+            let event = match s.event {
+                ScmEventType::PullRequest => "a pull request",
+                ScmEventType::Merge => "a merge",
+                ScmEventType::Push => "a push",
+                ScmEventType::Tag => "a tag",
+            };
+            let branches = if s.branches.is_empty() {
+                String::new()
+            } else {
+                format!(" to {}", s.branches.join(", "))
+            };
+            TriggerRow {
+                text: format!("{event}{branches} builds {}", belts(&s.belts)),
+                link: None,
+            }
+        }
+        Trigger::UpstreamBuild(u) => TriggerRow {
+            text: format!("builds {} after a successful build of", belts(&u.belts)),
+            link: Some(Link {
+                href: format!("/products/{}", u.product),
+                text: match &u.belt {
+                    Some(b) => format!("{} {b}", u.product),
+                    None => u.product.clone(),
+                },
+            }),
+        },
+    }
+}
+
+/// The product, the products whose builds fire it (left) and those it fires (right), each
+/// coloured by its latest build.
+fn neighbours(me: &Product, registered: &[Product], last: &[(String, String)]) -> Dag {
+    let mut names = vec![me.name.clone()];
+    let mut edges = Vec::new();
+    let index = |names: &mut Vec<String>, n: &str| match names.iter().position(|x| x == n) {
+        Some(i) => i,
+        None => {
+            names.push(n.to_string());
+            names.len() - 1
+        }
+    };
+    for b in &me.belts {
+        for (p, _) in downstream_targets(me, &b.name, registered) {
+            let i = index(&mut names, &p);
+            if i != 0 && !edges.contains(&(0, i)) {
+                edges.push((0, i));
+            }
+        }
+    }
+    for up in registered.iter().filter(|p| p.name != me.name) {
+        let fires_me = up.belts.iter().any(|b| {
+            downstream_targets(up, &b.name, registered)
+                .iter()
+                .any(|(p, _)| *p == me.name)
+        });
+        if fires_me {
+            let i = index(&mut names, &up.name);
+            if !edges.contains(&(i, 0)) {
+                edges.push((i, 0));
+            }
+        }
+    }
+    let nodes = names
+        .iter()
+        .map(|n| NodeIn {
+            id: n.clone(),
+            name: n.clone(),
+            status: last
+                .iter()
+                .find(|(p, _)| p == n)
+                .map_or_else(|| "pending".into(), |(_, s)| s.clone()),
+            href: format!("/products/{n}"),
+        })
+        .collect();
+    layout(nodes, &edges)
+}

@@ -1,0 +1,170 @@
+//! Everything conveyor says over HTTP, in one router: the JSON API (`api`), the dashboard
+//! (`dashboard`) and the forges' webhooks (`hooks`), with who may call what (`auth`) and
+//! how failures answer (`error`). Handlers parse, check access, call `services`, and
+//! render; every route is listed here, in one place.
+
+pub mod api;
+pub mod auth;
+pub mod dashboard;
+pub mod error;
+pub mod hooks;
+
+use std::collections::HashMap;
+use std::sync::{Arc, Mutex};
+
+use axum::Router;
+use axum::extract::FromRef;
+use axum::routing::{get, post};
+use conveyor_runner::queue::Queue;
+use tower_http::limit::RequestBodyLimitLayer;
+
+use crate::services::Services;
+pub use auth::FleetToken;
+
+use crate::store::{Owner, Store};
+
+/// Request bodies larger than this are refused with 413.
+pub const MAX_BODY_BYTES: usize = 5 * 1024 * 1024;
+
+/// What the handlers share: the services, and who may do what.
+pub struct AppState {
+    pub services: Arc<Services>,
+    /// The bearer token for mutating calls (and, unless reads are public, for reads).
+    pub admin_token: String,
+    /// The registration token for runners of any fleet (`--runner-token`).
+    pub runner_token: String,
+    /// Registration tokens scoped to fleets (`--fleet-token FLEETS=TOKEN`): a runner
+    /// registering with one may serve only those fleets.
+    pub fleet_tokens: Vec<FleetToken>,
+    /// Whether the dashboard's read-only pages and the API's reads are open to anyone
+    /// (actions always need the admin token or its session).
+    pub public_ui: bool,
+    /// Hashes of runner tokens recently confirmed: when, and whose.
+    pub runner_tokens: Mutex<HashMap<String, (i64, Owner)>>,
+}
+
+/// The router's state: the handlers' shared [`AppState`].
+#[derive(Clone)]
+pub struct SharedState(Arc<AppState>);
+
+impl std::ops::Deref for SharedState {
+    type Target = AppState;
+    fn deref(&self) -> &AppState {
+        &self.0
+    }
+}
+
+impl AppState {
+    /// Fresh services over `store` and `queue`, with public reads.
+    pub fn new(
+        store: Arc<dyn Store>,
+        queue: Arc<dyn Queue>,
+        admin_token: String,
+        runner_token: String,
+    ) -> Self {
+        Self::with_services(
+            Arc::new(Services::new(store, queue)),
+            admin_token,
+            runner_token,
+        )
+    }
+
+    /// Around `services`, with public reads.
+    pub fn with_services(
+        services: Arc<Services>,
+        admin_token: String,
+        runner_token: String,
+    ) -> Self {
+        AppState {
+            services,
+            admin_token,
+            runner_token,
+            fleet_tokens: Vec::new(),
+            public_ui: true,
+            runner_tokens: Mutex::default(),
+        }
+    }
+}
+
+/// Handlers that need only the use cases take `State<Arc<Services>>`.
+impl FromRef<SharedState> for Arc<Services> {
+    fn from_ref(state: &SharedState) -> Self {
+        state.services.clone()
+    }
+}
+
+/// Every route.
+pub fn app(state: Arc<AppState>) -> Router {
+    Router::new()
+        .merge(api_routes())
+        .merge(dashboard_routes())
+        .layer(axum::extract::DefaultBodyLimit::disable())
+        .layer(RequestBodyLimitLayer::new(MAX_BODY_BYTES))
+        .with_state(SharedState(state))
+}
+
+/// The JSON API, the webhooks, health, metrics and Conveyor CI's log API
+/// (`tests/api/openapi.rs` checks them against the OpenAPI document).
+fn api_routes() -> Router<SharedState> {
+    use api::{actions, builds, compat, pages, products, runner, runners};
+    Router::new()
+        .route("/health", get(pages::health))
+        .route("/metrics", get(pages::metrics))
+        .route("/api/openapi.json", get(pages::openapi))
+        .route(
+            "/api/v1/products",
+            get(products::list).post(products::register),
+        )
+        .route("/api/v1/products/{product}", get(products::show))
+        .route(
+            "/api/v1/products/{product}/belts/{belt}/builds",
+            post(builds::create),
+        )
+        .route("/api/v1/builds", get(builds::list))
+        .route("/api/v1/builds/{id}", get(builds::show))
+        .route("/api/v1/builds/{id}/cancel", post(builds::cancel))
+        .route("/api/v1/job-runs/{id}/logs", get(builds::logs))
+        .route("/logs", get(compat::logs))
+        .route("/logs/streams/{driver}/{runid}", get(compat::stream))
+        .route("/hooks/github", post(hooks::github))
+        .route("/hooks/gitlab", post(hooks::gitlab))
+        .route("/hooks/gitea", post(hooks::gitea))
+        .route("/api/v1/runners", get(runners::list))
+        .route("/api/v1/runners/register", post(runners::register))
+        .route("/api/v1/runners/heartbeat", post(runners::heartbeat))
+        .route("/api/v1/runner/claim", post(runner::claim))
+        .route("/api/v1/runner/heartbeat", post(runner::heartbeat))
+        .route("/api/v1/runner/logs", post(runner::logs))
+        .route("/api/v1/runner/complete", post(runner::complete))
+        .route("/api/v1/runner/release", post(runner::release))
+        .route("/api/v1/job-runs/{id}/approve", post(actions::approve))
+        .route("/api/v1/job-runs/{id}/cancel", post(actions::cancel_job))
+        .route("/api/v1/builds/{id}/rerun", post(actions::rerun))
+}
+
+/// The dashboard's pages, live streams, forms, sign-in and assets.
+fn dashboard_routes() -> Router<SharedState> {
+    use dashboard::{actions, assets, build, fleets, job, live, overview, product, session};
+    Router::new()
+        .route("/", get(overview::page))
+        .route("/products/{name}", get(product::page))
+        .route(
+            "/products/{name}/belts/{belt}/builds",
+            post(actions::start_build),
+        )
+        .route("/builds/{id}", get(build::page))
+        .route("/builds/{id}/events", get(live::build_events))
+        .route("/builds/{id}/rerun", post(actions::rerun))
+        .route("/builds/{id}/cancel", post(actions::cancel_build))
+        .route("/jobs/{id}", get(job::page))
+        .route("/jobs/{id}/events", get(live::job_events))
+        .route("/jobs/{id}/log.txt", get(job::download))
+        .route("/jobs/{id}/approve", post(actions::approve))
+        .route("/jobs/{id}/cancel", post(actions::cancel_job))
+        .route("/fleets", get(fleets::page))
+        .route("/events", get(live::changes))
+        .route("/sign-in", get(session::page).post(session::sign_in))
+        .route("/sign-out", post(session::sign_out))
+        .route("/assets/app.css", get(assets::css))
+        .route("/assets/app.js", get(assets::js))
+}

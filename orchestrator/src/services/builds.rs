@@ -1,0 +1,100 @@
+//! Builds: starting one, cancelling one, re-running one, and acting on one job run —
+//! approving a manual one or cancelling it. Each carries out its effects after commit and
+//! answers with the build as it now stands.
+
+use super::{Result, ServiceError, Services};
+use crate::clock::now_ms;
+use crate::store::{BuildView, NewBuild};
+
+/// Creates a build, dispatches its ready jobs, and returns it.
+pub async fn start(s: &Services, new: &NewBuild) -> Result<BuildView> {
+    let started = create(s, new).await?;
+    view(s, &started.id).await
+}
+
+/// A build just created, and what its creation set moving.
+pub struct Started {
+    pub id: String,
+    /// Builds created: this one, and downstream builds that its ending at once fired.
+    pub created: Vec<String>,
+    /// Builds among those that have already finished.
+    pub finished: Vec<String>,
+}
+
+/// Creates a build and dispatches its ready jobs, for a caller that follows the builds it
+/// fires (`conveyor run`).
+pub async fn create(s: &Services, new: &NewBuild) -> Result<Started> {
+    let (id, effects) = s.store.create_build(new, now_ms()).await?;
+    let started = Started {
+        id,
+        created: effects.created.clone(),
+        finished: effects.finished.clone(),
+    };
+    s.apply(effects).await;
+    Ok(started)
+}
+
+/// Cancels a build: its job runs still to finish are cancelled.
+pub async fn cancel(s: &Services, id: &str) -> Result<()> {
+    let effects = s
+        .store
+        .cancel_build(id, now_ms())
+        .await?
+        .ok_or_else(|| ServiceError::NotFound(format!("no build `{id}`")))?;
+    s.apply(effects).await;
+    Ok(())
+}
+
+/// Starts a new build running what build `id` ran; returns the new build.
+pub async fn rerun(s: &Services, id: &str) -> Result<BuildView> {
+    let (new_id, effects) = s
+        .store
+        .rerun_build(id, now_ms())
+        .await?
+        .ok_or_else(|| ServiceError::NotFound(format!("no build `{id}`")))?;
+    s.apply(effects).await;
+    view(s, &new_id).await
+}
+
+/// Queues a waiting manual job run; returns its build.
+pub async fn approve_job_run(s: &Services, id: &str) -> Result<BuildView> {
+    let build_id = build_of(s, id).await?;
+    let effects = s
+        .store
+        .approve_job_run(id, now_ms())
+        .await?
+        .ok_or_else(|| {
+            ServiceError::Conflict(format!(
+                "job run `{id}` is not waiting for approval: only a manual job that is waiting can be approved"
+            ))
+        })?;
+    s.apply(effects).await;
+    view(s, &build_id).await
+}
+
+/// Cancels one job run (a finished one stays as it is); returns its build.
+pub async fn cancel_job_run(s: &Services, id: &str) -> Result<BuildView> {
+    let build_id = build_of(s, id).await?;
+    let effects = s
+        .store
+        .cancel_job_run(id, now_ms())
+        .await?
+        .ok_or_else(|| ServiceError::NotFound(format!("no job run `{id}`")))?;
+    s.apply(effects).await;
+    view(s, &build_id).await
+}
+
+async fn build_of(s: &Services, job_run_id: &str) -> Result<String> {
+    s.store
+        .build_of_job_run(job_run_id)
+        .await?
+        .ok_or_else(|| ServiceError::NotFound(format!("no job run `{job_run_id}`")))
+}
+
+/// A build that the caller has just created or changed.
+async fn view(s: &Services, id: &str) -> Result<BuildView> {
+    s.store
+        .build(id)
+        .await?
+        .ok_or_else(|| ServiceError::Internal(format!("build {id} vanished")))
+}

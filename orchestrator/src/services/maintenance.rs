@@ -1,0 +1,45 @@
+//! The upkeep every orchestrator node does (startup runs it every second): re-queue job
+//! runs whose runner was lost, and re-send queued job runs whose message may have been
+//! lost. Safe when every node does it at once: each re-queue is a fenced UPDATE, and a
+//! duplicate message is dropped at claim time.
+
+use super::Services;
+use crate::clock::now_ms;
+use crate::store::Result;
+
+/// One pass of the reaper and the re-sender.
+pub async fn tick(s: &Services) -> Result<()> {
+    let now = now_ms();
+    let effects = s.store.reap(now, s.max_lost).await?;
+    s.apply(effects).await;
+    resend_lost(s, now).await
+}
+
+/// Re-sends queued job runs whose message may be lost: those that waited half a lease, on a
+/// fleet whose queue holds fewer messages than it has queued job runs (so a long backlog is
+/// not flooded with duplicates). The oldest go first.
+async fn resend_lost(s: &Services, now: i64) -> Result<()> {
+    for (fleet, queued) in s.store.queued_by_fleet().await? {
+        let depth = match s.queue.depth(&fleet).await {
+            Ok(d) => d,
+            Err(e) => {
+                tracing::warn!("queue depth of {fleet}: {e}");
+                continue;
+            }
+        };
+        let missing = queued.saturating_sub(depth);
+        if missing == 0 {
+            continue;
+        }
+        for d in s
+            .store
+            .stale_queued(now - s.lease_ms / 2, &fleet, missing)
+            .await?
+        {
+            if let Err(e) = s.queue.push(&d.fleet, &d.msg).await {
+                tracing::warn!("re-send failed: {e}");
+            }
+        }
+    }
+    Ok(())
+}

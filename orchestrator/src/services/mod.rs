@@ -1,0 +1,91 @@
+//! The use cases: what conveyor does, whoever asks — the JSON API, the dashboard, a forge's
+//! webhook, a command or the background loop. Each takes the [`Services`] context and
+//! answers in domain types or a [`ServiceError`]; none knows HTTP (the `http` layer maps
+//! errors to status codes). Reads with no rule of their own go straight to
+//! `Services::store`.
+
+pub mod builds;
+mod effects;
+pub mod maintenance;
+pub mod products;
+pub mod runs;
+pub mod webhooks;
+
+use std::sync::Arc;
+
+use conveyor_runner::queue::Queue;
+use tokio::sync::broadcast;
+
+pub use effects::Event;
+
+use crate::forges::StatusQueue;
+use crate::git::Repos;
+use crate::metrics::Metrics;
+use crate::store::{Store, StoreError};
+
+/// What the use cases run with: one per orchestrator node.
+pub struct Services {
+    pub store: Arc<dyn Store>,
+    pub queue: Arc<dyn Queue>,
+    /// How long a claim or heartbeat holds a job run.
+    pub lease_ms: i64,
+    /// How often a job run may lose its runner before it fails.
+    pub max_lost: u32,
+    pub events: broadcast::Sender<Event>,
+    pub metrics: Metrics,
+    /// Mirrors of product repositories.
+    pub repos: Repos,
+    /// Commit statuses to forges, when a forge has a token.
+    pub statuses: Option<StatusQueue>,
+}
+
+impl Services {
+    /// Over `store` and `queue`, with 30 s leases, three lost runners allowed per job run,
+    /// mirrors in a fresh temporary directory and no commit statuses.
+    pub fn new(store: Arc<dyn Store>, queue: Arc<dyn Queue>) -> Self {
+        Services {
+            store,
+            queue,
+            lease_ms: 30_000,
+            max_lost: 3,
+            events: broadcast::channel(4096).0,
+            metrics: Metrics::default(),
+            repos: Repos::new(std::env::temp_dir().join(format!(
+                "conveyor-mirrors-{}",
+                uuid::Uuid::now_v7().simple()
+            ))),
+            statuses: None,
+        }
+    }
+}
+
+/// Why a use case did not happen. The messages are for the person who asked (except
+/// `Store` and `Internal`, which are for the log).
+#[derive(Debug, thiserror::Error)]
+pub enum ServiceError {
+    /// The request cannot be carried out as sent; the message says what to change.
+    #[error("{0}")]
+    Invalid(String),
+    #[error("{0}")]
+    NotFound(String),
+    /// The caller is known, but may not do this.
+    #[error("{0}")]
+    Forbidden(String),
+    /// The request does not fit the current state (a job run not waiting for approval, a
+    /// runner whose lease is gone).
+    #[error("{0}")]
+    Conflict(String),
+    /// A config that does not compile: every located message.
+    #[error("the config has errors")]
+    InvalidConfig(Vec<String>),
+    /// A webhook delivery that carries the signature of no product of its repository.
+    #[error("the signature is missing or wrong for every product of this repository")]
+    BadSignature,
+    #[error(transparent)]
+    Store(#[from] StoreError),
+    /// What should not happen (a build vanished, a task panicked).
+    #[error("{0}")]
+    Internal(String),
+}
+
+pub type Result<T> = std::result::Result<T, ServiceError>;

@@ -1,0 +1,170 @@
+//! Registering products: a config is compiled and checked against the products already
+//! registered; a bad config is refused with every located error and nothing is stored. A
+//! product registered from its repository takes `.conveyor.yml` at its branch's head.
+
+use conveyor_core::check::{self, Source};
+use conveyor_core::compile;
+use conveyor_core::model::Product;
+
+use super::{Result, ServiceError, Services};
+use crate::clock::now_ms;
+use crate::git::Repos;
+use crate::store::{ProductRecord, Store};
+
+/// Where a product's config comes from.
+pub enum Config {
+    /// The text of a `.conveyor.yml`.
+    Yaml(String),
+    /// A repository's `.conveyor.yml`, at the head of `branch` (its default branch when
+    /// `None`); the product follows that branch and trusts webhooks signed with the secret.
+    Repo {
+        url: String,
+        branch: Option<String>,
+        webhook_secret: Option<String>,
+    },
+}
+
+/// A product just registered.
+pub struct Registered {
+    pub record: ProductRecord,
+    /// Warnings about the config, located.
+    pub warnings: Vec<String>,
+    /// The commit the config was read at, for a product from a repository.
+    pub sha: Option<String>,
+}
+
+/// Registers (or replaces) a product.
+pub async fn register(s: &Services, config: Config) -> Result<Registered> {
+    let registered = match config {
+        Config::Yaml(yaml) => {
+            let (record, warnings) =
+                compile_for_registration(s.store.as_ref(), "request", &yaml).await?;
+            Registered {
+                record,
+                warnings,
+                sha: None,
+            }
+        }
+        Config::Repo {
+            url,
+            branch,
+            webhook_secret,
+        } => {
+            let at = read_from_repo(&s.repos, &url, branch).await?;
+            let (mut r, warnings) =
+                compile_for_registration(s.store.as_ref(), ".conveyor.yml", &at.yaml).await?;
+            (r.repo, r.branch, r.webhook_secret, r.head_sha) = (
+                Some(url),
+                Some(at.branch),
+                webhook_secret,
+                Some(at.sha.clone()),
+            );
+            Registered {
+                record: r,
+                warnings,
+                sha: Some(at.sha),
+            }
+        }
+    };
+    s.store.put_product(&registered.record, now_ms()).await?;
+    Ok(registered)
+}
+
+/// Registers a product compiled from a local file (`conveyor up`, `conveyor run`, the
+/// benchmarks), already checked beside the files given with it; `source` is the local
+/// directory its jobs check out, if any.
+pub async fn register_local(
+    s: &Services,
+    model: Product,
+    yaml: String,
+    source: Option<String>,
+) -> Result<()> {
+    let record = ProductRecord {
+        name: model.name.clone(),
+        yaml,
+        repo: model.repo.clone(),
+        model,
+        branch: None,
+        webhook_secret: None,
+        source_path: source,
+        head_sha: None,
+    };
+    s.store.put_product(&record, now_ms()).await?;
+    Ok(())
+}
+
+/// Compiles `yaml` into a record ready to store, with the warnings to show.
+pub async fn compile_for_registration(
+    store: &dyn Store,
+    file: &str,
+    yaml: &str,
+) -> Result<(ProductRecord, Vec<String>)> {
+    let compiled = compile::compile(file, yaml);
+    let Some(model) = compiled.product else {
+        return Err(ServiceError::InvalidConfig(
+            compiled
+                .diagnostics
+                .iter()
+                .map(ToString::to_string)
+                .collect(),
+        ));
+    };
+    let registered: Vec<_> = store
+        .products()
+        .await?
+        .into_iter()
+        .map(|p| p.model)
+        .collect();
+    let others: Vec<_> = registered.iter().filter(|p| p.name != model.name).collect();
+    let across = check::check(
+        &[Source {
+            file,
+            product: &model,
+        }],
+        &others,
+    );
+    let mut messages: Vec<_> = compiled.diagnostics.into_iter().chain(across).collect();
+    conveyor_core::diag::sort(&mut messages);
+    if messages.iter().any(|d| d.is_error()) {
+        return Err(ServiceError::InvalidConfig(
+            messages.iter().map(ToString::to_string).collect(),
+        ));
+    }
+    let record = ProductRecord {
+        name: model.name.clone(),
+        yaml: yaml.to_string(),
+        repo: model.repo.clone(),
+        model,
+        branch: None,
+        webhook_secret: None,
+        source_path: None,
+        head_sha: None,
+    };
+    Ok((record, messages.iter().map(ToString::to_string).collect()))
+}
+
+/// `.conveyor.yml` at the head of a repository's branch.
+struct AtBranch {
+    yaml: String,
+    branch: String,
+    sha: String,
+}
+
+async fn read_from_repo(repos: &Repos, url: &str, branch: Option<String>) -> Result<AtBranch> {
+    let (repos, url) = (repos.clone(), url.to_string());
+    tokio::task::spawn_blocking(move || {
+        let mirror = repos.sync(&url)?;
+        let branch = match branch {
+            Some(b) => b,
+            None => repos.default_branch(&mirror)?,
+        };
+        let sha = repos
+            .commit(&mirror, &format!("refs/heads/{branch}"))
+            .map_err(|_| format!("{url} has no branch `{branch}`"))?;
+        let yaml = repos.config_at(&mirror, &sha)?;
+        Ok::<_, String>(AtBranch { yaml, branch, sha })
+    })
+    .await
+    .map_err(|e| ServiceError::Internal(e.to_string()))?
+    .map_err(ServiceError::Invalid)
+}

@@ -1,0 +1,148 @@
+//! Job runs as runners see them — claim, heartbeat, logs, complete, release (the protocol of
+//! `conveyor_core::protocol`) — and runners themselves: registering one, and noting that a
+//! runner's token was seen. Each call comes from one runner (its [`Owner`], named by its own
+//! token); a call whose lease is gone, or is another runner's, is fenced out with a conflict.
+
+use conveyor_core::protocol::{ClaimRequest, Completion, JobSpec, Lease, LogBatch};
+
+use super::{Event, Result, ServiceError, Services};
+use crate::clock::now_ms;
+use crate::secrets::token_hash;
+use crate::store::Owner;
+
+fn fenced() -> ServiceError {
+    ServiceError::Conflict("this job run is not yours: it was taken, or your lease is gone".into())
+}
+
+/// Takes a queued job run of one of the runner's fleets; the job to run.
+pub async fn claim(s: &Services, req: &ClaimRequest, owner: &Owner) -> Result<JobSpec> {
+    let claim = s
+        .store
+        .claim(req, owner, s.lease_ms, now_ms())
+        .await?
+        .ok_or_else(fenced)?;
+    s.metrics.dispatch.observe_ms(claim.waited_ms);
+    Ok(claim.spec)
+}
+
+/// Extends a lease; whether the runner should cancel the job.
+pub async fn heartbeat(s: &Services, lease: &Lease, owner: &Owner) -> Result<bool> {
+    s.store
+        .heartbeat(lease, &owner.name, s.lease_ms, now_ms())
+        .await?
+        .ok_or_else(fenced)
+}
+
+/// Stores a batch of log lines and tells live views.
+pub async fn append_logs(s: &Services, batch: LogBatch, owner: &Owner) -> Result<()> {
+    if !s.store.append_logs(&batch, &owner.name, now_ms()).await? {
+        return Err(fenced());
+    }
+    let _ = s.events.send(Event::Logs {
+        job_run_id: batch.lease.job_run_id,
+        lines: batch.lines,
+    });
+    Ok(())
+}
+
+/// Records how a job run ended, and what that sets moving.
+pub async fn complete(s: &Services, c: &Completion, owner: &Owner) -> Result<()> {
+    let effects = s
+        .store
+        .complete(c, &owner.name, now_ms())
+        .await?
+        .ok_or_else(fenced)?;
+    s.apply(effects).await;
+    Ok(())
+}
+
+/// A runner shutting down hands back a job run it stopped: re-queued at once, as a lost
+/// attempt.
+pub async fn release(s: &Services, lease: &Lease, owner: &Owner) -> Result<()> {
+    let effects = s
+        .store
+        .release(lease, &owner.name, s.max_lost, now_ms())
+        .await?
+        .ok_or_else(fenced)?;
+    tracing::info!(job_run = %lease.job_run_id, runner = %owner.name, "handed back; queued again");
+    s.apply(effects).await;
+    Ok(())
+}
+
+/// A registered runner and the token it authenticates with from now on.
+pub struct Registered {
+    pub id: String,
+    pub token: String,
+}
+
+/// Registers a runner serving `fleets`, with a token of its own (stored as its hash).
+/// `scope` is what the registration token allows: any fleet (`None`), or only these.
+pub async fn register_runner(
+    s: &Services,
+    name: &str,
+    fleets: &[String],
+    scope: Option<&[String]>,
+) -> Result<Registered> {
+    if name.trim().is_empty() || name.len() > 100 || name.chars().any(char::is_control) {
+        return Err(ServiceError::Invalid(
+            "a runner needs a `name` of 1 to 100 printable characters".into(),
+        ));
+    }
+    if fleets.is_empty() {
+        return Err(ServiceError::Invalid(
+            "a runner needs at least one fleet in `fleets`".into(),
+        ));
+    }
+    if let Some(bad) = fleets
+        .iter()
+        .find(|f| !conveyor_core::names::is_fleet_name(f))
+    {
+        return Err(ServiceError::Invalid(format!(
+            "invalid fleet name `{bad}`: use lowercase letters, digits, `_` and `-`, starting with a letter or digit"
+        )));
+    }
+    if let Some(allowed) = scope {
+        within_scope(s, name, fleets, allowed).await?;
+    }
+    let token = crate::store::token();
+    let id = s
+        .store
+        .register_runner(name, fleets, &token_hash(&token), now_ms())
+        .await?;
+    Ok(Registered { id, token })
+}
+
+/// A fleet token registers runners of its fleets only, and cannot take over the name of a
+/// runner registered for other fleets.
+async fn within_scope(
+    s: &Services,
+    name: &str,
+    fleets: &[String],
+    allowed: &[String],
+) -> Result<()> {
+    let outside = |fleets: &[String]| fleets.iter().find(|f| !allowed.contains(f)).cloned();
+    if let Some(f) = outside(fleets) {
+        return Err(ServiceError::Forbidden(format!(
+            "this registration token is for fleets {}; it cannot register a runner for fleet `{f}`",
+            allowed.join(", ")
+        )));
+    }
+    let existing = s.store.runners().await?;
+    if let Some(taken) = existing.iter().find(|e| e.name == name)
+        && outside(&taken.fleets).is_some()
+    {
+        return Err(ServiceError::Forbidden(format!(
+            "runner `{name}` is registered for fleets this token does not cover; choose another name"
+        )));
+    }
+    Ok(())
+}
+
+/// The registered runner whose token hashes to `hash`, noting that it was seen at `now`.
+pub async fn seen(s: &Services, hash: &str, now: i64) -> Result<Option<Owner>> {
+    let runner = s.store.runner_seen(hash, now).await?;
+    Ok(runner.map(|r| Owner {
+        name: r.name,
+        fleets: r.fleets,
+    }))
+}

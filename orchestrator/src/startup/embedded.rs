@@ -1,0 +1,153 @@
+//! An orchestrator and its runners in one process: SQLite, the in-process queue, local
+//! runners speaking the real protocol over HTTP. `conveyor up`, `conveyor run`, the
+//! benchmarks and the tests use it.
+
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::sync::Arc;
+use std::time::Duration;
+
+use conveyor_runner::client::Client;
+use conveyor_runner::executor::ExecConfig;
+use conveyor_runner::queue::{LocalQueue, Queue};
+use conveyor_runner::worker::{HAND_BACK_BOUND, Stop, Worker};
+use tokio::sync::watch;
+use tokio::task::JoinHandle;
+
+use super::{StartupError, bind, spawn_maintenance};
+use crate::forges::StatusConfig;
+use crate::git::Repos;
+use crate::http::AppState;
+use crate::services::{Services, runs};
+use crate::store::{self, Store};
+
+pub struct Options {
+    pub data_dir: PathBuf,
+    pub listen: SocketAddr,
+    pub runners: usize,
+    /// The fleets the local runners serve.
+    pub fleets: Vec<String>,
+    pub admin_token: String,
+    /// Commit statuses to forges (none by default).
+    pub statuses: StatusConfig,
+}
+
+pub struct Embedded {
+    pub url: String,
+    pub services: Arc<Services>,
+    stop: watch::Sender<Option<Stop>>,
+    worker: JoinHandle<()>,
+    tasks: Vec<JoinHandle<()>>,
+}
+
+impl Embedded {
+    /// SQLite in `data_dir` and the in-process queue.
+    pub async fn start(opts: Options) -> Result<Embedded, StartupError> {
+        std::fs::create_dir_all(&opts.data_dir).map_err(|e| StartupError::DataDir {
+            path: opts.data_dir.display().to_string(),
+            reason: e.to_string(),
+        })?;
+        let url = format!("sqlite://{}", opts.data_dir.join("conveyor.db").display());
+        let store = store::open(&url)
+            .await
+            .map_err(|source| StartupError::Database { url, source })?;
+        Self::start_with(store, Arc::new(LocalQueue::new()), opts).await
+    }
+
+    /// Any store and queue, with the server, the maintenance loop and local runners in this
+    /// process.
+    pub async fn start_with(
+        store: Arc<dyn Store>,
+        queue: Arc<dyn Queue>,
+        opts: Options,
+    ) -> Result<Embedded, StartupError> {
+        let statuses = crate::forges::start(store.clone(), opts.statuses.clone())
+            .await
+            .map_err(StartupError::Statuses)?;
+        let mut services = Services::new(store, queue.clone());
+        services.repos = Repos::new(opts.data_dir.join("mirrors"));
+        services.statuses = statuses;
+        let services = Arc::new(services);
+        let state =
+            AppState::with_services(services.clone(), opts.admin_token.clone(), store::token());
+        let listener = bind(opts.listen).await?;
+        let addr = listener.local_addr().map_err(|source| StartupError::Bind {
+            addr: opts.listen,
+            source,
+        })?;
+        let url = format!("http://{addr}");
+        let app = crate::http::app(Arc::new(state));
+        let mut tasks = vec![tokio::spawn(async move {
+            if let Err(e) = axum::serve(listener, app).await {
+                tracing::error!("server stopped: {e}");
+            }
+        })];
+        tasks.push(spawn_maintenance(services.clone(), Duration::from_secs(1)));
+        let (stop, stop_rx) = watch::channel(None);
+        let (beat, worker) = local_runners(&services, &url, queue, &opts, stop_rx).await?;
+        tasks.push(beat);
+        Ok(Embedded {
+            url,
+            services,
+            stop,
+            worker,
+            tasks,
+        })
+    }
+
+    /// Stops taking new jobs, kills the running ones and hands them back (to this server,
+    /// so it waits for that, boundedly), and stops the server.
+    pub async fn shutdown(self) {
+        let _ = self.stop.send(Some(Stop::HandBack));
+        let bound = HAND_BACK_BOUND + Duration::from_secs(1);
+        if tokio::time::timeout(bound, self.worker).await.is_err() {
+            tracing::warn!("the local runners did not stop in time");
+        }
+        for t in self.tasks.into_iter().rev() {
+            t.abort();
+        }
+    }
+}
+
+/// The local runners: registered like any other (so the fleets page lists them), beating,
+/// and taking jobs from `queue` until `stop`: their beat and their worker.
+async fn local_runners(
+    services: &Services,
+    url: &str,
+    queue: Arc<dyn Queue>,
+    opts: &Options,
+    stop: watch::Receiver<Option<Stop>>,
+) -> Result<(JoinHandle<()>, JoinHandle<()>), StartupError> {
+    let name = format!("local-{}", std::process::id());
+    let runs::Registered { token, .. } = runs::register_runner(services, &name, &opts.fleets, None)
+        .await
+        .map_err(StartupError::Runners)?;
+    let client = Arc::new(Client::new(vec![url.to_string()], token));
+    let beat = tokio::spawn(conveyor_runner::client::beat(client.clone()));
+    let worker = Arc::new(Worker {
+        name,
+        fleets: opts.fleets.clone(),
+        concurrency: opts.runners.max(1),
+        client,
+        queue,
+        exec: ExecConfig::new(opts.data_dir.join("work")),
+    });
+    Ok((beat, tokio::spawn(worker.run(stop))))
+}
+
+/// Every fleet the products' jobs name, and `default`.
+pub fn fleets_of<'a>(
+    products: impl IntoIterator<Item = &'a conveyor_core::model::Product>,
+) -> Vec<String> {
+    let mut fleets = vec![conveyor_core::compile::DEFAULT_FLEET.to_string()];
+    for job in products
+        .into_iter()
+        .flat_map(|p| &p.belts)
+        .flat_map(|b| &b.jobs)
+    {
+        if !fleets.contains(&job.fleet) {
+            fleets.push(job.fleet.clone());
+        }
+    }
+    fleets
+}

@@ -1,0 +1,60 @@
+//! Building a node: the services over a store and a queue, the HTTP server on its address,
+//! and the maintenance loop beside it — for `conveyor serve` (`serve`: Postgres or SQLite and
+//! Redis) and for `conveyor up`, `conveyor run` and the benchmarks (`embedded`: SQLite, the
+//! in-process queue and local runners). What can go wrong on the way is a [`StartupError`].
+
+pub mod embedded;
+pub mod serve;
+
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::time::Duration;
+
+pub use embedded::{Embedded, Options, fleets_of};
+
+use crate::services::{ServiceError, Services, maintenance};
+use crate::store::StoreError;
+
+/// Why a node did not start (or stopped serving).
+#[derive(Debug, thiserror::Error)]
+pub enum StartupError {
+    #[error("cannot create {path}: {reason}")]
+    DataDir { path: String, reason: String },
+    /// `url` has its password hidden.
+    #[error("cannot open the database {url}: {source}")]
+    Database { url: String, source: StoreError },
+    #[error("cannot reach Redis at {url}: {reason}")]
+    Queue { url: String, reason: String },
+    #[error("cannot start the commit-status tasks: {0}")]
+    Statuses(String),
+    #[error("cannot listen on {addr}: {source}")]
+    Bind {
+        addr: SocketAddr,
+        source: std::io::Error,
+    },
+    #[error("cannot register the local runners: {0}")]
+    Runners(ServiceError),
+    #[error("server failed: {0}")]
+    Serve(std::io::Error),
+}
+
+/// A listener on `addr`.
+pub async fn bind(addr: SocketAddr) -> Result<tokio::net::TcpListener, StartupError> {
+    tokio::net::TcpListener::bind(addr)
+        .await
+        .map_err(|source| StartupError::Bind { addr, source })
+}
+
+/// Runs the maintenance tick (reaper and re-sender) every `every` until the process ends.
+pub fn spawn_maintenance(services: Arc<Services>, every: Duration) -> tokio::task::JoinHandle<()> {
+    tokio::spawn(async move {
+        let mut interval = tokio::time::interval(every);
+        interval.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+        loop {
+            interval.tick().await;
+            if let Err(e) = maintenance::tick(&services).await {
+                tracing::warn!("scheduler tick failed: {e}");
+            }
+        }
+    })
+}

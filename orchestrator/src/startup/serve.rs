@@ -1,0 +1,81 @@
+//! One orchestrator node against a shared database and Redis (`conveyor serve`). Several
+//! nodes may run at once; each runs the maintenance loop, which is safe to run everywhere.
+
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::time::Duration;
+
+use conveyor_runner::queue::RedisQueue;
+
+use super::{StartupError, bind, spawn_maintenance};
+use crate::forges::StatusConfig;
+use crate::git::Repos;
+use crate::http::{AppState, FleetToken};
+use crate::services::Services;
+
+/// What a node needs to know.
+pub struct ServeConfig {
+    pub listen: SocketAddr,
+    pub database_url: String,
+    pub redis_url: String,
+    pub admin_token: String,
+    pub runner_token: String,
+    pub fleet_tokens: Vec<FleetToken>,
+    pub queue_prefix: String,
+    pub lease_secs: u64,
+    pub data_dir: std::path::PathBuf,
+    pub statuses: StatusConfig,
+    /// Whether the dashboard's read-only pages need no sign-in.
+    pub public_ui: bool,
+}
+
+/// Serves until Ctrl-C.
+pub async fn run(c: ServeConfig) -> Result<(), StartupError> {
+    let store = crate::store::open(&c.database_url)
+        .await
+        .map_err(|source| StartupError::Database {
+            url: redact(&c.database_url),
+            source,
+        })?;
+    let queue = RedisQueue::connect(&c.redis_url, &c.queue_prefix)
+        .await
+        .map_err(|e| StartupError::Queue {
+            url: redact(&c.redis_url),
+            reason: e.to_string(),
+        })?;
+    let statuses = crate::forges::start(store.clone(), c.statuses)
+        .await
+        .map_err(StartupError::Statuses)?;
+    let mut services = Services::new(store, Arc::new(queue));
+    services.statuses = statuses;
+    services.repos = Repos::new(c.data_dir.join("mirrors"));
+    services.lease_ms = i64::try_from(c.lease_secs.max(1)).unwrap_or(30) * 1000;
+    let services = Arc::new(services);
+    let mut state = AppState::with_services(services.clone(), c.admin_token, c.runner_token);
+    state.public_ui = c.public_ui;
+    state.fleet_tokens = c.fleet_tokens;
+    let listener = bind(c.listen).await?;
+    spawn_maintenance(services, Duration::from_secs(1));
+    tracing::info!("conveyor serving on http://{}", c.listen);
+    let shutdown = async {
+        let _ = tokio::signal::ctrl_c().await;
+    };
+    axum::serve(listener, crate::http::app(Arc::new(state)))
+        .with_graceful_shutdown(shutdown)
+        .await
+        .map_err(StartupError::Serve)
+}
+
+/// A URL with its password hidden, for messages.
+fn redact(url: &str) -> String {
+    match (url.find("://"), url.rfind('@')) {
+        (Some(s), Some(at)) if at > s => {
+            let creds = &url[s + 3..at];
+            match creds.split_once(':') {
+                Some((user, _)) => format!("{}{user}:***{}", &url[..s + 3], &url[at..]),
+                None => url.to_string(),
+            }
+        }
+        _ => url.to_string(),
+    }
+}

@@ -1,0 +1,118 @@
+//! Conveyor CI's log API: a client streams a driver's lines as they are written, and reads
+//! a run's stored lines filtered by driver and pipeline.
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
+use conveyor::startup::{Embedded, Options};
+use serde_json::{Value, json};
+
+use crate::common;
+
+const PRODUCT: &str = "product: talk
+belts:
+  - name: b
+    jobs:
+      - name: slow
+        commands: |
+          for i in 1 2 3 4; do echo \"line $i\"; sleep 0.3; done
+      - name: quick
+        commands: echo hi
+";
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_driver_streams_its_lines_as_they_come_and_a_run_lists_them_after() {
+    let dir = common::temp_dir("compat");
+    let engine = Embedded::start(Options {
+        data_dir: dir.join("data"),
+        listen: "127.0.0.1:0".parse().unwrap(),
+        runners: 2,
+        fleets: vec!["default".into()],
+        admin_token: "admin".into(),
+        statuses: Default::default(),
+    })
+    .await
+    .unwrap();
+    let http = reqwest::Client::new();
+    let r = http
+        .post(format!("{}/api/v1/products", engine.url))
+        .bearer_auth("admin")
+        .json(&json!({ "yaml": PRODUCT }))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 201);
+    let build: Value = http
+        .post(format!(
+            "{}/api/v1/products/talk/belts/b/builds",
+            engine.url
+        ))
+        .bearer_auth("admin")
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    let runid = build["id"].as_str().unwrap();
+
+    // The stream opens while the job runs and ends after its last line.
+    let mut resp = http
+        .get(format!("{}/logs/streams/slow/{runid}", engine.url))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(resp.headers()["content-type"], "text/event-stream");
+    let mut text = String::new();
+    let mut chunks = 0;
+    while let Some(chunk) = tokio::time::timeout(std::time::Duration::from_secs(30), resp.chunk())
+        .await
+        .expect("the stream goes quiet")
+        .unwrap()
+    {
+        chunks += 1;
+        text.push_str(&String::from_utf8_lossy(&chunk));
+        if text.contains("event: end") {
+            break;
+        }
+    }
+    let lines: Vec<&str> = text
+        .lines()
+        .filter_map(|l| l.strip_prefix("data: "))
+        .filter(|l| l.starts_with("line"))
+        .collect();
+    assert_eq!(lines, ["line 1", "line 2", "line 3", "line 4"], "{text}");
+    assert!(
+        chunks > 1,
+        "the lines arrived over time, not in one piece: {text}"
+    );
+
+    let logs = |query: String| {
+        let http = http.clone();
+        let url = format!("{}/logs?runid={runid}{query}", engine.url);
+        async move {
+            http.get(url)
+                .send()
+                .await
+                .unwrap()
+                .json::<Value>()
+                .await
+                .unwrap()
+        }
+    };
+    let slow = logs("&driver=slow&pipeline=b".into()).await;
+    let messages: Vec<&str> = slow["logs"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|l| l["message"].as_str().unwrap())
+        .collect();
+    assert_eq!(messages, ["line 1", "line 2", "line 3", "line 4"]);
+    assert_eq!(slow["logs"][0]["driver"], "slow");
+    assert_eq!(logs("&pipeline=other".into()).await["logs"], json!([]));
+    let r = http
+        .get(format!("{}/logs/streams/nope/{runid}", engine.url))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 404);
+    engine.shutdown().await;
+}

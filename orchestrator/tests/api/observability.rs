@@ -1,0 +1,85 @@
+//! `/health` and `/metrics` as an operator and Prometheus see them.
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
+use std::sync::Arc;
+
+use conveyor_runner::queue::{Queue, RedisQueue};
+use serde_json::{Value, json};
+
+use crate::common;
+
+/// Serves the router over a fresh SQLite store and the given queue.
+async fn serve(queue: Arc<dyn Queue>) -> String {
+    common::serve_router(queue, "admin", "runner").await
+}
+
+#[tokio::test]
+async fn health_reports_the_database_and_redis_and_fails_when_redis_is_gone() {
+    let port = common::free_port();
+    let mut redis = common::start_redis(port);
+    let url = format!("redis://127.0.0.1:{port}");
+    let mut queue = None;
+    for _ in 0..100 {
+        if let Ok(q) = RedisQueue::connect(&url, "health-test").await {
+            queue = Some(q);
+            break;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+    }
+    let base = serve(Arc::new(queue.expect("redis came up"))).await;
+    let res = reqwest::get(format!("{base}/health")).await.unwrap();
+    assert_eq!(res.status(), 200);
+    assert_eq!(
+        res.json::<Value>().await.unwrap(),
+        json!({"status": "ok", "database": "ok", "queue": "ok"})
+    );
+    redis.kill().unwrap();
+    redis.wait().unwrap();
+    let res = reqwest::get(format!("{base}/health")).await.unwrap();
+    assert_eq!(res.status(), 503);
+    assert_eq!(
+        res.json::<Value>().await.unwrap(),
+        json!({"status": "degraded", "database": "ok", "queue": "unreachable"})
+    );
+}
+
+#[tokio::test]
+async fn metrics_count_job_runs_by_state_and_fleet_and_show_queue_depth() {
+    let queue = Arc::new(conveyor_runner::queue::LocalQueue::new());
+    let base = serve(queue.clone()).await;
+    let http = reqwest::Client::new();
+    let yaml = "product: m\nbelts:\n  - name: b\n    jobs:\n      - name: a\n        commands: 'true'\n      - name: g\n        fleet: gpu\n        needs: [a]\n        commands: 'true'\n";
+    let r = http
+        .post(format!("{base}/api/v1/products"))
+        .bearer_auth("admin")
+        .json(&json!({"yaml": yaml}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 201);
+    let r = http
+        .post(format!("{base}/api/v1/products/m/belts/b/builds"))
+        .bearer_auth("admin")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 201);
+    let res = http.get(format!("{base}/metrics")).send().await.unwrap();
+    assert_eq!(res.status(), 200);
+    assert_eq!(res.headers()["content-type"], "text/plain; version=0.0.4");
+    let text = res.text().await.unwrap();
+    for line in [
+        "conveyor_job_runs{state=\"queued\",fleet=\"default\"} 1",
+        "conveyor_job_runs{state=\"pending\",fleet=\"gpu\"} 1",
+        "conveyor_queue_depth{fleet=\"default\"} 1",
+        "conveyor_queue_depth{fleet=\"gpu\"} 0",
+        "conveyor_runners_busy 0",
+        "conveyor_dispatch_latency_seconds_count 0",
+        "conveyor_job_duration_seconds_bucket{le=\"+Inf\"} 0",
+    ] {
+        assert!(
+            text.lines().any(|l| l == line),
+            "missing `{line}` in:\n{text}"
+        );
+    }
+}

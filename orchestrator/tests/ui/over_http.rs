@@ -1,0 +1,289 @@
+//! The dashboard over plain HTTP: what a browser test cannot see well — sessions, CSRF
+//! tokens, private pages, log paging and the downloaded log.
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
+use crate::ui_support::{ADMIN, QUICK, SHIP, conveyor};
+
+/// A form post with an optional session cookie; the status and the `Location`.
+async fn post_form(url: &str, cookie: Option<&str>, form: &[(&str, &str)]) -> (u16, String) {
+    let http = reqwest::Client::builder()
+        .redirect(reqwest::redirect::Policy::none())
+        .build()
+        .unwrap();
+    let body: String = form
+        .iter()
+        .map(|(k, v)| format!("{k}={v}"))
+        .collect::<Vec<_>>()
+        .join("&");
+    let mut req = http
+        .post(url)
+        .header("content-type", "application/x-www-form-urlencoded")
+        .body(body);
+    if let Some(c) = cookie {
+        req = req.header("cookie", c);
+    }
+    let res = req.send().await.unwrap();
+    let location = res
+        .headers()
+        .get("location")
+        .map(|l| l.to_str().unwrap().to_string())
+        .unwrap_or_default();
+    (res.status().as_u16(), location)
+}
+
+#[tokio::test]
+async fn actions_need_a_session_and_its_csrf_token() {
+    let c = conveyor(&[QUICK, SHIP]).await;
+    let build = c.build("quick", "ci").await;
+    let rerun = format!("{}/builds/{build}/rerun", c.url);
+    assert_eq!(
+        post_form(&rerun, None, &[("csrf", "x")]).await.0,
+        403,
+        "no session"
+    );
+
+    assert_eq!(
+        post_form(&format!("{}/sign-in", c.url), None, &[("token", "wrong")])
+            .await
+            .0,
+        401
+    );
+    let http = reqwest::Client::builder()
+        .redirect(reqwest::redirect::Policy::none())
+        .build()
+        .unwrap();
+    let res = http
+        .post(format!("{}/sign-in", c.url))
+        .header("content-type", "application/x-www-form-urlencoded")
+        .body(format!("token={ADMIN}&next=/builds/{build}"))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(res.status().as_u16(), 303);
+    assert_eq!(
+        res.headers()["location"],
+        format!("/builds/{build}").as_str()
+    );
+    let set = res.headers()["set-cookie"].to_str().unwrap().to_string();
+    for attr in ["HttpOnly", "SameSite=Strict", "Path=/"] {
+        assert!(set.contains(attr), "{set}");
+    }
+    let cookie = set.split(';').next().unwrap().to_string();
+
+    assert_eq!(
+        post_form(&rerun, Some(&cookie), &[]).await.0,
+        403,
+        "no CSRF token"
+    );
+    assert_eq!(
+        post_form(&rerun, Some(&cookie), &[("csrf", "forged")])
+            .await
+            .0,
+        403,
+        "a wrong CSRF token"
+    );
+    let page = http
+        .get(format!("{}/builds/{build}", c.url))
+        .header("cookie", &cookie)
+        .send()
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    let csrf = page
+        .split("name=\"csrf\" value=\"")
+        .nth(1)
+        .unwrap()
+        .split('"')
+        .next()
+        .unwrap()
+        .to_string();
+    let (status, location) = post_form(&rerun, Some(&cookie), &[("csrf", &csrf)]).await;
+    assert_eq!(status, 303);
+    assert!(
+        location.starts_with("/builds/") && !location.ends_with(&build),
+        "{location}"
+    );
+    // A forged cookie is no session.
+    let forged = format!("conveyor_session=9999999999.{}", "0".repeat(64));
+    assert_eq!(
+        post_form(&rerun, Some(&forged), &[("csrf", &csrf)]).await.0,
+        403
+    );
+}
+
+#[tokio::test]
+async fn private_pages_send_strangers_to_sign_in_and_long_logs_are_paged_and_downloaded_whole() {
+    const LONG: &str = "product: long
+belts:
+  - name: ci
+    jobs:
+      - name: talk
+        commands: seq 1 1200
+";
+    let c = conveyor(&[LONG]).await;
+    let build = c.build("long", "ci").await;
+    assert_eq!(c.until_finished(&build).await, "succeeded");
+    let talk = c.job(&build, "talk").await;
+    let http = reqwest::Client::builder()
+        .redirect(reqwest::redirect::Policy::none())
+        .build()
+        .unwrap();
+
+    let page = http
+        .get(format!("{}/jobs/{talk}", c.url))
+        .send()
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    assert_eq!(
+        page.matches("class=\"line\"").count(),
+        500,
+        "one page of lines"
+    );
+    assert!(page.contains(">1200</span>") && !page.contains(">700</span>"));
+    let older = page
+        .split("id=\"older\"")
+        .next()
+        .unwrap()
+        .rsplit("href=\"")
+        .next()
+        .unwrap()
+        .split('"')
+        .next()
+        .unwrap()
+        .to_string();
+    let older = older.replace("&amp;", "&");
+    let before = http
+        .get(format!("{}{older}", c.url))
+        .send()
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    assert!(
+        before.contains(">700</span>")
+            && before.contains(">201</span>")
+            && !before.contains(">200</span>"),
+        "{older}"
+    );
+    assert!(before.contains("id=\"newer\""));
+
+    let res = http
+        .get(format!("{}/jobs/{talk}/log.txt", c.url))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(res.headers()["content-type"], "text/plain; charset=utf-8");
+    assert!(
+        res.headers()["content-disposition"]
+            .to_str()
+            .unwrap()
+            .starts_with("attachment")
+    );
+    let text = res.text().await.unwrap();
+    let want: String = (1..=1200).map(|n| format!("{n}\n")).collect();
+    assert_eq!(text, want);
+
+    // With read-only pages private (`serve` without --public-ui), a stranger is sent to
+    // sign in, and comes back after.
+    let mut private = conveyor::http::AppState::new(
+        c.state.store.clone(),
+        c.state.queue.clone(),
+        ADMIN.into(),
+        "runner".into(),
+    );
+    private.public_ui = false;
+    let app = conveyor::http::app(std::sync::Arc::new(private));
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let url = format!("http://{}", listener.local_addr().unwrap());
+    tokio::spawn(async move { axum::serve(listener, app).await.unwrap() });
+    let get = |path: String| http.get(format!("{url}{path}")).send();
+    let res = get(format!("/builds/{build}")).await.unwrap();
+    assert_eq!(res.status().as_u16(), 303);
+    assert_eq!(
+        res.headers()["location"],
+        format!("/sign-in?next=/builds/{build}").as_str()
+    );
+    for (path, status) in [
+        ("/sign-in".to_string(), 200),
+        ("/assets/app.css".into(), 200),
+        (format!("/jobs/{talk}/log.txt"), 303),
+        (format!("/jobs/{talk}/events"), 303),
+        ("/".into(), 303),
+    ] {
+        assert_eq!(
+            get(path.clone()).await.unwrap().status().as_u16(),
+            status,
+            "{path}"
+        );
+    }
+    // The API's reads are private too: the admin token reads them, nobody else; health
+    // and metrics stay open for probes and scrapers.
+    for path in [
+        format!("/api/v1/builds/{build}"),
+        "/api/v1/builds".to_string(),
+        "/api/v1/products".into(),
+        "/api/v1/runners".into(),
+        format!("/api/v1/job-runs/{talk}/logs"),
+        format!("/logs?runid={build}"),
+    ] {
+        let res = get(path.clone()).await.unwrap();
+        assert_eq!(res.status().as_u16(), 401, "{path}");
+        let body: serde_json::Value = res.json().await.unwrap();
+        assert!(body["error"].is_string(), "{path}: {body}");
+        let res = http
+            .get(format!("{url}{path}"))
+            .bearer_auth(ADMIN)
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(res.status().as_u16(), 200, "{path} with the admin token");
+    }
+    for path in ["/health", "/metrics", "/api/openapi.json"] {
+        assert_eq!(
+            get(path.into()).await.unwrap().status().as_u16(),
+            200,
+            "{path}"
+        );
+    }
+}
+
+#[tokio::test]
+async fn a_build_whose_config_has_errors_shows_them_and_no_graph() {
+    let c = conveyor(&[QUICK]).await;
+    let new = conveyor::store::NewBuild {
+        product: "quick".into(),
+        belt: "ci".into(),
+        trigger: conveyor::store::BuildTrigger::Manual,
+        git_ref: Some("refs/heads/main".into()),
+        sha: None,
+        model: None,
+    };
+    let error = ".conveyor.yml:3:5: error: <unknown> job `x`";
+    let id = c
+        .state
+        .store
+        .record_config_error(&new, error, conveyor::clock::now_ms())
+        .await
+        .unwrap();
+    let page = reqwest::get(format!("{}/builds/{id}", c.url))
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    assert!(page.contains("⚠</span> config error"), "{page}");
+    assert!(
+        page.contains(".conveyor.yml:3:5: error: &#60;unknown&#62; job `x`"),
+        "{page}"
+    );
+    assert!(
+        page.contains("id=\"no-jobs\"") && !page.contains("<svg"),
+        "{page}"
+    );
+}
