@@ -80,9 +80,6 @@ pub trait Store: Send + Sync {
     /// The runner whose token has this hash, marking it seen.
     async fn runner_seen(&self, token_hash: &str, now: i64) -> Result<Option<RunnerView>>;
     async fn runners(&self) -> Result<Vec<RunnerView>>;
-    /// Records a build that cannot run because its config has errors: numbered like any
-    /// build, state `config_error`, the message kept, no job run created.
-    async fn record_config_error(&self, new: &NewBuild, error: &str, now: i64) -> Result<String>;
     /// Records a delivery with the product heads it moves and the builds it starts, all in
     /// one transaction; the ids of the builds, in order, and what they caused. `None` if
     /// the delivery was recorded before (a replay): nothing is written.
@@ -101,8 +98,6 @@ pub trait Store: Send + Sync {
     async fn set_pr_secrets(&self, product: &str, allowed: bool) -> Result<bool>;
     /// Whether builds of the product's pull requests get secrets (`None`: no such product).
     async fn pr_secrets(&self, product: &str) -> Result<Option<bool>>;
-    /// Records a webhook delivery; false if it was recorded before (a replay).
-    async fn record_delivery(&self, forge: &str, delivery_id: &str, now: i64) -> Result<bool>;
     /// Job runs by state and fleet, and how many runners hold a running job run.
     async fn run_counts(&self) -> Result<(Vec<RunCount>, u64)>;
     /// Builds created since `since` whose forge has not been told their current status.

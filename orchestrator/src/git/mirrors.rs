@@ -1,96 +1,177 @@
 //! The orchestrator's view of product repositories: a bare mirror per repository, fetched
-//! before reading `.conveyor.yml` at a commit. Uses the real `git`.
+//! before reading `.conveyor.yml` at a commit. Uses the real `git`, each command with a
+//! deadline, and never hands git a name it could read as an option.
 
+use std::io::Read;
 use std::path::{Path, PathBuf};
-use std::process::Command;
+use std::process::{Command, Stdio};
+use std::time::{Duration, Instant};
 
+use conveyor_core::names;
 use sha2::Digest;
 
 /// Where mirrors live, one directory per repository URL.
 #[derive(Debug, Clone)]
 pub struct Repos {
     dir: PathBuf,
+    /// How long one git command may take before it is killed.
+    timeout: Duration,
 }
 
-fn git(args: &[&str], dir: Option<&Path>) -> Result<String, String> {
+/// How long a git command may take by default: a fetch of a large repository, not a hang.
+pub const GIT_TIMEOUT: Duration = Duration::from_secs(120);
+
+/// Why git could not answer.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum GitError {
+    /// The repository could not be reached or read now (a network error, a timeout, a
+    /// commit not fetched yet): worth trying again later.
+    #[error("{0}")]
+    Unreachable(String),
+    /// The answer is no, and will stay no (no such file at that commit, an invalid name).
+    #[error("{0}")]
+    Refused(String),
+}
+
+/// Runs git with a deadline; a command still running then is killed.
+fn git(args: &[&str], dir: Option<&Path>, timeout: Duration) -> Result<String, GitError> {
     let mut cmd = Command::new("git");
     if let Some(d) = dir {
         cmd.arg("--git-dir").arg(d);
     }
-    let out = cmd
+    let mut child = cmd
         .args(args)
         .env("GIT_TERMINAL_PROMPT", "0")
-        .output()
-        .map_err(|e| format!("cannot run git: {e}"))?;
-    if out.status.success() {
-        Ok(String::from_utf8_lossy(&out.stdout).trim().to_string())
-    } else {
-        let err = String::from_utf8_lossy(&out.stderr);
-        Err(err
-            .lines()
-            .find(|l| !l.trim().is_empty())
-            .unwrap_or("git failed")
-            .trim()
-            .to_string())
+        .stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .map_err(|e| GitError::Unreachable(format!("cannot run git: {e}")))?;
+    let (stdout, stderr) = (child.stdout.take(), child.stderr.take());
+    let out = std::thread::spawn(move || read_all(stdout));
+    let err = std::thread::spawn(move || read_all(stderr));
+    let deadline = Instant::now() + timeout;
+    let status = loop {
+        match child.try_wait() {
+            Ok(Some(status)) => break status,
+            Ok(None) if Instant::now() < deadline => std::thread::sleep(Duration::from_millis(5)),
+            Ok(None) | Err(_) => {
+                let _ = child.kill();
+                let _ = child.wait();
+                return Err(GitError::Unreachable(format!(
+                    "git {} took longer than {} s",
+                    args.first().unwrap_or(&""),
+                    timeout.as_secs()
+                )));
+            }
+        }
+    };
+    let stdout = out.join().unwrap_or_default();
+    let stderr = err.join().unwrap_or_default();
+    if status.success() {
+        return Ok(stdout.trim().to_string());
     }
+    let first = stderr.lines().find(|l| !l.trim().is_empty());
+    Err(GitError::Refused(
+        first.unwrap_or("git failed").trim().to_string(),
+    ))
+}
+
+fn read_all(pipe: Option<impl Read>) -> String {
+    let mut text = String::new();
+    if let Some(mut p) = pipe {
+        let _ = p.read_to_string(&mut text);
+    }
+    text
 }
 
 impl Repos {
     pub fn new(dir: PathBuf) -> Repos {
-        Repos { dir }
+        Repos {
+            dir,
+            timeout: GIT_TIMEOUT,
+        }
     }
 
-    /// Clones the repository's mirror, or fetches what is new; returns the mirror.
-    pub fn sync(&self, url: &str) -> Result<PathBuf, String> {
+    /// The same mirrors with another deadline per git command.
+    pub fn with_timeout(self, timeout: Duration) -> Repos {
+        Repos { timeout, ..self }
+    }
+
+    /// Clones the repository's mirror, or fetches what is new; returns the mirror. A
+    /// failure is [`GitError::Unreachable`]: the repository may be back in a moment.
+    pub fn sync(&self, url: &str) -> Result<PathBuf, GitError> {
         let hash: String = sha2::Sha256::digest(url.as_bytes())
             .iter()
             .take(12)
             .map(|b| format!("{b:02x}"))
             .collect();
         let mirror = self.dir.join(format!("{hash}.git"));
+        let unreachable =
+            |what: &str, e: GitError| GitError::Unreachable(format!("{what} {url} failed: {e}"));
         if mirror.join("HEAD").exists() {
-            git(
-                &["fetch", "--quiet", "--prune", "origin", "+refs/*:refs/*"],
-                Some(&mirror),
-            )
-            .map_err(|e| format!("fetching {url} failed: {e}"))?;
+            let fetch = ["fetch", "--quiet", "--prune", "origin", "+refs/*:refs/*"];
+            git(&fetch, Some(&mirror), self.timeout).map_err(|e| unreachable("fetching", e))?;
         } else {
-            std::fs::create_dir_all(&self.dir)
-                .map_err(|e| format!("cannot create {}: {e}", self.dir.display()))?;
+            std::fs::create_dir_all(&self.dir).map_err(|e| {
+                GitError::Unreachable(format!("cannot create {}: {e}", self.dir.display()))
+            })?;
             let target = mirror.to_string_lossy().into_owned();
-            git(&["clone", "--quiet", "--mirror", "--", url, &target], None)
-                .map_err(|e| format!("cloning {url} failed: {e}"))?;
+            let clone = ["clone", "--quiet", "--mirror", "--", url, &target];
+            git(&clone, None, self.timeout).map_err(|e| unreachable("cloning", e))?;
         }
         Ok(mirror)
     }
 
     /// The repository's default branch (what its HEAD names).
-    pub fn default_branch(&self, mirror: &Path) -> Result<String, String> {
-        git(&["symbolic-ref", "--short", "HEAD"], Some(mirror))
-    }
-
-    /// The commit a revision names.
-    pub fn commit(&self, mirror: &Path, rev: &str) -> Result<String, String> {
-        if rev.starts_with('-') {
-            return Err(format!("`{rev}` is not a revision"));
-        }
+    pub fn default_branch(&self, mirror: &Path) -> Result<String, GitError> {
         git(
-            &[
-                "rev-parse",
-                "--verify",
-                "--quiet",
-                &format!("{rev}^{{commit}}"),
-            ],
+            &["symbolic-ref", "--short", "HEAD"],
             Some(mirror),
+            self.timeout,
         )
-        .map_err(|_| format!("the repository has no commit `{rev}`"))
     }
 
-    /// `.conveyor.yml` at a commit.
-    pub fn config_at(&self, mirror: &Path, sha: &str) -> Result<String, String> {
-        git(&["show", &format!("{sha}:.conveyor.yml")], Some(mirror))
-            .map(|s| s + "\n")
-            .map_err(|_| format!("there is no .conveyor.yml at commit {sha}"))
+    /// The commit a branch, tag or commit id names; names git could read as options, or
+    /// that break git's ref rules, are refused before git sees them.
+    pub fn commit(&self, mirror: &Path, rev: &str) -> Result<String, GitError> {
+        if !names::is_ref_name(rev) && !names::is_commit_sha(rev) {
+            return Err(GitError::Refused(format!(
+                "`{rev}` is not a branch, tag or commit"
+            )));
+        }
+        let rev_commit = format!("{rev}^{{commit}}");
+        let args = [
+            "rev-parse",
+            "--verify",
+            "--quiet",
+            "--end-of-options",
+            &rev_commit,
+        ];
+        git(&args, Some(mirror), self.timeout)
+            .map_err(|_| GitError::Refused(format!("the repository has no commit `{rev}`")))
+    }
+
+    /// `.conveyor.yml` at a commit. A commit the mirror does not have is
+    /// [`GitError::Unreachable`] (the forge may not have it fetchable yet); a commit without
+    /// the file is [`GitError::Refused`].
+    pub fn config_at(&self, mirror: &Path, sha: &str) -> Result<String, GitError> {
+        if !names::is_commit_sha(sha) {
+            return Err(GitError::Refused(format!("`{sha}` is not a commit id")));
+        }
+        let commit = format!("{sha}^{{commit}}");
+        let has = ["cat-file", "-e", "--end-of-options", &commit];
+        git(&has, Some(mirror), self.timeout).map_err(|_| {
+            GitError::Unreachable(format!("commit {sha} is not in the repository (yet)"))
+        })?;
+        let file = format!("{sha}:.conveyor.yml");
+        git(
+            &["show", "--end-of-options", &file],
+            Some(mirror),
+            self.timeout,
+        )
+        .map(|s| s + "\n")
+        .map_err(|_| GitError::Refused(format!("there is no .conveyor.yml at commit {sha}")))
     }
 }
 

@@ -22,6 +22,8 @@ pub enum AppError {
     Forbidden(String),
     NotFound(String),
     Conflict(String),
+    /// A dependency is down for now; try again later.
+    Unavailable(String),
     /// A config that does not compile: every located message.
     InvalidConfig(Vec<String>),
     Internal(String),
@@ -43,6 +45,7 @@ impl From<ServiceError> for AppError {
             ServiceError::NotFound(m) => AppError::NotFound(m),
             ServiceError::Conflict(m) => AppError::Conflict(m),
             ServiceError::Forbidden(m) => AppError::Forbidden(m),
+            ServiceError::Unavailable(m) => AppError::Unavailable(m),
             ServiceError::InvalidConfig(errors) => AppError::InvalidConfig(errors),
             ServiceError::BadSignature => AppError::BadSignature,
             ServiceError::Store(e) => e.into(),
@@ -85,6 +88,7 @@ impl IntoResponse for AppError {
             AppError::Forbidden(m) => (StatusCode::FORBIDDEN, json!({ "error": m })),
             AppError::NotFound(m) => (StatusCode::NOT_FOUND, json!({ "error": m })),
             AppError::Conflict(m) => (StatusCode::CONFLICT, json!({ "error": m })),
+            AppError::Unavailable(m) => (StatusCode::SERVICE_UNAVAILABLE, json!({ "error": m })),
             AppError::InvalidConfig(errors) => (
                 StatusCode::UNPROCESSABLE_ENTITY,
                 json!({ "error": "the config has errors", "errors": errors }),

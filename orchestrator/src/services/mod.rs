@@ -78,6 +78,10 @@ pub enum ServiceError {
     /// A config that does not compile: every located message.
     #[error("the config has errors")]
     InvalidConfig(Vec<String>),
+    /// Something this depends on cannot be reached now (a forge's repository): the caller
+    /// should try again later (a forge redelivers).
+    #[error("{0}")]
+    Unavailable(String),
     /// A webhook delivery that carries the signature of no product of its repository.
     #[error("the signature is missing or wrong for every product of this repository")]
     BadSignature,

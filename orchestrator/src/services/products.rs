@@ -153,15 +153,15 @@ struct AtBranch {
 async fn read_from_repo(repos: &Repos, url: &str, branch: Option<String>) -> Result<AtBranch> {
     let (repos, url) = (repos.clone(), url.to_string());
     tokio::task::spawn_blocking(move || {
-        let mirror = repos.sync(&url)?;
+        let mirror = repos.sync(&url).map_err(|e| e.to_string())?;
         let branch = match branch {
             Some(b) => b,
-            None => repos.default_branch(&mirror)?,
+            None => repos.default_branch(&mirror).map_err(|e| e.to_string())?,
         };
         let sha = repos
             .commit(&mirror, &format!("refs/heads/{branch}"))
             .map_err(|_| format!("{url} has no branch `{branch}`"))?;
-        let yaml = repos.config_at(&mirror, &sha)?;
+        let yaml = repos.config_at(&mirror, &sha).map_err(|e| e.to_string())?;
         Ok::<_, String>(AtBranch { yaml, branch, sha })
     })
     .await

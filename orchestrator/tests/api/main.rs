@@ -11,6 +11,7 @@ mod actions;
 #[path = "../common/mod.rs"]
 mod common;
 mod compat;
+mod deliveries;
 mod observability;
 mod openapi;
 mod products;

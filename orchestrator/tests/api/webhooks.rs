@@ -57,16 +57,16 @@ fn hmac_hex(body: &[u8]) -> String {
     common::git::hmac_hex(SECRET, body)
 }
 
-struct Hooks {
-    engine: Embedded,
-    http: reqwest::Client,
-    url: String,
+pub(crate) struct Hooks {
+    pub(crate) engine: Embedded,
+    pub(crate) http: reqwest::Client,
+    pub(crate) url: String,
     /// A clone to push more commits from.
     work: PathBuf,
 }
 
 impl Hooks {
-    async fn start() -> (Hooks, String, String, String) {
+    pub(crate) async fn start() -> (Hooks, String, String, String) {
         let dir = common::temp_dir("hooks");
         let (url, first, second) = repo(&dir);
         let opts = Options {
@@ -124,7 +124,7 @@ impl Hooks {
     }
 
     /// A GitHub delivery signed with the product's secret.
-    async fn github(&self, event: &str, delivery: &str, body: Value) -> (u16, Value) {
+    pub(crate) async fn github(&self, event: &str, delivery: &str, body: Value) -> (u16, Value) {
         let sig = format!("sha256={}", hmac_hex(&serde_json::to_vec(&body).unwrap()));
         let h = [
             ("x-github-event", event.to_string()),
@@ -134,7 +134,7 @@ impl Hooks {
         self.send("github", &h, &body).await
     }
 
-    async fn builds(&self) -> Vec<Value> {
+    pub(crate) async fn builds(&self) -> Vec<Value> {
         let v: Value = self
             .http
             .get(format!("{}/api/v1/builds", self.engine.url))
@@ -148,7 +148,7 @@ impl Hooks {
     }
 
     /// Waits for a build to finish and returns it.
-    async fn finished(&self, id: &str) -> Value {
+    pub(crate) async fn finished(&self, id: &str) -> Value {
         let deadline = std::time::Instant::now() + std::time::Duration::from_secs(60);
         loop {
             let b: Value = self
@@ -171,7 +171,7 @@ impl Hooks {
         }
     }
 
-    fn push(&self, git_ref: &str, after: &str) -> Value {
+    pub(crate) fn push(&self, git_ref: &str, after: &str) -> Value {
         json!({ "ref": git_ref, "after": after, "repository": { "clone_url": self.url, "html_url": "https://example.test/hooked" } })
     }
 }

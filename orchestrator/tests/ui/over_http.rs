@@ -265,12 +265,23 @@ async fn a_build_whose_config_has_errors_shows_them_and_no_graph() {
         model: None,
     };
     let error = ".conveyor.yml:3:5: error: <unknown> job `x`";
-    let id = c
+    let delivery = conveyor::store::Delivery {
+        forge: "github".into(),
+        id: "d-1".into(),
+        heads: vec![],
+        builds: vec![conveyor::store::PlannedBuild::ConfigError {
+            build: new,
+            error: error.into(),
+        }],
+    };
+    let (ids, _) = c
         .state
         .store
-        .record_config_error(&new, error, conveyor::clock::now_ms())
+        .accept_delivery(&delivery, conveyor::clock::now_ms())
         .await
+        .unwrap()
         .unwrap();
+    let id = &ids[0];
     let page = reqwest::get(format!("{}/builds/{id}", c.url))
         .await
         .unwrap()

@@ -243,13 +243,6 @@ impl<B: Backend> Store for SqlStore<B> {
         registry::runners(&mut *self.backend.conn().await?).await
     }
 
-    async fn record_config_error(&self, new: &NewBuild, error: &str, now: i64) -> Result<String> {
-        let mut tx = self.backend.begin().await?;
-        let id = builds::insert_config_error(&mut *tx, new, error, now).await?;
-        B::commit(tx).await?;
-        Ok(id)
-    }
-
     async fn accept_delivery(
         &self,
         d: &Delivery,
@@ -303,10 +296,6 @@ impl<B: Backend> Store for SqlStore<B> {
 
     async fn pr_secrets(&self, product: &str) -> Result<Option<bool>> {
         secrets::pr_secrets(&mut *self.backend.conn().await?, product).await
-    }
-
-    async fn record_delivery(&self, forge: &str, delivery_id: &str, now: i64) -> Result<bool> {
-        registry::record_delivery(&mut *self.backend.conn().await?, forge, delivery_id, now).await
     }
 
     async fn run_counts(&self) -> Result<(Vec<RunCount>, u64)> {

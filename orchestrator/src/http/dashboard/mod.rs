@@ -44,6 +44,7 @@ impl IntoResponse for PageError {
             }
             PageError::App(AppError::NotFound(m)) => (StatusCode::NOT_FOUND, m),
             PageError::App(AppError::Conflict(m)) => (StatusCode::CONFLICT, m),
+            PageError::App(AppError::Unavailable(m)) => (StatusCode::SERVICE_UNAVAILABLE, m),
             PageError::App(AppError::BadRequest(m)) => (StatusCode::BAD_REQUEST, m),
             PageError::App(AppError::InvalidConfig(errors)) => {
                 (StatusCode::UNPROCESSABLE_ENTITY, errors.join("\n"))
