@@ -66,7 +66,9 @@ pub async fn run(args: UpArgs) -> ExitCode {
     }
     build_pushed(&engine, &report).await;
     println!("Press Ctrl-C to stop.");
-    let _ = tokio::signal::ctrl_c().await;
+    crate::startup::terminated().await;
+    // Running jobs are killed with everything they started and handed back: the next `up`
+    // runs them again, as a new attempt.
     engine.shutdown().await;
     ExitCode::SUCCESS
 }

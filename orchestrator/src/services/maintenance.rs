@@ -12,13 +12,20 @@ pub async fn tick(s: &Services) -> Result<()> {
     let now = now_ms();
     let effects = s.store.reap(now, s.max_lost).await?;
     s.apply(effects).await;
-    resend_lost(s, now).await
+    resend_lost(s, now - s.lease_ms / 2).await
 }
 
-/// Re-sends queued job runs whose message may be lost: those that waited half a lease, on a
+/// Sends every queued job run again at once: for a queue known to be empty (the in-process
+/// queue of a node that just started), so work handed back at the last stop starts now,
+/// not half a lease later.
+pub async fn resend_all(s: &Services) -> Result<()> {
+    resend_lost(s, i64::MAX).await
+}
+
+/// Re-sends queued job runs whose message may be lost: those queued before `before`, on a
 /// fleet whose queue holds fewer messages than it has queued job runs (so a long backlog is
 /// not flooded with duplicates). The oldest go first.
-async fn resend_lost(s: &Services, now: i64) -> Result<()> {
+async fn resend_lost(s: &Services, before: i64) -> Result<()> {
     for (fleet, queued) in s.store.queued_by_fleet().await? {
         let depth = match s.queue.depth(&fleet).await {
             Ok(d) => d,
@@ -31,11 +38,7 @@ async fn resend_lost(s: &Services, now: i64) -> Result<()> {
         if missing == 0 {
             continue;
         }
-        for d in s
-            .store
-            .stale_queued(now - s.lease_ms / 2, &fleet, missing)
-            .await?
-        {
+        for d in s.store.stale_queued(before, &fleet, missing).await? {
             if let Err(e) = s.queue.push(&d.fleet, &d.msg).await {
                 tracing::warn!("re-send failed: {e}");
             }

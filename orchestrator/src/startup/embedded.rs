@@ -18,7 +18,7 @@ use super::{StartupError, bind, spawn_maintenance};
 use crate::forges::StatusConfig;
 use crate::git::Repos;
 use crate::http::AppState;
-use crate::services::{Services, runs};
+use crate::services::{Services, maintenance, runs};
 use crate::store::{self, Store};
 
 pub struct Options {
@@ -82,6 +82,11 @@ impl Embedded {
                 tracing::error!("server stopped: {e}");
             }
         })];
+        // The in-process queue starts empty: what the database has queued (handed back at
+        // the last stop) is sent now.
+        if let Err(e) = maintenance::resend_all(&services).await {
+            tracing::warn!("re-sending queued job runs: {e}");
+        }
         tasks.push(spawn_maintenance(services.clone(), Duration::from_secs(1)));
         let (stop, stop_rx) = watch::channel(None);
         let (beat, worker) = local_runners(&services, &url, queue, &opts, stop_rx).await?;

@@ -58,3 +58,24 @@ pub fn spawn_maintenance(services: Arc<Services>, every: Duration) -> tokio::tas
         }
     })
 }
+
+/// Resolves when the process is asked to stop: SIGINT (Ctrl-C) or SIGTERM.
+pub async fn terminated() {
+    use tokio::signal::unix::{SignalKind, signal};
+    match signal(SignalKind::terminate()) {
+        Ok(mut term) => {
+            tokio::select! {
+                _ = tokio::signal::ctrl_c() => {}
+                _ = term.recv() => {}
+            }
+        }
+        Err(e) => {
+            tracing::warn!("cannot listen for SIGTERM ({e}); stopping on Ctrl-C only");
+            let _ = tokio::signal::ctrl_c().await;
+        }
+    }
+}
+
+/// How long a stopping server waits for open connections (a dashboard's live stream never
+/// ends on its own) before it exits anyway.
+pub const STOP_BOUND: Duration = Duration::from_secs(3);

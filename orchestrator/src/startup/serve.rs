@@ -29,7 +29,7 @@ pub struct ServeConfig {
     pub public_ui: bool,
 }
 
-/// Serves until Ctrl-C.
+/// Serves until SIGINT or SIGTERM, then stops within [`super::STOP_BOUND`].
 pub async fn run(c: ServeConfig) -> Result<(), StartupError> {
     let store = crate::store::open(&c.database_url)
         .await
@@ -57,13 +57,29 @@ pub async fn run(c: ServeConfig) -> Result<(), StartupError> {
     let listener = bind(c.listen).await?;
     spawn_maintenance(services, Duration::from_secs(1));
     tracing::info!("conveyor serving on http://{}", c.listen);
-    let shutdown = async {
-        let _ = tokio::signal::ctrl_c().await;
-    };
-    axum::serve(listener, crate::http::app(Arc::new(state)))
-        .with_graceful_shutdown(shutdown)
-        .await
-        .map_err(StartupError::Serve)
+    let (stop, stopped) = tokio::sync::watch::channel(false);
+    tokio::spawn(async move {
+        super::terminated().await;
+        tracing::info!(
+            "stopping: no new requests; open ones get {:?}",
+            super::STOP_BOUND
+        );
+        let _ = stop.send(true);
+    });
+    let mut graceful = stopped.clone();
+    let serving = axum::serve(listener, crate::http::app(Arc::new(state))).with_graceful_shutdown(
+        async move {
+            let _ = graceful.wait_for(|s| *s).await;
+        },
+    );
+    let mut bounded = stopped;
+    tokio::select! {
+        served = serving => served.map_err(StartupError::Serve),
+        _ = async move {
+            let _ = bounded.wait_for(|s| *s).await;
+            tokio::time::sleep(super::STOP_BOUND).await;
+        } => Ok(()),
+    }
 }
 
 /// A URL with its password hidden, for messages.

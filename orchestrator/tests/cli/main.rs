@@ -6,5 +6,6 @@
 mod common;
 mod compose;
 mod run;
+mod stop;
 mod up;
 mod validate;

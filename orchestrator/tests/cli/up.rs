@@ -10,7 +10,7 @@ use serde_json::Value;
 
 use crate::common;
 
-struct Up(Child);
+pub(crate) struct Up(pub(crate) Child);
 
 impl Drop for Up {
     fn drop(&mut self) {
@@ -20,7 +20,7 @@ impl Drop for Up {
 }
 
 /// A plain HTTP/1.1 GET; returns the status code and the body.
-fn get(addr: &str, path: &str) -> (u16, String) {
+pub(crate) fn get(addr: &str, path: &str) -> (u16, String) {
     let mut s = TcpStream::connect(addr).expect("server reachable");
     write!(
         s,
@@ -41,17 +41,29 @@ fn get(addr: &str, path: &str) -> (u16, String) {
 /// Starts `conveyor up` on a free port; returns the guard, the URL's host:port and what it
 /// printed up to "Press Ctrl-C".
 fn start_up() -> (Up, String, Vec<String>) {
-    let data = common::temp_dir("up");
-    let child = Command::new(env!("CARGO_BIN_EXE_conveyor"))
+    start_up_with(&common::temp_dir("up"), None)
+}
+
+/// `conveyor up` on `data`, registering `examples` (the repository's examples when `None`).
+pub(crate) fn start_up_with(
+    data: &std::path::Path,
+    examples: Option<&std::path::Path>,
+) -> (Up, String, Vec<String>) {
+    let mut cmd = Command::new(env!("CARGO_BIN_EXE_conveyor"));
+    if let Some(dir) = examples {
+        cmd.arg("up").arg("--examples").arg(dir);
+    } else {
+        cmd.arg("up");
+    }
+    let child = cmd
         .args([
-            "up",
             "--listen",
             "127.0.0.1:0",
             "--admin-token",
             "t0ken",
             "--data-dir",
         ])
-        .arg(&data)
+        .arg(data)
         .current_dir(concat!(env!("CARGO_MANIFEST_DIR"), "/.."))
         .stdout(Stdio::piped())
         .stderr(Stdio::null())
@@ -132,7 +144,7 @@ fn conveyor_up_registers_the_examples_builds_the_demo_and_serves_it() {
 }
 
 /// Runs the `conveyor` CLI against the server.
-fn cli(url: &str, args: &[&str]) -> (i32, String, String) {
+pub(crate) fn cli(url: &str, args: &[&str]) -> (i32, String, String) {
     let out = Command::new(env!("CARGO_BIN_EXE_conveyor"))
         .args(args)
         .env("CONVEYOR_SERVER", format!("http://{url}"))
