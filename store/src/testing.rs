@@ -29,17 +29,21 @@ pub async fn postgres() -> Arc<dyn Store> {
 
 /// The URL of a fresh, empty Postgres database.
 pub async fn fresh_pg_url() -> String {
+    fresh_pg_url_on(&pg_admin_url()).await
+}
+
+/// The URL of a fresh, empty database on the server `admin` connects to.
+pub async fn fresh_pg_url_on(admin: &str) -> String {
     use sqlx::Connection;
     let name = format!("conveyor_t_{}", uuid::Uuid::new_v4().simple());
-    let admin = pg_admin_url();
-    let mut conn = sqlx::PgConnection::connect(&admin)
+    let mut conn = sqlx::PgConnection::connect(admin)
         .await
         .expect("postgres reachable at 127.0.0.1:5432");
     sqlx::raw_sql(sqlx::AssertSqlSafe(format!("CREATE DATABASE {name}")))
         .execute(&mut conn)
         .await
         .expect("create database");
-    let base = admin.rsplit_once('/').map_or(admin.as_str(), |(b, _)| b);
+    let base = admin.rsplit_once('/').map_or(admin, |(b, _)| b);
     format!("{base}/{name}")
 }
 
