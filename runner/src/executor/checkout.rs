@@ -68,11 +68,11 @@ async fn clone_at(
     mirrors: &Path,
     cancel: &mut watch::Receiver<bool>,
 ) -> Result<(), Stop> {
-    // `checkout` has no `--` before a revision, so refuse anything that reads as an option.
-    if sha.is_empty() || sha.starts_with('-') {
+    // Only a commit id, and after `--end-of-options`: nothing git could read as an option.
+    if !conveyor_core::names::is_commit_sha(sha) {
         return Err(Stop::Failed(ExecError::Checkout {
             url: url.to_string(),
-            reason: format!("`{sha}` is not a commit"),
+            reason: format!("`{sha}` is not a commit id (40 or 64 hex digits)"),
         }));
     }
     let checkout: Vec<OsString> = vec![
@@ -81,6 +81,7 @@ async fn clone_at(
         "checkout".into(),
         "--quiet".into(),
         "--detach".into(),
+        "--end-of-options".into(),
         sha.into(),
     ];
     let mirror = mirrors.join(format!("{}.git", crate::executor::mirror_key(url)));
@@ -154,7 +155,7 @@ async fn has_commit(mirror: &Path, sha: &str) -> bool {
     Command::new("git")
         .arg("--git-dir")
         .arg(mirror)
-        .args(["cat-file", "-e", &format!("{sha}^{{commit}}")])
+        .args(["cat-file", "-e", "--end-of-options", &format!("{sha}^{{commit}}")])
         .stdin(Stdio::null())
         .stdout(Stdio::null())
         .stderr(Stdio::null())
@@ -180,6 +181,9 @@ pub(crate) fn repo_name(url: &str) -> Option<&str> {
     let name = last.strip_suffix(".git").unwrap_or(last);
     (!name.is_empty() && name != "." && name != ".." && !name.contains('\\')).then_some(name)
 }
+
+/// How long one git command of a checkout may take: a large clone, not a hang.
+const GIT_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(600);
 
 /// Runs git invocations in turn; the first failure names `url` and git's first stderr line.
 async fn git<const N: usize>(
@@ -213,13 +217,20 @@ async fn git<const N: usize>(
             .id()
             .and_then(|id| i32::try_from(id).ok())
             .map(Pid::from_raw);
+        let kill = || {
+            if let Some(group) = group {
+                let _ = killpg(group, Signal::SIGKILL);
+            }
+        };
         let output = tokio::select! {
             output = child.wait_with_output() => output,
             () = cancelled(cancel) => {
-                if let Some(group) = group {
-                    let _ = killpg(group, Signal::SIGKILL);
-                }
+                kill();
                 return Err(Stop::Cancelled);
+            }
+            () = tokio::time::sleep(GIT_TIMEOUT) => {
+                kill();
+                return Err(failed(format!("git took longer than {} s", GIT_TIMEOUT.as_secs())));
             }
         };
         let output = output.map_err(|e| failed(format!("could not wait for git: {e}")))?;
