@@ -62,6 +62,7 @@ fn spec(script: &str) -> JobSpec {
         timeout_secs: None,
         source: None,
         git_inputs: Vec::new(),
+        secrets: Vec::new(),
     }
 }
 

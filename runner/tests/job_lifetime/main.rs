@@ -68,5 +68,6 @@ pub fn spec(id: &str, script: &str) -> JobSpec {
         timeout_secs: None,
         source: None,
         git_inputs: Vec::new(),
+        secrets: Vec::new(),
     }
 }
