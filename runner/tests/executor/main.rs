@@ -2,7 +2,11 @@
 //! statuses, timeout and cancel, logs, sources and workspace cleanup; secrets masked and
 //! refused in outputs; jobs run as another user.
 
+#[path = "../common/job_user.rs"]
+mod common;
+mod job_user;
 mod script;
+mod secrets;
 mod sources;
 
 use std::collections::BTreeMap;
