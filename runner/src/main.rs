@@ -399,4 +399,43 @@ mod tests {
             assert_eq!(next_stop(handing_back, Signal::Term, on_term), None);
         }
     }
+
+    #[test]
+    fn no_help_text_shows_the_value_of_a_credential() {
+        let cmd = Args::command();
+        for id in ["token", "redis_url"] {
+            let arg = cmd.get_arguments().find(|a| a.get_id() == id);
+            assert!(arg.is_some_and(|a| a.is_hide_env_values_set()), "{id}");
+        }
+    }
+
+    #[test]
+    fn a_credential_file_loses_its_trailing_newline_and_must_not_be_empty() {
+        let dir = std::env::temp_dir().join(format!("conveyor-runner-cred-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        let (file, empty) = (dir.join("token"), dir.join("empty"));
+        std::fs::write(&file, "s3cret\r\n").unwrap();
+        std::fs::write(&empty, "\n").unwrap();
+        let named = ("token", "TOKEN");
+        assert_eq!(secret(&None, &Some(file.clone()), named).unwrap(), "s3cret");
+        assert_eq!(
+            secret(&Some("direct".into()), &None, named).unwrap(),
+            "direct"
+        );
+        assert_eq!(
+            secret(&None, &Some(empty.clone()), named).unwrap_err(),
+            format!("the token file {} is empty", empty.display())
+        );
+        assert_eq!(
+            secret(
+                &Some("direct".into()),
+                &Some(file),
+                ("Redis URL", "REDIS_URL")
+            )
+            .unwrap_err(),
+            "the Redis URL is given twice, directly (--redis-url or CONVEYOR_REDIS_URL) and as a \
+             file (--redis-url-file or CONVEYOR_REDIS_URL_FILE): give one of them"
+        );
+        let _ = std::fs::remove_dir_all(dir);
+    }
 }

@@ -70,10 +70,10 @@ impl JobTree {
         if let (Some(reg), Some(pgid)) = (&self.registration, self.pgid) {
             reg.set_group(pgid.as_raw());
         }
-        if let (Some(dir), Some(pid)) = (&self.cgroup, pid) {
-            if let Err(e) = cgroup::join(dir, pid) {
-                tracing::warn!(cgroup = %dir.display(), "cannot move the job into its cgroup: {e}");
-            }
+        if let (Some(dir), Some(pid)) = (&self.cgroup, pid)
+            && let Err(e) = cgroup::join(dir, pid)
+        {
+            tracing::warn!(cgroup = %dir.display(), "cannot move the job into its cgroup: {e}");
         }
     }
 

@@ -1,5 +1,6 @@
 //! The user the `--job-user` tests run jobs as, `conveyor-job-test`: created when missing.
 //! Switching users needs root, so these tests fail — loudly, never skip — without it.
+#![allow(dead_code)]
 
 use std::process::Command;
 
@@ -36,7 +37,6 @@ fn make_job_user() -> JobUser {
 }
 
 /// Lets the job user write into `dir` (a test's trace directory, say).
-#[allow(dead_code)]
 pub fn open_to_all(dir: &std::path::Path) {
     use std::os::unix::fs::PermissionsExt;
     std::fs::create_dir_all(dir).expect("directory");
