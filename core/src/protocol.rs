@@ -9,7 +9,7 @@
 //!
 //! | call | body | answer |
 //! |---|---|---|
-//! | `POST /api/v1/runner/claim` | [`ClaimRequest`] | 200 [`JobSpec`], or 409 when already taken or stale |
+//! | `POST /api/v1/runner/claim` | [`ClaimRequest`] | 200 [`JobSpec`] (secret values in `env`, their names in `secrets`), or 409 when already taken or stale |
 //! | `POST /api/v1/runner/heartbeat` | [`Lease`] | 200 [`HeartbeatReply`], or 409 when the lease is gone |
 //! | `POST /api/v1/runner/logs` | [`LogBatch`] | 204, or 409 |
 //! | `POST /api/v1/runner/complete` | [`Completion`] | 204, or 409 (the result is discarded) |
@@ -19,6 +19,15 @@
 //! stopping: the job run goes back to the queue at once, as a lost attempt (counted against
 //! the lost-runner limit, not `retries`), instead of when its lease expires. No completion
 //! follows a release.
+//!
+//! **Secrets.** A job's secrets travel in [`JobSpec::env`] like its other variables: the
+//! orchestrator decrypts each secret the job names (`secrets: [NAME]`) at claim time and puts
+//! its value in `env` under its name, and lists that name in [`JobSpec::secrets`]. The runner
+//! masks those values (`***`) in every log line it ships and in the `STDOUT` output, and fails
+//! the job — reporting no outputs — when an output's value contains one. Values shorter than
+//! [`MIN_MASKED_CHARS`] characters are neither masked nor refused (they would star out
+//! ordinary text); the job's log says so. A runner older than this field ignores it, and an
+//! orchestrator older than it sends none (`#[serde(default)]`).
 
 use std::collections::BTreeMap;
 
@@ -71,7 +80,17 @@ pub struct JobSpec {
     pub source: Option<SourceSpec>,
     /// `git:<url>` inputs, cloned into the workspace.
     pub git_inputs: Vec<String>,
+    /// The names of the entries of [`JobSpec::env`] whose values are secrets: masked in the
+    /// job's log and its `STDOUT` output, refused in its outputs. A name may appear in `env`
+    /// more than once; every value under it is a secret.
+    #[serde(default)]
+    pub secrets: Vec<String>,
 }
+
+/// Secret values (and each line of a multi-line one) shorter than this many characters are
+/// not masked: masking `1` or `yes` would star out ordinary text and hide nothing worth
+/// hiding. See `docs/decisions.md`.
+pub const MIN_MASKED_CHARS: usize = 4;
 
 /// The product's source at the build's commit.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]

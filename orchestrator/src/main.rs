@@ -5,6 +5,8 @@ use std::process::ExitCode;
 use clap::Parser;
 
 fn main() -> ExitCode {
+    // Before anything else: jobs of `up`'s local runners run as this process's user.
+    conveyor_runner::harden();
     let cli = conveyor::cmd::Cli::parse();
     conveyor::cmd::run(cli)
 }

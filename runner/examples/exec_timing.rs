@@ -33,6 +33,7 @@ async fn main() {
         timeout_secs: None,
         source: None,
         git_inputs: vec![],
+        secrets: vec![],
     };
     let start = Instant::now();
     for i in 0..runs {

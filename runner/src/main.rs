@@ -2,13 +2,14 @@
 //! talking to the orchestrators over the runner protocol. Parses arguments, registers, and
 //! turns signals into the worker's stop modes.
 
+use std::os::unix::fs::MetadataExt;
 use std::path::PathBuf;
 use std::process::ExitCode;
 use std::sync::Arc;
 
-use clap::Parser;
+use clap::{CommandFactory, FromArgMatches, Parser};
 use conveyor_runner::client::{Client, ClientError};
-use conveyor_runner::executor::ExecConfig;
+use conveyor_runner::executor::{ExecConfig, JobUser};
 use conveyor_runner::queue::{Queue, RedisQueue};
 use conveyor_runner::worker::{Stop, Worker};
 use tokio::signal::unix::{SignalKind, signal};
@@ -48,8 +49,18 @@ struct Args {
         value_delimiter = ','
     )]
     servers: Vec<String>,
-    #[arg(long, env = "CONVEYOR_REDIS_URL")]
-    redis_url: String,
+    /// The Redis URL (with its password, if it has one). Prefer CONVEYOR_REDIS_URL or
+    /// --redis-url-file: every process on the machine can read a command line.
+    #[arg(
+        long,
+        env = "CONVEYOR_REDIS_URL",
+        hide_env_values = true,
+        required_unless_present = "redis_url_file"
+    )]
+    redis_url: Option<String>,
+    /// A file holding the Redis URL (one trailing newline is ignored).
+    #[arg(long, env = "CONVEYOR_REDIS_URL_FILE", value_name = "PATH")]
+    redis_url_file: Option<PathBuf>,
     /// A fleet to serve; give it more than once to serve several.
     #[arg(
         long = "fleet",
@@ -62,9 +73,18 @@ struct Args {
     #[arg(long, env = "CONVEYOR_CONCURRENCY", default_value_t = 2)]
     concurrency: usize,
     /// The fleet registration token (`--runner-token` of `conveyor serve`); the runner
-    /// registers with it and then uses a token of its own.
-    #[arg(long, env = "CONVEYOR_TOKEN")]
-    token: String,
+    /// registers with it and then uses a token of its own. Prefer CONVEYOR_TOKEN or
+    /// --token-file: every process on the machine can read a command line.
+    #[arg(
+        long,
+        env = "CONVEYOR_TOKEN",
+        hide_env_values = true,
+        required_unless_present = "token_file"
+    )]
+    token: Option<String>,
+    /// A file holding the registration token (one trailing newline is ignored).
+    #[arg(long, env = "CONVEYOR_TOKEN_FILE", value_name = "PATH")]
+    token_file: Option<PathBuf>,
     /// This runner's name (unique per runner); defaults to host and process id.
     #[arg(long, env = "CONVEYOR_RUNNER_NAME")]
     name: Option<String>,
@@ -87,10 +107,114 @@ struct Args {
     /// then found by process group and environment cookie only.
     #[arg(long, env = "CONVEYOR_NO_JOB_CGROUPS")]
     no_job_cgroups: bool,
+    /// Run jobs as this user instead of the runner's own (the runner must be root), so that
+    /// they cannot read the runner's credentials and files; see docs/security.md.
+    #[arg(long, env = "CONVEYOR_JOB_USER", value_name = "NAME")]
+    job_user: Option<String>,
+}
+
+/// The runner's credentials and the user its jobs run as, read and checked before anything
+/// starts.
+struct Resolved {
+    token: String,
+    redis_url: String,
+    job_user: Option<JobUser>,
+}
+
+impl Args {
+    fn resolve(&self) -> Result<Resolved, String> {
+        let token = secret(&self.token, &self.token_file, ("token", "TOKEN"))?;
+        let redis_url = secret(
+            &self.redis_url,
+            &self.redis_url_file,
+            ("Redis URL", "REDIS_URL"),
+        )?;
+        let job_user = self.job_user.as_deref().map(JobUser::resolve).transpose();
+        Ok(Resolved {
+            token,
+            redis_url,
+            job_user: job_user.map_err(|e| e.to_string())?,
+        })
+    }
+}
+
+/// A credential given directly or in a file (clap has made sure there is one of them);
+/// `what` names it in words and as a flag (`TOKEN`: `--token`, `CONVEYOR_TOKEN`).
+fn secret(
+    value: &Option<String>,
+    file: &Option<PathBuf>,
+    (what, name): (&str, &str),
+) -> Result<String, String> {
+    let Some(path) = file else {
+        return Ok(value.clone().unwrap_or_default());
+    };
+    if value.is_some() {
+        let flag = name.to_lowercase().replace('_', "-");
+        return Err(format!(
+            "the {what} is given twice, directly (--{flag} or CONVEYOR_{name}) and as a file \
+             (--{flag}-file or CONVEYOR_{name}_FILE): give one of them"
+        ));
+    }
+    let text = std::fs::read_to_string(path)
+        .map_err(|e| format!("cannot read the {what} file {}: {e}", path.display()))?;
+    let text = text.strip_suffix('\n').unwrap_or(&text);
+    let text = text.strip_suffix('\r').unwrap_or(text);
+    if text.is_empty() {
+        return Err(format!("the {what} file {} is empty", path.display()));
+    }
+    if let Ok(meta) = std::fs::metadata(path)
+        && meta.mode() & 0o077 != 0
+    {
+        eprintln!(
+            "warning: other users can read the {what} file {} (mode {:o}); chmod 600 it",
+            path.display(),
+            meta.mode() & 0o777
+        );
+    }
+    Ok(text.to_string())
+}
+
+/// Warns about a credential given on the command line, which `/proc/<pid>/cmdline` shows to
+/// every process on the machine (jobs included).
+fn warn_about_argv(matches: &clap::ArgMatches) {
+    for (id, flag, var) in [
+        ("token", "--token", "CONVEYOR_TOKEN or --token-file"),
+        (
+            "redis_url",
+            "--redis-url",
+            "CONVEYOR_REDIS_URL or --redis-url-file",
+        ),
+    ] {
+        let on_argv = matches.value_source(id) == Some(clap::parser::ValueSource::CommandLine);
+        // A Redis URL is only a secret when it carries a password.
+        let secret = id == "token"
+            || matches
+                .get_one::<String>(id)
+                .is_some_and(|url| url.contains('@'));
+        if on_argv && secret {
+            eprintln!(
+                "warning: {flag} on the command line can be read by every process on this \
+                 machine, jobs included; use {var}"
+            );
+        }
+    }
 }
 
 fn main() -> ExitCode {
-    let args = Args::parse();
+    conveyor_runner::harden();
+    let matches = Args::command().get_matches();
+    let args = match Args::from_arg_matches(&matches) {
+        Ok(args) => args,
+        Err(e) => e.exit(),
+    };
+    warn_about_argv(&matches);
+    let resolved = match args.resolve() {
+        Ok(r) => r,
+        Err(e) => {
+            eprintln!("error: {e}");
+            return ExitCode::FAILURE;
+        }
+    };
     let filter = tracing_subscriber::EnvFilter::try_from_env("CONVEYOR_LOG")
         .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
     let _ = tracing_subscriber::fmt()
@@ -102,7 +226,7 @@ fn main() -> ExitCode {
         .build()
     {
         Ok(rt) => {
-            let code = rt.block_on(run(args));
+            let code = rt.block_on(run(args, resolved));
             // A blocking task stuck in a file system must not hold up the exit.
             rt.shutdown_timeout(std::time::Duration::from_secs(1));
             code
@@ -114,9 +238,9 @@ fn main() -> ExitCode {
     }
 }
 
-async fn run(args: Args) -> ExitCode {
-    let queue: Arc<dyn Queue> = match RedisQueue::connect(&args.redis_url, &args.queue_prefix).await
-    {
+async fn run(args: Args, resolved: Resolved) -> ExitCode {
+    let queue = RedisQueue::connect(&resolved.redis_url, &args.queue_prefix).await;
+    let queue: Arc<dyn Queue> = match queue {
         Ok(q) => Arc::new(q),
         Err(e) => {
             eprintln!("error: cannot reach Redis: {e}");
@@ -132,7 +256,7 @@ async fn run(args: Args) -> ExitCode {
     let work = args
         .work_dir
         .unwrap_or_else(|| std::env::temp_dir().join(format!("conveyor-runner-{name}")));
-    let own_token = match register(&args.servers, &args.token, &name, &args.fleets).await {
+    let own_token = match register(&args.servers, &resolved.token, &name, &args.fleets).await {
         Ok(t) => t,
         Err(e) => {
             eprintln!("error: cannot register with the orchestrator: {e}");
@@ -143,6 +267,7 @@ async fn run(args: Args) -> ExitCode {
     tokio::spawn(conveyor_runner::client::beat(client.clone()));
     let mut exec = ExecConfig::new(work);
     exec.job_cgroups = !args.no_job_cgroups;
+    exec.job_user = resolved.job_user;
     let worker = Arc::new(Worker {
         name: name.clone(),
         fleets: args.fleets.clone(),
@@ -273,5 +398,44 @@ mod tests {
             assert_eq!(next_stop(handing_back, Signal::Quit, on_term), None);
             assert_eq!(next_stop(handing_back, Signal::Term, on_term), None);
         }
+    }
+
+    #[test]
+    fn no_help_text_shows_the_value_of_a_credential() {
+        let cmd = Args::command();
+        for id in ["token", "redis_url"] {
+            let arg = cmd.get_arguments().find(|a| a.get_id() == id);
+            assert!(arg.is_some_and(|a| a.is_hide_env_values_set()), "{id}");
+        }
+    }
+
+    #[test]
+    fn a_credential_file_loses_its_trailing_newline_and_must_not_be_empty() {
+        let dir = std::env::temp_dir().join(format!("conveyor-runner-cred-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        let (file, empty) = (dir.join("token"), dir.join("empty"));
+        std::fs::write(&file, "s3cret\r\n").unwrap();
+        std::fs::write(&empty, "\n").unwrap();
+        let named = ("token", "TOKEN");
+        assert_eq!(secret(&None, &Some(file.clone()), named).unwrap(), "s3cret");
+        assert_eq!(
+            secret(&Some("direct".into()), &None, named).unwrap(),
+            "direct"
+        );
+        assert_eq!(
+            secret(&None, &Some(empty.clone()), named).unwrap_err(),
+            format!("the token file {} is empty", empty.display())
+        );
+        assert_eq!(
+            secret(
+                &Some("direct".into()),
+                &Some(file),
+                ("Redis URL", "REDIS_URL")
+            )
+            .unwrap_err(),
+            "the Redis URL is given twice, directly (--redis-url or CONVEYOR_REDIS_URL) and as a \
+             file (--redis-url-file or CONVEYOR_REDIS_URL_FILE): give one of them"
+        );
+        let _ = std::fs::remove_dir_all(dir);
     }
 }

@@ -1,5 +1,6 @@
 //! The Redis fleet queue against the real Redis at 127.0.0.1:6379: delivery per fleet, waking
-//! a blocked runner, reclaiming a dead runner's message, depth, duplicates and recovery.
+//! a blocked runner, reclaiming a dead runner's message, depth, duplicates and recovery;
+//! errors that never show the password of a Redis URL.
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
 use std::sync::Arc;
@@ -274,4 +275,24 @@ async fn a_pop_blocked_on_a_stream_that_vanishes_keeps_waiting() {
         .unwrap()
         .unwrap();
     assert_eq!(d.msg, msg("after"));
+}
+
+#[tokio::test]
+async fn a_connection_error_names_the_url_without_its_password() {
+    for (url, shown) in [
+        ("redis://:hunter22@127.0.0.1:1", "redis://:***@127.0.0.1:1"),
+        (
+            "redis://me:hunter22@127.0.0.1:1/0",
+            "redis://me:***@127.0.0.1:1/0",
+        ),
+        ("redis://hunter22@127.0.0.1:1", "redis://***@127.0.0.1:1"),
+        ("redis://127.0.0.1:1", "redis://127.0.0.1:1"),
+    ] {
+        let Err(e) = RedisQueue::connect(url, "unused").await else {
+            panic!("nothing listens on port 1, yet {url} connected");
+        };
+        let text = e.to_string();
+        assert!(!text.contains("hunter22"), "{text}");
+        assert!(text.contains(&format!("at {shown}:")), "{text}");
+    }
 }

@@ -148,6 +148,7 @@ async fn start(b: &EngineBench, dir: &std::path::Path) -> Result<Embedded, Strin
         runners: b.concurrency,
         fleets: vec!["default".into()],
         admin_token: crate::store::token(),
+        job_user: None,
         statuses: Default::default(),
     };
     match b.backend.as_str() {

@@ -140,6 +140,7 @@ async fn execute(
             .max(4),
         fleets: fleets_of(products.iter().map(|(_, p)| p)),
         admin_token: crate::store::token(),
+        job_user: None,
         statuses: Default::default(),
     };
     let engine = Embedded::start(opts)

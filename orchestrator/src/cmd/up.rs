@@ -7,6 +7,7 @@ use std::process::ExitCode;
 
 use conveyor_core::diag::Diagnostic;
 use conveyor_core::model::{ScmEventType, Trigger};
+use conveyor_runner::executor::JobUser;
 
 use super::validate::{self, Report};
 use crate::services::{Services, builds, products};
@@ -29,9 +30,21 @@ pub struct UpArgs {
     /// The directory of example products to register.
     #[arg(long, env = "CONVEYOR_EXAMPLES", default_value = "examples")]
     pub examples: PathBuf,
+    /// Run jobs as this user, not as conveyor's own (conveyor must then run as root), so
+    /// that they cannot read its database, keys and tokens; see docs/security.md.
+    #[arg(long, env = "CONVEYOR_JOB_USER", value_name = "NAME")]
+    pub job_user: Option<String>,
 }
 
 pub async fn run(args: UpArgs) -> ExitCode {
+    let job_user = args.job_user.as_deref().map(JobUser::resolve).transpose();
+    let job_user = match job_user {
+        Ok(user) => user,
+        Err(e) => {
+            eprintln!("error: {e}");
+            return ExitCode::FAILURE;
+        }
+    };
     let files = example_files(&args.examples);
     let (texts, unreadable) = validate::read_files(&files);
     let report = validate::validate_texts(&texts);
@@ -43,6 +56,7 @@ pub async fn run(args: UpArgs) -> ExitCode {
         fleets: fleets_of(report.products.iter().map(|(_, p)| p)),
         admin_token: admin_token.clone(),
         statuses: Default::default(),
+        job_user,
     };
     let engine = match Embedded::start(opts).await {
         Ok(e) => e,

@@ -8,7 +8,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use conveyor_runner::client::Client;
-use conveyor_runner::executor::ExecConfig;
+use conveyor_runner::executor::{ExecConfig, JobUser};
 use conveyor_runner::queue::{LocalQueue, Queue};
 use conveyor_runner::worker::{HAND_BACK_BOUND, Stop, Worker};
 use tokio::sync::watch;
@@ -30,6 +30,8 @@ pub struct Options {
     pub admin_token: String,
     /// Commit statuses to forges (none by default).
     pub statuses: StatusConfig,
+    /// The user the local runners run jobs as (`--job-user`); `None`: this process's user.
+    pub job_user: Option<JobUser>,
 }
 
 pub struct Embedded {
@@ -51,6 +53,9 @@ impl Embedded {
         let store = store::open(&url)
             .await
             .map_err(|source| StartupError::Database { url, source })?;
+        if opts.job_user.is_some() {
+            keep_from_jobs(&opts.data_dir);
+        }
         Self::start_with(store, Arc::new(LocalQueue::new()), opts).await
     }
 
@@ -114,6 +119,26 @@ impl Embedded {
     }
 }
 
+/// Jobs run as a job user must reach their workspaces under `data_dir/work`, so they may
+/// pass through `data_dir`, but not list it (0711) nor read the database in it (0600; SQLite
+/// gives the files it makes later the database's mode).
+fn keep_from_jobs(data_dir: &std::path::Path) {
+    use std::os::unix::fs::PermissionsExt;
+    let private = |path: &std::path::Path, mode| match std::fs::set_permissions(
+        path,
+        std::fs::Permissions::from_mode(mode),
+    ) {
+        Err(e) if e.kind() != std::io::ErrorKind::NotFound => {
+            tracing::warn!("cannot keep {} from jobs: {e}", path.display())
+        }
+        _ => {}
+    };
+    private(data_dir, 0o711);
+    for file in ["conveyor.db", "conveyor.db-wal", "conveyor.db-shm"] {
+        private(&data_dir.join(file), 0o600);
+    }
+}
+
 /// The local runners: registered like any other (so the fleets page lists them), beating,
 /// and taking jobs from `queue` until `stop`: their beat and their worker.
 async fn local_runners(
@@ -135,7 +160,10 @@ async fn local_runners(
         concurrency: opts.runners.max(1),
         client,
         queue,
-        exec: ExecConfig::new(opts.data_dir.join("work")),
+        exec: ExecConfig {
+            job_user: opts.job_user.clone(),
+            ..ExecConfig::new(opts.data_dir.join("work"))
+        },
     });
     Ok((beat, tokio::spawn(worker.run(stop))))
 }

@@ -27,6 +27,7 @@ async fn a_driver_streams_its_lines_as_they_come_and_a_run_lists_them_after() {
         runners: 2,
         fleets: vec!["default".into()],
         admin_token: "admin".into(),
+        job_user: None,
         statuses: Default::default(),
     })
     .await

@@ -175,6 +175,7 @@ async fn gitlab_and_gitea_are_told_pending_then_the_outcome_in_their_own_formats
         runners: 2,
         fleets: vec!["default".into()],
         admin_token: "admin".into(),
+        job_user: None,
         statuses: StatusConfig {
             apis: vec![
                 api(Forge::GitLab, "/gl/api/v4"),

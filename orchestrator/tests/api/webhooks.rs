@@ -75,6 +75,7 @@ impl Hooks {
             runners: 2,
             fleets: vec!["default".into()],
             admin_token: "admin".into(),
+            job_user: None,
             statuses: Default::default(),
         };
         let engine = Embedded::start(opts).await.unwrap();
@@ -396,6 +397,7 @@ async fn one_push_runs_the_seed_chain_gem_to_ami_to_terraform_with_every_hops_ou
         runners: 2,
         fleets: vec!["default".into()],
         admin_token: "admin".into(),
+        job_user: None,
         statuses: Default::default(),
     };
     let engine = Embedded::start(opts).await.unwrap();

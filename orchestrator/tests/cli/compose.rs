@@ -27,7 +27,14 @@ fn every_conveyor_command_in_docker_compose_parses() {
             continue;
         }
         let bin = std::path::PathBuf::from(env!("CARGO_BIN_EXE_conveyor")).with_file_name(&args[0]);
-        let out = Command::new(&bin)
+        let mut command = Command::new(&bin);
+        // Credentials come in the service's environment (never in argv).
+        if let Some(Value::Map(vars)) = svc.get("environment").map(|e| &e.value) {
+            for (k, v) in vars {
+                command.env(k.scalar_text().unwrap(), v.scalar_text().unwrap());
+            }
+        }
+        let out = command
             .args(&args[1..])
             .env("CONVEYOR_LOG", "off")
             .output()

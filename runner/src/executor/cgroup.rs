@@ -39,28 +39,38 @@ pub(crate) fn root() -> Option<&'static Path> {
     .as_deref()
 }
 
-/// Creates the root and proves a job could join a cgroup under it the way jobs do: by a
-/// bash writing its own pid to `cgroup.procs` (no `pre_exec`: unsafe code is forbidden).
+/// Creates the root and proves a job could join a cgroup under it the way jobs do: moved
+/// there by the runner while it waits on its stdin, before it runs anything.
 fn make_root(root: &Path) -> io::Result<()> {
     sweep_dead_roots(root.parent().unwrap_or(root));
     std::fs::create_dir_all(root)?;
     let probe = root.join("probe");
     std::fs::create_dir_all(&probe)?;
-    let joined = Command::new(super::process::bash())
+    let joined = probe_join(&probe);
+    let removed = remove(&probe);
+    joined.and(removed)
+}
+
+fn probe_join(probe: &Path) -> io::Result<()> {
+    let mut child = Command::new(super::process::bash())
         .arg("-c")
-        .arg("echo $$ > \"$1/cgroup.procs\"")
+        .arg("read -r _")
         .arg("conveyor-cgroup-probe")
-        .arg(&probe)
-        .stdin(Stdio::null())
+        .env_clear()
+        .stdin(Stdio::piped())
         .stdout(Stdio::null())
         .stderr(Stdio::null())
-        .status();
-    let removed = remove(&probe);
-    match joined {
-        Ok(s) if s.success() => removed,
-        Ok(s) => Err(io::Error::other(format!("a process cannot join it ({s})"))),
-        Err(e) => Err(e),
-    }
+        .spawn()?;
+    let joined = join(probe, child.id());
+    // Closing its stdin lets it end, moved or not.
+    drop(child.stdin.take());
+    let _ = child.wait();
+    joined
+}
+
+/// Moves process `pid` into the cgroup `dir`.
+pub(crate) fn join(dir: &Path, pid: u32) -> io::Result<()> {
+    std::fs::write(dir.join("cgroup.procs"), pid.to_string())
 }
 
 /// The runner's own cgroup directory, from `/proc/self/cgroup` and the cgroup2 mount.

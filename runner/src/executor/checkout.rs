@@ -152,7 +152,7 @@ async fn mirror_lock(mirror: &Path) -> std::sync::Arc<tokio::sync::Mutex<()>> {
 }
 
 async fn has_commit(mirror: &Path, sha: &str) -> bool {
-    Command::new("git")
+    git_command()
         .arg("--git-dir")
         .arg(mirror)
         .args(["cat-file", "-e", "--end-of-options", &format!("{sha}^{{commit}}")])
@@ -172,6 +172,20 @@ fn clone_args(url: &str, dir: &Path) -> Vec<OsString> {
         url.into(),
         dir.into(),
     ]
+}
+
+/// git with the runner's environment — its credential helpers, `HOME`, SSH agent and
+/// proxies are for git — less the runner's own settings (`CONVEYOR_*`: its token, its Redis
+/// URL): git is not made non-dumpable, so a job of the same user could read them in
+/// `/proc/<git>/environ` while another job checks out.
+fn git_command() -> Command {
+    let mut cmd = Command::new("git");
+    for (name, _) in std::env::vars_os() {
+        if name.to_string_lossy().starts_with("CONVEYOR_") {
+            cmd.env_remove(name);
+        }
+    }
+    cmd
 }
 
 /// The directory a `git:` input is cloned into: the url's last segment without `.git`.
@@ -198,7 +212,7 @@ async fn git<const N: usize>(
         })
     };
     for args in invocations {
-        let mut cmd = Command::new("git");
+        let mut cmd = git_command();
         cmd.args(&args)
             .env("GIT_TERMINAL_PROMPT", "0")
             .stdin(Stdio::null())

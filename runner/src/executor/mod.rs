@@ -6,10 +6,14 @@
 //! source copy, emptying), [`checkout`] (git), [`tree`] (the marks a job's processes are
 //! found by: [`cgroup`], cookie, group; and their kill), [`script`] (the wrapper that joins
 //! the cgroup and records declared outputs), [`process`] (spawn, stream, timeout, cancel),
-//! [`outputs`] (parsing). [`supervisor`] is the guard that kills a dead runner's jobs.
+//! [`outputs`] (parsing, and refusing secrets in them). [`masking`] hides the job's secrets
+//! in what it logs; [`job_user`] runs jobs as another user. [`supervisor`] is the guard
+//! that kills a dead runner's jobs.
 
 mod cgroup;
 mod checkout;
+mod job_user;
+mod masking;
 mod outputs;
 mod process;
 mod script;
@@ -22,14 +26,17 @@ use std::io;
 use std::os::unix::process::ExitStatusExt;
 use std::path::PathBuf;
 use std::process::ExitStatus;
+use std::sync::Arc;
 
-use conveyor_core::protocol::{JobSpec, LogLine, Outcome, Stream};
+use conveyor_core::protocol::{JobSpec, LogLine, MIN_MASKED_CHARS, Outcome, Stream};
 use tokio::sync::{mpsc, watch};
 
+use masking::Secrets;
 use process::{Ending, Finished};
 use tree::JobTree;
 use workspace::Workspace;
 
+pub use job_user::{JobUser, JobUserError};
 pub use tree::COOKIE_VAR;
 
 /// The directory name of a repository's mirror: a short hash of its URL.
@@ -52,6 +59,8 @@ pub struct ExecConfig {
     /// Whether each job gets a cgroup of its own when the machine allows it (see
     /// [`Isolation`]); off, jobs are found by process group and environment cookie only.
     pub job_cgroups: bool,
+    /// The user jobs run as (`--job-user`); `None` runs them as the runner's own user.
+    pub job_user: Option<JobUser>,
 }
 
 impl ExecConfig {
@@ -62,6 +71,7 @@ impl ExecConfig {
             work_root: work_root.into(),
             stdout_tail_bytes: Self::DEFAULT_STDOUT_TAIL_BYTES,
             job_cgroups: true,
+            job_user: None,
         }
     }
 
@@ -114,6 +124,14 @@ impl ExecResult {
             error: None,
         }
     }
+
+    /// A failure after the script exited 0: the exit code is still the script's.
+    fn ran(self) -> Self {
+        Self {
+            exit_code: Some(0),
+            ..self
+        }
+    }
 }
 
 /// Why a run stopped before its script could finish normally.
@@ -130,6 +148,18 @@ pub(crate) enum ExecError {
     Checkout { url: String, reason: String },
     #[error("output `{name}` cannot be recorded: {reason}")]
     Output { name: String, reason: String },
+    #[error(
+        "output `{output}` contains the value of secret `{secret}`: outputs are shown to \
+         everyone and passed on, so they never carry secrets"
+    )]
+    SecretInOutput { output: String, secret: String },
+    #[error(
+        "{what} is not a plain file the job wrote (it is a symbolic link, a fifo, a directory \
+         or another user's file): outputs are read from plain files only"
+    )]
+    OutputFile { what: &'static str },
+    #[error("the job's secrets cannot be masked: {0}")]
+    Masking(String),
     #[error("bash was not found on PATH: install bash on the runner to run jobs")]
     BashMissing,
     #[error("could not start bash: {0}")]
@@ -149,8 +179,25 @@ pub async fn execute(
     log: mpsc::UnboundedSender<LogLine>,
     mut cancel: watch::Receiver<bool>,
 ) -> ExecResult {
-    let log = Log(log);
-    let ws = match Workspace::create(&cfg.work_root).await {
+    let (secrets, unmaskable) = match Secrets::of(spec) {
+        Ok(s) => (s, None),
+        Err(e) => (Secrets::default(), Some(ExecError::Masking(e))),
+    };
+    let log = Log {
+        tx: log,
+        secrets: Arc::new(secrets),
+    };
+    // Before anything runs: a job whose secrets cannot be masked must not print them.
+    if let Some(e) = unmaskable {
+        return log.failed(e);
+    }
+    for name in &log.secrets.too_short {
+        log.system(format!(
+            "secret `{name}` is not masked: its value (or a line of it) is shorter than \
+             {MIN_MASKED_CHARS} characters, which would star out ordinary text"
+        ));
+    }
+    let ws = match Workspace::create(&cfg.work_root, cfg.job_user.as_ref()).await {
         Ok(ws) => ws,
         Err(e) => return log.failed(e),
     };
@@ -171,8 +218,11 @@ async fn run_in(
         Err(checkout::Stop::Cancelled) => return log.cancelled(),
         Err(checkout::Stop::Failed(e)) => return log.failed(e),
     }
+    if let Err(e) = ws.hand_over().await {
+        return log.failed(e);
+    }
     let mut tree = JobTree::new(cfg.job_cgroups);
-    if let Err(e) = script::write(spec, ws, tree.cgroup_procs().as_deref()).await {
+    if let Err(e) = script::write(spec, ws, tree.has_cgroup()).await {
         return log.failed(e);
     }
     let command = process::bash_command(spec, ws, &tree);
@@ -207,21 +257,27 @@ async fn conclude(finished: Finished, spec: &JobSpec, ws: &Workspace, log: &Log)
         log.system(format!("exit code {code}"));
         return ExecResult::ended(Outcome::Failed, Some(code));
     }
-    match outputs::collect(spec, ws, &finished.stdout_tail).await {
-        Ok(collected) => {
-            if collected.trap_replaced {
-                log.system(
-                    "the declared outputs were not recorded: the script replaced conveyor's EXIT trap; \
-                     append them to $CONVEYOR_OUTPUT instead"
-                        .to_string(),
-                );
-            }
-            ExecResult {
-                outputs: collected.values,
-                ..ExecResult::ended(Outcome::Succeeded, Some(0))
-            }
-        }
-        Err(e) => log.failed(e),
+    let collected = match outputs::collect(spec, ws, &finished.stdout_tail).await {
+        Ok(collected) => collected,
+        Err(e) => return log.failed(e).ran(),
+    };
+    if let Some((output, secret)) = log.secrets.leaked(&collected.values) {
+        let e = ExecError::SecretInOutput {
+            output: output.to_string(),
+            secret: secret.to_string(),
+        };
+        return log.failed(e).ran();
+    }
+    if collected.trap_replaced {
+        log.system(
+            "the declared outputs were not recorded: the script replaced conveyor's EXIT trap; \
+             append them to $CONVEYOR_OUTPUT instead"
+                .to_string(),
+        );
+    }
+    ExecResult {
+        outputs: collected.values,
+        ..ExecResult::ended(Outcome::Succeeded, Some(0))
     }
 }
 
@@ -247,21 +303,39 @@ pub(crate) async fn cancelled(cancel: &mut watch::Receiver<bool>) {
     }
 }
 
-/// The log channel; a closed receiver is not the job's problem, so send errors are ignored.
+/// The log channel, which masks the job's secrets in every line it sends; a closed receiver
+/// is not the job's problem, so send errors are ignored.
 #[derive(Clone)]
-pub(crate) struct Log(mpsc::UnboundedSender<LogLine>);
+pub(crate) struct Log {
+    tx: mpsc::UnboundedSender<LogLine>,
+    secrets: Arc<Secrets>,
+}
 
 impl Log {
-    pub(crate) fn line(&self, stream: Stream, text: String) {
-        let _ = self.0.send(LogLine { stream, text });
+    /// Sends a piece of the job's output (a line, or part of a very long one, cut where no
+    /// secret spans the cut); the masked bytes, for the stdout tail.
+    pub(crate) fn output<'a>(&self, stream: Stream, bytes: &'a [u8]) -> std::borrow::Cow<'a, [u8]> {
+        let masked = self.secrets.mask(bytes);
+        let text = String::from_utf8_lossy(&masked).into_owned();
+        let _ = self.tx.send(LogLine { stream, text });
+        masked
     }
 
     pub(crate) fn system(&self, text: String) {
-        self.line(Stream::System, text);
+        let text = self.secrets.mask_text(text);
+        let _ = self.tx.send(LogLine {
+            stream: Stream::System,
+            text,
+        });
+    }
+
+    pub(crate) fn secrets(&self) -> &Secrets {
+        &self.secrets
     }
 
     fn failed(&self, e: ExecError) -> ExecResult {
-        let error = e.to_string();
+        // Masked here too: it is reported as the job's error, apart from the log.
+        let error = self.secrets.mask_text(e.to_string());
         self.system(error.clone());
         ExecResult {
             error: Some(error),

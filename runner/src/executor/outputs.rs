@@ -24,26 +24,56 @@ pub(crate) async fn collect(
     stdout_tail: &[u8],
 ) -> Result<Collected, ExecError> {
     let mut values = BTreeMap::new();
-    let declared = match tokio::fs::read(ws.outputs_bin()).await {
-        Ok(bytes) => Some(bytes),
-        Err(e) if e.kind() == io::ErrorKind::NotFound => None,
-        Err(source) => {
-            return Err(ExecError::Io {
-                what: "reading the declared outputs",
-                source,
-            });
-        }
-    };
+    let owner = ws.user.as_ref().map(|u| u.uid);
+    let declared = read_job_file(&ws.outputs_bin(), owner, "the declared outputs' file").await?;
     let trap_replaced = declared.is_none() && !spec.outputs.is_empty();
     values.extend(nul_pairs(&declared.unwrap_or_default()));
-    // The job may have deleted or replaced it; that only loses its own lines.
-    let env_file = tokio::fs::read(ws.output_env()).await.unwrap_or_default();
-    values.extend(env_lines(&env_file));
+    // The job may have deleted it; that only loses its own lines.
+    let env_file = read_job_file(&ws.output_env(), owner, "$CONVEYOR_OUTPUT").await?;
+    values.extend(env_lines(&env_file.unwrap_or_default()));
     values.insert(STDOUT.to_string(), stdout_value(stdout_tail));
     Ok(Collected {
         values,
         trap_replaced,
     })
+}
+
+/// A file the job wrote, `None` if it is not there. The job may have put anything at that
+/// path, and the runner reads with its own rights: a symbolic link to
+/// `/proc/<runner>/environ` would hand the job the runner's credentials as outputs, a fifo
+/// would hang the runner. So only a plain file (of the job user, when there is one) is read.
+async fn read_job_file(
+    path: &std::path::Path,
+    owner: Option<u32>,
+    what: &'static str,
+) -> Result<Option<Vec<u8>>, ExecError> {
+    use std::os::unix::fs::MetadataExt as _;
+    use tokio::io::AsyncReadExt as _;
+    let opened = tokio::fs::OpenOptions::new()
+        .read(true)
+        .custom_flags(nix::libc::O_NOFOLLOW | nix::libc::O_NONBLOCK)
+        .open(path)
+        .await;
+    let io = |source| ExecError::Io {
+        what: "reading the job's outputs",
+        source,
+    };
+    let mut file = match opened {
+        Ok(f) => f,
+        Err(e) if e.kind() == io::ErrorKind::NotFound => return Ok(None),
+        // O_NOFOLLOW's answer to a symbolic link.
+        Err(e) if e.raw_os_error() == Some(nix::libc::ELOOP) => {
+            return Err(ExecError::OutputFile { what });
+        }
+        Err(e) => return Err(io(e)),
+    };
+    let meta = file.metadata().await.map_err(io)?;
+    if !meta.is_file() || owner.is_some_and(|uid| meta.uid() != uid) {
+        return Err(ExecError::OutputFile { what });
+    }
+    let mut bytes = Vec::new();
+    file.read_to_end(&mut bytes).await.map_err(io)?;
+    Ok(Some(bytes))
 }
 
 /// `NAME\0VALUE\0` pairs; an unfinished pair at the end is dropped.

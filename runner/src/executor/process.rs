@@ -7,7 +7,7 @@ use std::process::{ExitStatus, Stdio};
 use std::time::Duration;
 
 use conveyor_core::protocol::{JobSpec, Stream};
-use tokio::io::{AsyncRead, AsyncReadExt};
+use tokio::io::{AsyncRead, AsyncReadExt, AsyncWriteExt};
 use tokio::process::{Child, Command};
 use tokio::sync::watch;
 use tokio::task::JoinHandle;
@@ -18,8 +18,12 @@ use super::tree::{COOKIE_VAR, JobTree};
 use super::workspace::Workspace;
 use super::{ExecError, Log, cancelled};
 
-/// Variables a job inherits from the runner; everything else comes from the spec.
-const INHERITED: [&str; 5] = ["PATH", "HOME", "LANG", "USER", "TMPDIR"];
+/// Variables a job inherits from the runner; everything else comes from the spec. Nothing
+/// that configures the runner — its token, its Redis URL, whatever the service manager put
+/// in its environment — may reach a job. `LANG` is only a locale, and without it tools fall
+/// back to ASCII and mangle the UTF-8 the log shows; `TMPDIR` and `USER` are the runner's
+/// (the first may be private to it, the second is a job user's, when there is one).
+const INHERITED: [&str; 2] = ["PATH", "LANG"];
 /// How long readers may keep draining after the job is killed: a process the kill could not
 /// find (one that cleared its environment, without cgroups) can hold a pipe open forever.
 const DRAIN_BOUND: Duration = Duration::from_secs(2);
@@ -63,7 +67,12 @@ pub(crate) fn bash_command(spec: &JobSpec, ws: &Workspace, tree: &JobTree) -> Co
         .arg(ws.run_script())
         .current_dir(&ws.ws)
         .env_clear()
-        .stdin(Stdio::null())
+        // A job in a cgroup waits on its stdin to be moved there; see `script`.
+        .stdin(if tree.has_cgroup() {
+            Stdio::piped()
+        } else {
+            Stdio::null()
+        })
         .stdout(Stdio::piped())
         .stderr(Stdio::piped())
         .process_group(0)
@@ -71,6 +80,20 @@ pub(crate) fn bash_command(spec: &JobSpec, ws: &Workspace, tree: &JobTree) -> Co
     for name in INHERITED {
         if let Some(value) = std::env::var_os(name) {
             cmd.env(name, value);
+        }
+    }
+    match &ws.user {
+        Some(user) => {
+            // Also drops the runner's supplementary groups (root's, among them).
+            cmd.uid(user.uid).gid(user.gid);
+            cmd.env("HOME", &user.home)
+                .env("USER", &user.name)
+                .env("LOGNAME", &user.name);
+        }
+        None => {
+            if let Some(home) = std::env::var_os("HOME") {
+                cmd.env("HOME", home);
+            }
         }
     }
     for (k, v) in &spec.env {
@@ -107,6 +130,10 @@ pub(crate) async fn run(
     })?;
     // With process_group(0) the group id is bash's pid.
     tree.spawned(child.id());
+    if let Some(mut go) = child.stdin.take() {
+        // In its cgroup now (or not, and marked otherwise): let it run. It may be dead.
+        let _ = go.write_all(b"\n").await;
+    }
     let (stop_tx, stop_rx) = watch::channel(false);
     let stdout = child.stdout.take().map(|out| {
         let pump = Pump::new(Stream::Stdout, log, tail_bytes, &stop_rx);
@@ -175,7 +202,7 @@ async fn drain(
     tail
 }
 
-/// Reads one pipe: sends each line to the log and keeps the pipe's last bytes.
+/// Reads one pipe: sends each line to the log, masked, and keeps the end of what it sent.
 struct Pump {
     stream: Stream,
     log: Log,
@@ -210,31 +237,38 @@ impl Pump {
                     break;
                 }
             };
-            self.tail.push(&buf[..n]);
             pending.extend_from_slice(&buf[..n]);
             self.send_lines(&mut pending);
         }
         if !pending.is_empty() {
-            self.send(&pending);
+            self.send(&pending, false);
         }
         self.tail.into_bytes()
     }
 
-    fn send_lines(&self, pending: &mut Vec<u8>) {
+    /// Sends the complete lines of `pending`, and pieces of a line grown too long — each cut
+    /// where no secret spans it, once enough has arrived to tell.
+    fn send_lines(&mut self, pending: &mut Vec<u8>) {
         let mut start = 0;
         while let Some(i) = pending[start..].iter().position(|&b| b == b'\n') {
-            self.send(&pending[start..start + i]);
+            self.send(&pending[start..start + i], true);
             start += i + 1;
         }
-        while pending.len() - start >= MAX_LINE {
-            self.send(&pending[start..start + MAX_LINE]);
-            start += MAX_LINE;
+        let held_back = self.log.secrets().held_back();
+        while pending.len() - start >= MAX_LINE + held_back {
+            let cut = self.log.secrets().cut(&pending[start..], MAX_LINE);
+            self.send(&pending[start..start + cut], false);
+            start += cut;
         }
         pending.drain(..start);
     }
 
-    fn send(&self, line: &[u8]) {
-        self.log
-            .line(self.stream, String::from_utf8_lossy(line).into_owned());
+    /// The tail keeps what was sent, masked: the `STDOUT` output never shows a secret either.
+    fn send(&mut self, piece: &[u8], newline: bool) {
+        let masked = self.log.output(self.stream, piece);
+        self.tail.push(&masked);
+        if newline {
+            self.tail.push(b"\n");
+        }
     }
 }

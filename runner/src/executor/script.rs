@@ -1,5 +1,5 @@
-//! The wrapper `meta/run.sh`: the job joining its cgroup, an EXIT trap that records the
-//! declared outputs, then the user's script verbatim.
+//! The wrapper `run.sh`: the job waiting to be moved into its cgroup, an EXIT trap that
+//! records the declared outputs, then the user's script verbatim.
 //!
 //! The trap runs only on success (status 0) and writes `NAME\0VALUE\0` pairs: bash values
 //! cannot hold NUL, so every other byte — newlines, quotes, `$(…)` — arrives as it was. Values
@@ -16,31 +16,31 @@ use tokio::process::Command;
 use super::ExecError;
 use super::workspace::Workspace;
 
-/// Writes `run.sh` and an empty `output.env`, after checking that the trap parses.
-/// `cgroup_procs` is the job's cgroup, joined before anything else runs.
+/// Writes `run.sh`, after checking that the trap parses. With `in_cgroup`, the job is
+/// moved into its cgroup before anything runs.
 pub(crate) async fn write(
     spec: &JobSpec,
     ws: &Workspace,
-    cgroup_procs: Option<&Path>,
+    in_cgroup: bool,
 ) -> Result<(), ExecError> {
     let trap = trap(&spec.outputs, &ws.outputs_bin())?;
     check_syntax(&trap, &spec.outputs).await?;
-    let join = cgroup_procs.map(join).unwrap_or_default();
+    let wait = if in_cgroup { WAIT_FOR_CGROUP } else { "" };
     let io = |what| move |source| ExecError::Io { what, source };
-    tokio::fs::write(ws.run_script(), format!("{join}{trap}{}\n", spec.script))
+    tokio::fs::write(ws.run_script(), format!("{wait}{trap}{}\n", spec.script))
         .await
         .map_err(io("writing the job's wrapper script"))
 }
 
-/// The job's bash moves itself into the job's cgroup before it runs a single command, so
-/// nothing it starts is ever outside (the runner cannot do it between fork and exec without
-/// unsafe code, and doing it after spawn would race the script's first fork). A failure is
-/// not the job's: the job runs anyway, still marked by its group and environment cookie.
-/// It shares the first line with what follows, so the user's line numbers stay as they were.
-fn join(cgroup_procs: &Path) -> String {
-    let path = single_quote(&cgroup_procs.to_string_lossy());
-    format!("{{ builtin echo $$ >| {path}; }} 2>/dev/null || builtin :; ")
-}
+/// The job's bash waits, before it runs a single command, for the runner to move it into
+/// the job's cgroup and say so with a line on its stdin; so nothing it starts is ever
+/// outside (the runner cannot move it between fork and exec without unsafe code, and
+/// moving it while it runs would race the script's first fork). Then its stdin is
+/// `/dev/null`, as a job's always is. End of file instead of the line means the runner died
+/// before it could contain the job: the job does not run. It shares the first line with
+/// what follows, so the user's line numbers stay as they were.
+const WAIT_FOR_CGROUP: &str =
+    "builtin read -r __conveyor_go || builtin exit 125; builtin exec </dev/null; ";
 
 /// The trap function and its installation, ending in a newline.
 ///
@@ -118,8 +118,12 @@ async fn check_syntax(trap: &str, outputs: &[Output]) -> Result<(), ExecError> {
 
 /// Bash's first complaint about `text`, if it does not parse.
 async fn parse_error(text: &str) -> Result<Option<String>, ExecError> {
-    let output = Command::new("bash")
+    // Parsed, never run; still, nothing of the runner's environment is for it.
+    let output = Command::new(super::process::bash())
+        // So its messages start `bash: -c:`, as `parse_error` expects.
+        .arg0("bash")
         .args(["-n", "-c", text])
+        .env_clear()
         .stdin(Stdio::null())
         .stdout(Stdio::null())
         .stderr(Stdio::piped())

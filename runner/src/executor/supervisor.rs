@@ -21,6 +21,7 @@ use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::sync::{Mutex, OnceLock};
 
+use std::os::unix::fs::{DirBuilderExt as _, PermissionsExt as _};
 use std::os::unix::process::CommandExt as _;
 
 /// The guard's whole program. `$1` is the registration directory, `$2` the job cgroup root
@@ -90,7 +91,7 @@ fn guard() -> Option<&'static Guard> {
                 .filter(|p| p.is_dir())
                 .map_or_else(std::env::temp_dir, Path::to_path_buf);
             let dir = base.join(format!("conveyor-jobs-{}", std::process::id()));
-            if let Err(e) = std::fs::create_dir_all(&dir) {
+            if let Err(e) = private_dir(&dir) {
                 tracing::warn!(
                     "cannot create the job guard's directory {}: {e}; a killed runner may leave jobs running",
                     dir.display()
@@ -104,6 +105,16 @@ fn guard() -> Option<&'static Guard> {
             })
         })
         .as_ref()
+}
+
+/// The guard's directory is the runner's own: a job user may not list the running jobs'
+/// cookies. Set, not only created so: a dead runner of the same pid may have left it.
+fn private_dir(dir: &Path) -> std::io::Result<()> {
+    std::fs::DirBuilder::new()
+        .recursive(true)
+        .mode(0o700)
+        .create(dir)?;
+    std::fs::set_permissions(dir, std::fs::Permissions::from_mode(0o700))
 }
 
 /// Starts the guard, or starts it again if it died (a job may kill it: it runs as the same

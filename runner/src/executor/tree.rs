@@ -56,16 +56,24 @@ impl JobTree {
         &self.cookie
     }
 
-    /// The `cgroup.procs` file the job's bash writes its pid to before running anything.
-    pub(crate) fn cgroup_procs(&self) -> Option<PathBuf> {
-        self.cgroup.as_ref().map(|dir| dir.join("cgroup.procs"))
+    /// Whether the job has a cgroup: its bash then waits to be moved into it.
+    pub(crate) fn has_cgroup(&self) -> bool {
+        self.cgroup.is_some()
     }
 
-    /// Records the job's bash, which leads the job's process group.
+    /// Records the job's bash, which leads the job's process group, and moves it into the
+    /// job's cgroup (it waits for that before it runs anything). The runner moves it, not
+    /// the bash itself: a job user may not write to the runner's cgroup, where every move
+    /// out of it must be allowed. A failed move leaves the job marked by group and cookie.
     pub(crate) fn spawned(&mut self, pid: Option<u32>) {
         self.pgid = pid.and_then(|p| i32::try_from(p).ok()).map(Pid::from_raw);
         if let (Some(reg), Some(pgid)) = (&self.registration, self.pgid) {
             reg.set_group(pgid.as_raw());
+        }
+        if let (Some(dir), Some(pid)) = (&self.cgroup, pid)
+            && let Err(e) = cgroup::join(dir, pid)
+        {
+            tracing::warn!(cgroup = %dir.display(), "cannot move the job into its cgroup: {e}");
         }
     }
 

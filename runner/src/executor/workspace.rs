@@ -1,6 +1,15 @@
 //! The per-run directory: a slot `<work_root>/slot-<pid>-<n>/` holding `ws/` (the job's
 //! working directory, empty when a run starts) and, beside it and out of the job's way,
 //! conveyor's wrapper and output files. Slots are reused, emptied, from run to run.
+//!
+//! With a job user (`--job-user`) the slot stays the runner's (mode 0711: the job user may
+//! pass through it, not list or change it), its `ws/` and `out/` (where the output files
+//! are) are created afresh for each run and belong to the job user, and `ws/` is handed over
+//! only after the checkout, while it is still the runner's own 0700 directory that no
+//! process of the job user can enter. Fresh, not emptied: a process of another job of that
+//! user could be sitting in an old `ws/` (its working directory) and swap its entries for
+//! symbolic links while the runner walks it; and a slot the job user could write to would
+//! let it plant links where the runner writes.
 
 use std::fs;
 use std::io;
@@ -8,6 +17,7 @@ use std::os::unix::fs::{DirBuilderExt, PermissionsExt, symlink};
 use std::path::{Path, PathBuf};
 
 use super::ExecError;
+use super::job_user::JobUser;
 
 /// Set to `1` to keep workspaces after their run, for debugging.
 const KEEP_VAR: &str = "CONVEYOR_KEEP_WORKSPACES";
@@ -16,6 +26,10 @@ const KEEP_VAR: &str = "CONVEYOR_KEEP_WORKSPACES";
 pub(crate) struct Workspace {
     pub root: PathBuf,
     pub ws: PathBuf,
+    /// Where the output files are: `root` itself, or `root/out/` for a job user, who may not
+    /// create files in `root`.
+    out: PathBuf,
+    pub user: Option<JobUser>,
 }
 
 impl Workspace {
@@ -24,35 +38,56 @@ impl Workspace {
     }
 
     pub fn outputs_bin(&self) -> PathBuf {
-        self.root.join("outputs.bin")
+        self.out.join("outputs.bin")
     }
 
     pub fn output_env(&self) -> PathBuf {
-        self.root.join("output.env")
+        self.out.join("output.env")
     }
 
     /// Takes a free slot under `work_root` (or makes one) with an empty `ws/`. Slots are
     /// reused: a run leaves its slot emptied, so each run still starts from an empty
     /// workspace while the directories themselves are not created and deleted per run —
     /// creating inodes right after deleting others is slow on ext4 at thousands of runs.
-    pub async fn create(work_root: &Path) -> Result<Self, ExecError> {
+    pub async fn create(work_root: &Path, user: Option<&JobUser>) -> Result<Self, ExecError> {
         let root = take_slot(work_root);
+        let out = match user {
+            Some(_) => root.join("out"),
+            None => root.clone(),
+        };
         let ws = Self {
             ws: root.join("ws"),
             root,
+            out,
+            user: user.cloned(),
         };
-        let (root, work) = (ws.root.clone(), ws.ws.clone());
+        let (root, work, out, user) = (
+            ws.root.clone(),
+            ws.ws.clone(),
+            ws.out.clone(),
+            ws.user.clone(),
+        );
         blocking(move || {
             fs::create_dir_all(root.parent().unwrap_or(Path::new(".")))?;
-            match fs::DirBuilder::new().mode(0o700).create(&root) {
+            let mode = if user.is_some() { 0o711 } else { 0o700 };
+            match fs::DirBuilder::new().mode(mode).create(&root) {
                 Err(e) if e.kind() != io::ErrorKind::AlreadyExists => return Err(e),
                 _ => {}
             }
-            match fs::create_dir(&work) {
-                Err(e) if e.kind() == io::ErrorKind::AlreadyExists => empty_dir(&work),
-                other => other,
-            }?;
-            clear_run_files(&root)
+            clear_run_files(&root)?;
+            let Some(user) = user else {
+                return match fs::create_dir(&work) {
+                    Err(e) if e.kind() == io::ErrorKind::AlreadyExists => empty_dir(&work),
+                    other => other,
+                };
+            };
+            // Set, not only created so: the slot may come from a run without a job user.
+            fs::set_permissions(&root, fs::Permissions::from_mode(0o711))?;
+            for dir in [&work, &out] {
+                remove_if_there(dir)?;
+                fs::DirBuilder::new().mode(0o700).create(dir)?;
+            }
+            user.own(&out)
         })
         .await
         .map_err(|source| ExecError::Workspace {
@@ -62,6 +97,21 @@ impl Workspace {
         Ok(ws)
     }
 
+    /// Gives the checked-out `ws/` to the job user, if there is one. Nothing of that user
+    /// can be inside yet: `ws/` is still the runner's, mode 0700, and new.
+    pub async fn hand_over(&self) -> Result<(), ExecError> {
+        let Some(user) = self.user.clone() else {
+            return Ok(());
+        };
+        let ws = self.ws.clone();
+        blocking(move || user.hand_over(&ws))
+            .await
+            .map_err(|source| ExecError::Workspace {
+                path: self.ws.clone(),
+                source,
+            })
+    }
+
     /// Empties the slot and hands it to the next run (kept as it is with
     /// `CONVEYOR_KEEP_WORKSPACES=1`).
     pub async fn dispose(self) {
@@ -69,8 +119,15 @@ impl Workspace {
             tracing::info!(workspace = %self.root.display(), "keeping workspace ({KEEP_VAR}=1)");
             return;
         }
-        let (root, ws) = (self.root.clone(), self.ws.clone());
-        match blocking(move || empty_dir(&ws).and_then(|()| clear_run_files(&root))).await {
+        let (root, ws, out) = (self.root.clone(), self.ws.clone(), self.out.clone());
+        let emptied = match self.user {
+            // `remove_dir_all` does not follow links, even ones swapped in while it works.
+            Some(_) => {
+                blocking(move || remove_if_there(&ws).and_then(|()| remove_if_there(&out))).await
+            }
+            None => blocking(move || empty_dir(&ws).and_then(|()| clear_run_files(&root))).await,
+        };
+        match emptied {
             Ok(()) => give_back(self.root),
             Err(e) => {
                 tracing::warn!(workspace = %self.root.display(), error = %e, "could not empty workspace");
@@ -78,6 +135,13 @@ impl Workspace {
                 let _ = blocking(move || remove_tree(&root)).await;
             }
         }
+    }
+}
+
+fn remove_if_there(dir: &Path) -> io::Result<()> {
+    match remove_tree(dir) {
+        Err(e) if e.kind() == io::ErrorKind::NotFound => Ok(()),
+        other => other,
     }
 }
 

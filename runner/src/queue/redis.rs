@@ -43,11 +43,30 @@ pub struct RedisQueue {
     last_reclaim: Mutex<Option<std::time::Instant>>,
 }
 
+/// `url` with the password in its user part (`redis://user:PASSWORD@host`, or a user part
+/// without a colon, which Redis may take as a password) replaced by `***`.
+fn redacted(url: &str) -> String {
+    let Some((scheme, rest)) = url.split_once("://") else {
+        return url.to_string();
+    };
+    let authority_end = rest.find(['/', '?', '#']).unwrap_or(rest.len());
+    let Some(at) = rest[..authority_end].rfind('@') else {
+        return url.to_string();
+    };
+    let user = match rest[..at].split_once(':') {
+        Some((user, _)) => format!("{user}:***"),
+        None => "***".to_string(),
+    };
+    format!("{scheme}://{user}{}", &rest[at..])
+}
+
 impl RedisQueue {
     /// Connects to Redis at `url`; keys start with `prefix` (`conveyor` in production).
     pub async fn connect(url: &str, prefix: &str) -> Result<Self, QueueError> {
+        // Errors name the URL without its password: they end up in logs.
+        let shown = redacted(url);
         let client = Client::open(url)
-            .map_err(|e| QueueError(format!("the Redis URL {url:?} is not valid: {e}")))?;
+            .map_err(|e| QueueError(format!("the Redis URL {shown:?} is not valid: {e}")))?;
         // Few reconnect attempts: with Redis down a command should fail within a second and
         // leave retrying to the caller (the runner loop retries `pop` every second).
         let config = ConnectionManagerConfig::new()
@@ -58,7 +77,7 @@ impl RedisQueue {
         let conn = client
             .get_connection_manager_with_config(config)
             .await
-            .map_err(|e| QueueError(format!("could not connect to Redis at {url}: {e}")))?;
+            .map_err(|e| QueueError(format!("could not connect to Redis at {shown}: {e}")))?;
         Ok(Self {
             client,
             conn,

@@ -18,42 +18,86 @@ use crate::traces::{Scatter, now_us, random_below};
 const REDIS: &str = "redis://127.0.0.1:6379";
 
 /// A runner process with a Redis key prefix of its own, both gone when the test ends.
-struct Runner {
-    child: Child,
+pub(crate) struct Runner {
+    pub child: Child,
     prefix: String,
+    redis: String,
     queue: RedisQueue,
     log: std::path::PathBuf,
 }
 
+/// How a test starts `conveyor-runner`, beyond what every test gives it.
+#[derive(Default)]
+pub(crate) struct Launch {
+    /// Flags after the common ones.
+    pub args: Vec<String>,
+    /// Variables added to the environment the runner inherits from the test.
+    pub env: Vec<(String, String)>,
+    /// The Redis URL the runner is given (by `credentials`) and the test pushes to; the
+    /// shared Redis when `None`.
+    pub redis: Option<String>,
+    /// How the runner gets its token and Redis URL: `--redis-url <redis> --token t` when
+    /// `None`.
+    pub credentials: Option<Vec<String>>,
+    /// Run the runner as this uid and gid instead of the test's.
+    pub user: Option<(u32, u32)>,
+}
+
 impl Runner {
-    async fn start(fake: &Fake, dir: &TestDir, extra: &[&str]) -> Runner {
+    pub(crate) async fn start(fake: &Fake, dir: &TestDir, extra: &[&str]) -> Runner {
+        let args = extra.iter().map(|a| a.to_string()).collect();
+        Self::launch(
+            fake,
+            dir,
+            Launch {
+                args,
+                ..Launch::default()
+            },
+        )
+        .await
+    }
+
+    pub(crate) async fn launch(fake: &Fake, dir: &TestDir, launch: Launch) -> Runner {
+        use std::os::unix::process::CommandExt as _;
         let prefix = format!("conveyor-lifetime-{}-{}", std::process::id(), now_us());
         let log = dir.path("runner.log");
-        let child = Command::new(env!("CARGO_BIN_EXE_conveyor-runner"))
-            .args(["--server", &fake.url, "--redis-url", REDIS, "--token", "t"])
+        let redis = launch.redis.unwrap_or_else(|| REDIS.to_string());
+        let credentials = launch.credentials.unwrap_or_else(|| {
+            ["--redis-url", &redis, "--token", "t"]
+                .map(String::from)
+                .to_vec()
+        });
+        let mut command = Command::new(env!("CARGO_BIN_EXE_conveyor-runner"));
+        command
+            .args(["--server", &fake.url])
+            .args(credentials)
             .args(["--queue-prefix", &prefix, "--concurrency", "2"])
             .args(["--name", &prefix, "--fleet", "default"])
             .arg("--work-dir")
             .arg(dir.path("work"))
-            .args(extra)
+            .args(launch.args)
+            .envs(launch.env)
             .env("CONVEYOR_LOG", "info")
             .stdin(Stdio::null())
             .stdout(Stdio::null())
-            .stderr(std::fs::File::create(&log).expect("runner log"))
-            .spawn()
-            .expect("conveyor-runner starts");
-        let queue = RedisQueue::connect(REDIS, &prefix)
+            .stderr(std::fs::File::create(&log).expect("runner log"));
+        if let Some((uid, gid)) = launch.user {
+            command.uid(uid).gid(gid);
+        }
+        let child = command.spawn().expect("conveyor-runner starts");
+        let queue = RedisQueue::connect(&redis, &prefix)
             .await
             .expect("Redis runs");
         Runner {
             child,
             prefix,
+            redis,
             queue,
             log,
         }
     }
 
-    async fn push(&self, fake: &Fake, id: &str, script: &str) {
+    pub(crate) async fn push(&self, fake: &Fake, id: &str, script: &str) {
         fake.add_job(id, script);
         let msg = QueueMessage {
             job_run_id: id.into(),
@@ -62,13 +106,13 @@ impl Runner {
         self.queue.push("default", &msg).await.expect("pushed");
     }
 
-    fn signal(&self, sig: Signal) {
+    pub(crate) fn signal(&self, sig: Signal) {
         let pid = Pid::from_raw(i32::try_from(self.child.id()).unwrap());
         kill(pid, sig).expect("the runner is there to signal");
     }
 
     /// Waits for the runner to exit; panics with its log after `within`.
-    async fn exited(&mut self, within: Duration) -> std::process::ExitStatus {
+    pub(crate) async fn exited(&mut self, within: Duration) -> std::process::ExitStatus {
         let deadline = Instant::now() + within;
         loop {
             if let Some(status) = self.child.try_wait().unwrap() {
@@ -94,7 +138,7 @@ impl Runner {
         }
     }
 
-    fn log(&self) -> String {
+    pub(crate) fn log(&self) -> String {
         std::fs::read_to_string(&self.log).unwrap_or_default()
     }
 }
@@ -103,7 +147,9 @@ impl Drop for Runner {
     fn drop(&mut self) {
         let _ = self.child.kill();
         let _ = self.child.wait();
-        let Ok(mut conn) = redis::Client::open(REDIS).and_then(|c| c.get_connection()) else {
+        let Ok(mut conn) =
+            redis::Client::open(self.redis.as_str()).and_then(|c| c.get_connection())
+        else {
             return;
         };
         let keys: Vec<String> = redis::cmd("KEYS")
@@ -116,11 +162,11 @@ impl Drop for Runner {
     }
 }
 
-fn claimed(id: &'static str) -> impl Fn(&Seen) -> bool {
+pub(crate) fn claimed(id: &'static str) -> impl Fn(&Seen) -> bool {
     move |s| s.claims.iter().any(|c| c == id)
 }
 
-fn cgroups() -> bool {
+pub(crate) fn cgroups() -> bool {
     TestDir::new("probe").config().isolation() == Isolation::Cgroup
 }
 

@@ -1,11 +1,15 @@
 //! A job never outlives its end or its runner, whatever it started: stragglers in new
 //! sessions are killed at a job's normal end, timeout and cancel; the worker's stop modes
 //! drain or hand jobs back; and `conveyor-runner` killed outright, stopped with SIGTERM or
-//! drained with SIGQUIT leaves no process of its jobs behind. Real bash, real processes, a
-//! fake orchestrator over HTTP and the real Redis at 127.0.0.1:6379.
+//! drained with SIGQUIT leaves no process of its jobs behind — also as a job user; and a job
+//! cannot read its runner's credentials. Real bash, real processes, a fake orchestrator over
+//! HTTP and the real Redis at 127.0.0.1:6379 (or a private one with a password).
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
 mod binary;
+#[path = "../common/job_user.rs"]
+mod common;
+mod credentials;
 mod ends;
 mod fake;
 mod stops;
@@ -68,5 +72,6 @@ pub fn spec(id: &str, script: &str) -> JobSpec {
         timeout_secs: None,
         source: None,
         git_inputs: Vec::new(),
+        secrets: Vec::new(),
     }
 }

@@ -143,6 +143,8 @@ fn spec_of(
         env,
         outputs: job.outputs.clone(),
         timeout_secs: job.timeout_secs,
+        // None yet: the orchestrator side of secrets (issue 12) fills them at claim time.
+        secrets: Vec::new(),
     }
 }
 

@@ -25,6 +25,7 @@ pub async fn conveyor(products: &[&str]) -> Conveyor {
         runners: 4,
         fleets: vec!["default".into()],
         admin_token: ADMIN.into(),
+        job_user: None,
         statuses: Default::default(),
     };
     let engine = conveyor::startup::Embedded::start(opts)
