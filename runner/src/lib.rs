@@ -5,4 +5,5 @@
 pub mod client;
 pub mod executor;
 pub mod queue;
+pub mod tls;
 pub mod worker;

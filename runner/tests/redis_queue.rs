@@ -1,5 +1,6 @@
 //! The Redis fleet queue against the real Redis at 127.0.0.1:6379: delivery per fleet, waking
-//! a blocked runner, reclaiming a dead runner's message, depth, duplicates and recovery.
+//! a blocked runner, reclaiming a dead runner's message, depth, duplicates and recovery; and
+//! over `rediss://` against a private Redis speaking only TLS.
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
 use std::sync::Arc;
@@ -8,6 +9,8 @@ use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 use conveyor_core::protocol::QueueMessage;
 use conveyor_runner::queue::{Queue, RedisQueue};
+use conveyor_runner::tls::Trust;
+use conveyor_runner::tls::testing::{Pki, TlsRedis};
 
 const URL: &str = "redis://127.0.0.1:6379";
 
@@ -274,4 +277,48 @@ async fn a_pop_blocked_on_a_stream_that_vanishes_keeps_waiting() {
         .unwrap()
         .unwrap();
     assert_eq!(d.msg, msg("after"));
+}
+
+/// Certificates made for this test, and a private Redis speaking only TLS with them.
+fn tls_redis() -> (Pki, TlsRedis) {
+    let dir = std::env::temp_dir().join(format!("conveyor-rediss-{}", Keys::new().0));
+    let pki = Pki::generate(&dir);
+    let redis = TlsRedis::start(&pki);
+    (pki, redis)
+}
+
+#[tokio::test]
+async fn over_rediss_a_queue_trusting_the_ca_pushes_and_another_pops_and_acknowledges() {
+    let (pki, redis) = tls_redis();
+    let trust = Trust::with_ca_file(Some(&pki.ca)).unwrap();
+    let orchestrator = RedisQueue::connect_trusting(&redis.url(), "conveyor", &trust)
+        .await
+        .unwrap();
+    let runner = RedisQueue::connect_trusting(&redis.url(), "conveyor", &trust)
+        .await
+        .unwrap();
+    orchestrator.push("default", &msg("tls")).await.unwrap();
+    let d = runner.pop(&fleets(&["default"]), "r1").await.unwrap();
+    assert_eq!((d.fleet.as_str(), d.msg.clone()), ("default", msg("tls")));
+    runner.ack(&d).await.unwrap();
+}
+
+#[tokio::test]
+async fn over_rediss_a_queue_not_trusting_the_ca_is_refused_and_told_why() {
+    let (pki, redis) = tls_redis();
+    let url = redis.url();
+    let other = Trust::with_ca_file(Some(&pki.other_ca)).unwrap();
+    for trust in [Trust::system(), other] {
+        let err = match RedisQueue::connect_trusting(&url, "conveyor", &trust).await {
+            Ok(_) => panic!("connected to {url} trusting {trust:?}"),
+            Err(e) => e.to_string(),
+        };
+        assert!(
+            err.starts_with(&format!(
+                "queue error: could not connect to Redis at {url}: "
+            )) && err.contains("invalid peer certificate")
+                && err.contains("pass the CA's certificate (PEM) with --ca-cert"),
+            "{err}"
+        );
+    }
 }
