@@ -1,10 +1,12 @@
-//! `conveyor`: the orchestrator and command-line interface. Parses arguments only.
+//! `conveyor`: the orchestrator and command-line interface. Installs the TLS crypto
+//! provider and parses arguments only.
 
 use std::process::ExitCode;
 
 use clap::Parser;
 
 fn main() -> ExitCode {
+    conveyor_runner::tls::install_crypto_provider();
     let cli = conveyor::cmd::Cli::parse();
     conveyor::cmd::run(cli)
 }

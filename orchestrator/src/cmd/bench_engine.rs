@@ -149,6 +149,7 @@ async fn start(b: &EngineBench, dir: &std::path::Path) -> Result<Embedded, Strin
         fleets: vec!["default".into()],
         admin_token: crate::store::token(),
         statuses: Default::default(),
+        tls: None,
     };
     match b.backend.as_str() {
         "embedded" => Embedded::start(opts).await.map_err(|e| e.to_string()),

@@ -141,6 +141,7 @@ async fn execute(
         fleets: fleets_of(products.iter().map(|(_, p)| p)),
         admin_token: crate::store::token(),
         statuses: Default::default(),
+        tls: None,
     };
     let engine = Embedded::start(opts)
         .await

@@ -8,6 +8,7 @@ use std::process::ExitCode;
 use conveyor_core::diag::Diagnostic;
 use conveyor_core::model::{ScmEventType, Trigger};
 
+use super::tls::TlsArgs;
 use super::validate::{self, Report};
 use crate::services::{Services, builds, products};
 use crate::startup::{Embedded, Options, fleets_of};
@@ -29,6 +30,8 @@ pub struct UpArgs {
     /// The directory of example products to register.
     #[arg(long, env = "CONVEYOR_EXAMPLES", default_value = "examples")]
     pub examples: PathBuf,
+    #[command(flatten)]
+    pub tls: TlsArgs,
 }
 
 pub async fn run(args: UpArgs) -> ExitCode {
@@ -36,6 +39,13 @@ pub async fn run(args: UpArgs) -> ExitCode {
     let (texts, unreadable) = validate::read_files(&files);
     let report = validate::validate_texts(&texts);
     let admin_token = args.admin_token.clone().unwrap_or_else(crate::store::token);
+    let tls = match args.tls.load() {
+        Ok(tls) => tls,
+        Err(e) => {
+            eprintln!("error: {e}");
+            return ExitCode::FAILURE;
+        }
+    };
     let opts = Options {
         data_dir: args.data_dir.clone(),
         listen: args.listen,
@@ -43,6 +53,7 @@ pub async fn run(args: UpArgs) -> ExitCode {
         fleets: fleets_of(report.products.iter().map(|(_, p)| p)),
         admin_token: admin_token.clone(),
         statuses: Default::default(),
+        tls,
     };
     let engine = match Embedded::start(opts).await {
         Ok(e) => e,

@@ -28,10 +28,11 @@ async fn a_driver_streams_its_lines_as_they_come_and_a_run_lists_them_after() {
         fleets: vec!["default".into()],
         admin_token: "admin".into(),
         statuses: Default::default(),
+        tls: None,
     })
     .await
     .unwrap();
-    let http = reqwest::Client::new();
+    let http = crate::common::http();
     let r = http
         .post(format!("{}/api/v1/products", engine.url))
         .bearer_auth("admin")

@@ -77,7 +77,7 @@ struct App {
 async fn spawn_app() -> App {
     let queue = Arc::new(LocalQueue::new());
     let base = common::serve_router(queue.clone(), ADMIN, RUNNER).await;
-    let http = reqwest::Client::new();
+    let http = crate::common::http();
     let r1 = common::register_runner(&http, &base, RUNNER, "r1", &["default"]).await;
     App {
         base,

@@ -181,10 +181,12 @@ async fn gitlab_and_gitea_are_told_pending_then_the_outcome_in_their_own_formats
                 api(Forge::Gitea, "/gt/api/v1"),
             ],
             public_url: "https://ci.example".into(),
+            ..Default::default()
         },
+        tls: None,
     };
     let engine = Embedded::start(opts).await.unwrap();
-    let http = reqwest::Client::new();
+    let http = crate::common::http();
     register(&http, &engine.url, &lab).await;
     register(&http, &engine.url, &tea).await;
 
@@ -325,7 +327,12 @@ async fn serve(dir: &Path, port: u16, forge: &Forger, prefix: &str) -> Proc {
         .unwrap();
     let url = format!("http://127.0.0.1:{port}");
     let deadline = Instant::now() + Duration::from_secs(30);
-    while reqwest::get(format!("{url}/health")).await.is_err() {
+    while crate::common::http()
+        .get(format!("{url}/health"))
+        .send()
+        .await
+        .is_err()
+    {
         assert!(
             Instant::now() < deadline,
             "the orchestrator on {port} did not answer"
@@ -367,7 +374,7 @@ async fn the_outcome_reaches_github_through_a_forge_outage_and_an_orchestrator_k
             .spawn()
             .unwrap(),
     );
-    let http = reqwest::Client::new();
+    let http = crate::common::http();
     let server = format!("http://127.0.0.1:{first}");
     register(&http, &server, &repo).await;
     let (headers, body) = github_push(&repo, "acme/shop", &sha, "d-1");

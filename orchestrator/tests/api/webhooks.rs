@@ -76,9 +76,10 @@ impl Hooks {
             fleets: vec!["default".into()],
             admin_token: "admin".into(),
             statuses: Default::default(),
+            tls: None,
         };
         let engine = Embedded::start(opts).await.unwrap();
-        let http = reqwest::Client::new();
+        let http = crate::common::http();
         let reg = json!({ "repo": url, "webhook_secret": SECRET });
         let r = http
             .post(format!("{}/api/v1/products", engine.url))
@@ -397,9 +398,10 @@ async fn one_push_runs_the_seed_chain_gem_to_ami_to_terraform_with_every_hops_ou
         fleets: vec!["default".into()],
         admin_token: "admin".into(),
         statuses: Default::default(),
+        tls: None,
     };
     let engine = Embedded::start(opts).await.unwrap();
-    let http = reqwest::Client::new();
+    let http = crate::common::http();
     for repo in [&gem, &ami, &tf] {
         let r = http
             .post(format!("{}/api/v1/products", engine.url))

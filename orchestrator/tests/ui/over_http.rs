@@ -6,7 +6,7 @@ use crate::ui_support::{ADMIN, QUICK, SHIP, conveyor};
 
 /// A form post with an optional session cookie; the status and the `Location`.
 async fn post_form(url: &str, cookie: Option<&str>, form: &[(&str, &str)]) -> (u16, String) {
-    let http = reqwest::Client::builder()
+    let http = crate::common::http_builder()
         .redirect(reqwest::redirect::Policy::none())
         .build()
         .unwrap();
@@ -48,7 +48,7 @@ async fn actions_need_a_session_and_its_csrf_token() {
             .0,
         401
     );
-    let http = reqwest::Client::builder()
+    let http = crate::common::http_builder()
         .redirect(reqwest::redirect::Policy::none())
         .build()
         .unwrap();
@@ -126,7 +126,7 @@ belts:
     let build = c.build("long", "ci").await;
     assert_eq!(c.until_finished(&build).await, "succeeded");
     let talk = c.job(&build, "talk").await;
-    let http = reqwest::Client::builder()
+    let http = crate::common::http_builder()
         .redirect(reqwest::redirect::Policy::none())
         .build()
         .unwrap();
@@ -271,7 +271,9 @@ async fn a_build_whose_config_has_errors_shows_them_and_no_graph() {
         .record_config_error(&new, error, conveyor::clock::now_ms())
         .await
         .unwrap();
-    let page = reqwest::get(format!("{}/builds/{id}", c.url))
+    let page = crate::common::http()
+        .get(format!("{}/builds/{id}", c.url))
+        .send()
         .await
         .unwrap()
         .text()

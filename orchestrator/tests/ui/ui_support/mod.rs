@@ -26,6 +26,7 @@ pub async fn conveyor(products: &[&str]) -> Conveyor {
         fleets: vec!["default".into()],
         admin_token: ADMIN.into(),
         statuses: Default::default(),
+        tls: None,
     };
     let engine = conveyor::startup::Embedded::start(opts)
         .await
