@@ -11,6 +11,7 @@ mod actions;
 #[path = "../common/mod.rs"]
 mod common;
 mod compat;
+mod forge_stub;
 mod observability;
 mod openapi;
 mod products;
