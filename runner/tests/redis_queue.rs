@@ -321,4 +321,15 @@ async fn over_rediss_a_queue_not_trusting_the_ca_is_refused_and_told_why() {
             "{err}"
         );
     }
+    // Skipping the check is not on offer.
+    let trusting = Trust::with_ca_file(Some(&pki.ca)).unwrap();
+    let insecure = format!("{url}/#insecure");
+    let err = match RedisQueue::connect_trusting(&insecure, "conveyor", &trusting).await {
+        Ok(_) => panic!("connected to {insecure} without checking the certificate"),
+        Err(e) => e.to_string(),
+    };
+    assert!(
+        err.contains("Cannot create insecure client without tls-rustls-insecure feature"),
+        "{err}"
+    );
 }

@@ -68,6 +68,8 @@ async fn actions_need_a_session_and_its_csrf_token() {
     for attr in ["HttpOnly", "SameSite=Strict", "Path=/"] {
         assert!(set.contains(attr), "{set}");
     }
+    // Over plain HTTP a `Secure` cookie would never come back.
+    assert!(!set.contains("Secure"), "{set}");
     let cookie = set.split(';').next().unwrap().to_string();
 
     assert_eq!(
