@@ -8,6 +8,8 @@ use conveyor_core::protocol::{ClaimRequest, Completion, HeartbeatReply, JobSpec,
 use serde::Serialize;
 use serde::de::DeserializeOwned;
 
+use crate::tls::{TlsError, Trust};
+
 /// What a protocol call came to.
 #[derive(Debug)]
 pub enum Reply<T> {
@@ -35,6 +37,14 @@ pub enum ClientError {
         url: String,
         detail: String,
     },
+    /// A server's certificate was not trusted: asking again cannot help until it changes or
+    /// the runner is given its CA (`--ca-cert`).
+    #[error("{call}: {url}: {detail}")]
+    Untrusted {
+        call: &'static str,
+        url: String,
+        detail: String,
+    },
     /// A server answered 2xx with a body that is not what the protocol promises.
     #[error("{call}: bad reply: {detail}")]
     BadReply { call: &'static str, detail: String },
@@ -51,9 +61,11 @@ impl ClientError {
         }
     }
 
-    /// Whether the servers refused the request itself (4xx): asking again cannot help.
+    /// Whether the servers refused the request itself (4xx), or the runner refused the
+    /// server's certificate: asking again cannot help.
     pub fn is_refusal(&self) -> bool {
-        self.status().is_some_and(|s| (400..500).contains(&s))
+        matches!(self, ClientError::Untrusted { .. })
+            || self.status().is_some_and(|s| (400..500).contains(&s))
     }
 }
 
@@ -64,12 +76,24 @@ pub struct Client {
     http: reqwest::Client,
 }
 
+/// The HTTP client the protocol's calls go through, trusting `trust`.
+pub fn http(trust: &Trust) -> Result<reqwest::Client, TlsError> {
+    trust
+        .http()?
+        .timeout(Duration::from_secs(30))
+        .build()
+        .map_err(|e| TlsError::Setup(crate::tls::explain(&e)))
+}
+
 impl Client {
+    /// A client trusting the system's roots only.
     pub fn new(servers: Vec<String>, token: String) -> Self {
-        let http = reqwest::Client::builder()
-            .timeout(Duration::from_secs(30))
-            .build()
-            .unwrap_or_default();
+        let http = http(&Trust::system()).unwrap_or_default();
+        Self::with_http(servers, token, http)
+    }
+
+    /// A client whose calls go through `http` (see [`http`]).
+    pub fn with_http(servers: Vec<String>, token: String, http: reqwest::Client) -> Self {
         Client {
             servers,
             current: AtomicUsize::new(0),
@@ -157,10 +181,19 @@ impl Client {
             let resp = match sent {
                 Ok(resp) => resp,
                 Err(e) => {
-                    last = ClientError::Transport {
-                        call: what,
-                        url,
-                        detail: e.to_string(),
+                    let detail = crate::tls::explain(&e);
+                    last = if crate::tls::is_untrusted(&e) {
+                        ClientError::Untrusted {
+                            call: what,
+                            url,
+                            detail,
+                        }
+                    } else {
+                        ClientError::Transport {
+                            call: what,
+                            url,
+                            detail,
+                        }
                     };
                     continue;
                 }

@@ -5,6 +5,7 @@
 pub mod client;
 pub mod executor;
 pub mod queue;
+pub mod tls;
 pub mod worker;
 
 /// Makes this process non-dumpable, so that a job running as the same user can read neither

@@ -3,7 +3,7 @@
 //! turns signals into the worker's stop modes.
 
 use std::os::unix::fs::MetadataExt;
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 use std::sync::Arc;
 
@@ -11,6 +11,7 @@ use clap::{CommandFactory, FromArgMatches, Parser};
 use conveyor_runner::client::{Client, ClientError};
 use conveyor_runner::executor::{ExecConfig, JobUser};
 use conveyor_runner::queue::{Queue, RedisQueue};
+use conveyor_runner::tls::{TlsError, Trust};
 use conveyor_runner::worker::{Stop, Worker};
 use tokio::signal::unix::{SignalKind, signal};
 use tokio::sync::watch;
@@ -111,6 +112,10 @@ struct Args {
     /// they cannot read the runner's credentials and files; see docs/security.md.
     #[arg(long, env = "CONVEYOR_JOB_USER", value_name = "NAME")]
     job_user: Option<String>,
+    /// A PEM file of CA certificates to trust besides the system's (`SSL_CERT_FILE` names the
+    /// system's), for `https://` orchestrators and a `rediss://` Redis.
+    #[arg(long, env = "CONVEYOR_CA_CERT")]
+    ca_cert: Option<PathBuf>,
 }
 
 /// The runner's credentials and the user its jobs run as, read and checked before anything
@@ -202,6 +207,7 @@ fn warn_about_argv(matches: &clap::ArgMatches) {
 
 fn main() -> ExitCode {
     conveyor_runner::harden();
+    conveyor_runner::tls::install_crypto_provider();
     let matches = Args::command().get_matches();
     let args = match Args::from_arg_matches(&matches) {
         Ok(args) => args,
@@ -239,7 +245,14 @@ fn main() -> ExitCode {
 }
 
 async fn run(args: Args, resolved: Resolved) -> ExitCode {
-    let queue = RedisQueue::connect(&resolved.redis_url, &args.queue_prefix).await;
+    let (trust, http) = match trust(args.ca_cert.as_deref()) {
+        Ok(t) => t,
+        Err(e) => {
+            eprintln!("error: {e}");
+            return ExitCode::FAILURE;
+        }
+    };
+    let queue = RedisQueue::connect_trusting(&resolved.redis_url, &args.queue_prefix, &trust).await;
     let queue: Arc<dyn Queue> = match queue {
         Ok(q) => Arc::new(q),
         Err(e) => {
@@ -256,14 +269,15 @@ async fn run(args: Args, resolved: Resolved) -> ExitCode {
     let work = args
         .work_dir
         .unwrap_or_else(|| std::env::temp_dir().join(format!("conveyor-runner-{name}")));
-    let own_token = match register(&args.servers, &resolved.token, &name, &args.fleets).await {
+    let own_token = match register(&args.servers, &resolved.token, &name, &args.fleets, &http).await
+    {
         Ok(t) => t,
         Err(e) => {
             eprintln!("error: cannot register with the orchestrator: {e}");
             return ExitCode::FAILURE;
         }
     };
-    let client = Arc::new(Client::new(args.servers, own_token));
+    let client = Arc::new(Client::with_http(args.servers, own_token, http));
     tokio::spawn(conveyor_runner::client::beat(client.clone()));
     let mut exec = ExecConfig::new(work);
     exec.job_cgroups = !args.no_job_cgroups;
@@ -332,15 +346,23 @@ fn next_stop(current: Option<Stop>, signal: Signal, on_term: OnTerm) -> Option<S
     (current != Some(Stop::HandBack) && current != Some(next)).then_some(next)
 }
 
+/// Whom the runner trusts (`--ca-cert`), and its HTTP client.
+fn trust(ca_cert: Option<&Path>) -> Result<(Trust, reqwest::Client), TlsError> {
+    let trust = Trust::with_ca_file(ca_cert)?;
+    let http = conveyor_runner::client::http(&trust)?;
+    Ok((trust, http))
+}
+
 /// Registers, retrying for a minute while the orchestrators start; a refusal (a 4xx: a
-/// wrong token, a bad name) is final.
+/// wrong token, a bad name; an untrusted certificate) is final.
 async fn register(
     servers: &[String],
     token: &str,
     name: &str,
     fleets: &[String],
+    http: &reqwest::Client,
 ) -> Result<String, ClientError> {
-    let client = Client::new(servers.to_vec(), token.to_string());
+    let client = Client::with_http(servers.to_vec(), token.to_string(), http.clone());
     let mut tries = 0;
     loop {
         match client.register(name, fleets).await {

@@ -1,6 +1,7 @@
 //! The Redis fleet queue against the real Redis at 127.0.0.1:6379: delivery per fleet, waking
 //! a blocked runner, reclaiming a dead runner's message, depth, duplicates and recovery;
-//! errors that never show the password of a Redis URL.
+//! errors that never show the password of a Redis URL; and over `rediss://` against a
+//! private Redis speaking only TLS.
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
 use std::sync::Arc;
@@ -9,6 +10,8 @@ use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 use conveyor_core::protocol::QueueMessage;
 use conveyor_runner::queue::{Queue, RedisQueue};
+use conveyor_runner::tls::Trust;
+use conveyor_runner::tls::testing::{Pki, TlsRedis};
 
 const URL: &str = "redis://127.0.0.1:6379";
 
@@ -295,4 +298,59 @@ async fn a_connection_error_names_the_url_without_its_password() {
         assert!(!text.contains("hunter22"), "{text}");
         assert!(text.contains(&format!("at {shown}:")), "{text}");
     }
+}
+
+/// Certificates made for this test, and a private Redis speaking only TLS with them.
+fn tls_redis() -> (Pki, TlsRedis) {
+    let dir = std::env::temp_dir().join(format!("conveyor-rediss-{}", Keys::new().0));
+    let pki = Pki::generate(&dir);
+    let redis = TlsRedis::start(&pki);
+    (pki, redis)
+}
+
+#[tokio::test]
+async fn over_rediss_a_queue_trusting_the_ca_pushes_and_another_pops_and_acknowledges() {
+    let (pki, redis) = tls_redis();
+    let trust = Trust::with_ca_file(Some(&pki.ca)).unwrap();
+    let orchestrator = RedisQueue::connect_trusting(&redis.url(), "conveyor", &trust)
+        .await
+        .unwrap();
+    let runner = RedisQueue::connect_trusting(&redis.url(), "conveyor", &trust)
+        .await
+        .unwrap();
+    orchestrator.push("default", &msg("tls")).await.unwrap();
+    let d = runner.pop(&fleets(&["default"]), "r1").await.unwrap();
+    assert_eq!((d.fleet.as_str(), d.msg.clone()), ("default", msg("tls")));
+    runner.ack(&d).await.unwrap();
+}
+
+#[tokio::test]
+async fn over_rediss_a_queue_not_trusting_the_ca_is_refused_and_told_why() {
+    let (pki, redis) = tls_redis();
+    let url = redis.url();
+    let other = Trust::with_ca_file(Some(&pki.other_ca)).unwrap();
+    for trust in [Trust::system(), other] {
+        let err = match RedisQueue::connect_trusting(&url, "conveyor", &trust).await {
+            Ok(_) => panic!("connected to {url} trusting {trust:?}"),
+            Err(e) => e.to_string(),
+        };
+        assert!(
+            err.starts_with(&format!(
+                "queue error: could not connect to Redis at {url}: "
+            )) && err.contains("invalid peer certificate")
+                && err.contains("pass the CA's certificate (PEM) with --ca-cert"),
+            "{err}"
+        );
+    }
+    // Skipping the check is not on offer.
+    let trusting = Trust::with_ca_file(Some(&pki.ca)).unwrap();
+    let insecure = format!("{url}/#insecure");
+    let err = match RedisQueue::connect_trusting(&insecure, "conveyor", &trusting).await {
+        Ok(_) => panic!("connected to {insecure} without checking the certificate"),
+        Err(e) => e.to_string(),
+    };
+    assert!(
+        err.contains("Cannot create insecure client without tls-rustls-insecure feature"),
+        "{err}"
+    );
 }

@@ -20,10 +20,20 @@ pub use types::*;
 
 /// Opens the store a URL names: `sqlite://PATH` or `postgres://…`.
 pub async fn open(url: &str) -> Result<std::sync::Arc<dyn Store>> {
+    open_trusting(url, None).await
+}
+
+/// Opens the store a URL names. A Postgres URL's TLS settings are honoured — `sslmode`
+/// (`disable`, `prefer`, `require`, `verify-ca`, `verify-full`) and `sslrootcert` — and
+/// `ca_cert`, when given, is the CA file for a URL that names no `sslrootcert` of its own.
+pub async fn open_trusting(
+    url: &str,
+    ca_cert: Option<&std::path::Path>,
+) -> Result<std::sync::Arc<dyn Store>> {
     if url.starts_with("sqlite:") {
         Ok(std::sync::Arc::new(sqlite::open(url).await?))
     } else if url.starts_with("postgres:") || url.starts_with("postgresql:") {
-        Ok(std::sync::Arc::new(postgres::open(url).await?))
+        Ok(std::sync::Arc::new(postgres::open(url, ca_cert).await?))
     } else {
         Err(StoreError::Database(format!(
             "unsupported database URL `{url}`: use sqlite://PATH or postgres://…"

@@ -1,9 +1,11 @@
 //! The Postgres backend, for several orchestrators against one database.
 
+use std::path::Path;
+use std::str::FromStr;
 use std::time::Duration;
 
 use sqlx::pool::PoolConnection;
-use sqlx::postgres::{PgConnection, PgPool, PgPoolOptions, PgQueryResult};
+use sqlx::postgres::{PgConnectOptions, PgConnection, PgPool, PgPoolOptions, PgQueryResult};
 use sqlx::{Postgres, Transaction};
 
 use crate::error::{Result, db_err};
@@ -15,19 +17,51 @@ pub(crate) struct PgBackend {
     pool: PgPool,
 }
 
-/// Connects to and migrates the database at `url` (`postgres://…`).
-pub(crate) async fn open(url: &str) -> Result<SqlStore<PgBackend>> {
+/// Connects to and migrates the database at `url` (`postgres://…`); `ca_cert` verifies the
+/// server's certificate when the URL names no `sslrootcert`.
+pub(crate) async fn open(url: &str, ca_cert: Option<&Path>) -> Result<SqlStore<PgBackend>> {
+    let mut options = PgConnectOptions::from_str(url).map_err(db_err)?;
+    if let Some(ca) = ca_cert
+        && !url.contains("sslrootcert=")
+    {
+        options = options.ssl_root_cert(ca);
+    }
     let pool = PgPoolOptions::new()
         .max_connections(16)
         .acquire_timeout(Duration::from_secs(10))
-        .connect(url)
+        .connect_with(options)
         .await
-        .map_err(db_err)?;
+        .map_err(connect_err)?;
     sqlx::migrate!("./migrations/postgres")
         .run(&pool)
         .await
         .map_err(db_err)?;
     Ok(SqlStore::new(PgBackend { pool }))
+}
+
+/// A connection failure; one of TLS says what to check.
+fn connect_err(e: sqlx::Error) -> crate::StoreError {
+    let tls: &(dyn std::error::Error + 'static) = match &e {
+        sqlx::Error::Tls(tls) => tls.as_ref(),
+        sqlx::Error::Io(io) if io.get_ref().is_some_and(|i| i.is::<rustls::Error>()) => io,
+        _ => return db_err(e),
+    };
+    crate::StoreError::Database(format!(
+        "TLS with the database failed: {}; check the URL's sslmode, and name the CA that \
+         signed the server's certificate with sslrootcert=FILE (or --ca-cert)",
+        chain(tls)
+    ))
+}
+
+/// An error and its causes in one line.
+fn chain(e: &(dyn std::error::Error + 'static)) -> String {
+    let mut text = e.to_string();
+    let mut cause = e.source();
+    while let Some(c) = cause {
+        text.push_str(&format!(": {c}"));
+        cause = c.source();
+    }
+    text
 }
 
 impl Backend for PgBackend {

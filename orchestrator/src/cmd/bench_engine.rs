@@ -150,6 +150,7 @@ async fn start(b: &EngineBench, dir: &std::path::Path) -> Result<Embedded, Strin
         admin_token: crate::store::token(),
         job_user: None,
         statuses: Default::default(),
+        tls: None,
     };
     match b.backend.as_str() {
         "embedded" => Embedded::start(opts).await.map_err(|e| e.to_string()),

@@ -7,6 +7,7 @@ use std::process::ExitCode;
 use std::time::Duration;
 
 use clap::Subcommand;
+use conveyor_runner::tls::{Trust, explain};
 use serde_json::{Value, json};
 
 /// How often `--wait` and `--follow` ask again.
@@ -22,11 +23,22 @@ pub struct ApiArgs {
     /// `--public-ui`).
     #[arg(long, env = "CONVEYOR_TOKEN")]
     pub token: Option<String>,
+    /// A PEM file of CA certificates to trust besides the system's (SSL_CERT_FILE and
+    /// SSL_CERT_DIR, when set, name the system's), for an `https://` server.
+    #[arg(long, env = "CONVEYOR_CA_CERT")]
+    pub ca_cert: Option<PathBuf>,
 }
 
 impl ApiArgs {
-    fn client(self) -> Api {
-        Api::new(self.server, self.token)
+    fn client(self) -> Result<Api, String> {
+        let trust = Trust::with_ca_file(self.ca_cert.as_deref()).map_err(|e| e.to_string())?;
+        let http = trust
+            .http()
+            .map_err(|e| e.to_string())?
+            .timeout(Duration::from_secs(30))
+            .build()
+            .map_err(|e| explain(&e))?;
+        Ok(Api::with_http(self.server, self.token, http))
     }
 }
 
@@ -107,11 +119,12 @@ pub struct Api {
 }
 
 impl Api {
-    pub fn new(server: String, token: Option<String>) -> Api {
+    /// A client of `server` whose requests go through `http`.
+    pub fn with_http(server: String, token: Option<String>, http: reqwest::Client) -> Api {
         Api {
             server: server.trim_end_matches('/').to_string(),
             token,
-            http: reqwest::Client::new(),
+            http,
         }
     }
 
@@ -123,7 +136,7 @@ impl Api {
         let resp = req
             .send()
             .await
-            .map_err(|e| format!("cannot reach {}: {e}", self.server))?;
+            .map_err(|e| format!("cannot reach {}: {}", self.server, explain(&e)))?;
         let status = resp.status();
         let body: Value = resp.json().await.unwrap_or(Value::Null);
         if status.is_success() {
@@ -173,9 +186,9 @@ pub async fn trigger(args: TriggerArgs) -> ExitCode {
         wait,
         api,
     } = args;
-    let api = api.client();
     done(
         async {
+            let api = api.client()?;
             let path = format!("/api/v1/products/{product}/belts/{belt}/builds");
             let build = api
                 .post(&path, json!({ "ref": git_ref, "sha": sha }))
@@ -209,9 +222,9 @@ pub async fn builds(args: BuildsArgs) -> ExitCode {
         json: as_json,
         api,
     } = args;
-    let api = api.client();
     done(
         async {
+            let api = api.client()?;
             let mut query = format!("/api/v1/builds?limit={limit}");
             for (k, v) in [("product", &product), ("status", &status)] {
                 if let Some(v) = v {
@@ -242,9 +255,9 @@ pub async fn builds(args: BuildsArgs) -> ExitCode {
 
 /// `conveyor logs BUILD [--follow]`
 pub async fn logs(args: LogsArgs) -> ExitCode {
-    let api = args.api.client();
     done(
         async {
+            let api = args.api.client()?;
             let b = follow(&api, &args.build, args.follow).await?;
             Ok(b["status"] != "failed")
         }
@@ -287,9 +300,9 @@ pub async fn product_add(args: ProductAddArgs) -> ExitCode {
         file,
         api,
     } = args;
-    let api = api.client();
     done(
         async {
+            let api = api.client()?;
             let body = match (repo, file) {
                 (Some(repo), _) => {
                     json!({ "repo": repo, "branch": branch, "webhook_secret": webhook_secret })

@@ -7,6 +7,7 @@ pub mod bench_engine;
 pub mod client;
 pub mod run;
 pub mod serve;
+pub mod tls;
 pub mod up;
 pub mod validate;
 

@@ -142,6 +142,7 @@ async fn execute(
         admin_token: crate::store::token(),
         job_user: None,
         statuses: Default::default(),
+        tls: None,
     };
     let engine = Embedded::start(opts)
         .await

@@ -5,9 +5,13 @@ use std::net::SocketAddr;
 use std::path::PathBuf;
 use std::process::ExitCode;
 
+use conveyor_runner::tls::Trust;
+
+use super::tls::TlsArgs;
 use crate::forges::{Forge, ForgeApi, StatusConfig};
 use crate::http::FleetToken;
 use crate::startup::serve::{ServeConfig, run as serve};
+use crate::startup::{StartupError, scheme};
 
 // `conveyor serve`'s arguments.
 #[derive(Debug, clap::Args)]
@@ -47,6 +51,13 @@ pub struct ServeArgs {
     pub data_dir: PathBuf,
     #[command(flatten)]
     pub statuses: StatusArgs,
+    #[command(flatten)]
+    pub tls: TlsArgs,
+    /// A PEM file of CA certificates to trust besides the system's (SSL_CERT_FILE and
+    /// SSL_CERT_DIR, when set, name the system's): for forge APIs, a `rediss://` Redis, and
+    /// a Postgres URL without `sslrootcert`.
+    #[arg(long, env = "CONVEYOR_CA_CERT")]
+    pub ca_cert: Option<PathBuf>,
     /// Let anyone read the dashboard's pages without signing in (actions still need the
     /// admin token's session).
     #[arg(long, env = "CONVEYOR_PUBLIC_UI")]
@@ -85,14 +96,16 @@ pub struct StatusArgs {
     )]
     pub gitea_token: Option<String>,
     /// The URL people reach this orchestrator at, for links from the forge (default: the
-    /// listen address).
+    /// listen address). Starting with `https://`, it also makes the session cookie `Secure`
+    /// (for a proxy that terminates TLS).
     #[arg(long, env = "CONVEYOR_PUBLIC_URL")]
     pub public_url: Option<String>,
 }
 
 impl StatusArgs {
-    /// The forges with a token, and the URL build links start with.
-    pub fn config(self, listen: SocketAddr) -> StatusConfig {
+    /// The forges with a token, and the URL build links start with (`scheme://listen` by
+    /// default).
+    pub fn config(self, listen: SocketAddr, scheme: &str) -> StatusConfig {
         let apis = [
             (Forge::GitHub, Some(self.github_api), self.github_token),
             (Forge::GitLab, Some(self.gitlab_api), self.gitlab_token),
@@ -111,14 +124,31 @@ impl StatusArgs {
             apis,
             public_url: self
                 .public_url
-                .unwrap_or_else(|| format!("http://{listen}")),
+                .unwrap_or_else(|| format!("{scheme}://{listen}")),
+            trust: Trust::system(),
         }
     }
 }
 
 pub async fn run(a: ServeArgs) -> ExitCode {
+    let loaded = a.tls.load().and_then(|tls| {
+        let trust = Trust::with_ca_file(a.ca_cert.as_deref())
+            .map_err(|e| StartupError::Tls(e.to_string()))?;
+        Ok((tls, trust))
+    });
+    let (tls, trust) = match loaded {
+        Ok(loaded) => loaded,
+        Err(e) => {
+            eprintln!("error: {e}");
+            return ExitCode::FAILURE;
+        }
+    };
+    let mut statuses = a.statuses.config(a.listen, scheme(tls.as_ref()));
+    statuses.trust = trust.clone();
     let config = ServeConfig {
-        statuses: a.statuses.config(a.listen),
+        statuses,
+        tls,
+        trust,
         listen: a.listen,
         database_url: a.database_url,
         redis_url: a.redis_url,

@@ -9,6 +9,7 @@ use conveyor_core::diag::Diagnostic;
 use conveyor_core::model::{ScmEventType, Trigger};
 use conveyor_runner::executor::JobUser;
 
+use super::tls::TlsArgs;
 use super::validate::{self, Report};
 use crate::services::{Services, builds, products};
 use crate::startup::{Embedded, Options, fleets_of};
@@ -34,6 +35,8 @@ pub struct UpArgs {
     /// that they cannot read its database, keys and tokens; see docs/security.md.
     #[arg(long, env = "CONVEYOR_JOB_USER", value_name = "NAME")]
     pub job_user: Option<String>,
+    #[command(flatten)]
+    pub tls: TlsArgs,
 }
 
 pub async fn run(args: UpArgs) -> ExitCode {
@@ -49,6 +52,13 @@ pub async fn run(args: UpArgs) -> ExitCode {
     let (texts, unreadable) = validate::read_files(&files);
     let report = validate::validate_texts(&texts);
     let admin_token = args.admin_token.clone().unwrap_or_else(crate::store::token);
+    let tls = match args.tls.load() {
+        Ok(tls) => tls,
+        Err(e) => {
+            eprintln!("error: {e}");
+            return ExitCode::FAILURE;
+        }
+    };
     let opts = Options {
         data_dir: args.data_dir.clone(),
         listen: args.listen,
@@ -57,6 +67,7 @@ pub async fn run(args: UpArgs) -> ExitCode {
         admin_token: admin_token.clone(),
         statuses: Default::default(),
         job_user,
+        tls,
     };
     let engine = match Embedded::start(opts).await {
         Ok(e) => e,

@@ -7,6 +7,7 @@
 
 use std::sync::Arc;
 
+use conveyor_runner::tls::{Trust, explain};
 use serde_json::Value;
 
 use super::{ForgeApi, Post, Status, request};
@@ -18,6 +19,8 @@ pub struct StatusConfig {
     pub apis: Vec<ForgeApi>,
     /// The orchestrator's public URL, for links to build pages.
     pub public_url: String,
+    /// Whose certificates an `https://` forge API may present (`--ca-cert`).
+    pub trust: Trust,
 }
 
 impl StatusConfig {
@@ -39,17 +42,21 @@ pub struct Reporter {
 pub struct ReportError(String);
 
 impl Reporter {
-    pub fn new(store: Arc<dyn Store>, config: StatusConfig) -> Self {
-        let http = reqwest::Client::builder()
+    /// A reporter over `store`; fails only when its HTTP client cannot be set up.
+    pub fn new(store: Arc<dyn Store>, config: StatusConfig) -> Result<Self, String> {
+        let http = config
+            .trust
+            .http()
+            .map_err(|e| e.to_string())?
             .user_agent(concat!("conveyor/", env!("CARGO_PKG_VERSION")))
             .timeout(std::time::Duration::from_secs(20))
             .build()
-            .unwrap_or_default();
-        Reporter {
+            .map_err(|e| explain(&e))?;
+        Ok(Reporter {
             store,
             http,
             config,
-        }
+        })
     }
 
     /// Brings the forge up to date with the build, until what it was told is what the build
@@ -117,7 +124,7 @@ impl Reporter {
         let resp = req
             .send()
             .await
-            .map_err(|e| ReportError(format!("{}: {e}", post.url)))?;
+            .map_err(|e| ReportError(format!("{}: {}", post.url, explain(&e))))?;
         let status = resp.status();
         if status.is_success() {
             return Ok(());

@@ -114,7 +114,7 @@ pub async fn start(
     if config.apis.is_empty() {
         return Ok(None);
     }
-    let reporter = Arc::new(Reporter::new(store.clone(), config));
+    let reporter = Arc::new(Reporter::new(store.clone(), config)?);
     let queue = start_worker(store.pool_handle(), reporter).await?;
     let week_ago = crate::clock::now_ms() - 7 * 24 * 3600 * 1000;
     let due = store

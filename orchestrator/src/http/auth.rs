@@ -180,16 +180,21 @@ pub fn csrf_token(state: &SharedState, session: &str) -> String {
     mac(state, &format!("csrf:{session}"))
 }
 
-/// A `Set-Cookie` value that starts a session.
+/// A `Set-Cookie` value that starts a session; `Secure` when browsers come over HTTPS.
 pub fn new_session(state: &SharedState) -> String {
     let exp = now_ms() / 1000 + SESSION_SECS;
     let value = format!("{exp}.{}", mac(state, &format!("session:{exp}")));
-    format!("{COOKIE}={value}; Path=/; HttpOnly; SameSite=Strict; Max-Age={SESSION_SECS}")
+    cookie(state, &value, SESSION_SECS)
 }
 
 /// A `Set-Cookie` value that ends the session.
-pub fn ended_session() -> String {
-    format!("{COOKIE}=; Path=/; HttpOnly; SameSite=Strict; Max-Age=0")
+pub fn ended_session(state: &SharedState) -> String {
+    cookie(state, "", 0)
+}
+
+fn cookie(state: &SharedState, value: &str, max_age: i64) -> String {
+    let secure = if state.secure_cookies { "; Secure" } else { "" };
+    format!("{COOKIE}={value}; Path=/; HttpOnly; SameSite=Strict; Max-Age={max_age}{secure}")
 }
 
 fn session_cookie(headers: &HeaderMap) -> Option<String> {

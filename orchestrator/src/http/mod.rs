@@ -39,6 +39,9 @@ pub struct AppState {
     /// Whether the dashboard's read-only pages and the API's reads are open to anyone
     /// (actions always need the admin token or its session).
     pub public_ui: bool,
+    /// Whether browsers reach this node over HTTPS (it serves TLS, or `--public-url` starts
+    /// with `https://` behind a proxy that does): the session cookie is then `Secure`.
+    pub secure_cookies: bool,
     /// Hashes of runner tokens recently confirmed: when, and whose.
     pub runner_tokens: Mutex<HashMap<String, (i64, Owner)>>,
 }
@@ -81,6 +84,7 @@ impl AppState {
             runner_token,
             fleet_tokens: Vec::new(),
             public_ui: true,
+            secure_cookies: false,
             runner_tokens: Mutex::default(),
         }
     }

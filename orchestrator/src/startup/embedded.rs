@@ -10,11 +10,12 @@ use std::time::Duration;
 use conveyor_runner::client::Client;
 use conveyor_runner::executor::{ExecConfig, JobUser};
 use conveyor_runner::queue::{LocalQueue, Queue};
+use conveyor_runner::tls::{self, TlsError, Trust};
 use conveyor_runner::worker::{HAND_BACK_BOUND, Stop, Worker};
 use tokio::sync::watch;
 use tokio::task::JoinHandle;
 
-use super::{StartupError, bind, spawn_maintenance};
+use super::{ServerTls, StartupError, bind, scheme, serve_http, spawn_maintenance};
 use crate::forges::StatusConfig;
 use crate::git::Repos;
 use crate::http::AppState;
@@ -32,6 +33,8 @@ pub struct Options {
     pub statuses: StatusConfig,
     /// The user the local runners run jobs as (`--job-user`); `None`: this process's user.
     pub job_user: Option<JobUser>,
+    /// Serve HTTPS with this certificate, not HTTP (the local runners pin it).
+    pub tls: Option<ServerTls>,
 }
 
 pub struct Embedded {
@@ -73,17 +76,20 @@ impl Embedded {
         services.repos = Repos::new(opts.data_dir.join("mirrors"));
         services.statuses = statuses;
         let services = Arc::new(services);
-        let state =
+        let mut state =
             AppState::with_services(services.clone(), opts.admin_token.clone(), store::token());
+        state.secure_cookies = opts.tls.is_some();
         let listener = bind(opts.listen).await?;
         let addr = listener.local_addr().map_err(|source| StartupError::Bind {
             addr: opts.listen,
             source,
         })?;
-        let url = format!("http://{addr}");
+        let url = format!("{}://{addr}", scheme(opts.tls.as_ref()));
         let app = crate::http::app(Arc::new(state));
+        let tls = opts.tls.clone();
         let mut tasks = vec![tokio::spawn(async move {
-            if let Err(e) = axum::serve(listener, app).await {
+            let forever = std::future::pending();
+            if let Err(e) = serve_http(listener, tls.as_ref(), app, forever).await {
                 tracing::error!("server stopped: {e}");
             }
         })];
@@ -152,7 +158,19 @@ async fn local_runners(
     let runs::Registered { token, .. } = runs::register_runner(services, &name, &opts.fleets, None)
         .await
         .map_err(StartupError::Runners)?;
-    let client = Arc::new(Client::new(vec![url.to_string()], token));
+    let http = match &opts.tls {
+        // The certificate need not name the address they reach it by: they pin it.
+        Some(tls) => tls::pinned_http(tls.certificate().clone()),
+        None => Trust::system().http(),
+    };
+    let http = http
+        .and_then(|b| {
+            b.timeout(Duration::from_secs(30))
+                .build()
+                .map_err(|e| TlsError::Setup(tls::explain(&e)))
+        })
+        .map_err(|e| StartupError::Tls(e.to_string()))?;
+    let client = Arc::new(Client::with_http(vec![url.to_string()], token, http));
     let beat = tokio::spawn(conveyor_runner::client::beat(client.clone()));
     let worker = Arc::new(Worker {
         name,

@@ -1,16 +1,19 @@
 //! Building a node: the services over a store and a queue, the HTTP server on its address,
 //! and the maintenance loop beside it — for `conveyor serve` (`serve`: Postgres or SQLite and
 //! Redis) and for `conveyor up`, `conveyor run` and the benchmarks (`embedded`: SQLite, the
-//! in-process queue and local runners). What can go wrong on the way is a [`StartupError`].
+//! in-process queue and local runners), over HTTP or HTTPS (`tls`). What can go wrong on
+//! the way is a [`StartupError`].
 
 pub mod embedded;
 pub mod serve;
+pub mod tls;
 
 use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::Duration;
 
 pub use embedded::{Embedded, Options, fleets_of};
+pub use tls::ServerTls;
 
 use crate::services::{ServiceError, Services, maintenance};
 use crate::store::StoreError;
@@ -32,6 +35,9 @@ pub enum StartupError {
         addr: SocketAddr,
         source: std::io::Error,
     },
+    /// A `--tls-cert`/`--tls-key` or `--ca-cert` problem, naming the file.
+    #[error("cannot set up TLS: {0}")]
+    Tls(String),
     #[error("cannot register the local runners: {0}")]
     Runners(ServiceError),
     #[error("server failed: {0}")]
@@ -43,6 +49,33 @@ pub async fn bind(addr: SocketAddr) -> Result<tokio::net::TcpListener, StartupEr
     tokio::net::TcpListener::bind(addr)
         .await
         .map_err(|source| StartupError::Bind { addr, source })
+}
+
+/// Serves `app` on `listener` — over TLS when `tls` is given — until `shutdown` resolves;
+/// then stops accepting and lets open requests finish.
+pub async fn serve_http(
+    listener: tokio::net::TcpListener,
+    tls: Option<&ServerTls>,
+    app: axum::Router,
+    shutdown: impl std::future::Future<Output = ()> + Send + 'static,
+) -> std::io::Result<()> {
+    match tls {
+        None => {
+            axum::serve(listener, app)
+                .with_graceful_shutdown(shutdown)
+                .await
+        }
+        Some(tls) => {
+            axum::serve(tls.listen(listener)?, app)
+                .with_graceful_shutdown(shutdown)
+                .await
+        }
+    }
+}
+
+/// The URL scheme a node serves.
+pub fn scheme(tls: Option<&ServerTls>) -> &'static str {
+    if tls.is_some() { "https" } else { "http" }
 }
 
 /// Runs the maintenance tick (reaper and re-sender) every `every` until the process ends.

@@ -6,8 +6,9 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use conveyor_runner::queue::RedisQueue;
+use conveyor_runner::tls::Trust;
 
-use super::{StartupError, bind, spawn_maintenance};
+use super::{ServerTls, StartupError, bind, scheme, serve_http, spawn_maintenance};
 use crate::forges::StatusConfig;
 use crate::git::Repos;
 use crate::http::{AppState, FleetToken};
@@ -27,22 +28,29 @@ pub struct ServeConfig {
     pub statuses: StatusConfig,
     /// Whether the dashboard's read-only pages need no sign-in.
     pub public_ui: bool,
+    /// Serve HTTPS with this certificate, not HTTP.
+    pub tls: Option<ServerTls>,
+    /// Whose certificates Redis (`rediss://`) and Postgres may present (`--ca-cert`; a
+    /// Postgres URL's own `sslrootcert` comes first). Forges: see `statuses`.
+    pub trust: Trust,
 }
 
 /// Serves until SIGINT or SIGTERM, then stops within [`super::STOP_BOUND`].
 pub async fn run(c: ServeConfig) -> Result<(), StartupError> {
-    let store = crate::store::open(&c.database_url)
+    let store = crate::store::open_trusting(&c.database_url, c.trust.ca_file())
         .await
         .map_err(|source| StartupError::Database {
             url: redact(&c.database_url),
             source,
         })?;
-    let queue = RedisQueue::connect(&c.redis_url, &c.queue_prefix)
+    let queue = RedisQueue::connect_trusting(&c.redis_url, &c.queue_prefix, &c.trust)
         .await
         .map_err(|e| StartupError::Queue {
             url: redact(&c.redis_url),
             reason: e.to_string(),
         })?;
+    // Behind a proxy that terminates TLS, the public URL tells browsers come over HTTPS.
+    let secure_cookies = c.tls.is_some() || c.statuses.public_url.starts_with("https://");
     let statuses = crate::forges::start(store.clone(), c.statuses)
         .await
         .map_err(StartupError::Statuses)?;
@@ -54,9 +62,14 @@ pub async fn run(c: ServeConfig) -> Result<(), StartupError> {
     let mut state = AppState::with_services(services.clone(), c.admin_token, c.runner_token);
     state.public_ui = c.public_ui;
     state.fleet_tokens = c.fleet_tokens;
+    state.secure_cookies = secure_cookies;
     let listener = bind(c.listen).await?;
     spawn_maintenance(services, Duration::from_secs(1));
-    tracing::info!("conveyor serving on http://{}", c.listen);
+    tracing::info!(
+        "conveyor serving on {}://{}",
+        scheme(c.tls.as_ref()),
+        c.listen
+    );
     let (stop, stopped) = tokio::sync::watch::channel(false);
     tokio::spawn(async move {
         super::terminated().await;
@@ -67,11 +80,11 @@ pub async fn run(c: ServeConfig) -> Result<(), StartupError> {
         let _ = stop.send(true);
     });
     let mut graceful = stopped.clone();
-    let serving = axum::serve(listener, crate::http::app(Arc::new(state))).with_graceful_shutdown(
-        async move {
-            let _ = graceful.wait_for(|s| *s).await;
-        },
-    );
+    let shutdown = async move {
+        let _ = graceful.wait_for(|s| *s).await;
+    };
+    let app = crate::http::app(Arc::new(state));
+    let serving = serve_http(listener, c.tls.as_ref(), app, shutdown);
     let mut bounded = stopped;
     tokio::select! {
         served = serving => served.map_err(StartupError::Serve),

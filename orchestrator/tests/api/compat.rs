@@ -29,10 +29,11 @@ async fn a_driver_streams_its_lines_as_they_come_and_a_run_lists_them_after() {
         admin_token: "admin".into(),
         job_user: None,
         statuses: Default::default(),
+        tls: None,
     })
     .await
     .unwrap();
-    let http = reqwest::Client::new();
+    let http = crate::common::http();
     let r = http
         .post(format!("{}/api/v1/products", engine.url))
         .bearer_auth("admin")

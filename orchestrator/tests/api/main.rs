@@ -12,6 +12,7 @@ mod actions;
 mod common;
 mod compat;
 mod deliveries;
+mod forge_stub;
 mod observability;
 mod openapi;
 mod products;
@@ -78,7 +79,7 @@ struct App {
 async fn spawn_app() -> App {
     let queue = Arc::new(LocalQueue::new());
     let base = common::serve_router(queue.clone(), ADMIN, RUNNER).await;
-    let http = reqwest::Client::new();
+    let http = crate::common::http();
     let r1 = common::register_runner(&http, &base, RUNNER, "r1", &["default"]).await;
     App {
         base,

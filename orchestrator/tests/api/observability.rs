@@ -27,7 +27,11 @@ async fn health_reports_the_database_and_redis_and_fails_when_redis_is_gone() {
         tokio::time::sleep(std::time::Duration::from_millis(50)).await;
     }
     let base = serve(Arc::new(queue.expect("redis came up"))).await;
-    let res = reqwest::get(format!("{base}/health")).await.unwrap();
+    let res = crate::common::http()
+        .get(format!("{base}/health"))
+        .send()
+        .await
+        .unwrap();
     assert_eq!(res.status(), 200);
     assert_eq!(
         res.json::<Value>().await.unwrap(),
@@ -35,7 +39,11 @@ async fn health_reports_the_database_and_redis_and_fails_when_redis_is_gone() {
     );
     redis.kill().unwrap();
     redis.wait().unwrap();
-    let res = reqwest::get(format!("{base}/health")).await.unwrap();
+    let res = crate::common::http()
+        .get(format!("{base}/health"))
+        .send()
+        .await
+        .unwrap();
     assert_eq!(res.status(), 503);
     assert_eq!(
         res.json::<Value>().await.unwrap(),
@@ -47,7 +55,7 @@ async fn health_reports_the_database_and_redis_and_fails_when_redis_is_gone() {
 async fn metrics_count_job_runs_by_state_and_fleet_and_show_queue_depth() {
     let queue = Arc::new(conveyor_runner::queue::LocalQueue::new());
     let base = serve(queue.clone()).await;
-    let http = reqwest::Client::new();
+    let http = crate::common::http();
     let yaml = "product: m\nbelts:\n  - name: b\n    jobs:\n      - name: a\n        commands: 'true'\n      - name: g\n        fleet: gpu\n        needs: [a]\n        commands: 'true'\n";
     let r = http
         .post(format!("{base}/api/v1/products"))

@@ -29,7 +29,7 @@ fn routed_paths() -> BTreeSet<String> {
 #[tokio::test]
 async fn every_route_is_described_and_every_described_operation_is_routed() {
     let base = common::serve_router(Arc::new(LocalQueue::new()), "admin", "runner").await;
-    let http = reqwest::Client::new();
+    let http = crate::common::http();
     let doc: Value = http
         .get(format!("{base}/api/openapi.json"))
         .send()

@@ -11,7 +11,7 @@ use crate::common;
 async fn serve() -> (String, reqwest::Client) {
     let queue = Arc::new(conveyor_runner::queue::LocalQueue::new());
     let base = common::serve_router(queue, "admin", "fleet-secret").await;
-    (base, reqwest::Client::new())
+    (base, crate::common::http())
 }
 
 async fn post(http: &reqwest::Client, url: String, token: &str, body: Value) -> (u16, Value) {
@@ -180,7 +180,7 @@ async fn a_fleet_token_registers_runners_of_its_fleets_only() {
     let mut state = conveyor::http::AppState::new(store, queue, "admin".into(), "any".into());
     state.fleet_tokens = vec!["default,docker=token-for-default-1234".parse().unwrap()];
     let base = common::serve_app(conveyor::http::app(Arc::new(state))).await;
-    let http = reqwest::Client::new();
+    let http = crate::common::http();
     let url = format!("{base}/api/v1/runners/register");
     let token = "token-for-default-1234";
     let deploy = json!({"name": "sneaky", "fleets": ["default", "deploy"]});

@@ -1,162 +1,23 @@
 //! Commit statuses reach the forge — here a local server that records every call — as
 //! pending, then success or failure, in each forge's format; through the forge failing for
-//! a while, and through the orchestrator being killed between the two.
+//! a while, and through the orchestrator being killed between the two; and over HTTPS, to a
+//! forge whose CA `serve` is given with `--ca-cert`.
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
 use std::path::Path;
 use std::process::{Command, Stdio};
-use std::sync::atomic::{AtomicBool, Ordering};
-use std::sync::{Arc, Mutex};
+use std::sync::atomic::Ordering;
 use std::time::{Duration, Instant};
 
-use axum::http::{HeaderMap, StatusCode, Uri};
 use conveyor::forges::{Forge, ForgeApi, StatusConfig};
-use conveyor::startup::{Embedded, Options};
+use conveyor::startup::{Embedded, Options, ServerTls};
+use conveyor_runner::tls::testing::Pki;
 use serde_json::{Value, json};
 
 use crate::common;
-use crate::common::git::{bare_repo, commit_and_push, hmac_hex};
-
-const SECRET: &str = "hook-secret";
-const TOKEN: &str = "forge-token";
-
-/// One call the forge received, and what it answered.
-#[derive(Debug, Clone)]
-struct Call {
-    path: String,
-    headers: HeaderMap,
-    body: Value,
-    answered: u16,
-}
-
-impl Call {
-    fn state(&self) -> &str {
-        self.body["state"].as_str().unwrap_or("")
-    }
-}
-
-/// A forge's API that records status calls; while `down`, it answers 503.
-#[derive(Clone)]
-struct Forger {
-    url: String,
-    calls: Arc<Mutex<Vec<Call>>>,
-    down: Arc<AtomicBool>,
-}
-
-impl Forger {
-    async fn start() -> Forger {
-        let calls: Arc<Mutex<Vec<Call>>> = Arc::default();
-        let down = Arc::new(AtomicBool::new(false));
-        let (c, d) = (calls.clone(), down.clone());
-        let app =
-            axum::Router::new().fallback(move |uri: Uri, headers: HeaderMap, body: String| {
-                let (calls, down) = (c.clone(), d.clone());
-                async move {
-                    let answered = if down.load(Ordering::SeqCst) {
-                        StatusCode::SERVICE_UNAVAILABLE
-                    } else {
-                        StatusCode::CREATED
-                    };
-                    calls.lock().unwrap().push(Call {
-                        path: uri.path().to_string(),
-                        headers,
-                        body: serde_json::from_str(&body).unwrap_or(Value::Null),
-                        answered: answered.as_u16(),
-                    });
-                    (answered, "{}")
-                }
-            });
-        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-        let url = format!("http://{}", listener.local_addr().unwrap());
-        tokio::spawn(async move { axum::serve(listener, app).await.unwrap() });
-        Forger { url, calls, down }
-    }
-
-    fn calls(&self) -> Vec<Call> {
-        self.calls.lock().unwrap().clone()
-    }
-
-    /// The states the forge accepted for calls to `path`, in order.
-    fn accepted(&self, path: &str) -> Vec<String> {
-        self.calls()
-            .iter()
-            .filter(|c| c.path == path && c.answered < 300)
-            .map(|c| c.state().to_string())
-            .collect()
-    }
-
-    async fn until(&self, what: &str, check: impl Fn(&[Call]) -> bool) -> Vec<Call> {
-        let deadline = Instant::now() + Duration::from_secs(90);
-        loop {
-            let calls = self.calls();
-            if check(&calls) {
-                return calls;
-            }
-            assert!(
-                Instant::now() < deadline,
-                "{what}; the forge saw {calls:#?}"
-            );
-            tokio::time::sleep(Duration::from_millis(100)).await;
-        }
-    }
-}
-
-/// A bare repository whose `.conveyor.yml` builds belt `ci` on every push to `main`.
-fn product_repo(dir: &Path, product: &str, script: &str) -> (String, String) {
-    let (url, work) = bare_repo(dir, product);
-    let config = format!(
-        "product: {product}\ntriggers:\n  - scm-event:\n    type: merge\n    belts: [ci]\nbelts:\n  - name: ci\n    jobs:\n      - name: check\n        commands: {script}\n"
-    );
-    std::fs::write(work.join(".conveyor.yml"), config).unwrap();
-    (url.clone(), commit_and_push(&work, "first"))
-}
-
-async fn register(http: &reqwest::Client, server: &str, repo: &str) {
-    let r = http
-        .post(format!("{server}/api/v1/products"))
-        .bearer_auth("admin")
-        .json(&json!({ "repo": repo, "webhook_secret": SECRET }))
-        .send()
-        .await
-        .unwrap();
-    assert_eq!(r.status(), 201, "{}", r.text().await.unwrap());
-}
-
-/// Sends a delivery; returns the id of the one build it created.
-async fn deliver(
-    http: &reqwest::Client,
-    url: &str,
-    headers: &[(&str, String)],
-    body: &Value,
-) -> String {
-    let mut req = http.post(url).body(serde_json::to_vec(body).unwrap());
-    for (k, v) in headers {
-        req = req.header(*k, v);
-    }
-    let r = req.send().await.unwrap();
-    let (status, body): (u16, Value) = (r.status().as_u16(), r.json().await.unwrap());
-    assert_eq!(status, 201, "{body}");
-    body["builds"][0]["id"].as_str().unwrap().to_string()
-}
-
-fn github_push(
-    repo_url: &str,
-    full_name: &str,
-    sha: &str,
-    delivery: &str,
-) -> (Vec<(&'static str, String)>, Value) {
-    let body = json!({ "ref": "refs/heads/main", "after": sha, "repository": { "full_name": full_name, "clone_url": repo_url } });
-    let sig = format!(
-        "sha256={}",
-        hmac_hex(SECRET, &serde_json::to_vec(&body).unwrap())
-    );
-    let headers = vec![
-        ("x-github-event", "push".to_string()),
-        ("x-github-delivery", delivery.to_string()),
-        ("x-hub-signature-256", sig),
-    ];
-    (headers, body)
-}
+use crate::common::git::hmac_hex;
+use crate::common::{Proc, bin};
+use crate::forge_stub::*;
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn gitlab_and_gitea_are_told_pending_then_the_outcome_in_their_own_formats() {
@@ -182,10 +43,12 @@ async fn gitlab_and_gitea_are_told_pending_then_the_outcome_in_their_own_formats
                 api(Forge::Gitea, "/gt/api/v1"),
             ],
             public_url: "https://ci.example".into(),
+            ..Default::default()
         },
+        tls: None,
     };
     let engine = Embedded::start(opts).await.unwrap();
-    let http = reqwest::Client::new();
+    let http = crate::common::http();
     register(&http, &engine.url, &lab).await;
     register(&http, &engine.url, &tea).await;
 
@@ -295,47 +158,6 @@ async fn gitlab_and_gitea_are_told_pending_then_the_outcome_in_their_own_formats
     engine.shutdown().await;
 }
 
-use crate::common::{Proc, bin};
-
-/// `conveyor serve` on the SQLite file in `dir`, telling "GitHub" (the forge) its statuses.
-async fn serve(dir: &Path, port: u16, forge: &Forger, prefix: &str) -> Proc {
-    let log = std::fs::File::create(dir.join(format!("serve-{port}.log"))).unwrap();
-    let child = Command::new(bin("conveyor"))
-        .args(["serve", "--listen", &format!("127.0.0.1:{port}")])
-        .arg("--database-url")
-        .arg(format!("sqlite://{}", dir.join("conveyor.db").display()))
-        .args([
-            "--redis-url",
-            "redis://127.0.0.1:6379",
-            "--queue-prefix",
-            prefix,
-        ])
-        .args(["--admin-token", "admin", "--runner-token", "runner"])
-        .args([
-            "--github-api",
-            &format!("{}/gh", forge.url),
-            "--github-token",
-            TOKEN,
-        ])
-        .args(["--public-url", "https://ci.example"])
-        .arg("--data-dir")
-        .arg(dir.join(format!("data-{port}")))
-        .stdout(Stdio::null())
-        .stderr(log)
-        .spawn()
-        .unwrap();
-    let url = format!("http://127.0.0.1:{port}");
-    let deadline = Instant::now() + Duration::from_secs(30);
-    while reqwest::get(format!("{url}/health")).await.is_err() {
-        assert!(
-            Instant::now() < deadline,
-            "the orchestrator on {port} did not answer"
-        );
-        tokio::time::sleep(Duration::from_millis(100)).await;
-    }
-    Proc(child)
-}
-
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_outcome_reaches_github_through_a_forge_outage_and_an_orchestrator_killed_meanwhile() {
     let dir = common::temp_dir("statuses-restart");
@@ -348,7 +170,7 @@ async fn the_outcome_reaches_github_through_a_forge_outage_and_an_orchestrator_k
     );
     let prefix = format!("conveyor-status-{}", uuid::Uuid::now_v7().simple());
     let (first, second) = (common::free_port(), common::free_port());
-    let a = serve(&dir, first, &forge, &prefix).await;
+    let a = serve(&dir, first, &forge, &prefix, &[]).await;
     let runner_log = std::fs::File::create(dir.join("runner.log")).unwrap();
     let _runner = Proc(
         Command::new(bin("conveyor-runner"))
@@ -368,7 +190,7 @@ async fn the_outcome_reaches_github_through_a_forge_outage_and_an_orchestrator_k
             .spawn()
             .unwrap(),
     );
-    let http = reqwest::Client::new();
+    let http = crate::common::http();
     let server = format!("http://127.0.0.1:{first}");
     register(&http, &server, &repo).await;
     let (headers, body) = github_push(&repo, "acme/shop", &sha, "d-1");
@@ -401,7 +223,7 @@ async fn the_outcome_reaches_github_through_a_forge_outage_and_an_orchestrator_k
     // …then the orchestrator is killed, the forge comes back, another orchestrator starts.
     drop(a);
     forge.down.store(false, Ordering::SeqCst);
-    let _b = serve(&dir, second, &forge, &prefix).await;
+    let _b = serve(&dir, second, &forge, &prefix, &[]).await;
     forge
         .until("the forge hears the outcome after the restart", |_| {
             forge.accepted(&path).last().map(String::as_str) == Some("success")
@@ -421,4 +243,86 @@ async fn the_outcome_reaches_github_through_a_forge_outage_and_an_orchestrator_k
         (b["status"].as_str(), b["forge_status"].as_str()),
         (Some("succeeded"), Some("succeeded"))
     );
+}
+
+/// A forge over HTTPS with a certificate from a CA made for the test.
+async fn https_forge(dir: &Path) -> (Forger, Pki) {
+    let pki = Pki::generate(&dir.join("pki"));
+    let tls = ServerTls::load(&pki.cert, &pki.key).unwrap();
+    (Forger::start_https(&tls).await, pki)
+}
+
+fn runner(dir: &Path, server: &str, prefix: &str) -> Proc {
+    let log = std::fs::File::create(dir.join("runner.log")).unwrap();
+    let child = Command::new(bin("conveyor-runner"))
+        .args(["--server", server, "--redis-url", "redis://127.0.0.1:6379"])
+        .args([
+            "--queue-prefix",
+            prefix,
+            "--token",
+            "runner",
+            "--name",
+            "r-tls",
+        ])
+        .arg("--work-dir")
+        .arg(dir.join("work"))
+        .stdout(Stdio::null())
+        .stderr(log)
+        .spawn()
+        .unwrap();
+    Proc(child)
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn statuses_reach_an_https_forge_whose_ca_serve_trusts_through_ca_cert() {
+    let dir = common::temp_dir("statuses-https");
+    let (forge, pki) = https_forge(&dir).await;
+    assert!(forge.url.starts_with("https://127.0.0.1:"), "{}", forge.url);
+    let (repo, sha) = product_repo(&dir, "shop", "true");
+    let prefix = format!("conveyor-status-{}", uuid::Uuid::now_v7().simple());
+    let port = common::free_port();
+    let ca = pki.ca.to_str().unwrap();
+    let _serve = serve(&dir, port, &forge, &prefix, &["--ca-cert", ca]).await;
+    let server = format!("http://127.0.0.1:{port}");
+    let _runner = runner(&dir, &server, &prefix);
+    let http = common::http();
+    register(&http, &server, &repo).await;
+    let (headers, body) = github_push(&repo, "acme/shop", &sha, "https-1");
+    deliver(&http, &format!("{server}/hooks/github"), &headers, &body).await;
+    let path = format!("/gh/repos/acme/shop/statuses/{sha}");
+    forge
+        .until("the forge hears the outcome over HTTPS", |_| {
+            forge.accepted(&path).last().map(String::as_str) == Some("success")
+        })
+        .await;
+    assert_eq!(forge.accepted(&path)[0], "pending");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn without_the_forges_ca_serve_keeps_the_status_and_logs_what_to_pass() {
+    let dir = common::temp_dir("statuses-untrusted");
+    let (forge, _pki) = https_forge(&dir).await;
+    let (repo, sha) = product_repo(&dir, "shop", "true");
+    let prefix = format!("conveyor-status-{}", uuid::Uuid::now_v7().simple());
+    let port = common::free_port();
+    let _serve = serve(&dir, port, &forge, &prefix, &[]).await;
+    let server = format!("http://127.0.0.1:{port}");
+    let http = common::http();
+    register(&http, &server, &repo).await;
+    let (headers, body) = github_push(&repo, "acme/shop", &sha, "https-2");
+    deliver(&http, &format!("{server}/hooks/github"), &headers, &body).await;
+    let log = dir.join(format!("serve-{port}.log"));
+    let deadline = Instant::now() + Duration::from_secs(30);
+    loop {
+        let text = std::fs::read_to_string(&log).unwrap();
+        if text.contains("commit status not delivered, will retry: ")
+            && text.contains("invalid peer certificate: UnknownIssuer")
+            && text.contains("pass the CA's certificate (PEM) with --ca-cert")
+        {
+            break;
+        }
+        assert!(Instant::now() < deadline, "no clear warning: {text}");
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    assert!(forge.calls().is_empty(), "{:#?}", forge.calls());
 }

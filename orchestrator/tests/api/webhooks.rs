@@ -77,9 +77,10 @@ impl Hooks {
             admin_token: "admin".into(),
             job_user: None,
             statuses: Default::default(),
+            tls: None,
         };
         let engine = Embedded::start(opts).await.unwrap();
-        let http = reqwest::Client::new();
+        let http = crate::common::http();
         let reg = json!({ "repo": url, "webhook_secret": SECRET });
         let r = http
             .post(format!("{}/api/v1/products", engine.url))
@@ -399,9 +400,10 @@ async fn one_push_runs_the_seed_chain_gem_to_ami_to_terraform_with_every_hops_ou
         admin_token: "admin".into(),
         job_user: None,
         statuses: Default::default(),
+        tls: None,
     };
     let engine = Embedded::start(opts).await.unwrap();
-    let http = reqwest::Client::new();
+    let http = crate::common::http();
     for repo in [&gem, &ami, &tf] {
         let r = http
             .post(format!("{}/api/v1/products", engine.url))

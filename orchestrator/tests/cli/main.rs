@@ -1,5 +1,5 @@
 //! The `conveyor` binary as a user runs it, one test binary: `validate`, `run`, `up` with the
-//! API client commands, and the commands in docker-compose.yml.
+//! API client commands, the commands in docker-compose.yml, and TLS everywhere (`tls`).
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
 #[path = "../common/mod.rs"]
@@ -7,5 +7,6 @@ mod common;
 mod compose;
 mod run;
 mod stop;
+mod tls;
 mod up;
 mod validate;

@@ -28,6 +28,18 @@ pub fn start_redis(port: u16) -> std::process::Child {
         .expect("redis-server is installed")
 }
 
+/// An HTTP client for tests. It installs the process's TLS provider first: reqwest is built
+/// without one of its own, as in the binaries.
+pub fn http() -> reqwest::Client {
+    http_builder().build().unwrap()
+}
+
+/// An HTTP client builder for tests (see [`http`]).
+pub fn http_builder() -> reqwest::ClientBuilder {
+    conveyor_runner::tls::install_crypto_provider();
+    reqwest::Client::builder()
+}
+
 /// A TCP port free at the time of asking.
 pub fn free_port() -> u16 {
     std::net::TcpListener::bind("127.0.0.1:0")

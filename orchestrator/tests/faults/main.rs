@@ -41,7 +41,7 @@ impl Cluster {
             redis: redis.to_string(),
             prefix: format!("conveyor-fault-{}", uuid::Uuid::now_v7().simple()),
             dir: common::temp_dir("faults"),
-            http: reqwest::Client::new(),
+            http: common::http(),
         }
     }
 

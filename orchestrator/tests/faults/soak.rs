@@ -155,74 +155,115 @@ fn violations(all: &[Mark], runners: &Runners) -> Vec<String> {
     out
 }
 
+/// A number from the environment, else `default`.
+fn env_or(name: &str, default: u64) -> u64 {
+    std::env::var(name)
+        .ok()
+        .and_then(|s| s.parse().ok())
+        .unwrap_or(default)
+}
+
+/// The soak's cluster as it runs: Redis, two orchestrators on fixed ports, the runners.
+struct Soak {
+    c: Cluster,
+    redis_port: u16,
+    redis: Proc,
+    ports: [u16; 2],
+    nodes: Vec<Proc>,
+    urls: Vec<String>,
+    runners: Runners,
+}
+
+impl Soak {
+    async fn start() -> Soak {
+        let redis_port = common::free_port();
+        let redis = Proc(common::start_redis(redis_port));
+        let c = Cluster::new(&format!("redis://127.0.0.1:{redis_port}")).await;
+        let ports = [common::free_port(), common::free_port()];
+        let mut nodes = Vec::new();
+        for port in ports {
+            nodes.push(c.serve_on(port).await);
+        }
+        let urls = ports
+            .iter()
+            .map(|p| format!("http://127.0.0.1:{p}"))
+            .collect();
+        let runners = Runners {
+            live: Vec::new(),
+            killed: HashMap::new(),
+            made: 0,
+        };
+        let mut soak = Soak {
+            c,
+            redis_port,
+            redis,
+            ports,
+            nodes,
+            urls,
+            runners,
+        };
+        for _ in 0..3 {
+            soak.start_runner();
+        }
+        soak
+    }
+
+    fn start_runner(&mut self) {
+        let servers: Vec<&str> = self.urls.iter().map(String::as_str).collect();
+        self.runners.start(&self.c, &servers);
+    }
+
+    /// One fault, chosen at random: a runner (most often), an orchestrator, or Redis.
+    async fn fault(&mut self, rng: &mut Rng) -> &'static str {
+        match rng.below(10) {
+            0..=5 => {
+                let i = rng.below(self.runners.live.len() as u64) as usize;
+                self.runners.kill(i);
+                self.start_runner();
+                "runner"
+            }
+            6..=7 => {
+                let i = rng.below(2) as usize;
+                self.nodes[i].0.kill().expect("kill orchestrator");
+                let _ = self.nodes[i].0.wait();
+                tokio::time::sleep(Duration::from_millis(rng.below(1000))).await;
+                self.nodes[i] = self.c.serve_on(self.ports[i]).await;
+                "orchestrator"
+            }
+            _ => {
+                self.redis.0.kill().expect("kill redis");
+                let _ = self.redis.0.wait();
+                self.redis = Proc(common::start_redis(self.redis_port));
+                "redis"
+            }
+        }
+    }
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_soak_of_short_jobs_under_random_kills_runs_every_job_exactly_once() {
     let _serial = crate::SERIAL.lock().await;
-    let seed = std::env::var("SOAK_SEED")
-        .ok()
-        .and_then(|s| s.parse().ok())
-        .unwrap_or_else(|| now_ms() as u64 | 1);
-    let secs: u64 = std::env::var("SOAK_SECS")
-        .ok()
-        .and_then(|s| s.parse().ok())
-        .unwrap_or(40);
+    let seed = env_or("SOAK_SEED", now_ms() as u64 | 1);
+    let secs = env_or("SOAK_SECS", 40);
     eprintln!("soak seed {seed} (replay with SOAK_SEED={seed}), faults for {secs} s");
     let mut rng = Rng(seed);
-    let redis_port = common::free_port();
-    let mut redis = Proc(common::start_redis(redis_port));
-    let c = Cluster::new(&format!("redis://127.0.0.1:{redis_port}")).await;
-    let log = c.dir.join("marks");
-    let (ports, mut nodes) = ([common::free_port(), common::free_port()], Vec::new());
-    for port in ports {
-        nodes.push(c.serve_on(port).await);
-    }
-    let urls: Vec<String> = ports
-        .iter()
-        .map(|p| format!("http://127.0.0.1:{p}"))
-        .collect();
-    let servers: Vec<&str> = urls.iter().map(String::as_str).collect();
-    c.product(&urls[0], &soak_product(&log, 12, &mut rng)).await;
-    let mut runners = Runners {
-        live: Vec::new(),
-        killed: HashMap::new(),
-        made: 0,
-    };
-    for _ in 0..3 {
-        runners.start(&c, &servers);
-    }
+    let mut soak = Soak::start().await;
+    let log = soak.c.dir.join("marks");
+    let first = soak.urls[0].clone();
+    soak.c
+        .product(&first, &soak_product(&log, 12, &mut rng))
+        .await;
     let mut builds = Vec::new();
     for _ in 0..8 {
-        builds.push(c.build(&urls[0], "soak", "b").await);
+        builds.push(soak.c.build(&first, "soak", "b").await);
     }
     let faults_end = Instant::now() + Duration::from_secs(secs);
     let mut faults = Vec::new();
     while Instant::now() < faults_end {
         tokio::time::sleep(Duration::from_millis(200 + rng.below(1300))).await;
-        match rng.below(10) {
-            0..=5 => {
-                let i = rng.below(runners.live.len() as u64) as usize;
-                runners.kill(i);
-                runners.start(&c, &servers);
-                faults.push("runner");
-            }
-            6..=7 => {
-                let i = rng.below(2) as usize;
-                let node = &mut nodes[i];
-                node.0.kill().expect("kill orchestrator");
-                let _ = node.0.wait();
-                tokio::time::sleep(Duration::from_millis(rng.below(1000))).await;
-                nodes[i] = c.serve_on(ports[i]).await;
-                faults.push("orchestrator");
-            }
-            _ => {
-                redis.0.kill().expect("kill redis");
-                let _ = redis.0.wait();
-                redis = Proc(common::start_redis(redis_port));
-                faults.push("redis");
-            }
-        }
+        faults.push(soak.fault(&mut rng).await);
         if rng.below(4) == 0 {
-            builds.push(c.build(&urls[0], "soak", "b").await);
+            builds.push(soak.c.build(&first, "soak", "b").await);
         }
     }
     eprintln!(
@@ -230,36 +271,35 @@ async fn a_soak_of_short_jobs_under_random_kills_runs_every_job_exactly_once() {
         faults.len(),
         builds.len()
     );
-    for id in &builds {
-        let b = c
-            .finished_within(&urls[1], id, Duration::from_secs(180))
-            .await;
-        assert_eq!(
-            b["status"],
-            "succeeded",
-            "seed {seed}: {b}\nlogs in {}",
-            c.dir.display()
-        );
+    check(&soak, &builds, &log, seed).await;
+}
+
+/// Every build succeeded, every job finished, and no attempt broke the rules.
+async fn check(soak: &Soak, builds: &[String], log: &Path, seed: u64) {
+    let dir = soak.c.dir.display();
+    for id in builds {
+        let limit = Duration::from_secs(180);
+        let b = soak.c.finished_within(&soak.urls[1], id, limit).await;
+        assert_eq!(b["status"], "succeeded", "seed {seed}: {b}\nlogs in {dir}");
     }
     // Anything a dead runner left running would write now.
     tokio::time::sleep(Duration::from_millis(500)).await;
-    let all = marks(&log);
-    let finished_runs: std::collections::HashSet<&str> = all
+    let all = marks(log);
+    let finished: std::collections::HashSet<&str> = all
         .iter()
         .filter(|m| m.done)
         .map(|m| m.run.as_str())
         .collect();
     assert_eq!(
-        finished_runs.len(),
+        finished.len(),
         builds.len() * 12,
         "seed {seed}: every job finished"
     );
-    let bad = violations(&all, &runners);
+    let bad = violations(&all, &soak.runners);
     assert!(
         bad.is_empty(),
-        "seed {seed}: {} violations:\n{}\nlogs in {}",
+        "seed {seed}: {} violations:\n{}\nlogs in {dir}",
         bad.len(),
-        bad.join("\n"),
-        c.dir.display()
+        bad.join("\n")
     );
 }

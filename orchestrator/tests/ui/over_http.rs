@@ -6,7 +6,7 @@ use crate::ui_support::{ADMIN, QUICK, SHIP, conveyor};
 
 /// A form post with an optional session cookie; the status and the `Location`.
 async fn post_form(url: &str, cookie: Option<&str>, form: &[(&str, &str)]) -> (u16, String) {
-    let http = reqwest::Client::builder()
+    let http = crate::common::http_builder()
         .redirect(reqwest::redirect::Policy::none())
         .build()
         .unwrap();
@@ -48,7 +48,7 @@ async fn actions_need_a_session_and_its_csrf_token() {
             .0,
         401
     );
-    let http = reqwest::Client::builder()
+    let http = crate::common::http_builder()
         .redirect(reqwest::redirect::Policy::none())
         .build()
         .unwrap();
@@ -68,6 +68,8 @@ async fn actions_need_a_session_and_its_csrf_token() {
     for attr in ["HttpOnly", "SameSite=Strict", "Path=/"] {
         assert!(set.contains(attr), "{set}");
     }
+    // Over plain HTTP a `Secure` cookie would never come back.
+    assert!(!set.contains("Secure"), "{set}");
     let cookie = set.split(';').next().unwrap().to_string();
 
     assert_eq!(
@@ -126,7 +128,7 @@ belts:
     let build = c.build("long", "ci").await;
     assert_eq!(c.until_finished(&build).await, "succeeded");
     let talk = c.job(&build, "talk").await;
-    let http = reqwest::Client::builder()
+    let http = crate::common::http_builder()
         .redirect(reqwest::redirect::Policy::none())
         .build()
         .unwrap();
@@ -282,7 +284,9 @@ async fn a_build_whose_config_has_errors_shows_them_and_no_graph() {
         .unwrap()
         .unwrap();
     let id = &ids[0];
-    let page = reqwest::get(format!("{}/builds/{id}", c.url))
+    let page = crate::common::http()
+        .get(format!("{}/builds/{id}", c.url))
+        .send()
         .await
         .unwrap()
         .text()

@@ -155,7 +155,12 @@ async fn has_commit(mirror: &Path, sha: &str) -> bool {
     git_command()
         .arg("--git-dir")
         .arg(mirror)
-        .args(["cat-file", "-e", "--end-of-options", &format!("{sha}^{{commit}}")])
+        .args([
+            "cat-file",
+            "-e",
+            "--end-of-options",
+            &format!("{sha}^{{commit}}"),
+        ])
         .stdin(Stdio::null())
         .stdout(Stdio::null())
         .stderr(Stdio::null())

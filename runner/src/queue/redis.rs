@@ -15,6 +15,7 @@ use redis::streams::{StreamAutoClaimReply, StreamId, StreamReadReply};
 use redis::{AsyncConnectionConfig, Client, RedisError, RedisResult};
 
 use super::{Delivery, Queue, QueueError};
+use crate::tls::{Trust, explain};
 
 /// The consumer group every runner reads through.
 const GROUP: &str = "runners";
@@ -61,11 +62,22 @@ fn redacted(url: &str) -> String {
 }
 
 impl RedisQueue {
-    /// Connects to Redis at `url`; keys start with `prefix` (`conveyor` in production).
+    /// Connects to Redis at `url`; keys start with `prefix` (`conveyor` in production). A
+    /// `rediss://` URL trusts the system's roots.
     pub async fn connect(url: &str, prefix: &str) -> Result<Self, QueueError> {
+        Self::connect_trusting(url, prefix, &Trust::system()).await
+    }
+
+    /// Connects to Redis at `url`; over `rediss://`, trusting `trust`'s roots.
+    pub async fn connect_trusting(
+        url: &str,
+        prefix: &str,
+        trust: &Trust,
+    ) -> Result<Self, QueueError> {
         // Errors name the URL without its password: they end up in logs.
         let shown = redacted(url);
-        let client = Client::open(url)
+        let client = trust
+            .redis(url)
             .map_err(|e| QueueError(format!("the Redis URL {shown:?} is not valid: {e}")))?;
         // Few reconnect attempts: with Redis down a command should fail within a second and
         // leave retrying to the caller (the runner loop retries `pop` every second).
@@ -77,7 +89,12 @@ impl RedisQueue {
         let conn = client
             .get_connection_manager_with_config(config)
             .await
-            .map_err(|e| QueueError(format!("could not connect to Redis at {shown}: {e}")))?;
+            .map_err(|e| {
+                QueueError(format!(
+                    "could not connect to Redis at {shown}: {}",
+                    explain(&e)
+                ))
+            })?;
         Ok(Self {
             client,
             conn,

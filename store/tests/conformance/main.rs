@@ -13,6 +13,7 @@ mod owners;
 mod races;
 mod reads;
 mod secrets;
+mod tls;
 
 use actions::*;
 use deliveries::*;

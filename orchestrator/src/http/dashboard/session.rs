@@ -122,9 +122,13 @@ pub async fn sign_in(
     with_cookie(Redirect::to(&next), &new_session(&state))
 }
 
-pub async fn sign_out(Anyone(viewer): Anyone, Form(form): Form<CsrfForm>) -> PageResult<Response> {
+pub async fn sign_out(
+    State(state): State<SharedState>,
+    Anyone(viewer): Anyone,
+    Form(form): Form<CsrfForm>,
+) -> PageResult<Response> {
     check(&viewer, &form)?;
-    Ok(with_cookie(Redirect::to("/"), &ended_session()))
+    Ok(with_cookie(Redirect::to("/"), &ended_session(&state)))
 }
 
 fn with_cookie(redirect: Redirect, cookie: &str) -> Response {

@@ -79,7 +79,7 @@ impl Browser {
             .stderr(Stdio::null())
             .spawn()
             .expect("chromedriver starts");
-        let http = reqwest::Client::new();
+        let http = crate::common::http();
         let base = format!("http://127.0.0.1:{port}");
         until_ready(&http, &base).await;
         let profile = std::env::temp_dir().join(format!(

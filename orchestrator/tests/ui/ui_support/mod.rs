@@ -27,6 +27,7 @@ pub async fn conveyor(products: &[&str]) -> Conveyor {
         admin_token: ADMIN.into(),
         job_user: None,
         statuses: Default::default(),
+        tls: None,
     };
     let engine = conveyor::startup::Embedded::start(opts)
         .await
