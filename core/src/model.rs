@@ -10,6 +10,9 @@ use crate::expr::Expr;
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct Product {
     pub name: String,
+    /// What the product is, in a sentence: shown on its page.
+    #[serde(default)]
+    pub description: Option<String>,
     pub repo: Option<String>,
     pub triggers: Vec<Trigger>,
     pub belts: Vec<Belt>,
@@ -117,9 +120,27 @@ pub struct Job {
     pub retries: u32,
     pub condition: Option<Expr>,
     pub manual: bool,
+    /// Paths (globs allowed) uploaded after the job, relative to its workspace.
     pub artifacts: Vec<String>,
+    /// Whether the artifacts are kept when the job fails too (`when: always`).
+    #[serde(default)]
+    pub artifacts_always: bool,
+    /// The caches restored before the job and saved after it succeeds.
+    #[serde(default)]
+    pub caches: Vec<Cache>,
     #[serde(skip)]
     pub pos: Pos,
+}
+
+/// A cache: `paths` kept under a key made of `name` and a hash of the `key` files' contents.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Cache {
+    /// The key's prefix: caches of one name fall back to each other.
+    pub name: String,
+    /// Files (relative to the workspace) whose contents make the key.
+    pub key_files: Vec<String>,
+    /// Files and directories (relative to the workspace) the cache keeps.
+    pub paths: Vec<String>,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]

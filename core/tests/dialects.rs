@@ -152,17 +152,23 @@ fn the_later_dialect_compiles_into_the_same_model() {
     );
     assert!(announce.manual);
     assert_eq!(announce.fleet, "gpu");
-    assert_eq!(announce.artifacts, vec!["dist/*.gem".to_string()]);
+    assert_eq!(announce.artifacts, vec!["dist/*.gem", "reports"]);
+    assert!(announce.artifacts_always);
+    assert_eq!(
+        announce.caches,
+        vec![Cache {
+            name: "gems".into(),
+            key_files: vec!["Gemfile.lock".into()],
+            paths: vec!["vendor/bundle".into()],
+        }]
+    );
     let cond = announce.condition.as_ref().expect("condition");
     assert_eq!(
         cond.refs(),
         vec!["build-gem.AMI_ID", "build-gem.GEM_VERSION"]
     );
     assert!(matches!(cond, Expr::And(_, _)));
-    assert_eq!(
-        job(&p, "build-gem", "notify").driver.as_deref(),
-        Some("slack")
-    );
+    assert_eq!(job(&p, "build-gem", "notify").script, "./notify-slack");
 
     let belt = p.belt("build-gem").expect("belt");
     assert_eq!(

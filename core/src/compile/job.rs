@@ -1,6 +1,7 @@
 //! Compiling one job: its script, references, inputs, outputs and extensions.
 
 use super::fields::{self, Fields};
+use super::files;
 use super::refs::{self, BeltJobs};
 use crate::diag::{Diagnostics, Pos};
 use crate::model::{Input, Job, Output, Reference};
@@ -24,6 +25,7 @@ pub const JOB_KEYS: &[&str] = &[
     "if",
     "manual",
     "artifacts",
+    "cache",
     "driver",
 ];
 
@@ -72,9 +74,7 @@ pub fn compile(
     let commands = f
         .present("commands")
         .and_then(|n| Some((n, fields::script(n, "commands", d)?)));
-    let driver = f
-        .present("driver")
-        .and_then(|n| fields::name(n, "driver", names::is_fleet_name, fields::FLEET_RULE, d));
+    let driver = f.present("driver").and_then(|n| driver(n, name, d));
     match (&commands, f.present("driver")) {
         (None, None) if f.present("commands").is_none() => d.error(
             node.pos,
@@ -102,6 +102,10 @@ pub fn compile(
     let condition = f
         .present("if")
         .and_then(|n| condition(n, name, &mut refs, belt, d));
+    let (artifacts, artifacts_always) = f
+        .present("artifacts")
+        .map(|n| files::artifacts(n, name, d))
+        .unwrap_or_default();
     let job = Job {
         name: name.to_string(),
         inputs: f
@@ -136,9 +140,11 @@ pub fn compile(
             .present("manual")
             .and_then(|n| fields::boolean(n, "manual", d))
             .unwrap_or(false),
-        artifacts: f
-            .present("artifacts")
-            .map(|n| artifacts(n, d))
+        artifacts,
+        artifacts_always,
+        caches: f
+            .present("cache")
+            .map(|n| files::caches(n, name, d))
             .unwrap_or_default(),
         pos: node.pos,
     };
@@ -361,24 +367,13 @@ fn retries(node: &Node, d: &mut Diagnostics) -> Option<u32> {
     }
 }
 
-fn artifacts(node: &Node, d: &mut Diagnostics) -> Vec<String> {
-    let mut out = Vec::new();
-    for (path, pos) in fields::string_list(node, "artifacts", d) {
-        if path.trim().is_empty() {
-            d.error(pos, "empty artifact path");
-        } else if path.starts_with('/') {
-            d.error(
-                pos,
-                format!("artifact path `{path}` must be relative to the workspace"),
-            );
-        } else if path.split('/').any(|seg| seg == "..") {
-            d.error(
-                pos,
-                format!("artifact path `{path}` must stay inside the workspace"),
-            );
-        } else {
-            out.push(path);
-        }
-    }
-    out
+/// `driver:` is checked, then refused: until drivers run jobs (Conveyor CI's model), a driver
+/// job would report success without anything having run.
+fn driver(node: &Node, job: &str, d: &mut Diagnostics) -> Option<String> {
+    let name = fields::name(node, "driver", names::is_fleet_name, fields::FLEET_RULE, d)?;
+    d.error(
+        node.pos,
+        format!("`driver` is not supported yet: job `{job}` would report success without running `{name}`; give it `commands` instead"),
+    );
+    None
 }

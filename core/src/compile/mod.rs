@@ -1,6 +1,7 @@
 //! The compiler: a `.conveyor.yml` text → a checked [`Product`], or every located error.
 
 mod fields;
+mod files;
 mod job;
 mod refs;
 mod secrets;
@@ -127,9 +128,9 @@ fn product(root: &Node, d: &mut Diagnostics) -> Option<Product> {
         d,
     );
     let repo = f.present("repo").and_then(|n| fields::string(n, "repo", d));
-    if let Some(n) = f.present("description") {
-        fields::string(n, "description", d);
-    }
+    let description = f
+        .present("description")
+        .and_then(|n| fields::string(n, "description", d));
     let defaults = Defaults::top().under(&f, d);
     let belts = match f.present("belts") {
         Some(n) => belts(n, &defaults, d),
@@ -148,6 +149,7 @@ fn product(root: &Node, d: &mut Diagnostics) -> Option<Product> {
         .unwrap_or_default();
     Some(Product {
         name: name?,
+        description,
         repo,
         triggers,
         belts,

@@ -111,7 +111,8 @@ case!(
     ),
     [
         "t.yml:7:17: error: items of `needs` must be strings, found a list",
-        "t.yml:8:20: error: `artifacts` must be a string or a list of strings, found a mapping",
+        "t.yml:8:20: error: `artifacts` of job `j` needs `paths`: the files to keep, e.g. `paths: [dist/]`",
+        "t.yml:8:21: error: unknown key `a` in `artifacts` of job `j`",
         "t.yml:9:18: error: `outputs` must be a list, found a string",
     ]
 );
@@ -146,6 +147,41 @@ case!(
         "t.yml:9:18: error: `timeout` must be a duration such as `30m`, found a list",
         "t.yml:10:21: error: empty artifact path",
         "t.yml:11:17: error: invalid driver name `Docker`: use lowercase letters, digits, `_` and `-`, starting with a letter or digit",
+    ]
+);
+
+case!(
+    a_driver_job_is_refused_until_drivers_run_jobs,
+    belt("      - name: notify\n        driver: slack\n"),
+    [
+        "t.yml:6:17: error: `driver` is not supported yet: job `notify` would report success without running `slack`; give it `commands` instead",
+    ]
+);
+
+case!(
+    the_long_form_of_artifacts_needs_paths_and_a_known_when,
+    belt(
+        "      - name: j\n        commands: 'true'\n        artifacts: {when: sometimes}\n      - name: k\n        commands: 'true'\n        artifacts: {paths: [/abs], when: always}\n"
+    ),
+    [
+        "t.yml:7:20: error: `artifacts` of job `j` needs `paths`: the files to keep, e.g. `paths: [dist/]`",
+        "t.yml:7:27: error: `when` of `artifacts` must be `on-success` or `always`, found `sometimes`",
+        "t.yml:10:29: error: artifact path `/abs` must be relative to the workspace",
+    ]
+);
+
+case!(
+    a_cache_needs_a_key_and_paths_inside_the_workspace,
+    belt(
+        "      - name: j\n        commands: 'true'\n        cache: {paths: [target]}\n      - name: k\n        commands: 'true'\n        cache:\n          - {name: deps, key: [../Cargo.lock], paths: [~/.cargo]}\n          - {name: deps, key: [a.lock], paths: [b], keys: [c]}\n          - {name: Bad Name, key: x, paths: y}\n"
+    ),
+    [
+        "t.yml:7:16: error: cache `j` of job `j` needs `key`: the files whose contents identify it, e.g. `key: [Cargo.lock]`",
+        "t.yml:11:13: error: cache `deps` of job `k` needs at least one `key` file and one path",
+        "t.yml:11:32: error: cache key file `../Cargo.lock` must stay inside the workspace",
+        "t.yml:11:56: error: cache path `~/.cargo` must be relative to the workspace",
+        "t.yml:12:53: error: unknown key `keys` in the cache of job `k` (did you mean `key`?)",
+        "t.yml:13:20: error: invalid cache name `Bad Name`: use letters, digits, `_` and `-`, starting with a letter, digit or `_`",
     ]
 );
 
