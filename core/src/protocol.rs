@@ -14,6 +14,17 @@
 //! | `POST /api/v1/runner/logs` | [`LogBatch`] | 204, or 409 |
 //! | `POST /api/v1/runner/complete` | [`Completion`] | 204, or 409 (the result is discarded) |
 //! | `POST /api/v1/runner/release` | [`Lease`] | 204 (re-queued as a lost attempt), or 409 when the lease is gone |
+//! | `PUT /api/v1/runner/artifacts?path=P` | the file's bytes, streamed; lease headers and [`SHA256_HEADER`] | 201 [`ArtifactRef`], 409 when the lease is gone (nothing stored), 413 over the size limit, 422 when the SHA-256 differs |
+//! | `GET /api/v1/runner/artifacts/{id}` | lease headers | 200 the file's bytes, or 409 |
+//! | `POST /api/v1/runner/caches/lookup` | [`CacheLookup`] | 200 [`CacheHit`], 204 when there is none, or 409 |
+//! | `GET /api/v1/runner/caches/{id}` | lease headers | 200 the cache's archive, or 409 |
+//! | `PUT /api/v1/runner/caches?name=N&key=K` | the archive, streamed; lease headers and [`SHA256_HEADER`] | 201 saved, 204 already there, 403 for a pull request's build, 409, 413, 422 |
+//!
+//! **Files.** Artifacts and caches travel through the orchestrator (runners never hold
+//! storage credentials), streamed, each call fenced by the lease it carries in the headers
+//! [`LEASE_HEADERS`]; a job's [`JobSpec::input_artifacts`] are what it receives before
+//! `pre-run`, [`JobSpec::artifact_paths`] what it sends after, and [`JobSpec::caches`] the
+//! caches it restores and saves.
 //!
 //! A release is a runner handing back a job it killed unfinished because the runner is
 //! stopping: the job run goes back to the queue at once, as a lost attempt (counted against
@@ -33,7 +44,7 @@ use std::collections::BTreeMap;
 
 use serde::{Deserialize, Serialize};
 
-use crate::model::Output;
+use crate::model::{Cache, Output};
 
 /// What a queue carries: a hint that this job run, at this attempt, is ready.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -85,6 +96,58 @@ pub struct JobSpec {
     /// more than once; every value under it is a secret.
     #[serde(default)]
     pub secrets: Vec<String>,
+    /// The artifacts of the jobs this one depends on (and of its upstream products' builds),
+    /// put at their paths in the workspace before `pre-run`; later entries win a path.
+    #[serde(default)]
+    pub input_artifacts: Vec<ArtifactRef>,
+    /// What the job uploads when it ends: paths and globs relative to the workspace.
+    #[serde(default)]
+    pub artifact_paths: Vec<String>,
+    /// Whether the artifacts are uploaded when the job fails too.
+    #[serde(default)]
+    pub artifacts_always: bool,
+    #[serde(default)]
+    pub caches: Vec<Cache>,
+    /// Whether the job may save caches (a pull request's build may not).
+    #[serde(default)]
+    pub caches_writable: bool,
+}
+
+/// The headers that carry a file call's lease: job run id, attempt, lease token.
+pub const LEASE_HEADERS: [&str; 3] = [
+    "x-conveyor-job-run",
+    "x-conveyor-attempt",
+    "x-conveyor-lease-token",
+];
+
+/// The header with the hex SHA-256 of an uploaded file, checked against what arrived.
+pub const SHA256_HEADER: &str = "x-conveyor-sha256";
+
+/// A stored artifact: one file.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ArtifactRef {
+    pub id: String,
+    /// Relative to the workspace.
+    pub path: String,
+    pub size: u64,
+    pub sha256: String,
+}
+
+/// Which cache a job would restore: its name and the key its files make.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct CacheLookup {
+    pub lease: Lease,
+    pub name: String,
+    pub key: String,
+}
+
+/// The cache to restore: the exact key, or the newest of the same name.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct CacheHit {
+    pub id: String,
+    pub key: String,
+    pub size: u64,
+    pub sha256: String,
 }
 
 /// Secret values (and each line of a multi-line one) shorter than this many characters are

@@ -135,3 +135,30 @@ pub fn downstream_targets(
     }
     out
 }
+
+/// Whether a build's ref is a pull or merge request's (GitHub, Gitea: `refs/pull/…`;
+/// GitLab: `refs/merge-requests/…`).
+pub fn is_pull_request(git_ref: &str) -> bool {
+    git_ref.starts_with("refs/pull/") || git_ref.starts_with("refs/merge-requests/")
+}
+
+/// The scopes a build reads caches from, in order — its branch's, then the default
+/// branch's — and the one it writes to (`None` for a pull request's build, which writes
+/// none). A build without a branch uses the default branch's scope; the scope of a product
+/// without a default branch is `""`.
+pub fn cache_scopes(
+    git_ref: Option<&str>,
+    default_branch: Option<&str>,
+) -> (Vec<String>, Option<String>) {
+    let default = default_branch.unwrap_or("").to_string();
+    let own = match git_ref {
+        Some(r) if is_pull_request(r) => None,
+        Some(r) => Some(r.strip_prefix("refs/heads/").unwrap_or(r).to_string()),
+        None => Some(default.clone()),
+    };
+    let mut read: Vec<String> = own.iter().cloned().collect();
+    if !read.contains(&default) {
+        read.push(default);
+    }
+    (read, own)
+}

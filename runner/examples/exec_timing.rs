@@ -34,6 +34,11 @@ async fn main() {
         source: None,
         git_inputs: vec![],
         secrets: vec![],
+        input_artifacts: Vec::new(),
+        artifact_paths: Vec::new(),
+        artifacts_always: false,
+        caches: Vec::new(),
+        caches_writable: false,
     };
     let start = Instant::now();
     for i in 0..runs {

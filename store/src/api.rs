@@ -131,4 +131,41 @@ pub trait Store: Send + Sync {
         before: Option<i64>,
         limit: u32,
     ) -> Result<Vec<LogRow>>;
+    /// The job run `owner`'s lease holds, while it is live.
+    async fn lease_info(&self, lease: &Lease, owner: &str) -> Result<Option<LeaseInfo>>;
+    /// Records an artifact file under `owner`'s live lease (the same path again replaces
+    /// it); `None` if the lease is gone.
+    async fn add_artifact(
+        &self,
+        lease: &Lease,
+        owner: &str,
+        file: &StoredFile,
+        now: i64,
+    ) -> Result<Option<ArtifactView>>;
+    async fn artifact(&self, id: &str) -> Result<Option<ArtifactView>>;
+    /// The artifacts of each of the build's job runs' current attempt, in belt order.
+    async fn build_artifacts(&self, build_id: &str) -> Result<Vec<ArtifactView>>;
+    /// The cache to restore — `key`, else the newest named `name` — looking in `scopes` in
+    /// order; marked used.
+    async fn find_cache(
+        &self,
+        product: &str,
+        scopes: &[String],
+        name: &str,
+        key: &str,
+        now: i64,
+    ) -> Result<Option<CacheView>>;
+    async fn cache(&self, id: &str) -> Result<Option<CacheView>>;
+    /// Records a cache archive (`file.name` is its key); `None` if the scope has the key.
+    async fn put_cache(
+        &self,
+        product: &str,
+        scope: &str,
+        name: &str,
+        file: &StoredFile,
+        now: i64,
+    ) -> Result<Option<CacheView>>;
+    /// Forgets the product's least recently used caches until the rest fit in `limit`
+    /// bytes; the ones forgotten, whose objects the caller deletes.
+    async fn evict_caches(&self, product: &str, limit: u64) -> Result<Vec<CacheView>>;
 }

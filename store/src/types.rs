@@ -286,3 +286,57 @@ pub struct RunnerView {
     pub last_seen_at: i64,
     pub created_at: i64,
 }
+
+/// A stored artifact: one file of a job run's attempt.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ArtifactView {
+    pub id: String,
+    pub build_id: String,
+    pub job_run_id: String,
+    /// The job's name.
+    pub job: String,
+    /// Relative to the job's workspace.
+    pub path: String,
+    pub size: u64,
+    pub sha256: String,
+    /// Where the bytes are in object storage.
+    #[serde(skip)]
+    pub object: String,
+    pub created_at: i64,
+}
+
+/// A file written to object storage, to record.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct StoredFile {
+    /// The artifact's path, or the cache's key.
+    pub name: String,
+    pub size: u64,
+    pub sha256: String,
+    pub object: String,
+}
+
+/// The job run a live lease holds, with what its file calls need.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct LeaseInfo {
+    pub build_id: String,
+    pub product: String,
+    pub git_ref: Option<String>,
+    /// The product's default branch, when it has a repository.
+    pub default_branch: Option<String>,
+}
+
+/// A stored cache archive.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct CacheView {
+    pub id: String,
+    pub product: String,
+    /// The branch whose build saved it.
+    pub scope: String,
+    pub name: String,
+    pub key: String,
+    pub size: u64,
+    pub sha256: String,
+    #[serde(skip)]
+    pub object: String,
+    pub used_at: i64,
+}

@@ -71,6 +71,11 @@ fn spec(script: &str) -> JobSpec {
         source: None,
         git_inputs: Vec::new(),
         secrets: Vec::new(),
+        input_artifacts: Vec::new(),
+        artifact_paths: Vec::new(),
+        artifacts_always: false,
+        caches: Vec::new(),
+        caches_writable: false,
     }
 }
 

@@ -95,6 +95,14 @@ pub(crate) fn sql(text: &'static str) -> Sql {
 }
 
 impl Sql {
+    /// A statement put together from the source's own fragments (never from input).
+    pub(crate) fn owned(text: String) -> Sql {
+        Sql {
+            text: Cow::Owned(text),
+            args: Vec::new(),
+        }
+    }
+
     pub(crate) fn bind(mut self, value: impl Into<Arg>) -> Sql {
         self.args.push(value.into());
         self

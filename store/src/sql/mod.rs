@@ -6,6 +6,7 @@
 mod actions;
 mod builds;
 pub(crate) mod conn;
+mod files;
 mod leases;
 mod reads;
 mod registry;
@@ -358,5 +359,63 @@ impl<B: Backend> Store for SqlStore<B> {
         limit: u32,
     ) -> Result<Vec<LogRow>> {
         reads::log_tail(&mut *self.backend.conn().await?, job_run_id, before, limit).await
+    }
+
+    async fn lease_info(&self, lease: &Lease, owner: &str) -> Result<Option<LeaseInfo>> {
+        files::lease_info(&mut *self.backend.conn().await?, lease, owner).await
+    }
+
+    async fn add_artifact(
+        &self,
+        lease: &Lease,
+        owner: &str,
+        file: &StoredFile,
+        now: i64,
+    ) -> Result<Option<ArtifactView>> {
+        let mut conn = self.backend.conn().await?;
+        files::add_artifact(&mut *conn, lease, owner, file, now).await
+    }
+
+    async fn artifact(&self, id: &str) -> Result<Option<ArtifactView>> {
+        files::artifact(&mut *self.backend.conn().await?, id).await
+    }
+
+    async fn build_artifacts(&self, build_id: &str) -> Result<Vec<ArtifactView>> {
+        files::build_artifacts(&mut *self.backend.conn().await?, build_id).await
+    }
+
+    async fn find_cache(
+        &self,
+        product: &str,
+        scopes: &[String],
+        name: &str,
+        key: &str,
+        now: i64,
+    ) -> Result<Option<CacheView>> {
+        let mut conn = self.backend.conn().await?;
+        files::find_cache(&mut *conn, product, scopes, name, key, now).await
+    }
+
+    async fn cache(&self, id: &str) -> Result<Option<CacheView>> {
+        files::cache(&mut *self.backend.conn().await?, id).await
+    }
+
+    async fn put_cache(
+        &self,
+        product: &str,
+        scope: &str,
+        name: &str,
+        file: &StoredFile,
+        now: i64,
+    ) -> Result<Option<CacheView>> {
+        let mut conn = self.backend.conn().await?;
+        files::put_cache(&mut *conn, product, scope, name, file, now).await
+    }
+
+    async fn evict_caches(&self, product: &str, limit: u64) -> Result<Vec<CacheView>> {
+        let mut tx = self.backend.begin().await?;
+        let removed = files::evict_caches(&mut *tx, product, limit).await?;
+        B::commit(tx).await?;
+        Ok(removed)
     }
 }

@@ -8,7 +8,7 @@ use conveyor_core::rules::{self, JobContext};
 use sqlx::FromRow;
 
 use super::conn::{Arg, Conn, Sql, sql};
-use super::{from_json, secrets, token, values};
+use super::{files, from_json, secrets, token, values};
 use crate::error::Result;
 use crate::types::{Claim, Owner};
 
@@ -52,12 +52,14 @@ pub(crate) async fn claim<C: Conn>(
     let (secrets, missing_secrets) =
         secrets::for_job(conn, &b.product, b.git_ref.as_deref(), &job).await?;
     let refs = values::resolve(conn, &build_id, &job.refs).await?;
+    let inputs = files::inputs_of(conn, &build_id, &req.job_run_id, &job).await?;
     let lease = Lease {
         job_run_id: req.job_run_id.clone(),
         attempt: req.attempt,
         lease_token,
     };
-    let spec = spec_of(lease, lease_ms, &job, b, build_id, refs);
+    let mut spec = spec_of(lease, lease_ms, &job, b, build_id, refs);
+    spec.input_artifacts = inputs;
     Ok(Some(Claim {
         spec,
         waited_ms: now - queued_at.unwrap_or(now),
@@ -145,6 +147,11 @@ fn spec_of(
         timeout_secs: job.timeout_secs,
         // None yet: the orchestrator side of secrets (issue 12) fills them at claim time.
         secrets: Vec::new(),
+        input_artifacts: Vec::new(),
+        artifact_paths: job.artifacts.clone(),
+        artifacts_always: job.artifacts_always,
+        caches: job.caches.clone(),
+        caches_writable: !b.git_ref.as_deref().is_some_and(rules::is_pull_request),
     }
 }
 

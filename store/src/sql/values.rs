@@ -103,7 +103,7 @@ async fn selector_for<C: Conn>(
 
 /// The build of `product` whose outputs this build reads: the nearest in the chain of
 /// builds that triggered it, else the one the trigger's selector names.
-async fn upstream_build<C: Conn>(
+pub(crate) async fn upstream_build<C: Conn>(
     conn: &mut C,
     build_id: &str,
     product: &str,

@@ -1,12 +1,13 @@
 //! The store suite: every use case, run against SQLite and against Postgres. The cases live in
 //! `lifecycle.rs` (a build from creation to its end), `reads.rs` (what the API and the pages
 //! read back), `actions.rs` (approve, cancel one job, re-run, forge statuses), `owners.rs`
-//! (leases belong to one runner and its fleets) and `races.rs` (concurrent calls that end one
+//! (leases belong to one runner and its fleets), `files.rs` (artifacts and caches) and `races.rs` (concurrent calls that end one
 //! lease, in loops).
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
 mod actions;
 mod deliveries;
+mod files;
 mod flow;
 mod lifecycle;
 mod owners;
@@ -17,6 +18,7 @@ mod tls;
 
 use actions::*;
 use deliveries::*;
+use files::*;
 use lifecycle::*;
 use owners::*;
 use races::*;
@@ -67,6 +69,8 @@ macro_rules! suite {
             t!(a_delivery_that_fails_half_way_records_nothing_and_its_redelivery_builds);
             t!(secrets_are_kept_sealed_listed_by_name_and_given_to_jobs_that_name_them);
             t!(a_pull_requests_build_gets_no_secrets_unless_its_product_allows);
+            t!(artifacts_are_recorded_under_a_live_lease_and_reach_dependents_and_downstreams);
+            t!(caches_are_found_by_key_then_by_name_per_scope_and_evicted_least_recently_used);
             t!(a_runner_claims_only_job_runs_of_its_fleets);
             t!(another_runner_cannot_touch_a_lease_that_is_not_its_own);
             t!(a_handed_back_job_run_is_queued_again_at_once_as_a_lost_attempt);
