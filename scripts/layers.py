@@ -34,11 +34,12 @@ LEVELS = {
     "store": 1,
     "forges": 1,
     "git": 1,
+    "blobs": 1,
     "metrics": 0,
     "clock": 0,
     "secrets": 0,
 }
-LAYERS = "cmd → startup → http → services → store / forges / git → metrics / clock / secrets"
+LAYERS = "cmd → startup → http → services → store / forges / git / blobs → metrics / clock / secrets"
 IDENT = r"[A-Za-z_][A-Za-z0-9_]*"
 
 

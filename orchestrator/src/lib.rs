@@ -2,6 +2,7 @@
 //! (`scripts/layers.py` checks it): `cmd` → `startup` → `http` → `services` → `store` /
 //! `forges` / `git` → `metrics` / `clock` / `secrets`. See docs/architecture.md.
 
+pub mod blobs;
 pub mod clock;
 pub mod cmd;
 pub mod forges;
