@@ -48,6 +48,14 @@ pub struct Written {
 }
 
 impl Blobs {
+    /// In this process's memory: for tests, and until a node is given a real store.
+    pub fn memory() -> Blobs {
+        Blobs {
+            store: Arc::new(object_store::memory::InMemory::new()),
+            location: "memory".into(),
+        }
+    }
+
     /// Files under `dir` (created if missing).
     pub fn filesystem(dir: &Path) -> Result<Blobs, String> {
         std::fs::create_dir_all(dir)

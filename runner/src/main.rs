@@ -116,6 +116,13 @@ struct Args {
     /// system's), for `https://` orchestrators and a `rediss://` Redis.
     #[arg(long, env = "CONVEYOR_CA_CERT")]
     ca_cert: Option<PathBuf>,
+    /// Where the runner keeps its copies of cache archives, so a warm restore transfers
+    /// nothing (default: `caches` in the work directory).
+    #[arg(long, env = "CONVEYOR_CACHE_DIR")]
+    cache_dir: Option<PathBuf>,
+    /// The most the copies of one product's caches may take, in MiB (least recently used go).
+    #[arg(long, env = "CONVEYOR_CACHE_DIR_LIMIT_MB", default_value_t = 5120)]
+    cache_dir_limit_mb: u64,
 }
 
 /// The runner's credentials and the user its jobs run as, read and checked before anything
@@ -282,6 +289,10 @@ async fn run(args: Args, resolved: Resolved) -> ExitCode {
     let mut exec = ExecConfig::new(work);
     exec.job_cgroups = !args.no_job_cgroups;
     exec.job_user = resolved.job_user;
+    if let Some(dir) = args.cache_dir {
+        exec.cache_dir = dir;
+    }
+    exec.cache_dir_limit = args.cache_dir_limit_mb << 20;
     let worker = Arc::new(Worker {
         name: name.clone(),
         fleets: args.fleets.clone(),

@@ -151,6 +151,8 @@ async fn start(b: &EngineBench, dir: &std::path::Path) -> Result<Embedded, Strin
         job_user: None,
         statuses: Default::default(),
         tls: None,
+        files: None,
+        local_caches: None,
     };
     match b.backend.as_str() {
         "embedded" => Embedded::start(opts).await.map_err(|e| e.to_string()),

@@ -143,6 +143,8 @@ async fn execute(
         job_user: None,
         statuses: Default::default(),
         tls: None,
+        files: None,
+        local_caches: Some(user_cache_dir()),
     };
     let engine = Embedded::start(opts)
         .await
@@ -173,6 +175,18 @@ async fn execute(
     }
     engine.shutdown().await;
     Ok(builds)
+}
+
+/// Where `conveyor run` keeps caches between runs: `$XDG_CACHE_HOME/conveyor`, else
+/// `~/.cache/conveyor`, else a directory under the system's temporary one.
+fn user_cache_dir() -> PathBuf {
+    let base = std::env::var_os("XDG_CACHE_HOME")
+        .map(PathBuf::from)
+        .filter(|p| p.is_absolute())
+        .or_else(|| std::env::var_os("HOME").map(|h| PathBuf::from(h).join(".cache")));
+    base.unwrap_or_else(std::env::temp_dir)
+        .join("conveyor")
+        .join("caches")
 }
 
 /// Registers the products, each with a snapshot of the work tree holding its file as its

@@ -11,7 +11,7 @@ use super::tls::TlsArgs;
 use crate::forges::{Forge, ForgeApi, StatusConfig};
 use crate::http::FleetToken;
 use crate::startup::serve::{ServeConfig, run as serve};
-use crate::startup::{StartupError, scheme};
+use crate::startup::{FileConfig, StartupError, scheme};
 
 // `conveyor serve`'s arguments.
 #[derive(Debug, clap::Args)]
@@ -50,6 +50,8 @@ pub struct ServeArgs {
     #[arg(long, env = "CONVEYOR_DATA_DIR", default_value = ".conveyor")]
     pub data_dir: PathBuf,
     #[command(flatten)]
+    pub files: FileArgs,
+    #[command(flatten)]
     pub statuses: StatusArgs,
     #[command(flatten)]
     pub tls: TlsArgs,
@@ -62,6 +64,37 @@ pub struct ServeArgs {
     /// admin token's session).
     #[arg(long, env = "CONVEYOR_PUBLIC_UI")]
     pub public_ui: bool,
+}
+
+/// Where artifacts and caches are kept, and how much (`serve` and `up`).
+#[derive(Debug, Clone, clap::Args)]
+pub struct FileArgs {
+    /// Where artifacts and caches are kept: a directory (several orchestrators share one
+    /// volume) or `s3://BUCKET`, configured by the usual AWS_* variables (AWS_ENDPOINT_URL,
+    /// AWS_REGION, AWS_ACCESS_KEY_ID, AWS_SECRET_ACCESS_KEY, AWS_ALLOW_HTTP). Default:
+    /// `objects` in the data directory.
+    #[arg(long, env = "CONVEYOR_ARTIFACT_STORE", default_value = "")]
+    pub artifact_store: String,
+    /// The most one artifact file may hold, in MiB.
+    #[arg(long, env = "CONVEYOR_MAX_ARTIFACT_MB", default_value_t = crate::services::files::DEFAULT_MAX_ARTIFACT_MB)]
+    pub max_artifact_mb: u64,
+    /// The most one product's caches may hold together, in MiB; the least recently used
+    /// are evicted beyond it.
+    #[arg(long, env = "CONVEYOR_CACHE_LIMIT_MB", default_value_t = crate::services::files::DEFAULT_CACHE_LIMIT_MB)]
+    pub cache_limit_mb: u64,
+}
+
+impl FileArgs {
+    /// The settings, with the object storage opened under `data_dir`.
+    pub fn config(&self, data_dir: &std::path::Path) -> Result<FileConfig, StartupError> {
+        let blobs = crate::blobs::Blobs::open(&self.artifact_store, data_dir, std::env::vars())
+            .map_err(StartupError::Storage)?;
+        Ok(FileConfig {
+            blobs,
+            max_artifact_bytes: self.max_artifact_mb << 20,
+            cache_limit_bytes: self.cache_limit_mb << 20,
+        })
+    }
 }
 
 /// `conveyor serve`'s forge settings.
@@ -143,6 +176,13 @@ pub async fn run(a: ServeArgs) -> ExitCode {
             return ExitCode::FAILURE;
         }
     };
+    let files = match a.files.config(&a.data_dir) {
+        Ok(files) => files,
+        Err(e) => {
+            eprintln!("error: {e}");
+            return ExitCode::FAILURE;
+        }
+    };
     let mut statuses = a.statuses.config(a.listen, scheme(tls.as_ref()));
     statuses.trust = trust.clone();
     let config = ServeConfig {
@@ -160,6 +200,7 @@ pub async fn run(a: ServeArgs) -> ExitCode {
         lease_secs: a.lease_secs,
         data_dir: a.data_dir,
         public_ui: a.public_ui,
+        files,
     };
     match serve(config).await {
         Ok(()) => ExitCode::SUCCESS,

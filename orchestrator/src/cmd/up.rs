@@ -37,6 +37,8 @@ pub struct UpArgs {
     pub job_user: Option<String>,
     #[command(flatten)]
     pub tls: TlsArgs,
+    #[command(flatten)]
+    pub storage: super::serve::FileArgs,
 }
 
 pub async fn run(args: UpArgs) -> ExitCode {
@@ -59,6 +61,13 @@ pub async fn run(args: UpArgs) -> ExitCode {
             return ExitCode::FAILURE;
         }
     };
+    let storage = match args.storage.config(&args.data_dir) {
+        Ok(storage) => storage,
+        Err(e) => {
+            eprintln!("error: {e}");
+            return ExitCode::FAILURE;
+        }
+    };
     let opts = Options {
         data_dir: args.data_dir.clone(),
         listen: args.listen,
@@ -68,6 +77,8 @@ pub async fn run(args: UpArgs) -> ExitCode {
         statuses: Default::default(),
         job_user,
         tls,
+        files: Some(storage),
+        local_caches: None,
     };
     let engine = match Embedded::start(opts).await {
         Ok(e) => e,

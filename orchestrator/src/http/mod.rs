@@ -14,7 +14,7 @@ use std::sync::{Arc, Mutex};
 
 use axum::Router;
 use axum::extract::FromRef;
-use axum::routing::{get, post};
+use axum::routing::{get, post, put};
 use conveyor_runner::queue::Queue;
 use tower_http::limit::RequestBodyLimitLayer;
 
@@ -104,6 +104,7 @@ pub fn app(state: Arc<AppState>) -> Router {
         .merge(dashboard_routes())
         .layer(axum::extract::DefaultBodyLimit::disable())
         .layer(RequestBodyLimitLayer::new(MAX_BODY_BYTES))
+        .merge(file_routes())
         .with_state(SharedState(state))
 }
 
@@ -144,6 +145,20 @@ fn api_routes() -> Router<SharedState> {
         .route("/api/v1/job-runs/{id}/approve", post(actions::approve))
         .route("/api/v1/job-runs/{id}/cancel", post(actions::cancel_job))
         .route("/api/v1/builds/{id}/rerun", post(actions::rerun))
+        .route("/api/v1/builds/{id}/artifacts", get(api::files::list))
+        .route("/api/v1/artifacts/{id}", get(api::files::get))
+}
+
+/// The runner's file calls: streamed bodies, limited per file by the services, not by
+/// [`MAX_BODY_BYTES`] (these routes are merged outside that layer).
+fn file_routes() -> Router<SharedState> {
+    use api::files;
+    Router::new()
+        .route("/api/v1/runner/artifacts", put(files::upload_artifact))
+        .route("/api/v1/runner/artifacts/{id}", get(files::runner_artifact))
+        .route("/api/v1/runner/caches/lookup", post(files::find_cache))
+        .route("/api/v1/runner/caches", put(files::save_cache))
+        .route("/api/v1/runner/caches/{id}", get(files::runner_cache))
 }
 
 /// The dashboard's pages, live streams, forms, sign-in and assets.

@@ -6,6 +6,7 @@
 
 pub mod builds;
 mod effects;
+pub mod files;
 pub mod maintenance;
 pub mod products;
 pub mod runs;
@@ -18,6 +19,7 @@ use tokio::sync::broadcast;
 
 pub use effects::Event;
 
+use crate::blobs::Blobs;
 use crate::forges::StatusQueue;
 use crate::git::Repos;
 use crate::metrics::Metrics;
@@ -37,11 +39,18 @@ pub struct Services {
     pub repos: Repos,
     /// Commit statuses to forges, when a forge has a token.
     pub statuses: Option<StatusQueue>,
+    /// Where artifacts and caches are kept.
+    pub blobs: Blobs,
+    /// The most one artifact file may hold, in bytes.
+    pub max_artifact_bytes: u64,
+    /// The most a product's caches may hold together, in bytes (least recently used go).
+    pub cache_limit_bytes: u64,
 }
 
 impl Services {
     /// Over `store` and `queue`, with 30 s leases, three lost runners allowed per job run,
-    /// mirrors in a fresh temporary directory and no commit statuses.
+    /// mirrors in a fresh temporary directory, no commit statuses, and artifacts and caches
+    /// in memory.
     pub fn new(store: Arc<dyn Store>, queue: Arc<dyn Queue>) -> Self {
         Services {
             store,
@@ -55,6 +64,9 @@ impl Services {
                 uuid::Uuid::now_v7().simple()
             ))),
             statuses: None,
+            blobs: Blobs::memory(),
+            max_artifact_bytes: files::DEFAULT_MAX_ARTIFACT_MB << 20,
+            cache_limit_bytes: files::DEFAULT_CACHE_LIMIT_MB << 20,
         }
     }
 }

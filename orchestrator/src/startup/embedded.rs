@@ -35,6 +35,12 @@ pub struct Options {
     pub job_user: Option<JobUser>,
     /// Serve HTTPS with this certificate, not HTTP (the local runners pin it).
     pub tls: Option<ServerTls>,
+    /// Where artifacts and caches are kept; `None`: `objects` in the data directory.
+    pub files: Option<super::FileConfig>,
+    /// Where the local runners keep their cache copies, and whether those are the only
+    /// caches (`conveyor run`); `None`: `caches` in their work directory, saved to the
+    /// orchestrator too.
+    pub local_caches: Option<PathBuf>,
 }
 
 pub struct Embedded {
@@ -75,6 +81,11 @@ impl Embedded {
         let mut services = Services::new(store, queue.clone());
         services.repos = Repos::new(opts.data_dir.join("mirrors"));
         services.statuses = statuses;
+        let files = match opts.files.clone() {
+            Some(files) => files,
+            None => super::FileConfig::under(&opts.data_dir)?,
+        };
+        files.apply(&mut services);
         let services = Arc::new(services);
         let mut state =
             AppState::with_services(services.clone(), opts.admin_token.clone(), store::token());
@@ -178,12 +189,22 @@ async fn local_runners(
         concurrency: opts.runners.max(1),
         client,
         queue,
-        exec: ExecConfig {
-            job_user: opts.job_user.clone(),
-            ..ExecConfig::new(opts.data_dir.join("work"))
-        },
+        exec: exec_config(opts),
     });
     Ok((beat, tokio::spawn(worker.run(stop))))
+}
+
+/// How the local runners run jobs: in `data_dir/work`, as the job user, with their caches.
+fn exec_config(opts: &Options) -> ExecConfig {
+    let mut exec = ExecConfig {
+        job_user: opts.job_user.clone(),
+        ..ExecConfig::new(opts.data_dir.join("work"))
+    };
+    if let Some(dir) = &opts.local_caches {
+        exec.cache_dir = dir.clone();
+        exec.local_caches = true;
+    }
+    exec
 }
 
 /// Every fleet the products' jobs name, and `default`.

@@ -38,10 +38,40 @@ pub enum StartupError {
     /// A `--tls-cert`/`--tls-key` or `--ca-cert` problem, naming the file.
     #[error("cannot set up TLS: {0}")]
     Tls(String),
+    /// Where artifacts and caches go cannot be used.
+    #[error("cannot use the artifact store: {0}")]
+    Storage(String),
     #[error("cannot register the local runners: {0}")]
     Runners(ServiceError),
     #[error("server failed: {0}")]
     Serve(std::io::Error),
+}
+
+/// Where a node keeps artifacts and caches, and how much.
+#[derive(Clone)]
+pub struct FileConfig {
+    pub blobs: crate::blobs::Blobs,
+    pub max_artifact_bytes: u64,
+    pub cache_limit_bytes: u64,
+}
+
+impl FileConfig {
+    /// The filesystem under `data_dir/objects`, with the default limits.
+    pub fn under(data_dir: &std::path::Path) -> Result<FileConfig, StartupError> {
+        Ok(FileConfig {
+            blobs: crate::blobs::Blobs::filesystem(&data_dir.join("objects"))
+                .map_err(StartupError::Storage)?,
+            max_artifact_bytes: crate::services::files::DEFAULT_MAX_ARTIFACT_MB << 20,
+            cache_limit_bytes: crate::services::files::DEFAULT_CACHE_LIMIT_MB << 20,
+        })
+    }
+
+    /// Gives `services` these settings.
+    pub fn apply(self, services: &mut Services) {
+        services.blobs = self.blobs;
+        services.max_artifact_bytes = self.max_artifact_bytes;
+        services.cache_limit_bytes = self.cache_limit_bytes;
+    }
 }
 
 /// A listener on `addr`.

@@ -30,6 +30,8 @@ pub struct ServeConfig {
     pub public_ui: bool,
     /// Serve HTTPS with this certificate, not HTTP.
     pub tls: Option<ServerTls>,
+    /// Where artifacts and caches are kept.
+    pub files: super::FileConfig,
     /// Whose certificates Redis (`rediss://`) and Postgres may present (`--ca-cert`; a
     /// Postgres URL's own `sslrootcert` comes first). Forges: see `statuses`.
     pub trust: Trust,
@@ -58,6 +60,8 @@ pub async fn run(c: ServeConfig) -> Result<(), StartupError> {
     services.statuses = statuses;
     services.repos = Repos::new(c.data_dir.join("mirrors"));
     services.lease_ms = i64::try_from(c.lease_secs.max(1)).unwrap_or(30) * 1000;
+    tracing::info!("artifacts and caches in {}", c.files.blobs.location);
+    c.files.apply(&mut services);
     let services = Arc::new(services);
     let mut state = AppState::with_services(services.clone(), c.admin_token, c.runner_token);
     state.public_ui = c.public_ui;

@@ -30,6 +30,8 @@ async fn a_driver_streams_its_lines_as_they_come_and_a_run_lists_them_after() {
         job_user: None,
         statuses: Default::default(),
         tls: None,
+        files: None,
+        local_caches: None,
     })
     .await
     .unwrap();

@@ -46,6 +46,8 @@ async fn gitlab_and_gitea_are_told_pending_then_the_outcome_in_their_own_formats
             ..Default::default()
         },
         tls: None,
+        files: None,
+        local_caches: None,
     };
     let engine = Embedded::start(opts).await.unwrap();
     let http = crate::common::http();

@@ -78,6 +78,8 @@ impl Hooks {
             job_user: None,
             statuses: Default::default(),
             tls: None,
+            files: None,
+            local_caches: None,
         };
         let engine = Embedded::start(opts).await.unwrap();
         let http = crate::common::http();
@@ -401,6 +403,8 @@ async fn one_push_runs_the_seed_chain_gem_to_ami_to_terraform_with_every_hops_ou
         job_user: None,
         statuses: Default::default(),
         tls: None,
+        files: None,
+        local_caches: None,
     };
     let engine = Embedded::start(opts).await.unwrap();
     let http = crate::common::http();

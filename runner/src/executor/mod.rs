@@ -10,6 +10,8 @@
 //! in what it logs; [`job_user`] runs jobs as another user. [`supervisor`] is the guard
 //! that kills a dead runner's jobs.
 
+mod artifacts;
+mod caches;
 mod cgroup;
 mod checkout;
 mod job_user;
@@ -31,6 +33,7 @@ use std::sync::Arc;
 use conveyor_core::protocol::{JobSpec, LogLine, MIN_MASKED_CHARS, Outcome, Stream};
 use tokio::sync::{mpsc, watch};
 
+use crate::client::Client;
 use masking::Secrets;
 use process::{Ending, Finished};
 use tree::JobTree;
@@ -61,14 +64,29 @@ pub struct ExecConfig {
     pub job_cgroups: bool,
     /// The user jobs run as (`--job-user`); `None` runs them as the runner's own user.
     pub job_user: Option<JobUser>,
+    /// Where the runner keeps its copies of cache archives, one directory per product.
+    pub cache_dir: PathBuf,
+    /// The most the copies in one product's directory may hold, in bytes.
+    pub cache_dir_limit: u64,
+    /// Whether the runner's copies are the only caches (`conveyor run`): nothing is looked
+    /// up on or saved to the orchestrator.
+    pub local_caches: bool,
 }
 
 impl ExecConfig {
     pub const DEFAULT_STDOUT_TAIL_BYTES: usize = 4096;
 
+    /// The default for [`ExecConfig::cache_dir_limit`]: 5 GiB.
+    pub const DEFAULT_CACHE_DIR_LIMIT: u64 = 5 << 30;
+
+    /// Workspaces under `work_root`, cache copies in `work_root/caches`.
     pub fn new(work_root: impl Into<PathBuf>) -> Self {
+        let work_root = work_root.into();
         Self {
-            work_root: work_root.into(),
+            cache_dir: work_root.join("caches"),
+            cache_dir_limit: Self::DEFAULT_CACHE_DIR_LIMIT,
+            local_caches: false,
+            work_root,
             stdout_tail_bytes: Self::DEFAULT_STDOUT_TAIL_BYTES,
             job_cgroups: true,
             job_user: None,
@@ -158,6 +176,13 @@ pub(crate) enum ExecError {
          or another user's file): outputs are read from plain files only"
     )]
     OutputFile { what: &'static str },
+    #[error("artifact `{path}` could not be handed on: {reason}")]
+    Artifact { path: String, reason: String },
+    #[error(
+        "artifact path `{pattern}` matched no file: the job did not write it (check the path, \
+         relative to the workspace)"
+    )]
+    ArtifactMissing { pattern: String },
     #[error("the job's secrets cannot be masked: {0}")]
     Masking(String),
     #[error("bash was not found on PATH: install bash on the runner to run jobs")]
@@ -172,10 +197,22 @@ pub(crate) enum ExecError {
 }
 
 /// Runs one job run. `log` receives log lines as they are produced (send errors are ignored).
-/// `cancel` resolves/changes to true when the job must be killed.
+/// `cancel` resolves/changes to true when the job must be killed. Without an orchestrator to
+/// talk to, artifacts are neither received nor sent, and caches are the runner's own copies.
 pub async fn execute(
     spec: &JobSpec,
     cfg: &ExecConfig,
+    log: mpsc::UnboundedSender<LogLine>,
+    cancel: watch::Receiver<bool>,
+) -> ExecResult {
+    execute_with(spec, cfg, None, log, cancel).await
+}
+
+/// [`execute`], moving artifacts and caches through `client`'s orchestrator.
+pub async fn execute_with(
+    spec: &JobSpec,
+    cfg: &ExecConfig,
+    client: Option<&Client>,
     log: mpsc::UnboundedSender<LogLine>,
     mut cancel: watch::Receiver<bool>,
 ) -> ExecResult {
@@ -201,7 +238,7 @@ pub async fn execute(
         Ok(ws) => ws,
         Err(e) => return log.failed(e),
     };
-    let result = run_in(&ws, spec, cfg, &log, &mut cancel).await;
+    let result = run_in(&ws, spec, cfg, client, &log, &mut cancel).await;
     ws.dispose().await;
     result
 }
@@ -210,6 +247,7 @@ async fn run_in(
     ws: &Workspace,
     spec: &JobSpec,
     cfg: &ExecConfig,
+    client: Option<&Client>,
     log: &Log,
     cancel: &mut watch::Receiver<bool>,
 ) -> ExecResult {
@@ -218,6 +256,54 @@ async fn run_in(
         Err(checkout::Stop::Cancelled) => return log.cancelled(),
         Err(checkout::Stop::Failed(e)) => return log.failed(e),
     }
+    if let Some(client) = client
+        && let Err(e) = artifacts::receive(spec, ws, client, log).await
+    {
+        return log.failed(e);
+    }
+    let restored = caches::restore(spec, ws, client, cfg, log).await;
+    let result = run_script(ws, spec, cfg, log, cancel).await;
+    hand_on(ws, spec, cfg, client, log, &restored, result).await
+}
+
+/// After the script: the job's artifacts sent (a success that cannot send them fails), and
+/// its caches saved when it succeeded.
+async fn hand_on(
+    ws: &Workspace,
+    spec: &JobSpec,
+    cfg: &ExecConfig,
+    client: Option<&Client>,
+    log: &Log,
+    restored: &[caches::Restored],
+    result: ExecResult,
+) -> ExecResult {
+    let ok = result.outcome == Outcome::Succeeded;
+    let failed = matches!(result.outcome, Outcome::Failed | Outcome::TimedOut);
+    let send = !spec.artifact_paths.is_empty() && (ok || (failed && spec.artifacts_always));
+    if let Some(client) = client.filter(|_| send)
+        && let Err(e) = artifacts::send(spec, ws, client, log).await
+    {
+        if ok {
+            return ExecResult {
+                outputs: BTreeMap::new(),
+                ..log.failed(e).ran()
+            };
+        }
+        log.system(e.to_string());
+    }
+    if ok {
+        caches::save(spec, ws, client, cfg, log, restored).await;
+    }
+    result
+}
+
+async fn run_script(
+    ws: &Workspace,
+    spec: &JobSpec,
+    cfg: &ExecConfig,
+    log: &Log,
+    cancel: &mut watch::Receiver<bool>,
+) -> ExecResult {
     if let Err(e) = ws.hand_over().await {
         return log.failed(e);
     }

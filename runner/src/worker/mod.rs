@@ -175,7 +175,14 @@ impl Worker {
         };
         // Aborted also if this job is abandoned: renewals must never outlive the job.
         let watchdog = AbortOnDrop(tokio::spawn(watchdog.run(claimed)));
-        let result = executor::execute(&spec, &self.exec, log_tx.clone(), cancel_rx).await;
+        let result = executor::execute_with(
+            &spec,
+            &self.exec,
+            Some(&self.client),
+            log_tx.clone(),
+            cancel_rx,
+        )
+        .await;
         drop(watchdog);
         let stopped_by_us = result.outcome == Outcome::Cancelled;
         if stopped_by_us && why.get() == Why::HANDED_BACK {

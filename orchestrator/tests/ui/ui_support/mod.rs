@@ -28,6 +28,8 @@ pub async fn conveyor(products: &[&str]) -> Conveyor {
         job_user: None,
         statuses: Default::default(),
         tls: None,
+        files: None,
+        local_caches: None,
     };
     let engine = conveyor::startup::Embedded::start(opts)
         .await

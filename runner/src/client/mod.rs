@@ -1,5 +1,9 @@
 //! The runner's side of the protocol: HTTP calls to the orchestrator, failing over between
-//! the servers it was given.
+//! the servers it was given; `files` holds the calls that move artifacts and caches.
+
+mod files;
+
+pub use files::{Sent, hex};
 
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::Duration;
@@ -165,20 +169,54 @@ impl Client {
         what: &'static str,
         body: &B,
     ) -> Result<Reply<T>, ClientError> {
+        let sent = self
+            .send(what, |http, url| Ok(http.post(url).json(body)))
+            .await?;
+        let resp = match sent {
+            Reply::Ok(resp) => resp,
+            Reply::Fenced => return Ok(Reply::Fenced),
+        };
+        let status = resp.status();
+        if status.is_success() {
+            return read_reply(what, resp).await;
+        }
+        Err(ClientError::Status {
+            call: what,
+            url: resp.url().to_string(),
+            status: status.as_u16(),
+        })
+    }
+
+    /// Sends the request `build` makes for each server in turn (starting with the last one
+    /// that answered) until one answers below 500: that answer (409 as [`Reply::Fenced`]).
+    /// `what` is the path under `/api/v1/`, with its query.
+    pub(crate) async fn send(
+        &self,
+        what: &'static str,
+        build: impl Fn(&reqwest::Client, &str) -> Result<reqwest::RequestBuilder, String>,
+    ) -> Result<Reply<reqwest::Response>, ClientError> {
+        self.send_to(what, what, build).await
+    }
+
+    /// [`Client::send`] to `path` (under `/api/v1/`), naming the call `what` in errors.
+    pub(crate) async fn send_to(
+        &self,
+        what: &'static str,
+        path: &str,
+        build: impl Fn(&reqwest::Client, &str) -> Result<reqwest::RequestBuilder, String>,
+    ) -> Result<Reply<reqwest::Response>, ClientError> {
         let n = self.servers.len();
         let start = self.current.load(Ordering::Relaxed);
         let mut last = ClientError::NoServer { call: what };
         for i in 0..n {
             let at = (start + i) % n;
-            let url = self.url(at, what);
-            let sent = self
-                .http
-                .post(&url)
-                .bearer_auth(&self.token)
-                .json(body)
-                .send()
-                .await;
-            let resp = match sent {
+            let url = self.url(at, path);
+            let req = build(&self.http, &url).map_err(|detail| ClientError::Transport {
+                call: what,
+                url: url.clone(),
+                detail,
+            })?;
+            let resp = match req.bearer_auth(&self.token).send().await {
                 Ok(resp) => resp,
                 Err(e) => {
                     let detail = crate::tls::explain(&e);
@@ -203,18 +241,15 @@ impl Client {
             if status == reqwest::StatusCode::CONFLICT {
                 return Ok(Reply::Fenced);
             }
-            if status.is_success() {
-                return read_reply(what, resp).await;
+            // A refusal is the same on every server; a 5xx may be this server's alone.
+            if !status.is_server_error() {
+                return Ok(Reply::Ok(resp));
             }
             last = ClientError::Status {
                 call: what,
                 url,
                 status: status.as_u16(),
             };
-            // A refusal is the same on every server; a 5xx may be this server's alone.
-            if status.is_client_error() {
-                break;
-            }
         }
         Err(last)
     }
