@@ -1,4 +1,5 @@
-//! `conveyor product add`, `conveyor trigger`, `conveyor builds`, `conveyor logs`: clients of
+//! `conveyor product add`, `conveyor trigger`, `conveyor builds`, `conveyor logs`,
+//! `conveyor artifacts`: clients of
 //! a running orchestrator's API (`--server`, `--token`).
 
 use std::collections::HashMap;
@@ -112,6 +113,18 @@ pub struct LogsArgs {
     pub api: ApiArgs,
 }
 
+// `conveyor artifacts`' arguments.
+#[derive(Debug, clap::Args)]
+pub struct ArtifactsArgs {
+    /// The build id.
+    pub build: String,
+    /// Where to put them: DIR/JOB/PATH.
+    #[arg(short = 'o', long = "output", default_value = ".")]
+    pub output: PathBuf,
+    #[command(flatten)]
+    pub api: ApiArgs,
+}
+
 pub struct Api {
     server: String,
     token: Option<String>,
@@ -155,10 +168,93 @@ impl Api {
             .await
     }
 
+    /// Streams `path`'s body into `dest` (its directories made); its size and SHA-256.
+    async fn download(&self, path: &str, dest: &std::path::Path) -> Result<(u64, String), String> {
+        use futures_util::StreamExt;
+        use sha2::Digest;
+        use tokio::io::AsyncWriteExt;
+        let mut req = self
+            .http
+            .get(format!("{}{path}", self.server))
+            .timeout(Duration::from_secs(3600));
+        if let Some(t) = &self.token {
+            req = req.bearer_auth(t);
+        }
+        let resp = req
+            .send()
+            .await
+            .map_err(|e| format!("cannot reach {}: {}", self.server, explain(&e)))?;
+        if !resp.status().is_success() {
+            return Err(format!("{path}: {}", resp.status()));
+        }
+        let shown = dest.display().to_string();
+        if let Some(dir) = dest.parent() {
+            tokio::fs::create_dir_all(dir)
+                .await
+                .map_err(|e| format!("{shown}: {e}"))?;
+        }
+        let mut out = tokio::fs::File::create(dest)
+            .await
+            .map_err(|e| format!("{shown}: {e}"))?;
+        let (mut size, mut hasher) = (0u64, sha2::Sha256::new());
+        let mut body = resp.bytes_stream();
+        while let Some(chunk) = body.next().await {
+            let chunk = chunk.map_err(|e| format!("{path}: {}", explain(&e)))?;
+            size += chunk.len() as u64;
+            hasher.update(&chunk);
+            out.write_all(&chunk)
+                .await
+                .map_err(|e| format!("{shown}: {e}"))?;
+        }
+        out.flush().await.map_err(|e| format!("{shown}: {e}"))?;
+        Ok((size, conveyor_runner::client::hex(&hasher.finalize())))
+    }
+
     async fn post(&self, path: &str, body: Value) -> Result<Value, String> {
         self.send(self.http.post(format!("{}{path}", self.server)).json(&body))
             .await
     }
+}
+
+/// `conveyor artifacts BUILD [-o DIR]`: every artifact of the build, as DIR/JOB/PATH, each
+/// checked against its SHA-256.
+pub async fn artifacts(args: ArtifactsArgs) -> ExitCode {
+    done(
+        async {
+            let api = args.api.client()?;
+            let list = api
+                .get(&format!("/api/v1/builds/{}/artifacts", args.build))
+                .await?;
+            let items = list["artifacts"].as_array().cloned().unwrap_or_default();
+            for a in &items {
+                let text = |k: &str| a[k].as_str().unwrap_or_default().to_string();
+                let (job, path, sha) = (text("job"), text("path"), text("sha256"));
+                let safe = |p: &str| {
+                    !p.is_empty() && p.split('/').all(|s| !s.is_empty() && s != "." && s != "..")
+                };
+                if !safe(&job) || !safe(&path) {
+                    return Err(format!("the server named an unsafe path `{job}/{path}`"));
+                }
+                let dest = args.output.join(&job).join(&path);
+                let got = api
+                    .download(&format!("/api/v1/artifacts/{}", text("id")), &dest)
+                    .await?;
+                if got.1 != sha {
+                    return Err(format!(
+                        "{}: arrived with SHA-256 {}, not {sha}",
+                        dest.display(),
+                        got.1
+                    ));
+                }
+                println!("{}  {} bytes", dest.display(), got.0);
+            }
+            if items.is_empty() {
+                eprintln!("build {} has no artifacts", args.build);
+            }
+            Ok(true)
+        }
+        .await,
+    )
 }
 
 fn done(result: Result<bool, String>) -> ExitCode {

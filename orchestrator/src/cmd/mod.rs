@@ -46,6 +46,8 @@ pub enum Command {
     Builds(client::BuildsArgs),
     /// Print a build's logs.
     Logs(client::LogsArgs),
+    /// Download a build's artifacts, as DIR/JOB/PATH.
+    Artifacts(client::ArtifactsArgs),
     /// Run one orchestrator node against a shared database and Redis.
     Serve(Box<serve::ServeArgs>),
     /// Measure conveyor's performance: builds of generated graphs of `true` jobs.
@@ -71,6 +73,7 @@ pub fn run(cli: Cli) -> ExitCode {
         Command::Trigger(args) => block_on(client::trigger(args)),
         Command::Builds(args) => block_on(client::builds(args)),
         Command::Logs(args) => block_on(client::logs(args)),
+        Command::Artifacts(args) => block_on(client::artifacts(args)),
         Command::Serve(args) => {
             init_logging("info");
             block_on(serve::run(*args))

@@ -255,7 +255,10 @@ pub(crate) async fn save(
             .iter()
             .any(|p| inside(&ws.ws, p).is_some_and(|p| fs::symlink_metadata(p).is_ok()));
         if !present {
-            log.system(format!("cache {} not saved: none of its paths exist", r.key));
+            log.system(format!(
+                "cache {} not saved: none of its paths exist",
+                r.key
+            ));
             continue;
         }
         let packed = pack(&copies, &ws.ws, cache, &r.key).await;

@@ -28,6 +28,45 @@ pub struct JobRow {
     pub can_approve: bool,
 }
 
+/// An artifact file, with its download link.
+pub struct ArtifactRow {
+    pub job: String,
+    pub path: String,
+    pub size: String,
+    pub sha256: String,
+    pub sha_short: String,
+    pub href: String,
+}
+
+/// The build's artifacts (only the job run's, when one is given).
+pub async fn artifact_rows(
+    services: &Services,
+    build_id: &str,
+    job_run: Option<&str>,
+) -> PageResult<Vec<ArtifactRow>> {
+    let all = services.store.build_artifacts(build_id).await?;
+    Ok(all
+        .into_iter()
+        .filter(|a| job_run.is_none_or(|j| j == a.job_run_id))
+        .map(|a| ArtifactRow {
+            href: format!("/api/v1/artifacts/{}", a.id),
+            size: size_text(a.size),
+            sha_short: a.sha256.chars().take(12).collect(),
+            job: a.job,
+            path: a.path,
+            sha256: a.sha256,
+        })
+        .collect())
+}
+
+fn size_text(bytes: u64) -> String {
+    match bytes {
+        b if b >= 1 << 20 => format!("{:.1} MiB", b as f64 / f64::from(1 << 20)),
+        b if b >= 1 << 10 => format!("{:.1} KiB", b as f64 / 1024.0),
+        b => format!("{b} bytes"),
+    }
+}
+
 /// A build in the chain of builds around this one.
 pub struct ChainRow {
     pub id: String,
@@ -58,6 +97,7 @@ pub struct BuildPage {
     pub jobs: Vec<JobRow>,
     pub upstream: Vec<ChainRow>,
     pub downstream: Vec<ChainRow>,
+    pub artifacts: Vec<ArtifactRow>,
 }
 
 pub async fn page(
@@ -73,7 +113,9 @@ pub async fn page(
     let edges = services.store.job_edges(&id).await?;
     let (upstream, downstream) = chain(&services, &b).await?;
     let (trigger, trigger_link) = trigger_text(&b.trigger);
+    let artifacts = artifact_rows(&services, &id, None).await?;
     Ok(BuildPage {
+        artifacts,
         chrome: Chrome::new(format!("{} {} #{}", b.product, b.belt, b.number), viewer),
         dag: graph(&b, &edges),
         dag_label: format!(

@@ -65,6 +65,7 @@ pub struct JobPage {
     pub last_attempt: u32,
     /// While running: when it started and the server's clock now, for a ticking timer.
     pub ticking: Option<(i64, i64)>,
+    pub artifacts: Vec<super::build::ArtifactRow>,
 }
 
 #[derive(Deserialize)]
@@ -89,7 +90,9 @@ pub async fn page(
         paging,
     } = window(&services, &id, &q).await?;
     let last_attempt = rows.last().map_or(0, |r| r.attempt);
+    let artifacts = super::build::artifact_rows(&services, &b.id, Some(&id)).await?;
     Ok(JobPage {
+        artifacts,
         chrome: Chrome::new(
             format!("{} — {} {} #{}", j.name, b.product, b.belt, b.number),
             viewer,

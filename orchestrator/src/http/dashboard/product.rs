@@ -34,6 +34,7 @@ pub struct TriggerRow {
 pub struct ProductPage {
     pub chrome: Chrome,
     pub name: String,
+    pub description: String,
     pub repo: String,
     pub belts: Vec<BeltRow>,
     pub triggers: Vec<TriggerRow>,
@@ -81,6 +82,7 @@ pub async fn page(
     let graph = neighbours(&record.model, &registered, &last_status);
     Ok(ProductPage {
         chrome: Chrome::new(format!("Product {name}"), viewer),
+        description: record.model.description.clone().unwrap_or_default(),
         repo: record.repo.unwrap_or_default(),
         belts,
         triggers: record.model.triggers.iter().map(trigger_row).collect(),
