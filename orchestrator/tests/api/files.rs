@@ -361,3 +361,50 @@ async fn an_upload_under_a_lease_not_live_or_not_yours_answers_409_and_stores_no
     );
     let _ = FENCED;
 }
+
+const CACHED: &str = "product: cached
+belts:
+  - name: b
+    jobs:
+      - name: j
+        fleet: a
+        cache: {name: deps, key: [deps.lock], paths: [deps]}
+        commands: |
+          if [ -f deps/built ]; then echo \"warm from $(cat deps/built)\"; else
+          echo cold; mkdir -p deps; echo \"$CONVEYOR_BUILD_NUMBER\" > deps/built; fi
+";
+
+/// Builds `cached` on `git_ref` and returns the job's log.
+async fn cached_build(c: &Cluster, product: &str, git_ref: Option<&str>) -> String {
+    let id = c.start(product, "b", git_ref).await;
+    let b = c.finished(&id).await;
+    let log = c.log(&b, "j").await;
+    assert_eq!(b.status, "succeeded", "{log}");
+    log
+}
+
+#[tokio::test]
+async fn a_cache_is_restored_from_the_runners_copy_and_a_pull_request_never_writes_one() {
+    let objects = common::temp_dir("objects");
+    let c = cluster(Blobs::filesystem(&objects).unwrap(), true).await;
+    c.register(CACHED).await;
+    let first = cached_build(&c, "cached", None).await;
+    assert!(first.contains("no cache `deps` yet") && first.contains("cold"), "{first}");
+    assert!(first.contains("saved cache deps-"), "{first}");
+    let second = cached_build(&c, "cached", None).await;
+    assert!(second.contains("restored cache deps-") && second.contains("warm from 1"), "{second}");
+    assert!(!second.contains("saved cache"), "an exact hit is not saved again: {second}");
+    // The stored archive is gone: only the runner's own copy can restore it now.
+    std::fs::remove_dir_all(objects.join("caches")).unwrap();
+    let third = cached_build(&c, "cached", None).await;
+    assert!(third.contains("warm from 1"), "restored with no transfer: {third}");
+    let topic = cached_build(&c, "cached", Some("refs/heads/topic")).await;
+    assert!(topic.contains("warm from 1"), "a branch reads the default branch's: {topic}");
+    c.register(&CACHED.replace("product: cached", "product: pr")).await;
+    let pr = cached_build(&c, "pr", Some("refs/pull/7/head")).await;
+    assert!(pr.contains("cold"), "{pr}");
+    assert!(pr.contains("not saved: a pull request's build never writes caches"), "{pr}");
+    let after = cached_build(&c, "pr", None).await;
+    assert!(after.contains("no cache `deps` yet"), "the pull request wrote none: {after}");
+    let _ = std::fs::remove_dir_all(&c.work);
+}
