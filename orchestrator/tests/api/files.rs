@@ -389,22 +389,44 @@ async fn a_cache_is_restored_from_the_runners_copy_and_a_pull_request_never_writ
     let c = cluster(Blobs::filesystem(&objects).unwrap(), true).await;
     c.register(CACHED).await;
     let first = cached_build(&c, "cached", None).await;
-    assert!(first.contains("no cache `deps` yet") && first.contains("cold"), "{first}");
+    assert!(
+        first.contains("no cache `deps` yet") && first.contains("cold"),
+        "{first}"
+    );
     assert!(first.contains("saved cache deps-"), "{first}");
     let second = cached_build(&c, "cached", None).await;
-    assert!(second.contains("restored cache deps-") && second.contains("warm from 1"), "{second}");
-    assert!(!second.contains("saved cache"), "an exact hit is not saved again: {second}");
+    assert!(
+        second.contains("restored cache deps-") && second.contains("warm from 1"),
+        "{second}"
+    );
+    assert!(
+        !second.contains("saved cache"),
+        "an exact hit is not saved again: {second}"
+    );
     // The stored archive is gone: only the runner's own copy can restore it now.
     std::fs::remove_dir_all(objects.join("caches")).unwrap();
     let third = cached_build(&c, "cached", None).await;
-    assert!(third.contains("warm from 1"), "restored with no transfer: {third}");
+    assert!(
+        third.contains("warm from 1"),
+        "restored with no transfer: {third}"
+    );
     let topic = cached_build(&c, "cached", Some("refs/heads/topic")).await;
-    assert!(topic.contains("warm from 1"), "a branch reads the default branch's: {topic}");
-    c.register(&CACHED.replace("product: cached", "product: pr")).await;
+    assert!(
+        topic.contains("warm from 1"),
+        "a branch reads the default branch's: {topic}"
+    );
+    c.register(&CACHED.replace("product: cached", "product: pr"))
+        .await;
     let pr = cached_build(&c, "pr", Some("refs/pull/7/head")).await;
     assert!(pr.contains("cold"), "{pr}");
-    assert!(pr.contains("not saved: a pull request's build never writes caches"), "{pr}");
+    assert!(
+        pr.contains("not saved: a pull request's build never writes caches"),
+        "{pr}"
+    );
     let after = cached_build(&c, "pr", None).await;
-    assert!(after.contains("no cache `deps` yet"), "the pull request wrote none: {after}");
+    assert!(
+        after.contains("no cache `deps` yet"),
+        "the pull request wrote none: {after}"
+    );
     let _ = std::fs::remove_dir_all(&c.work);
 }

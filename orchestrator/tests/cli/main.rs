@@ -5,6 +5,7 @@
 #[path = "../common/mod.rs"]
 mod common;
 mod compose;
+mod files;
 mod run;
 mod stop;
 mod tls;
