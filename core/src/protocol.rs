@@ -14,11 +14,11 @@
 //! | `POST /api/v1/runner/logs` | [`LogBatch`] | 204, or 409 |
 //! | `POST /api/v1/runner/complete` | [`Completion`] | 204, or 409 (the result is discarded) |
 //! | `POST /api/v1/runner/release` | [`Lease`] | 204 (re-queued as a lost attempt), or 409 when the lease is gone |
-//! | `PUT /api/v1/runner/artifacts?path=P` | the file's bytes, streamed; lease headers and [`SHA256_HEADER`] | 201 [`ArtifactRef`], 409 when the lease is gone (nothing stored), 413 over the size limit, 422 when the SHA-256 differs |
+//! | `PUT /api/v1/runner/artifacts?path=P` | the file's bytes, streamed; lease headers and [`SHA256_HEADER`] | 201 [`ArtifactRef`], 409 when the lease is gone (nothing stored), 400 over the size limit or when the SHA-256 differs |
 //! | `GET /api/v1/runner/artifacts/{id}` | lease headers | 200 the file's bytes, or 409 |
 //! | `POST /api/v1/runner/caches/lookup` | [`CacheLookup`] | 200 [`CacheHit`], 204 when there is none, or 409 |
 //! | `GET /api/v1/runner/caches/{id}` | lease headers | 200 the cache's archive, or 409 |
-//! | `PUT /api/v1/runner/caches?name=N&key=K` | the archive, streamed; lease headers and [`SHA256_HEADER`] | 201 saved, 204 already there, 403 for a pull request's build, 409, 413, 422 |
+//! | `PUT /api/v1/runner/caches?name=N&key=K` | the archive, streamed; lease headers and [`SHA256_HEADER`] | 201 saved, 204 already there, 403 for a pull request's build, 409, 400 |
 //!
 //! **Files.** Artifacts and caches travel through the orchestrator (runners never hold
 //! storage credentials), streamed, each call fenced by the lease it carries in the headers

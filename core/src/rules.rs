@@ -162,3 +162,26 @@ pub fn cache_scopes(
     }
     (read, own)
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_branch_reads_its_own_caches_then_the_default_branchs_and_a_pull_request_writes_none() {
+        let own = |v: &[&str]| v.iter().map(|s| s.to_string()).collect::<Vec<_>>();
+        assert_eq!(
+            cache_scopes(Some("refs/heads/topic"), Some("main")),
+            (own(&["topic", "main"]), Some("topic".into()))
+        );
+        assert_eq!(
+            cache_scopes(Some("refs/heads/main"), Some("main")),
+            (own(&["main"]), Some("main".into()))
+        );
+        assert_eq!(
+            cache_scopes(Some("refs/pull/7/head"), Some("main")),
+            (own(&["main"]), None)
+        );
+        assert_eq!(cache_scopes(None, None), (own(&[""]), Some(String::new())));
+    }
+}

@@ -42,9 +42,8 @@ pub struct UpArgs {
 }
 
 pub async fn run(args: UpArgs) -> ExitCode {
-    let job_user = args.job_user.as_deref().map(JobUser::resolve).transpose();
-    let job_user = match job_user {
-        Ok(user) => user,
+    let (job_user, tls, storage) = match settings(&args) {
+        Ok(settings) => settings,
         Err(e) => {
             eprintln!("error: {e}");
             return ExitCode::FAILURE;
@@ -54,20 +53,6 @@ pub async fn run(args: UpArgs) -> ExitCode {
     let (texts, unreadable) = validate::read_files(&files);
     let report = validate::validate_texts(&texts);
     let admin_token = args.admin_token.clone().unwrap_or_else(crate::store::token);
-    let tls = match args.tls.load() {
-        Ok(tls) => tls,
-        Err(e) => {
-            eprintln!("error: {e}");
-            return ExitCode::FAILURE;
-        }
-    };
-    let storage = match args.storage.config(&args.data_dir) {
-        Ok(storage) => storage,
-        Err(e) => {
-            eprintln!("error: {e}");
-            return ExitCode::FAILURE;
-        }
-    };
     let opts = Options {
         data_dir: args.data_dir.clone(),
         listen: args.listen,
@@ -107,6 +92,31 @@ pub async fn run(args: UpArgs) -> ExitCode {
     // runs them again, as a new attempt.
     engine.shutdown().await;
     ExitCode::SUCCESS
+}
+
+/// The job user, the TLS certificate and where files go, each checked before anything starts.
+fn settings(
+    args: &UpArgs,
+) -> Result<
+    (
+        Option<JobUser>,
+        Option<crate::startup::ServerTls>,
+        crate::startup::FileConfig,
+    ),
+    String,
+> {
+    let job_user = args
+        .job_user
+        .as_deref()
+        .map(JobUser::resolve)
+        .transpose()
+        .map_err(|e| e.to_string())?;
+    let tls = args.tls.load().map_err(|e| e.to_string())?;
+    let storage = args
+        .storage
+        .config(&args.data_dir)
+        .map_err(|e| e.to_string())?;
+    Ok((job_user, tls, storage))
 }
 
 /// Registers every example that compiled; says which were skipped.

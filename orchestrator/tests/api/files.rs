@@ -333,24 +333,30 @@ async fn an_upload_under_a_lease_not_live_or_not_yours_answers_409_and_stores_no
         walk(&objects)
     );
     assert_eq!(upload(&c, &r1, &spec.lease, "x", b"abc", &sha).await, 201);
-    let complete = json!({"lease": spec.lease, "outcome": "succeeded", "exit_code": 0, "outputs": {}, "error": null});
+    after_the_lease(&c, &r1, &spec.lease, &build, &objects).await;
+}
+
+/// Once the job run is complete its lease takes no file; the one stored stays listed.
+async fn after_the_lease(c: &Cluster, r1: &str, lease: &Lease, build: &str, objects: &Path) {
+    let sha = hex(&Sha256::digest(b"abc"));
+    let complete = json!({"lease": lease, "outcome": "succeeded", "exit_code": 0, "outputs": {}, "error": null});
     let res = c
         .http
         .post(format!("{}/api/v1/runner/complete", c.base))
-        .bearer_auth(&r1);
+        .bearer_auth(r1);
     assert_eq!(
         res.json(&complete).send().await.unwrap().status().as_u16(),
         204
     );
     assert_eq!(
-        upload(&c, &r1, &spec.lease, "y", b"abc", &sha).await,
+        upload(c, r1, lease, "y", b"abc", &sha).await,
         409,
-        "finished"
+        "{FENCED}"
     );
     let (_, listed) = c.get(&format!("/api/v1/builds/{build}/artifacts")).await;
     let listed: Value = serde_json::from_slice(&listed).unwrap();
     assert_eq!(listed["artifacts"].as_array().unwrap().len(), 1);
-    assert_eq!(walk(&objects).len(), 1);
+    assert_eq!(walk(objects).len(), 1);
     let (status, body) = c.get("/api/v1/artifacts/nope").await;
     assert_eq!(
         (
@@ -359,7 +365,6 @@ async fn an_upload_under_a_lease_not_live_or_not_yours_answers_409_and_stores_no
         ),
         (404, true)
     );
-    let _ = FENCED;
 }
 
 const CACHED: &str = "product: cached

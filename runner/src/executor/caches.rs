@@ -373,7 +373,7 @@ fn evict(dir: &Path, limit: u64) {
             Some((m.modified().ok()?, m.len(), e.path()))
         })
         .collect();
-    archives.sort_by(|a, b| b.0.cmp(&a.0));
+    archives.sort_by_key(|a| std::cmp::Reverse(a.0));
     let mut kept = 0;
     for (_, size, path) in archives {
         kept += size;

@@ -32,6 +32,13 @@ fn file(name: &str, object: &str) -> StoredFile {
     }
 }
 
+/// Records `name` under `lease`; the artifact's id, or `None` when fenced out.
+async fn add(store: &Arc<dyn Store>, lease: &Lease, name: &str, object: &str) -> Option<String> {
+    let f = file(name, object);
+    let added = store.add_artifact(lease, RUNNER, &f, 6).await.unwrap();
+    added.map(|a| a.id)
+}
+
 pub async fn artifacts_are_recorded_under_a_live_lease_and_reach_dependents_and_downstreams(
     store: Arc<dyn Store>,
 ) {
@@ -56,35 +63,34 @@ pub async fn artifacts_are_recorded_under_a_live_lease_and_reach_dependents_and_
             .unwrap()
             .is_none()
     );
-    let forged = store
-        .add_artifact(&stranger, RUNNER, &file("x", "o/x"), 6)
+    assert!(add(&store, &stranger, "x", "o/x").await.is_none(), "forged");
+    let a = add(&store, &build.lease, "dist/app", "o/1")
         .await
-        .unwrap();
-    assert!(forged.is_none(), "a forged lease records nothing");
-    let a = store
-        .add_artifact(&build.lease, RUNNER, &file("dist/app", "o/1"), 6)
-        .await
-        .unwrap()
         .expect("recorded");
+    let view = store.artifact(&a).await.unwrap().unwrap();
     assert_eq!(
-        (a.job.as_str(), a.path.as_str(), a.size),
+        (view.job.as_str(), view.path.as_str(), view.size),
         ("build", "dist/app", 3)
     );
-    let again = store
-        .add_artifact(&build.lease, RUNNER, &file("dist/app", "o/2"), 7)
-        .await
-        .unwrap();
-    assert_eq!(again.unwrap().id, a.id, "the same path replaces");
+    let again = add(&store, &build.lease, "dist/app", "o/2").await;
+    assert_eq!(again.as_ref(), Some(&a), "the same path replaces");
     store
         .complete(&done(&build, Outcome::Succeeded, &[]), RUNNER, 8)
         .await
         .unwrap()
         .unwrap();
-    let late = store
-        .add_artifact(&build.lease, RUNNER, &file("late", "o/3"), 9)
-        .await
-        .unwrap();
-    assert!(late.is_none(), "a finished lease records nothing");
+    assert!(
+        add(&store, &build.lease, "late", "o/3").await.is_none(),
+        "finished"
+    );
+    dependents_and_downstreams_receive_it(&store, &b, &a).await;
+}
+
+/// `test` (a dependent of `build`) receives the artifact, `lint` nothing, a retried
+/// attempt's files are dropped, and `pack`'s job receives it downstream.
+async fn dependents_and_downstreams_receive_it(store: &Arc<dyn Store>, b: &str, a: &str) {
+    let store = store.clone();
+    let b = b.to_string();
     let test = claim(&store, &run_id(&store, &b, "test").await, 1)
         .await
         .unwrap();
@@ -99,11 +105,7 @@ pub async fn artifacts_are_recorded_under_a_live_lease_and_reach_dependents_and_
         .unwrap();
     assert!(lint.input_artifacts.is_empty(), "lint depends on nothing");
     // A failed attempt's files are not the job run's once it runs again.
-    store
-        .add_artifact(&test.lease, RUNNER, &file("report.xml", "o/4"), 9)
-        .await
-        .unwrap()
-        .unwrap();
+    add(&store, &test.lease, "report.xml", "o/4").await.unwrap();
     store
         .complete(&done(&test, Outcome::Failed, &[]), RUNNER, 10)
         .await
@@ -116,7 +118,11 @@ pub async fn artifacts_are_recorded_under_a_live_lease_and_reach_dependents_and_
         .await
         .unwrap();
     finish(&store, &b, "package", Outcome::Succeeded, &[]).await;
-    let builds = store.downstream_builds(&b).await.unwrap();
+    downstream_receives_it(&store, &b, a).await;
+}
+
+async fn downstream_receives_it(store: &Arc<dyn Store>, b: &str, a: &str) {
+    let builds = store.downstream_builds(b).await.unwrap();
     let mut pack_build = None;
     for id in builds {
         if store.build(&id).await.unwrap().unwrap().product == "pack" {
@@ -124,52 +130,48 @@ pub async fn artifacts_are_recorded_under_a_live_lease_and_reach_dependents_and_
         }
     }
     let pack_build = pack_build.expect("shop fired pack");
-    let take = claim(&store, &run_id(&store, &pack_build, "take").await, 1)
+    let take = claim(store, &run_id(store, &pack_build, "take").await, 1)
         .await
         .unwrap();
     assert_eq!(take.input_artifacts.len(), 1);
-    assert_eq!(take.input_artifacts[0].id, a.id);
-    assert_eq!(store.artifact(&a.id).await.unwrap().unwrap().object, "o/2");
+    assert_eq!(take.input_artifacts[0].id, a);
+    assert_eq!(store.artifact(a).await.unwrap().unwrap().object, "o/2");
 }
 
 fn pluck_paths(list: &[conveyor_store::ArtifactView]) -> Vec<&str> {
     list.iter().map(|a| a.path.as_str()).collect()
 }
 
+fn scopes(s: &[&str]) -> Vec<String> {
+    s.iter().map(|x| x.to_string()).collect()
+}
+
+async fn put_cache(store: &Arc<dyn Store>, scope: &str, key: &str, at: i64) -> bool {
+    let f = file(key, &format!("c/{scope}/{key}"));
+    let put = store.put_cache("shop", scope, "deps", &f, at);
+    put.await.unwrap().is_some()
+}
+
+async fn find_cache(
+    store: &Arc<dyn Store>,
+    s: Vec<String>,
+    key: &str,
+    at: i64,
+) -> Option<(String, String)> {
+    let found = store.find_cache("shop", &s, "deps", key, at).await.unwrap();
+    found.map(|c| (c.scope, c.key))
+}
+
 pub async fn caches_are_found_by_key_then_by_name_per_scope_and_evicted_least_recently_used(
     store: Arc<dyn Store>,
 ) {
     setup(&store).await;
-    let scopes = |s: &[&str]| s.iter().map(|x| x.to_string()).collect::<Vec<_>>();
-    let put = |scope: &'static str, key: &'static str, at: i64| {
-        let store = store.clone();
-        async move {
-            store
-                .put_cache(
-                    "shop",
-                    scope,
-                    "deps",
-                    &file(key, &format!("c/{scope}/{key}")),
-                    at,
-                )
-                .await
-                .unwrap()
-        }
-    };
-    assert!(put("main", "deps-1", 10).await.is_some());
-    assert!(
-        put("main", "deps-1", 11).await.is_none(),
-        "a key is saved once"
-    );
-    assert!(put("main", "deps-2", 12).await.is_some());
-    assert!(put("topic", "deps-3", 13).await.is_some());
-    let find = |s: Vec<String>, key: &'static str, at: i64| {
-        let store = store.clone();
-        async move {
-            let found = store.find_cache("shop", &s, "deps", key, at).await.unwrap();
-            found.map(|c| (c.scope, c.key))
-        }
-    };
+    let put = |scope: &'static str, key: &'static str, at: i64| put_cache(&store, scope, key, at);
+    assert!(put("main", "deps-1", 10).await);
+    assert!(!put("main", "deps-1", 11).await, "a key is saved once");
+    assert!(put("main", "deps-2", 12).await);
+    assert!(put("topic", "deps-3", 13).await);
+    let find = |s: Vec<String>, key: &'static str, at: i64| find_cache(&store, s, key, at);
     let topic_then_main = scopes(&["topic", "main"]);
     let hit = |s: &str, k: &str| Some((s.to_string(), k.to_string()));
     assert_eq!(
