@@ -435,3 +435,33 @@ async fn a_cache_is_restored_from_the_runners_copy_and_a_pull_request_never_writ
     );
     let _ = std::fs::remove_dir_all(&c.work);
 }
+
+#[tokio::test]
+async fn a_failed_jobs_files_are_kept_with_when_always_and_not_without() {
+    let c = cluster(Blobs::memory(), true).await;
+    c.register(
+        "product: reports
+belts:
+  - name: b
+    jobs:
+      - name: always
+        fleet: a
+        commands: echo 'FAIL x' > report.txt && exit 3
+        artifacts: {paths: [report.txt], when: always}
+      - name: on-success
+        fleet: b
+        commands: echo 'FAIL y' > report.txt && exit 3
+        artifacts: [report.txt]
+",
+    )
+    .await;
+    let id = c.start("reports", "b", None).await;
+    let b = c.finished(&id).await;
+    assert_eq!(b.status, "failed");
+    let listed = c.services.store.build_artifacts(&id).await.unwrap();
+    let kept: Vec<(&str, &str)> = listed
+        .iter()
+        .map(|a| (a.job.as_str(), a.path.as_str()))
+        .collect();
+    assert_eq!(kept, [("always", "report.txt")]);
+}

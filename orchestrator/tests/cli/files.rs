@@ -129,3 +129,20 @@ fn a_second_conveyor_run_restores_its_cache_and_is_measurably_faster() {
     );
     let _ = std::fs::remove_dir_all(dir);
 }
+
+#[test]
+fn an_artifact_path_that_matches_nothing_fails_the_job_with_a_clear_error() {
+    let dir = common::temp_dir("run-missing");
+    let file = dir.join("p.yml");
+    let yaml = "product: p\nbelts:\n  - name: b\n    jobs:\n      - name: j\n        commands: mkdir -p dist\n        artifacts: [dist/*.bin]\n";
+    std::fs::write(&file, yaml).unwrap();
+    let (code, builds, stderr) = run(&[&file], "b", &dir.join("cache"));
+    assert_eq!(code, 1, "{stderr}");
+    let job = &builds[0]["jobs"][0];
+    assert_eq!(job["status"], "failed");
+    assert_eq!(
+        job["error"],
+        "artifact path `dist/*.bin` matched no file: the job did not write it (check the path, relative to the workspace)"
+    );
+    let _ = std::fs::remove_dir_all(dir);
+}

@@ -302,3 +302,51 @@ async fn a_build_whose_config_has_errors_shows_them_and_no_graph() {
         "{page}"
     );
 }
+
+const FILES: &str = "product: files
+belts:
+  - name: ci
+    jobs:
+      - name: pack
+        commands: mkdir -p dist && printf 'hello artifacts' > dist/app.txt
+        artifacts: [dist/]
+";
+
+#[tokio::test]
+async fn the_build_and_job_pages_list_artifacts_with_size_and_a_download_link() {
+    let c = conveyor(&[FILES]).await;
+    let build = c.build("files", "ci").await;
+    assert_eq!(c.until_finished(&build).await, "succeeded");
+    let job = c.job(&build, "pack").await;
+    let http = crate::common::http();
+    let page = |path: String| {
+        let http = http.clone();
+        async move { http.get(path).send().await.unwrap().text().await.unwrap() }
+    };
+    for html in [
+        page(format!("{}/builds/{build}", c.url)).await,
+        page(format!("{}/jobs/{job}", c.url)).await,
+    ] {
+        assert!(html.contains("id=\"artifacts\""), "{html}");
+        assert!(
+            html.contains("dist/app.txt") && html.contains("15 bytes"),
+            "{html}"
+        );
+        let href = html
+            .split("href=\"/api/v1/artifacts/")
+            .nth(1)
+            .and_then(|rest| rest.split('"').next())
+            .expect("a download link");
+        let res = http
+            .get(format!("{}/api/v1/artifacts/{href}", c.url))
+            .send()
+            .await
+            .unwrap();
+        let disposition = res.headers()["content-disposition"]
+            .to_str()
+            .unwrap()
+            .to_string();
+        assert_eq!(disposition, "attachment; filename=\"app.txt\"");
+        assert_eq!(res.text().await.unwrap(), "hello artifacts");
+    }
+}
