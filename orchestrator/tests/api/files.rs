@@ -20,7 +20,7 @@ use serde_json::{Value, json};
 use sha2::{Digest, Sha256};
 use tokio::sync::watch;
 
-use crate::moto::S3;
+use crate::common::moto::S3;
 use crate::{ADMIN, CLAIM, FENCED, RUNNER, claim_of, common};
 
 /// An orchestrator over SQLite and `blobs`, with runner `ra` on fleet `a` and `rb` on `b`

@@ -14,7 +14,6 @@ mod compat;
 mod deliveries;
 mod files;
 mod forge_stub;
-mod moto;
 mod observability;
 mod openapi;
 mod products;

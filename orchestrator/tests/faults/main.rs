@@ -2,12 +2,13 @@
 //! `conveyor-runner`s on Redis, then kill -9, duplicate messages, and restarts
 //! (`scenarios.rs`), and a randomized soak of short jobs under kills at arbitrary moments
 //! (`soak.rs`). Jobs append a line to a file when they finish, so the tests count
-//! executions. Services a test restarts are its own (a private Redis, a private Postgres
+//! executions; `files.rs` kills a runner whose job hands on artifacts stored in S3. Services a test restarts are its own (a private Redis, a private Postgres
 //! from `pg.rs`), never the shared ones.
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
 #[path = "../common/mod.rs"]
 mod common;
+mod files;
 mod pg;
 mod scenarios;
 mod soak;
@@ -54,6 +55,11 @@ impl Cluster {
 
     /// Starts an orchestrator with a 2 s lease on `port`, once it answers.
     async fn serve_on(&self, port: u16) -> Proc {
+        self.serve_with(port, &[], &[]).await
+    }
+
+    /// [`Cluster::serve_on`] with more arguments and environment variables.
+    async fn serve_with(&self, port: u16, more: &[&str], env: &[(String, String)]) -> Proc {
         let log = std::fs::File::create(self.dir.join(format!("serve-{port}.log"))).unwrap();
         let child = Command::new(bin("conveyor"))
             .args([
@@ -72,6 +78,8 @@ impl Cluster {
                 RUNNER,
             ])
             .args(["--queue-prefix", &self.prefix, "--lease-secs", "2"])
+            .args(more)
+            .envs(env.iter().cloned())
             .stdout(Stdio::null())
             .stderr(log)
             .spawn()
@@ -86,6 +94,11 @@ impl Cluster {
     }
 
     fn runner(&self, name: &str, servers: &[&str]) -> Proc {
+        self.runner_on(name, servers, "default")
+    }
+
+    /// A runner of `fleet`, in a work directory of its own.
+    fn runner_on(&self, name: &str, servers: &[&str], fleet: &str) -> Proc {
         let log = std::fs::File::create(self.dir.join(format!("runner-{name}.log"))).unwrap();
         let mut cmd = Command::new(bin("conveyor-runner"));
         for s in servers {
@@ -101,6 +114,8 @@ impl Cluster {
                 name,
                 "--queue-prefix",
                 &self.prefix,
+                "--fleet",
+                fleet,
             ])
             .arg("--work-dir")
             .arg(self.dir.join(format!("work-{name}")))

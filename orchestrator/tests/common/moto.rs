@@ -5,7 +5,7 @@ use std::time::{Duration, Instant};
 
 use conveyor::blobs::Blobs;
 
-use crate::common::{self, Proc};
+use super::Proc;
 
 /// Where `.ci/run` installs moto.
 const CI_VENV: &str = ".cache/conveyor-ci/moto/bin/moto_server";
@@ -42,7 +42,7 @@ pub struct S3 {
 
 impl S3 {
     pub async fn start() -> S3 {
-        let port = common::free_port();
+        let port = super::free_port();
         let child = std::process::Command::new(moto_server())
             .args(["-H", "127.0.0.1", "-p", &port.to_string()])
             .stdout(std::process::Stdio::null())
@@ -51,7 +51,7 @@ impl S3 {
             .expect("moto_server starts");
         let server = Proc(child);
         let endpoint = format!("http://127.0.0.1:{port}");
-        let http = common::http();
+        let http = super::http();
         let bucket = format!("conveyor-{}", uuid::Uuid::now_v7().simple());
         let deadline = Instant::now() + Duration::from_secs(30);
         loop {
