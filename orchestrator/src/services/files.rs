@@ -180,13 +180,13 @@ pub async fn find_cache(s: &Services, q: &CacheLookup, owner: &Owner) -> Result<
     }))
 }
 
-/// A cache's archive, for a job run of its product.
+/// A cache's archive with its size and SHA-256, for a job run of its product.
 pub async fn cache_for_job(
     s: &Services,
     lease: &Lease,
     owner: &Owner,
     id: &str,
-) -> Result<(u64, Download)> {
+) -> Result<(u64, String, Download)> {
     let info = live(s, lease, owner).await?;
     let cache = s
         .store
@@ -199,7 +199,7 @@ pub async fn cache_for_job(
         .get(&cache.object)
         .await
         .map_err(|e| blob_error(e, ""))?;
-    Ok((cache.size, body))
+    Ok((cache.size, cache.sha256, body))
 }
 
 /// Saves a cache archive for the build's branch; false when the key was saved already.

@@ -108,11 +108,20 @@ async fn upload(spec: &JobSpec, root: &Path, rel: &str, client: &Client) -> Resu
         .await
         .map_err(|e| fail(e.to_string()))?
         .map_err(|e| fail(e.to_string()))?;
-    match client.upload_artifact(&spec.lease, rel, &file, &sha).await {
-        Ok(Reply::Ok(Sent::Stored | Sent::Had)) => Ok(size),
-        Ok(Reply::Ok(Sent::Refused(why))) => Err(fail(why)),
-        Ok(Reply::Fenced) => Err(fail("the job's lease is gone".into())),
-        Err(e) => Err(fail(e.to_string())),
+    // A transport failure or a 5xx may pass: two more tries before the job fails.
+    let mut tries = 0;
+    loop {
+        tries += 1;
+        return match client.upload_artifact(&spec.lease, rel, &file, &sha).await {
+            Ok(Reply::Ok(Sent::Stored | Sent::Had)) => Ok(size),
+            Ok(Reply::Ok(Sent::Refused(why))) => Err(fail(why)),
+            Ok(Reply::Fenced) => Err(fail("the job's lease is gone".into())),
+            Err(e) if tries < 3 && !e.is_refusal() => {
+                tokio::time::sleep(std::time::Duration::from_millis(500 * tries)).await;
+                continue;
+            }
+            Err(e) => Err(fail(e.to_string())),
+        };
     }
 }
 

@@ -140,8 +140,8 @@ pub async fn runner_cache(
     LeaseHeaders(lease): LeaseHeaders,
     Path(id): Path<String>,
 ) -> AppResult<Response> {
-    let (size, body) = files::cache_for_job(&services, &lease, &owner, &id).await?;
-    Ok(download(size, "", None, body))
+    let (size, sha256, body) = files::cache_for_job(&services, &lease, &owner, &id).await?;
+    Ok(download(size, &sha256, None, body))
 }
 
 #[derive(Deserialize)]
