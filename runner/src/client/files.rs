@@ -89,7 +89,8 @@ impl Client {
         let build = |http: &reqwest::Client, url: &str| {
             let f = std::fs::File::open(file).map_err(|e| format!("{}: {e}", file.display()))?;
             let len = f.metadata().map_err(|e| e.to_string())?.len();
-            let stream = tokio_util::io::ReaderStream::new(tokio::fs::File::from_std(f));
+            let file = tokio::fs::File::from_std(f);
+            let stream = tokio_util::io::ReaderStream::with_capacity(file, 256 * 1024);
             let req = http
                 .put(url)
                 .header(SHA256_HEADER, sha256)
