@@ -9,6 +9,7 @@ mod effects;
 pub mod maintenance;
 pub mod products;
 pub mod runs;
+pub mod secrets;
 pub mod webhooks;
 
 use std::sync::Arc;
@@ -22,6 +23,7 @@ use crate::forges::StatusQueue;
 use crate::git::Repos;
 use crate::metrics::Metrics;
 use crate::store::{Store, StoreError};
+use crate::vault::Vault;
 
 /// What the use cases run with: one per orchestrator node.
 pub struct Services {
@@ -37,6 +39,8 @@ pub struct Services {
     pub repos: Repos,
     /// Commit statuses to forges, when a forge has a token.
     pub statuses: Option<StatusQueue>,
+    /// The key secrets are sealed with (`--secret-key-file`); without one, no secrets.
+    pub vault: Option<Vault>,
 }
 
 impl Services {
@@ -55,6 +59,7 @@ impl Services {
                 uuid::Uuid::now_v7().simple()
             ))),
             statuses: None,
+            vault: None,
         }
     }
 }

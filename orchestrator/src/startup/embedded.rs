@@ -21,6 +21,7 @@ use crate::git::Repos;
 use crate::http::AppState;
 use crate::services::{Services, maintenance, runs};
 use crate::store::{self, Store};
+use crate::vault::Vault;
 
 pub struct Options {
     pub data_dir: PathBuf,
@@ -75,6 +76,8 @@ impl Embedded {
         let mut services = Services::new(store, queue.clone());
         services.repos = Repos::new(opts.data_dir.join("mirrors"));
         services.statuses = statuses;
+        let key = opts.data_dir.join("secret.key");
+        services.vault = Some(Vault::load_or_create(&key).map_err(StartupError::SecretKey)?);
         let services = Arc::new(services);
         let mut state =
             AppState::with_services(services.clone(), opts.admin_token.clone(), store::token());

@@ -6,6 +6,7 @@
 mod common;
 mod compose;
 mod run;
+mod secrets;
 mod stop;
 mod tls;
 mod up;

@@ -9,3 +9,4 @@ pub mod pages;
 pub mod products;
 pub mod runner;
 pub mod runners;
+pub mod secrets;
