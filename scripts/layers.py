@@ -38,6 +38,7 @@ LEVELS = {
     "metrics": 0,
     "clock": 0,
     "secrets": 0,
+    "vault": 0,
 }
 LAYERS = "cmd → startup → http → services → store / forges / git / blobs → metrics / clock / secrets"
 IDENT = r"[A-Za-z_][A-Za-z0-9_]*"

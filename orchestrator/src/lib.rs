@@ -1,6 +1,6 @@
 //! The conveyor orchestrator and command line, in layers whose imports point one way
 //! (`scripts/layers.py` checks it): `cmd` → `startup` → `http` → `services` → `store` /
-//! `forges` / `git` → `metrics` / `clock` / `secrets`. See docs/architecture.md.
+//! `forges` / `git` → `metrics` / `clock` / `secrets` / `vault`. See docs/architecture.md.
 
 pub mod blobs;
 pub mod clock;
@@ -12,4 +12,5 @@ pub mod metrics;
 pub mod secrets;
 pub mod services;
 pub mod startup;
+pub mod vault;
 pub use conveyor_store as store;

@@ -31,7 +31,7 @@ pub struct ApiArgs {
 }
 
 impl ApiArgs {
-    fn client(self) -> Result<Api, String> {
+    pub(super) fn client(self) -> Result<Api, String> {
         let trust = Trust::with_ca_file(self.ca_cert.as_deref()).map_err(|e| e.to_string())?;
         let http = trust
             .http()
@@ -141,7 +141,7 @@ impl Api {
         }
     }
 
-    async fn send(&self, req: reqwest::RequestBuilder) -> Result<Value, String> {
+    pub(super) async fn send(&self, req: reqwest::RequestBuilder) -> Result<Value, String> {
         let req = match &self.token {
             Some(t) => req.bearer_auth(t),
             None => req,
@@ -163,7 +163,7 @@ impl Api {
         Err(msg)
     }
 
-    async fn get(&self, path: &str) -> Result<Value, String> {
+    pub(super) async fn get(&self, path: &str) -> Result<Value, String> {
         self.send(self.http.get(format!("{}{path}", self.server)))
             .await
     }
@@ -214,6 +214,11 @@ impl Api {
         self.send(self.http.post(format!("{}{path}", self.server)).json(&body))
             .await
     }
+
+    /// A request to `path` of the server, for the commands that need other methods.
+    pub(super) fn request(&self, method: reqwest::Method, path: &str) -> reqwest::RequestBuilder {
+        self.http.request(method, format!("{}{path}", self.server))
+    }
 }
 
 /// `conveyor artifacts BUILD [-o DIR]`: every artifact of the build, as DIR/JOB/PATH, each
@@ -257,7 +262,7 @@ pub async fn artifacts(args: ArtifactsArgs) -> ExitCode {
     )
 }
 
-fn done(result: Result<bool, String>) -> ExitCode {
+pub(super) fn done(result: Result<bool, String>) -> ExitCode {
     match result {
         Ok(true) => ExitCode::SUCCESS,
         Ok(false) => ExitCode::FAILURE,

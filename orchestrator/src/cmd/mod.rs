@@ -6,6 +6,7 @@ pub mod bench;
 pub mod bench_engine;
 pub mod client;
 pub mod run;
+pub mod secret;
 pub mod serve;
 pub mod tls;
 pub mod up;
@@ -40,6 +41,11 @@ pub enum Command {
         #[command(subcommand)]
         what: client::ProductCommand,
     },
+    /// Set, list or remove secrets on a running orchestrator (values from stdin, never shown).
+    Secret {
+        #[command(subcommand)]
+        what: secret::SecretCommand,
+    },
     /// Start a build on a running orchestrator.
     Trigger(client::TriggerArgs),
     /// List recent builds of a running orchestrator.
@@ -70,6 +76,7 @@ pub fn run(cli: Cli) -> ExitCode {
         Command::Product {
             what: client::ProductCommand::Add(args),
         } => block_on(client::product_add(args)),
+        Command::Secret { what } => block_on(secret::run(what)),
         Command::Trigger(args) => block_on(client::trigger(args)),
         Command::Builds(args) => block_on(client::builds(args)),
         Command::Logs(args) => block_on(client::logs(args)),

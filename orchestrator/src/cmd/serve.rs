@@ -55,6 +55,10 @@ pub struct ServeArgs {
     pub statuses: StatusArgs,
     #[command(flatten)]
     pub tls: TlsArgs,
+    /// The file holding the key secrets are sealed with (64 hex digits; every node of one
+    /// conveyor needs the same). Without it, this node keeps no secrets.
+    #[arg(long, env = "CONVEYOR_SECRET_KEY_FILE")]
+    pub secret_key_file: Option<PathBuf>,
     /// A PEM file of CA certificates to trust besides the system's (SSL_CERT_FILE and
     /// SSL_CERT_DIR, when set, name the system's): for forge APIs, a `rediss://` Redis, and
     /// a Postgres URL without `sslrootcert`.
@@ -201,6 +205,7 @@ pub async fn run(a: ServeArgs) -> ExitCode {
         data_dir: a.data_dir,
         public_ui: a.public_ui,
         files,
+        secret_key_file: a.secret_key_file,
     };
     match serve(config).await {
         Ok(()) => ExitCode::SUCCESS,

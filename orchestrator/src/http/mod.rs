@@ -111,7 +111,7 @@ pub fn app(state: Arc<AppState>) -> Router {
 /// The JSON API, the webhooks, health, metrics and Conveyor CI's log API
 /// (`tests/api/openapi.rs` checks them against the OpenAPI document).
 fn api_routes() -> Router<SharedState> {
-    use api::{actions, builds, compat, pages, products, runner, runners};
+    use api::{actions, builds, compat, pages, products, runner, runners, secrets};
     Router::new()
         .route("/health", get(pages::health))
         .route("/metrics", get(pages::metrics))
@@ -121,6 +121,23 @@ fn api_routes() -> Router<SharedState> {
             get(products::list).post(products::register),
         )
         .route("/api/v1/products/{product}", get(products::show))
+        .route(
+            "/api/v1/products/{product}/secrets",
+            get(secrets::list_product),
+        )
+        .route(
+            "/api/v1/products/{product}/secrets/{name}",
+            put(secrets::set_product).delete(secrets::remove_product),
+        )
+        .route(
+            "/api/v1/products/{product}/pr-secrets",
+            put(secrets::pull_requests),
+        )
+        .route("/api/v1/secrets", get(secrets::list_global))
+        .route(
+            "/api/v1/secrets/{name}",
+            put(secrets::set_global).delete(secrets::remove_global),
+        )
         .route(
             "/api/v1/products/{product}/belts/{belt}/builds",
             post(builds::create),
@@ -163,7 +180,9 @@ fn file_routes() -> Router<SharedState> {
 
 /// The dashboard's pages, live streams, forms, sign-in and assets.
 fn dashboard_routes() -> Router<SharedState> {
-    use dashboard::{actions, assets, build, fleets, job, live, overview, product, session};
+    use dashboard::{
+        actions, assets, build, fleets, job, live, overview, product, secrets, session,
+    };
     Router::new()
         .route("/", get(overview::page))
         .route("/products/{name}", get(product::page))
@@ -171,6 +190,12 @@ fn dashboard_routes() -> Router<SharedState> {
             "/products/{name}/belts/{belt}/builds",
             post(actions::start_build),
         )
+        .route("/products/{name}/secrets", post(secrets::set))
+        .route(
+            "/products/{name}/secrets/{secret}/remove",
+            post(secrets::remove),
+        )
+        .route("/products/{name}/pr-secrets", post(secrets::pull_requests))
         .route("/builds/{id}", get(build::page))
         .route("/builds/{id}/events", get(live::build_events))
         .route("/builds/{id}/rerun", post(actions::rerun))

@@ -10,6 +10,7 @@ pub mod files;
 pub mod maintenance;
 pub mod products;
 pub mod runs;
+pub mod secrets;
 pub mod webhooks;
 
 use std::sync::Arc;
@@ -24,6 +25,7 @@ use crate::forges::StatusQueue;
 use crate::git::Repos;
 use crate::metrics::Metrics;
 use crate::store::{Store, StoreError};
+use crate::vault::Vault;
 
 /// What the use cases run with: one per orchestrator node.
 pub struct Services {
@@ -45,6 +47,8 @@ pub struct Services {
     pub max_artifact_bytes: u64,
     /// The most a product's caches may hold together, in bytes (least recently used go).
     pub cache_limit_bytes: u64,
+    /// The key secrets are sealed with (`--secret-key-file`); without one, no secrets.
+    pub vault: Option<Vault>,
 }
 
 impl Services {
@@ -67,6 +71,7 @@ impl Services {
             blobs: Blobs::memory(),
             max_artifact_bytes: files::DEFAULT_MAX_ARTIFACT_MB << 20,
             cache_limit_bytes: files::DEFAULT_CACHE_LIMIT_MB << 20,
+            vault: None,
         }
     }
 }

@@ -3,7 +3,7 @@
 //! runner's token was seen. Each call comes from one runner (its [`Owner`], named by its own
 //! token); a call whose lease is gone, or is another runner's, is fenced out with a conflict.
 
-use conveyor_core::protocol::{ClaimRequest, Completion, JobSpec, Lease, LogBatch};
+use conveyor_core::protocol::{ClaimRequest, Completion, JobSpec, Lease, LogBatch, Outcome};
 
 use super::{Event, Result, ServiceError, Services};
 use crate::clock::now_ms;
@@ -22,7 +22,21 @@ pub async fn claim(s: &Services, req: &ClaimRequest, owner: &Owner) -> Result<Jo
         .await?
         .ok_or_else(fenced)?;
     s.metrics.dispatch.observe_ms(claim.waited_ms);
-    Ok(claim.spec)
+    let mut spec = claim.spec.clone();
+    if let Err(why) = super::secrets::open_into(s, &claim, &mut spec) {
+        // The job cannot run as written: it fails with the reason, and the runner, told
+        // the job run is not its to run, moves on.
+        let failed = Completion {
+            lease: spec.lease.clone(),
+            outcome: Outcome::Failed,
+            exit_code: None,
+            outputs: Default::default(),
+            error: Some(why.clone()),
+        };
+        complete(s, &failed, owner).await?;
+        return Err(ServiceError::Conflict(why));
+    }
+    Ok(spec)
 }
 
 /// Extends a lease; whether the runner should cancel the job.

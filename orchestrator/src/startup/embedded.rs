@@ -21,6 +21,7 @@ use crate::git::Repos;
 use crate::http::AppState;
 use crate::services::{Services, maintenance, runs};
 use crate::store::{self, Store};
+use crate::vault::Vault;
 
 pub struct Options {
     pub data_dir: PathBuf,
@@ -86,6 +87,8 @@ impl Embedded {
             None => super::FileConfig::under(&opts.data_dir)?,
         };
         files.apply(&mut services);
+        let key = opts.data_dir.join("secret.key");
+        services.vault = Some(Vault::load_or_create(&key).map_err(StartupError::SecretKey)?);
         let services = Arc::new(services);
         let mut state =
             AppState::with_services(services.clone(), opts.admin_token.clone(), store::token());

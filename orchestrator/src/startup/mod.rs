@@ -43,6 +43,8 @@ pub enum StartupError {
     Storage(String),
     #[error("cannot register the local runners: {0}")]
     Runners(ServiceError),
+    #[error("{0}")]
+    SecretKey(crate::vault::VaultError),
     #[error("server failed: {0}")]
     Serve(std::io::Error),
 }

@@ -13,6 +13,7 @@ use crate::forges::StatusConfig;
 use crate::git::Repos;
 use crate::http::{AppState, FleetToken};
 use crate::services::Services;
+use crate::vault::Vault;
 
 /// What a node needs to know.
 pub struct ServeConfig {
@@ -32,6 +33,8 @@ pub struct ServeConfig {
     pub tls: Option<ServerTls>,
     /// Where artifacts and caches are kept.
     pub files: super::FileConfig,
+    /// The key secrets are sealed with; none, no secrets.
+    pub secret_key_file: Option<std::path::PathBuf>,
     /// Whose certificates Redis (`rediss://`) and Postgres may present (`--ca-cert`; a
     /// Postgres URL's own `sslrootcert` comes first). Forges: see `statuses`.
     pub trust: Trust,
@@ -58,6 +61,10 @@ pub async fn run(c: ServeConfig) -> Result<(), StartupError> {
         .map_err(StartupError::Statuses)?;
     let mut services = Services::new(store, Arc::new(queue));
     services.statuses = statuses;
+    services.vault = match &c.secret_key_file {
+        Some(path) => Some(Vault::from_file(path).map_err(StartupError::SecretKey)?),
+        None => None,
+    };
     services.repos = Repos::new(c.data_dir.join("mirrors"));
     services.lease_ms = i64::try_from(c.lease_secs.max(1)).unwrap_or(30) * 1000;
     tracing::info!("artifacts and caches in {}", c.files.blobs.location);
@@ -74,6 +81,16 @@ pub async fn run(c: ServeConfig) -> Result<(), StartupError> {
         scheme(c.tls.as_ref()),
         c.listen
     );
+    let app = crate::http::app(Arc::new(state));
+    serve_until_stopped(listener, c.tls.as_ref(), app).await
+}
+
+/// Serves until SIGINT or SIGTERM; open requests then get [`super::STOP_BOUND`] to finish.
+async fn serve_until_stopped(
+    listener: tokio::net::TcpListener,
+    tls: Option<&ServerTls>,
+    app: axum::Router,
+) -> Result<(), StartupError> {
     let (stop, stopped) = tokio::sync::watch::channel(false);
     tokio::spawn(async move {
         super::terminated().await;
@@ -87,8 +104,7 @@ pub async fn run(c: ServeConfig) -> Result<(), StartupError> {
     let shutdown = async move {
         let _ = graceful.wait_for(|s| *s).await;
     };
-    let app = crate::http::app(Arc::new(state));
-    let serving = serve_http(listener, c.tls.as_ref(), app, shutdown);
+    let serving = serve_http(listener, tls, app, shutdown);
     let mut bounded = stopped;
     tokio::select! {
         served = serving => served.map_err(StartupError::Serve),

@@ -19,6 +19,7 @@ mod openapi;
 mod products;
 mod protocol;
 mod runners;
+mod secrets;
 mod statuses;
 mod webhooks;
 

@@ -7,6 +7,7 @@ mod common;
 mod compose;
 mod files;
 mod run;
+mod secrets;
 mod stop;
 mod tls;
 mod up;

@@ -7,4 +7,5 @@
 mod common;
 mod in_browser;
 mod over_http;
+mod secrets;
 mod ui_support;

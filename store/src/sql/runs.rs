@@ -145,7 +145,7 @@ fn spec_of(
         env,
         outputs: job.outputs.clone(),
         timeout_secs: job.timeout_secs,
-        // None yet: the orchestrator side of secrets (issue 12) fills them at claim time.
+        // The orchestrator opens the sealed secrets (`Claim::secrets`) into `env` and here.
         secrets: Vec::new(),
         input_artifacts: Vec::new(),
         artifact_paths: job.artifacts.clone(),

@@ -10,3 +10,4 @@ pub mod pages;
 pub mod products;
 pub mod runner;
 pub mod runners;
+pub mod secrets;

@@ -13,6 +13,7 @@ pub mod job;
 pub mod live;
 pub mod overview;
 pub mod product;
+pub mod secrets;
 pub mod session;
 pub mod view;
 

@@ -11,6 +11,7 @@ use conveyor_core::model::{Product, ScmEventType, Trigger};
 use super::PageResult;
 use super::dag::{Dag, NodeIn, layout};
 use super::overview::BuildRow;
+use super::secrets::{self, SecretRow};
 use super::session::Reader;
 use super::view::{Chrome, Link};
 use crate::http::error::AppError;
@@ -41,6 +42,9 @@ pub struct ProductPage {
     pub builds: Vec<BuildRow>,
     pub graph: Dag,
     pub graph_label: String,
+    /// For a signed-in viewer: the product's secrets, and whether pull requests get them.
+    pub secrets: Vec<SecretRow>,
+    pub pr_secrets: bool,
 }
 
 pub async fn page(
@@ -80,7 +84,10 @@ pub async fn page(
         .collect();
     let last_status = last_statuses(&services, &registered).await?;
     let graph = neighbours(&record.model, &registered, &last_status);
+    let (secrets, pr_secrets) = secrets::rows(&services, &name, viewer.signed_in).await?;
     Ok(ProductPage {
+        secrets,
+        pr_secrets,
         chrome: Chrome::new(format!("Product {name}"), viewer),
         description: record.model.description.clone().unwrap_or_default(),
         repo: record.repo.unwrap_or_default(),
