@@ -9,12 +9,13 @@ B=target/release
 D=$(mktemp -d)
 redis-server --port 6399 --bind 127.0.0.1 --save "" --appendonly no --daemonize yes --logfile "$D/redis.log"
 sleep 0.5
-$B/conveyor serve --listen 127.0.0.1:18099 --database-url "sqlite://$D/c.db" --data-dir "$D" \
-  --redis-url redis://127.0.0.1:6399 --admin-token a --runner-token r > "$D/serve.log" 2>&1 &
+CONVEYOR_ADMIN_TOKEN=idle-admin-token-0001 CONVEYOR_RUNNER_TOKEN=idle-runner-token-001 \
+  $B/conveyor serve --listen 127.0.0.1:18099 --database-url "sqlite://$D/c.db" --data-dir "$D" \
+  --redis-url redis://127.0.0.1:6399 > "$D/serve.log" 2>&1 &
 SERVE=$!
 sleep 1
 $B/conveyor-runner --server http://127.0.0.1:18099 --redis-url redis://127.0.0.1:6399 \
-  --fleet default --token r --name idle > "$D/runner.log" 2>&1 &
+  --fleet default --token idle-runner-token-001 --name idle > "$D/runner.log" 2>&1 &
 RUNNER=$!
 sleep 2 # registration and the first read
 timeout 60 redis-cli -p 6399 monitor > "$D/monitor.log"

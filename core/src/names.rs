@@ -74,6 +74,42 @@ pub fn is_ref_name(s: &str) -> bool {
             .all(|part| !part.starts_with('.') && !part.ends_with(".lock"))
 }
 
+/// The longest id conveyor accepts in a request (its own are 36-character UUIDs and
+/// 64-character tokens).
+pub const MAX_ID_LEN: usize = 64;
+
+/// What makes a value from a request unusable as a name, id or ref — a control character
+/// (NUL included, which Postgres cannot store) or more than `max` bytes — as the end of a
+/// sentence that starts with the value's field; `None` when there is nothing.
+pub fn text_problem(s: &str, max: usize) -> Option<String> {
+    if let Some(c) = s.chars().find(|c| c.is_control()) {
+        return Some(format!(
+            "contains the control character U+{:04X}; remove it",
+            u32::from(c)
+        ));
+    }
+    (s.len() > max).then(|| format!("is {} bytes long; at most {max} are allowed", s.len()))
+}
+
+/// What makes `s` no git ref, as [`text_problem`] says it.
+pub fn ref_problem(s: &str) -> Option<String> {
+    text_problem(s, MAX_REF_LEN).or_else(|| {
+        (!is_ref_name(s)).then(|| {
+            format!(
+                "is not a ref git accepts (`git check-ref-format`): `{s}`; e.g. \
+                 `main` or `refs/tags/v1.0`"
+            )
+        })
+    })
+}
+
+/// What makes `s` no commit id, as [`text_problem`] says it.
+pub fn sha_problem(s: &str) -> Option<String> {
+    text_problem(s, 64).or_else(|| {
+        (!is_commit_sha(s)).then(|| "must be a commit id: 40 or 64 hex digits".to_string())
+    })
+}
+
 /// The candidate nearest to `name`, if it is near enough to be a likely typo.
 pub fn suggest<'a>(name: &str, candidates: impl IntoIterator<Item = &'a str>) -> Option<&'a str> {
     let limit = (name.chars().count() / 3).max(1);
@@ -179,5 +215,37 @@ mod tests {
             assert!(!is_ref_name(bad), "{bad:?}");
         }
         assert!(!is_ref_name(&"a".repeat(MAX_REF_LEN + 1)));
+    }
+
+    #[test]
+    fn a_value_with_a_control_character_or_too_long_says_which() {
+        assert_eq!(text_problem("ok name", 10), None);
+        assert_eq!(
+            text_problem("a\u{0}b", 10).unwrap(),
+            "contains the control character U+0000; remove it"
+        );
+        assert_eq!(
+            text_problem("line\nbreak", 100).unwrap(),
+            "contains the control character U+000A; remove it"
+        );
+        assert_eq!(
+            text_problem(&"x".repeat(11), 10).unwrap(),
+            "is 11 bytes long; at most 10 are allowed"
+        );
+        assert_eq!(
+            ref_problem(&"r".repeat(4 << 20)).unwrap(),
+            "is 4194304 bytes long; at most 255 are allowed"
+        );
+        assert_eq!(
+            ref_problem("a..b").unwrap(),
+            "is not a ref git accepts (`git check-ref-format`): `a..b`; e.g. `main` or \
+             `refs/tags/v1.0`"
+        );
+        assert_eq!(ref_problem("refs/heads/main"), None);
+        assert_eq!(
+            sha_problem("abc").unwrap(),
+            "must be a commit id: 40 or 64 hex digits"
+        );
+        assert_eq!(sha_problem(&"a".repeat(40)), None);
     }
 }

@@ -3,6 +3,7 @@
 //! speaks the runner protocol.
 
 pub mod client;
+pub mod credentials;
 pub mod executor;
 pub mod queue;
 pub mod tls;

@@ -2,13 +2,13 @@
 //! talking to the orchestrators over the runner protocol. Parses arguments, registers, and
 //! turns signals into the worker's stop modes.
 
-use std::os::unix::fs::MetadataExt;
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 use std::sync::Arc;
 
 use clap::{CommandFactory, FromArgMatches, Parser};
 use conveyor_runner::client::{Client, ClientError};
+use conveyor_runner::credentials::{Credential, secret, warn_about_argv};
 use conveyor_runner::executor::{ExecConfig, JobUser};
 use conveyor_runner::queue::{Queue, RedisQueue};
 use conveyor_runner::tls::{TlsError, Trust};
@@ -135,12 +135,10 @@ struct Resolved {
 
 impl Args {
     fn resolve(&self) -> Result<Resolved, String> {
-        let token = secret(&self.token, &self.token_file, ("token", "TOKEN"))?;
-        let redis_url = secret(
-            &self.redis_url,
-            &self.redis_url_file,
-            ("Redis URL", "REDIS_URL"),
-        )?;
+        // clap has made sure that each is given one way or the other.
+        let token = secret(&self.token, &self.token_file, TOKEN)?.unwrap_or_default();
+        let redis_url =
+            secret(&self.redis_url, &self.redis_url_file, REDIS_URL)?.unwrap_or_default();
         let job_user = self.job_user.as_deref().map(JobUser::resolve).transpose();
         Ok(Resolved {
             token,
@@ -150,67 +148,19 @@ impl Args {
     }
 }
 
-/// A credential given directly or in a file (clap has made sure there is one of them);
-/// `what` names it in words and as a flag (`TOKEN`: `--token`, `CONVEYOR_TOKEN`).
-fn secret(
-    value: &Option<String>,
-    file: &Option<PathBuf>,
-    (what, name): (&str, &str),
-) -> Result<String, String> {
-    let Some(path) = file else {
-        return Ok(value.clone().unwrap_or_default());
-    };
-    if value.is_some() {
-        let flag = name.to_lowercase().replace('_', "-");
-        return Err(format!(
-            "the {what} is given twice, directly (--{flag} or CONVEYOR_{name}) and as a file \
-             (--{flag}-file or CONVEYOR_{name}_FILE): give one of them"
-        ));
-    }
-    let text = std::fs::read_to_string(path)
-        .map_err(|e| format!("cannot read the {what} file {}: {e}", path.display()))?;
-    let text = text.strip_suffix('\n').unwrap_or(&text);
-    let text = text.strip_suffix('\r').unwrap_or(text);
-    if text.is_empty() {
-        return Err(format!("the {what} file {} is empty", path.display()));
-    }
-    if let Ok(meta) = std::fs::metadata(path)
-        && meta.mode() & 0o077 != 0
-    {
-        eprintln!(
-            "warning: other users can read the {what} file {} (mode {:o}); chmod 600 it",
-            path.display(),
-            meta.mode() & 0o777
-        );
-    }
-    Ok(text.to_string())
-}
-
-/// Warns about a credential given on the command line, which `/proc/<pid>/cmdline` shows to
-/// every process on the machine (jobs included).
-fn warn_about_argv(matches: &clap::ArgMatches) {
-    for (id, flag, var) in [
-        ("token", "--token", "CONVEYOR_TOKEN or --token-file"),
-        (
-            "redis_url",
-            "--redis-url",
-            "CONVEYOR_REDIS_URL or --redis-url-file",
-        ),
-    ] {
-        let on_argv = matches.value_source(id) == Some(clap::parser::ValueSource::CommandLine);
-        // A Redis URL is only a secret when it carries a password.
-        let secret = id == "token"
-            || matches
-                .get_one::<String>(id)
-                .is_some_and(|url| url.contains('@'));
-        if on_argv && secret {
-            eprintln!(
-                "warning: {flag} on the command line can be read by every process on this \
-                 machine, jobs included; use {var}"
-            );
-        }
-    }
-}
+/// The runner's credentials, as its flags name them.
+const TOKEN: Credential = Credential {
+    id: "token",
+    what: "token",
+    flag: "--token",
+    var: "CONVEYOR_TOKEN",
+};
+const REDIS_URL: Credential = Credential {
+    id: "redis_url",
+    what: "Redis URL",
+    flag: "--redis-url",
+    var: "CONVEYOR_REDIS_URL",
+};
 
 fn main() -> ExitCode {
     conveyor_runner::harden();
@@ -220,7 +170,7 @@ fn main() -> ExitCode {
         Ok(args) => args,
         Err(e) => e.exit(),
     };
-    warn_about_argv(&matches);
+    warn_about_argv(&matches, &[TOKEN, REDIS_URL]);
     let resolved = match args.resolve() {
         Ok(r) => r,
         Err(e) => {
@@ -440,35 +390,5 @@ mod tests {
             let arg = cmd.get_arguments().find(|a| a.get_id() == id);
             assert!(arg.is_some_and(|a| a.is_hide_env_values_set()), "{id}");
         }
-    }
-
-    #[test]
-    fn a_credential_file_loses_its_trailing_newline_and_must_not_be_empty() {
-        let dir = std::env::temp_dir().join(format!("conveyor-runner-cred-{}", std::process::id()));
-        std::fs::create_dir_all(&dir).unwrap();
-        let (file, empty) = (dir.join("token"), dir.join("empty"));
-        std::fs::write(&file, "s3cret\r\n").unwrap();
-        std::fs::write(&empty, "\n").unwrap();
-        let named = ("token", "TOKEN");
-        assert_eq!(secret(&None, &Some(file.clone()), named).unwrap(), "s3cret");
-        assert_eq!(
-            secret(&Some("direct".into()), &None, named).unwrap(),
-            "direct"
-        );
-        assert_eq!(
-            secret(&None, &Some(empty.clone()), named).unwrap_err(),
-            format!("the token file {} is empty", empty.display())
-        );
-        assert_eq!(
-            secret(
-                &Some("direct".into()),
-                &Some(file),
-                ("Redis URL", "REDIS_URL")
-            )
-            .unwrap_err(),
-            "the Redis URL is given twice, directly (--redis-url or CONVEYOR_REDIS_URL) and as a \
-             file (--redis-url-file or CONVEYOR_REDIS_URL_FILE): give one of them"
-        );
-        let _ = std::fs::remove_dir_all(dir);
     }
 }

@@ -35,8 +35,17 @@ pub trait Store: Send + Sync {
         lease_ms: i64,
         now: i64,
     ) -> Result<Option<bool>>;
-    /// Stores a log batch under `owner`'s live lease (a batch sent twice is stored once).
-    async fn append_logs(&self, batch: &LogBatch, owner: &str, now: i64) -> Result<bool>;
+    /// Stores a log batch under `owner`'s live lease (a batch sent twice is stored once),
+    /// keeping each attempt's log within `max_bytes`: the first line past it becomes one
+    /// marker line ([`crate::truncation_marker`]) and the rest is dropped. False when the
+    /// lease is not live.
+    async fn append_logs(
+        &self,
+        batch: &LogBatch,
+        owner: &str,
+        max_bytes: u64,
+        now: i64,
+    ) -> Result<bool>;
     /// Records a result under `owner`'s live lease and moves the build on; `None` if fenced
     /// out.
     async fn complete(&self, c: &Completion, owner: &str, now: i64) -> Result<Option<Effects>>;
@@ -106,6 +115,13 @@ pub trait Store: Send + Sync {
     async fn set_forge_status(&self, id: &str, status: &str) -> Result<()>;
     /// One job run, as a build shows it.
     async fn job_run(&self, id: &str) -> Result<Option<JobRunView>>;
+    /// Records a dashboard session (by the hash of its id) until `expires_at`; expired ones
+    /// are forgotten.
+    async fn start_session(&self, id_hash: &str, expires_at: i64, now: i64) -> Result<()>;
+    /// Whether a session was started, has not expired at `now` and was not ended.
+    async fn session_live(&self, id_hash: &str, now: i64) -> Result<bool>;
+    /// Ends a session (signing out); false if it was not live.
+    async fn end_session(&self, id_hash: &str) -> Result<bool>;
     /// The connection pool, for background tasks kept in the same database (apalis).
     fn pool_handle(&self) -> PoolHandle;
     /// Approves a `waiting` (manual) job run: it is queued and dispatched. `None` if no job

@@ -15,7 +15,7 @@ mod types;
 
 pub use api::Store;
 pub use error::{Result, StoreError};
-pub use sql::token;
+pub use sql::{token, truncation_marker};
 pub use types::*;
 
 /// Opens the store a URL names: `sqlite://PATH` or `postgres://…`.

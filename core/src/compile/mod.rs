@@ -19,6 +19,9 @@ use crate::model::{Belt, Downstream, Product};
 use crate::names;
 use crate::yaml::{self, Node, Value};
 
+/// The longest repository URL or path a product may name.
+pub const MAX_REPO_LEN: usize = 2048;
+
 /// The fleet a job runs on when none is named.
 pub const DEFAULT_FLEET: &str = "default";
 
@@ -127,7 +130,16 @@ fn product(root: &Node, d: &mut Diagnostics) -> Option<Product> {
         "missing `product`: name the product, e.g. `product: my-app`",
         d,
     );
-    let repo = f.present("repo").and_then(|n| fields::string(n, "repo", d));
+    let repo = f.present("repo").and_then(|n| {
+        let repo = fields::string(n, "repo", d)?;
+        match names::text_problem(&repo, MAX_REPO_LEN) {
+            Some(problem) => {
+                d.error(n.pos, format!("`repo` {problem}"));
+                None
+            }
+            None => Some(repo),
+        }
+    });
     let description = f
         .present("description")
         .and_then(|n| fields::string(n, "description", d));

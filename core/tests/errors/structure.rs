@@ -30,6 +30,12 @@ case!(
 );
 
 case!(
+    a_repo_with_a_control_character_is_refused,
+    "product: p\nrepo: \"https://x.test/a\\0b\"\nbelts:\n  - name: b\n    jobs:\n      - name: j\n        commands: 'true'\n",
+    ["t.yml:2:7: error: `repo` contains the control character U+0000; remove it",]
+);
+
+case!(
     an_invalid_product_name_explains_the_rule,
     "product: Shop\nbelts:\n  - name: b\n    jobs:\n      - name: j\n        commands: 'true'\n",
     [

@@ -22,7 +22,7 @@ pub struct ApiArgs {
     pub server: String,
     /// The admin token (needed to start builds, and to read from a server without
     /// `--public-ui`).
-    #[arg(long, env = "CONVEYOR_TOKEN")]
+    #[arg(long, env = "CONVEYOR_TOKEN", hide_env_values = true)]
     pub token: Option<String>,
     /// A PEM file of CA certificates to trust besides the system's (SSL_CERT_FILE and
     /// SSL_CERT_DIR, when set, name the system's), for an `https://` server.

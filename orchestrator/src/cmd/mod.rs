@@ -61,6 +61,17 @@ pub enum Command {
     Bench(bench::BenchArgs),
 }
 
+/// Warns about each credential given on the command line, which every process on the
+/// machine can read (`/proc/<pid>/cmdline`).
+pub fn warn_about_argv(matches: &clap::ArgMatches) {
+    use conveyor_runner::credentials::warn_about_argv;
+    match matches.subcommand() {
+        Some(("serve", m)) => warn_about_argv(m, &serve::CREDENTIALS),
+        Some(("up", m)) => warn_about_argv(m, &[up::ADMIN_TOKEN]),
+        _ => {}
+    }
+}
+
 /// Runs the command; its exit code.
 pub fn run(cli: Cli) -> ExitCode {
     match cli.command {

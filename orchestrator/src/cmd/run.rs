@@ -138,6 +138,7 @@ async fn execute(
         runners: std::thread::available_parallelism()
             .map_or(2, |n| n.get())
             .max(4),
+        max_log_bytes: crate::services::DEFAULT_MAX_LOG_MIB << 20,
         fleets: fleets_of(products.iter().map(|(_, p)| p)),
         admin_token: crate::store::token(),
         job_user: None,

@@ -7,12 +7,13 @@ use std::process::ExitCode;
 
 use conveyor_core::diag::Diagnostic;
 use conveyor_core::model::{ScmEventType, Trigger};
+use conveyor_runner::credentials::{Credential, secret};
 use conveyor_runner::executor::JobUser;
 
 use super::tls::TlsArgs;
 use super::validate::{self, Report};
-use crate::services::{Services, builds, products};
-use crate::startup::{Embedded, Options, fleets_of};
+use crate::services::{DEFAULT_MAX_LOG_MIB, Services, builds, products};
+use crate::startup::{Embedded, Options, ServerTls, check_token, fleets_of};
 use crate::store::{BuildTrigger, NewBuild};
 
 // `conveyor up`'s arguments.
@@ -22,9 +23,14 @@ pub struct UpArgs {
     pub listen: SocketAddr,
     #[arg(long, env = "CONVEYOR_DATA_DIR", default_value = ".conveyor")]
     pub data_dir: PathBuf,
-    /// The bearer token for mutating API calls; generated and printed when absent.
-    #[arg(long, env = "CONVEYOR_ADMIN_TOKEN")]
+    /// The bearer token for mutating API calls and signing in (at least 16 characters);
+    /// generated and printed when absent. Prefer CONVEYOR_ADMIN_TOKEN or --admin-token-file:
+    /// every process on the machine can read a command line.
+    #[arg(long, env = "CONVEYOR_ADMIN_TOKEN", hide_env_values = true)]
     pub admin_token: Option<String>,
+    /// A file holding the admin token (one trailing newline is ignored).
+    #[arg(long, env = "CONVEYOR_ADMIN_TOKEN_FILE", value_name = "PATH")]
+    pub admin_token_file: Option<PathBuf>,
     /// How many jobs the local runners run at once.
     #[arg(long, env = "CONVEYOR_RUNNERS", default_value_t = 4)]
     pub runners: usize,
@@ -35,15 +41,71 @@ pub struct UpArgs {
     /// that they cannot read its database, keys and tokens; see docs/security.md.
     #[arg(long, env = "CONVEYOR_JOB_USER", value_name = "NAME")]
     pub job_user: Option<String>,
+    /// How many MiB of log each attempt of a job keeps; past that, one marker line says the
+    /// rest was dropped.
+    #[arg(
+        long,
+        env = "CONVEYOR_MAX_LOG_MIB",
+        value_name = "MIB",
+        default_value_t = DEFAULT_MAX_LOG_MIB,
+        value_parser = clap::value_parser!(u64).range(1..=1 << 20)
+    )]
+    pub max_log_mib: u64,
     #[command(flatten)]
     pub tls: TlsArgs,
     #[command(flatten)]
     pub storage: super::serve::FileArgs,
 }
 
+/// `up`'s one credential.
+pub const ADMIN_TOKEN: Credential = Credential {
+    id: "admin_token",
+    what: "admin token",
+    flag: "--admin-token",
+    var: "CONVEYOR_ADMIN_TOKEN",
+};
+
+/// What `up` reads and checks before it starts anything.
+struct Prepared {
+    /// The admin token given, or a fresh one.
+    admin_token: String,
+    job_user: Option<JobUser>,
+    /// The certificate to serve HTTPS with.
+    tls: Option<ServerTls>,
+    storage: crate::startup::FileConfig,
+}
+
+fn prepare(args: &UpArgs) -> Result<Prepared, String> {
+    let admin_token = match secret(&args.admin_token, &args.admin_token_file, ADMIN_TOKEN)? {
+        Some(token) => {
+            check_token("admin token", &token).map_err(|e| e.to_string())?;
+            token
+        }
+        None => crate::store::token(),
+    };
+    let job_user = args.job_user.as_deref().map(JobUser::resolve).transpose();
+    let job_user = job_user.map_err(|e| e.to_string())?;
+    let tls = args.tls.load().map_err(|e| e.to_string())?;
+    let storage = args
+        .storage
+        .config(&args.data_dir)
+        .map_err(|e| e.to_string())?;
+    Ok(Prepared {
+        admin_token,
+        job_user,
+        tls,
+        storage,
+    })
+}
+
 pub async fn run(args: UpArgs) -> ExitCode {
-    let (job_user, tls, storage) = match settings(&args) {
-        Ok(settings) => settings,
+    let Prepared {
+        admin_token,
+        job_user,
+        tls,
+        storage,
+    } = match prepare(&args) {
+        Ok(prepared) => prepared,
         Err(e) => {
             eprintln!("error: {e}");
             return ExitCode::FAILURE;
@@ -52,11 +114,11 @@ pub async fn run(args: UpArgs) -> ExitCode {
     let files = example_files(&args.examples);
     let (texts, unreadable) = validate::read_files(&files);
     let report = validate::validate_texts(&texts);
-    let admin_token = args.admin_token.clone().unwrap_or_else(crate::store::token);
     let opts = Options {
         data_dir: args.data_dir.clone(),
         listen: args.listen,
         runners: args.runners,
+        max_log_bytes: args.max_log_mib << 20,
         fleets: fleets_of(report.products.iter().map(|(_, p)| p)),
         admin_token: admin_token.clone(),
         statuses: Default::default(),
@@ -92,31 +154,6 @@ pub async fn run(args: UpArgs) -> ExitCode {
     // runs them again, as a new attempt.
     engine.shutdown().await;
     ExitCode::SUCCESS
-}
-
-/// The job user, the TLS certificate and where files go, each checked before anything starts.
-fn settings(
-    args: &UpArgs,
-) -> Result<
-    (
-        Option<JobUser>,
-        Option<crate::startup::ServerTls>,
-        crate::startup::FileConfig,
-    ),
-    String,
-> {
-    let job_user = args
-        .job_user
-        .as_deref()
-        .map(JobUser::resolve)
-        .transpose()
-        .map_err(|e| e.to_string())?;
-    let tls = args.tls.load().map_err(|e| e.to_string())?;
-    let storage = args
-        .storage
-        .config(&args.data_dir)
-        .map_err(|e| e.to_string())?;
-    Ok((job_user, tls, storage))
 }
 
 /// Registers every example that compiled; says which were skipped.

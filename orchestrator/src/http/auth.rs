@@ -1,19 +1,21 @@
 //! Who may call what. Bearer tokens — the admin token for mutating calls, registration
 //! tokens (any fleet, or scoped to fleets) for registering runners, and each runner's own
-//! token for the runner protocol — compared in constant time; and the dashboard's session, a cookie holding an expiry and its HMAC under a key
-//! derived from the admin token (nothing stored: every orchestrator sharing the token
-//! accepts it, and changing the token ends every session).
+//! token for the runner protocol — compared in constant time, and each wrong one counted
+//! against its client's address (`throttle`); reads also accept the dashboard's session
+//! (`sessions`).
 
-use axum::extract::FromRequestParts;
-use axum::http::HeaderMap;
+use std::net::IpAddr;
+
+use axum::extract::{ConnectInfo, FromRequestParts};
 use axum::http::header;
 use axum::http::request::Parts;
-use sha2::{Digest, Sha256};
 
 use super::SharedState;
 use super::error::AppError;
+use super::sessions::session;
+use super::throttle::ClientAddr;
 use crate::clock::now_ms;
-use crate::secrets::{hmac_hex, same, token_hash};
+use crate::secrets::{same, token_hash};
 use crate::store::Owner;
 
 /// A request carrying the admin token.
@@ -71,57 +73,84 @@ const SEEN_EVERY_MS: i64 = 10_000;
 impl FromRequestParts<SharedState> for Admin {
     type Rejection = AppError;
     async fn from_request_parts(parts: &mut Parts, state: &SharedState) -> Result<Self, AppError> {
-        match bearer(parts) {
-            Some(t) if same(t, &state.admin_token) => Ok(Admin),
-            _ => Err(AppError::Unauthorized),
-        }
+        let t = bearer(parts).ok_or(AppError::Unauthorized)?;
+        guarded(parts, state, || {
+            same(t, &state.admin_token).then_some(Admin)
+        })
     }
 }
 
 impl FromRequestParts<SharedState> for ApiReader {
     type Rejection = AppError;
     async fn from_request_parts(parts: &mut Parts, state: &SharedState) -> Result<Self, AppError> {
-        let admin = bearer(parts).is_some_and(|t| same(t, &state.admin_token));
-        if state.public_ui || admin || signed_in(parts, state) {
-            Ok(ApiReader)
-        } else {
-            Err(AppError::Unauthorized)
+        if state.public_ui || session(&parts.headers, state).await.is_some() {
+            return Ok(ApiReader);
         }
+        let t = bearer(parts).ok_or(AppError::Unauthorized)?;
+        guarded(parts, state, || {
+            same(t, &state.admin_token).then_some(ApiReader)
+        })
     }
 }
 
 impl FromRequestParts<SharedState> for Registration {
     type Rejection = AppError;
     async fn from_request_parts(parts: &mut Parts, state: &SharedState) -> Result<Self, AppError> {
-        let Some(t) = bearer(parts) else {
-            return Err(AppError::Unauthorized);
-        };
-        if same(t, &state.runner_token) || same(t, &state.admin_token) {
-            return Ok(Registration(None));
-        }
-        // Every token is compared, so the time taken does not tell which one was close.
-        let scoped = state
-            .fleet_tokens
-            .iter()
-            .filter(|f| same(t, &f.token))
-            .fold(None, |_, f| Some(f.fleets.clone()));
-        scoped
-            .map(|fleets| Registration(Some(fleets)))
-            .ok_or(AppError::Unauthorized)
+        let t = bearer(parts).ok_or(AppError::Unauthorized)?;
+        guarded(parts, state, || {
+            if same(t, &state.runner_token) || same(t, &state.admin_token) {
+                return Some(Registration(None));
+            }
+            // Every token is compared, so the time taken does not tell which one was close.
+            let scoped = state
+                .fleet_tokens
+                .iter()
+                .filter(|f| same(t, &f.token))
+                .fold(None, |_, f| Some(f.fleets.clone()));
+            scoped.map(|fleets| Registration(Some(fleets)))
+        })
     }
 }
 
+/// A runner's own token is checked even from a throttled address, and a good one passes: it
+/// is 256 random bits that no rate of guessing finds, and a 429 would cost the runner its
+/// jobs. A wrong one still counts, and from a throttled address answers 429.
 impl FromRequestParts<SharedState> for RunnerAuth {
     type Rejection = AppError;
     async fn from_request_parts(parts: &mut Parts, state: &SharedState) -> Result<Self, AppError> {
-        let Some(t) = bearer(parts) else {
-            return Err(AppError::Unauthorized);
-        };
-        match registered_runner(state, t).await? {
-            Some(owner) => Ok(RunnerAuth(owner)),
-            None => Err(AppError::Unauthorized),
+        let t = bearer(parts).ok_or(AppError::Unauthorized)?;
+        if let Some(owner) = registered_runner(state, t).await? {
+            return Ok(RunnerAuth(owner));
         }
+        let (addr, now) = (client_addr(parts), now_ms());
+        state.throttle.failed(addr, now);
+        state.throttle.check(addr, now)?;
+        Err(AppError::Unauthorized)
     }
+}
+
+/// The address a request came from, when the server knows it.
+pub fn client_addr(parts: &Parts) -> Option<IpAddr> {
+    parts
+        .extensions
+        .get::<ConnectInfo<ClientAddr>>()
+        .map(|c| c.0.0.ip())
+}
+
+/// Checks a credential (`check` is `None` when it is wrong) unless its client's address has
+/// failed too often: that is answered 429 before anything is checked, so that a right guess
+/// looks like a wrong one. A wrong credential counts against the address.
+pub fn guarded<T>(
+    parts: &Parts,
+    state: &SharedState,
+    check: impl FnOnce() -> Option<T>,
+) -> Result<T, AppError> {
+    let (addr, now) = (client_addr(parts), now_ms());
+    state.throttle.check(addr, now)?;
+    check().ok_or_else(|| {
+        state.throttle.failed(addr, now);
+        AppError::Unauthorized
+    })
 }
 
 /// The registered runner whose own token this is, recording that it was seen.
@@ -159,72 +188,4 @@ fn bearer(parts: &Parts) -> Option<&str> {
         .ok()?
         .strip_prefix("Bearer ")
         .map(str::trim)
-}
-
-const COOKIE: &str = "conveyor_session";
-/// How long a session lasts.
-const SESSION_SECS: i64 = 12 * 3600;
-
-/// Whether the request carries a valid dashboard session.
-pub fn signed_in(parts: &Parts, state: &SharedState) -> bool {
-    session(&parts.headers, state).is_some()
-}
-
-/// The request's session cookie, when it is valid.
-pub fn session(headers: &HeaderMap, state: &SharedState) -> Option<String> {
-    session_cookie(headers).filter(|c| valid(state, c, now_ms()))
-}
-
-/// The CSRF token the forms of `session` carry: the HMAC of the cookie.
-pub fn csrf_token(state: &SharedState, session: &str) -> String {
-    mac(state, &format!("csrf:{session}"))
-}
-
-/// A `Set-Cookie` value that starts a session; `Secure` when browsers come over HTTPS.
-pub fn new_session(state: &SharedState) -> String {
-    let exp = now_ms() / 1000 + SESSION_SECS;
-    let value = format!("{exp}.{}", mac(state, &format!("session:{exp}")));
-    cookie(state, &value, SESSION_SECS)
-}
-
-/// A `Set-Cookie` value that ends the session.
-pub fn ended_session(state: &SharedState) -> String {
-    cookie(state, "", 0)
-}
-
-fn cookie(state: &SharedState, value: &str, max_age: i64) -> String {
-    let secure = if state.secure_cookies { "; Secure" } else { "" };
-    format!("{COOKIE}={value}; Path=/; HttpOnly; SameSite=Strict; Max-Age={max_age}{secure}")
-}
-
-fn session_cookie(headers: &HeaderMap) -> Option<String> {
-    headers
-        .get_all(header::COOKIE)
-        .iter()
-        .filter_map(|v| v.to_str().ok())
-        .flat_map(|v| v.split(';'))
-        .find_map(|kv| {
-            kv.trim()
-                .strip_prefix(&format!("{COOKIE}="))
-                .map(str::to_string)
-        })
-}
-
-fn valid(state: &SharedState, cookie: &str, now: i64) -> bool {
-    let Some((exp, tag)) = cookie.split_once('.') else {
-        return false;
-    };
-    let Ok(secs) = exp.parse::<i64>() else {
-        return false;
-    };
-    !tag.is_empty() && secs > now / 1000 && same(tag, &mac(state, &format!("session:{secs}")))
-}
-
-/// HMAC-SHA256 under the key derived from the admin token.
-fn mac(state: &SharedState, message: &str) -> String {
-    let key = Sha256::new()
-        .chain_update(b"conveyor dashboard session\0")
-        .chain_update(state.admin_token.as_bytes())
-        .finalize();
-    hmac_hex(&key, message.as_bytes())
 }

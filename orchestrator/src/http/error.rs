@@ -3,7 +3,7 @@
 //! only that something failed.
 
 use axum::Json;
-use axum::http::StatusCode;
+use axum::http::{HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use serde_json::json;
 
@@ -13,9 +13,17 @@ use crate::store::StoreError;
 #[derive(Debug)]
 pub enum AppError {
     BadRequest(String),
+    /// One field of the request is unusable: 422, naming it.
+    InvalidField {
+        field: String,
+        message: String,
+    },
     /// The request body is over the limit.
     TooLarge,
     Unauthorized,
+    /// Too many failed sign-ins or wrong tokens from the client's address: try again in
+    /// this many seconds.
+    TooManyAttempts(u64),
     /// A webhook without a valid signature.
     BadSignature,
     /// Authenticated, but not allowed to do this.
@@ -42,6 +50,9 @@ impl From<ServiceError> for AppError {
     fn from(e: ServiceError) -> Self {
         match e {
             ServiceError::Invalid(m) => AppError::BadRequest(m),
+            ServiceError::InvalidField { field, message } => {
+                AppError::InvalidField { field, message }
+            }
             ServiceError::NotFound(m) => AppError::NotFound(m),
             ServiceError::Conflict(m) => AppError::Conflict(m),
             ServiceError::Forbidden(m) => AppError::Forbidden(m),
@@ -69,10 +80,30 @@ impl From<axum::extract::rejection::JsonRejection> for AppError {
     }
 }
 
+impl From<super::throttle::Wait> for AppError {
+    fn from(w: super::throttle::Wait) -> Self {
+        AppError::TooManyAttempts(w.0)
+    }
+}
+
+impl From<axum::extract::rejection::QueryRejection> for AppError {
+    fn from(e: axum::extract::rejection::QueryRejection) -> Self {
+        AppError::BadRequest(format!("invalid query: {}", e.body_text()))
+    }
+}
+
 impl IntoResponse for AppError {
     fn into_response(self) -> Response {
+        let retry_after = match self {
+            AppError::TooManyAttempts(secs) => Some(secs),
+            _ => None,
+        };
         let (status, body) = match self {
             AppError::BadRequest(m) => (StatusCode::BAD_REQUEST, json!({ "error": m })),
+            AppError::InvalidField { field, message } => (
+                StatusCode::UNPROCESSABLE_ENTITY,
+                json!({ "error": message, "field": field }),
+            ),
             AppError::TooLarge => (
                 StatusCode::PAYLOAD_TOO_LARGE,
                 json!({ "error": format!("the request body is over the {} MiB limit", super::MAX_BODY_BYTES >> 20) }),
@@ -80,6 +111,10 @@ impl IntoResponse for AppError {
             AppError::Unauthorized => (
                 StatusCode::UNAUTHORIZED,
                 json!({ "error": "missing or wrong token: send `Authorization: Bearer <token>`" }),
+            ),
+            AppError::TooManyAttempts(secs) => (
+                StatusCode::TOO_MANY_REQUESTS,
+                json!({ "error": too_many(secs) }),
             ),
             AppError::BadSignature => (
                 StatusCode::UNAUTHORIZED,
@@ -101,8 +136,18 @@ impl IntoResponse for AppError {
                 )
             }
         };
-        (status, Json(body)).into_response()
+        let mut res = (status, Json(body)).into_response();
+        if let Some(secs) = retry_after {
+            res.headers_mut()
+                .insert(header::RETRY_AFTER, HeaderValue::from(secs));
+        }
+        res
     }
+}
+
+/// What a throttled client is told.
+pub fn too_many(secs: u64) -> String {
+    format!("too many failed sign-ins or wrong tokens from your address: try again in {secs} s")
 }
 
 pub type AppResult<T> = Result<T, AppError>;

@@ -8,6 +8,8 @@ pub mod auth;
 pub mod dashboard;
 pub mod error;
 pub mod hooks;
+pub mod sessions;
+pub mod throttle;
 
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
@@ -20,6 +22,8 @@ use tower_http::limit::RequestBodyLimitLayer;
 
 use crate::services::Services;
 pub use auth::FleetToken;
+pub use throttle::ClientAddr;
+use throttle::Throttle;
 
 use crate::store::{Owner, Store};
 
@@ -44,6 +48,8 @@ pub struct AppState {
     pub secure_cookies: bool,
     /// Hashes of runner tokens recently confirmed: when, and whose.
     pub runner_tokens: Mutex<HashMap<String, (i64, Owner)>>,
+    /// Failed sign-ins and wrong tokens, per client address.
+    pub throttle: Throttle,
 }
 
 /// The router's state: the handlers' shared [`AppState`].
@@ -86,6 +92,7 @@ impl AppState {
             public_ui: true,
             secure_cookies: false,
             runner_tokens: Mutex::default(),
+            throttle: Throttle::default(),
         }
     }
 }

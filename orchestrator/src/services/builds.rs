@@ -2,7 +2,7 @@
 //! approving a manual one or cancelling it. Each carries out its effects after commit and
 //! answers with the build as it now stands.
 
-use super::{Result, ServiceError, Services};
+use super::{Result, ServiceError, Services, input};
 use crate::clock::now_ms;
 use crate::store::{BuildView, NewBuild};
 
@@ -24,6 +24,7 @@ pub struct Started {
 /// Creates a build and dispatches its ready jobs, for a caller that follows the builds it
 /// fires (`conveyor run`).
 pub async fn create(s: &Services, new: &NewBuild) -> Result<Started> {
+    check(new)?;
     let (id, effects) = s.store.create_build(new, now_ms()).await?;
     let started = Started {
         id,
@@ -34,8 +35,22 @@ pub async fn create(s: &Services, new: &NewBuild) -> Result<Started> {
     Ok(started)
 }
 
+/// Refuses a build whose names, ref or commit no request could rightly carry.
+fn check(new: &NewBuild) -> Result<()> {
+    input::name("product", &new.product)?;
+    input::name("belt", &new.belt)?;
+    if let Some(r) = &new.git_ref {
+        input::git_ref("ref", r)?;
+    }
+    if let Some(sha) = &new.sha {
+        input::sha("sha", sha)?;
+    }
+    Ok(())
+}
+
 /// Cancels a build: its job runs still to finish are cancelled.
 pub async fn cancel(s: &Services, id: &str) -> Result<()> {
+    input::id("id", id)?;
     let effects = s
         .store
         .cancel_build(id, now_ms())
@@ -47,6 +62,7 @@ pub async fn cancel(s: &Services, id: &str) -> Result<()> {
 
 /// Starts a new build running what build `id` ran; returns the new build.
 pub async fn rerun(s: &Services, id: &str) -> Result<BuildView> {
+    input::id("id", id)?;
     let (new_id, effects) = s
         .store
         .rerun_build(id, now_ms())
@@ -85,6 +101,7 @@ pub async fn cancel_job_run(s: &Services, id: &str) -> Result<BuildView> {
 }
 
 async fn build_of(s: &Services, job_run_id: &str) -> Result<String> {
+    input::id("id", job_run_id)?;
     s.store
         .build_of_job_run(job_run_id)
         .await?

@@ -7,6 +7,7 @@
 pub mod builds;
 mod effects;
 pub mod files;
+pub mod input;
 pub mod maintenance;
 pub mod products;
 pub mod runs;
@@ -35,6 +36,9 @@ pub struct Services {
     pub lease_ms: i64,
     /// How often a job run may lose its runner before it fails.
     pub max_lost: u32,
+    /// How many bytes of log an attempt of a job run keeps; the rest is dropped after a
+    /// marker line.
+    pub max_log_bytes: u64,
     pub events: broadcast::Sender<Event>,
     pub metrics: Metrics,
     /// Mirrors of product repositories.
@@ -53,14 +57,15 @@ pub struct Services {
 
 impl Services {
     /// Over `store` and `queue`, with 30 s leases, three lost runners allowed per job run,
-    /// mirrors in a fresh temporary directory, no commit statuses, and artifacts and caches
-    /// in memory.
+    /// 64 MiB of log per attempt, mirrors in a fresh temporary directory, no commit statuses,
+    /// and artifacts and caches in memory.
     pub fn new(store: Arc<dyn Store>, queue: Arc<dyn Queue>) -> Self {
         Services {
             store,
             queue,
             lease_ms: 30_000,
             max_lost: 3,
+            max_log_bytes: DEFAULT_MAX_LOG_MIB << 20,
             events: broadcast::channel(4096).0,
             metrics: Metrics::default(),
             repos: Repos::new(std::env::temp_dir().join(format!(
@@ -76,6 +81,9 @@ impl Services {
     }
 }
 
+/// How many MiB of log an attempt of a job run keeps unless told otherwise.
+pub const DEFAULT_MAX_LOG_MIB: u64 = 64;
+
 /// Why a use case did not happen. The messages are for the person who asked (except
 /// `Store` and `Internal`, which are for the log).
 #[derive(Debug, thiserror::Error)]
@@ -83,6 +91,10 @@ pub enum ServiceError {
     /// The request cannot be carried out as sent; the message says what to change.
     #[error("{0}")]
     Invalid(String),
+    /// One field of the request is unusable (a control character, too long, not a ref);
+    /// the message names it and says what to change.
+    #[error("{message}")]
+    InvalidField { field: String, message: String },
     #[error("{0}")]
     NotFound(String),
     /// The caller is known, but may not do this.

@@ -6,7 +6,7 @@ use conveyor_core::check::{self, Source};
 use conveyor_core::compile;
 use conveyor_core::model::Product;
 
-use super::{Result, ServiceError, Services};
+use super::{Result, ServiceError, Services, input};
 use crate::clock::now_ms;
 use crate::git::Repos;
 use crate::store::{ProductRecord, Store};
@@ -33,8 +33,38 @@ pub struct Registered {
     pub sha: Option<String>,
 }
 
+/// The longest webhook secret a product may have.
+pub const MAX_SECRET_LEN: usize = 1024;
+
+/// Refuses a config with a NUL (the store cannot keep it), a repository URL, branch or secret
+/// no forge would send.
+fn check(config: &Config) -> Result<()> {
+    match config {
+        Config::Yaml(yaml) if yaml.contains('\0') => Err(ServiceError::InvalidField {
+            field: "yaml".into(),
+            message: "`yaml` contains a NUL byte, which YAML does not allow; remove it".into(),
+        }),
+        Config::Yaml(_) => Ok(()),
+        Config::Repo {
+            url,
+            branch,
+            webhook_secret,
+        } => {
+            input::text("repo", url, compile::MAX_REPO_LEN)?;
+            if let Some(b) = branch {
+                input::git_ref("branch", b)?;
+            }
+            if let Some(secret) = webhook_secret {
+                input::text("webhook_secret", secret, MAX_SECRET_LEN)?;
+            }
+            Ok(())
+        }
+    }
+}
+
 /// Registers (or replaces) a product.
 pub async fn register(s: &Services, config: Config) -> Result<Registered> {
+    check(&config)?;
     let registered = match config {
         Config::Yaml(yaml) => {
             let (record, warnings) =

@@ -5,7 +5,9 @@
 
 use conveyor_core::protocol::{ClaimRequest, Completion, JobSpec, Lease, LogBatch, Outcome};
 
-use super::{Event, Result, ServiceError, Services};
+use std::borrow::Cow;
+
+use super::{Event, Result, ServiceError, Services, input};
 use crate::clock::now_ms;
 use crate::secrets::token_hash;
 use crate::store::Owner;
@@ -14,8 +16,15 @@ fn fenced() -> ServiceError {
     ServiceError::Conflict("this job run is not yours: it was taken, or your lease is gone".into())
 }
 
+/// Refuses a lease no runner was given.
+fn check_lease(lease: &Lease) -> Result<()> {
+    input::id("lease.job_run_id", &lease.job_run_id)?;
+    input::id("lease.lease_token", &lease.lease_token)
+}
+
 /// Takes a queued job run of one of the runner's fleets; the job to run.
 pub async fn claim(s: &Services, req: &ClaimRequest, owner: &Owner) -> Result<JobSpec> {
+    input::id("job_run_id", &req.job_run_id)?;
     let claim = s
         .store
         .claim(req, owner, s.lease_ms, now_ms())
@@ -41,15 +50,27 @@ pub async fn claim(s: &Services, req: &ClaimRequest, owner: &Owner) -> Result<Jo
 
 /// Extends a lease; whether the runner should cancel the job.
 pub async fn heartbeat(s: &Services, lease: &Lease, owner: &Owner) -> Result<bool> {
+    check_lease(lease)?;
     s.store
         .heartbeat(lease, &owner.name, s.lease_ms, now_ms())
         .await?
         .ok_or_else(fenced)
 }
 
-/// Stores a batch of log lines and tells live views.
-pub async fn append_logs(s: &Services, batch: LogBatch, owner: &Owner) -> Result<()> {
-    if !s.store.append_logs(&batch, &owner.name, now_ms()).await? {
+/// Stores a batch of log lines (a NUL in one, which the store cannot keep, as U+FFFD) and
+/// tells live views.
+pub async fn append_logs(s: &Services, mut batch: LogBatch, owner: &Owner) -> Result<()> {
+    check_lease(&batch.lease)?;
+    for line in &mut batch.lines {
+        if let Cow::Owned(text) = input::storable(&line.text) {
+            line.text = text;
+        }
+    }
+    if !s
+        .store
+        .append_logs(&batch, &owner.name, s.max_log_bytes, now_ms())
+        .await?
+    {
         return Err(fenced());
     }
     let _ = s.events.send(Event::Logs {
@@ -59,11 +80,23 @@ pub async fn append_logs(s: &Services, batch: LogBatch, owner: &Owner) -> Result
     Ok(())
 }
 
-/// Records how a job run ended, and what that sets moving.
+/// Records how a job run ended (a NUL in its outputs or error as U+FFFD), and what that
+/// sets moving.
 pub async fn complete(s: &Services, c: &Completion, owner: &Owner) -> Result<()> {
+    check_lease(&c.lease)?;
+    let storable = |t: &String| input::storable(t).into_owned();
+    let c = Completion {
+        outputs: c
+            .outputs
+            .iter()
+            .map(|(k, v)| (storable(k), storable(v)))
+            .collect(),
+        error: c.error.as_ref().map(storable),
+        ..c.clone()
+    };
     let effects = s
         .store
-        .complete(c, &owner.name, now_ms())
+        .complete(&c, &owner.name, now_ms())
         .await?
         .ok_or_else(fenced)?;
     s.apply(effects).await;
@@ -73,6 +106,7 @@ pub async fn complete(s: &Services, c: &Completion, owner: &Owner) -> Result<()>
 /// A runner shutting down hands back a job run it stopped: re-queued at once, as a lost
 /// attempt.
 pub async fn release(s: &Services, lease: &Lease, owner: &Owner) -> Result<()> {
+    check_lease(lease)?;
     let effects = s
         .store
         .release(lease, &owner.name, s.max_lost, now_ms())
@@ -97,13 +131,20 @@ pub async fn register_runner(
     fleets: &[String],
     scope: Option<&[String]>,
 ) -> Result<Registered> {
-    if name.trim().is_empty() || name.len() > 100 || name.chars().any(char::is_control) {
-        return Err(ServiceError::Invalid(
+    let invalid = |field: &str, message: String| ServiceError::InvalidField {
+        field: field.into(),
+        message,
+    };
+    input::name("name", name)?;
+    if name.trim().is_empty() {
+        return Err(invalid(
+            "name",
             "a runner needs a `name` of 1 to 100 printable characters".into(),
         ));
     }
     if fleets.is_empty() {
-        return Err(ServiceError::Invalid(
+        return Err(invalid(
+            "fleets",
             "a runner needs at least one fleet in `fleets`".into(),
         ));
     }
@@ -111,9 +152,18 @@ pub async fn register_runner(
         .iter()
         .find(|f| !conveyor_core::names::is_fleet_name(f))
     {
-        return Err(ServiceError::Invalid(format!(
-            "invalid fleet name `{bad}`: use lowercase letters, digits, `_` and `-`, starting with a letter or digit"
-        )));
+        let shown: String = bad
+            .chars()
+            .take(100)
+            .collect::<String>()
+            .escape_debug()
+            .to_string();
+        return Err(invalid(
+            "fleets",
+            format!(
+                "invalid fleet name `{shown}`: use lowercase letters, digits, `_` and `-`, starting with a letter or digit"
+            ),
+        ));
     }
     if let Some(allowed) = scope {
         within_scope(s, name, fleets, allowed).await?;

@@ -27,6 +27,8 @@ pub struct Options {
     pub data_dir: PathBuf,
     pub listen: SocketAddr,
     pub runners: usize,
+    /// How many bytes of log each attempt of a job keeps.
+    pub max_log_bytes: u64,
     /// The fleets the local runners serve.
     pub fleets: Vec<String>,
     pub admin_token: String,
@@ -80,6 +82,7 @@ impl Embedded {
             .await
             .map_err(StartupError::Statuses)?;
         let mut services = Services::new(store, queue.clone());
+        services.max_log_bytes = opts.max_log_bytes;
         services.repos = Repos::new(opts.data_dir.join("mirrors"));
         services.statuses = statuses;
         let files = match opts.files.clone() {

@@ -15,6 +15,7 @@ use std::time::Duration;
 pub use embedded::{Embedded, Options, fleets_of};
 pub use tls::ServerTls;
 
+use crate::http::ClientAddr;
 use crate::services::{ServiceError, Services, maintenance};
 use crate::store::StoreError;
 
@@ -47,6 +48,32 @@ pub enum StartupError {
     SecretKey(crate::vault::VaultError),
     #[error("server failed: {0}")]
     Serve(std::io::Error),
+    /// An admin or runner token anyone could guess, or no bearer header could carry.
+    #[error("the {what} {problem}, e.g. from `openssl rand -hex 32`")]
+    WeakToken { what: &'static str, problem: String },
+}
+
+/// The shortest admin or runner token a node accepts, in bytes.
+pub const MIN_TOKEN_LEN: usize = 16;
+
+/// Refuses an admin or runner token (`what`) that is short, or that a bearer header could
+/// not carry as it is (spaces, control characters).
+pub fn check_token(what: &'static str, token: &str) -> Result<(), StartupError> {
+    let problem = if token.is_empty() {
+        format!("is empty: give one of at least {MIN_TOKEN_LEN} bytes")
+    } else if token.len() < MIN_TOKEN_LEN {
+        format!(
+            "is {} bytes long: give one of at least {MIN_TOKEN_LEN}",
+            token.len()
+        )
+    } else if token.chars().any(|c| c.is_whitespace() || c.is_control()) {
+        "contains a space or a control character, which a bearer token cannot carry: give \
+         one without"
+            .to_string()
+    } else {
+        return Ok(());
+    };
+    Err(StartupError::WeakToken { what, problem })
 }
 
 /// Where a node keeps artifacts and caches, and how much.
@@ -91,6 +118,8 @@ pub async fn serve_http(
     app: axum::Router,
     shutdown: impl std::future::Future<Output = ()> + Send + 'static,
 ) -> std::io::Result<()> {
+    // Each request knows its client's address: the throttle counts failures by it.
+    let app = app.into_make_service_with_connect_info::<ClientAddr>();
     match tls {
         None => {
             axum::serve(listener, app)

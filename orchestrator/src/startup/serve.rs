@@ -25,6 +25,8 @@ pub struct ServeConfig {
     pub fleet_tokens: Vec<FleetToken>,
     pub queue_prefix: String,
     pub lease_secs: u64,
+    /// How many bytes of log each attempt of a job keeps.
+    pub max_log_bytes: u64,
     pub data_dir: std::path::PathBuf,
     pub statuses: StatusConfig,
     /// Whether the dashboard's read-only pages need no sign-in.
@@ -69,6 +71,7 @@ pub async fn run(c: ServeConfig) -> Result<(), StartupError> {
     services.lease_ms = i64::try_from(c.lease_secs.max(1)).unwrap_or(30) * 1000;
     tracing::info!("artifacts and caches in {}", c.files.blobs.location);
     c.files.apply(&mut services);
+    services.max_log_bytes = c.max_log_bytes;
     let services = Arc::new(services);
     let mut state = AppState::with_services(services.clone(), c.admin_token, c.runner_token);
     state.public_ui = c.public_ui;

@@ -18,6 +18,9 @@ use crate::common::{Proc, bin};
 
 pub(crate) const SECRET: &str = "hook-secret";
 pub(crate) const TOKEN: &str = "forge-token";
+/// `serve`'s admin and runner tokens (16 bytes at least, as `serve` wants).
+pub(crate) const ADMIN: &str = "stub-admin-token-0001";
+pub(crate) const RUNNER: &str = "stub-runner-token-0001";
 
 /// One call the forge received, and what it answered.
 #[derive(Debug, Clone)]
@@ -128,7 +131,7 @@ pub(crate) fn product_repo(dir: &Path, product: &str, script: &str) -> (String, 
 pub(crate) async fn register(http: &reqwest::Client, server: &str, repo: &str) {
     let r = http
         .post(format!("{server}/api/v1/products"))
-        .bearer_auth("admin")
+        .bearer_auth(ADMIN)
         .json(&json!({ "repo": repo, "webhook_secret": SECRET }))
         .send()
         .await
@@ -192,7 +195,8 @@ pub(crate) async fn serve(
             "--queue-prefix",
             prefix,
         ])
-        .args(["--admin-token", "admin", "--runner-token", "runner"])
+        .env("CONVEYOR_ADMIN_TOKEN", ADMIN)
+        .env("CONVEYOR_RUNNER_TOKEN", RUNNER)
         .args([
             "--github-api",
             &format!("{}/gh", forge.url),

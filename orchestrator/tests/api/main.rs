@@ -8,12 +8,14 @@
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
 mod actions;
+mod auth;
 #[path = "../common/mod.rs"]
 mod common;
 mod compat;
 mod deliveries;
 mod files;
 mod forge_stub;
+mod inputs;
 mod observability;
 mod openapi;
 mod products;

@@ -117,47 +117,30 @@ async fn registration_needs_the_fleet_token_a_name_and_valid_fleets() {
     let url = format!("{base}/api/v1/runners/register");
     let ok = json!({"name": "r", "fleets": ["default"]});
     assert_eq!(post(&http, url.clone(), "wrong", ok.clone()).await.0, 401);
-    let (code, body) = post(
-        &http,
-        url.clone(),
-        "fleet-secret",
-        json!({"name": "r", "fleets": ["GPU"]}),
-    )
-    .await;
-    assert_eq!(
-        (code, body["error"].as_str()),
+    let refusals = [
         (
-            400,
-            Some(
-                "invalid fleet name `GPU`: use lowercase letters, digits, `_` and `-`, starting with a letter or digit"
-            )
-        )
-    );
-    let (code, body) = post(
-        &http,
-        url.clone(),
-        "fleet-secret",
-        json!({"name": " ", "fleets": ["default"]}),
-    )
-    .await;
-    assert_eq!(
-        (code, body["error"].as_str()),
+            json!({"name": "r", "fleets": ["GPU"]}),
+            "invalid fleet name `GPU`: use lowercase letters, digits, `_` and `-`, starting with a letter or digit",
+            "fleets",
+        ),
         (
-            400,
-            Some("a runner needs a `name` of 1 to 100 printable characters")
-        )
-    );
-    let (code, body) = post(
-        &http,
-        url,
-        "fleet-secret",
-        json!({"name": "r", "fleets": []}),
-    )
-    .await;
-    assert_eq!(
-        (code, body["error"].as_str()),
-        (400, Some("a runner needs at least one fleet in `fleets`"))
-    );
+            json!({"name": " ", "fleets": ["default"]}),
+            "a runner needs a `name` of 1 to 100 printable characters",
+            "name",
+        ),
+        (
+            json!({"name": "r", "fleets": []}),
+            "a runner needs at least one fleet in `fleets`",
+            "fleets",
+        ),
+    ];
+    for (body, error, field) in refusals {
+        let (code, reply) = post(&http, url.clone(), "fleet-secret", body).await;
+        assert_eq!(
+            (code, reply),
+            (422, json!({ "error": error, "field": field }))
+        );
+    }
     let list: Value = http
         .get(format!("{base}/api/v1/runners"))
         .send()

@@ -59,6 +59,7 @@ impl Conveyor {
             tls: None,
             files: None,
             local_caches: None,
+            max_log_bytes: conveyor::services::DEFAULT_MAX_LOG_MIB << 20,
         };
         let engine = Embedded::start(opts).await.unwrap();
         Conveyor {

@@ -34,8 +34,9 @@ async fn gitlab_and_gitea_are_told_pending_then_the_outcome_in_their_own_formats
         data_dir: dir.join("data"),
         listen: "127.0.0.1:0".parse().unwrap(),
         runners: 2,
+        max_log_bytes: conveyor::services::DEFAULT_MAX_LOG_MIB << 20,
         fleets: vec!["default".into()],
-        admin_token: "admin".into(),
+        admin_token: ADMIN.into(),
         job_user: None,
         statuses: StatusConfig {
             apis: vec![
@@ -131,7 +132,7 @@ async fn gitlab_and_gitea_are_told_pending_then_the_outcome_in_their_own_formats
     // A re-run reports to the same forge and commit, with its own link.
     let again: Value = http
         .post(format!("{}/api/v1/builds/{tea_build}/rerun", engine.url))
-        .bearer_auth("admin")
+        .bearer_auth(ADMIN)
         .send()
         .await
         .unwrap()
@@ -184,7 +185,7 @@ async fn the_outcome_reaches_github_through_a_forge_outage_and_an_orchestrator_k
                 "--queue-prefix",
                 &prefix,
             ])
-            .args(["--token", "runner", "--name", "r1"])
+            .args(["--token", RUNNER, "--name", "r1"])
             .arg("--work-dir")
             .arg(dir.join("work"))
             .stdout(Stdio::null())
@@ -234,7 +235,7 @@ async fn the_outcome_reaches_github_through_a_forge_outage_and_an_orchestrator_k
     assert_eq!(forge.accepted(&path)[0], "pending");
     let b: Value = http
         .get(format!("http://127.0.0.1:{second}/api/v1/builds/{build}"))
-        .bearer_auth("admin")
+        .bearer_auth(ADMIN)
         .send()
         .await
         .unwrap()
@@ -262,7 +263,7 @@ fn runner(dir: &Path, server: &str, prefix: &str) -> Proc {
             "--queue-prefix",
             prefix,
             "--token",
-            "runner",
+            RUNNER,
             "--name",
             "r-tls",
         ])

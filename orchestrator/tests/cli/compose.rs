@@ -1,10 +1,12 @@
 //! docker-compose.yml uses the binaries' real flags: every `command` parses (no Docker
-//! engine here, so each one is started and must fail only at connecting, never at usage).
+//! engine here, so each one is started and must fail only at connecting, never at usage),
+//! and none carries a token or a password, which belong in the environment.
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
 use std::process::Command;
 
 use conveyor_core::yaml::{self, Value};
+use conveyor_runner::credentials::has_password;
 
 #[test]
 fn every_conveyor_command_in_docker_compose_parses() {
@@ -25,6 +27,14 @@ fn every_conveyor_command_in_docker_compose_parses() {
         let args: Vec<String> = args.iter().map(|a| a.scalar_text().unwrap()).collect();
         if !args[0].starts_with("conveyor") {
             continue;
+        }
+        for a in &args {
+            let flag = a.split('=').next().unwrap_or_default();
+            assert!(
+                !flag.ends_with("-token") && !has_password(a),
+                "{a}: a credential on the command line of {:?}, which every process can read",
+                name.scalar_text()
+            );
         }
         let bin = std::path::PathBuf::from(env!("CARGO_BIN_EXE_conveyor")).with_file_name(&args[0]);
         let mut command = Command::new(&bin);

@@ -5,6 +5,7 @@
 #[path = "../common/mod.rs"]
 mod common;
 mod compose;
+mod credentials;
 mod files;
 mod run;
 mod secrets;

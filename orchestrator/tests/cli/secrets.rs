@@ -18,7 +18,7 @@ fn secret_set_reads_stdin_list_shows_names_only_and_rm_removes() {
             "demo",
             "DEPLOY_KEY",
             "--token",
-            "t0ken",
+            "t0ken-for-up-tests",
         ])
         .env("CONVEYOR_SERVER", format!("http://{url}"))
         .stdin(Stdio::piped())
@@ -33,7 +33,14 @@ fn secret_set_reads_stdin_list_shows_names_only_and_rm_removes() {
     let out = set.wait_with_output().unwrap();
     assert!(out.status.success());
     assert_eq!(String::from_utf8_lossy(&out.stdout), "set DEPLOY_KEY\n");
-    let list = ["secret", "list", "--product", "demo", "--token", "t0ken"];
+    let list = [
+        "secret",
+        "list",
+        "--product",
+        "demo",
+        "--token",
+        "t0ken-for-up-tests",
+    ];
     let (code, out, err) = cli(&url, &list);
     assert_eq!((code, out.as_str()), (0, "DEPLOY_KEY\n"), "{err}");
     let (code, _, err) = cli(&url, &["secret", "list", "--product", "demo"]);
@@ -51,7 +58,7 @@ fn secret_set_reads_stdin_list_shows_names_only_and_rm_removes() {
         "demo",
         "DEPLOY_KEY",
         "--token",
-        "t0ken",
+        "t0ken-for-up-tests",
     ];
     assert_eq!(cli(&url, &rm).1, "removed DEPLOY_KEY\n");
     assert_eq!(cli(&url, &list).1, "");

@@ -53,25 +53,8 @@ fn wait_for(what: &str, secs: u64, mut done: impl FnMut() -> bool) {
     }
 }
 
-#[test]
-fn ctrl_c_on_up_during_a_job_with_a_child_leaves_nothing_behind_and_a_restart_runs_it_once() {
-    let dir = common::temp_dir("stop");
-    let (examples, data, log) = (dir.join("examples"), dir.join("data"), dir.join("log"));
-    let marker = uuid::Uuid::now_v7().simple().to_string();
-    std::fs::create_dir_all(&examples).unwrap();
-    std::fs::write(examples.join("stopper.yml"), deploy_product(&log, &marker)).unwrap();
-
-    let (mut up, url, _) = start_up_with(&data, Some(&examples));
-    let (code, out, err) = cli(&url, &["trigger", "stopper", "b", "--token", "t0ken"]);
-    assert_eq!(code, 0, "{out}{err}");
-    let id = out.trim().rsplit('/').next().unwrap().to_string();
-    wait_for("the job starts", 30, || {
-        lines(&log).contains(&"start 1".into())
-    });
-    // An arbitrary moment within the job's first half second.
-    std::thread::sleep(Duration::from_millis(
-        u64::from(uuid::Uuid::now_v7().as_bytes()[15]) * 2,
-    ));
+/// Sends SIGINT to `up` and waits until it exits, cleanly and within a few seconds.
+fn sigint_and_wait(up: &mut crate::up::Up) {
     let pid = up.0.id().to_string();
     assert!(
         std::process::Command::new("kill")
@@ -93,6 +76,31 @@ fn ctrl_c_on_up_during_a_job_with_a_child_leaves_nothing_behind_and_a_restart_ru
         "up took {:?} to stop",
         stopped.elapsed()
     );
+}
+
+#[test]
+fn ctrl_c_on_up_during_a_job_with_a_child_leaves_nothing_behind_and_a_restart_runs_it_once() {
+    let dir = common::temp_dir("stop");
+    let (examples, data, log) = (dir.join("examples"), dir.join("data"), dir.join("log"));
+    let marker = uuid::Uuid::now_v7().simple().to_string();
+    std::fs::create_dir_all(&examples).unwrap();
+    std::fs::write(examples.join("stopper.yml"), deploy_product(&log, &marker)).unwrap();
+
+    let (mut up, url, _) = start_up_with(&data, Some(&examples));
+    let (code, out, err) = cli(
+        &url,
+        &["trigger", "stopper", "b", "--token", "t0ken-for-up-tests"],
+    );
+    assert_eq!(code, 0, "{out}{err}");
+    let id = out.trim().rsplit('/').next().unwrap().to_string();
+    wait_for("the job starts", 30, || {
+        lines(&log).contains(&"start 1".into())
+    });
+    // An arbitrary moment within the job's first half second.
+    std::thread::sleep(Duration::from_millis(
+        u64::from(uuid::Uuid::now_v7().as_bytes()[15]) * 2,
+    ));
+    sigint_and_wait(&mut up);
     assert_eq!(
         marked(&marker),
         Vec::<String>::new(),

@@ -16,8 +16,8 @@ use serde_json::Value;
 
 use crate::common::{self, Proc, bin};
 
-const ADMIN: &str = "tls-admin";
-const RUNNER: &str = "tls-runner";
+const ADMIN: &str = "tls-admin-token-0001";
+const RUNNER: &str = "tls-runner-token-0001";
 const HINT: &str = "pass the CA's certificate (PEM) with --ca-cert";
 
 /// An HTTPS orchestrator on TLS Postgres and TLS Redis.

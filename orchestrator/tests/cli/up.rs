@@ -60,7 +60,7 @@ pub(crate) fn start_up_with(
             "--listen",
             "127.0.0.1:0",
             "--admin-token",
-            "t0ken",
+            "t0ken-for-up-tests",
             "--data-dir",
         ])
         .arg(data)
@@ -107,7 +107,7 @@ fn settled(url: &str, n: usize) -> Vec<Value> {
 fn conveyor_up_registers_the_examples_builds_the_demo_and_serves_it() {
     let (_up, url, printed) = start_up();
     let text = printed.join("\n");
-    assert_eq!(printed[1], "  admin token: t0ken");
+    assert_eq!(printed[1], "  admin token: t0ken-for-up-tests");
     for p in ["demo", "demo-deploy", "ami", "ror-api-backend"] {
         assert!(text.contains(&format!("  registered {p} (")), "{text}");
     }
@@ -164,7 +164,14 @@ fn trigger_builds_and_logs_drive_a_running_conveyor() {
     settled(&url, 2);
     let (code, out, err) = cli(
         &url,
-        &["trigger", "demo", "build", "--wait", "--token", "t0ken"],
+        &[
+            "trigger",
+            "demo",
+            "build",
+            "--wait",
+            "--token",
+            "t0ken-for-up-tests",
+        ],
     );
     assert_eq!(code, 0, "{out}{err}");
     assert!(
@@ -209,7 +216,17 @@ fn trigger_builds_and_logs_drive_a_running_conveyor() {
         env!("CARGO_MANIFEST_DIR"),
         "/../examples/seed/terraform.yml"
     );
-    let (code, _, err) = cli(&url, &["product", "add", "--file", tf, "--token", "t0ken"]);
+    let (code, _, err) = cli(
+        &url,
+        &[
+            "product",
+            "add",
+            "--file",
+            tf,
+            "--token",
+            "t0ken-for-up-tests",
+        ],
+    );
     assert_eq!(code, 1);
     assert!(
         err.starts_with("error: the config has errors (422 Unprocessable Entity)\n"),
@@ -229,12 +246,15 @@ fn trigger_builds_and_logs_drive_a_running_conveyor() {
             "--file",
             fixed.to_str().unwrap(),
             "--token",
-            "t0ken",
+            "t0ken-for-up-tests",
         ],
     );
     assert_eq!((code, out.as_str()), (0, "registered added\n"));
 
-    let (code, _, err) = cli(&url, &["trigger", "demo", "nope", "--token", "t0ken"]);
+    let (code, _, err) = cli(
+        &url,
+        &["trigger", "demo", "nope", "--token", "t0ken-for-up-tests"],
+    );
     assert_eq!(
         (code, err.as_str()),
         (

@@ -60,11 +60,26 @@ pub async fn serve_router(
     serve_app(conveyor::http::app(Arc::new(state))).await
 }
 
-/// A router on a random port; its base URL.
+/// A router on a random port, served as `serve` and `up` serve it (each request knowing
+/// its client's address); its base URL.
 pub async fn serve_app(app: axum::Router) -> String {
+    serve_app_over(app, None).await
+}
+
+/// A router on a random port, over HTTPS with `tls`; its base URL.
+pub async fn serve_app_over(
+    app: axum::Router,
+    tls: Option<conveyor::startup::ServerTls>,
+) -> String {
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-    let base = format!("http://{}", listener.local_addr().unwrap());
-    tokio::spawn(async move { axum::serve(listener, app).await.unwrap() });
+    let scheme = if tls.is_some() { "https" } else { "http" };
+    let base = format!("{scheme}://{}", listener.local_addr().unwrap());
+    tokio::spawn(async move {
+        let forever = std::future::pending();
+        conveyor::startup::serve_http(listener, tls.as_ref(), app, forever)
+            .await
+            .unwrap()
+    });
     base
 }
 

@@ -19,8 +19,8 @@ use std::time::{Duration, Instant};
 
 use serde_json::{Value, json};
 
-const ADMIN: &str = "admin-token";
-const RUNNER: &str = "runner-token";
+const ADMIN: &str = "faults-admin-token";
+const RUNNER: &str = "faults-runner-token";
 
 /// The fault tests restart shared services; they run one at a time.
 static SERIAL: tokio::sync::Mutex<()> = tokio::sync::Mutex::const_new(());

@@ -373,7 +373,7 @@ async fn the_layout_holds_at_a_phones_width() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_newcomer_opens_conveyor_up_watches_the_demo_and_re_runs_it() {
     let _one = ONE_BROWSER.lock().await;
-    let up = tokio::task::spawn_blocking(|| ui_support::conveyor_up("newcomer-token"))
+    let up = tokio::task::spawn_blocking(|| ui_support::conveyor_up("newcomer-token-0001"))
         .await
         .unwrap();
     let text = up.printed.join("\n");
@@ -412,7 +412,7 @@ async fn a_newcomer_opens_conveyor_up_watches_the_demo_and_re_runs_it() {
     )
     .await;
     b.click("#sign-in-link").await;
-    b.type_into("#token", "newcomer-token").await;
+    b.type_into("#token", "newcomer-token-0001").await;
     b.click(".sign-in button[type=submit]").await;
     b.wait_for(
         "the build page again, signed in",

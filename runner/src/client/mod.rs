@@ -65,11 +65,14 @@ impl ClientError {
         }
     }
 
-    /// Whether the servers refused the request itself (4xx), or the runner refused the
-    /// server's certificate: asking again cannot help.
+    /// Whether the servers refused the request itself (4xx, but 429: too many requests,
+    /// which asks to wait), or the runner refused the server's certificate: asking again
+    /// cannot help.
     pub fn is_refusal(&self) -> bool {
         matches!(self, ClientError::Untrusted { .. })
-            || self.status().is_some_and(|s| (400..500).contains(&s))
+            || self
+                .status()
+                .is_some_and(|s| (400..500).contains(&s) && s != 429)
     }
 }
 
@@ -319,7 +322,11 @@ mod tests {
     }
 
     #[tokio::test]
-    async fn a_server_error_or_no_server_is_worth_retrying() {
+    async fn a_server_error_a_429_or_no_server_is_worth_retrying() {
+        let client = Client::new(vec![answering(429).await], "t".into());
+        let err = client.register("r", &["default".into()]).await.unwrap_err();
+        assert_eq!(err.status(), Some(429));
+        assert!(!err.is_refusal());
         let client = Client::new(vec![answering(503).await], "t".into());
         let err = client.register("r", &["default".into()]).await.unwrap_err();
         assert_eq!(err.status(), Some(503));

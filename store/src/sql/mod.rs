@@ -8,11 +8,13 @@ mod builds;
 pub(crate) mod conn;
 mod files;
 mod leases;
+mod logs;
 mod reads;
 mod registry;
 mod rows;
 mod runs;
 mod secrets;
+mod sessions;
 mod values;
 
 use std::collections::BTreeMap;
@@ -75,6 +77,8 @@ pub(crate) struct Work {
     pub(crate) effects: Effects,
     pub(crate) to_fire: Vec<String>,
 }
+
+pub use logs::truncation_marker;
 
 pub(crate) fn to_json<T: serde::Serialize>(v: &T) -> Result<String> {
     serde_json::to_string(v).map_err(corrupt)
@@ -144,9 +148,15 @@ impl<B: Backend> Store for SqlStore<B> {
         runs::heartbeat(&mut *conn, lease, owner, lease_ms, now).await
     }
 
-    async fn append_logs(&self, batch: &LogBatch, owner: &str, now: i64) -> Result<bool> {
+    async fn append_logs(
+        &self,
+        batch: &LogBatch,
+        owner: &str,
+        max_bytes: u64,
+        now: i64,
+    ) -> Result<bool> {
         let mut tx = self.backend.begin().await?;
-        if !runs::append_logs(&mut *tx, batch, owner, now).await? {
+        if !logs::append_logs(&mut *tx, batch, owner, max_bytes, now).await? {
             return Ok(false);
         }
         B::commit(tx).await?;
@@ -313,6 +323,20 @@ impl<B: Backend> Store for SqlStore<B> {
 
     async fn job_run(&self, id: &str) -> Result<Option<JobRunView>> {
         reads::job_run(&mut *self.backend.conn().await?, id).await
+    }
+
+    async fn start_session(&self, id_hash: &str, expires_at: i64, now: i64) -> Result<()> {
+        let mut tx = self.backend.begin().await?;
+        sessions::start(&mut *tx, id_hash, expires_at, now).await?;
+        B::commit(tx).await
+    }
+
+    async fn session_live(&self, id_hash: &str, now: i64) -> Result<bool> {
+        sessions::live(&mut *self.backend.conn().await?, id_hash, now).await
+    }
+
+    async fn end_session(&self, id_hash: &str) -> Result<bool> {
+        sessions::end(&mut *self.backend.conn().await?, id_hash).await
     }
 
     fn pool_handle(&self) -> PoolHandle {

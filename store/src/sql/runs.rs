@@ -3,11 +3,11 @@
 //! `(id, attempt, lease_token, lease_owner)` in its own statement.
 
 use conveyor_core::model::Job;
-use conveyor_core::protocol::{ClaimRequest, JobSpec, Lease, LogBatch};
+use conveyor_core::protocol::{ClaimRequest, JobSpec, Lease};
 use conveyor_core::rules::{self, JobContext};
 use sqlx::FromRow;
 
-use super::conn::{Arg, Conn, Sql, sql};
+use super::conn::{Conn, sql};
 use super::{files, from_json, secrets, token, values};
 use crate::error::Result;
 use crate::types::{Claim, Owner};
@@ -178,48 +178,4 @@ pub(crate) async fn heartbeat<C: Conn>(
         )
         .await?;
     Ok(row.map(|(cancel,)| cancel))
-}
-
-/// Stores a log batch under a live lease (a batch sent twice is stored once).
-pub(crate) async fn append_logs<C: Conn>(
-    conn: &mut C,
-    batch: &LogBatch,
-    owner: &str,
-    now: i64,
-) -> Result<bool> {
-    let lease = &batch.lease;
-    let live: Option<(String,)> = conn
-        .opt(
-            sql("SELECT id FROM job_runs WHERE id = $1 AND attempt = $2 \
-                 AND lease_token = $3 AND lease_owner = $4 AND status = 'running'")
-            .bind(&lease.job_run_id)
-            .bind(lease.attempt)
-            .bind(&lease.lease_token)
-            .bind(owner),
-        )
-        .await?;
-    if live.is_none() {
-        return Ok(false);
-    }
-    let head = "INSERT INTO log_lines (job_run_id, attempt, seq, line_no, stream, text, at)";
-    for (chunk_no, chunk) in batch.lines.chunks(200).enumerate() {
-        let rows = chunk.iter().enumerate().map(|(i, line)| {
-            let stream = serde_json::to_value(line.stream)
-                .ok()
-                .and_then(|v| v.as_str().map(str::to_string))
-                .unwrap_or_default();
-            vec![
-                Arg::from(&lease.job_run_id),
-                Arg::from(lease.attempt),
-                Arg::from(batch.seq as i64),
-                Arg::from((chunk_no * 200 + i) as i64),
-                Arg::from(stream),
-                Arg::from(&line.text),
-                Arg::from(now),
-            ]
-        });
-        conn.exec(Sql::values(head, rows.collect(), " ON CONFLICT DO NOTHING"))
-            .await?;
-    }
-    Ok(true)
 }

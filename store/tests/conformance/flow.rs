@@ -9,6 +9,9 @@ use conveyor_store::{BuildTrigger, Effects, NewBuild, Owner, Store};
 
 pub const LEASE_MS: i64 = 30_000;
 
+/// A log cap no test reaches.
+pub const NO_CAP: u64 = u64::MAX;
+
 /// The runner the suite's protocol calls come from.
 pub const RUNNER: &str = "r1";
 

@@ -1,8 +1,9 @@
 //! The store suite: every use case, run against SQLite and against Postgres. The cases live in
 //! `lifecycle.rs` (a build from creation to its end), `reads.rs` (what the API and the pages
 //! read back), `actions.rs` (approve, cancel one job, re-run, forge statuses), `owners.rs`
-//! (leases belong to one runner and its fleets), `files.rs` (artifacts and caches) and `races.rs` (concurrent calls that end one
-//! lease, in loops).
+//! (leases belong to one runner and its fleets), `files.rs` (artifacts and caches), `races.rs`
+//! (concurrent calls that end one lease, in loops) and `limits.rs` (a log's cap, dashboard
+//! sessions).
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
 mod actions;
@@ -10,6 +11,7 @@ mod deliveries;
 mod files;
 mod flow;
 mod lifecycle;
+mod limits;
 mod owners;
 mod races;
 mod reads;
@@ -20,6 +22,7 @@ use actions::*;
 use deliveries::*;
 use files::*;
 use lifecycle::*;
+use limits::*;
 use owners::*;
 use races::*;
 use reads::*;
@@ -80,6 +83,9 @@ macro_rules! suite {
             race!(two_reapers_at_once_requeue_a_lost_job_once);
             race!(a_hand_back_and_a_completion_at_once_settle_once);
             race!(two_runners_claiming_one_message_get_it_once);
+            t!(a_log_past_its_cap_ends_in_one_marker_line_and_the_next_attempt_starts_afresh);
+            race!(batches_arriving_at_once_never_store_past_the_cap);
+            t!(a_session_is_live_until_it_is_ended_or_expires);
         }
     };
 }

@@ -59,7 +59,7 @@ pub async fn another_runner_cannot_touch_a_lease_that_is_not_its_own(store: Arc<
             .unwrap()
             .is_none()
     );
-    assert!(!store.append_logs(&batch, thief, 11).await.unwrap());
+    assert!(!store.append_logs(&batch, thief, NO_CAP, 11).await.unwrap());
     assert!(store.complete(&forged, thief, 12).await.unwrap().is_none());
     assert!(
         store

@@ -24,9 +24,9 @@ pub async fn log_batches_are_stored_once_and_only_under_a_live_lease(store: Arc<
         seq: 0,
         lines: vec![line("one"), line("two")],
     };
-    assert!(store.append_logs(&batch, RUNNER, 11).await.unwrap());
+    assert!(store.append_logs(&batch, RUNNER, NO_CAP, 11).await.unwrap());
     assert!(
-        store.append_logs(&batch, RUNNER, 12).await.unwrap(),
+        store.append_logs(&batch, RUNNER, NO_CAP, 12).await.unwrap(),
         "a resent batch is accepted"
     );
     let forged = LogBatch {
@@ -37,7 +37,12 @@ pub async fn log_batches_are_stored_once_and_only_under_a_live_lease(store: Arc<
         seq: 1,
         lines: vec![line("evil")],
     };
-    assert!(!store.append_logs(&forged, RUNNER, 13).await.unwrap());
+    assert!(
+        !store
+            .append_logs(&forged, RUNNER, NO_CAP, 13)
+            .await
+            .unwrap()
+    );
     let logs = store.logs(&id, 0, 100).await.unwrap();
     assert_eq!(
         logs.iter().map(|l| l.text.as_str()).collect::<Vec<_>>(),
@@ -197,7 +202,7 @@ pub async fn a_builds_edges_its_job_runs_build_and_a_logs_tail_are_read_back(
         seq: 0,
         lines,
     };
-    assert!(store.append_logs(&batch, RUNNER, 11).await.unwrap());
+    assert!(store.append_logs(&batch, RUNNER, NO_CAP, 11).await.unwrap());
     let texts =
         |rows: Vec<conveyor_store::LogRow>| rows.into_iter().map(|l| l.text).collect::<Vec<_>>();
     let tail = store.log_tail(&lint, None, 2).await.unwrap();

@@ -3,6 +3,7 @@
 use std::sync::Arc;
 
 use axum::Json;
+use axum::extract::rejection::QueryRejection;
 use axum::extract::{Path, Query, State};
 use axum::http::StatusCode;
 use serde::Deserialize;
@@ -10,7 +11,7 @@ use serde_json::{Value, json};
 
 use crate::http::auth::{Admin, ApiReader};
 use crate::http::error::{AppError, AppResult};
-use crate::services::{Services, builds};
+use crate::services::{Services, builds, input};
 use crate::store::{BuildFilter, BuildTrigger, BuildView, NewBuild};
 
 #[derive(Deserialize, Default)]
@@ -47,8 +48,15 @@ pub async fn create(
 pub async fn list(
     State(services): State<Arc<Services>>,
     _: ApiReader,
-    Query(filter): Query<BuildFilter>,
+    filter: Result<Query<BuildFilter>, QueryRejection>,
 ) -> AppResult<Json<Value>> {
+    let Query(filter) = filter?;
+    if let Some(product) = &filter.product {
+        input::name("product", product)?;
+    }
+    if let Some(status) = &filter.status {
+        input::build_status("status", status)?;
+    }
     Ok(Json(
         json!({ "builds": services.store.builds(&filter).await? }),
     ))
@@ -61,6 +69,7 @@ pub async fn show(
     _: ApiReader,
     Path(id): Path<String>,
 ) -> AppResult<Json<Value>> {
+    input::id("id", &id)?;
     let build = services
         .store
         .build(&id)
@@ -90,8 +99,10 @@ pub async fn logs(
     State(services): State<Arc<Services>>,
     _: ApiReader,
     Path(id): Path<String>,
-    Query(q): Query<LogQuery>,
+    q: Result<Query<LogQuery>, QueryRejection>,
 ) -> AppResult<Json<Value>> {
+    let Query(q) = q?;
+    input::id("id", &id)?;
     let lines = services
         .store
         .logs(

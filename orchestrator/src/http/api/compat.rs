@@ -7,6 +7,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use axum::Json;
+use axum::extract::rejection::QueryRejection;
 use axum::extract::{Path, Query, State};
 use axum::response::sse::{Event as Sse, KeepAlive};
 use axum::response::{IntoResponse, Response};
@@ -15,7 +16,7 @@ use serde_json::{Value, json};
 
 use crate::http::auth::ApiReader;
 use crate::http::error::{AppError, AppResult};
-use crate::services::{Event, Services};
+use crate::services::{Event, Services, input};
 use crate::store::BuildView;
 
 #[derive(Deserialize)]
@@ -29,6 +30,7 @@ pub struct LogsQuery {
 const PAGE: u32 = 1000;
 
 async fn build_of(services: &Services, runid: &str) -> AppResult<BuildView> {
+    input::id("runid", runid)?;
     services
         .store
         .build(runid)
@@ -40,8 +42,14 @@ async fn build_of(services: &Services, runid: &str) -> AppResult<BuildView> {
 pub async fn logs(
     State(services): State<Arc<Services>>,
     _: ApiReader,
-    Query(q): Query<LogsQuery>,
+    q: Result<Query<LogsQuery>, QueryRejection>,
 ) -> AppResult<Json<Value>> {
+    let Query(q) = q?;
+    for (field, name) in [("driver", &q.driver), ("pipeline", &q.pipeline)] {
+        if let Some(name) = name {
+            input::name(field, name)?;
+        }
+    }
     let build = build_of(&services, &q.runid).await?;
     if q.pipeline.as_ref().is_some_and(|p| *p != build.belt) {
         return Ok(Json(json!({ "logs": [] })));
@@ -73,6 +81,7 @@ pub async fn stream(
     _: ApiReader,
     Path((driver, runid)): Path<(String, String)>,
 ) -> AppResult<Response> {
+    input::name("driver", &driver)?;
     let build = build_of(&services, &runid).await?;
     let job = build
         .jobs

@@ -11,8 +11,8 @@ use serde_json::{Value, json};
 
 use crate::http::auth::{Admin, ApiReader};
 use crate::http::error::{AppError, AppResult};
-use crate::services::Services;
 use crate::services::products::{self, Config};
+use crate::services::{Services, input};
 
 #[derive(Deserialize)]
 pub struct Register {
@@ -59,6 +59,7 @@ pub async fn show(
     _: ApiReader,
     Path(product): Path<String>,
 ) -> AppResult<Json<Value>> {
+    input::name("product", &product)?;
     let p = services
         .store
         .product(&product)

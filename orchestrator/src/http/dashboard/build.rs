@@ -12,7 +12,7 @@ use super::dag::{Dag, NodeIn, layout};
 use super::session::Reader;
 use super::view::{Badge, Chrome, Link, badge, took, trigger_text, when};
 use crate::http::error::AppError;
-use crate::services::Services;
+use crate::services::{Services, input};
 use crate::store::BuildView;
 use crate::store::is_final;
 use conveyor_core::rules::MAX_CHAIN;
@@ -105,6 +105,7 @@ pub async fn page(
     Reader(viewer): Reader,
     Path(id): Path<String>,
 ) -> PageResult<BuildPage> {
+    input::id("id", &id)?;
     let b = services
         .store
         .build(&id)

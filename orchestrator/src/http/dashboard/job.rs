@@ -17,7 +17,7 @@ use super::ansi;
 use super::session::Reader;
 use super::view::{Badge, Chrome, badge, span, took, when};
 use crate::http::error::AppError;
-use crate::services::Services;
+use crate::services::{Services, input};
 use crate::store::is_final;
 use crate::store::{BuildView, JobRunView, LogRow};
 
@@ -198,6 +198,7 @@ pub fn line_rows(rows: &[LogRow]) -> Vec<LineRow> {
 
 /// The build a job run belongs to, and the job run.
 pub async fn job_of(services: &Services, id: &str) -> PageResult<(BuildView, JobRunView)> {
+    input::id("id", id)?;
     let missing = || AppError::NotFound(format!("There is no job run `{id}`."));
     let build_id = services
         .store

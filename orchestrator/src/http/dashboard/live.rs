@@ -22,7 +22,7 @@ use super::job::{job_of, line_rows};
 use super::session::Reader;
 use super::view::{badge, took};
 use crate::http::error::AppError;
-use crate::services::{Event, Services};
+use crate::services::{Event, Services, input};
 use crate::store::is_final;
 
 /// The longest a stream waits before looking at the store again.
@@ -178,6 +178,7 @@ pub async fn build_events(
     Reader(_): Reader,
     Path(id): Path<String>,
 ) -> PageResult<Response> {
+    input::id("id", &id)?;
     services
         .store
         .build(&id)

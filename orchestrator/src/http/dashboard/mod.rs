@@ -47,6 +47,9 @@ impl IntoResponse for PageError {
             PageError::App(AppError::Conflict(m)) => (StatusCode::CONFLICT, m),
             PageError::App(AppError::Unavailable(m)) => (StatusCode::SERVICE_UNAVAILABLE, m),
             PageError::App(AppError::BadRequest(m)) => (StatusCode::BAD_REQUEST, m),
+            PageError::App(AppError::InvalidField { message, .. }) => {
+                (StatusCode::UNPROCESSABLE_ENTITY, message)
+            }
             PageError::App(AppError::InvalidConfig(errors)) => {
                 (StatusCode::UNPROCESSABLE_ENTITY, errors.join("\n"))
             }
@@ -54,6 +57,17 @@ impl IntoResponse for PageError {
                 StatusCode::UNAUTHORIZED,
                 "Sign in with the admin token first.".into(),
             ),
+            PageError::App(AppError::TooManyAttempts(secs)) => {
+                let mut page = view::error_page(
+                    StatusCode::TOO_MANY_REQUESTS,
+                    crate::http::error::too_many(secs),
+                );
+                page.headers_mut().insert(
+                    axum::http::header::RETRY_AFTER,
+                    axum::http::HeaderValue::from(secs),
+                );
+                return page;
+            }
             PageError::App(AppError::TooLarge) => (
                 StatusCode::PAYLOAD_TOO_LARGE,
                 "The request is too large.".into(),

@@ -15,7 +15,7 @@ use super::secrets::{self, SecretRow};
 use super::session::Reader;
 use super::view::{Chrome, Link};
 use crate::http::error::AppError;
-use crate::services::Services;
+use crate::services::{Services, input};
 use crate::store::BuildFilter;
 use conveyor_core::rules::downstream_targets;
 
@@ -52,6 +52,7 @@ pub async fn page(
     Reader(viewer): Reader,
     Path(name): Path<String>,
 ) -> PageResult<ProductPage> {
+    input::name("product", &name)?;
     let record = services
         .store
         .product(&name)

@@ -1,18 +1,21 @@
 //! Who is looking at a page, and signing in to the dashboard with the admin token (the
-//! session itself is `http::auth`'s). Each form carries a CSRF token, the HMAC of the
-//! session cookie, checked on POST.
+//! session itself is `http::sessions`'s; failed sign-ins count against the address, as
+//! wrong tokens do). Each form carries a CSRF token, the HMAC of the session cookie, checked
+//! on POST.
 
 use axum::Form;
 use axum::extract::{FromRequestParts, Query, State};
 use axum::http::request::Parts;
-use axum::http::{HeaderValue, StatusCode, header};
+use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Redirect, Response};
 use serde::Deserialize;
 
 use super::view::{Chrome, SignInPage, Viewer, urlencode};
 use super::{PageError, PageResult};
 use crate::http::SharedState;
-use crate::http::auth::{csrf_token, ended_session, new_session, session};
+use crate::http::auth::guarded;
+use crate::http::error::AppError;
+use crate::http::sessions::{self, csrf_token, session};
 use crate::secrets::same;
 
 /// A viewer allowed to read: anyone when read-only pages are public, else signed in.
@@ -28,14 +31,14 @@ impl FromRequestParts<SharedState> for Anyone {
         parts: &mut Parts,
         state: &SharedState,
     ) -> Result<Self, Self::Rejection> {
-        Ok(Anyone(viewer(parts, state)))
+        Ok(Anyone(viewer(parts, state).await))
     }
 }
 
 impl FromRequestParts<SharedState> for Reader {
     type Rejection = Response;
     async fn from_request_parts(parts: &mut Parts, state: &SharedState) -> Result<Self, Response> {
-        let v = viewer(parts, state);
+        let v = viewer(parts, state).await;
         if v.signed_in || state.public_ui {
             Ok(Reader(v))
         } else {
@@ -45,12 +48,12 @@ impl FromRequestParts<SharedState> for Reader {
     }
 }
 
-fn viewer(parts: &Parts, state: &SharedState) -> Viewer {
+async fn viewer(parts: &Parts, state: &SharedState) -> Viewer {
     let here = parts
         .uri
         .path_and_query()
         .map_or("/".to_string(), |p| p.as_str().to_string());
-    match session(&parts.headers, state) {
+    match session(&parts.headers, state).await {
         Some(cookie) => Viewer {
             signed_in: true,
             csrf: csrf_token(state, &cookie),
@@ -108,27 +111,40 @@ pub struct SignIn {
 pub async fn sign_in(
     State(state): State<SharedState>,
     Anyone(viewer): Anyone,
+    parts: Parts,
     Form(form): Form<SignIn>,
-) -> Response {
+) -> PageResult<Response> {
     let next = local_path(form.next.as_deref());
-    if !same(form.token.trim(), &state.admin_token) {
-        let page = SignInPage {
-            chrome: Chrome::new("Sign in", viewer),
-            next,
-            error: Some("That is not the admin token. `conveyor up` prints it when it starts; `conveyor serve` takes it from --admin-token.".into()),
-        };
-        return (StatusCode::UNAUTHORIZED, page).into_response();
+    let token = form.token.trim();
+    match guarded(&parts, &state, || {
+        same(token, &state.admin_token).then_some(())
+    }) {
+        Ok(()) => Ok(with_cookie(
+            Redirect::to(&next),
+            &sessions::start(&state).await?,
+        )),
+        Err(AppError::Unauthorized) => {
+            let page = SignInPage {
+                chrome: Chrome::new("Sign in", viewer),
+                next,
+                error: Some("That is not the admin token. `conveyor up` prints it when it starts; `conveyor serve` takes it from CONVEYOR_ADMIN_TOKEN or --admin-token-file.".into()),
+            };
+            Ok((StatusCode::UNAUTHORIZED, page).into_response())
+        }
+        Err(e) => Err(e.into()),
     }
-    with_cookie(Redirect::to(&next), &new_session(&state))
 }
 
+/// Ends the session on every orchestrator, not only in this browser.
 pub async fn sign_out(
     State(state): State<SharedState>,
     Anyone(viewer): Anyone,
+    headers: HeaderMap,
     Form(form): Form<CsrfForm>,
 ) -> PageResult<Response> {
     check(&viewer, &form)?;
-    Ok(with_cookie(Redirect::to("/"), &ended_session(&state)))
+    let cleared = sessions::end(&state, &headers).await?;
+    Ok(with_cookie(Redirect::to("/"), &cleared))
 }
 
 fn with_cookie(redirect: Redirect, cookie: &str) -> Response {

@@ -23,6 +23,7 @@ pub async fn conveyor(products: &[&str]) -> Conveyor {
         data_dir: crate::common::temp_dir("ui"),
         listen: "127.0.0.1:0".parse().unwrap(),
         runners: 4,
+        max_log_bytes: conveyor::services::DEFAULT_MAX_LOG_MIB << 20,
         fleets: vec!["default".into()],
         admin_token: ADMIN.into(),
         job_user: None,
