@@ -6,6 +6,7 @@ pub mod compile;
 pub mod dag;
 pub mod diag;
 pub mod duration;
+pub mod expand;
 pub mod expr;
 pub mod model;
 pub mod names;

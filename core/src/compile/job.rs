@@ -102,6 +102,7 @@ pub fn compile(
     let condition = f
         .present("if")
         .and_then(|n| condition(n, name, &mut refs, belt, d));
+    let env = super::env::templates(own.env, &mut refs, belt, node.pos, d);
     let (artifacts, artifacts_always) = f
         .present("artifacts")
         .map(|n| files::artifacts(n, name, d))
@@ -128,7 +129,7 @@ pub fn compile(
             .map(|n| super::downstreams(n, d))
             .unwrap_or_default(),
         fleet: own.fleet,
-        env: own.env,
+        env,
         secrets: own.secrets,
         timeout_secs: f.present("timeout").and_then(|n| timeout(n, d)),
         retries: f
@@ -177,14 +178,14 @@ fn script_part(
     script::rewrite(text, &found, |path| env_of(refs, path))
 }
 
-fn env_of(refs: &[Reference], path: &str) -> String {
+pub(super) fn env_of(refs: &[Reference], path: &str) -> String {
     refs.iter()
         .find(|r| r.text == path)
         .map_or_else(String::new, |r| r.env.clone())
 }
 
 /// Records a reference once per distinct path, numbering its environment variable.
-fn add_ref(
+pub(super) fn add_ref(
     refs: &mut Vec<Reference>,
     path: &str,
     shown: &str,

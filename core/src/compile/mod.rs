@@ -1,5 +1,6 @@
 //! The compiler: a `.conveyor.yml` text → a checked [`Product`], or every located error.
 
+mod env;
 mod fields;
 mod files;
 mod job;
