@@ -22,6 +22,7 @@ mod products;
 mod protocol;
 mod runners;
 mod secrets;
+mod start_at_head;
 mod statuses;
 mod webhooks;
 
