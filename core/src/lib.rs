@@ -12,5 +12,6 @@ pub mod model;
 pub mod names;
 pub mod protocol;
 pub mod rules;
+pub mod schedule;
 pub mod script;
 pub mod yaml;

@@ -132,6 +132,8 @@ const OPTIONAL: &[(&str, &str, At, &str, &str)] = &[
         "      build: last\n",
     ),
     ("upstream-build", "belts", At::Top, UP, "      belts: [b]\n"),
+    ("schedule", "branch", At::Top, CRON, "      branch: main\n"),
+    ("schedule", "belts", At::Top, CRON, "      belts: [b]\n"),
     (
         "downstreams item",
         "belts",
@@ -151,6 +153,7 @@ const OPTIONAL: &[(&str, &str, At, &str, &str)] = &[
 const ART: &str = "        artifacts:\n          paths: [a]\n";
 const CACHE: &str = "        cache:\n          key: [a.lock]\n          paths: [t]\n";
 const SCM: &str = "triggers:\n  - scm-event:\n      type: push\n";
+const CRON: &str = "triggers:\n  - schedule:\n      cron: '0 3 * * *'\n";
 const UP: &str = "triggers:\n  - upstream-build:\n      upstream-product: q\n";
 const DS: &str = "        downstreams:\n          - downstream-product: q\n";
 
@@ -172,6 +175,13 @@ const REQUIRED: &[(&str, &str, At, &str, &str)] = &[
     ("cache", "key", At::Job, CACHE, "          key: [a.lock]\n"),
     ("cache", "paths", At::Job, CACHE, "          paths: [t]\n"),
     ("scm-event", "type", At::Top, SCM, "      type: push\n"),
+    (
+        "schedule",
+        "cron",
+        At::Top,
+        CRON,
+        "      cron: '0 3 * * *'\n",
+    ),
     (
         "upstream-build",
         "upstream-product",

@@ -46,6 +46,8 @@ pub enum BuildTrigger {
         belt: String,
         number: u64,
     },
+    /// A `schedule:` trigger's tick (milliseconds since the epoch, UTC).
+    Schedule { cron: String, tick: i64 },
     /// Someone re-ran build `number` (id `build_id`) of the same product.
     Rerun {
         build_id: String,

@@ -4,6 +4,7 @@
 
 mod across;
 mod jobs;
+mod schedules;
 mod secrets;
 mod structure;
 

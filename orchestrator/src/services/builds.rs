@@ -56,7 +56,7 @@ fn check(new: &NewBuild) -> Result<()> {
 /// it names (a branch, tag or `refs/…`), or of the product's branch, or of the default one,
 /// as the repository has it now. Products with a local source (`conveyor run`, `up`), or
 /// without a repository, are built as they are.
-async fn at_head(s: &Services, new: &NewBuild) -> Result<NewBuild> {
+pub(super) async fn at_head(s: &Services, new: &NewBuild) -> Result<NewBuild> {
     let mut new = new.clone();
     if new.sha.is_some() {
         return Ok(new);

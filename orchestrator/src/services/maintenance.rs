@@ -1,5 +1,5 @@
 //! The upkeep every orchestrator node does (startup runs it every second): re-queue job
-//! runs whose runner was lost, and re-send queued job runs whose message may have been
+//! runs whose runner was lost, fire the schedules that are due, and re-send queued job runs whose message may have been
 //! lost. Safe when every node does it at once: each re-queue is a fenced UPDATE, and a
 //! duplicate message is dropped at claim time.
 
@@ -12,6 +12,9 @@ pub async fn tick(s: &Services) -> Result<()> {
     let now = now_ms();
     let effects = s.store.reap(now, s.max_lost).await?;
     s.apply(effects).await;
+    if let Err(e) = super::schedules::fire_due(s, now).await {
+        tracing::warn!("firing schedules: {e}");
+    }
     resend_lost(s, now - s.lease_ms / 2).await
 }
 

@@ -13,6 +13,7 @@ mod reads;
 mod registry;
 mod rows;
 mod runs;
+mod schedules;
 mod secrets;
 mod sessions;
 mod values;
@@ -122,6 +123,28 @@ impl<B: Backend> Store for SqlStore<B> {
         builds::fire_all(&mut *tx, now, &mut work).await?;
         B::commit(tx).await?;
         Ok((id, work.effects))
+    }
+
+    async fn schedule_last_tick(&self, product: &str, key: &str, now: i64) -> Result<i64> {
+        schedules::last_tick(&mut *self.backend.conn().await?, product, key, now).await
+    }
+
+    async fn fire_schedule(
+        &self,
+        key: &str,
+        tick: i64,
+        new: &NewBuild,
+        now: i64,
+    ) -> Result<Option<(String, Effects)>> {
+        let mut tx = self.backend.begin().await?;
+        if !schedules::advance(&mut *tx, &new.product, key, tick).await? {
+            return Ok(None);
+        }
+        let mut work = Work::default();
+        let id = builds::insert_build(&mut *tx, new, None, now, &mut work).await?;
+        builds::fire_all(&mut *tx, now, &mut work).await?;
+        B::commit(tx).await?;
+        Ok(Some((id, work.effects)))
     }
 
     async fn claim(

@@ -15,6 +15,7 @@ mod limits;
 mod owners;
 mod races;
 mod reads;
+mod schedules;
 mod secrets;
 mod tls;
 
@@ -26,6 +27,7 @@ use limits::*;
 use owners::*;
 use races::*;
 use reads::*;
+use schedules::*;
 use secrets::*;
 
 macro_rules! suite {
@@ -86,6 +88,9 @@ macro_rules! suite {
             t!(a_log_past_its_cap_ends_in_one_marker_line_and_the_next_attempt_starts_afresh);
             race!(batches_arriving_at_once_never_store_past_the_cap);
             t!(a_session_is_live_until_it_is_ended_or_expires);
+            t!(a_schedule_starts_when_first_seen_and_fires_each_tick_once);
+            t!(a_late_tick_fires_nothing_and_schedules_keep_their_own_ticks);
+            race!(orchestrators_firing_one_tick_at_once_make_one_build);
         }
     };
 }
