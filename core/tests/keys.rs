@@ -102,6 +102,13 @@ const OPTIONAL: &[(&str, &str, At, &str, &str)] = &[
     ),
     ("cache", "name", At::Job, CACHE, "          name: deps\n"),
     (
+        "job",
+        "matrix",
+        At::Job,
+        "",
+        "        matrix: {v: [a, b]}\n",
+    ),
+    (
         "scm-event",
         "repo",
         At::Top,

@@ -253,6 +253,9 @@ fn inputs(node: &Node, job: &str, belt: &BeltJobs, d: &mut Diagnostics) -> Vec<I
             Input::Git {
                 url: url.trim().to_string(),
             }
+        } else if let Some(instances) = belt.group(&text) {
+            out.extend(instances.iter().map(|i| Input::Job { job: i.clone() }));
+            continue;
         } else if belt.contains(&text) {
             Input::Job { job: text }
         } else {
@@ -287,7 +290,9 @@ fn inputs(node: &Node, job: &str, belt: &BeltJobs, d: &mut Diagnostics) -> Vec<I
 fn needs(node: &Node, job: &str, belt: &BeltJobs, d: &mut Diagnostics) -> Vec<String> {
     let mut out = Vec::new();
     for (text, pos) in fields::string_list(node, "needs", d) {
-        if belt.contains(&text) {
+        if let Some(instances) = belt.group(&text) {
+            out.extend(instances.iter().cloned());
+        } else if belt.contains(&text) {
             out.push(text);
         } else {
             d.error(

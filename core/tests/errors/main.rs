@@ -4,6 +4,7 @@
 
 mod across;
 mod jobs;
+mod matrix;
 mod schedules;
 mod secrets;
 mod structure;

@@ -8,6 +8,7 @@ mod compose;
 mod credentials;
 mod env;
 mod files;
+mod matrix;
 mod run;
 mod secrets;
 mod stop;
