@@ -22,6 +22,10 @@ pub struct ProductRecord {
     /// The head of `branch` as last seen: the commit downstream builds check out.
     #[serde(default)]
     pub head_sha: Option<String>,
+    /// The file in `repo` the config is read from: `.conveyor.yml` when `None`, or
+    /// `.conveyor/NAME.yml` (several products per repository).
+    #[serde(default)]
+    pub config_path: Option<String>,
 }
 
 /// What started a build.

@@ -5,5 +5,5 @@
 mod mirrors;
 mod snapshot;
 
-pub use mirrors::{GIT_TIMEOUT, GitError, Repos, same_repo};
+pub use mirrors::{DEFAULT_CONFIG, GIT_TIMEOUT, GitError, Repos, same_repo};
 pub use snapshot::{Snapshot, snapshot};

@@ -16,6 +16,7 @@ mod deliveries;
 mod files;
 mod forge_stub;
 mod inputs;
+mod multi_product;
 mod observability;
 mod openapi;
 mod products;

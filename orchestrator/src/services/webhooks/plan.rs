@@ -6,7 +6,7 @@
 use conveyor_core::model::{Product, ScmEventType};
 
 use super::{ConfigError, Wanted, matching_belts};
-use crate::git::{GitError, Repos};
+use crate::git::{DEFAULT_CONFIG, GitError, Repos};
 use crate::services::{Result, ServiceError, Services};
 use crate::store::{NewBuild, PlannedBuild, ProductRecord};
 
@@ -112,14 +112,15 @@ fn config_at(
     sha: &str,
 ) -> std::result::Result<(String, Product), Unreadable> {
     let url = p.repo.as_deref().unwrap_or_default();
+    let path = p.config_path.as_deref().unwrap_or(DEFAULT_CONFIG);
     let text = repos
         .sync(url)
-        .and_then(|mirror| repos.config_at(&mirror, sha))
+        .and_then(|mirror| repos.config_at(&mirror, sha, path))
         .map_err(|e| match e {
             GitError::Unreachable(why) => Unreadable::Later(why),
             GitError::Refused(why) => Unreadable::Bad(why),
         })?;
-    let compiled = conveyor_core::compile::compile(".conveyor.yml", &text);
+    let compiled = conveyor_core::compile::compile(path, &text);
     compiled.product.map(|m| (text, m)).ok_or_else(|| {
         let lines: Vec<String> = compiled
             .diagnostics
