@@ -14,4 +14,5 @@ mod secrets;
 mod stop;
 mod tls;
 mod up;
+mod up_again;
 mod validate;
