@@ -8,6 +8,7 @@
 
 mod actions;
 mod deliveries;
+mod drivers;
 mod files;
 mod flow;
 mod lifecycle;
@@ -20,6 +21,7 @@ mod tls;
 
 use actions::*;
 use deliveries::*;
+use drivers::*;
 use files::*;
 use lifecycle::*;
 use limits::*;
@@ -86,6 +88,9 @@ macro_rules! suite {
             t!(a_log_past_its_cap_ends_in_one_marker_line_and_the_next_attempt_starts_afresh);
             race!(batches_arriving_at_once_never_store_past_the_cap);
             t!(a_session_is_live_until_it_is_ended_or_expires);
+            t!(a_driver_instance_registers_as_a_runner_of_its_drivers_queue);
+            t!(a_resources_build_keeps_its_resource_and_event_through_a_rerun);
+            t!(a_driver_jobs_context_holds_the_outputs_before_it_and_its_lines_keep_labels);
         }
     };
 }
