@@ -396,3 +396,32 @@ async fn two_instances_of_a_driver_share_its_jobs_each_run_once() {
     let _ = std::fs::remove_dir_all(&d1);
     let _ = std::fs::remove_dir_all(&d2);
 }
+
+#[tokio::test]
+async fn a_fleet_token_for_a_driver_registers_instances_of_that_driver_only() {
+    let queue = Arc::new(LocalQueue::new());
+    let mut state =
+        conveyor::http::AppState::new(common::sqlite().await, queue, ADMIN.into(), RUNNER.into());
+    state.fleet_tokens = vec!["driver:cloud=token-for-cloud-12345".parse().unwrap()];
+    let base = common::serve_app(conveyor::http::app(Arc::new(state))).await;
+    let http = common::http();
+    let register = |body: Value| {
+        http.post(format!("{base}{REGISTER}"))
+            .bearer_auth("token-for-cloud-12345")
+            .json(&body)
+            .send()
+    };
+    let res = register(json!({ "driver": "cloud", "instance": "a" }))
+        .await
+        .unwrap();
+    assert_eq!(res.status().as_u16(), 201);
+    let res = register(json!({ "driver": "storage", "instance": "a" }))
+        .await
+        .unwrap();
+    assert_eq!(res.status().as_u16(), 403);
+    let body: Value = res.json().await.unwrap();
+    assert_eq!(
+        body["error"],
+        "this registration token is for fleets driver:cloud; it cannot register a runner for fleet `driver:storage`"
+    );
+}

@@ -118,6 +118,8 @@ class DriverManager:
                 pause = 0.5
             except ConveyorError as e:
                 _say(f"claim failed: {e}")
+                if e.status == 401:  # the instance's token was replaced: register again
+                    self._safe_register()
                 self._stop.wait(pause)
                 pause = min(pause * 2, 10)
                 continue
@@ -131,6 +133,12 @@ class DriverManager:
                 self.handle(work)
             finally:
                 self._busy.clear()
+
+    def _safe_register(self):
+        try:
+            self._register()
+        except ConveyorError as e:
+            _say(f"registering again failed: {e}")
 
     def _hand_back(self, work):
         try:
