@@ -168,7 +168,7 @@ pub(crate) fn cli(url: &str, args: &[&str]) -> (i32, String, String) {
 #[test]
 fn trigger_builds_and_logs_drive_a_running_conveyor() {
     let (_up, url, _) = start_up();
-    settled(&url, 2);
+    settled(&url, 3);
     let (code, out, err) = cli(
         &url,
         &[

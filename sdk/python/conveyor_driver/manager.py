@@ -40,8 +40,8 @@ class DriverManager:
     def run(self):
         """Serves jobs until stopped (SIGTERM or SIGINT when run in the main thread, or
         :meth:`stop`). A second signal while a reconcile runs exits at once."""
-        self._register()
         self._watch_parent()
+        self._register()
         worker = threading.Thread(target=self._serve, name="conveyor-driver", daemon=True)
         worker.start()
         self._on_signals()
