@@ -159,6 +159,19 @@ async fn a_driver_jobs_result_data_reaches_the_downstream_bash_job() {
         texts,
         [("creating", &json!({"zone": "a"})), ("made it", &json!({}))]
     );
+    // The live stream names the driver too, and ends once the job has.
+    let stream = app
+        .http
+        .get(format!("{}/logs/streams/cloud/{id}", app.base))
+        .send()
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    assert!(stream.contains("data: creating\n"), "{stream}");
+    assert!(stream.contains("data: made it\n"), "{stream}");
+    assert!(stream.contains("event: end"), "{stream}");
 }
 
 #[tokio::test]
