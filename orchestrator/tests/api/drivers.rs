@@ -83,6 +83,12 @@ impl App {
             .await
     }
 
+    /// The body of a GET, as text.
+    async fn text(&self, path: &str) -> String {
+        let res = self.http.get(format!("{}{path}", self.base)).send().await;
+        res.unwrap().text().await.unwrap()
+    }
+
     async fn build_of(&self, id: &str) -> Value {
         self.get(&format!("/api/v1/builds/{id}")).await.1
     }
@@ -160,15 +166,7 @@ async fn a_driver_jobs_result_data_reaches_the_downstream_bash_job() {
         [("creating", &json!({"zone": "a"})), ("made it", &json!({}))]
     );
     // The live stream names the driver too, and ends once the job has.
-    let stream = app
-        .http
-        .get(format!("{}/logs/streams/cloud/{id}", app.base))
-        .send()
-        .await
-        .unwrap()
-        .text()
-        .await
-        .unwrap();
+    let stream = app.text(&format!("/logs/streams/cloud/{id}")).await;
     assert!(stream.contains("data: creating\n"), "{stream}");
     assert!(stream.contains("data: made it\n"), "{stream}");
     assert!(stream.contains("event: end"), "{stream}");
@@ -240,19 +238,8 @@ async fn a_driver_job_with_no_driver_connected_waits_queued_and_says_so() {
         job(&listed["builds"][0], "provision")["waiting"],
         "no driver `cloud` is connected"
     );
-    let page = app
-        .http
-        .get(format!(
-            "{}/jobs/{}",
-            app.base,
-            provision["id"].as_str().unwrap()
-        ))
-        .send()
-        .await
-        .unwrap()
-        .text()
-        .await
-        .unwrap();
+    let job_page = format!("/jobs/{}", provision["id"].as_str().unwrap());
+    let page = app.text(&job_page).await;
     assert!(page.contains("id=\"job-waiting\""), "{page}");
     assert!(page.contains("no driver"), "{page}");
     // Its message waits on the driver's queue, which no runner serves.
