@@ -425,3 +425,27 @@ async fn a_fleet_token_for_a_driver_registers_instances_of_that_driver_only() {
         "this registration token is for fleets driver:cloud; it cannot register a runner for fleet `driver:storage`"
     );
 }
+
+#[tokio::test]
+async fn a_driver_job_cancelled_while_it_runs_is_recorded_cancelled_whatever_it_returns() {
+    let app = super::spawn_app().await;
+    let token = app.driver("cloud", "host-1").await;
+    let id = app.started(CHAIN, "chain").await;
+    let (_, work) = app.claim_as(&token, 5).await;
+    let heartbeat = "/api/v1/drivers/heartbeat";
+    let (_, beat) = app.post(heartbeat, Some(&token), &work["lease"]).await;
+    assert_eq!(beat, json!({ "cancel": false }));
+    let (status, _) = app
+        .admin(&format!("/api/v1/builds/{id}/cancel"), &json!({}))
+        .await;
+    assert_eq!(status, 200);
+    let (_, beat) = app.post(heartbeat, Some(&token), &work["lease"]).await;
+    assert_eq!(beat, json!({ "cancel": true }));
+    let done = json!({ "lease": work["lease"], "success": true, "data": { "HOST": "h" } });
+    assert_eq!(app.post(COMPLETE, Some(&token), &done).await.0, 204);
+    let build = app.finished(&id, Duration::from_secs(5)).await;
+    assert_eq!(build["status"], "cancelled");
+    let provision = job(&build, "provision");
+    assert_eq!(provision["status"], "cancelled");
+    assert_eq!(provision["outputs"], json!({}));
+}
