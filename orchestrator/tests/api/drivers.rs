@@ -449,3 +449,37 @@ async fn a_driver_job_cancelled_while_it_runs_is_recorded_cancelled_whatever_it_
     assert_eq!(provision["status"], "cancelled");
     assert_eq!(provision["outputs"], json!({}));
 }
+
+#[tokio::test]
+async fn a_driver_claims_through_redis_streams_and_an_empty_wait_loses_nothing() {
+    let prefix = format!("drivers-test-{}", uuid::Uuid::now_v7().simple());
+    let queue = conveyor_runner::queue::RedisQueue::connect("redis://127.0.0.1:6379", &prefix)
+        .await
+        .expect("Redis on 127.0.0.1:6379");
+    let state = conveyor::http::AppState::new(
+        common::sqlite().await,
+        Arc::new(queue),
+        ADMIN.into(),
+        RUNNER.into(),
+    );
+    let base = common::serve_app(conveyor::http::app(Arc::new(state))).await;
+    let http = common::http();
+    let r1 = common::register_runner(&http, &base, RUNNER, "r1", &["default"]).await;
+    let app = App {
+        base,
+        http,
+        queue: Arc::new(LocalQueue::new()),
+        r1,
+    };
+    let token = app.driver("cloud", "host-1").await;
+    // A wait that times out mid-read, then work that arrives after it.
+    assert_eq!(app.claim_as(&token, 1).await.0, 204);
+    let id = app.started(CHAIN, "chain").await;
+    let (status, work) = app.claim_as(&token, 10).await;
+    assert_eq!(status, 200, "{work}");
+    assert_eq!(work["run_id"], id.as_str());
+    let done = json!({ "lease": work["lease"], "success": true, "data": { "HOST": "h" } });
+    assert_eq!(app.post(COMPLETE, Some(&token), &done).await.0, 204);
+    let build = app.build_of(&id).await;
+    assert_eq!(job(&build, "provision")["status"], "succeeded");
+}
