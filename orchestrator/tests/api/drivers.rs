@@ -242,6 +242,8 @@ async fn a_driver_job_with_no_driver_connected_waits_queued_and_says_so() {
     let page = app.text(&job_page).await;
     assert!(page.contains("id=\"job-waiting\""), "{page}");
     assert!(page.contains("no driver"), "{page}");
+    let build_page = app.text(&format!("/builds/{id}")).await;
+    assert!(build_page.contains("no driver"), "{build_page}");
     // Its message waits on the driver's queue, which no runner serves.
     assert_eq!(app.queue.depth("driver:cloud").await.unwrap(), 1);
     // Once an instance registers, the job is no longer said to be stranded.
