@@ -77,6 +77,32 @@ pub fn expand(template: &str, lookup: impl Fn(&str) -> Option<String>) -> String
     out
 }
 
+/// A job's environment with the entries named in `templates` expanded, in order, against
+/// `base` (what the job inherits), the job's other entries and the templates before them.
+pub fn expand_env(
+    env: &[(String, String)],
+    templates: &[String],
+    base: std::collections::HashMap<String, String>,
+) -> Vec<(String, String)> {
+    let mut known = base;
+    let is_template = |name: &str| templates.iter().any(|n| n == name);
+    for (k, v) in env.iter().filter(|(k, _)| !is_template(k)) {
+        known.insert(k.clone(), v.clone());
+    }
+    let mut out = Vec::with_capacity(env.len());
+    for (k, v) in env {
+        let value = if is_template(k) {
+            let value = expand(v, |name| known.get(name).cloned());
+            known.insert(k.clone(), value.clone());
+            value
+        } else {
+            v.clone()
+        };
+        out.push((k.clone(), value));
+    }
+    out
+}
+
 /// After a `$`: what it stands for (`None`: a literal `$`) and how many bytes it used.
 fn variable(after: &str, lookup: &impl Fn(&str) -> Option<String>) -> (Option<String>, usize) {
     if after.starts_with('$') {

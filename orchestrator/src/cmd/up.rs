@@ -171,6 +171,7 @@ pub async fn run(args: UpArgs) -> ExitCode {
     if let Err(code) = register(&engine.services, &texts, &unreadable, &report).await {
         return code;
     }
+    let drivers = start_drivers(&args, &engine.url, &admin_token);
     if has_builds(&engine.services).await {
         println!("  (the builds of earlier runs are kept; no demo build started)");
     } else {
@@ -178,10 +179,28 @@ pub async fn run(args: UpArgs) -> ExitCode {
     }
     println!("Press Ctrl-C to stop.");
     crate::startup::terminated().await;
+    drivers.stop().await;
     // Running jobs are killed with everything they started and handed back: the next `up`
     // runs them again, as a new attempt.
     engine.shutdown().await;
     ExitCode::SUCCESS
+}
+
+/// Starts the example drivers (`EXAMPLES/drivers/*.py`), saying which; under HTTPS they
+/// trust the server's certificate (`CONVEYOR_CA_CERT`).
+fn start_drivers(args: &UpArgs, url: &str, token: &str) -> super::drivers::LocalDrivers {
+    let commands = super::drivers::examples(&args.examples);
+    let mut env = super::drivers::sdk_path(&args.examples);
+    if let Some(cert) = &args.tls.tls_cert {
+        env.push(("CONVEYOR_CA_CERT".into(), cert.display().to_string()));
+    }
+    for d in &commands {
+        println!("  driver {}: {}", d.name, d.command);
+    }
+    super::drivers::LocalDrivers::start(&commands, url, token, &env).unwrap_or_else(|e| {
+        eprintln!("{e}");
+        Default::default()
+    })
 }
 
 /// Registers every example that compiled; says which were skipped.
@@ -231,6 +250,7 @@ async fn build_pushed(engine: &Embedded, report: &Report) {
     for (_, model) in &report.products {
         for belt in push_belts(model) {
             let new = NewBuild {
+                resource: None,
                 product: model.name.clone(),
                 belt: belt.clone(),
                 trigger: BuildTrigger::Manual,

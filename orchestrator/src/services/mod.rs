@@ -5,6 +5,7 @@
 //! `Services::store`.
 
 pub mod builds;
+pub mod drivers;
 mod effects;
 pub mod files;
 pub mod input;

@@ -34,6 +34,7 @@ pub async fn fire_due(s: &Services, now: i64) -> Result<Vec<String>> {
                     git_ref: t.branch.as_ref().map(|b| format!("refs/heads/{b}")),
                     sha: None,
                     model: None,
+                    resource: None,
                 };
                 match fire(s, &key, tick, &new, now).await {
                     Ok(Some(id)) => created.push(id),

@@ -13,6 +13,8 @@ mod auth;
 mod common;
 mod compat;
 mod deliveries;
+mod driver_processes;
+mod drivers;
 mod files;
 mod forge_stub;
 mod inputs;
@@ -230,5 +232,6 @@ fn line(stream: Stream, text: &str) -> LogLine {
     LogLine {
         stream,
         text: text.into(),
+        labels: Default::default(),
     }
 }

@@ -6,6 +6,7 @@
 mod common;
 mod compose;
 mod credentials;
+mod drivers;
 mod env;
 mod files;
 mod matrix;

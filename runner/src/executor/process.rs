@@ -7,7 +7,7 @@ use std::ffi::OsString;
 use std::process::{ExitStatus, Stdio};
 use std::time::Duration;
 
-use conveyor_core::expand::expand;
+use conveyor_core::expand::expand_env;
 use conveyor_core::protocol::{JobSpec, Stream};
 use tokio::io::{AsyncRead, AsyncReadExt, AsyncWriteExt};
 use tokio::process::{Child, Command};
@@ -109,30 +109,14 @@ pub(crate) fn bash_command(spec: &JobSpec, ws: &Workspace, tree: &JobTree) -> Co
 }
 
 /// The job's environment: [`JobSpec::env`] with the values of its `env:` expanded, in
-/// order, against what the command has so far, the job's other entries and the earlier
-/// expanded ones (see `conveyor_core::expand`).
+/// order, against what the command has so far (see `conveyor_core::expand`).
 fn job_env(spec: &JobSpec, cmd: &Command) -> Vec<(String, String)> {
-    let mut known: HashMap<String, String> = cmd
+    let base: HashMap<String, String> = cmd
         .as_std()
         .get_envs()
         .filter_map(|(k, v)| Some((k.to_str()?.to_string(), v?.to_str()?.to_string())))
         .collect();
-    let is_template = |name: &str| spec.expand_env.iter().any(|n| n == name);
-    for (k, v) in spec.env.iter().filter(|(k, _)| !is_template(k)) {
-        known.insert(k.clone(), v.clone());
-    }
-    let mut out = Vec::with_capacity(spec.env.len());
-    for (k, v) in &spec.env {
-        let value = if is_template(k) {
-            let value = expand(v, |name| known.get(name).cloned());
-            known.insert(k.clone(), value.clone());
-            value
-        } else {
-            v.clone()
-        };
-        out.push((k.clone(), value));
-    }
-    out
+    expand_env(&spec.env, &spec.expand_env, base)
 }
 
 /// How a run is bounded: its timeout, its cancel signal, and what its stdout tail keeps.

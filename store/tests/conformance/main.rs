@@ -8,6 +8,7 @@
 
 mod actions;
 mod deliveries;
+mod drivers;
 mod files;
 mod flow;
 mod lifecycle;
@@ -21,6 +22,7 @@ mod tls;
 
 use actions::*;
 use deliveries::*;
+use drivers::*;
 use files::*;
 use lifecycle::*;
 use limits::*;
@@ -91,6 +93,10 @@ macro_rules! suite {
             t!(a_schedule_starts_when_first_seen_and_fires_each_tick_once);
             t!(a_late_tick_fires_nothing_and_schedules_keep_their_own_ticks);
             race!(orchestrators_firing_one_tick_at_once_make_one_build);
+            t!(a_driver_instance_registers_as_a_runner_of_its_drivers_queue);
+            t!(a_resources_build_keeps_its_resource_and_event_through_a_rerun);
+            t!(a_driver_jobs_context_holds_the_outputs_before_it_and_its_lines_keep_labels);
+            t!(a_driver_jobs_context_holds_the_outputs_of_the_products_it_takes_as_inputs);
         }
     };
 }

@@ -25,6 +25,7 @@ fn at_tick(tick: i64) -> NewBuild {
         git_ref: None,
         sha: None,
         model: None,
+        resource: None,
     }
 }
 
