@@ -3,6 +3,7 @@
 
 use std::collections::BTreeMap;
 
+use conveyor_core::context::{BuildContext, Event};
 use conveyor_core::model::Product;
 use conveyor_core::protocol::{JobSpec, QueueMessage};
 use serde::{Deserialize, Serialize};
@@ -71,6 +72,21 @@ impl BuildTrigger {
         self.forge_target().is_some()
     }
 
+    /// The event a build of this trigger at `git_ref` counts as (a re-run keeps its
+    /// build's context, so this is only its fallback).
+    pub fn event(&self, git_ref: Option<&str>) -> Event {
+        let r = git_ref.unwrap_or("");
+        match self {
+            BuildTrigger::Manual | BuildTrigger::Rerun { .. } => Event::Manual,
+            BuildTrigger::Upstream { .. } => Event::Upstream,
+            BuildTrigger::Webhook { .. } if conveyor_core::rules::is_pull_request(r) => {
+                Event::PullRequest
+            }
+            BuildTrigger::Webhook { .. } if r.starts_with("refs/tags/") => Event::Tag,
+            BuildTrigger::Webhook { .. } => Event::Push,
+        }
+    }
+
     /// The forge and repository the build reports to.
     pub fn forge_target(&self) -> Option<ForgeTarget> {
         match self {
@@ -97,6 +113,19 @@ pub struct NewBuild {
     pub sha: Option<String>,
     /// The config at the build's commit, when it is not the registered one (webhooks).
     pub model: Option<Product>,
+    /// What conditions read (webhooks: the event, branch and changed paths); `None`: the
+    /// trigger's event at `git_ref`, paths unknown.
+    pub context: Option<BuildContext>,
+}
+
+impl NewBuild {
+    /// The build's context: the one it was given, else its trigger's at its ref.
+    pub fn context(&self) -> BuildContext {
+        self.context.clone().unwrap_or_else(|| {
+            let r = self.git_ref.as_deref();
+            BuildContext::at_ref(self.trigger.event(r), r)
+        })
+    }
 }
 
 /// A forge's webhook delivery and everything it starts, recorded in one transaction: the
@@ -168,6 +197,8 @@ pub struct Effects {
     pub report: Vec<String>,
     /// How long each job run completed here ran, in ms (for metrics).
     pub durations_ms: Vec<i64>,
+    /// Builds cancelled because a newer build of their concurrency group superseded them.
+    pub superseded: Vec<String>,
 }
 
 impl Effects {
@@ -178,6 +209,7 @@ impl Effects {
         self.finished.extend(other.finished);
         self.report.extend(other.report);
         self.durations_ms.extend(other.durations_ms);
+        self.superseded.extend(other.superseded);
     }
 }
 
@@ -197,6 +229,15 @@ pub struct JobRunView {
     pub queued_at: Option<i64>,
     pub started_at: Option<i64>,
     pub finished_at: Option<i64>,
+    /// Why a skipped job run did not run (its `if`, or a decline and its reason).
+    #[serde(default)]
+    pub reason: Option<String>,
+    /// Who approved or declined a manual job run.
+    #[serde(default)]
+    pub decided_by: Option<String>,
+    /// What a `waiting` job run waits for: `approval`, or its concurrency group.
+    #[serde(default)]
+    pub waiting_for: Option<String>,
 }
 
 /// A build as the API and `conveyor run --json` show it.
@@ -218,6 +259,12 @@ pub struct BuildView {
     /// the first report).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub forge_status: Option<String>,
+    /// The event, branch, tag and changed paths its conditions read.
+    #[serde(default)]
+    pub context: Option<BuildContext>,
+    /// What a build that has not started waits for (its concurrency group).
+    #[serde(default)]
+    pub waiting_for: Option<String>,
     pub jobs: Vec<JobRunView>,
 }
 

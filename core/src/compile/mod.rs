@@ -2,6 +2,7 @@
 
 mod fields;
 mod files;
+mod gating;
 mod job;
 mod refs;
 mod secrets;
@@ -15,7 +16,7 @@ pub use refs::STDOUT;
 
 use crate::dag;
 use crate::diag::{Diagnostic, Diagnostics, Pos};
-use crate::model::{Belt, Downstream, Product};
+use crate::model::{Belt, Concurrency, Downstream, Product};
 use crate::names;
 use crate::yaml::{self, Node, Value};
 
@@ -34,8 +35,17 @@ const PRODUCT_KEYS: &[&str] = &[
     "secrets",
     "repo",
     "description",
+    "concurrency",
 ];
-const BELT_KEYS: &[&str] = &["name", "jobs", "fleet", "env", "secrets"];
+const BELT_KEYS: &[&str] = &[
+    "name",
+    "jobs",
+    "fleet",
+    "env",
+    "secrets",
+    "if",
+    "concurrency",
+];
 
 /// What a belt or job inherits from the levels above it.
 #[derive(Debug, Clone)]
@@ -143,9 +153,15 @@ fn product(root: &Node, d: &mut Diagnostics) -> Option<Product> {
     let description = f
         .present("description")
         .and_then(|n| fields::string(n, "description", d));
+    if let (Some(n), Some(name)) = (f.present("product"), &name) {
+        gating::reserved(name, "product", n.pos, d);
+    }
     let defaults = Defaults::top().under(&f, d);
+    let concurrency = f
+        .present("concurrency")
+        .and_then(|n| gating::concurrency(n, d));
     let belts = match f.present("belts") {
-        Some(n) => belts(n, &defaults, d),
+        Some(n) => belts(n, &defaults, concurrency.as_ref(), d),
         None => {
             d.error(
                 root.pos,
@@ -159,13 +175,15 @@ fn product(root: &Node, d: &mut Diagnostics) -> Option<Product> {
         .present("triggers")
         .map(|n| trigger::compile_all(n, name.as_deref(), &declared, d))
         .unwrap_or_default();
-    Some(Product {
+    let product = Product {
         name: name?,
         description,
         repo,
         triggers,
         belts,
-    })
+    };
+    gating::check_condition_products(&product, d);
+    Some(product)
 }
 
 /// Names of the belts as written, including belts that failed to compile.
@@ -179,7 +197,12 @@ fn declared_belts(node: Option<&Node>) -> Vec<String> {
     }
 }
 
-fn belts(node: &Node, defaults: &Defaults, d: &mut Diagnostics) -> Vec<Belt> {
+fn belts(
+    node: &Node,
+    defaults: &Defaults,
+    concurrency: Option<&Concurrency>,
+    d: &mut Diagnostics,
+) -> Vec<Belt> {
     let items = fields::list(node, "belts", d);
     if items.is_empty() && matches!(node.value, Value::Seq(_)) {
         d.error(
@@ -219,7 +242,15 @@ fn belts(node: &Node, defaults: &Defaults, d: &mut Diagnostics) -> Vec<Belt> {
         }
         seen.insert(name.clone(), item.pos);
         let defaults = defaults.under(&f, d);
-        if let Some(belt) = belt(&name, f.present("jobs"), item.pos, &defaults, d) {
+        let condition = f
+            .present("if")
+            .and_then(|n| gating::belt_condition(n, &name, d));
+        let own = f
+            .present("concurrency")
+            .and_then(|n| gating::concurrency(n, d));
+        if let Some(mut belt) = belt(&name, f.present("jobs"), item.pos, &defaults, d) {
+            belt.condition = condition;
+            belt.concurrency = own.or_else(|| concurrency.cloned());
             out.push(belt);
         }
     }
@@ -266,6 +297,9 @@ fn belt(
         else {
             continue;
         };
+        if gating::reserved(&job_name, "job", n.pos, d) {
+            continue;
+        }
         if let Some(first) = seen.get(&job_name) {
             d.error(
                 item.pos,
@@ -313,6 +347,8 @@ fn belt(
         name: name.to_string(),
         jobs,
         edges,
+        condition: None,
+        concurrency: None,
     })
 }
 
@@ -398,7 +434,7 @@ fn downstreams(node: &Node, d: &mut Diagnostics) -> Vec<Downstream> {
         let Some(f) = Fields::read(
             item,
             "a downstream",
-            &["downstream-product", "belts", "belt"],
+            &["downstream-product", "belts", "belt", "events", "branches"],
             d,
         ) else {
             continue;
@@ -424,7 +460,11 @@ fn downstreams(node: &Node, d: &mut Diagnostics) -> Vec<Downstream> {
             }
         }
         let belts = (!belts.is_empty()).then_some(belts);
-        match out.iter_mut().find(|o| o.product == product) {
+        let gate = gating::gate(&f, "a downstream", d);
+        match out
+            .iter_mut()
+            .find(|o| o.product == product && o.gate == gate)
+        {
             Some(existing) => match (&mut existing.belts, belts) {
                 (Some(have), Some(more)) => have.extend(more),
                 (have, _) => *have = None,
@@ -432,6 +472,7 @@ fn downstreams(node: &Node, d: &mut Diagnostics) -> Vec<Downstream> {
             None => out.push(Downstream {
                 product,
                 belts,
+                gate,
                 pos: item.pos,
             }),
         }

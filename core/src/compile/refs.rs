@@ -66,6 +66,13 @@ pub fn resolve(
 ) -> Option<RefTarget> {
     let segs: Vec<&str> = path.split('.').collect();
     let (output, prefix) = segs.split_last()?;
+    if prefix.first() == Some(&crate::context::NAMESPACE) {
+        d.error(
+            pos,
+            format!("reference `{shown}` reads the build's context, which only conditions (`if`) read: in a script use `$CONVEYOR_BRANCH`, `$CONVEYOR_TAG` or `$CONVEYOR_EVENT`"),
+        );
+        return None;
+    }
     if let [job] = prefix {
         if let Some(outputs) = jobs.outputs(job) {
             if *output != STDOUT && !outputs.iter().any(|o| o == output) {

@@ -8,7 +8,14 @@ use crate::yaml::{Node, Value};
 
 const KINDS: &[&str] = &["scm-event", "upstream-build"];
 const SCM_KEYS: &[&str] = &["repo", "type", "belts", "branch", "branches"];
-const UPSTREAM_KEYS: &[&str] = &["upstream-product", "upstream-belt", "build", "belts"];
+const UPSTREAM_KEYS: &[&str] = &[
+    "upstream-product",
+    "upstream-belt",
+    "build",
+    "belts",
+    "events",
+    "branches",
+];
 
 pub fn compile_all(
     node: &Node,
@@ -188,6 +195,7 @@ fn upstream(
         belt,
         build: build?,
         belts: own_belts,
+        gate: super::gating::gate(f, "an `upstream-build` trigger", d),
     })
 }
 

@@ -9,6 +9,7 @@ use std::process::ExitCode;
 use tokio::sync::broadcast::Receiver;
 use tokio::sync::broadcast::error::RecvError;
 
+use super::approvals::{Local, handle_waiting};
 use super::validate;
 use crate::services::products::register_local;
 use crate::services::{Event, Services, builds};
@@ -132,6 +133,7 @@ async fn execute(
     root: &str,
     dir: &std::path::Path,
 ) -> Result<Vec<BuildView>, String> {
+    let token = crate::store::token();
     let opts = Options {
         data_dir: dir.join("data"),
         listen: "127.0.0.1:0".parse().map_err(|e| format!("{e}"))?,
@@ -140,7 +142,7 @@ async fn execute(
             .max(4),
         max_log_bytes: crate::services::DEFAULT_MAX_LOG_MIB << 20,
         fleets: fleets_of(products.iter().map(|(_, p)| p)),
-        admin_token: crate::store::token(),
+        admin_token: token.clone(),
         job_user: None,
         statuses: Default::default(),
         tls: None,
@@ -159,6 +161,7 @@ async fn execute(
         git_ref,
         sha,
         model: None,
+        context: None,
     };
     let started = builds::create(&engine.services, &new)
         .await
@@ -167,7 +170,11 @@ async fn execute(
     for f in &started.finished {
         open.remove(f);
     }
-    let order = follow(&engine, &mut events, open, started.created).await;
+    let local = Local {
+        engine: &engine,
+        token: &token,
+    };
+    let order = follow(&local, &mut events, open, started.created).await;
     let mut builds = Vec::new();
     for b in std::iter::once(&started.id).chain(order.iter().filter(|b| **b != started.id)) {
         if let Ok(Some(v)) = engine.services.store.build(b).await {
@@ -221,14 +228,24 @@ async fn register(
 /// Streams the logs of the `open` builds and of every build they fire, until all have
 /// finished; every build seen, in the order they were created.
 async fn follow(
-    engine: &Embedded,
+    local: &Local<'_>,
     events: &mut Receiver<Event>,
     mut open: HashSet<String>,
     mut order: Vec<String>,
 ) -> Vec<String> {
+    let engine = local.engine;
     let mut names: HashMap<String, String> = HashMap::new();
+    let mut asked = HashSet::new();
+    let mut tick = tokio::time::interval(std::time::Duration::from_millis(300));
     while !open.is_empty() {
-        match events.recv().await {
+        let event = tokio::select! {
+            e = events.recv() => e,
+            _ = tick.tick() => {
+                handle_waiting(local, &order, &mut asked).await;
+                continue;
+            }
+        };
+        match event {
             Ok(Event::BuildCreated { id }) => {
                 if open.insert(id.clone()) {
                     order.push(id);

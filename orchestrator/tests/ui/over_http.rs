@@ -265,6 +265,7 @@ async fn a_build_whose_config_has_errors_shows_them_and_no_graph() {
         git_ref: Some("refs/heads/main".into()),
         sha: None,
         model: None,
+        context: None,
     };
     let error = ".conveyor.yml:3:5: error: <unknown> job `x`";
     let delivery = conveyor::store::Delivery {

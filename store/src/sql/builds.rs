@@ -2,11 +2,15 @@
 //! readying free jobs, settling job runs that reached a final state (unblocking or skipping
 //! their dependents, finishing the build), and firing downstream products.
 
+use conveyor_core::context::{BuildContext, render_group};
 use conveyor_core::model::{Belt, Job, Product, Reference};
 use conveyor_core::protocol::QueueMessage;
-use conveyor_core::rules::{MAX_CHAIN, condition_holds, condition_refs, downstream_targets};
+use conveyor_core::rules::{
+    MAX_CHAIN, belt_condition_holds, condition_holds, condition_refs, fired_downstreams,
+};
 
 use super::conn::{Arg, Conn, Sql, sql};
+use super::groups::{self, Entrant, Kind};
 use super::{Work, from_json, to_json, values};
 use crate::error::{Result, StoreError};
 use crate::types::{BuildTrigger, Dispatch, NewBuild};
@@ -31,11 +35,12 @@ pub(crate) async fn insert_build<C: Conn>(
     })?;
     let number = next_number(conn, &new.product).await?;
     let id = uuid::Uuid::now_v7().to_string();
+    let ctx = new.context();
     conn.exec(
         sql(
             "INSERT INTO builds (id, product, belt, number, status, trigger, upstream_build_id, \
-             git_ref, sha, unfinished, created_at, forge_status) \
-             VALUES ($1, $2, $3, $4, 'running', $5, $6, $7, $8, $9, $10, $11)",
+             git_ref, sha, unfinished, created_at, forge_status, context) \
+             VALUES ($1, $2, $3, $4, 'running', $5, $6, $7, $8, $9, $10, $11, $12)",
         )
         .bind(&id)
         .bind(&new.product)
@@ -47,7 +52,8 @@ pub(crate) async fn insert_build<C: Conn>(
         .bind(&new.sha)
         .bind(belt.jobs.len() as i64)
         .bind(now)
-        .bind(new.trigger.reports_to_forge().then_some("")),
+        .bind(new.trigger.reports_to_forge().then_some(""))
+        .bind(to_json(&ctx)?),
     )
     .await?;
     let run_ids: Vec<String> = belt
@@ -65,13 +71,90 @@ pub(crate) async fn insert_build<C: Conn>(
         work.effects.report.push(id.clone());
     }
     let mut settled = Vec::new();
-    for (i, job) in belt.jobs.iter().enumerate() {
-        if deps[i] == 0 {
-            make_ready(conn, &id, &run_ids[i], job, now, work, &mut settled).await?;
+    let roots = (0..belt.jobs.len()).filter(|&i| deps[i] == 0);
+    if !belt_condition_holds(belt, &ctx) {
+        let reason = format!("the `if` of belt `{}` is false", belt.name);
+        for i in roots {
+            skip(conn, &run_ids[i], &reason, now, &mut settled).await?;
+        }
+    } else if takes_turn(conn, &new.product, belt, &id, &ctx, work).await? {
+        for i in roots {
+            make_ready(
+                conn,
+                &id,
+                &run_ids[i],
+                &belt.jobs[i],
+                now,
+                work,
+                &mut settled,
+            )
+            .await?;
         }
     }
     settle(conn, &id, settled, now, work).await?;
     Ok(id)
+}
+
+/// Whether a new build may start now: it has no concurrency group, or it holds its group
+/// (else it waits, its free jobs pending, until the group's holder leaves).
+async fn takes_turn<C: Conn>(
+    conn: &mut C,
+    product: &str,
+    belt: &Belt,
+    build_id: &str,
+    ctx: &BuildContext,
+    work: &mut Work,
+) -> Result<bool> {
+    let Some(c) = &belt.concurrency else {
+        return Ok(true);
+    };
+    let group = render_group(&c.group, ctx);
+    let entrant = Entrant {
+        kind: Kind::Build,
+        member: build_id,
+        build_id,
+        product,
+        group: &group,
+        cancel_superseded: c.cancel_superseded,
+    };
+    groups::enter(conn, &entrant, work).await
+}
+
+/// Skips a pending job run, saying why.
+async fn skip<C: Conn>(
+    conn: &mut C,
+    run_id: &str,
+    reason: &str,
+    now: i64,
+    settled: &mut Settled,
+) -> Result<()> {
+    conn.exec(
+        sql(
+            "UPDATE job_runs SET status = 'skipped', finished_at = $2, reason = $3 \
+             WHERE id = $1 AND status = 'pending'",
+        )
+        .bind(run_id)
+        .bind(now)
+        .bind(reason),
+    )
+    .await?;
+    settled.push((run_id.to_string(), "skipped"));
+    Ok(())
+}
+
+/// The context a build's conditions read (a build from before contexts: its trigger's).
+pub(crate) async fn context_of<C: Conn>(conn: &mut C, build_id: &str) -> Result<BuildContext> {
+    let (context, trigger, git_ref): (Option<String>, String, Option<String>) = conn
+        .one(sql("SELECT context, trigger, git_ref FROM builds WHERE id = $1").bind(build_id))
+        .await?;
+    match context {
+        Some(c) => from_json(&c),
+        None => {
+            let trigger: crate::types::BuildTrigger = from_json(&trigger)?;
+            let r = git_ref.as_deref();
+            Ok(BuildContext::at_ref(trigger.event(r), r))
+        }
+    }
 }
 
 /// The config the build runs: the one it came with (webhooks, re-runs), else the
@@ -163,26 +246,34 @@ pub(crate) async fn make_ready<C: Conn>(
     settled: &mut Settled,
 ) -> Result<()> {
     if job.condition.is_some() && !condition_met(conn, build_id, job).await? {
-        conn.exec(
-            sql("UPDATE job_runs SET status = 'skipped', finished_at = $2 \
-                 WHERE id = $1 AND status = 'pending'")
-            .bind(run_id)
-            .bind(now),
-        )
-        .await?;
-        settled.push((run_id.to_string(), "skipped"));
-        return Ok(());
+        let written = job.condition_text.as_deref().unwrap_or("");
+        let reason = format!("its `if` is false: {written}");
+        return skip(conn, run_id, &reason, now, settled).await;
     }
-    let status = if job.manual { "waiting" } else { "queued" };
+    let status = if job.manual {
+        "waiting"
+    } else if job_takes_turn(conn, build_id, run_id, job, work).await? {
+        "queued"
+    } else {
+        "held"
+    };
+    let (status, waiting_for) = match status {
+        "held" => ("waiting", Some("concurrency")),
+        "waiting" => ("waiting", Some("approval")),
+        s => (s, None),
+    };
     conn.exec(
-        sql("UPDATE job_runs SET status = $2, queued_at = $3 \
-             WHERE id = $1 AND status = 'pending'")
+        sql(
+            "UPDATE job_runs SET status = $2, queued_at = $3, waiting_for = $4 \
+             WHERE id = $1 AND status = 'pending'",
+        )
         .bind(run_id)
         .bind(status)
-        .bind(now),
+        .bind(now)
+        .bind(waiting_for),
     )
     .await?;
-    if !job.manual {
+    if status == "queued" {
         work.effects.dispatch.push(Dispatch {
             fleet: job.fleet.clone(),
             msg: QueueMessage {
@@ -194,6 +285,34 @@ pub(crate) async fn make_ready<C: Conn>(
     Ok(())
 }
 
+/// Whether a job run ready to queue may: its job has no concurrency group, or the job
+/// run holds it (else it waits for the group).
+pub(crate) async fn job_takes_turn<C: Conn>(
+    conn: &mut C,
+    build_id: &str,
+    run_id: &str,
+    job: &Job,
+    work: &mut Work,
+) -> Result<bool> {
+    let Some(c) = &job.concurrency else {
+        return Ok(true);
+    };
+    let ctx = context_of(conn, build_id).await?;
+    let (product,): (String,) = conn
+        .one(sql("SELECT product FROM builds WHERE id = $1").bind(build_id))
+        .await?;
+    let group = render_group(&c.group, &ctx);
+    let entrant = Entrant {
+        kind: Kind::Job,
+        member: run_id,
+        build_id,
+        product: &product,
+        group: &group,
+        cancel_superseded: c.cancel_superseded,
+    };
+    groups::enter(conn, &entrant, work).await
+}
+
 async fn condition_met<C: Conn>(conn: &mut C, build_id: &str, job: &Job) -> Result<bool> {
     let refs: Vec<Reference> = condition_refs(job).into_iter().cloned().collect();
     let resolved = values::resolve(conn, build_id, &refs).await?;
@@ -202,7 +321,8 @@ async fn condition_met<C: Conn>(conn: &mut C, build_id: &str, job: &Job) -> Resu
         .zip(resolved)
         .map(|(r, (_, v))| (r.text.clone(), v))
         .collect();
-    Ok(condition_holds(job, &by_path))
+    let ctx = context_of(conn, build_id).await?;
+    Ok(condition_holds(job, &by_path, &ctx))
 }
 
 /// Moves a build on after job runs reached a final state: unblocks or skips their
@@ -219,6 +339,7 @@ pub(crate) async fn settle<C: Conn>(
     }
     let (mut done, mut failed) = (0i64, 0i64);
     while let Some((run, status)) = queue.pop() {
+        groups::leave(conn, &run, work).await?;
         done += 1;
         if status == "failed" || status == "cancelled" {
             failed += 1;
@@ -304,6 +425,7 @@ async fn finish_if_done<C: Conn>(
             .bind(now),
     )
     .await?;
+    groups::leave(conn, build_id, work).await?;
     work.effects.finished.push(build_id.to_string());
     if reports.is_some() {
         work.effects.report.push(build_id.to_string());
@@ -341,7 +463,15 @@ pub(crate) async fn fire_all<C: Conn>(conn: &mut C, now: i64, work: &mut Work) -
             belt: belt.clone(),
             number: number as u64,
         };
-        for (p, b) in downstream_targets(me, &belt, &registered) {
+        let ran: Vec<(String,)> = conn
+            .all(
+                sql("SELECT name FROM job_runs WHERE build_id = $1 AND status = 'succeeded'")
+                    .bind(&build_id),
+            )
+            .await?;
+        let ran: Vec<String> = ran.into_iter().map(|(n,)| n).collect();
+        let ctx = context_of(conn, &build_id).await?;
+        for (p, b) in fired_downstreams(me, &belt, &registered, &ran, &ctx) {
             let new = downstream_build(conn, p, b, trigger.clone()).await?;
             insert_build(conn, &new, Some(&build_id), now, work).await?;
         }
@@ -366,6 +496,7 @@ async fn downstream_build<C: Conn>(
         git_ref: branch.map(|b| format!("refs/heads/{b}")),
         sha: head,
         model: None,
+        context: None,
     })
 }
 

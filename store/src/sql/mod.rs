@@ -7,6 +7,7 @@ mod actions;
 mod builds;
 pub(crate) mod conn;
 mod files;
+mod groups;
 mod leases;
 mod logs;
 mod reads;
@@ -64,18 +65,58 @@ impl<B: Backend> SqlStore<B> {
         if !leases::lose(&mut *tx, which, max_lost, now, &mut work).await? {
             return Ok(None);
         }
+        self.finish(tx, work, now).await.map(Some)
+    }
+
+    /// Fires the downstream builds of builds that succeeded, commits, then carries out
+    /// the follow-ups, each in a transaction of its own (they take other builds' locks,
+    /// which this transaction must not wait for): superseded builds and job runs are
+    /// cancelled, promoted group members started.
+    async fn finish(&self, mut tx: B::Tx, mut work: Work, now: i64) -> Result<Effects> {
         builds::fire_all(&mut *tx, now, &mut work).await?;
         B::commit(tx).await?;
-        Ok(Some(work.effects))
+        let mut effects = work.effects;
+        let mut follow: std::collections::VecDeque<FollowUp> = work.follow.into();
+        while let Some(next) = follow.pop_front() {
+            let mut tx = self.backend.begin().await?;
+            let mut w = Work::default();
+            match &next {
+                FollowUp::CancelBuild(id) => {
+                    if actions::cancel_build(&mut *tx, id, now, &mut w).await? {
+                        w.effects.superseded.push(id.clone());
+                    }
+                }
+                FollowUp::CancelJobRun(id) => {
+                    actions::cancel_run(&mut *tx, id, now, &mut w).await?;
+                }
+                FollowUp::Start(member) => groups::start(&mut *tx, member, now, &mut w).await?,
+            }
+            builds::fire_all(&mut *tx, now, &mut w).await?;
+            B::commit(tx).await?;
+            effects.absorb(w.effects);
+            follow.extend(w.follow);
+        }
+        Ok(effects)
     }
 }
 
-/// What one transaction has done so far: effects for after commit, and builds whose
-/// success fires downstream products.
+/// What one transaction has done so far: effects for after commit, builds whose success
+/// fires downstream products, and what to do in transactions of their own after commit.
 #[derive(Default)]
 pub(crate) struct Work {
     pub(crate) effects: Effects,
     pub(crate) to_fire: Vec<String>,
+    pub(crate) follow: Vec<FollowUp>,
+}
+
+/// A step after commit that takes another build's lock.
+pub(crate) enum FollowUp {
+    /// A build a newer one of its concurrency group superseded.
+    CancelBuild(String),
+    /// A job run a newer one of its concurrency group superseded.
+    CancelJobRun(String),
+    /// A group member promoted to hold its group.
+    Start(String),
 }
 
 pub use logs::truncation_marker;
@@ -119,9 +160,7 @@ impl<B: Backend> Store for SqlStore<B> {
         let mut tx = self.backend.begin().await?;
         let mut work = Work::default();
         let id = builds::insert_build(&mut *tx, new, None, now, &mut work).await?;
-        builds::fire_all(&mut *tx, now, &mut work).await?;
-        B::commit(tx).await?;
-        Ok((id, work.effects))
+        Ok((id, self.finish(tx, work, now).await?))
     }
 
     async fn claim(
@@ -169,9 +208,7 @@ impl<B: Backend> Store for SqlStore<B> {
         if !leases::complete(&mut *tx, c, owner, now, &mut work).await? {
             return Ok(None);
         }
-        builds::fire_all(&mut *tx, now, &mut work).await?;
-        B::commit(tx).await?;
-        Ok(Some(work.effects))
+        self.finish(tx, work, now).await.map(Some)
     }
 
     async fn release(
@@ -210,9 +247,11 @@ impl<B: Backend> Store for SqlStore<B> {
 
     async fn cancel_build(&self, id: &str, now: i64) -> Result<Option<Effects>> {
         let mut tx = self.backend.begin().await?;
-        let effects = actions::cancel_build(&mut *tx, id, now).await?;
-        B::commit(tx).await?;
-        Ok(effects)
+        let mut work = Work::default();
+        if !actions::cancel_build(&mut *tx, id, now, &mut work).await? {
+            return Ok(None);
+        }
+        self.finish(tx, work, now).await.map(Some)
     }
 
     async fn build(&self, id: &str) -> Result<Option<BuildView>> {
@@ -284,9 +323,7 @@ impl<B: Backend> Store for SqlStore<B> {
             };
             ids.push(id);
         }
-        builds::fire_all(&mut *tx, now, &mut work).await?;
-        B::commit(tx).await?;
-        Ok(Some((ids, work.effects)))
+        Ok(Some((ids, self.finish(tx, work, now).await?)))
     }
 
     async fn put_secret(&self, scope: &str, name: &str, sealed: &str, now: i64) -> Result<()> {
@@ -343,18 +380,45 @@ impl<B: Backend> Store for SqlStore<B> {
         self.backend.pool_handle()
     }
 
-    async fn approve_job_run(&self, id: &str, now: i64) -> Result<Option<Effects>> {
+    async fn approve_job_run(&self, id: &str, by: &str, now: i64) -> Result<Option<Effects>> {
         let mut tx = self.backend.begin().await?;
-        let effects = actions::approve(&mut *tx, id, now).await?;
-        B::commit(tx).await?;
-        Ok(effects)
+        let mut work = Work::default();
+        if !actions::approve(&mut *tx, id, by, now, &mut work).await? {
+            return Ok(None);
+        }
+        self.finish(tx, work, now).await.map(Some)
+    }
+
+    async fn decline_job_run(
+        &self,
+        id: &str,
+        by: &str,
+        reason: &str,
+        now: i64,
+    ) -> Result<Option<Effects>> {
+        let mut tx = self.backend.begin().await?;
+        let mut work = Work::default();
+        if !actions::decline(&mut *tx, id, by, reason, now, &mut work).await? {
+            return Ok(None);
+        }
+        self.finish(tx, work, now).await.map(Some)
+    }
+
+    async fn start_held_groups(&self, now: i64) -> Result<Effects> {
+        let members = groups::unstarted(&mut *self.backend.conn().await?).await?;
+        let mut work = Work::default();
+        work.follow = members.into_iter().map(FollowUp::Start).collect();
+        let tx = self.backend.begin().await?;
+        self.finish(tx, work, now).await
     }
 
     async fn cancel_job_run(&self, id: &str, now: i64) -> Result<Option<Effects>> {
         let mut tx = self.backend.begin().await?;
-        let effects = actions::cancel_run(&mut *tx, id, now).await?;
-        B::commit(tx).await?;
-        Ok(effects)
+        let mut work = Work::default();
+        if !actions::cancel_run(&mut *tx, id, now, &mut work).await? {
+            return Ok(None);
+        }
+        self.finish(tx, work, now).await.map(Some)
     }
 
     async fn rerun_build(&self, id: &str, now: i64) -> Result<Option<(String, Effects)>> {
@@ -363,9 +427,7 @@ impl<B: Backend> Store for SqlStore<B> {
         let Some(new_id) = actions::rerun(&mut *tx, id, now, &mut work).await? else {
             return Ok(None);
         };
-        builds::fire_all(&mut *tx, now, &mut work).await?;
-        B::commit(tx).await?;
-        Ok(Some((new_id, work.effects)))
+        Ok(Some((new_id, self.finish(tx, work, now).await?)))
     }
 
     async fn build_of_job_run(&self, job_run_id: &str) -> Result<Option<String>> {

@@ -41,10 +41,10 @@ impl ProductRow {
 }
 
 pub(crate) const BUILD_ONE: &str = "SELECT id, product, belt, number, status, trigger, \
-     upstream_build_id, git_ref, sha, error, created_at, finished_at, forge_status \
+     upstream_build_id, git_ref, sha, error, created_at, finished_at, forge_status, context \
      FROM builds WHERE id = $1";
 pub(crate) const BUILD_FILTERED: &str = "SELECT id, product, belt, number, status, trigger, \
-     upstream_build_id, git_ref, sha, error, created_at, finished_at, forge_status \
+     upstream_build_id, git_ref, sha, error, created_at, finished_at, forge_status, context \
      FROM builds WHERE (CAST($1 AS TEXT) IS NULL OR product = $1) \
      AND (CAST($2 AS TEXT) IS NULL OR status = $2) ORDER BY created_at DESC, id DESC LIMIT $3";
 
@@ -63,6 +63,7 @@ pub(crate) struct BuildRow {
     created_at: i64,
     finished_at: Option<i64>,
     forge_status: Option<String>,
+    context: Option<String>,
 }
 
 impl BuildRow {
@@ -82,16 +83,19 @@ impl BuildRow {
             created_at: self.created_at,
             finished_at: self.finished_at,
             forge_status: self.forge_status,
+            context: self.context.as_deref().map(from_json).transpose()?,
+            waiting_for: None,
             jobs: Vec::new(),
         })
     }
 }
 
 pub(crate) const JOBS_OF_BUILD: &str = "SELECT id, name, status, attempt, exit_code, outputs, \
-     fleet, lease_owner, error, queued_at, started_at, finished_at FROM job_runs \
-     WHERE build_id = $1 ORDER BY idx";
+     fleet, lease_owner, error, queued_at, started_at, finished_at, reason, decided_by, \
+     waiting_for FROM job_runs WHERE build_id = $1 ORDER BY idx";
 pub(crate) const JOB_ONE: &str = "SELECT id, name, status, attempt, exit_code, outputs, \
-     fleet, lease_owner, error, queued_at, started_at, finished_at FROM job_runs WHERE id = $1";
+     fleet, lease_owner, error, queued_at, started_at, finished_at, reason, decided_by, \
+     waiting_for FROM job_runs WHERE id = $1";
 
 #[derive(FromRow)]
 pub(crate) struct JobRow {
@@ -107,6 +111,9 @@ pub(crate) struct JobRow {
     queued_at: Option<i64>,
     started_at: Option<i64>,
     finished_at: Option<i64>,
+    reason: Option<String>,
+    decided_by: Option<String>,
+    waiting_for: Option<String>,
 }
 
 impl JobRow {
@@ -128,6 +135,9 @@ impl JobRow {
             queued_at: self.queued_at,
             started_at: self.started_at,
             finished_at: self.finished_at,
+            reason: self.reason,
+            decided_by: self.decided_by,
+            waiting_for: self.waiting_for,
         })
     }
 }

@@ -54,6 +54,8 @@ pub struct JobPage {
     pub outputs: Vec<(String, String)>,
     pub can_cancel: bool,
     pub can_approve: bool,
+    /// What it waits for, or why it was skipped.
+    pub note: String,
     pub lines: Vec<LineRow>,
     /// The first line id shown, for the "older lines" link, when there are older lines.
     pub older: Option<i64>,
@@ -117,7 +119,8 @@ pub async fn page(
             .map(|(k, v)| (k.clone(), plain(v)))
             .collect(),
         can_cancel: !is_final(&j.status),
-        can_approve: j.status == "waiting",
+        can_approve: super::view::awaits_approval(&j),
+        note: super::view::job_note(&j),
         lines: line_rows(&rows),
         older: (older && first != i64::MAX).then_some(first),
         newer: newer.then_some(last),

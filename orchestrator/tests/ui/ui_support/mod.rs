@@ -60,6 +60,7 @@ impl Conveyor {
             git_ref: None,
             sha: None,
             model: None,
+            context: None,
         };
         conveyor::services::builds::start(&self.state, &new)
             .await
