@@ -234,6 +234,16 @@ mod tests {
     }
 
     #[test]
+    fn branch_patterns_match_with_stars() {
+        assert!(branch_matches("main", "main"));
+        assert!(!branch_matches("main", "mainline"));
+        assert!(branch_matches("release/*", "release/1.2"));
+        assert!(!branch_matches("release/*", "hotfix/1"));
+        assert!(branch_matches("*", "anything"));
+        assert!(branch_matches("feat-*-x", "feat-abc-x"));
+    }
+
+    #[test]
     fn gates_keep_pull_requests_out_unless_named() {
         let pr = BuildContext::at_ref(Event::PullRequest, Some("refs/pull/1/head"));
         let main = BuildContext::at_ref(Event::Push, Some("refs/heads/main"));
