@@ -15,6 +15,7 @@ mod compat;
 mod deliveries;
 mod files;
 mod forge_stub;
+mod gating;
 mod inputs;
 mod observability;
 mod openapi;

@@ -62,7 +62,7 @@ pub(crate) struct Hooks {
     pub(crate) http: reqwest::Client,
     pub(crate) url: String,
     /// A clone to push more commits from.
-    work: PathBuf,
+    pub(crate) work: PathBuf,
 }
 
 impl Hooks {
