@@ -175,6 +175,14 @@ fn names_product(job: &Job, product: &str) -> bool {
     })
 }
 
+/// The product's own gating keys: its name is not the reserved one; its `concurrency`.
+pub fn product_level(f: &Fields, name: Option<&str>, d: &mut Diagnostics) -> Option<Concurrency> {
+    if let (Some(n), Some(name)) = (f.present("product"), name) {
+        reserved(name, "product", n.pos, d);
+    }
+    f.present("concurrency").and_then(|n| concurrency(n, d))
+}
+
 /// `conveyor` is the context's namespace: no job or product may be called so.
 pub fn reserved(name: &str, kind: &str, pos: Pos, d: &mut Diagnostics) -> bool {
     if name == context::NAMESPACE {

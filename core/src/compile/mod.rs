@@ -153,13 +153,8 @@ fn product(root: &Node, d: &mut Diagnostics) -> Option<Product> {
     let description = f
         .present("description")
         .and_then(|n| fields::string(n, "description", d));
-    if let (Some(n), Some(name)) = (f.present("product"), &name) {
-        gating::reserved(name, "product", n.pos, d);
-    }
     let defaults = Defaults::top().under(&f, d);
-    let concurrency = f
-        .present("concurrency")
-        .and_then(|n| gating::concurrency(n, d));
+    let concurrency = gating::product_level(&f, name.as_deref(), d);
     let belts = match f.present("belts") {
         Some(n) => belts(n, &defaults, concurrency.as_ref(), d),
         None => {

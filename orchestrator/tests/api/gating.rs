@@ -229,13 +229,8 @@ fn id_of(reply: &Value) -> String {
     reply["builds"][0]["id"].as_str().unwrap().to_string()
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn a_pull_request_tests_and_fires_nothing_and_a_push_to_main_deploys_what_ran() {
-    let dir = common::temp_dir("gating");
-    let hooks = start(&dir).await;
-    let main_head = git(&hooks.work, &["rev-parse", "HEAD"]);
-
-    // A pull request changing code only: tests run, docs do not, nothing deploys.
+/// A pull request changing code only: tests run, docs do not, nothing deploys.
+async fn a_pull_request_tests_and_fires_nothing(hooks: &Hooks) {
     let (_, pr_head) = push_files(&hooks.work, "topic", &[("app.txt", Some("2\n"))]);
     let pr = json!({ "action": "opened", "number": 4,
         "pull_request": { "head": { "ref": "topic", "sha": pr_head }, "base": { "ref": "main" } },
@@ -246,25 +241,24 @@ async fn a_pull_request_tests_and_fires_nothing_and_a_push_to_main_deploys_what_
     assert_eq!(b["status"], "succeeded", "{b}");
     assert_eq!(b["context"]["event"], "pull_request");
     assert_eq!(b["context"]["changed"], json!(["app.txt"]));
-    let expect = |list: &[(&str, &str)]| -> Vec<(String, String)> {
-        list.iter()
-            .map(|(a, b)| (a.to_string(), b.to_string()))
-            .collect()
-    };
-    assert_eq!(
-        states(&b),
-        expect(&[
-            ("lint", "succeeded"),
-            ("test", "succeeded"),
-            ("docs", "skipped"),
-            ("package", "succeeded"),
-            ("promote", "skipped")
-        ])
-    );
+    let expect: Vec<(String, String)> = [
+        ("lint", "succeeded"),
+        ("test", "succeeded"),
+        ("docs", "skipped"),
+        ("package", "succeeded"),
+        ("promote", "skipped"),
+    ]
+    .iter()
+    .map(|(a, b)| (a.to_string(), b.to_string()))
+    .collect();
+    assert_eq!(states(&b), expect);
     assert_eq!(b["triggered"], json!([]), "a pull request deploys nothing");
+}
 
-    // A new feature branch: `package` is skipped by its `if`, so nothing fires.
-    git(&hooks.work, &["checkout", "--quiet", &main_head]);
+/// A new feature branch: docs changed since main run; `package` is skipped by its `if`,
+/// so nothing fires.
+async fn a_skipped_job_fires_nothing(hooks: &Hooks, main_head: &str) {
+    git(&hooks.work, &["checkout", "--quiet", main_head]);
     let zero = "0".repeat(40);
     let (_, feat) = push_files(&hooks.work, "feature/x", &[("docs/guide.md", Some("g\n"))]);
     let reply = hooks.push_to("f-1", "feature/x", &zero, &feat).await;
@@ -282,6 +276,15 @@ async fn a_pull_request_tests_and_fires_nothing_and_a_push_to_main_deploys_what_
         "its `if` is false: conveyor.event == 'pull_request' || conveyor.branch == 'main'"
     );
     assert_eq!(b["triggered"], json!([]), "a skipped job fires nothing");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_pull_request_tests_and_fires_nothing_and_a_push_to_main_deploys_what_ran() {
+    let dir = common::temp_dir("gating");
+    let hooks = start(&dir).await;
+    let main_head = git(&hooks.work, &["rev-parse", "HEAD"]);
+    a_pull_request_tests_and_fires_nothing(&hooks).await;
+    a_skipped_job_fires_nothing(&hooks, &main_head).await;
 
     // A push to main: package runs and deploys to staging; the declined promotion does not
     // reach prod, and the build still succeeds.

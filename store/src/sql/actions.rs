@@ -5,9 +5,11 @@ use conveyor_core::model::{Belt, Job, Product};
 use conveyor_core::protocol::QueueMessage;
 use sqlx::FromRow;
 
-use super::builds::{context_of, insert_build, job_takes_turn, settle};
+use super::builds::{insert_build, settle};
 use super::conn::{Conn, Sql, sql};
+use super::groups::enter_job;
 use super::leases::lock_build_of;
+use super::values::context_of;
 use super::{Work, from_json};
 use crate::error::Result;
 use crate::types::{BuildTrigger, Dispatch, NewBuild};
@@ -40,7 +42,7 @@ pub(crate) async fn approve<C: Conn>(
         return Ok(false);
     };
     let job: Job = from_json(&spec)?;
-    let turn = job_takes_turn(conn, &build_id, id, &job, work).await?;
+    let turn = enter_job(conn, &build_id, id, &job, work).await?;
     let (status, waiting_for) = if turn {
         ("queued", None)
     } else {

@@ -2,7 +2,7 @@
 //! readying free jobs, settling job runs that reached a final state (unblocking or skipping
 //! their dependents, finishing the build), and firing downstream products.
 
-use conveyor_core::context::{BuildContext, render_group};
+use conveyor_core::context::BuildContext;
 use conveyor_core::model::{Belt, Job, Product, Reference};
 use conveyor_core::protocol::QueueMessage;
 use conveyor_core::rules::{
@@ -10,7 +10,7 @@ use conveyor_core::rules::{
 };
 
 use super::conn::{Arg, Conn, Sql, sql};
-use super::groups::{self, Entrant, Kind};
+use super::groups;
 use super::{Work, from_json, to_json, values};
 use crate::error::{Result, StoreError};
 use crate::types::{BuildTrigger, Dispatch, NewBuild};
@@ -70,54 +70,38 @@ pub(crate) async fn insert_build<C: Conn>(
     if new.trigger.reports_to_forge() {
         work.effects.report.push(id.clone());
     }
-    let mut settled = Vec::new();
-    let roots = (0..belt.jobs.len()).filter(|&i| deps[i] == 0);
-    if !belt_condition_holds(belt, &ctx) {
-        let reason = format!("the `if` of belt `{}` is false", belt.name);
-        for i in roots {
-            skip(conn, &run_ids[i], &reason, now, &mut settled).await?;
-        }
-    } else if takes_turn(conn, &new.product, belt, &id, &ctx, work).await? {
-        for i in roots {
-            make_ready(
-                conn,
-                &id,
-                &run_ids[i],
-                &belt.jobs[i],
-                now,
-                work,
-                &mut settled,
-            )
-            .await?;
-        }
-    }
-    settle(conn, &id, settled, now, work).await?;
+    let roots: Vec<(&String, &Job)> = (0..belt.jobs.len())
+        .filter(|&i| deps[i] == 0)
+        .map(|i| (&run_ids[i], &belt.jobs[i]))
+        .collect();
+    let new_build = (id.as_str(), new.product.as_str());
+    start_roots(conn, new_build, belt, &ctx, &roots, now, work).await?;
     Ok(id)
 }
 
-/// Whether a new build may start now: it has no concurrency group, or it holds its group
-/// (else it waits, its free jobs pending, until the group's holder leaves).
-async fn takes_turn<C: Conn>(
+/// A new build's free jobs: skipped when the belt's `if` is false, readied when the build
+/// may run now (its group lets it), else left pending until the group does.
+async fn start_roots<C: Conn>(
     conn: &mut C,
-    product: &str,
+    (id, product): (&str, &str),
     belt: &Belt,
-    build_id: &str,
     ctx: &BuildContext,
+    roots: &[(&String, &Job)],
+    now: i64,
     work: &mut Work,
-) -> Result<bool> {
-    let Some(c) = &belt.concurrency else {
-        return Ok(true);
-    };
-    let group = render_group(&c.group, ctx);
-    let entrant = Entrant {
-        kind: Kind::Build,
-        member: build_id,
-        build_id,
-        product,
-        group: &group,
-        cancel_superseded: c.cancel_superseded,
-    };
-    groups::enter(conn, &entrant, work).await
+) -> Result<()> {
+    let mut settled = Vec::new();
+    if !belt_condition_holds(belt, ctx) {
+        let reason = format!("the `if` of belt `{}` is false", belt.name);
+        for (run, _) in roots {
+            skip(conn, run, &reason, now, &mut settled).await?;
+        }
+    } else if groups::enter_build(conn, product, belt, id, ctx, work).await? {
+        for (run, job) in roots {
+            make_ready(conn, id, run, job, now, work, &mut settled).await?;
+        }
+    }
+    settle(conn, id, settled, now, work).await
 }
 
 /// Skips a pending job run, saying why.
@@ -140,21 +124,6 @@ async fn skip<C: Conn>(
     .await?;
     settled.push((run_id.to_string(), "skipped"));
     Ok(())
-}
-
-/// The context a build's conditions read (a build from before contexts: its trigger's).
-pub(crate) async fn context_of<C: Conn>(conn: &mut C, build_id: &str) -> Result<BuildContext> {
-    let (context, trigger, git_ref): (Option<String>, String, Option<String>) = conn
-        .one(sql("SELECT context, trigger, git_ref FROM builds WHERE id = $1").bind(build_id))
-        .await?;
-    match context {
-        Some(c) => from_json(&c),
-        None => {
-            let trigger: crate::types::BuildTrigger = from_json(&trigger)?;
-            let r = git_ref.as_deref();
-            Ok(BuildContext::at_ref(trigger.event(r), r))
-        }
-    }
 }
 
 /// The config the build runs: the one it came with (webhooks, re-runs), else the
@@ -252,7 +221,7 @@ pub(crate) async fn make_ready<C: Conn>(
     }
     let status = if job.manual {
         "waiting"
-    } else if job_takes_turn(conn, build_id, run_id, job, work).await? {
+    } else if groups::enter_job(conn, build_id, run_id, job, work).await? {
         "queued"
     } else {
         "held"
@@ -285,34 +254,6 @@ pub(crate) async fn make_ready<C: Conn>(
     Ok(())
 }
 
-/// Whether a job run ready to queue may: its job has no concurrency group, or the job
-/// run holds it (else it waits for the group).
-pub(crate) async fn job_takes_turn<C: Conn>(
-    conn: &mut C,
-    build_id: &str,
-    run_id: &str,
-    job: &Job,
-    work: &mut Work,
-) -> Result<bool> {
-    let Some(c) = &job.concurrency else {
-        return Ok(true);
-    };
-    let ctx = context_of(conn, build_id).await?;
-    let (product,): (String,) = conn
-        .one(sql("SELECT product FROM builds WHERE id = $1").bind(build_id))
-        .await?;
-    let group = render_group(&c.group, &ctx);
-    let entrant = Entrant {
-        kind: Kind::Job,
-        member: run_id,
-        build_id,
-        product: &product,
-        group: &group,
-        cancel_superseded: c.cancel_superseded,
-    };
-    groups::enter(conn, &entrant, work).await
-}
-
 async fn condition_met<C: Conn>(conn: &mut C, build_id: &str, job: &Job) -> Result<bool> {
     let refs: Vec<Reference> = condition_refs(job).into_iter().cloned().collect();
     let resolved = values::resolve(conn, build_id, &refs).await?;
@@ -321,7 +262,7 @@ async fn condition_met<C: Conn>(conn: &mut C, build_id: &str, job: &Job) -> Resu
         .zip(resolved)
         .map(|(r, (_, v))| (r.text.clone(), v))
         .collect();
-    let ctx = context_of(conn, build_id).await?;
+    let ctx = values::context_of(conn, build_id).await?;
     Ok(condition_holds(job, &by_path, &ctx))
 }
 
@@ -470,7 +411,7 @@ pub(crate) async fn fire_all<C: Conn>(conn: &mut C, now: i64, work: &mut Work) -
             )
             .await?;
         let ran: Vec<String> = ran.into_iter().map(|(n,)| n).collect();
-        let ctx = context_of(conn, &build_id).await?;
+        let ctx = values::context_of(conn, &build_id).await?;
         for (p, b) in fired_downstreams(me, &belt, &registered, &ran, &ctx) {
             let new = downstream_build(conn, p, b, trigger.clone()).await?;
             insert_build(conn, &new, Some(&build_id), now, work).await?;

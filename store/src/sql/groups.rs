@@ -5,14 +5,25 @@
 //! started after commit, in a transaction of its own that takes its build's lock first
 //! (`start`), and the maintenance tick starts any promoted member a crash left unstarted.
 
-use conveyor_core::model::Job;
+use conveyor_core::context::{BuildContext, render_group};
+use conveyor_core::model::{Belt, Job};
 use conveyor_core::protocol::QueueMessage;
 
 use super::builds::{make_ready, settle};
 use super::conn::{Conn, sql};
-use super::{FollowUp, Work, from_json};
+use super::{Work, from_json};
 use crate::error::Result;
 use crate::types::Dispatch;
+
+/// A step after commit that takes another build's lock.
+pub(crate) enum FollowUp {
+    /// A build a newer one of its concurrency group superseded.
+    CancelBuild(String),
+    /// A job run a newer one of its concurrency group superseded.
+    CancelJobRun(String),
+    /// A group member promoted to hold its group.
+    Start(String),
+}
 
 /// What a member is: a whole build, or one job run.
 #[derive(Clone, Copy)]
@@ -38,6 +49,59 @@ pub(crate) struct Entrant<'a> {
     pub product: &'a str,
     pub group: &'a str,
     pub cancel_superseded: bool,
+}
+
+/// Whether a new build may start now: it has no concurrency group, or it holds its group
+/// (else it waits, its free jobs pending, until the group's holder leaves).
+pub(crate) async fn enter_build<C: Conn>(
+    conn: &mut C,
+    product: &str,
+    belt: &Belt,
+    build_id: &str,
+    ctx: &BuildContext,
+    work: &mut Work,
+) -> Result<bool> {
+    let Some(c) = &belt.concurrency else {
+        return Ok(true);
+    };
+    let group = render_group(&c.group, ctx);
+    let entrant = Entrant {
+        kind: Kind::Build,
+        member: build_id,
+        build_id,
+        product,
+        group: &group,
+        cancel_superseded: c.cancel_superseded,
+    };
+    enter(conn, &entrant, work).await
+}
+
+/// Whether a job run ready to queue may: its job has no concurrency group, or the job
+/// run holds it (else it waits for the group).
+pub(crate) async fn enter_job<C: Conn>(
+    conn: &mut C,
+    build_id: &str,
+    run_id: &str,
+    job: &Job,
+    work: &mut Work,
+) -> Result<bool> {
+    let Some(c) = &job.concurrency else {
+        return Ok(true);
+    };
+    let ctx = super::values::context_of(conn, build_id).await?;
+    let (product,): (String,) = conn
+        .one(sql("SELECT product FROM builds WHERE id = $1").bind(build_id))
+        .await?;
+    let group = render_group(&c.group, &ctx);
+    let entrant = Entrant {
+        kind: Kind::Job,
+        member: run_id,
+        build_id,
+        product: &product,
+        group: &group,
+        cancel_superseded: c.cancel_superseded,
+    };
+    enter(conn, &entrant, work).await
 }
 
 /// Takes the group's row lock (creating the row), and the next place in its order.
@@ -167,22 +231,37 @@ pub(crate) async fn start<C: Conn>(
         return Ok(());
     }
     if kind == "build" {
-        let free: Vec<(String, String)> = conn
-            .all(
-                sql(
-                    "SELECT id, spec FROM job_runs WHERE build_id = $1 AND status = 'pending' \
-                     AND pending_deps = 0 ORDER BY idx",
-                )
-                .bind(&build_id),
-            )
-            .await?;
-        let mut settled = Vec::new();
-        for (run, spec) in free {
-            let job: Job = from_json(&spec)?;
-            make_ready(conn, &build_id, &run, &job, now, work, &mut settled).await?;
-        }
-        return settle(conn, &build_id, settled, now, work).await;
+        return start_build(conn, &build_id, now, work).await;
     }
+    queue_job_run(conn, member, now, work).await
+}
+
+/// A build promoted to hold its group: its free jobs are readied.
+async fn start_build<C: Conn>(
+    conn: &mut C,
+    build_id: &str,
+    now: i64,
+    work: &mut Work,
+) -> Result<()> {
+    let free: Vec<(String, String)> = conn
+        .all(
+            sql(
+                "SELECT id, spec FROM job_runs WHERE build_id = $1 AND status = 'pending' \
+                 AND pending_deps = 0 ORDER BY idx",
+            )
+            .bind(build_id),
+        )
+        .await?;
+    let mut settled = Vec::new();
+    for (run, spec) in free {
+        let job: Job = from_json(&spec)?;
+        make_ready(conn, build_id, &run, &job, now, work, &mut settled).await?;
+    }
+    settle(conn, build_id, settled, now, work).await
+}
+
+/// A job run promoted to hold its group: queued and dispatched.
+async fn queue_job_run<C: Conn>(conn: &mut C, id: &str, now: i64, work: &mut Work) -> Result<()> {
     let queued: Option<(String, i64)> = conn
         .opt(
             sql(
@@ -190,7 +269,7 @@ pub(crate) async fn start<C: Conn>(
                  WHERE id = $1 AND status = 'waiting' AND waiting_for = 'concurrency' \
                  RETURNING fleet, attempt",
             )
-            .bind(member)
+            .bind(id)
             .bind(now),
         )
         .await?;
@@ -198,7 +277,7 @@ pub(crate) async fn start<C: Conn>(
         work.effects.dispatch.push(Dispatch {
             fleet,
             msg: QueueMessage {
-                job_run_id: member.to_string(),
+                job_run_id: id.to_string(),
                 attempt: attempt as u32,
             },
         });

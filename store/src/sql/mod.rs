@@ -28,6 +28,7 @@ use crate::api::Store;
 use crate::error::{Result, corrupt};
 use crate::types::*;
 use conn::Conn;
+use groups::FollowUp;
 
 /// What a backend gives the engine: connections, and write transactions.
 pub(crate) trait Backend: Send + Sync + 'static {
@@ -107,16 +108,6 @@ pub(crate) struct Work {
     pub(crate) effects: Effects,
     pub(crate) to_fire: Vec<String>,
     pub(crate) follow: Vec<FollowUp>,
-}
-
-/// A step after commit that takes another build's lock.
-pub(crate) enum FollowUp {
-    /// A build a newer one of its concurrency group superseded.
-    CancelBuild(String),
-    /// A job run a newer one of its concurrency group superseded.
-    CancelJobRun(String),
-    /// A group member promoted to hold its group.
-    Start(String),
 }
 
 pub use logs::truncation_marker;
@@ -406,8 +397,10 @@ impl<B: Backend> Store for SqlStore<B> {
 
     async fn start_held_groups(&self, now: i64) -> Result<Effects> {
         let members = groups::unstarted(&mut *self.backend.conn().await?).await?;
-        let mut work = Work::default();
-        work.follow = members.into_iter().map(FollowUp::Start).collect();
+        let work = Work {
+            follow: members.into_iter().map(FollowUp::Start).collect(),
+            ..Default::default()
+        };
         let tx = self.backend.begin().await?;
         self.finish(tx, work, now).await
     }

@@ -53,7 +53,7 @@ pub(crate) async fn claim<C: Conn>(
     let (secrets, missing_secrets) =
         secrets::for_job(conn, &b.product, b.git_ref.as_deref(), &job).await?;
     let refs = values::resolve(conn, &build_id, &job.refs).await?;
-    let context = super::builds::context_of(conn, &build_id).await?;
+    let context = values::context_of(conn, &build_id).await?;
     let inputs = files::inputs_of(conn, &build_id, &req.job_run_id, &job).await?;
     let lease = Lease {
         job_run_id: req.job_run_id.clone(),

@@ -76,6 +76,14 @@ pub struct LogPage {
     after: Option<i64>,
 }
 
+/// How long a job run waited from ready to started.
+fn waited(queued: Option<i64>, started: Option<i64>) -> String {
+    match (queued, started) {
+        (Some(q), Some(s)) => span(s - q),
+        _ => String::new(),
+    }
+}
+
 pub async fn page(
     State(services): State<Arc<Services>>,
     Reader(viewer): Reader,
@@ -108,10 +116,7 @@ pub async fn page(
         queued: j.queued_at.map(when).unwrap_or_default(),
         started: j.started_at.map(when).unwrap_or_default(),
         finished_at: j.finished_at.map(when).unwrap_or_default(),
-        waited: match (j.queued_at, j.started_at) {
-            (Some(q), Some(s)) => span(s - q),
-            _ => String::new(),
-        },
+        waited: waited(j.queued_at, j.started_at),
         took: took(j.started_at, j.finished_at),
         outputs: j
             .outputs

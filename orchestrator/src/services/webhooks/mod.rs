@@ -151,12 +151,7 @@ fn wanted(forge: Forge, change: &Change, payload: &Value) -> Result<Wanted> {
         }
     };
     check_names(sha, &git_ref, branch.map(String::as_str))?;
-    let event = match kind {
-        ScmEventType::PullRequest => Event::PullRequest,
-        ScmEventType::Tag => Event::Tag,
-        _ => Event::Push,
-    };
-    let mut context = BuildContext::at_ref(event, Some(&git_ref));
+    let mut context = BuildContext::at_ref(event_of(kind), Some(&git_ref));
     context.branch = branch.cloned();
     Ok(Wanted {
         trigger: BuildTrigger::Webhook {
@@ -172,6 +167,15 @@ fn wanted(forge: Forge, change: &Change, payload: &Value) -> Result<Wanted> {
         context,
         diff,
     })
+}
+
+/// The event a change's builds count as.
+fn event_of(kind: ScmEventType) -> Event {
+    match kind {
+        ScmEventType::PullRequest => Event::PullRequest,
+        ScmEventType::Tag => Event::Tag,
+        ScmEventType::Push | ScmEventType::Merge => Event::Push,
+    }
 }
 
 /// A commit is 40 or 64 hex digits and refs follow git's rules, so nothing a delivery
