@@ -27,6 +27,25 @@ belts:
         commands: 'true'
 ";
 
+/// The line in which the run says it waits for approval of `gate`.
+fn hint_of(child: &mut std::process::Child) -> String {
+    let stderr = child.stderr.take().unwrap();
+    let (tx, rx) = mpsc::channel();
+    std::thread::spawn(move || {
+        for line in BufReader::new(stderr).lines() {
+            let _ = tx.send(line.unwrap_or_default());
+        }
+    });
+    loop {
+        let line = rx
+            .recv_timeout(Duration::from_secs(60))
+            .expect("the run says it waits for approval");
+        if line.starts_with("waiting for approval of job `gate` of gated #1") {
+            return line;
+        }
+    }
+}
+
 #[test]
 fn a_run_waiting_for_approval_says_how_to_decide_and_a_decline_skips_the_job() {
     let dir = common::temp_dir("approvals");
@@ -40,21 +59,7 @@ fn a_run_waiting_for_approval_says_how_to_decide_and_a_decline_skips_the_job() {
         .stderr(Stdio::piped())
         .spawn()
         .unwrap();
-    let stderr = child.stderr.take().unwrap();
-    let (tx, rx) = mpsc::channel();
-    std::thread::spawn(move || {
-        for line in BufReader::new(stderr).lines() {
-            let _ = tx.send(line.unwrap_or_default());
-        }
-    });
-    let hint = loop {
-        let line = rx
-            .recv_timeout(Duration::from_secs(60))
-            .expect("the run says it waits for approval");
-        if line.starts_with("waiting for approval of job `gate` of gated #1") {
-            break line;
-        }
-    };
+    let hint = hint_of(&mut child);
     // `conveyor approve ID --server URL --token T`, as printed.
     let command = hint.split('`').nth(3).unwrap();
     let words: Vec<&str> = command.split_whitespace().collect();

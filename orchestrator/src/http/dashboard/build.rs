@@ -11,7 +11,7 @@ use super::PageResult;
 use super::dag::{Dag, NodeIn, layout};
 use super::session::Reader;
 use super::view::{
-    Badge, Chrome, Link, awaits_approval, badge, job_note, took, trigger_text, when,
+    Badge, Chrome, Link, awaits_approval, badge, job_badge, job_note, took, trigger_text, when,
 };
 use crate::http::error::AppError;
 use crate::services::{Services, input};
@@ -135,7 +135,7 @@ pub async fn page(
             .map(|j| JobRow {
                 id: j.id.clone(),
                 name: j.name.clone(),
-                badge: badge(&j.status),
+                badge: job_badge(j),
                 attempts: j.attempts,
                 took: took(j.started_at, j.finished_at),
                 runner: j.runner.clone().unwrap_or_default(),

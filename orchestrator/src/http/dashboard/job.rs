@@ -15,7 +15,7 @@ use serde::Deserialize;
 use super::PageResult;
 use super::ansi;
 use super::session::Reader;
-use super::view::{Badge, Chrome, badge, span, took, when};
+use super::view::{Badge, Chrome, span, took, when};
 use crate::http::error::AppError;
 use crate::services::{Services, input};
 use crate::store::is_final;
@@ -109,7 +109,7 @@ pub async fn page(
         ),
         build: format!("{} {} #{}", b.product, b.belt, b.number),
         build_id: b.id,
-        badge: badge(&j.status),
+        badge: super::view::job_badge(&j),
         exit_code: j.exit_code.map(|c| c.to_string()).unwrap_or_default(),
         runner: j.runner.clone().unwrap_or_default(),
         error: j.error.clone().unwrap_or_default(),

@@ -72,6 +72,19 @@ pub fn job_note(j: &JobRunView) -> String {
     }
 }
 
+/// A job run's badge: a `waiting` one that waits for its concurrency group, not for
+/// approval, says so.
+pub fn job_badge(j: &JobRunView) -> Badge {
+    if j.status == "waiting" && !awaits_approval(j) {
+        return Badge {
+            status: j.status.clone(),
+            icon: "‖",
+            label: "waiting for its concurrency group",
+        };
+    }
+    badge(&j.status)
+}
+
 pub fn badge(status: &str) -> Badge {
     let (icon, label) = match status {
         "succeeded" => ("✓", "succeeded"),
