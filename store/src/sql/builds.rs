@@ -203,8 +203,8 @@ async fn insert_job_runs<C: Conn>(
     Ok(())
 }
 
-/// A job run whose dependencies are done: skipped by its condition, waiting for
-/// approval, or queued for dispatch.
+/// A job run whose dependencies are done: skipped by its condition (with the reason),
+/// waiting for approval or for its concurrency group, or queued for dispatch.
 pub(crate) async fn make_ready<C: Conn>(
     conn: &mut C,
     build_id: &str,
@@ -219,17 +219,12 @@ pub(crate) async fn make_ready<C: Conn>(
         let reason = format!("its `if` is false: {written}");
         return skip(conn, run_id, &reason, now, settled).await;
     }
-    let status = if job.manual {
-        "waiting"
+    let (status, waiting_for) = if job.manual {
+        ("waiting", Some("approval"))
     } else if groups::enter_job(conn, build_id, run_id, job, work).await? {
-        "queued"
+        ("queued", None)
     } else {
-        "held"
-    };
-    let (status, waiting_for) = match status {
-        "held" => ("waiting", Some("concurrency")),
-        "waiting" => ("waiting", Some("approval")),
-        s => (s, None),
+        ("waiting", Some("concurrency"))
     };
     conn.exec(
         sql(

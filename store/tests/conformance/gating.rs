@@ -264,3 +264,38 @@ pub async fn builds_entering_one_group_at_once_let_exactly_one_run(store: Arc<dy
         assert_eq!(queued, 1, "round {round}: one deploy runs, the others wait");
     }
 }
+
+/// Two orchestrators are two stores on one Postgres database: builds entering one group
+/// through both at once let exactly one deploy run, and the next starts when it ends,
+/// whichever node records the end.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn two_nodes_on_one_database_share_their_groups() {
+    let url = conveyor_store::testing::fresh_pg_url().await;
+    let a = conveyor_store::open(&url).await.unwrap();
+    let b = conveyor_store::open(&url).await.unwrap();
+    put(&a, DEPLOYS).await;
+    for round in 0..6 {
+        let branch = format!("n{round}");
+        let tasks: Vec<_> = [a.clone(), b.clone(), a.clone(), b.clone()]
+            .into_iter()
+            .enumerate()
+            .map(|(i, store)| {
+                let new = at("deploys", "go", Event::Push, &branch, &[]);
+                tokio::spawn(async move { store.create_build(&new, 100 + i as i64).await.unwrap() })
+            })
+            .collect();
+        let mut created = Vec::new();
+        for t in tasks {
+            created.push(t.await.unwrap());
+        }
+        let queued: Vec<&String> = created
+            .iter()
+            .filter(|(_, e)| !e.dispatch.is_empty())
+            .map(|(id, _)| id)
+            .collect();
+        assert_eq!(queued.len(), 1, "round {round}: one of four runs");
+        // The holder ends on the other node; one more starts.
+        let e = finish(&b, queued[0], "deploy", Outcome::Succeeded, &[]).await;
+        assert_eq!(e.dispatch.len(), 1, "round {round}: the next starts: {e:?}");
+    }
+}
