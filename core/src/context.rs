@@ -17,7 +17,7 @@ pub enum Event {
     Push,
     PullRequest,
     Tag,
-    /// Reserved for scheduled builds: conveyor has no schedules yet.
+    /// A `schedule:` trigger's build.
     Schedule,
     Manual,
     Upstream,

@@ -30,6 +30,29 @@ impl Product {
 pub enum Trigger {
     ScmEvent(ScmTrigger),
     UpstreamBuild(UpstreamTrigger),
+    Schedule(ScheduleTrigger),
+}
+
+/// Builds on a clock: a cron pattern (UTC), the branch whose head they build, the belts.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ScheduleTrigger {
+    pub cron: String,
+    /// `None`: the product's branch (its repository's default one).
+    pub branch: Option<String>,
+    pub belts: Option<Vec<String>>,
+}
+
+impl ScheduleTrigger {
+    /// What identifies this schedule across config changes: a changed pattern, branch or
+    /// belt list is a new schedule, which starts from the time it is first seen.
+    pub fn key(&self) -> String {
+        let belts = self.belts.as_ref().map(|b| b.join(",")).unwrap_or_default();
+        format!(
+            "{}|{}|{belts}",
+            self.cron,
+            self.branch.as_deref().unwrap_or("")
+        )
+    }
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]

@@ -111,6 +111,11 @@ pub struct JobSpec {
     /// Whether the job may save caches (a pull request's build may not).
     #[serde(default)]
     pub caches_writable: bool,
+    /// The names of the entries of [`JobSpec::env`] written in the job's `env:`: the runner
+    /// expands `$NAME`, `${NAME}` and `$$` in their values, once, against the job's
+    /// environment (see [`crate::expand`]); every other entry is data, taken as it is.
+    #[serde(default)]
+    pub expand_env: Vec<String>,
 }
 
 /// The headers that carry a file call's lease: job run id, attempt, lease token.

@@ -42,7 +42,7 @@ pub fn is_ref_path(path: &str) -> bool {
 }
 
 /// A reference starting at `s`: its path and byte length.
-fn ref_at(s: &str) -> Option<(String, usize)> {
+pub(crate) fn ref_at(s: &str) -> Option<(String, usize)> {
     if let Some(body) = s.strip_prefix("${") {
         let end = body.find('}')?;
         let path = &body[..end];

@@ -153,6 +153,13 @@ const OPTIONAL: &[(&str, &str, At, &str, &str)] = &[
     ),
     ("cache", "name", At::Job, CACHE, "          name: deps\n"),
     (
+        "job",
+        "matrix",
+        At::Job,
+        "",
+        "        matrix: {v: [a, b]}\n",
+    ),
+    (
         "scm-event",
         "repo",
         At::Top,
@@ -183,6 +190,8 @@ const OPTIONAL: &[(&str, &str, At, &str, &str)] = &[
         "      build: last\n",
     ),
     ("upstream-build", "belts", At::Top, UP, "      belts: [b]\n"),
+    ("schedule", "branch", At::Top, CRON, "      branch: main\n"),
+    ("schedule", "belts", At::Top, CRON, "      belts: [b]\n"),
     (
         "downstreams item",
         "belts",
@@ -202,6 +211,7 @@ const OPTIONAL: &[(&str, &str, At, &str, &str)] = &[
 const ART: &str = "        artifacts:\n          paths: [a]\n";
 const CACHE: &str = "        cache:\n          key: [a.lock]\n          paths: [t]\n";
 const SCM: &str = "triggers:\n  - scm-event:\n      type: push\n";
+const CRON: &str = "triggers:\n  - schedule:\n      cron: '0 3 * * *'\n";
 const UP: &str = "triggers:\n  - upstream-build:\n      upstream-product: q\n";
 const DS: &str = "        downstreams:\n          - downstream-product: q\n";
 const CONC: &str = "        concurrency:\n          group: g\n";
@@ -231,6 +241,13 @@ const REQUIRED: &[(&str, &str, At, &str, &str)] = &[
     ),
     ("cache", "paths", At::Job, CACHE, "          paths: [t]\n"),
     ("scm-event", "type", At::Top, SCM, "      type: push\n"),
+    (
+        "schedule",
+        "cron",
+        At::Top,
+        CRON,
+        "      cron: '0 3 * * *'\n",
+    ),
     (
         "upstream-build",
         "upstream-product",

@@ -39,6 +39,7 @@ async fn main() {
         artifacts_always: false,
         caches: Vec::new(),
         caches_writable: false,
+        expand_env: Vec::new(),
     };
     let start = Instant::now();
     for i in 0..runs {

@@ -17,6 +17,19 @@ pub trait Store: Send + Sync {
     /// Writes the build, its job runs and edges in one transaction; the job runs with no
     /// unmet dependency are returned for dispatch.
     async fn create_build(&self, new: &NewBuild, now: i64) -> Result<(String, Effects)>;
+    /// The last tick the schedule `key` of `product` fired; a schedule first seen is
+    /// recorded as of `now`, so that it fires from its next tick on.
+    async fn schedule_last_tick(&self, product: &str, key: &str, now: i64) -> Result<i64>;
+    /// Fires tick `tick` of schedule `key` of `new.product`: creates the build only if the
+    /// schedule's last tick is earlier, in one transaction. `None`: it was fired already
+    /// (by another orchestrator), and nothing is created.
+    async fn fire_schedule(
+        &self,
+        key: &str,
+        tick: i64,
+        new: &NewBuild,
+        now: i64,
+    ) -> Result<Option<(String, Effects)>>;
     /// Takes a queued job run at this attempt for `owner`, if it is of one of the owner's
     /// fleets; `None` when it is not (duplicate, stale, or another fleet's).
     async fn claim(

@@ -70,5 +70,6 @@ pub fn product(yaml: &str) -> ProductRecord {
         webhook_secret: None,
         source_path: None,
         head_sha: None,
+        config_path: None,
     }
 }

@@ -23,6 +23,10 @@ pub struct ProductRecord {
     /// The head of `branch` as last seen: the commit downstream builds check out.
     #[serde(default)]
     pub head_sha: Option<String>,
+    /// The file in `repo` the config is read from: `.conveyor.yml` when `None`, or
+    /// `.conveyor/NAME.yml` (several products per repository).
+    #[serde(default)]
+    pub config_path: Option<String>,
 }
 
 /// What started a build.
@@ -47,6 +51,8 @@ pub enum BuildTrigger {
         belt: String,
         number: u64,
     },
+    /// A `schedule:` trigger's tick (milliseconds since the epoch, UTC).
+    Schedule { cron: String, tick: i64 },
     /// Someone re-ran build `number` (id `build_id`) of the same product.
     Rerun {
         build_id: String,
@@ -79,6 +85,7 @@ impl BuildTrigger {
         match self {
             BuildTrigger::Manual | BuildTrigger::Rerun { .. } => Event::Manual,
             BuildTrigger::Upstream { .. } => Event::Upstream,
+            BuildTrigger::Schedule { .. } => Event::Schedule,
             BuildTrigger::Webhook { .. } if conveyor_core::rules::is_pull_request(r) => {
                 Event::PullRequest
             }

@@ -143,7 +143,7 @@ pub fn check_condition_products(p: &Product, d: &mut Diagnostics) {
         .iter()
         .filter_map(|t| match t {
             Trigger::UpstreamBuild(u) => Some(u.product.as_str()),
-            Trigger::ScmEvent(_) => None,
+            Trigger::ScmEvent(_) | Trigger::Schedule(_) => None,
         })
         .collect();
     for job in p.belts.iter().flat_map(|b| &b.jobs) {

@@ -107,6 +107,7 @@ pub fn compile(
         .present("if")
         .filter(|_| condition.is_some())
         .and_then(Node::scalar_text);
+    let env = super::env::templates(own.env, &mut refs, belt, node.pos, d);
     let (artifacts, artifacts_always) = f
         .present("artifacts")
         .map(|n| files::artifacts(n, name, d))
@@ -133,7 +134,7 @@ pub fn compile(
             .map(|n| super::downstreams(n, d))
             .unwrap_or_default(),
         fleet: own.fleet,
-        env: own.env,
+        env,
         secrets: own.secrets,
         timeout_secs: f.present("timeout").and_then(|n| timeout(n, d)),
         retries: f
@@ -186,14 +187,14 @@ fn script_part(
     script::rewrite(text, &found, |path| env_of(refs, path))
 }
 
-fn env_of(refs: &[Reference], path: &str) -> String {
+pub(super) fn env_of(refs: &[Reference], path: &str) -> String {
     refs.iter()
         .find(|r| r.text == path)
         .map_or_else(String::new, |r| r.env.clone())
 }
 
 /// Records a reference once per distinct path, numbering its environment variable.
-fn add_ref(
+pub(super) fn add_ref(
     refs: &mut Vec<Reference>,
     path: &str,
     shown: &str,
@@ -264,6 +265,9 @@ fn inputs(node: &Node, job: &str, belt: &BeltJobs, d: &mut Diagnostics) -> Vec<I
             Input::Git {
                 url: url.trim().to_string(),
             }
+        } else if let Some(instances) = belt.group(&text) {
+            out.extend(instances.iter().map(|i| Input::Job { job: i.clone() }));
+            continue;
         } else if belt.contains(&text) {
             Input::Job { job: text }
         } else {
@@ -298,7 +302,9 @@ fn inputs(node: &Node, job: &str, belt: &BeltJobs, d: &mut Diagnostics) -> Vec<I
 fn needs(node: &Node, job: &str, belt: &BeltJobs, d: &mut Diagnostics) -> Vec<String> {
     let mut out = Vec::new();
     for (text, pos) in fields::string_list(node, "needs", d) {
-        if belt.contains(&text) {
+        if let Some(instances) = belt.group(&text) {
+            out.extend(instances.iter().cloned());
+        } else if belt.contains(&text) {
             out.push(text);
         } else {
             d.error(

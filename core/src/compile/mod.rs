@@ -1,9 +1,11 @@
 //! The compiler: a `.conveyor.yml` text → a checked [`Product`], or every located error.
 
+mod env;
 mod fields;
 mod files;
 mod gating;
 mod job;
+mod matrix;
 mod refs;
 mod secrets;
 mod trigger;
@@ -269,8 +271,10 @@ fn belt(
         );
         return None;
     }
+    let errors_at_start = d.error_count();
     // First pass: names and declared outputs, so references may point at later jobs.
-    let mut named: Vec<(&Node, String)> = Vec::new();
+    let mut named: Vec<(Node, String)> = Vec::new();
+    let mut groups: Vec<(String, Vec<String>)> = Vec::new();
     let mut seen: HashMap<String, Pos> = HashMap::new();
     for (i, item) in items.iter().enumerate() {
         let what = format!("job #{} of belt `{name}`", i + 1);
@@ -295,18 +299,33 @@ fn belt(
         if gating::reserved(&job_name, "job", n.pos, d) {
             continue;
         }
-        if let Some(first) = seen.get(&job_name) {
-            d.error(
-                item.pos,
-                format!(
-                    "duplicate job `{job_name}` in belt `{name}` (first defined at line {})",
-                    first.line
-                ),
-            );
-            continue;
+        let instances = match item.get("matrix") {
+            None => vec![(item.clone(), job_name.clone())],
+            Some(_) => {
+                let Some(list) = matrix::expand(item, &job_name, d) else {
+                    continue;
+                };
+                groups.push((
+                    job_name.clone(),
+                    list.iter().map(|i| i.name.clone()).collect(),
+                ));
+                list.into_iter().map(|i| (i.node, i.name)).collect()
+            }
+        };
+        for (node, job_name) in instances {
+            if let Some(first) = seen.get(&job_name) {
+                d.error(
+                    item.pos,
+                    format!(
+                        "duplicate job `{job_name}` in belt `{name}` (first defined at line {})",
+                        first.line
+                    ),
+                );
+                continue;
+            }
+            seen.insert(job_name.clone(), item.pos);
+            named.push((node, job_name));
         }
-        seen.insert(job_name.clone(), item.pos);
-        named.push((item, job_name));
     }
     let belt_jobs = refs::BeltJobs::new(
         name,
@@ -314,13 +333,13 @@ fn belt(
             .iter()
             .map(|(n, j)| (j.as_str(), job::declared_outputs(n)))
             .collect(),
-    );
-    let errors_before = d.error_count();
+    )
+    .with_groups(groups);
     let jobs: Vec<_> = named
         .iter()
         .filter_map(|(node, job_name)| job::compile(node, job_name, &belt_jobs, defaults, d))
         .collect();
-    if d.error_count() != errors_before || jobs.len() != items.len() {
+    if d.error_count() != errors_at_start || jobs.len() != named.len() {
         return None;
     }
     let edges = dag::edges(&jobs);

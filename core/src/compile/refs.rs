@@ -15,12 +15,32 @@ pub struct BeltJobs<'a> {
     /// Each job's name and declared outputs, in file order.
     jobs: Vec<(&'a str, Vec<String>)>,
     index: HashMap<&'a str, usize>,
+    /// Matrix jobs: the name written, and the names of its instances.
+    groups: Vec<(String, Vec<String>)>,
 }
 
 impl<'a> BeltJobs<'a> {
     pub fn new(belt: &'a str, jobs: Vec<(&'a str, Vec<String>)>) -> Self {
         let index = jobs.iter().enumerate().map(|(i, (n, _))| (*n, i)).collect();
-        BeltJobs { belt, jobs, index }
+        BeltJobs {
+            belt,
+            jobs,
+            index,
+            groups: Vec::new(),
+        }
+    }
+
+    pub fn with_groups(mut self, groups: Vec<(String, Vec<String>)>) -> Self {
+        self.groups = groups;
+        self
+    }
+
+    /// The instances of matrix job `name`.
+    pub fn group(&self, name: &str) -> Option<&[String]> {
+        self.groups
+            .iter()
+            .find(|(g, _)| g == name)
+            .map(|(_, list)| list.as_slice())
     }
 
     pub fn contains(&self, job: &str) -> bool {
@@ -56,6 +76,26 @@ pub fn product_ref(prefix: &[&str]) -> ProductRef {
     }
 }
 
+fn matrix_ref(shown: &str, job: &str, instances: &[String], output: &str) -> String {
+    format!(
+        "reference `{shown}` names matrix job `{job}`, whose outputs are per instance: name one, e.g. `{}.{output}`",
+        instances.first().map_or("", String::as_str)
+    )
+}
+
+/// A script's reference into the build's context (`${conveyor.branch}`) is an error:
+/// conditions read the context, scripts its variables.
+fn reads_context(prefix: &[&str], shown: &str, pos: Pos, d: &mut Diagnostics) -> bool {
+    let reads = prefix.first() == Some(&crate::context::NAMESPACE);
+    if reads {
+        d.error(
+            pos,
+            format!("reference `{shown}` reads the build's context, which only conditions (`if`) read: in a script use `$CONVEYOR_BRANCH`, `$CONVEYOR_TAG` or `$CONVEYOR_EVENT`"),
+        );
+    }
+    reads
+}
+
 /// Resolves `path` (as written inside `${}`); `shown` is the reference for messages.
 pub fn resolve(
     path: &str,
@@ -66,11 +106,7 @@ pub fn resolve(
 ) -> Option<RefTarget> {
     let segs: Vec<&str> = path.split('.').collect();
     let (output, prefix) = segs.split_last()?;
-    if prefix.first() == Some(&crate::context::NAMESPACE) {
-        d.error(
-            pos,
-            format!("reference `{shown}` reads the build's context, which only conditions (`if`) read: in a script use `$CONVEYOR_BRANCH`, `$CONVEYOR_TAG` or `$CONVEYOR_EVENT`"),
-        );
+    if reads_context(prefix, shown, pos, d) {
         return None;
     }
     if let [job] = prefix {
@@ -90,6 +126,10 @@ pub fn resolve(
                 job: job.to_string(),
                 output: output.to_string(),
             });
+        }
+        if let Some(instances) = jobs.group(job) {
+            d.error(pos, matrix_ref(shown, job, instances, output));
+            return None;
         }
         if let Some(near) = names::suggest(job, jobs.names()) {
             d.error(

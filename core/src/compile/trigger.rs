@@ -2,11 +2,14 @@
 
 use super::fields::{self, Fields};
 use crate::diag::Diagnostics;
-use crate::model::{BuildSelector, ScmEventType, ScmTrigger, Trigger, UpstreamTrigger};
+use crate::model::{
+    BuildSelector, ScheduleTrigger, ScmEventType, ScmTrigger, Trigger, UpstreamTrigger,
+};
 use crate::names;
 use crate::yaml::{Node, Value};
 
-const KINDS: &[&str] = &["scm-event", "upstream-build"];
+const KINDS: &[&str] = &["scm-event", "upstream-build", "schedule"];
+const SCHEDULE_KEYS: &[&str] = &["cron", "branch", "belts"];
 const SCM_KEYS: &[&str] = &["repo", "type", "belts", "branch", "branches"];
 const UPSTREAM_KEYS: &[&str] = &[
     "upstream-product",
@@ -63,7 +66,7 @@ fn one(
                 None => d.error(
                     item.pos,
                     format!(
-                        "trigger #{n} has no kind: start it with `scm-event:` or `upstream-build:`"
+                        "trigger #{n} has no kind: start it with `scm-event:`, `upstream-build:` or `schedule:`"
                     ),
                 ),
             }
@@ -108,6 +111,9 @@ fn one(
     if kind == "scm-event" {
         let f = Fields::read(&params, &what, SCM_KEYS, d)?;
         scm(&f, &params, belts, d).map(Trigger::ScmEvent)
+    } else if kind == "schedule" {
+        let f = Fields::read(&params, &what, SCHEDULE_KEYS, d)?;
+        schedule(&f, &params, belts, d).map(Trigger::Schedule)
     } else {
         let f = Fields::read(&params, &what, UPSTREAM_KEYS, d)?;
         upstream(&f, &params, product, belts, d).map(Trigger::UpstreamBuild)
@@ -150,6 +156,40 @@ fn scm(f: &Fields, params: &Node, belts: &[String], d: &mut Diagnostics) -> Opti
         repo,
         event: event?,
         branches,
+        belts,
+    })
+}
+
+fn schedule(
+    f: &Fields,
+    params: &Node,
+    belts: &[String],
+    d: &mut Diagnostics,
+) -> Option<ScheduleTrigger> {
+    let Some(node) = f.present("cron") else {
+        d.error(
+            params.pos,
+            "`schedule` trigger needs `cron`, e.g. `cron: \"0 3 * * *\"` (UTC; five fields, or six with seconds first)",
+        );
+        return None;
+    };
+    let cron = fields::string(node, "cron", d)?;
+    if let Err(e) = crate::schedule::parse(&cron) {
+        d.error(node.pos, format!("invalid cron pattern `{cron}`: {e}"));
+        return None;
+    }
+    let branch = f.present("branch").and_then(|n| {
+        let b = fields::string(n, "branch", d)?;
+        if !names::is_ref_name(&format!("refs/heads/{b}")) {
+            d.error(n.pos, format!("invalid branch name `{b}`"));
+            return None;
+        }
+        Some(b)
+    });
+    let belts = trigger_belts(f, belts, d);
+    Some(ScheduleTrigger {
+        cron,
+        branch,
         belts,
     })
 }

@@ -122,7 +122,7 @@ case!(
     "product: p\ntriggers:\n  - push\n  - {}\n  - scm-event: push\n  - scm-event:\n    upstream-build:\nbelts:\n  - name: b\n    jobs:\n      - name: j\n        commands: 'true'\n",
     [
         "t.yml:3:5: error: expected trigger #1 to be a mapping, found a string",
-        "t.yml:4:5: error: trigger #2 has no kind: start it with `scm-event:` or `upstream-build:`",
+        "t.yml:4:5: error: trigger #2 has no kind: start it with `scm-event:`, `upstream-build:` or `schedule:`",
         "t.yml:5:16: error: `scm-event` parameters must be a mapping, found a string",
         "t.yml:6:5: error: trigger #4 has more than one kind: give each trigger its own list item",
     ]

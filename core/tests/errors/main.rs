@@ -5,6 +5,8 @@
 mod across;
 mod gating;
 mod jobs;
+mod matrix;
+mod schedules;
 mod secrets;
 mod structure;
 

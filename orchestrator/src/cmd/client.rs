@@ -422,6 +422,13 @@ pub async fn product_add(args: ProductAddArgs) -> ExitCode {
                 _ => String::new(),
             };
             println!("registered {}{at}", p["name"].as_str().unwrap_or_default());
+            for other in reply["others"].as_array().into_iter().flatten() {
+                let file = other["config_path"].as_str().unwrap_or_default();
+                println!(
+                    "registered {} (from {file})",
+                    other["name"].as_str().unwrap_or_default()
+                );
+            }
             for w in reply["warnings"].as_array().into_iter().flatten() {
                 eprintln!("{}", w.as_str().unwrap_or_default());
             }

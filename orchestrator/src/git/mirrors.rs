@@ -161,10 +161,46 @@ impl Repos {
             .map_err(|_| GitError::Refused(format!("the repository has no commit `{rev}`")))
     }
 
-    /// `.conveyor.yml` at a commit. A commit the mirror does not have is
-    /// [`GitError::Unreachable`] (the forge may not have it fetchable yet); a commit without
-    /// the file is [`GitError::Refused`].
-    pub fn config_at(&self, mirror: &Path, sha: &str) -> Result<String, GitError> {
+    /// A product's config (`path`: `.conveyor.yml` or `.conveyor/NAME.yml`) at a commit. A
+    /// commit the mirror does not have is [`GitError::Unreachable`] (the forge may not have
+    /// it fetchable yet); a commit without the file is [`GitError::Refused`].
+    pub fn config_at(&self, mirror: &Path, sha: &str, path: &str) -> Result<String, GitError> {
+        self.has_commit(mirror, sha)?;
+        let file = format!("{sha}:{path}");
+        git(
+            &["show", "--end-of-options", &file],
+            Some(mirror),
+            self.timeout,
+        )
+        .map(|s| s + "\n")
+        .map_err(|_| GitError::Refused(format!("there is no {path} at commit {sha}")))
+    }
+
+    /// The product configs at a commit: `.conveyor.yml`, then `.conveyor/*.yml` and
+    /// `.conveyor/*.yaml` by name.
+    pub fn configs_at(&self, mirror: &Path, sha: &str) -> Result<Vec<String>, GitError> {
+        self.has_commit(mirror, sha)?;
+        let args = [
+            "ls-tree",
+            "--name-only",
+            "--end-of-options",
+            sha,
+            "--",
+            ".conveyor.yml",
+            ".conveyor/",
+        ];
+        let listed = git(&args, Some(mirror), self.timeout)
+            .map_err(|e| GitError::Refused(format!("listing the configs at {sha}: {e}")))?;
+        let mut found: Vec<String> = listed
+            .lines()
+            .filter(|p| is_config_path(p))
+            .map(str::to_string)
+            .collect();
+        found.sort_by_key(|p| (p != DEFAULT_CONFIG, p.clone()));
+        Ok(found)
+    }
+
+    fn has_commit(&self, mirror: &Path, sha: &str) -> Result<(), GitError> {
         if !names::is_commit_sha(sha) {
             return Err(GitError::Refused(format!("`{sha}` is not a commit id")));
         }
@@ -173,15 +209,21 @@ impl Repos {
         git(&has, Some(mirror), self.timeout).map_err(|_| {
             GitError::Unreachable(format!("commit {sha} is not in the repository (yet)"))
         })?;
-        let file = format!("{sha}:.conveyor.yml");
-        git(
-            &["show", "--end-of-options", &file],
-            Some(mirror),
-            self.timeout,
-        )
-        .map(|s| s + "\n")
-        .map_err(|_| GitError::Refused(format!("there is no .conveyor.yml at commit {sha}")))
+        Ok(())
     }
+}
+
+/// Where a repository's product config is when nothing else is said.
+pub const DEFAULT_CONFIG: &str = ".conveyor.yml";
+
+/// `.conveyor.yml`, or a `.yml`/`.yaml` file directly in `.conveyor/`.
+fn is_config_path(path: &str) -> bool {
+    path == DEFAULT_CONFIG
+        || path.strip_prefix(".conveyor/").is_some_and(|name| {
+            !name.contains('/')
+                && !name.starts_with('.')
+                && (name.ends_with(".yml") || name.ends_with(".yaml"))
+        })
 }
 
 /// A repository URL compared loosely: no trailing `/` or `.git`, lowercase scheme and host.

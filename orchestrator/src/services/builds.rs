@@ -2,8 +2,11 @@
 //! approving a manual one or cancelling it. Each carries out its effects after commit and
 //! answers with the build as it now stands.
 
+use conveyor_core::names;
+
 use super::{Result, ServiceError, Services, input};
 use crate::clock::now_ms;
+use crate::git::{GitError, Repos};
 use crate::store::{BuildView, NewBuild};
 
 /// Creates a build, dispatches its ready jobs, and returns it.
@@ -25,6 +28,7 @@ pub struct Started {
 /// fires (`conveyor run`).
 pub async fn create(s: &Services, new: &NewBuild) -> Result<Started> {
     check(new)?;
+    let new = &at_head(s, new).await?;
     let (id, effects) = s.store.create_build(new, now_ms()).await?;
     let started = Started {
         id,
@@ -46,6 +50,61 @@ fn check(new: &NewBuild) -> Result<()> {
         input::sha("sha", sha)?;
     }
     Ok(())
+}
+
+/// A build of a repository's product started without a commit builds the head of the ref
+/// it names (a branch, tag or `refs/…`), or of the product's branch, or of the default one,
+/// as the repository has it now. Products with a local source (`conveyor run`, `up`), or
+/// without a repository, are built as they are.
+pub(super) async fn at_head(s: &Services, new: &NewBuild) -> Result<NewBuild> {
+    let mut new = new.clone();
+    if new.sha.is_some() {
+        return Ok(new);
+    }
+    let Some(product) = s.store.product(&new.product).await? else {
+        return Ok(new);
+    };
+    let (Some(url), None) = (product.repo, product.source_path) else {
+        return Ok(new);
+    };
+    let (repos, wanted) = (s.repos.clone(), new.git_ref.clone().or(product.branch));
+    let (git_ref, sha) = tokio::task::spawn_blocking(move || head_of(&repos, &url, wanted))
+        .await
+        .map_err(|e| ServiceError::Internal(e.to_string()))??;
+    new.git_ref = Some(git_ref);
+    new.sha = Some(sha);
+    Ok(new)
+}
+
+/// The full ref and commit `wanted` names in the repository at `url` (its default branch
+/// when `None`).
+fn head_of(repos: &Repos, url: &str, wanted: Option<String>) -> Result<(String, String)> {
+    let unavailable = |e: GitError| match e {
+        GitError::Unreachable(m) => ServiceError::Unavailable(m),
+        GitError::Refused(m) => ServiceError::Invalid(m),
+    };
+    let mirror = repos.sync(url).map_err(unavailable)?;
+    let wanted = match wanted {
+        Some(w) => w,
+        None => repos.default_branch(&mirror).map_err(unavailable)?,
+    };
+    let candidates = if wanted.starts_with("refs/") || names::is_commit_sha(&wanted) {
+        vec![wanted.clone()]
+    } else {
+        vec![
+            format!("refs/heads/{wanted}"),
+            format!("refs/tags/{wanted}"),
+        ]
+    };
+    for full in candidates {
+        if let Ok(sha) = repos.commit(&mirror, &full) {
+            return Ok((full, sha));
+        }
+    }
+    Err(ServiceError::InvalidField {
+        field: "ref".into(),
+        message: format!("{url} has no branch, tag or commit `{wanted}`"),
+    })
 }
 
 /// Cancels a build: its job runs still to finish are cancelled.

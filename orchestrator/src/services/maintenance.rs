@@ -1,7 +1,8 @@
 //! The upkeep every orchestrator node does (startup runs it every second): re-queue job
-//! runs whose runner was lost, and re-send queued job runs whose message may have been
-//! lost, and start concurrency group members promoted but left unstarted by a crash. Safe
-//! when every node does it at once: each re-queue is a fenced UPDATE, and a
+//! runs whose runner was lost, fire the schedules that are due, start concurrency group
+//! members promoted but left unstarted by a crash, and re-send queued job runs whose
+//! message may have been lost. Safe when every node does it at once: each re-queue is a
+//! fenced UPDATE, and a
 //! duplicate message is dropped at claim time.
 
 use super::Services;
@@ -15,6 +16,9 @@ pub async fn tick(s: &Services) -> Result<()> {
     s.apply(effects).await;
     let effects = s.store.start_held_groups(now).await?;
     s.apply(effects).await;
+    if let Err(e) = super::schedules::fire_due(s, now).await {
+        tracing::warn!("firing schedules: {e}");
+    }
     resend_lost(s, now - s.lease_ms / 2).await
 }
 

@@ -11,6 +11,7 @@ pub mod input;
 pub mod maintenance;
 pub mod products;
 pub mod runs;
+pub mod schedules;
 pub mod secrets;
 pub mod webhooks;
 

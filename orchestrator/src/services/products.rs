@@ -8,7 +8,7 @@ use conveyor_core::model::Product;
 
 use super::{Result, ServiceError, Services, input};
 use crate::clock::now_ms;
-use crate::git::Repos;
+use crate::git::{DEFAULT_CONFIG, Repos};
 use crate::store::{ProductRecord, Store};
 
 /// Where a product's config comes from.
@@ -31,6 +31,8 @@ pub struct Registered {
     pub warnings: Vec<String>,
     /// The commit the config was read at, for a product from a repository.
     pub sha: Option<String>,
+    /// The repository's other products (`.conveyor/*.yml`), registered with it.
+    pub others: Vec<ProductRecord>,
 }
 
 /// The longest webhook secret a product may have.
@@ -62,7 +64,8 @@ fn check(config: &Config) -> Result<()> {
     }
 }
 
-/// Registers (or replaces) a product.
+/// Registers (or replaces) a product; from a repository, every product it holds
+/// (`.conveyor.yml` and `.conveyor/*.yml`), all or none.
 pub async fn register(s: &Services, config: Config) -> Result<Registered> {
     check(&config)?;
     let registered = match config {
@@ -73,6 +76,7 @@ pub async fn register(s: &Services, config: Config) -> Result<Registered> {
                 record,
                 warnings,
                 sha: None,
+                others: Vec::new(),
             }
         }
         Config::Repo {
@@ -81,22 +85,28 @@ pub async fn register(s: &Services, config: Config) -> Result<Registered> {
             webhook_secret,
         } => {
             let at = read_from_repo(&s.repos, &url, branch).await?;
-            let (mut r, warnings) =
-                compile_for_registration(s.store.as_ref(), ".conveyor.yml", &at.yaml).await?;
-            (r.repo, r.branch, r.webhook_secret, r.head_sha) = (
-                Some(url),
-                Some(at.branch),
-                webhook_secret,
-                Some(at.sha.clone()),
-            );
+            let (mut records, warnings) = compile_all(s.store.as_ref(), &at.configs).await?;
+            for (r, (path, _)) in records.iter_mut().zip(&at.configs) {
+                (r.repo, r.branch, r.webhook_secret, r.head_sha) = (
+                    Some(url.clone()),
+                    Some(at.branch.clone()),
+                    webhook_secret.clone(),
+                    Some(at.sha.clone()),
+                );
+                r.config_path = (path != DEFAULT_CONFIG).then(|| path.clone());
+            }
+            let record = records.remove(0);
             Registered {
-                record: r,
+                record,
                 warnings,
                 sha: Some(at.sha),
+                others: records,
             }
         }
     };
-    s.store.put_product(&registered.record, now_ms()).await?;
+    for r in std::iter::once(&registered.record).chain(&registered.others) {
+        s.store.put_product(r, now_ms()).await?;
+    }
     Ok(registered)
 }
 
@@ -118,6 +128,7 @@ pub async fn register_local(
         webhook_secret: None,
         source_path: source,
         head_sha: None,
+        config_path: None,
     };
     s.store.put_product(&record, now_ms()).await?;
     Ok(())
@@ -129,53 +140,81 @@ pub async fn compile_for_registration(
     file: &str,
     yaml: &str,
 ) -> Result<(ProductRecord, Vec<String>)> {
-    let compiled = compile::compile(file, yaml);
-    let Some(model) = compiled.product else {
-        return Err(ServiceError::InvalidConfig(
-            compiled
-                .diagnostics
-                .iter()
-                .map(ToString::to_string)
-                .collect(),
-        ));
-    };
+    let (mut records, warnings) =
+        compile_all(store, &[(file.to_string(), yaml.to_string())]).await?;
+    Ok((records.remove(0), warnings))
+}
+
+/// Compiles several files (`(name, yaml)`) registered together into records ready to
+/// store, in order, checked beside each other and the products already registered; any
+/// error in any of them refuses them all.
+async fn compile_all(
+    store: &dyn Store,
+    files: &[(String, String)],
+) -> Result<(Vec<ProductRecord>, Vec<String>)> {
+    let mut models = Vec::new();
+    let mut messages = Vec::new();
+    for (file, yaml) in files {
+        let compiled = compile::compile(file, yaml);
+        messages.extend(compiled.diagnostics);
+        models.extend(compiled.product.map(|m| (file.as_str(), m)));
+    }
+    if models.len() != files.len() {
+        return Err(invalid(messages));
+    }
+    for (i, (file, m)) in models.iter().enumerate() {
+        if let Some((first, _)) = models[..i].iter().find(|(_, o)| o.name == m.name) {
+            return Err(ServiceError::InvalidConfig(vec![format!(
+                "{file}: error: product `{}` is also defined in {first}: each file defines its own product",
+                m.name
+            )]));
+        }
+    }
     let registered: Vec<_> = store
         .products()
         .await?
         .into_iter()
         .map(|p| p.model)
         .collect();
-    let others: Vec<_> = registered.iter().filter(|p| p.name != model.name).collect();
-    let across = check::check(
-        &[Source {
-            file,
-            product: &model,
-        }],
-        &others,
-    );
-    let mut messages: Vec<_> = compiled.diagnostics.into_iter().chain(across).collect();
+    let others: Vec<_> = registered
+        .iter()
+        .filter(|p| models.iter().all(|(_, m)| m.name != p.name))
+        .collect();
+    let sources: Vec<Source> = models
+        .iter()
+        .map(|(file, product)| Source { file, product })
+        .collect();
+    messages.extend(check::check(&sources, &others));
     conveyor_core::diag::sort(&mut messages);
     if messages.iter().any(|d| d.is_error()) {
-        return Err(ServiceError::InvalidConfig(
-            messages.iter().map(ToString::to_string).collect(),
-        ));
+        return Err(invalid(messages));
     }
-    let record = ProductRecord {
-        name: model.name.clone(),
-        yaml: yaml.to_string(),
-        repo: model.repo.clone(),
-        model,
-        branch: None,
-        webhook_secret: None,
-        source_path: None,
-        head_sha: None,
-    };
-    Ok((record, messages.iter().map(ToString::to_string).collect()))
+    let records = models
+        .into_iter()
+        .zip(files)
+        .map(|((_, model), (_, yaml))| ProductRecord {
+            name: model.name.clone(),
+            yaml: yaml.clone(),
+            repo: model.repo.clone(),
+            model,
+            branch: None,
+            webhook_secret: None,
+            source_path: None,
+            head_sha: None,
+            config_path: None,
+        })
+        .collect();
+    Ok((records, messages.iter().map(ToString::to_string).collect()))
 }
 
-/// `.conveyor.yml` at the head of a repository's branch.
+fn invalid(messages: Vec<conveyor_core::diag::Diagnostic>) -> ServiceError {
+    ServiceError::InvalidConfig(messages.iter().map(ToString::to_string).collect())
+}
+
+/// A repository's product configs at the head of a branch: `(path, yaml)`, `.conveyor.yml`
+/// first.
 struct AtBranch {
-    yaml: String,
+    configs: Vec<(String, String)>,
     branch: String,
     sha: String,
 }
@@ -191,8 +230,22 @@ async fn read_from_repo(repos: &Repos, url: &str, branch: Option<String>) -> Res
         let sha = repos
             .commit(&mirror, &format!("refs/heads/{branch}"))
             .map_err(|_| format!("{url} has no branch `{branch}`"))?;
-        let yaml = repos.config_at(&mirror, &sha).map_err(|e| e.to_string())?;
-        Ok::<_, String>(AtBranch { yaml, branch, sha })
+        let paths = repos.configs_at(&mirror, &sha).map_err(|e| e.to_string())?;
+        if paths.is_empty() {
+            return Err(format!(
+                "there is no {DEFAULT_CONFIG} and no .conveyor/*.yml at the head of {branch} ({sha})"
+            ));
+        }
+        let mut configs = Vec::new();
+        for path in paths {
+            let yaml = repos.config_at(&mirror, &sha, &path).map_err(|e| e.to_string())?;
+            configs.push((path, yaml));
+        }
+        Ok::<_, String>(AtBranch {
+            configs,
+            branch,
+            sha,
+        })
     })
     .await
     .map_err(|e| ServiceError::Internal(e.to_string()))?

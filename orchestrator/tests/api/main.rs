@@ -17,12 +17,14 @@ mod files;
 mod forge_stub;
 mod gating;
 mod inputs;
+mod multi_product;
 mod observability;
 mod openapi;
 mod products;
 mod protocol;
 mod runners;
 mod secrets;
+mod start_at_head;
 mod statuses;
 mod webhooks;
 

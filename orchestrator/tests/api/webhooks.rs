@@ -11,7 +11,7 @@ use serde_json::{Value, json};
 use crate::common;
 use crate::common::git::{bare_repo, commit_and_push};
 
-const SECRET: &str = "s3cret";
+pub(crate) const SECRET: &str = "s3cret";
 
 const CONFIG: &str = "product: hooked
 triggers:
@@ -69,24 +69,11 @@ impl Hooks {
     pub(crate) async fn start() -> (Hooks, String, String, String) {
         let dir = common::temp_dir("hooks");
         let (url, first, second) = repo(&dir);
-        let opts = Options {
-            data_dir: dir.join("data"),
-            listen: "127.0.0.1:0".parse().unwrap(),
-            runners: 2,
-            max_log_bytes: conveyor::services::DEFAULT_MAX_LOG_MIB << 20,
-            fleets: vec!["default".into()],
-            admin_token: "admin".into(),
-            job_user: None,
-            statuses: Default::default(),
-            tls: None,
-            files: None,
-            local_caches: None,
-        };
-        let engine = Embedded::start(opts).await.unwrap();
-        let http = crate::common::http();
+        let hooks = Hooks::engine(&dir, &url).await;
         let reg = json!({ "repo": url, "webhook_secret": SECRET });
-        let r = http
-            .post(format!("{}/api/v1/products", engine.url))
+        let r = hooks
+            .http
+            .post(format!("{}/api/v1/products", hooks.engine.url))
             .bearer_auth("admin")
             .json(&reg)
             .send()
@@ -102,17 +89,32 @@ impl Hooks {
             body["product"].get("webhook_secret").is_none(),
             "the secret is never shown"
         );
-        (
-            Hooks {
-                engine,
-                http,
-                url: url.clone(),
-                work: dir.join("repo"),
-            },
-            url,
-            first,
-            second,
-        )
+        (hooks, url, first, second)
+    }
+
+    /// An embedded orchestrator for the repository at `url` (cloned in `dir/repo`), with
+    /// nothing registered.
+    pub(crate) async fn engine(dir: &Path, url: &str) -> Hooks {
+        let opts = Options {
+            data_dir: dir.join("data"),
+            listen: "127.0.0.1:0".parse().unwrap(),
+            runners: 2,
+            max_log_bytes: conveyor::services::DEFAULT_MAX_LOG_MIB << 20,
+            fleets: vec!["default".into()],
+            admin_token: "admin".into(),
+            job_user: None,
+            statuses: Default::default(),
+            tls: None,
+            files: None,
+            local_caches: None,
+        };
+        let engine = Embedded::start(opts).await.unwrap();
+        Hooks {
+            engine,
+            http: crate::common::http(),
+            url: url.to_string(),
+            work: dir.join("repo"),
+        }
     }
 
     async fn send(&self, forge: &str, headers: &[(&str, String)], body: &Value) -> (u16, Value) {

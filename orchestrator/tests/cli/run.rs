@@ -17,7 +17,7 @@ fn conveyor(args: &[&str]) -> Output {
 }
 
 /// Runs with `--json` and returns the exit code and the builds.
-fn run_json(files: &[&str], belt: &str) -> (i32, Vec<Value>, String) {
+pub(crate) fn run_json(files: &[&str], belt: &str) -> (i32, Vec<Value>, String) {
     let mut args = vec!["run", "--json", "--belt", belt];
     args.extend_from_slice(files);
     let out = conveyor(&args);
@@ -35,7 +35,7 @@ fn run_json(files: &[&str], belt: &str) -> (i32, Vec<Value>, String) {
     )
 }
 
-fn job<'a>(build: &'a Value, name: &str) -> &'a Value {
+pub(crate) fn job<'a>(build: &'a Value, name: &str) -> &'a Value {
     build["jobs"]
         .as_array()
         .unwrap()
@@ -45,7 +45,7 @@ fn job<'a>(build: &'a Value, name: &str) -> &'a Value {
 }
 
 /// Writes a product file into a fresh directory and returns its path.
-fn write(dir: &Path, name: &str, yaml: &str) -> String {
+pub(crate) fn write(dir: &Path, name: &str, yaml: &str) -> String {
     let path = dir.join(name);
     std::fs::write(&path, yaml).unwrap();
     path.display().to_string()
@@ -146,7 +146,8 @@ fn the_seed_chain_passes_outputs_across_three_products() {
     );
 }
 
-const HOSTILE: &str = "$(touch PWNED) `touch PWNED2` 'single' \"double\"\ttab\nline2 * ${HOME}";
+pub(crate) const HOSTILE: &str =
+    "$(touch PWNED) `touch PWNED2` 'single' \"double\"\ttab\nline2 * ${HOME}";
 
 #[test]
 fn an_output_with_shell_metacharacters_arrives_as_the_same_bytes_and_is_never_executed() {

@@ -11,6 +11,7 @@ mod common;
 mod files;
 mod pg;
 mod scenarios;
+mod schedules;
 mod soak;
 
 use std::path::{Path, PathBuf};

@@ -2,10 +2,12 @@
 //! enforces the timeout, obeys cancel, and kills everything the job started when the run
 //! ends (see [`super::tree`]) so that background processes cannot outlive it.
 
+use std::collections::HashMap;
 use std::ffi::OsString;
 use std::process::{ExitStatus, Stdio};
 use std::time::Duration;
 
+use conveyor_core::expand::expand;
 use conveyor_core::protocol::{JobSpec, Stream};
 use tokio::io::{AsyncRead, AsyncReadExt, AsyncWriteExt};
 use tokio::process::{Child, Command};
@@ -96,14 +98,41 @@ pub(crate) fn bash_command(spec: &JobSpec, ws: &Workspace, tree: &JobTree) -> Co
             }
         }
     }
-    for (k, v) in &spec.env {
-        cmd.env(k, v);
-    }
     cmd.env("CONVEYOR_OUTPUT", ws.output_env());
     cmd.env("CONVEYOR_WORKSPACE", OsString::from(ws.ws.as_os_str()));
+    for (k, v) in job_env(spec, &cmd) {
+        cmd.env(k, v);
+    }
     // Last, so a job's own `env` cannot replace the mark its processes are found by.
     cmd.env(COOKIE_VAR, tree.cookie());
     cmd
+}
+
+/// The job's environment: [`JobSpec::env`] with the values of its `env:` expanded, in
+/// order, against what the command has so far, the job's other entries and the earlier
+/// expanded ones (see `conveyor_core::expand`).
+fn job_env(spec: &JobSpec, cmd: &Command) -> Vec<(String, String)> {
+    let mut known: HashMap<String, String> = cmd
+        .as_std()
+        .get_envs()
+        .filter_map(|(k, v)| Some((k.to_str()?.to_string(), v?.to_str()?.to_string())))
+        .collect();
+    let is_template = |name: &str| spec.expand_env.iter().any(|n| n == name);
+    for (k, v) in spec.env.iter().filter(|(k, _)| !is_template(k)) {
+        known.insert(k.clone(), v.clone());
+    }
+    let mut out = Vec::with_capacity(spec.env.len());
+    for (k, v) in &spec.env {
+        let value = if is_template(k) {
+            let value = expand(v, |name| known.get(name).cloned());
+            known.insert(k.clone(), value.clone());
+            value
+        } else {
+            v.clone()
+        };
+        out.push((k.clone(), value));
+    }
+    out
 }
 
 /// How a run is bounded: its timeout, its cancel signal, and what its stdout tail keeps.

@@ -76,6 +76,7 @@ fn spec(script: &str) -> JobSpec {
         artifacts_always: false,
         caches: Vec::new(),
         caches_writable: false,
+        expand_env: Vec::new(),
     }
 }
 

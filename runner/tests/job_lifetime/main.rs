@@ -78,5 +78,6 @@ pub fn spec(id: &str, script: &str) -> JobSpec {
         artifacts_always: false,
         caches: Vec::new(),
         caches_writable: false,
+        expand_env: Vec::new(),
     }
 }

@@ -7,6 +7,7 @@ mod actions;
 mod builds;
 pub(crate) mod conn;
 mod files;
+mod follow;
 mod groups;
 mod leases;
 mod logs;
@@ -14,6 +15,7 @@ mod reads;
 mod registry;
 mod rows;
 mod runs;
+mod schedules;
 mod secrets;
 mod sessions;
 mod values;
@@ -68,37 +70,6 @@ impl<B: Backend> SqlStore<B> {
         }
         self.finish(tx, work, now).await.map(Some)
     }
-
-    /// Fires the downstream builds of builds that succeeded, commits, then carries out
-    /// the follow-ups, each in a transaction of its own (they take other builds' locks,
-    /// which this transaction must not wait for): superseded builds and job runs are
-    /// cancelled, promoted group members started.
-    async fn finish(&self, mut tx: B::Tx, mut work: Work, now: i64) -> Result<Effects> {
-        builds::fire_all(&mut *tx, now, &mut work).await?;
-        B::commit(tx).await?;
-        let mut effects = work.effects;
-        let mut follow: std::collections::VecDeque<FollowUp> = work.follow.into();
-        while let Some(next) = follow.pop_front() {
-            let mut tx = self.backend.begin().await?;
-            let mut w = Work::default();
-            match &next {
-                FollowUp::CancelBuild(id) => {
-                    if actions::cancel_build(&mut *tx, id, now, &mut w).await? {
-                        w.effects.superseded.push(id.clone());
-                    }
-                }
-                FollowUp::CancelJobRun(id) => {
-                    actions::cancel_run(&mut *tx, id, now, &mut w).await?;
-                }
-                FollowUp::Start(member) => groups::start(&mut *tx, member, now, &mut w).await?,
-            }
-            builds::fire_all(&mut *tx, now, &mut w).await?;
-            B::commit(tx).await?;
-            effects.absorb(w.effects);
-            follow.extend(w.follow);
-        }
-        Ok(effects)
-    }
 }
 
 /// What one transaction has done so far: effects for after commit, builds whose success
@@ -152,6 +123,28 @@ impl<B: Backend> Store for SqlStore<B> {
         let mut work = Work::default();
         let id = builds::insert_build(&mut *tx, new, None, now, &mut work).await?;
         Ok((id, self.finish(tx, work, now).await?))
+    }
+
+    async fn schedule_last_tick(&self, product: &str, key: &str, now: i64) -> Result<i64> {
+        schedules::last_tick(&mut *self.backend.conn().await?, product, key, now).await
+    }
+
+    async fn fire_schedule(
+        &self,
+        key: &str,
+        tick: i64,
+        new: &NewBuild,
+        now: i64,
+    ) -> Result<Option<(String, Effects)>> {
+        let mut tx = self.backend.begin().await?;
+        if !schedules::advance(&mut *tx, &new.product, key, tick).await? {
+            return Ok(None);
+        }
+        let mut work = Work::default();
+        let id = builds::insert_build(&mut *tx, new, None, now, &mut work).await?;
+        builds::fire_all(&mut *tx, now, &mut work).await?;
+        B::commit(tx).await?;
+        Ok(Some((id, work.effects)))
     }
 
     async fn claim(

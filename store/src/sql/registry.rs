@@ -11,11 +11,13 @@ pub(crate) async fn put_product<C: Conn>(conn: &mut C, p: &ProductRecord, now: i
     conn.exec(
         sql(
             "INSERT INTO products (name, yaml, model, repo, branch, webhook_secret, source_path, \
-             head_sha, created_at, updated_at) VALUES ($1, $2, $3, $4, $5, $6, $7, $9, $8, $8) \
+             head_sha, config_path, created_at, updated_at) \
+             VALUES ($1, $2, $3, $4, $5, $6, $7, $9, $10, $8, $8) \
              ON CONFLICT (name) DO UPDATE SET yaml = excluded.yaml, model = excluded.model, \
              repo = excluded.repo, branch = excluded.branch, \
              webhook_secret = excluded.webhook_secret, source_path = excluded.source_path, \
-             head_sha = excluded.head_sha, updated_at = excluded.updated_at",
+             head_sha = excluded.head_sha, config_path = excluded.config_path, \
+             updated_at = excluded.updated_at",
         )
         .bind(&p.name)
         .bind(&p.yaml)
@@ -25,7 +27,8 @@ pub(crate) async fn put_product<C: Conn>(conn: &mut C, p: &ProductRecord, now: i
         .bind(&p.webhook_secret)
         .bind(&p.source_path)
         .bind(now)
-        .bind(&p.head_sha),
+        .bind(&p.head_sha)
+        .bind(&p.config_path),
     )
     .await?;
     Ok(())

@@ -9,9 +9,9 @@ use crate::error::{Result, corrupt};
 use crate::types::{BuildView, JobRunView, LogRow, ProductRecord, RunnerView};
 
 pub(crate) const PRODUCT_ONE: &str = "SELECT name, yaml, model, repo, branch, webhook_secret, \
-     source_path, head_sha FROM products WHERE name = $1";
+     source_path, head_sha, config_path FROM products WHERE name = $1";
 pub(crate) const PRODUCT_ALL: &str = "SELECT name, yaml, model, repo, branch, webhook_secret, \
-     source_path, head_sha FROM products ORDER BY name";
+     source_path, head_sha, config_path FROM products ORDER BY name";
 
 #[derive(FromRow)]
 pub(crate) struct ProductRow {
@@ -23,6 +23,7 @@ pub(crate) struct ProductRow {
     webhook_secret: Option<String>,
     source_path: Option<String>,
     head_sha: Option<String>,
+    config_path: Option<String>,
 }
 
 impl ProductRow {
@@ -36,6 +37,7 @@ impl ProductRow {
             webhook_secret: self.webhook_secret,
             source_path: self.source_path,
             head_sha: self.head_sha,
+            config_path: self.config_path,
         })
     }
 }

@@ -155,6 +155,7 @@ fn spec_of(
         artifacts_always: job.artifacts_always,
         caches: job.caches.clone(),
         caches_writable: !b.git_ref.as_deref().is_some_and(rules::is_pull_request),
+        expand_env: job.env.iter().map(|(name, _)| name.clone()).collect(),
     }
 }
 

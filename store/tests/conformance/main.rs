@@ -17,6 +17,7 @@ mod limits;
 mod owners;
 mod races;
 mod reads;
+mod schedules;
 mod secrets;
 mod tls;
 
@@ -29,6 +30,7 @@ use limits::*;
 use owners::*;
 use races::*;
 use reads::*;
+use schedules::*;
 use secrets::*;
 
 macro_rules! suite {
@@ -94,6 +96,9 @@ macro_rules! suite {
             t!(a_newer_build_of_a_group_cancels_the_older_and_runs_when_it_has_stopped);
             t!(job_runs_of_one_group_run_one_at_a_time_in_order);
             race!(builds_entering_one_group_at_once_let_exactly_one_run);
+            t!(a_schedule_starts_when_first_seen_and_fires_each_tick_once);
+            t!(a_late_tick_fires_nothing_and_schedules_keep_their_own_ticks);
+            race!(orchestrators_firing_one_tick_at_once_make_one_build);
         }
     };
 }

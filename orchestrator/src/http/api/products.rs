@@ -44,7 +44,9 @@ pub async fn register(
     let done = products::register(&services, config).await?;
     Ok((
         StatusCode::CREATED,
-        Json(json!({ "product": done.record, "warnings": done.warnings, "sha": done.sha })),
+        Json(
+            json!({ "product": done.record, "others": done.others, "warnings": done.warnings, "sha": done.sha }),
+        ),
     ))
 }
 

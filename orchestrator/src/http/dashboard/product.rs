@@ -147,6 +147,15 @@ fn trigger_row(t: &Trigger) -> TriggerRow {
                 link: None,
             }
         }
+        Trigger::Schedule(c) => TriggerRow {
+            text: format!(
+                "the schedule `{}` (UTC) builds {} at the head of {}",
+                c.cron,
+                belts(&c.belts),
+                c.branch.as_deref().unwrap_or("the product's branch")
+            ),
+            link: None,
+        },
         Trigger::UpstreamBuild(u) => TriggerRow {
             text: format!("builds {} after a successful build of", belts(&u.belts)),
             link: Some(Link {

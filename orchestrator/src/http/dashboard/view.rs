@@ -158,6 +158,7 @@ pub fn trigger_text(t: &BuildTrigger) -> (String, Option<Link>) {
                 text: format!("{product} {belt} #{number}"),
             }),
         ),
+        BuildTrigger::Schedule { cron, .. } => (format!("the schedule `{cron}`"), None),
         BuildTrigger::Rerun {
             build_id, number, ..
         } => (

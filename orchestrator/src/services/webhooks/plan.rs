@@ -7,7 +7,7 @@ use conveyor_core::model::{Product, ScmEventType};
 use conveyor_core::rules::belt_condition_holds;
 
 use super::{ConfigError, Wanted, matching_belts};
-use crate::git::{Diff, GitError, Repos};
+use crate::git::{DEFAULT_CONFIG, Diff, GitError, Repos};
 use crate::services::{Result, ServiceError, Services};
 use crate::store::{NewBuild, PlannedBuild, ProductRecord};
 
@@ -125,18 +125,19 @@ fn config_at(
     diff: &Diff,
 ) -> std::result::Result<(String, Product, Option<Vec<String>>), Unreadable> {
     let url = p.repo.as_deref().unwrap_or_default();
+    let path = p.config_path.as_deref().unwrap_or(DEFAULT_CONFIG);
     let mut changed = None;
     let text = repos
         .sync(url)
         .and_then(|mirror| {
             changed = repos.changed_paths(&mirror, diff);
-            repos.config_at(&mirror, sha)
+            repos.config_at(&mirror, sha, path)
         })
         .map_err(|e| match e {
             GitError::Unreachable(why) => Unreadable::Later(why),
             GitError::Refused(why) => Unreadable::Bad(why),
         })?;
-    let compiled = conveyor_core::compile::compile(".conveyor.yml", &text);
+    let compiled = conveyor_core::compile::compile(path, &text);
     compiled.product.map(|m| (text, m, changed)).ok_or_else(|| {
         let lines: Vec<String> = compiled
             .diagnostics
