@@ -177,7 +177,7 @@ pub fn graph(b: &BuildView, edges: &[(String, String)]) -> Dag {
         .map(|j| NodeIn {
             id: j.id.clone(),
             name: j.name.clone(),
-            status: j.status.clone(),
+            badge: job_badge(j),
             href: format!("/jobs/{}", j.id),
         })
         .collect();
