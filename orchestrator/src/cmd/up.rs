@@ -76,12 +76,20 @@ struct Prepared {
 }
 
 fn prepare(args: &UpArgs) -> Result<Prepared, String> {
+    // A busy port is said before anything is created; the server binds it again.
+    std::net::TcpListener::bind(args.listen).map_err(|source| {
+        crate::startup::StartupError::Bind {
+            addr: args.listen,
+            source,
+        }
+        .to_string()
+    })?;
     let admin_token = match secret(&args.admin_token, &args.admin_token_file, ADMIN_TOKEN)? {
         Some(token) => {
             check_token("admin token", &token).map_err(|e| e.to_string())?;
             token
         }
-        None => crate::store::token(),
+        None => kept_token(&args.data_dir)?,
     };
     let job_user = args.job_user.as_deref().map(JobUser::resolve).transpose();
     let job_user = job_user.map_err(|e| e.to_string())?;
@@ -96,6 +104,31 @@ fn prepare(args: &UpArgs) -> Result<Prepared, String> {
         tls,
         storage,
     })
+}
+
+/// The admin token `up` made on an earlier start (`DATA_DIR/admin.token`), or a new one,
+/// kept there (mode 0600) so that a restart does not sign everyone out.
+fn kept_token(data_dir: &Path) -> Result<String, String> {
+    use std::io::Write;
+    use std::os::unix::fs::OpenOptionsExt;
+    let path = data_dir.join("admin.token");
+    if let Ok(text) = std::fs::read_to_string(&path) {
+        let token = text.trim_end_matches('\n').to_string();
+        check_token("admin token", &token).map_err(|e| format!("{}: {e}", path.display()))?;
+        return Ok(token);
+    }
+    let token = crate::store::token();
+    std::fs::create_dir_all(data_dir)
+        .and_then(|()| {
+            let mut f = std::fs::OpenOptions::new()
+                .write(true)
+                .create_new(true)
+                .mode(0o600)
+                .open(&path)?;
+            writeln!(f, "{token}")
+        })
+        .map_err(|e| format!("cannot keep the admin token in {}: {e}", path.display()))?;
+    Ok(token)
 }
 
 pub async fn run(args: UpArgs) -> ExitCode {
@@ -134,20 +167,15 @@ pub async fn run(args: UpArgs) -> ExitCode {
             return ExitCode::FAILURE;
         }
     };
-    println!("conveyor is up at {}", engine.url);
-    println!("  admin token: {admin_token}");
-    println!(
-        "  dashboard:   {}/ (sign in at {}/sign-in with the admin token to re-run, cancel and approve)",
-        engine.url, engine.url
-    );
-    println!(
-        "  database:    {}",
-        args.data_dir.join("conveyor.db").display()
-    );
+    banner(&engine.url, &admin_token, &args.data_dir);
     if let Err(code) = register(&engine.services, &texts, &unreadable, &report).await {
         return code;
     }
-    build_pushed(&engine, &report).await;
+    if has_builds(&engine.services).await {
+        println!("  (the builds of earlier runs are kept; no demo build started)");
+    } else {
+        build_pushed(&engine, &report).await;
+    }
     println!("Press Ctrl-C to stop.");
     crate::startup::terminated().await;
     // Running jobs are killed with everything they started and handed back: the next `up`
@@ -185,6 +213,19 @@ async fn register(
     Ok(())
 }
 
+/// Whether the database holds a build already (an earlier `up`).
+async fn has_builds(services: &Services) -> bool {
+    let one = crate::store::BuildFilter {
+        limit: Some(1),
+        ..Default::default()
+    };
+    services
+        .store
+        .builds(&one)
+        .await
+        .is_ok_and(|b| !b.is_empty())
+}
+
 /// As if each example had just been pushed: builds the belts its `push` triggers name.
 async fn build_pushed(engine: &Embedded, report: &Report) {
     for (_, model) in &report.products {
@@ -209,7 +250,16 @@ async fn build_pushed(engine: &Embedded, report: &Report) {
     }
 }
 
-/// Every `.yml`/`.yaml` file under `dir`, sorted.
+fn banner(url: &str, admin_token: &str, data_dir: &Path) {
+    println!("conveyor is up at {url}");
+    println!("  admin token: {admin_token}");
+    println!(
+        "  dashboard:   {url}/ (sign in at {url}/sign-in with the admin token to re-run, cancel and approve)"
+    );
+    println!("  database:    {}", data_dir.join("conveyor.db").display());
+}
+
+/// Every `.yml`/`.yaml` file under `dir`, sorted; none is a warning.
 fn example_files(dir: &Path) -> Vec<PathBuf> {
     let mut out = Vec::new();
     let mut stack = vec![dir.to_path_buf()];
@@ -227,6 +277,12 @@ fn example_files(dir: &Path) -> Vec<PathBuf> {
         }
     }
     out.sort();
+    if out.is_empty() {
+        eprintln!(
+            "warning: no example products (*.yml) under {}: nothing is registered. Run `conveyor up` in a conveyor checkout, or give --examples DIR",
+            dir.display()
+        );
+    }
     out
 }
 

@@ -112,6 +112,7 @@ pub fn app(state: Arc<AppState>) -> Router {
         .layer(axum::extract::DefaultBodyLimit::disable())
         .layer(RequestBodyLimitLayer::new(MAX_BODY_BYTES))
         .merge(file_routes())
+        .fallback(dashboard::not_found)
         .with_state(SharedState(state))
 }
 

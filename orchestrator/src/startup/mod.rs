@@ -31,7 +31,7 @@ pub enum StartupError {
     Queue { url: String, reason: String },
     #[error("cannot start the commit-status tasks: {0}")]
     Statuses(String),
-    #[error("cannot listen on {addr}: {source}")]
+    #[error("cannot listen on {addr}: {source}{}", busy_hint(source))]
     Bind {
         addr: SocketAddr,
         source: std::io::Error,
@@ -108,6 +108,15 @@ pub async fn bind(addr: SocketAddr) -> Result<tokio::net::TcpListener, StartupEr
     tokio::net::TcpListener::bind(addr)
         .await
         .map_err(|source| StartupError::Bind { addr, source })
+}
+
+/// What to do about a port another process holds.
+fn busy_hint(e: &std::io::Error) -> &'static str {
+    if e.kind() == std::io::ErrorKind::AddrInUse {
+        " — another process (another conveyor?) holds that port; stop it, or choose another with --listen"
+    } else {
+        ""
+    }
 }
 
 /// Serves `app` on `listener` — over TLS when `tls` is given — until `shutdown` resolves;

@@ -91,3 +91,36 @@ async fn metrics_count_job_runs_by_state_and_fleet_and_show_queue_depth() {
         );
     }
 }
+
+#[tokio::test]
+async fn an_unknown_path_is_a_page_with_a_way_back_for_browsers_and_json_for_the_api() {
+    let base = serve(Arc::new(conveyor_runner::queue::LocalQueue::new())).await;
+    let http = crate::common::http();
+    let page = http
+        .get(format!("{base}/no/such/page"))
+        .header("accept", "text/html,application/xhtml+xml")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(page.status(), 404);
+    let html = page.text().await.unwrap();
+    assert!(
+        html.contains("There is no page at /no/such/page."),
+        "{html}"
+    );
+    assert!(
+        html.contains(r#"<a href="/">Back to the overview</a>"#),
+        "{html}"
+    );
+    for (path, accept) in [("/api/v1/nope", "text/html"), ("/no/such/page", "*/*")] {
+        let res = http
+            .get(format!("{base}{path}"))
+            .header("accept", accept)
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(res.status(), 404);
+        let body: Value = res.json().await.unwrap();
+        assert_eq!(body["error"], format!("no route for GET {path}"));
+    }
+}

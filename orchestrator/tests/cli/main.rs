@@ -15,4 +15,5 @@ mod secrets;
 mod stop;
 mod tls;
 mod up;
+mod up_again;
 mod validate;

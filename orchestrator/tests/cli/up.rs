@@ -263,3 +263,24 @@ fn trigger_builds_and_logs_drive_a_running_conveyor() {
         )
     );
 }
+
+#[test]
+fn a_busy_port_is_reported_as_such_and_nothing_starts() {
+    let taken = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let addr = taken.local_addr().unwrap().to_string();
+    let dir = common::temp_dir("busy-port");
+    let out = Command::new(env!("CARGO_BIN_EXE_conveyor"))
+        .args(["up", "--listen", &addr, "--examples", "/nonexistent"])
+        .current_dir(&dir)
+        .output()
+        .unwrap();
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(1), "{stderr}");
+    assert!(
+        stderr.contains(&format!("cannot listen on {addr}"))
+            && stderr.contains("holds that port; stop it, or choose another with --listen"),
+        "{stderr}"
+    );
+    assert!(!stderr.contains("database"), "{stderr}");
+    assert!(!dir.join(".conveyor").exists(), "nothing is created");
+}

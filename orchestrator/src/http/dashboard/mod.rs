@@ -83,3 +83,28 @@ impl IntoResponse for PageError {
         view::error_page(status, message)
     }
 }
+
+/// What a path no route serves answers: the error page with a way back for a browser, a
+/// JSON error naming the path for the API and for clients that do not ask for HTML.
+pub async fn not_found(
+    method: axum::http::Method,
+    uri: axum::http::Uri,
+    headers: axum::http::HeaderMap,
+) -> Response {
+    let path = uri.path();
+    let wants_html = headers
+        .get(axum::http::header::ACCEPT)
+        .and_then(|v| v.to_str().ok())
+        .is_some_and(|v| v.contains("text/html"));
+    let api = ["/api/", "/hooks/", "/logs", "/health", "/metrics"]
+        .iter()
+        .any(|p| path.starts_with(p));
+    if wants_html && !api {
+        return view::error_page(
+            StatusCode::NOT_FOUND,
+            format!("There is no page at {path}."),
+        );
+    }
+    let body = serde_json::json!({ "error": format!("no route for {method} {path}") });
+    (StatusCode::NOT_FOUND, axum::Json(body)).into_response()
+}
