@@ -1,12 +1,13 @@
-//! `if:` conditions: a small expression language over outputs.
+//! `if:` conditions: a small expression language over outputs and the build's context.
 //!
 //! ```text
 //! expr    := and ( "||" and )*
 //! and     := unary ( "&&" unary )*
 //! unary   := "!" unary | compare
 //! compare := operand ( ("==" | "!=") operand )?
-//! operand := "(" expr ")" | reference | 'text' | "text" | number | true | false
-//! reference := job.OUTPUT | product.job.OUTPUT | ${job.OUTPUT} | {{ job.OUTPUT }}
+//! operand := "(" expr ")" | reference | changed | 'text' | "text" | number | true | false
+//! reference := job.OUTPUT | product.job.OUTPUT | conveyor.NAME | ${…} | {{ … }}
+//! changed := "changed" "(" 'glob' ")"
 //! ```
 //! A value on its own is true unless it is empty, `false` or `0`.
 
@@ -23,6 +24,16 @@ pub enum Expr {
     Or(Box<Expr>, Box<Expr>),
     Eq(Box<Expr>, Box<Expr>),
     Ne(Box<Expr>, Box<Expr>),
+    /// `changed("glob")`: whether the build's change touched a matching path.
+    Changed(String),
+}
+
+/// What a condition reads: references' values and the change's paths.
+pub trait Env {
+    /// A reference's value (missing → empty).
+    fn value(&self, path: &str) -> Option<String>;
+    /// Whether the change touched a path `pattern` matches.
+    fn changed(&self, pattern: &str) -> bool;
 }
 
 impl Expr {
@@ -35,7 +46,7 @@ impl Expr {
 
     fn collect_refs<'a>(&'a self, out: &mut Vec<&'a str>) {
         match self {
-            Expr::Lit(_) => {}
+            Expr::Lit(_) | Expr::Changed(_) => {}
             Expr::Ref(r) => out.push(r),
             Expr::Not(a) => a.collect_refs(out),
             Expr::And(a, b) | Expr::Or(a, b) | Expr::Eq(a, b) | Expr::Ne(a, b) => {
@@ -45,16 +56,17 @@ impl Expr {
         }
     }
 
-    /// Evaluates the condition; `lookup` gives a reference's value (missing → empty).
-    pub fn eval(&self, lookup: &dyn Fn(&str) -> Option<String>) -> bool {
+    /// Evaluates the condition over `env`.
+    pub fn eval(&self, lookup: &dyn Env) -> bool {
         truthy(&self.value(lookup))
     }
 
-    fn value(&self, lookup: &dyn Fn(&str) -> Option<String>) -> String {
+    fn value(&self, lookup: &dyn Env) -> String {
         let b = |v: bool| v.to_string();
         match self {
             Expr::Lit(s) => s.clone(),
-            Expr::Ref(r) => lookup(r).unwrap_or_default(),
+            Expr::Ref(r) => lookup.value(r).unwrap_or_default(),
+            Expr::Changed(p) => b(lookup.changed(p)),
             Expr::Not(a) => b(!a.eval(lookup)),
             Expr::And(x, y) => b(x.eval(lookup) && y.eval(lookup)),
             Expr::Or(x, y) => b(x.eval(lookup) || y.eval(lookup)),
@@ -73,6 +85,8 @@ enum Tok {
     Lit(String),
     Ref(String),
     Op(&'static str),
+    /// `changed`, which must be followed by `("glob")`.
+    Changed,
 }
 
 /// Parses a condition, or explains the first problem in it.
@@ -91,6 +105,7 @@ fn describe(t: &Tok) -> String {
         Tok::Lit(s) => format!("value `{s}`"),
         Tok::Ref(r) => format!("reference `{r}`"),
         Tok::Op(o) => format!("`{o}`"),
+        Tok::Changed => "`changed`".into(),
     }
 }
 
@@ -137,13 +152,15 @@ fn lex(text: &str) -> Result<Vec<Tok>, String> {
 }
 
 fn classify(word: &str, text: &str) -> Result<Tok, String> {
-    if word == "true" || word == "false" || word.parse::<f64>().is_ok() {
+    if word == "changed" {
+        Ok(Tok::Changed)
+    } else if word == "true" || word == "false" || word.parse::<f64>().is_ok() {
         Ok(Tok::Lit(word.to_string()))
     } else if word.contains('.') {
         Ok(Tok::Ref(word.to_string()))
     } else {
         Err(format!(
-            "`{word}` in condition `{text}` is not a value: write a reference such as `job.OUTPUT`, a quoted string, a number, true or false"
+            "`{word}` in condition `{text}` is not a value: write a reference such as `job.OUTPUT` or `conveyor.branch`, `changed(\"glob\")`, a quoted string, a number, true or false"
         ))
     }
 }
@@ -207,6 +224,23 @@ impl Parser {
         }
     }
 
+    /// The rest of `changed("glob")`.
+    fn changed(&mut self) -> Result<Expr, String> {
+        let usage =
+            "write `changed(\"glob\")` with one quoted pattern, e.g. `changed(\"docs/**\")`";
+        if !self.eat("(") {
+            return Err(format!("`changed` needs a pattern: {usage}"));
+        }
+        let Some(Tok::Lit(pattern)) = self.toks.get(self.at).cloned() else {
+            return Err(format!("`changed` needs a quoted pattern: {usage}"));
+        };
+        self.at += 1;
+        if pattern.is_empty() || !self.eat(")") {
+            return Err(format!("`changed` takes one non-empty pattern: {usage}"));
+        }
+        Ok(Expr::Changed(pattern))
+    }
+
     fn operand(&mut self) -> Result<Expr, String> {
         if self.eat("(") {
             let e = self.or()?;
@@ -220,6 +254,7 @@ impl Parser {
         match tok {
             Some(Tok::Lit(s)) => Ok(Expr::Lit(s)),
             Some(Tok::Ref(r)) => Ok(Expr::Ref(r)),
+            Some(Tok::Changed) => self.changed(),
             Some(t) => Err(format!("expected a value, found {}", describe(&t))),
             None => Err("condition ends where a value was expected".into()),
         }
@@ -230,13 +265,38 @@ impl Parser {
 mod tests {
     use super::*;
 
-    fn run(text: &str, vals: &[(&str, &str)]) -> bool {
-        let e = parse(text).expect("valid condition");
-        e.eval(&|r: &str| {
-            vals.iter()
+    struct Vals<'a>(&'a [(&'a str, &'a str)]);
+
+    impl Env for Vals<'_> {
+        fn value(&self, r: &str) -> Option<String> {
+            self.0
+                .iter()
                 .find(|(k, _)| *k == r)
                 .map(|(_, v)| v.to_string())
-        })
+        }
+        fn changed(&self, pattern: &str) -> bool {
+            pattern == "docs/**"
+        }
+    }
+
+    fn run(text: &str, vals: &[(&str, &str)]) -> bool {
+        let e = parse(text).expect("valid condition");
+        e.eval(&Vals(vals))
+    }
+
+    #[test]
+    fn changed_takes_one_quoted_pattern() {
+        assert!(run("changed('docs/**')", &[]));
+        assert!(!run("changed(\"src/**\") && true", &[]));
+        assert!(run("!changed('src/**')", &[]));
+        assert_eq!(
+            parse("changed(docs)").unwrap_err(),
+            "`docs` in condition `changed(docs)` is not a value: write a reference such as `job.OUTPUT` or `conveyor.branch`, `changed(\"glob\")`, a quoted string, a number, true or false"
+        );
+        assert_eq!(
+            parse("changed").unwrap_err(),
+            "`changed` needs a pattern: write `changed(\"glob\")` with one quoted pattern, e.g. `changed(\"docs/**\")`"
+        );
     }
 
     #[test]
@@ -270,7 +330,7 @@ mod tests {
         );
         assert_eq!(
             parse("deploy").unwrap_err(),
-            "`deploy` in condition `deploy` is not a value: write a reference such as `job.OUTPUT`, a quoted string, a number, true or false"
+            "`deploy` in condition `deploy` is not a value: write a reference such as `job.OUTPUT` or `conveyor.branch`, `changed(\"glob\")`, a quoted string, a number, true or false"
         );
         assert_eq!(
             parse("a.X b.Y").unwrap_err(),

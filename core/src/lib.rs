@@ -3,6 +3,7 @@
 
 pub mod check;
 pub mod compile;
+pub mod context;
 pub mod dag;
 pub mod diag;
 pub mod driver;

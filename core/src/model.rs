@@ -3,6 +3,7 @@
 
 use serde::{Deserialize, Serialize};
 
+use crate::context::Gate;
 use crate::diag::Pos;
 use crate::expr::Expr;
 
@@ -107,6 +108,9 @@ pub struct UpstreamTrigger {
     pub belt: Option<String>,
     pub build: BuildSelector,
     pub belts: Option<Vec<String>>,
+    /// The events and branches of the upstream build that fire this trigger.
+    #[serde(default)]
+    pub gate: Gate,
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -115,6 +119,22 @@ pub struct Belt {
     pub jobs: Vec<Job>,
     /// `(from, to)` indices into `jobs`: `to` waits for `from`. Sorted, no duplicates.
     pub edges: Vec<(usize, usize)>,
+    /// The belt's `if`, over the build's context only: false skips every job.
+    #[serde(default)]
+    pub condition: Option<Expr>,
+    /// The belt's (or the product's) concurrency group: one build of it runs at a time.
+    #[serde(default)]
+    pub concurrency: Option<Concurrency>,
+}
+
+/// A concurrency group: at most one member runs at a time, the others wait in order.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Concurrency {
+    /// The group's name, which may hold `{{ conveyor.branch }}` and the other context names.
+    pub group: String,
+    /// A newer member cancels the older ones of its group.
+    #[serde(default)]
+    pub cancel_superseded: bool,
 }
 
 impl Belt {
@@ -142,7 +162,13 @@ pub struct Job {
     pub timeout_secs: Option<u64>,
     pub retries: u32,
     pub condition: Option<Expr>,
+    /// The `if` as written, for the reason a skipped job shows.
+    #[serde(default)]
+    pub condition_text: Option<String>,
     pub manual: bool,
+    /// The job's concurrency group: one job run of it runs at a time.
+    #[serde(default)]
+    pub concurrency: Option<Concurrency>,
     /// Paths (globs allowed) uploaded after the job, relative to its workspace.
     pub artifacts: Vec<String>,
     /// Whether the artifacts are kept when the job fails too (`when: always`).
@@ -225,6 +251,9 @@ pub struct Downstream {
     pub product: String,
     /// `None` means every belt of the downstream product.
     pub belts: Option<Vec<String>>,
+    /// The events and branches of this build that fire the downstream.
+    #[serde(default)]
+    pub gate: Gate,
     #[serde(skip)]
     pub pos: Pos,
 }

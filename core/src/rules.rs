@@ -4,7 +4,9 @@
 
 use std::collections::HashMap;
 
-use crate::model::{Input, Job, Product, Reference};
+use crate::context::{BuildContext, Gate};
+use crate::expr::Env;
+use crate::model::{Belt, Input, Job, Product, Reference};
 use crate::protocol::SourceSpec;
 
 /// Downstream chains longer than this stop firing (a loop among registered products).
@@ -21,6 +23,7 @@ pub struct JobContext<'a> {
     pub attempt: i64,
     pub sha: Option<&'a str>,
     pub git_ref: Option<&'a str>,
+    pub context: &'a BuildContext,
 }
 
 pub fn conveyor_env(c: &JobContext) -> Vec<(String, String)> {
@@ -35,6 +38,12 @@ pub fn conveyor_env(c: &JobContext) -> Vec<(String, String)> {
         ("CONVEYOR_ATTEMPT", c.attempt.to_string()),
         ("CONVEYOR_COMMIT_SHA", c.sha.unwrap_or("").to_string()),
         ("CONVEYOR_COMMIT_REF", c.git_ref.unwrap_or("").to_string()),
+        ("CONVEYOR_EVENT", c.context.event.name().to_string()),
+        (
+            "CONVEYOR_BRANCH",
+            c.context.branch.clone().unwrap_or_default(),
+        ),
+        ("CONVEYOR_TAG", c.context.tag.clone().unwrap_or_default()),
     ];
     pairs.into_iter().map(|(k, v)| (k.to_string(), v)).collect()
 }
@@ -80,19 +89,79 @@ pub fn condition_refs(job: &Job) -> Vec<&Reference> {
         .collect()
 }
 
-/// Evaluates a job's `if` given its references' values.
-pub fn condition_holds(job: &Job, values: &HashMap<String, String>) -> bool {
-    job.condition
-        .as_ref()
-        .is_none_or(|c| c.eval(&|path: &str| values.get(path).cloned()))
+/// What a condition reads: its references' values and the build's context.
+pub struct Scope<'a> {
+    pub values: &'a HashMap<String, String>,
+    pub context: &'a BuildContext,
 }
 
-/// The (product, belt) pairs a successful build of `product`/`belt` fires: its jobs'
+impl Env for Scope<'_> {
+    fn value(&self, path: &str) -> Option<String> {
+        match path.strip_prefix("conveyor.") {
+            Some(name) => self.context.value(name),
+            None => self.values.get(path).cloned(),
+        }
+    }
+
+    fn changed(&self, pattern: &str) -> bool {
+        self.context.changed(pattern)
+    }
+}
+
+/// Evaluates a job's `if` given its references' values and the build's context.
+pub fn condition_holds(job: &Job, values: &HashMap<String, String>, ctx: &BuildContext) -> bool {
+    let scope = Scope {
+        values,
+        context: ctx,
+    };
+    job.condition.as_ref().is_none_or(|c| c.eval(&scope))
+}
+
+/// Evaluates a belt's `if` over the build's context.
+pub fn belt_condition_holds(belt: &Belt, ctx: &BuildContext) -> bool {
+    let values = HashMap::new();
+    let scope = Scope {
+        values: &values,
+        context: ctx,
+    };
+    belt.condition.as_ref().is_none_or(|c| c.eval(&scope))
+}
+
+/// Every (product, belt) pair a build of `product`/`belt` may fire: its jobs'
 /// `downstreams`, and every registered product with an `upstream-build` trigger on it.
 pub fn downstream_targets(
     me: &Product,
     belt: &str,
     registered: &[Product],
+) -> Vec<(String, String)> {
+    targets(me, belt, registered, &|_, _| true, true)
+}
+
+/// The (product, belt) pairs a successful build fires, from what really ran (`ran`: the
+/// jobs that succeeded): the `downstreams` of those jobs whose gate lets the build's
+/// context through, and every registered product with an `upstream-build` trigger on it
+/// whose gate does, when at least one job ran.
+pub fn fired_downstreams(
+    me: &Product,
+    belt: &str,
+    registered: &[Product],
+    ran: &[String],
+    ctx: &BuildContext,
+) -> Vec<(String, String)> {
+    let fires = |job: Option<&Job>, gate: &Gate| {
+        job.is_none_or(|j| ran.contains(&j.name)) && gate.allows(ctx)
+    };
+    targets(me, belt, registered, &fires, !ran.is_empty())
+}
+
+/// The targets whose job (`None` for an upstream trigger) and gate `fires` accepts;
+/// upstream triggers only when `any_ran`.
+fn targets(
+    me: &Product,
+    belt: &str,
+    registered: &[Product],
+    fires: &dyn Fn(Option<&Job>, &Gate) -> bool,
+    any_ran: bool,
 ) -> Vec<(String, String)> {
     let mut out: Vec<(String, String)> = Vec::new();
     let mut add = |product: &str, belt: &str| {
@@ -103,7 +172,11 @@ pub fn downstream_targets(
     };
     let by_name = |n: &str| registered.iter().find(|p| p.name == n);
     if let Some(b) = me.belt(belt) {
-        for ds in b.jobs.iter().flat_map(|j| &j.downstreams) {
+        let gated = b
+            .jobs
+            .iter()
+            .flat_map(|j| j.downstreams.iter().map(move |ds| (j, ds)));
+        for (_, ds) in gated.filter(|(j, ds)| fires(Some(j), &ds.gate)) {
             let Some(target) = by_name(&ds.product) else {
                 continue;
             };
@@ -122,6 +195,9 @@ pub fn downstream_targets(
                 continue;
             };
             if u.product != me.name || u.belt.as_deref().is_some_and(|b| b != belt) {
+                continue;
+            }
+            if !any_ran || !fires(None, &u.gate) {
                 continue;
             }
             let belts: Vec<&str> = match &u.belts {

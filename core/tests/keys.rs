@@ -57,7 +57,58 @@ const OPTIONAL: &[(&str, &str, At, &str, &str)] = &[
         "",
         "description: the shop\n",
     ),
+    ("product", "concurrency", At::Top, "", "concurrency: g\n"),
     ("belt", "fleet", At::Belt, "", "    fleet: gpu\n"),
+    (
+        "belt",
+        "if",
+        At::Belt,
+        "",
+        "    if: \"conveyor.event == 'push'\"\n",
+    ),
+    ("belt", "concurrency", At::Belt, "", "    concurrency: g\n"),
+    (
+        "job",
+        "concurrency",
+        At::Job,
+        "",
+        "        concurrency: g\n",
+    ),
+    (
+        "concurrency (long form)",
+        "cancel-superseded",
+        At::Job,
+        CONC,
+        "          cancel-superseded: true\n",
+    ),
+    (
+        "upstream-build",
+        "events",
+        At::Top,
+        UP,
+        "      events: [push]\n",
+    ),
+    (
+        "upstream-build",
+        "branches",
+        At::Top,
+        UP,
+        "      branches: [main]\n",
+    ),
+    (
+        "downstreams item",
+        "events",
+        At::Job,
+        DS,
+        "            events: [pull_request]\n",
+    ),
+    (
+        "downstreams item",
+        "branches",
+        At::Job,
+        DS,
+        "            branches: [main]\n",
+    ),
     ("belt", "env", At::Belt, "", "    env: {A: b}\n"),
     ("belt", "secrets", At::Belt, "", "    secrets: [TOKEN]\n"),
     ("job", "pre-run", At::Job, "", "        pre-run: make\n"),
@@ -163,6 +214,7 @@ const SCM: &str = "triggers:\n  - scm-event:\n      type: push\n";
 const CRON: &str = "triggers:\n  - schedule:\n      cron: '0 3 * * *'\n";
 const UP: &str = "triggers:\n  - upstream-build:\n      upstream-product: q\n";
 const DS: &str = "        downstreams:\n          - downstream-product: q\n";
+const CONC: &str = "        concurrency:\n          group: g\n";
 
 /// Required keys: `(where, key, level, lines holding it, the key's text to leave out)`.
 const REQUIRED: &[(&str, &str, At, &str, &str)] = &[
@@ -180,6 +232,13 @@ const REQUIRED: &[(&str, &str, At, &str, &str)] = &[
         "          paths: [a]\n",
     ),
     ("cache", "key", At::Job, CACHE, "          key: [a.lock]\n"),
+    (
+        "concurrency (long form)",
+        "group",
+        At::Job,
+        CONC,
+        "          group: g\n",
+    ),
     ("cache", "paths", At::Job, CACHE, "          paths: [t]\n"),
     ("scm-event", "type", At::Top, SCM, "      type: push\n"),
     (

@@ -152,9 +152,23 @@ pub trait Store: Send + Sync {
     async fn end_session(&self, id_hash: &str) -> Result<bool>;
     /// The connection pool, for background tasks kept in the same database (apalis).
     fn pool_handle(&self) -> PoolHandle;
-    /// Approves a `waiting` (manual) job run: it is queued and dispatched. `None` if no job
-    /// run with this id is waiting.
-    async fn approve_job_run(&self, id: &str, now: i64) -> Result<Option<Effects>>;
+    /// Approves a manual job run waiting for approval (`by` recorded): it is queued and
+    /// dispatched, or waits for its job's concurrency group. `None` if no job run with this
+    /// id waits for approval.
+    async fn approve_job_run(&self, id: &str, by: &str, now: i64) -> Result<Option<Effects>>;
+    /// Declines a manual job run waiting for approval: skipped, with `by` and the reason
+    /// recorded; its dependents are skipped, and the build's outcome follows the rest.
+    /// `None` if no job run with this id waits for approval.
+    async fn decline_job_run(
+        &self,
+        id: &str,
+        by: &str,
+        reason: &str,
+        now: i64,
+    ) -> Result<Option<Effects>>;
+    /// Starts concurrency group members promoted to hold their group but not started (a
+    /// crash came between): the maintenance tick's safety net.
+    async fn start_held_groups(&self, now: i64) -> Result<Effects>;
     /// Cancels one job run: at once if it has not started (its dependents are skipped), at
     /// its next heartbeat if it is running; a finished one is left as it is. `None` if
     /// there is no such job run.

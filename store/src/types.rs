@@ -3,6 +3,7 @@
 
 use std::collections::BTreeMap;
 
+use conveyor_core::context::{BuildContext, Event};
 use conveyor_core::model::Product;
 use conveyor_core::protocol::{JobSpec, QueueMessage};
 use serde::{Deserialize, Serialize};
@@ -77,6 +78,22 @@ impl BuildTrigger {
         self.forge_target().is_some()
     }
 
+    /// The event a build of this trigger at `git_ref` counts as (a re-run keeps its
+    /// build's context, so this is only its fallback).
+    pub fn event(&self, git_ref: Option<&str>) -> Event {
+        let r = git_ref.unwrap_or("");
+        match self {
+            BuildTrigger::Manual | BuildTrigger::Rerun { .. } => Event::Manual,
+            BuildTrigger::Upstream { .. } => Event::Upstream,
+            BuildTrigger::Schedule { .. } => Event::Schedule,
+            BuildTrigger::Webhook { .. } if conveyor_core::rules::is_pull_request(r) => {
+                Event::PullRequest
+            }
+            BuildTrigger::Webhook { .. } if r.starts_with("refs/tags/") => Event::Tag,
+            BuildTrigger::Webhook { .. } => Event::Push,
+        }
+    }
+
     /// The forge and repository the build reports to.
     pub fn forge_target(&self) -> Option<ForgeTarget> {
         match self {
@@ -105,6 +122,9 @@ pub struct NewBuild {
     pub model: Option<Product>,
     /// The resource event that started the build, if one did (pipelines).
     pub resource: Option<ResourceEvent>,
+    /// What conditions read (webhooks: the event, branch and changed paths); `None`: the
+    /// trigger's event at `git_ref`, paths unknown.
+    pub context: Option<BuildContext>,
 }
 
 /// What happened to a resource, starting a build: the resource (JSON) and the event.
@@ -113,6 +133,16 @@ pub struct ResourceEvent {
     pub resource: serde_json::Value,
     /// `create`, `update` or `delete` (`conveyor_core::driver::BUILD_EVENTS`).
     pub event: String,
+}
+
+impl NewBuild {
+    /// The build's context: the one it was given, else its trigger's at its ref.
+    pub fn context(&self) -> BuildContext {
+        self.context.clone().unwrap_or_else(|| {
+            let r = self.git_ref.as_deref();
+            BuildContext::at_ref(self.trigger.event(r), r)
+        })
+    }
 }
 
 /// A forge's webhook delivery and everything it starts, recorded in one transaction: the
@@ -184,6 +214,8 @@ pub struct Effects {
     pub report: Vec<String>,
     /// How long each job run completed here ran, in ms (for metrics).
     pub durations_ms: Vec<i64>,
+    /// Builds cancelled because a newer build of their concurrency group superseded them.
+    pub superseded: Vec<String>,
 }
 
 impl Effects {
@@ -194,6 +226,7 @@ impl Effects {
         self.finished.extend(other.finished);
         self.report.extend(other.report);
         self.durations_ms.extend(other.durations_ms);
+        self.superseded.extend(other.superseded);
     }
 }
 
@@ -220,6 +253,15 @@ pub struct JobRunView {
     /// its driver is connected); the store leaves it empty.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub waiting: Option<String>,
+    /// Why a skipped job run did not run (its `if`, or a decline and its reason).
+    #[serde(default)]
+    pub reason: Option<String>,
+    /// Who approved or declined a manual job run.
+    #[serde(default)]
+    pub decided_by: Option<String>,
+    /// What a `waiting` job run waits for: `approval`, or its concurrency group.
+    #[serde(default)]
+    pub waiting_for: Option<String>,
 }
 
 /// A build as the API and `conveyor run --json` show it.
@@ -248,6 +290,12 @@ pub struct BuildView {
     /// resource started the build.
     #[serde(default = "default_event")]
     pub event: String,
+    /// The event, branch, tag and changed paths its conditions read.
+    #[serde(default)]
+    pub context: Option<BuildContext>,
+    /// What a build that has not started waits for (its concurrency group).
+    #[serde(default)]
+    pub waiting_for: Option<String>,
     pub jobs: Vec<JobRunView>,
 }
 

@@ -27,6 +27,7 @@ pub const JOB_KEYS: &[&str] = &[
     "artifacts",
     "cache",
     "driver",
+    "concurrency",
 ];
 
 /// The most retries a job may ask for.
@@ -102,6 +103,10 @@ pub fn compile(
     let condition = f
         .present("if")
         .and_then(|n| condition(n, name, &mut refs, belt, d));
+    let condition_text = f
+        .present("if")
+        .filter(|_| condition.is_some())
+        .and_then(Node::scalar_text);
     let env = super::env::templates(own.env, &mut refs, belt, node.pos, d);
     let (artifacts, artifacts_always) = f
         .present("artifacts")
@@ -137,6 +142,10 @@ pub fn compile(
             .and_then(|n| retries(n, d))
             .unwrap_or(0),
         condition,
+        condition_text,
+        concurrency: f
+            .present("concurrency")
+            .and_then(|n| super::gating::concurrency(n, d)),
         manual: f
             .present("manual")
             .and_then(|n| fields::boolean(n, "manual", d))
@@ -254,7 +263,10 @@ fn condition(
     match expr::parse(&text) {
         Ok(e) => {
             for path in e.refs() {
-                if script::is_ref_path(path) {
+                if path.starts_with("conveyor.") {
+                    let where_ = format!("`if` of job `{job}`");
+                    super::gating::context_name(path, &where_, node.pos, d);
+                } else if script::is_ref_path(path) {
                     add_ref(refs, path, path, node.pos, belt, d);
                 } else {
                     d.error(

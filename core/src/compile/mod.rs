@@ -3,6 +3,7 @@
 mod env;
 mod fields;
 mod files;
+mod gating;
 mod job;
 mod matrix;
 mod refs;
@@ -17,7 +18,7 @@ pub use refs::STDOUT;
 
 use crate::dag;
 use crate::diag::{Diagnostic, Diagnostics, Pos};
-use crate::model::{Belt, Downstream, Product};
+use crate::model::{Belt, Concurrency, Downstream, Product};
 use crate::names;
 use crate::yaml::{self, Node, Value};
 
@@ -36,8 +37,17 @@ const PRODUCT_KEYS: &[&str] = &[
     "secrets",
     "repo",
     "description",
+    "concurrency",
 ];
-const BELT_KEYS: &[&str] = &["name", "jobs", "fleet", "env", "secrets"];
+const BELT_KEYS: &[&str] = &[
+    "name",
+    "jobs",
+    "fleet",
+    "env",
+    "secrets",
+    "if",
+    "concurrency",
+];
 
 /// What a belt or job inherits from the levels above it.
 #[derive(Debug, Clone)]
@@ -146,8 +156,9 @@ fn product(root: &Node, d: &mut Diagnostics) -> Option<Product> {
         .present("description")
         .and_then(|n| fields::string(n, "description", d));
     let defaults = Defaults::top().under(&f, d);
+    let concurrency = gating::product_level(&f, name.as_deref(), d);
     let belts = match f.present("belts") {
-        Some(n) => belts(n, &defaults, d),
+        Some(n) => belts(n, &defaults, concurrency.as_ref(), d),
         None => {
             d.error(
                 root.pos,
@@ -161,13 +172,15 @@ fn product(root: &Node, d: &mut Diagnostics) -> Option<Product> {
         .present("triggers")
         .map(|n| trigger::compile_all(n, name.as_deref(), &declared, d))
         .unwrap_or_default();
-    Some(Product {
+    let product = Product {
         name: name?,
         description,
         repo,
         triggers,
         belts,
-    })
+    };
+    gating::check_condition_products(&product, d);
+    Some(product)
 }
 
 /// Names of the belts as written, including belts that failed to compile.
@@ -181,7 +194,12 @@ fn declared_belts(node: Option<&Node>) -> Vec<String> {
     }
 }
 
-fn belts(node: &Node, defaults: &Defaults, d: &mut Diagnostics) -> Vec<Belt> {
+fn belts(
+    node: &Node,
+    defaults: &Defaults,
+    concurrency: Option<&Concurrency>,
+    d: &mut Diagnostics,
+) -> Vec<Belt> {
     let items = fields::list(node, "belts", d);
     if items.is_empty() && matches!(node.value, Value::Seq(_)) {
         d.error(
@@ -221,7 +239,15 @@ fn belts(node: &Node, defaults: &Defaults, d: &mut Diagnostics) -> Vec<Belt> {
         }
         seen.insert(name.clone(), item.pos);
         let defaults = defaults.under(&f, d);
-        if let Some(belt) = belt(&name, f.present("jobs"), item.pos, &defaults, d) {
+        let condition = f
+            .present("if")
+            .and_then(|n| gating::belt_condition(n, &name, d));
+        let own = f
+            .present("concurrency")
+            .and_then(|n| gating::concurrency(n, d));
+        if let Some(mut belt) = belt(&name, f.present("jobs"), item.pos, &defaults, d) {
+            belt.condition = condition;
+            belt.concurrency = own.or_else(|| concurrency.cloned());
             out.push(belt);
         }
     }
@@ -270,6 +296,9 @@ fn belt(
         else {
             continue;
         };
+        if gating::reserved(&job_name, "job", n.pos, d) {
+            continue;
+        }
         let instances = match item.get("matrix") {
             None => vec![(item.clone(), job_name.clone())],
             Some(_) => {
@@ -332,6 +361,8 @@ fn belt(
         name: name.to_string(),
         jobs,
         edges,
+        condition: None,
+        concurrency: None,
     })
 }
 
@@ -417,7 +448,7 @@ fn downstreams(node: &Node, d: &mut Diagnostics) -> Vec<Downstream> {
         let Some(f) = Fields::read(
             item,
             "a downstream",
-            &["downstream-product", "belts", "belt"],
+            &["downstream-product", "belts", "belt", "events", "branches"],
             d,
         ) else {
             continue;
@@ -443,7 +474,11 @@ fn downstreams(node: &Node, d: &mut Diagnostics) -> Vec<Downstream> {
             }
         }
         let belts = (!belts.is_empty()).then_some(belts);
-        match out.iter_mut().find(|o| o.product == product) {
+        let gate = gating::gate(&f, "a downstream", d);
+        match out
+            .iter_mut()
+            .find(|o| o.product == product && o.gate == gate)
+        {
             Some(existing) => match (&mut existing.belts, belts) {
                 (Some(have), Some(more)) => have.extend(more),
                 (have, _) => *have = None,
@@ -451,6 +486,7 @@ fn downstreams(node: &Node, d: &mut Diagnostics) -> Vec<Downstream> {
             None => out.push(Downstream {
                 product,
                 belts,
+                gate,
                 pos: item.pos,
             }),
         }

@@ -83,6 +83,19 @@ fn matrix_ref(shown: &str, job: &str, instances: &[String], output: &str) -> Str
     )
 }
 
+/// A script's reference into the build's context (`${conveyor.branch}`) is an error:
+/// conditions read the context, scripts its variables.
+fn reads_context(prefix: &[&str], shown: &str, pos: Pos, d: &mut Diagnostics) -> bool {
+    let reads = prefix.first() == Some(&crate::context::NAMESPACE);
+    if reads {
+        d.error(
+            pos,
+            format!("reference `{shown}` reads the build's context, which only conditions (`if`) read: in a script use `$CONVEYOR_BRANCH`, `$CONVEYOR_TAG` or `$CONVEYOR_EVENT`"),
+        );
+    }
+    reads
+}
+
 /// Resolves `path` (as written inside `${}`); `shown` is the reference for messages.
 pub fn resolve(
     path: &str,
@@ -93,6 +106,9 @@ pub fn resolve(
 ) -> Option<RefTarget> {
     let segs: Vec<&str> = path.split('.').collect();
     let (output, prefix) = segs.split_last()?;
+    if reads_context(prefix, shown, pos, d) {
+        return None;
+    }
     if let [job] = prefix {
         if let Some(outputs) = jobs.outputs(job) {
             if *output != STDOUT && !outputs.iter().any(|o| o == output) {

@@ -11,7 +11,14 @@ use crate::yaml::{Node, Value};
 const KINDS: &[&str] = &["scm-event", "upstream-build", "schedule"];
 const SCHEDULE_KEYS: &[&str] = &["cron", "branch", "belts"];
 const SCM_KEYS: &[&str] = &["repo", "type", "belts", "branch", "branches"];
-const UPSTREAM_KEYS: &[&str] = &["upstream-product", "upstream-belt", "build", "belts"];
+const UPSTREAM_KEYS: &[&str] = &[
+    "upstream-product",
+    "upstream-belt",
+    "build",
+    "belts",
+    "events",
+    "branches",
+];
 
 pub fn compile_all(
     node: &Node,
@@ -228,6 +235,7 @@ fn upstream(
         belt,
         build: build?,
         belts: own_belts,
+        gate: super::gating::gate(f, "an `upstream-build` trigger", d),
     })
 }
 

@@ -3,6 +3,7 @@
 //! (`secrets.rs`) and checks across products (`across.rs`).
 
 mod across;
+mod gating;
 mod jobs;
 mod matrix;
 mod schedules;

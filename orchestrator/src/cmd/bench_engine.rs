@@ -195,6 +195,7 @@ async fn build(engine: &Embedded, deps: &[Vec<usize>]) -> Result<(BuildView, f64
         git_ref: None,
         sha: None,
         model: None,
+        context: None,
     };
     let started = Instant::now();
     let view = builds::start(&engine.services, &new)

@@ -2,9 +2,11 @@
 //! own), and dispatch. Commands start nodes through `startup`, act through `services`, or
 //! talk to a running orchestrator's API (`client`).
 
+mod approvals;
 pub mod bench;
 pub mod bench_engine;
 pub mod client;
+pub mod decide;
 pub mod drivers;
 pub mod run;
 pub mod secret;
@@ -55,6 +57,10 @@ pub enum Command {
     Logs(client::LogsArgs),
     /// Download a build's artifacts, as DIR/JOB/PATH.
     Artifacts(client::ArtifactsArgs),
+    /// Approve a manual job run waiting for approval.
+    Approve(decide::DecideArgs),
+    /// Decline a manual job run waiting for approval: it is skipped, with the reason.
+    Decline(decide::DecideArgs),
     /// Run one orchestrator node against a shared database and Redis.
     Serve(Box<serve::ServeArgs>),
     /// Measure conveyor's performance: builds of generated graphs of `true` jobs.
@@ -93,6 +99,8 @@ pub fn run(cli: Cli) -> ExitCode {
         Command::Builds(args) => block_on(client::builds(args)),
         Command::Logs(args) => block_on(client::logs(args)),
         Command::Artifacts(args) => block_on(client::artifacts(args)),
+        Command::Approve(args) => block_on(decide::run(args, true)),
+        Command::Decline(args) => block_on(decide::run(args, false)),
         Command::Serve(args) => {
             init_logging("info");
             block_on(serve::run(*args))

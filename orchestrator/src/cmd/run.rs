@@ -9,6 +9,7 @@ use std::process::ExitCode;
 use tokio::sync::broadcast::Receiver;
 use tokio::sync::broadcast::error::RecvError;
 
+use super::approvals::{Local, handle_waiting};
 use super::drivers::{DriverCommand, LocalDrivers, fail_stalled};
 use super::validate;
 use crate::services::products::register_local;
@@ -137,7 +138,7 @@ async fn execute(
     root: &str,
     dir: &std::path::Path,
 ) -> Result<Vec<BuildView>, String> {
-    let admin_token = crate::store::token();
+    let token = crate::store::token();
     let opts = Options {
         data_dir: dir.join("data"),
         listen: "127.0.0.1:0".parse().map_err(|e| format!("{e}"))?,
@@ -146,7 +147,7 @@ async fn execute(
             .max(4),
         max_log_bytes: crate::services::DEFAULT_MAX_LOG_MIB << 20,
         fleets: fleets_of(products.iter().map(|(_, p)| p)),
-        admin_token: admin_token.clone(),
+        admin_token: token.clone(),
         job_user: None,
         statuses: Default::default(),
         tls: None,
@@ -157,7 +158,7 @@ async fn execute(
         .await
         .map_err(|e| format!("error: {e}"))?;
     let (git_ref, sha) = register(&engine.services, products, root, dir).await?;
-    let mut drivers = LocalDrivers::start(&args.drivers, &engine.url, &admin_token, &[])?;
+    let mut drivers = LocalDrivers::start(&args.drivers, &engine.url, &token, &[])?;
     let mut events = engine.services.events.subscribe();
     let new = NewBuild {
         resource: None,
@@ -167,6 +168,7 @@ async fn execute(
         git_ref,
         sha,
         model: None,
+        context: None,
     };
     let started = builds::create(&engine.services, &new)
         .await
@@ -175,7 +177,11 @@ async fn execute(
     for f in &started.finished {
         open.remove(f);
     }
-    let order = follow(&engine, &mut events, open, started.created, &mut drivers).await;
+    let local = Local {
+        engine: &engine,
+        token: &token,
+    };
+    let order = follow(&local, &mut events, open, started.created, &mut drivers).await;
     let mut builds = Vec::new();
     for b in std::iter::once(&started.id).chain(order.iter().filter(|b| **b != started.id)) {
         if let Ok(Some(v)) = engine.services.store.build(b).await {
@@ -231,19 +237,22 @@ async fn register(
 /// finished; every build seen, in the order they were created. A build with a driver job
 /// no driver will take (none of the local `drivers` still running) is cancelled, saying so.
 async fn follow(
-    engine: &Embedded,
+    local: &Local<'_>,
     events: &mut Receiver<Event>,
     mut open: HashSet<String>,
     mut order: Vec<String>,
     drivers: &mut LocalDrivers,
 ) -> Vec<String> {
+    let engine = local.engine;
     let mut names: HashMap<String, String> = HashMap::new();
-    let mut tick = tokio::time::interval(std::time::Duration::from_secs(1));
+    let mut asked = HashSet::new();
     let mut told = HashSet::new();
+    let mut tick = tokio::time::interval(std::time::Duration::from_millis(300));
     while !open.is_empty() {
         let event = tokio::select! {
             e = events.recv() => e,
             _ = tick.tick() => {
+                handle_waiting(local, &order, &mut asked).await;
                 let running = drivers.running();
                 fail_stalled(&engine.services, &open, &running, &mut told).await;
                 continue;

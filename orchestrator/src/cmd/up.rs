@@ -257,6 +257,7 @@ async fn build_pushed(engine: &Embedded, report: &Report) {
                 git_ref: None,
                 sha: None,
                 model: None,
+                context: None,
             };
             match builds::start(&engine.services, &new).await {
                 Ok(b) => println!(

@@ -38,7 +38,11 @@ pub fn change(h: &Headers, p: &Value) -> Change {
 pub fn hub_like(event: &str, p: &Value, updated: &str) -> Change {
     match event {
         "ping" => Change::Ping,
-        "push" => push(p["ref"].as_str().unwrap_or(""), s(&p["after"])),
+        "push" => push(
+            p["ref"].as_str().unwrap_or(""),
+            s(&p["after"]),
+            s(&p["before"]),
+        ),
         "pull_request" => {
             let action = p["action"].as_str().unwrap_or("");
             if ["opened", "reopened", updated].contains(&action) {
@@ -46,6 +50,7 @@ pub fn hub_like(event: &str, p: &Value, updated: &str) -> Change {
                     number: p["number"].as_u64().unwrap_or(0),
                     branch: s(&p["pull_request"]["head"]["ref"]),
                     sha: s(&p["pull_request"]["head"]["sha"]),
+                    base: s(&p["pull_request"]["base"]["ref"]),
                 }
             } else {
                 // A merged pull request arrives as a push too: one merge, one build.

@@ -34,7 +34,7 @@ pub fn change(h: &Headers, p: &Value) -> Change {
             let sha = p["checkout_sha"]
                 .as_str()
                 .map_or_else(|| s(&p["after"]), str::to_string);
-            push(p["ref"].as_str().unwrap_or(""), sha)
+            push(p["ref"].as_str().unwrap_or(""), sha, s(&p["before"]))
         }
         "Merge Request Hook" => {
             let a = &p["object_attributes"];
@@ -44,6 +44,7 @@ pub fn change(h: &Headers, p: &Value) -> Change {
                     number: a["iid"].as_u64().unwrap_or(0),
                     branch: s(&a["source_branch"]),
                     sha: s(&a["last_commit"]["id"]),
+                    base: s(&a["target_branch"]),
                 }
             } else {
                 Change::Ignored(format!("merge request {action}"))

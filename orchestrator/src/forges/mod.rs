@@ -31,6 +31,9 @@ pub enum Change {
     Branch {
         name: String,
         sha: String,
+        /// The branch's commit before the push (all zeros for a new branch; empty when the
+        /// forge does not say).
+        before: String,
     },
     Tag {
         name: String,
@@ -40,6 +43,8 @@ pub enum Change {
         number: u64,
         branch: String,
         sha: String,
+        /// The branch the pull request would merge into.
+        base: String,
     },
     /// Anything conveyor does not build (closed pull requests, deleted branches, …).
     Ignored(String),
@@ -212,8 +217,8 @@ fn s(v: &Value) -> String {
 
 const ZERO: &str = "0000000000000000000000000000000000000000";
 
-/// A push of `git_ref` to `sha`, on any forge.
-fn push(git_ref: &str, sha: String) -> Change {
+/// A push of `git_ref` from `before` to `sha`, on any forge.
+fn push(git_ref: &str, sha: String, before: String) -> Change {
     if sha.is_empty() || sha == ZERO {
         return Change::Ignored("a deleted ref".into());
     }
@@ -221,6 +226,7 @@ fn push(git_ref: &str, sha: String) -> Change {
         Change::Branch {
             name: name.into(),
             sha,
+            before,
         }
     } else if let Some(name) = git_ref.strip_prefix("refs/tags/") {
         Change::Tag {

@@ -34,7 +34,11 @@ pub enum GitError {
 }
 
 /// Runs git with a deadline; a command still running then is killed.
-fn git(args: &[&str], dir: Option<&Path>, timeout: Duration) -> Result<String, GitError> {
+pub(super) fn git(
+    args: &[&str],
+    dir: Option<&Path>,
+    timeout: Duration,
+) -> Result<String, GitError> {
     let mut cmd = Command::new("git");
     if let Some(d) = dir {
         cmd.arg("--git-dir").arg(d);
@@ -91,6 +95,11 @@ impl Repos {
             dir,
             timeout: GIT_TIMEOUT,
         }
+    }
+
+    /// How long one git command may take.
+    pub(super) fn timeout(&self) -> Duration {
+        self.timeout
     }
 
     /// The same mirrors with another deadline per git command.

@@ -131,20 +131,44 @@ pub async fn rerun(s: &Services, id: &str) -> Result<BuildView> {
     view(s, &new_id).await
 }
 
-/// Queues a waiting manual job run; returns its build.
-pub async fn approve_job_run(s: &Services, id: &str) -> Result<BuildView> {
+/// The longest name a decision may record as who made it.
+pub const MAX_DECIDER_LEN: usize = 100;
+/// The longest reason a decline may give.
+pub const MAX_REASON_LEN: usize = 1000;
+
+/// Approves a manual job run waiting for approval (`by`: who, as the caller names them):
+/// queued, or waiting for its concurrency group; returns its build.
+pub async fn approve_job_run(s: &Services, id: &str, by: &str) -> Result<BuildView> {
     let build_id = build_of(s, id).await?;
+    input::text("by", by, MAX_DECIDER_LEN)?;
     let effects = s
         .store
-        .approve_job_run(id, now_ms())
+        .approve_job_run(id, by, now_ms())
         .await?
-        .ok_or_else(|| {
-            ServiceError::Conflict(format!(
-                "job run `{id}` is not waiting for approval: only a manual job that is waiting can be approved"
-            ))
-        })?;
+        .ok_or_else(|| not_waiting(id, "approved"))?;
     s.apply(effects).await;
     view(s, &build_id).await
+}
+
+/// Declines a manual job run waiting for approval: skipped with who declined and why (not
+/// a failure); returns its build.
+pub async fn decline_job_run(s: &Services, id: &str, by: &str, reason: &str) -> Result<BuildView> {
+    let build_id = build_of(s, id).await?;
+    input::text("by", by, MAX_DECIDER_LEN)?;
+    input::text("reason", reason, MAX_REASON_LEN)?;
+    let effects = s
+        .store
+        .decline_job_run(id, by, reason, now_ms())
+        .await?
+        .ok_or_else(|| not_waiting(id, "declined"))?;
+    s.apply(effects).await;
+    view(s, &build_id).await
+}
+
+fn not_waiting(id: &str, done: &str) -> ServiceError {
+    ServiceError::Conflict(format!(
+        "job run `{id}` is not waiting for approval: only a manual job that is waiting can be {done}"
+    ))
 }
 
 /// Cancels one job run (a finished one stays as it is); returns its build.

@@ -1,6 +1,8 @@
 //! The upkeep every orchestrator node does (startup runs it every second): re-queue job
-//! runs whose runner was lost, fire the schedules that are due, and re-send queued job runs whose message may have been
-//! lost. Safe when every node does it at once: each re-queue is a fenced UPDATE, and a
+//! runs whose runner was lost, fire the schedules that are due, start concurrency group
+//! members promoted but left unstarted by a crash, and re-send queued job runs whose
+//! message may have been lost. Safe when every node does it at once: each re-queue is a
+//! fenced UPDATE, and a
 //! duplicate message is dropped at claim time.
 
 use super::Services;
@@ -11,6 +13,8 @@ use crate::store::Result;
 pub async fn tick(s: &Services) -> Result<()> {
     let now = now_ms();
     let effects = s.store.reap(now, s.max_lost).await?;
+    s.apply(effects).await;
+    let effects = s.store.start_held_groups(now).await?;
     s.apply(effects).await;
     if let Err(e) = super::schedules::fire_due(s, now).await {
         tracing::warn!("firing schedules: {e}");

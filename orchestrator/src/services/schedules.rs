@@ -35,6 +35,7 @@ pub async fn fire_due(s: &Services, now: i64) -> Result<Vec<String>> {
                     sha: None,
                     model: None,
                     resource: None,
+                    context: None,
                 };
                 match fire(s, &key, tick, &new, now).await {
                     Ok(Some(id)) => created.push(id),

@@ -17,6 +17,7 @@ mod driver_processes;
 mod drivers;
 mod files;
 mod forge_stub;
+mod gating;
 mod inputs;
 mod multi_product;
 mod observability;

@@ -2,6 +2,7 @@
 //! API client commands, the commands in docker-compose.yml, and TLS everywhere (`tls`).
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
+mod approvals;
 #[path = "../common/mod.rs"]
 mod common;
 mod compose;

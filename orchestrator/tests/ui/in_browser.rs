@@ -341,6 +341,43 @@ async fn approving_a_manual_job_by_clicking_runs_it() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn declining_a_manual_job_by_clicking_skips_it_with_the_reason() {
+    let _one = ONE_BROWSER.lock().await;
+    let c = conveyor(&[QUICK, SHIP]).await;
+    let build = c.build("ship", "deploy").await;
+    c.until_job(&build, "approve", "waiting").await;
+    let job = c.job(&build, "approve").await;
+    let b = Browser::start().await;
+    sign_in(&b, &c.url).await;
+    b.goto(&format!("{}/jobs/{job}", c.url)).await;
+    assert_eq!(b.text("#job-note").await, "waits for approval");
+    b.type_into("#decline-reason", "not on a Friday").await;
+    b.click("#decline").await;
+    assert_eq!(
+        c.until_finished(&build).await,
+        "succeeded",
+        "a decline is no failure"
+    );
+    b.wait_for(
+        "the job page to show the decline",
+        "const n = document.getElementById('job-note'); return n !== null && n.innerText.startsWith('declined');",
+    )
+    .await;
+    assert_eq!(
+        b.text("#job-note").await,
+        "declined by admin (dashboard): not on a Friday"
+    );
+    b.goto(&format!("{}/builds/{build}", c.url)).await;
+    assert_eq!(
+        b.text("#jobs tr[data-job] .job-note").await,
+        "declined by admin (dashboard): not on a Friday"
+    );
+    let view = c.view(&build).await;
+    let declined = view.jobs.iter().find(|j| j.name == "approve").unwrap();
+    assert_eq!(declined.status, "skipped");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_layout_holds_at_a_phones_width() {
     let _one = ONE_BROWSER.lock().await;
     let c = conveyor(&[QUICK, SHIP]).await;

@@ -266,6 +266,7 @@ async fn a_build_whose_config_has_errors_shows_them_and_no_graph() {
         git_ref: Some("refs/heads/main".into()),
         sha: None,
         model: None,
+        context: None,
     };
     let error = ".conveyor.yml:3:5: error: <unknown> job `x`";
     let delivery = conveyor::store::Delivery {
@@ -349,5 +350,52 @@ async fn the_build_and_job_pages_list_artifacts_with_size_and_a_download_link() 
             .to_string();
         assert_eq!(disposition, "attachment; filename=\"app.txt\"");
         assert_eq!(res.text().await.unwrap(), "hello artifacts");
+    }
+}
+
+/// Two builds whose job shares a concurrency group: the second's job says what it waits for,
+/// in its row, its badge and on its own page.
+#[tokio::test]
+async fn a_job_waiting_for_its_concurrency_group_says_which_and_who_holds_it() {
+    const HELD: &str = "product: held
+belts:
+  - name: go
+    jobs:
+      - name: deploy
+        concurrency: staging
+        commands: sleep 30
+";
+    let c = conveyor(&[HELD]).await;
+    let first = c.build("held", "go").await;
+    c.until_job(&first, "deploy", "running").await;
+    let second = c.build("held", "go").await;
+    c.until_job(&second, "deploy", "waiting").await;
+    let page = |path: String| async move {
+        crate::common::http()
+            .get(path)
+            .send()
+            .await
+            .unwrap()
+            .text()
+            .await
+            .unwrap()
+    };
+    let html = page(format!("{}/builds/{second}", c.url)).await;
+    assert!(
+        html.contains("waits for concurrency group `staging`, held by build #1"),
+        "{html}"
+    );
+    assert!(html.contains("waiting for its concurrency group"), "{html}");
+    assert!(!html.contains("class=\"approve\""), "nothing to approve");
+    let job = c.job(&second, "deploy").await;
+    let html = page(format!("{}/jobs/{job}", c.url)).await;
+    assert!(
+        html.contains("<p class=\"note\" id=\"job-note\">waits for concurrency group `staging`, held by build #1</p>"),
+        "{html}"
+    );
+    for b in [&second, &first] {
+        conveyor::services::builds::cancel(&c.state, b)
+            .await
+            .unwrap();
     }
 }

@@ -1,39 +1,126 @@
-//! What a person does to a build from the dashboard or the API: approve a manual job run,
-//! cancel one job run or a whole build, re-run a build.
+//! What a person does to a build from the dashboard or the API: approve or decline a
+//! manual job run, cancel one job run or a whole build, re-run a build.
 
 use conveyor_core::model::{Belt, Job, Product};
 use conveyor_core::protocol::QueueMessage;
 use sqlx::FromRow;
 
 use super::builds::{insert_build, settle};
-use super::conn::{Conn, sql};
+use super::conn::{Conn, Sql, sql};
+use super::groups::enter_job;
 use super::leases::lock_build_of;
+use super::values::context_of;
 use super::{Work, from_json};
 use crate::error::Result;
-use crate::types::{BuildTrigger, Dispatch, Effects, NewBuild, ResourceEvent};
+use crate::types::{BuildTrigger, Dispatch, NewBuild, ResourceEvent};
 
-/// Queues a `waiting` (manual) job run; `None` if it is not waiting.
-pub(crate) async fn approve<C: Conn>(conn: &mut C, id: &str, now: i64) -> Result<Option<Effects>> {
-    let row: Option<(String, i64)> = conn
+/// A manual job run waiting for approval (an old row's `waiting_for` is empty).
+const AWAITS_APPROVAL: &str =
+    "status = 'waiting' AND COALESCE(waiting_for, 'approval') = 'approval'";
+
+/// Approves a manual job run waiting for approval: queued, or waiting for its concurrency
+/// group; `by` is recorded. False if it is not waiting for approval.
+pub(crate) async fn approve<C: Conn>(
+    conn: &mut C,
+    id: &str,
+    by: &str,
+    now: i64,
+    work: &mut Work,
+) -> Result<bool> {
+    let Some(build_id) = lock_build_of(conn, id).await? else {
+        return Ok(false);
+    };
+    let row: Option<(String,)> = conn
         .opt(
-            sql("UPDATE job_runs SET status = 'queued', queued_at = $2 \
-                 WHERE id = $1 AND status = 'waiting' RETURNING fleet, attempt")
-            .bind(id)
-            .bind(now),
+            Sql::owned(format_awaiting(
+                "SELECT spec FROM job_runs WHERE id = $1 AND ",
+            ))
+            .bind(id),
         )
         .await?;
-    let Some((fleet, attempt)) = row else {
-        return Ok(None);
+    let Some((spec,)) = row else {
+        return Ok(false);
     };
-    let mut effects = Effects::default();
-    effects.dispatch.push(Dispatch {
-        fleet,
-        msg: QueueMessage {
-            job_run_id: id.to_string(),
-            attempt: attempt as u32,
-        },
-    });
-    Ok(Some(effects))
+    let job: Job = from_json(&spec)?;
+    let turn = enter_job(conn, &build_id, id, &job, work).await?;
+    let (status, waiting_for) = if turn {
+        ("queued", None)
+    } else {
+        ("waiting", Some("concurrency"))
+    };
+    let row: Option<(String, i64)> = conn
+        .opt(
+            sql(
+                "UPDATE job_runs SET status = $2, queued_at = $3, waiting_for = $4, \
+                 decided_by = $5 WHERE id = $1 AND status = 'waiting' RETURNING fleet, attempt",
+            )
+            .bind(id)
+            .bind(status)
+            .bind(now)
+            .bind(waiting_for)
+            .bind(by),
+        )
+        .await?;
+    if let (Some((fleet, attempt)), true) = (row, turn) {
+        work.effects.dispatch.push(Dispatch {
+            fleet,
+            msg: QueueMessage {
+                job_run_id: id.to_string(),
+                attempt: attempt as u32,
+            },
+        });
+    }
+    Ok(true)
+}
+
+/// `head` followed by the condition of a job run waiting for approval.
+fn format_awaiting(head: &'static str) -> String {
+    format!("{head}{AWAITS_APPROVAL}")
+}
+
+/// Declines a manual job run waiting for approval: skipped, with who declined and why; its
+/// dependents are skipped and the build's outcome follows the rest. False if it is not
+/// waiting for approval.
+pub(crate) async fn decline<C: Conn>(
+    conn: &mut C,
+    id: &str,
+    by: &str,
+    reason: &str,
+    now: i64,
+    work: &mut Work,
+) -> Result<bool> {
+    let Some(build_id) = lock_build_of(conn, id).await? else {
+        return Ok(false);
+    };
+    let why = if reason.trim().is_empty() {
+        format!("declined by {by}")
+    } else {
+        format!("declined by {by}: {}", reason.trim())
+    };
+    let declined = conn
+        .exec(
+            Sql::owned(format_awaiting(
+                "UPDATE job_runs SET status = 'skipped', finished_at = $2, reason = $3, \
+                 decided_by = $4, waiting_for = NULL WHERE id = $1 AND ",
+            ))
+            .bind(id)
+            .bind(now)
+            .bind(why)
+            .bind(by),
+        )
+        .await?;
+    if declined == 0 {
+        return Ok(false);
+    }
+    settle(
+        conn,
+        &build_id,
+        vec![(id.to_string(), "skipped")],
+        now,
+        work,
+    )
+    .await?;
+    Ok(true)
 }
 
 /// Cancels one job run: at once if it has not started, at its next heartbeat if it is
@@ -42,11 +129,11 @@ pub(crate) async fn cancel_run<C: Conn>(
     conn: &mut C,
     id: &str,
     now: i64,
-) -> Result<Option<Effects>> {
+    work: &mut Work,
+) -> Result<bool> {
     let Some(build_id) = lock_build_of(conn, id).await? else {
-        return Ok(None);
+        return Ok(false);
     };
-    let mut work = Work::default();
     let stopped = conn
         .exec(
             sql(
@@ -59,7 +146,7 @@ pub(crate) async fn cancel_run<C: Conn>(
         .await?;
     if stopped == 1 {
         let settled = vec![(id.to_string(), "cancelled")];
-        settle(conn, &build_id, settled, now, &mut work).await?;
+        settle(conn, &build_id, settled, now, work).await?;
     } else {
         // Running: its runner stops it at its next heartbeat. Finished: nothing to stop.
         conn.exec(
@@ -69,7 +156,7 @@ pub(crate) async fn cancel_run<C: Conn>(
         )
         .await?;
     }
-    Ok(Some(work.effects))
+    Ok(true)
 }
 
 /// Cancels a build: job runs that have not started at once, running ones at their next
@@ -78,13 +165,14 @@ pub(crate) async fn cancel_build<C: Conn>(
     conn: &mut C,
     id: &str,
     now: i64,
-) -> Result<Option<Effects>> {
+    work: &mut Work,
+) -> Result<bool> {
     if conn
         .opt::<(String,)>(sql(C::LOCK_BUILD).bind(id))
         .await?
         .is_none()
     {
-        return Ok(None);
+        return Ok(false);
     }
     conn.exec(
         sql("UPDATE builds SET status = 'cancelled' WHERE id = $1 AND status = 'running'").bind(id),
@@ -108,10 +196,9 @@ pub(crate) async fn cancel_build<C: Conn>(
         .bind(id),
     )
     .await?;
-    let mut work = Work::default();
     let settled = stopped.into_iter().map(|(r,)| (r, "cancelled")).collect();
-    settle(conn, id, settled, now, &mut work).await?;
-    Ok(Some(work.effects))
+    settle(conn, id, settled, now, work).await?;
+    Ok(true)
 }
 
 /// The belt a build ran, rebuilt from its job runs and edges, so a re-run runs the same
@@ -141,6 +228,8 @@ async fn belt_of<C: Conn>(conn: &mut C, build_id: &str, belt: &str) -> Result<Op
         name: belt.to_string(),
         jobs,
         edges,
+        condition: None,
+        concurrency: None,
     }))
 }
 
@@ -183,10 +272,15 @@ pub(crate) async fn rerun<C: Conn>(
     let mut model: Product = from_json(&row.model)?;
     let ran = belt_of(conn, id, &row.belt).await?;
     let rebuilt = ran.is_some();
-    if let Some(ran) = ran {
+    if let Some(mut ran) = ran {
+        if let Some(registered) = model.belt(&row.belt) {
+            ran.condition = registered.condition.clone();
+            ran.concurrency = registered.concurrency.clone();
+        }
         model.belts.retain(|b| b.name != row.belt);
         model.belts.push(ran);
     }
+    let context = context_of(conn, id).await?;
     let new = NewBuild {
         product: row.product,
         belt: row.belt,
@@ -207,6 +301,7 @@ pub(crate) async fn rerun<C: Conn>(
             }),
             _ => None,
         },
+        context: Some(context),
     };
     let upstream = row.upstream_build_id.as_deref();
     insert_build(conn, &new, upstream, now, work)

@@ -2,14 +2,17 @@
 //! readying free jobs, settling job runs that reached a final state (unblocking or skipping
 //! their dependents, finishing the build), and firing downstream products.
 
+use conveyor_core::context::BuildContext;
 use conveyor_core::model::{Belt, Job, Product, Reference};
 use conveyor_core::protocol::QueueMessage;
-use conveyor_core::rules::{MAX_CHAIN, condition_holds, condition_refs, downstream_targets};
+use conveyor_core::rules::{belt_condition_holds, condition_holds, condition_refs};
 
 use super::conn::{Arg, Conn, Sql, sql};
+pub(crate) use super::fire::fire_all;
+use super::groups;
 use super::{Work, from_json, to_json, values};
 use crate::error::{Result, StoreError};
-use crate::types::{BuildTrigger, Dispatch, NewBuild};
+use crate::types::{Dispatch, NewBuild};
 
 /// Job runs that reached a final state in this transaction, with that state.
 pub(crate) type Settled = Vec<(String, &'static str)>;
@@ -31,6 +34,7 @@ pub(crate) async fn insert_build<C: Conn>(
     })?;
     let number = next_number(conn, &new.product).await?;
     let id = uuid::Uuid::now_v7().to_string();
+    let ctx = new.context();
     insert_row(conn, &id, new, number, belt.jobs.len(), upstream, now).await?;
     let run_ids: Vec<String> = belt
         .jobs
@@ -46,14 +50,60 @@ pub(crate) async fn insert_build<C: Conn>(
     if new.trigger.reports_to_forge() {
         work.effects.report.push(id.clone());
     }
+    let roots: Vec<(&String, &Job)> = (0..belt.jobs.len())
+        .filter(|&i| deps[i] == 0)
+        .map(|i| (&run_ids[i], &belt.jobs[i]))
+        .collect();
+    let new_build = (id.as_str(), new.product.as_str());
+    start_roots(conn, new_build, belt, &ctx, &roots, now, work).await?;
+    Ok(id)
+}
+
+/// A new build's free jobs: skipped when the belt's `if` is false, readied when the build
+/// may run now (its group lets it), else left pending until the group does.
+async fn start_roots<C: Conn>(
+    conn: &mut C,
+    (id, product): (&str, &str),
+    belt: &Belt,
+    ctx: &BuildContext,
+    roots: &[(&String, &Job)],
+    now: i64,
+    work: &mut Work,
+) -> Result<()> {
     let mut settled = Vec::new();
-    for (i, job) in belt.jobs.iter().enumerate() {
-        if deps[i] == 0 {
-            make_ready(conn, &id, &run_ids[i], job, now, work, &mut settled).await?;
+    if !belt_condition_holds(belt, ctx) {
+        let reason = format!("the `if` of belt `{}` is false", belt.name);
+        for (run, _) in roots {
+            skip(conn, run, &reason, now, &mut settled).await?;
+        }
+    } else if groups::enter_build(conn, product, belt, id, ctx, work).await? {
+        for (run, job) in roots {
+            make_ready(conn, id, run, job, now, work, &mut settled).await?;
         }
     }
-    settle(conn, &id, settled, now, work).await?;
-    Ok(id)
+    settle(conn, id, settled, now, work).await
+}
+
+/// Skips a pending job run, saying why.
+async fn skip<C: Conn>(
+    conn: &mut C,
+    run_id: &str,
+    reason: &str,
+    now: i64,
+    settled: &mut Settled,
+) -> Result<()> {
+    conn.exec(
+        sql(
+            "UPDATE job_runs SET status = 'skipped', finished_at = $2, reason = $3 \
+             WHERE id = $1 AND status = 'pending'",
+        )
+        .bind(run_id)
+        .bind(now)
+        .bind(reason),
+    )
+    .await?;
+    settled.push((run_id.to_string(), "skipped"));
+    Ok(())
 }
 
 /// The `builds` row of a new build.
@@ -69,8 +119,8 @@ async fn insert_row<C: Conn>(
     conn.exec(
         sql(
             "INSERT INTO builds (id, product, belt, number, status, trigger, upstream_build_id, \
-             git_ref, sha, unfinished, created_at, forge_status, resource, event) \
-             VALUES ($1, $2, $3, $4, 'running', $5, $6, $7, $8, $9, $10, $11, $12, $13)",
+             git_ref, sha, unfinished, created_at, forge_status, resource, event, context) \
+             VALUES ($1, $2, $3, $4, 'running', $5, $6, $7, $8, $9, $10, $11, $12, $13, $14)",
         )
         .bind(id)
         .bind(&new.product)
@@ -89,7 +139,8 @@ async fn insert_row<C: Conn>(
                 .map(|r| to_json(&r.resource))
                 .transpose()?,
         )
-        .bind(new.resource.as_ref().map(|r| r.event.clone())),
+        .bind(new.resource.as_ref().map(|r| r.event.clone()))
+        .bind(to_json(&new.context())?),
     )
     .await?;
     Ok(())
@@ -172,8 +223,8 @@ async fn insert_job_runs<C: Conn>(
     Ok(())
 }
 
-/// A job run whose dependencies are done: skipped by its condition, waiting for
-/// approval, or queued for dispatch.
+/// A job run whose dependencies are done: skipped by its condition (with the reason),
+/// waiting for approval or for its concurrency group, or queued for dispatch.
 pub(crate) async fn make_ready<C: Conn>(
     conn: &mut C,
     build_id: &str,
@@ -184,26 +235,29 @@ pub(crate) async fn make_ready<C: Conn>(
     settled: &mut Settled,
 ) -> Result<()> {
     if job.condition.is_some() && !condition_met(conn, build_id, job).await? {
-        conn.exec(
-            sql("UPDATE job_runs SET status = 'skipped', finished_at = $2 \
-                 WHERE id = $1 AND status = 'pending'")
-            .bind(run_id)
-            .bind(now),
-        )
-        .await?;
-        settled.push((run_id.to_string(), "skipped"));
-        return Ok(());
+        let written = job.condition_text.as_deref().unwrap_or("");
+        let reason = format!("its `if` is false: {written}");
+        return skip(conn, run_id, &reason, now, settled).await;
     }
-    let status = if job.manual { "waiting" } else { "queued" };
+    let (status, waiting_for) = if job.manual {
+        ("waiting", Some("approval"))
+    } else if groups::enter_job(conn, build_id, run_id, job, work).await? {
+        ("queued", None)
+    } else {
+        ("waiting", Some("concurrency"))
+    };
     conn.exec(
-        sql("UPDATE job_runs SET status = $2, queued_at = $3 \
-             WHERE id = $1 AND status = 'pending'")
+        sql(
+            "UPDATE job_runs SET status = $2, queued_at = $3, waiting_for = $4 \
+             WHERE id = $1 AND status = 'pending'",
+        )
         .bind(run_id)
         .bind(status)
-        .bind(now),
+        .bind(now)
+        .bind(waiting_for),
     )
     .await?;
-    if !job.manual {
+    if status == "queued" {
         work.effects.dispatch.push(Dispatch {
             fleet: job.fleet.clone(),
             msg: QueueMessage {
@@ -223,7 +277,8 @@ async fn condition_met<C: Conn>(conn: &mut C, build_id: &str, job: &Job) -> Resu
         .zip(resolved)
         .map(|(r, (_, v))| (r.text.clone(), v))
         .collect();
-    Ok(condition_holds(job, &by_path))
+    let ctx = values::context_of(conn, build_id).await?;
+    Ok(condition_holds(job, &by_path, &ctx))
 }
 
 /// Moves a build on after job runs reached a final state: unblocks or skips their
@@ -240,6 +295,7 @@ pub(crate) async fn settle<C: Conn>(
     }
     let (mut done, mut failed) = (0i64, 0i64);
     while let Some((run, status)) = queue.pop() {
+        groups::leave(conn, &run, work).await?;
         done += 1;
         if status == "failed" || status == "cancelled" {
             failed += 1;
@@ -325,6 +381,7 @@ async fn finish_if_done<C: Conn>(
             .bind(now),
     )
     .await?;
+    groups::leave(conn, build_id, work).await?;
     work.effects.finished.push(build_id.to_string());
     if reports.is_some() {
         work.effects.report.push(build_id.to_string());
@@ -333,81 +390,6 @@ async fn finish_if_done<C: Conn>(
         work.to_fire.push(build_id.to_string());
     }
     Ok(())
-}
-
-/// Creates the builds that successful builds fire, until none is left.
-pub(crate) async fn fire_all<C: Conn>(conn: &mut C, now: i64, work: &mut Work) -> Result<()> {
-    while let Some(build_id) = work.to_fire.pop() {
-        let (product, belt, number): (String, String, i64) = conn
-            .one(sql("SELECT product, belt, number FROM builds WHERE id = $1").bind(&build_id))
-            .await?;
-        let depth = chain_depth(conn, &build_id).await?;
-        if depth >= MAX_CHAIN {
-            tracing::warn!(%build_id, "not firing downstream products: the chain is {depth} builds long");
-            continue;
-        }
-        let models: Vec<(String,)> = conn
-            .all(sql("SELECT model FROM products ORDER BY name"))
-            .await?;
-        let registered: Vec<Product> = models
-            .iter()
-            .map(|(m,)| from_json(m))
-            .collect::<Result<_>>()?;
-        let Some(me) = registered.iter().find(|p| p.name == product) else {
-            continue;
-        };
-        let trigger = BuildTrigger::Upstream {
-            build_id: build_id.clone(),
-            product: product.clone(),
-            belt: belt.clone(),
-            number: number as u64,
-        };
-        for (p, b) in downstream_targets(me, &belt, &registered) {
-            let new = downstream_build(conn, p, b, trigger.clone()).await?;
-            insert_build(conn, &new, Some(&build_id), now, work).await?;
-        }
-    }
-    Ok(())
-}
-
-/// A downstream build: a product from a repository builds the head of its branch.
-async fn downstream_build<C: Conn>(
-    conn: &mut C,
-    product: String,
-    belt: String,
-    trigger: BuildTrigger,
-) -> Result<NewBuild> {
-    let (branch, head): (Option<String>, Option<String>) = conn
-        .one(sql("SELECT branch, head_sha FROM products WHERE name = $1").bind(&product))
-        .await?;
-    Ok(NewBuild {
-        product,
-        belt,
-        trigger,
-        git_ref: branch.map(|b| format!("refs/heads/{b}")),
-        sha: head,
-        model: None,
-        resource: None,
-    })
-}
-
-/// How many upstream builds lead to this one.
-async fn chain_depth<C: Conn>(conn: &mut C, build_id: &str) -> Result<usize> {
-    let mut depth = 0;
-    let mut at = build_id.to_string();
-    while depth < MAX_CHAIN {
-        let up: Option<(Option<String>,)> = conn
-            .opt(sql("SELECT upstream_build_id FROM builds WHERE id = $1").bind(&at))
-            .await?;
-        match up.and_then(|(u,)| u) {
-            Some(u) => {
-                depth += 1;
-                at = u;
-            }
-            None => break,
-        }
-    }
-    Ok(depth)
 }
 
 /// Records a build that cannot run because its config has errors: numbered like any
@@ -442,7 +424,8 @@ pub(crate) async fn insert_config_error<C: Conn>(
                 .map(|r| to_json(&r.resource))
                 .transpose()?,
         )
-        .bind(new.resource.as_ref().map(|r| r.event.clone())),
+        .bind(new.resource.as_ref().map(|r| r.event.clone()))
+        .bind(to_json(&new.context())?),
     )
     .await?;
     Ok(id)

@@ -8,6 +8,10 @@ mod builds;
 pub(crate) mod conn;
 mod drivers;
 mod files;
+mod fire;
+mod follow;
+mod groups;
+mod json;
 mod leases;
 mod logs;
 mod reads;
@@ -19,16 +23,16 @@ mod secrets;
 mod sessions;
 mod values;
 
-use std::collections::BTreeMap;
 use std::ops::DerefMut;
 
 use async_trait::async_trait;
 use conveyor_core::protocol::{ClaimRequest, Completion, Lease, LogBatch};
 
 use crate::api::Store;
-use crate::error::{Result, corrupt};
+use crate::error::Result;
 use crate::types::*;
 use conn::Conn;
+use groups::FollowUp;
 
 /// What a backend gives the engine: connections, and write transactions.
 pub(crate) trait Backend: Send + Sync + 'static {
@@ -66,42 +70,23 @@ impl<B: Backend> SqlStore<B> {
         if !leases::lose(&mut *tx, which, max_lost, now, &mut work).await? {
             return Ok(None);
         }
-        builds::fire_all(&mut *tx, now, &mut work).await?;
-        B::commit(tx).await?;
-        Ok(Some(work.effects))
+        self.finish(tx, work, now).await.map(Some)
     }
 }
 
-/// What one transaction has done so far: effects for after commit, and builds whose
-/// success fires downstream products.
+/// What one transaction has done so far: effects for after commit, builds whose success
+/// fires downstream products, and what to do in transactions of their own after commit.
 #[derive(Default)]
 pub(crate) struct Work {
     pub(crate) effects: Effects,
     pub(crate) to_fire: Vec<String>,
+    pub(crate) follow: Vec<FollowUp>,
 }
 
 pub use logs::truncation_marker;
 
-pub(crate) fn to_json<T: serde::Serialize>(v: &T) -> Result<String> {
-    serde_json::to_string(v).map_err(corrupt)
-}
-
-pub(crate) fn from_json<T: serde::de::DeserializeOwned>(s: &str) -> Result<T> {
-    serde_json::from_str(s).map_err(corrupt)
-}
-
-pub(crate) fn outputs_of(json: Option<String>) -> Result<BTreeMap<String, String>> {
-    json.map_or(Ok(BTreeMap::new()), |s| from_json(&s))
-}
-
-/// A fresh random token: 128 bits from two UUIDv4s' random parts.
-pub fn token() -> String {
-    format!(
-        "{}{}",
-        uuid::Uuid::new_v4().simple(),
-        uuid::Uuid::new_v4().simple()
-    )
-}
+pub use json::token;
+pub(crate) use json::{from_json, outputs_of, to_json};
 
 #[async_trait]
 impl<B: Backend> Store for SqlStore<B> {
@@ -121,9 +106,7 @@ impl<B: Backend> Store for SqlStore<B> {
         let mut tx = self.backend.begin().await?;
         let mut work = Work::default();
         let id = builds::insert_build(&mut *tx, new, None, now, &mut work).await?;
-        builds::fire_all(&mut *tx, now, &mut work).await?;
-        B::commit(tx).await?;
-        Ok((id, work.effects))
+        Ok((id, self.finish(tx, work, now).await?))
     }
 
     async fn schedule_last_tick(&self, product: &str, key: &str, now: i64) -> Result<i64> {
@@ -193,9 +176,7 @@ impl<B: Backend> Store for SqlStore<B> {
         if !leases::complete(&mut *tx, c, owner, now, &mut work).await? {
             return Ok(None);
         }
-        builds::fire_all(&mut *tx, now, &mut work).await?;
-        B::commit(tx).await?;
-        Ok(Some(work.effects))
+        self.finish(tx, work, now).await.map(Some)
     }
 
     async fn release(
@@ -234,9 +215,11 @@ impl<B: Backend> Store for SqlStore<B> {
 
     async fn cancel_build(&self, id: &str, now: i64) -> Result<Option<Effects>> {
         let mut tx = self.backend.begin().await?;
-        let effects = actions::cancel_build(&mut *tx, id, now).await?;
-        B::commit(tx).await?;
-        Ok(effects)
+        let mut work = Work::default();
+        if !actions::cancel_build(&mut *tx, id, now, &mut work).await? {
+            return Ok(None);
+        }
+        self.finish(tx, work, now).await.map(Some)
     }
 
     async fn build(&self, id: &str) -> Result<Option<BuildView>> {
@@ -330,9 +313,7 @@ impl<B: Backend> Store for SqlStore<B> {
             };
             ids.push(id);
         }
-        builds::fire_all(&mut *tx, now, &mut work).await?;
-        B::commit(tx).await?;
-        Ok(Some((ids, work.effects)))
+        Ok(Some((ids, self.finish(tx, work, now).await?)))
     }
 
     async fn put_secret(&self, scope: &str, name: &str, sealed: &str, now: i64) -> Result<()> {
@@ -389,18 +370,47 @@ impl<B: Backend> Store for SqlStore<B> {
         self.backend.pool_handle()
     }
 
-    async fn approve_job_run(&self, id: &str, now: i64) -> Result<Option<Effects>> {
+    async fn approve_job_run(&self, id: &str, by: &str, now: i64) -> Result<Option<Effects>> {
         let mut tx = self.backend.begin().await?;
-        let effects = actions::approve(&mut *tx, id, now).await?;
-        B::commit(tx).await?;
-        Ok(effects)
+        let mut work = Work::default();
+        if !actions::approve(&mut *tx, id, by, now, &mut work).await? {
+            return Ok(None);
+        }
+        self.finish(tx, work, now).await.map(Some)
+    }
+
+    async fn decline_job_run(
+        &self,
+        id: &str,
+        by: &str,
+        reason: &str,
+        now: i64,
+    ) -> Result<Option<Effects>> {
+        let mut tx = self.backend.begin().await?;
+        let mut work = Work::default();
+        if !actions::decline(&mut *tx, id, by, reason, now, &mut work).await? {
+            return Ok(None);
+        }
+        self.finish(tx, work, now).await.map(Some)
+    }
+
+    async fn start_held_groups(&self, now: i64) -> Result<Effects> {
+        let members = groups::unstarted(&mut *self.backend.conn().await?).await?;
+        let work = Work {
+            follow: members.into_iter().map(FollowUp::Start).collect(),
+            ..Default::default()
+        };
+        let tx = self.backend.begin().await?;
+        self.finish(tx, work, now).await
     }
 
     async fn cancel_job_run(&self, id: &str, now: i64) -> Result<Option<Effects>> {
         let mut tx = self.backend.begin().await?;
-        let effects = actions::cancel_run(&mut *tx, id, now).await?;
-        B::commit(tx).await?;
-        Ok(effects)
+        let mut work = Work::default();
+        if !actions::cancel_run(&mut *tx, id, now, &mut work).await? {
+            return Ok(None);
+        }
+        self.finish(tx, work, now).await.map(Some)
     }
 
     async fn rerun_build(&self, id: &str, now: i64) -> Result<Option<(String, Effects)>> {
@@ -409,9 +419,7 @@ impl<B: Backend> Store for SqlStore<B> {
         let Some(new_id) = actions::rerun(&mut *tx, id, now, &mut work).await? else {
             return Ok(None);
         };
-        builds::fire_all(&mut *tx, now, &mut work).await?;
-        B::commit(tx).await?;
-        Ok(Some((new_id, work.effects)))
+        Ok(Some((new_id, self.finish(tx, work, now).await?)))
     }
 
     async fn build_of_job_run(&self, job_run_id: &str) -> Result<Option<String>> {

@@ -4,6 +4,7 @@
 use conveyor_core::protocol::QueueMessage;
 
 use super::conn::{Conn, sql};
+use super::groups;
 use super::rows::{self, BuildRow, JobRow, LogLineRow, each};
 use crate::error::Result;
 use crate::types::{BuildFilter, BuildView, Dispatch, JobRunView, LogRow, RunCount};
@@ -15,6 +16,7 @@ pub(crate) async fn build<C: Conn>(conn: &mut C, id: &str) -> Result<Option<Buil
     };
     let mut build = row.view()?;
     build.jobs = jobs_of(conn, &build.id).await?;
+    build.waiting_for = groups::waiting_for(conn, &build.id).await?;
     Ok(Some(build))
 }
 
@@ -30,18 +32,35 @@ pub(crate) async fn builds<C: Conn>(conn: &mut C, f: &BuildFilter) -> Result<Vec
     let mut builds = each(found, BuildRow::view)?;
     for b in &mut builds {
         b.jobs = jobs_of(conn, &b.id).await?;
+        b.waiting_for = groups::waiting_for(conn, &b.id).await?;
     }
     Ok(builds)
 }
 
 async fn jobs_of<C: Conn>(conn: &mut C, build_id: &str) -> Result<Vec<JobRunView>> {
     let found: Vec<JobRow> = conn.all(sql(rows::JOBS_OF_BUILD).bind(build_id)).await?;
-    each(found, JobRow::view)
+    let mut jobs = each(found, JobRow::view)?;
+    for j in &mut jobs {
+        describe_wait(conn, j).await?;
+    }
+    Ok(jobs)
+}
+
+/// A job run waiting for its concurrency group says which group, and who holds it.
+async fn describe_wait<C: Conn>(conn: &mut C, j: &mut JobRunView) -> Result<()> {
+    if j.waiting_for.as_deref() == Some("concurrency") {
+        j.waiting_for = groups::waiting_for(conn, &j.id).await?;
+    }
+    Ok(())
 }
 
 pub(crate) async fn job_run<C: Conn>(conn: &mut C, id: &str) -> Result<Option<JobRunView>> {
     let row: Option<JobRow> = conn.opt(sql(rows::JOB_ONE).bind(id)).await?;
-    row.map(JobRow::view).transpose()
+    let Some(mut job) = row.map(JobRow::view).transpose()? else {
+        return Ok(None);
+    };
+    describe_wait(conn, &mut job).await?;
+    Ok(Some(job))
 }
 
 pub(crate) async fn build_of_job_run<C: Conn>(conn: &mut C, id: &str) -> Result<Option<String>> {

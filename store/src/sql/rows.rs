@@ -44,10 +44,10 @@ impl ProductRow {
 
 pub(crate) const BUILD_ONE: &str = "SELECT id, product, belt, number, status, trigger, \
      upstream_build_id, git_ref, sha, error, created_at, finished_at, forge_status, resource, \
-     event FROM builds WHERE id = $1";
+     event, context FROM builds WHERE id = $1";
 pub(crate) const BUILD_FILTERED: &str = "SELECT id, product, belt, number, status, trigger, \
      upstream_build_id, git_ref, sha, error, created_at, finished_at, forge_status, resource, \
-     event FROM builds WHERE (CAST($1 AS TEXT) IS NULL OR product = $1) \
+     event, context FROM builds WHERE (CAST($1 AS TEXT) IS NULL OR product = $1) \
      AND (CAST($2 AS TEXT) IS NULL OR status = $2) ORDER BY created_at DESC, id DESC LIMIT $3";
 
 #[derive(FromRow)]
@@ -67,6 +67,7 @@ pub(crate) struct BuildRow {
     forge_status: Option<String>,
     resource: Option<String>,
     event: Option<String>,
+    context: Option<String>,
 }
 
 impl BuildRow {
@@ -90,16 +91,19 @@ impl BuildRow {
             event: self
                 .event
                 .unwrap_or_else(|| conveyor_core::driver::EVENT_CREATE.into()),
+            context: self.context.as_deref().map(from_json).transpose()?,
+            waiting_for: None,
             jobs: Vec::new(),
         })
     }
 }
 
 pub(crate) const JOBS_OF_BUILD: &str = "SELECT id, name, status, attempt, exit_code, outputs, \
-     fleet, lease_owner, error, queued_at, started_at, finished_at FROM job_runs \
-     WHERE build_id = $1 ORDER BY idx";
+     fleet, lease_owner, error, queued_at, started_at, finished_at, reason, decided_by, \
+     waiting_for FROM job_runs WHERE build_id = $1 ORDER BY idx";
 pub(crate) const JOB_ONE: &str = "SELECT id, name, status, attempt, exit_code, outputs, \
-     fleet, lease_owner, error, queued_at, started_at, finished_at FROM job_runs WHERE id = $1";
+     fleet, lease_owner, error, queued_at, started_at, finished_at, reason, decided_by, \
+     waiting_for FROM job_runs WHERE id = $1";
 
 #[derive(FromRow)]
 pub(crate) struct JobRow {
@@ -115,6 +119,9 @@ pub(crate) struct JobRow {
     queued_at: Option<i64>,
     started_at: Option<i64>,
     finished_at: Option<i64>,
+    reason: Option<String>,
+    decided_by: Option<String>,
+    waiting_for: Option<String>,
 }
 
 impl JobRow {
@@ -138,6 +145,9 @@ impl JobRow {
             queued_at: self.queued_at,
             started_at: self.started_at,
             finished_at: self.finished_at,
+            reason: self.reason,
+            decided_by: self.decided_by,
+            waiting_for: self.waiting_for,
         })
     }
 }

@@ -2,6 +2,7 @@
 //! run of one of the runner's fleets at the message's attempt; every later call is fenced by
 //! `(id, attempt, lease_token, lease_owner)` in its own statement.
 
+use conveyor_core::context::BuildContext;
 use conveyor_core::model::Job;
 use conveyor_core::protocol::{ClaimRequest, JobSpec, Lease};
 use conveyor_core::rules::{self, JobContext};
@@ -52,13 +53,14 @@ pub(crate) async fn claim<C: Conn>(
     let (secrets, missing_secrets) =
         secrets::for_job(conn, &b.product, b.git_ref.as_deref(), &job).await?;
     let refs = values::resolve(conn, &build_id, &job.refs).await?;
+    let context = values::context_of(conn, &build_id).await?;
     let inputs = files::inputs_of(conn, &build_id, &req.job_run_id, &job).await?;
     let lease = Lease {
         job_run_id: req.job_run_id.clone(),
         attempt: req.attempt,
         lease_token,
     };
-    let mut spec = spec_of(lease, lease_ms, &job, b, build_id, refs);
+    let mut spec = spec_of(lease, lease_ms, &job, (b, &context), build_id, refs);
     spec.input_artifacts = inputs;
     Ok(Some(Claim {
         spec,
@@ -107,7 +109,7 @@ fn spec_of(
     lease: Lease,
     lease_ms: i64,
     job: &Job,
-    b: ClaimedBuild,
+    (b, context): (ClaimedBuild, &BuildContext),
     build_id: String,
     refs: Vec<(String, String)>,
 ) -> JobSpec {
@@ -121,6 +123,7 @@ fn spec_of(
         attempt: i64::from(lease.attempt),
         sha: b.sha.as_deref(),
         git_ref: b.git_ref.as_deref(),
+        context,
     };
     let mut env = job.env.clone();
     env.extend(rules::conveyor_env(&ctx));

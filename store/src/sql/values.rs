@@ -4,6 +4,7 @@
 
 use std::collections::BTreeMap;
 
+use conveyor_core::context::BuildContext;
 use conveyor_core::model::{BuildSelector, Product, RefTarget, Reference, Trigger};
 use conveyor_core::rules::MAX_CHAIN;
 
@@ -146,4 +147,19 @@ pub(crate) async fn upstream_build<C: Conn>(
         )
         .await?;
     Ok(row.map(|(id,)| id))
+}
+
+/// The context a build's conditions read (a build from before contexts: its trigger's).
+pub(crate) async fn context_of<C: Conn>(conn: &mut C, build_id: &str) -> Result<BuildContext> {
+    let (context, trigger, git_ref): (Option<String>, String, Option<String>) = conn
+        .one(sql("SELECT context, trigger, git_ref FROM builds WHERE id = $1").bind(build_id))
+        .await?;
+    match context {
+        Some(c) => from_json(&c),
+        None => {
+            let trigger: crate::types::BuildTrigger = from_json(&trigger)?;
+            let r = git_ref.as_deref();
+            Ok(BuildContext::at_ref(trigger.event(r), r))
+        }
+    }
 }

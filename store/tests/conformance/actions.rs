@@ -112,7 +112,11 @@ pub async fn approving_a_waiting_manual_job_queues_and_dispatches_it(store: Arc<
         .await
         .unwrap();
     let approve = run_id(&store, &b, "approve").await;
-    let e = store.approve_job_run(&approve, 6).await.unwrap().unwrap();
+    let e = store
+        .approve_job_run(&approve, "ann", 6)
+        .await
+        .unwrap()
+        .unwrap();
     assert_eq!(dispatched(&store, &b, &e).await, ["approve"]);
     assert_eq!(e.dispatch[0].msg.attempt, 1);
     assert_eq!(
@@ -124,12 +128,28 @@ pub async fn approving_a_waiting_manual_job_queues_and_dispatches_it(store: Arc<
         "claimable once approved"
     );
     assert!(
-        store.approve_job_run(&approve, 7).await.unwrap().is_none(),
+        store
+            .approve_job_run(&approve, "ann", 7)
+            .await
+            .unwrap()
+            .is_none(),
         "a running job is not waiting"
     );
     let ship = run_id(&store, &b, "ship").await;
-    assert!(store.approve_job_run(&ship, 7).await.unwrap().is_none());
-    assert!(store.approve_job_run("nope", 7).await.unwrap().is_none());
+    assert!(
+        store
+            .approve_job_run(&ship, "ann", 7)
+            .await
+            .unwrap()
+            .is_none()
+    );
+    assert!(
+        store
+            .approve_job_run("nope", "ann", 7)
+            .await
+            .unwrap()
+            .is_none()
+    );
 }
 
 pub async fn cancelling_one_job_run_skips_its_dependents_and_signals_a_running_one(

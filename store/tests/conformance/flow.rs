@@ -78,6 +78,7 @@ pub fn manual(product: &str, belt: &str) -> NewBuild {
         git_ref: None,
         sha: None,
         model: None,
+        context: None,
     }
 }
 

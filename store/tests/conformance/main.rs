@@ -2,8 +2,9 @@
 //! `lifecycle.rs` (a build from creation to its end), `reads.rs` (what the API and the pages
 //! read back), `actions.rs` (approve, cancel one job, re-run, forge statuses), `owners.rs`
 //! (leases belong to one runner and its fleets), `files.rs` (artifacts and caches), `races.rs`
-//! (concurrent calls that end one lease, in loops) and `limits.rs` (a log's cap, dashboard
-//! sessions).
+//! (concurrent calls that end one lease, in loops), `limits.rs` (a log's cap, dashboard
+//! sessions) and `gating.rs` (conditions on the context, declines, downstream gates,
+//! concurrency groups).
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
 mod actions;
@@ -11,6 +12,7 @@ mod deliveries;
 mod drivers;
 mod files;
 mod flow;
+mod gating;
 mod lifecycle;
 mod limits;
 mod owners;
@@ -24,6 +26,7 @@ use actions::*;
 use deliveries::*;
 use drivers::*;
 use files::*;
+use gating::*;
 use lifecycle::*;
 use limits::*;
 use owners::*;
@@ -90,6 +93,11 @@ macro_rules! suite {
             t!(a_log_past_its_cap_ends_in_one_marker_line_and_the_next_attempt_starts_afresh);
             race!(batches_arriving_at_once_never_store_past_the_cap);
             t!(a_session_is_live_until_it_is_ended_or_expires);
+            t!(a_declined_job_and_one_skipped_by_its_condition_fire_nothing_downstream);
+            t!(downstreams_fire_from_jobs_that_ran_and_never_from_a_pull_request);
+            t!(a_newer_build_of_a_group_cancels_the_older_and_runs_when_it_has_stopped);
+            t!(job_runs_of_one_group_run_one_at_a_time_in_order);
+            race!(builds_entering_one_group_at_once_let_exactly_one_run);
             t!(a_schedule_starts_when_first_seen_and_fires_each_tick_once);
             t!(a_late_tick_fires_nothing_and_schedules_keep_their_own_ticks);
             race!(orchestrators_firing_one_tick_at_once_make_one_build);

@@ -26,6 +26,7 @@ fn at_tick(tick: i64) -> NewBuild {
         sha: None,
         model: None,
         resource: None,
+        context: None,
     }
 }
 

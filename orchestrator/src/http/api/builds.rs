@@ -41,6 +41,7 @@ pub async fn create(
         git_ref: start.git_ref,
         sha: start.sha,
         model: None,
+        context: None,
     };
     let view = builds::start(&services, &new).await?;
     Ok((StatusCode::CREATED, Json(view)))

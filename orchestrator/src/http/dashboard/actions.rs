@@ -1,4 +1,5 @@
-//! The dashboard's forms: start, re-run or cancel a build, cancel or approve a job run.
+//! The dashboard's forms: start, re-run or cancel a build, cancel, approve or decline a job
+//! run.
 //! Each needs a signed-in session and its CSRF token, calls the same use case as the JSON
 //! API, and sends the browser on to the page that shows the result.
 
@@ -56,7 +57,33 @@ pub async fn approve(
     Form(form): Form<CsrfForm>,
 ) -> PageResult<Redirect> {
     check(&viewer, &form)?;
-    let build = builds::approve_job_run(&services, &id).await?;
+    let build = builds::approve_job_run(&services, &id, DASHBOARD).await?;
+    Ok(Redirect::to(&format!("/builds/{}", build.id)))
+}
+
+/// Who decided, for a decision made on the dashboard (its sign-in is the admin token's).
+const DASHBOARD: &str = "admin (dashboard)";
+
+/// The decline form: its CSRF token and an optional reason.
+#[derive(serde::Deserialize)]
+pub struct DeclineForm {
+    #[serde(default)]
+    csrf: String,
+    #[serde(default)]
+    reason: String,
+}
+
+pub async fn decline(
+    State(services): State<Arc<Services>>,
+    Anyone(viewer): Anyone,
+    Path(id): Path<String>,
+    Form(form): Form<DeclineForm>,
+) -> PageResult<Redirect> {
+    let csrf = CsrfForm {
+        csrf: form.csrf.clone(),
+    };
+    check(&viewer, &csrf)?;
+    let build = builds::decline_job_run(&services, &id, DASHBOARD, &form.reason).await?;
     Ok(Redirect::to(&format!("/builds/{}", build.id)))
 }
 
@@ -75,6 +102,7 @@ pub async fn start_build(
         git_ref: None,
         sha: None,
         model: None,
+        context: None,
     };
     let build = builds::start(&services, &new).await?;
     Ok(Redirect::to(&format!("/builds/{}", build.id)))

@@ -10,7 +10,9 @@ use axum::extract::{Path, State};
 use super::PageResult;
 use super::dag::{Dag, NodeIn, layout};
 use super::session::Reader;
-use super::view::{Badge, Chrome, Link, badge, took, trigger_text, when};
+use super::view::{
+    Badge, Chrome, Link, awaits_approval, badge, job_badge, job_note, took, trigger_text, when,
+};
 use crate::http::error::AppError;
 use crate::services::{Services, input};
 use crate::store::BuildView;
@@ -26,6 +28,8 @@ pub struct JobRow {
     pub runner: String,
     pub can_cancel: bool,
     pub can_approve: bool,
+    /// What it waits for, or why it was skipped.
+    pub note: String,
 }
 
 /// An artifact file, with its download link.
@@ -91,6 +95,8 @@ pub struct BuildPage {
     pub finished_at: String,
     pub took: String,
     pub error: String,
+    /// What a build that has not started waits for (its concurrency group).
+    pub waiting: String,
     pub live: bool,
     pub dag: Dag,
     pub dag_label: String,
@@ -130,13 +136,14 @@ pub async fn page(
             .map(|j| JobRow {
                 id: j.id.clone(),
                 name: j.name.clone(),
-                badge: badge(&j.status),
+                badge: job_badge(j),
                 attempts: j.attempts,
                 took: took(j.started_at, j.finished_at),
                 // A queued driver job with no driver connected says so where its runner goes.
                 runner: j.runner.clone().or(j.waiting.clone()).unwrap_or_default(),
                 can_cancel: !is_final(&j.status),
-                can_approve: j.status == "waiting",
+                can_approve: awaits_approval(j),
+                note: job_note(j),
             })
             .collect(),
         badge: badge(&b.status),
@@ -149,6 +156,7 @@ pub async fn page(
         finished_at: b.finished_at.map(when).unwrap_or_default(),
         took: took(Some(b.created_at), b.finished_at),
         error: b.error.clone().unwrap_or_default(),
+        waiting: b.waiting_for.clone().unwrap_or_default(),
         upstream,
         downstream,
         id: b.id,
@@ -171,7 +179,7 @@ pub fn graph(b: &BuildView, edges: &[(String, String)]) -> Dag {
         .map(|j| NodeIn {
             id: j.id.clone(),
             name: j.name.clone(),
-            status: j.status.clone(),
+            badge: job_badge(j),
             href: format!("/jobs/{}", j.id),
         })
         .collect();

@@ -3,7 +3,7 @@
 //! furthest dependency), ordered within a layer by its dependencies' rows, one node per
 //! input node and one edge per dependency. Pure: no I/O, unit-tested.
 
-use super::view::{Badge, badge};
+use super::view::Badge;
 
 pub const NODE_W: i64 = 176;
 pub const NODE_H: i64 = 48;
@@ -17,7 +17,8 @@ const MAX_LABEL: usize = 20;
 pub struct NodeIn {
     pub id: String,
     pub name: String,
-    pub status: String,
+    /// Its state, in a badge.
+    pub badge: Badge,
     pub href: String,
 }
 
@@ -77,7 +78,7 @@ pub fn layout(nodes: Vec<NodeIn>, edges: &[(usize, usize)]) -> Dag {
             let offset = (tallest - per_layer(l)) * step / 2;
             Node {
                 text: cut(&node.name),
-                badge: badge(&node.status),
+                badge: node.badge,
                 id: node.id,
                 name: node.name,
                 href: node.href,
@@ -186,6 +187,7 @@ fn cut(name: &str) -> String {
 
 #[cfg(test)]
 mod tests {
+    use super::super::view::badge;
     use super::*;
 
     fn nodes(names: &[&str]) -> Vec<NodeIn> {
@@ -194,7 +196,7 @@ mod tests {
             .map(|n| NodeIn {
                 id: format!("id-{n}"),
                 name: n.to_string(),
-                status: "queued".into(),
+                badge: badge("queued"),
                 href: format!("/jobs/id-{n}"),
             })
             .collect()

@@ -15,7 +15,7 @@ use serde::Deserialize;
 use super::PageResult;
 use super::ansi;
 use super::session::Reader;
-use super::view::{Badge, Chrome, badge, span, took, when};
+use super::view::{Badge, Chrome, span, took, when};
 use crate::http::error::AppError;
 use crate::services::{Services, input};
 use crate::store::is_final;
@@ -56,6 +56,8 @@ pub struct JobPage {
     pub outputs: Vec<(String, String)>,
     pub can_cancel: bool,
     pub can_approve: bool,
+    /// What it waits for, or why it was skipped.
+    pub note: String,
     pub lines: Vec<LineRow>,
     /// The first line id shown, for the "older lines" link, when there are older lines.
     pub older: Option<i64>,
@@ -74,6 +76,14 @@ pub struct JobPage {
 pub struct LogPage {
     before: Option<i64>,
     after: Option<i64>,
+}
+
+/// How long a job run waited from ready to started.
+fn waited(queued: Option<i64>, started: Option<i64>) -> String {
+    match (queued, started) {
+        (Some(q), Some(s)) => span(s - q),
+        _ => String::new(),
+    }
 }
 
 pub async fn page(
@@ -100,7 +110,7 @@ pub async fn page(
         ),
         build: format!("{} {} #{}", b.product, b.belt, b.number),
         build_id: b.id,
-        badge: badge(&j.status),
+        badge: super::view::job_badge(&j),
         exit_code: j.exit_code.map(|c| c.to_string()).unwrap_or_default(),
         runner: j.runner.clone().unwrap_or_default(),
         error: j.error.clone().unwrap_or_default(),
@@ -108,10 +118,7 @@ pub async fn page(
         queued: j.queued_at.map(when).unwrap_or_default(),
         started: j.started_at.map(when).unwrap_or_default(),
         finished_at: j.finished_at.map(when).unwrap_or_default(),
-        waited: match (j.queued_at, j.started_at) {
-            (Some(q), Some(s)) => span(s - q),
-            _ => String::new(),
-        },
+        waited: waited(j.queued_at, j.started_at),
         took: took(j.started_at, j.finished_at),
         outputs: j
             .outputs
@@ -119,7 +126,8 @@ pub async fn page(
             .map(|(k, v)| (k.clone(), plain(v)))
             .collect(),
         can_cancel: !is_final(&j.status),
-        can_approve: j.status == "waiting",
+        can_approve: super::view::awaits_approval(&j),
+        note: super::view::job_note(&j),
         lines: line_rows(&rows),
         older: (older && first != i64::MAX).then_some(first),
         newer: newer.then_some(last),

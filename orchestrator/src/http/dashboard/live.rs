@@ -135,7 +135,7 @@ impl JobFeed {
             self.status = Some(j.status.clone());
             let data = json!({
                 "status": j.status,
-                "badge": badge(&j.status),
+                "badge": super::view::job_badge(&j),
                 "attempts": j.attempts,
                 "exit_code": j.exit_code,
                 "runner": j.runner,
@@ -221,7 +221,7 @@ impl BuildFeed {
                 "jobs": b.jobs.iter().map(|j| json!({
                     "id": j.id,
                     "status": j.status,
-                    "badge": badge(&j.status),
+                    "badge": super::view::job_badge(j),
                     "attempts": j.attempts,
                     "took": took(j.started_at, j.finished_at),
                     "runner": j.runner.clone().unwrap_or_default(),

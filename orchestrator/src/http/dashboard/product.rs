@@ -13,7 +13,7 @@ use super::dag::{Dag, NodeIn, layout};
 use super::overview::BuildRow;
 use super::secrets::{self, SecretRow};
 use super::session::Reader;
-use super::view::{Chrome, Link};
+use super::view::{Chrome, Link, badge};
 use crate::http::error::AppError;
 use crate::services::{Services, input};
 use crate::store::BuildFilter;
@@ -207,10 +207,11 @@ fn neighbours(me: &Product, registered: &[Product], last: &[(String, String)]) -
         .map(|n| NodeIn {
             id: n.clone(),
             name: n.clone(),
-            status: last
-                .iter()
-                .find(|(p, _)| p == n)
-                .map_or_else(|| "pending".into(), |(_, s)| s.clone()),
+            badge: badge(
+                last.iter()
+                    .find(|(p, _)| p == n)
+                    .map_or("pending", |(_, s)| s.as_str()),
+            ),
             href: format!("/products/{n}"),
         })
         .collect();

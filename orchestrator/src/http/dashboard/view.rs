@@ -6,7 +6,7 @@ use askama_web::WebTemplate;
 use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
 
-use crate::store::BuildTrigger;
+use crate::store::{BuildTrigger, JobRunView};
 
 /// Who is looking at a page.
 #[derive(Debug, Clone, Default)]
@@ -54,6 +54,35 @@ pub struct Badge {
     pub status: String,
     pub icon: &'static str,
     pub label: &'static str,
+}
+
+/// Whether a job run waits for someone to approve or decline it.
+pub fn awaits_approval(j: &JobRunView) -> bool {
+    j.status == "waiting" && j.waiting_for.as_deref().is_none_or(|w| w == "approval")
+}
+
+/// What a job run waits for, or why it was skipped, in words (empty when neither).
+pub fn job_note(j: &JobRunView) -> String {
+    match (j.status.as_str(), &j.waiting_for, &j.reason) {
+        ("waiting", Some(w), _) if w == "approval" => "waits for approval".into(),
+        ("waiting", None, _) => "waits for approval".into(),
+        ("waiting", Some(w), _) => format!("waits for {w}"),
+        (_, _, Some(r)) => r.clone(),
+        _ => String::new(),
+    }
+}
+
+/// A job run's badge: a `waiting` one that waits for its concurrency group, not for
+/// approval, says so.
+pub fn job_badge(j: &JobRunView) -> Badge {
+    if j.status == "waiting" && !awaits_approval(j) {
+        return Badge {
+            status: j.status.clone(),
+            icon: "‖",
+            label: "waiting for its concurrency group",
+        };
+    }
+    badge(&j.status)
 }
 
 pub fn badge(status: &str) -> Badge {

@@ -9,6 +9,7 @@
 mod belts;
 mod plan;
 
+use conveyor_core::context::{BuildContext, Event};
 use conveyor_core::model::ScmEventType;
 use conveyor_core::names;
 use serde_json::Value;
@@ -19,7 +20,7 @@ use plan::{Plan, plan_product};
 use super::{Result, ServiceError, Services};
 use crate::clock::now_ms;
 use crate::forges::{Change, Forge, Headers};
-use crate::git::same_repo;
+use crate::git::{Diff, same_repo};
 use crate::store::{self, BuildTrigger, PlannedBuild, ProductRecord};
 
 /// What a delivery did.
@@ -64,6 +65,10 @@ struct Wanted {
     /// A push to a branch (a merge, when the branch is a product's own).
     pushed_branch: bool,
     trigger: BuildTrigger,
+    /// The event, branch and tag conditions read (the paths come from `diff`).
+    context: BuildContext,
+    /// What to compare for the paths the change touched.
+    diff: Diff,
 }
 
 /// Handles a delivery from `forge`. A repository that cannot be read now answers
@@ -107,29 +112,47 @@ pub async fn handle(s: &Services, forge: Forge, h: &Headers, body: &[u8]) -> Res
 
 /// What a change asks to build, its names checked the way git checks them.
 fn wanted(forge: Forge, change: &Change, payload: &Value) -> Result<Wanted> {
-    let (kind, git_ref, sha, branch) = match change {
-        Change::Branch { name, sha } => (
+    let (kind, git_ref, sha, branch, diff) = match change {
+        Change::Branch { name, sha, before } => (
             ScmEventType::Push,
             format!("refs/heads/{name}"),
             sha,
             Some(name),
+            Diff::Push {
+                branch: name.clone(),
+                before: before.clone(),
+                after: sha.clone(),
+            },
         ),
-        Change::Tag { name, sha } => (ScmEventType::Tag, format!("refs/tags/{name}"), sha, None),
+        Change::Tag { name, sha } => (
+            ScmEventType::Tag,
+            format!("refs/tags/{name}"),
+            sha,
+            None,
+            Diff::Unknown,
+        ),
         Change::PullRequest {
             number,
             branch,
             sha,
+            base,
         } => (
             ScmEventType::PullRequest,
             format!("refs/pull/{number}/head"),
             sha,
             Some(branch),
+            Diff::PullRequest {
+                base: base.clone(),
+                head: sha.clone(),
+            },
         ),
         Change::Ping | Change::Ignored(_) => {
             return Err(ServiceError::Internal("no change to build".into()));
         }
     };
     check_names(sha, &git_ref, branch.map(String::as_str))?;
+    let mut context = BuildContext::at_ref(event_of(kind), Some(&git_ref));
+    context.branch = branch.cloned();
     Ok(Wanted {
         trigger: BuildTrigger::Webhook {
             forge: forge.name().into(),
@@ -141,7 +164,18 @@ fn wanted(forge: Forge, change: &Change, payload: &Value) -> Result<Wanted> {
         sha: sha.clone(),
         branch: branch.cloned(),
         pushed_branch: matches!(change, Change::Branch { .. }),
+        context,
+        diff,
     })
+}
+
+/// The event a change's builds count as.
+fn event_of(kind: ScmEventType) -> Event {
+    match kind {
+        ScmEventType::PullRequest => Event::PullRequest,
+        ScmEventType::Tag => Event::Tag,
+        ScmEventType::Push | ScmEventType::Merge => Event::Push,
+    }
 }
 
 /// A commit is 40 or 64 hex digits and refs follow git's rules, so nothing a delivery

@@ -4,9 +4,10 @@
 //! whole delivery is refused, to be redelivered.
 
 use conveyor_core::model::{Product, ScmEventType};
+use conveyor_core::rules::belt_condition_holds;
 
 use super::{ConfigError, Wanted, matching_belts};
-use crate::git::{DEFAULT_CONFIG, GitError, Repos};
+use crate::git::{DEFAULT_CONFIG, Diff, GitError, Repos};
 use crate::services::{Result, ServiceError, Services};
 use crate::store::{NewBuild, PlannedBuild, ProductRecord};
 
@@ -36,8 +37,8 @@ pub(super) async fn plan_product(
     if belts.is_empty() && !on_default {
         return Ok(());
     }
-    let (repos, record, at) = (s.repos.clone(), p.clone(), w.sha.clone());
-    let config = tokio::task::spawn_blocking(move || config_at(&repos, &record, &at))
+    let (repos, record, at, diff) = (s.repos.clone(), p.clone(), w.sha.clone(), w.diff.clone());
+    let config = tokio::task::spawn_blocking(move || config_at(&repos, &record, &at, &diff))
         .await
         .map_err(|e| ServiceError::Internal(e.to_string()))?;
     match config {
@@ -58,12 +59,21 @@ pub(super) async fn plan_product(
             });
             Ok(())
         }
-        Ok((yaml, model)) => {
+        Ok((yaml, model, changed)) => {
             if on_default {
                 plan.heads.extend(new_head(p, yaml, &model, &w.sha));
             }
-            for belt in belts.iter().filter(|b| model.belt(b).is_some()) {
-                let new = new_build(p, w, belt, Some(model.clone()));
+            let mut context = w.context.clone();
+            context.changed = changed;
+            // A belt whose `if` is false for this change is not built at all.
+            let built = belts.iter().filter(|b| {
+                model
+                    .belt(b)
+                    .is_some_and(|belt| belt_condition_holds(belt, &context))
+            });
+            for belt in built {
+                let mut new = new_build(p, w, belt, Some(model.clone()));
+                new.context = Some(context.clone());
                 plan.builds.push((p.name.clone(), PlannedBuild::Run(new)));
             }
             Ok(())
@@ -80,6 +90,7 @@ fn new_build(p: &ProductRecord, w: &Wanted, belt: &str, model: Option<Product>) 
         git_ref: Some(w.git_ref.clone()),
         sha: Some(w.sha.clone()),
         model,
+        context: Some(w.context.clone()),
     }
 }
 
@@ -106,23 +117,29 @@ enum Unreadable {
     Bad(String),
 }
 
-/// The product's config at the commit, as text and compiled.
+/// The product's config at the commit, as text and compiled, and the paths the change
+/// touched (`None`: unknown).
 fn config_at(
     repos: &Repos,
     p: &ProductRecord,
     sha: &str,
-) -> std::result::Result<(String, Product), Unreadable> {
+    diff: &Diff,
+) -> std::result::Result<(String, Product, Option<Vec<String>>), Unreadable> {
     let url = p.repo.as_deref().unwrap_or_default();
     let path = p.config_path.as_deref().unwrap_or(DEFAULT_CONFIG);
+    let mut changed = None;
     let text = repos
         .sync(url)
-        .and_then(|mirror| repos.config_at(&mirror, sha, path))
+        .and_then(|mirror| {
+            changed = repos.changed_paths(&mirror, diff);
+            repos.config_at(&mirror, sha, path)
+        })
         .map_err(|e| match e {
             GitError::Unreachable(why) => Unreadable::Later(why),
             GitError::Refused(why) => Unreadable::Bad(why),
         })?;
     let compiled = conveyor_core::compile::compile(path, &text);
-    compiled.product.map(|m| (text, m)).ok_or_else(|| {
+    compiled.product.map(|m| (text, m, changed)).ok_or_else(|| {
         let lines: Vec<String> = compiled
             .diagnostics
             .iter()

@@ -61,6 +61,7 @@ impl Conveyor {
             git_ref: None,
             sha: None,
             model: None,
+            context: None,
         };
         conveyor::services::builds::start(&self.state, &new)
             .await
