@@ -12,7 +12,7 @@ use nix::sys::signal::{Signal, killpg};
 use nix::unistd::Pid;
 use tokio::process::{Child, Command};
 
-use crate::services::{Services, builds, drivers};
+use crate::services::{Services, builds, waiting};
 
 /// How long a driver may take to stop after SIGTERM.
 const STOP_GRACE: Duration = Duration::from_secs(5);
@@ -191,7 +191,7 @@ pub async fn fail_stalled(
         let Ok(Some(mut build)) = services.store.build(id).await else {
             continue;
         };
-        if drivers::note_waiting(services, std::slice::from_mut(&mut build))
+        if waiting::note_waiting(services, std::slice::from_mut(&mut build))
             .await
             .is_err()
         {

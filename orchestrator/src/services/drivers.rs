@@ -288,20 +288,3 @@ pub fn connected(runners: &[crate::store::RunnerView], driver: &str, now: i64) -
 pub fn not_connected(driver: &str) -> String {
     format!("no driver `{driver}` is connected")
 }
-
-/// Notes on each queued driver job of `builds` whose driver has no connected instance.
-pub async fn note_waiting(s: &Services, builds: &mut [crate::store::BuildView]) -> Result<()> {
-    let waiting = |j: &crate::store::JobRunView| j.status == "queued" && j.driver.is_some();
-    if !builds.iter().flat_map(|b| &b.jobs).any(waiting) {
-        return Ok(());
-    }
-    let (runners, now) = (s.store.runners().await?, now_ms());
-    for job in builds.iter_mut().flat_map(|b| &mut b.jobs) {
-        if let (true, Some(d)) = (waiting(job), &job.driver)
-            && !connected(&runners, d, now)
-        {
-            job.waiting = Some(not_connected(d));
-        }
-    }
-    Ok(())
-}

@@ -14,6 +14,7 @@ pub mod products;
 pub mod runs;
 pub mod schedules;
 pub mod secrets;
+pub mod waiting;
 pub mod webhooks;
 
 use std::sync::Arc;

@@ -28,6 +28,7 @@ mod runners;
 mod secrets;
 mod start_at_head;
 mod statuses;
+mod waiting;
 mod webhooks;
 
 use std::collections::BTreeMap;

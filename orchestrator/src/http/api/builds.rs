@@ -11,7 +11,7 @@ use serde_json::{Value, json};
 
 use crate::http::auth::{Admin, ApiReader};
 use crate::http::error::{AppError, AppResult};
-use crate::services::{Services, builds, drivers, input};
+use crate::services::{Services, builds, input, waiting};
 use crate::store::{BuildFilter, BuildTrigger, BuildView, NewBuild};
 
 #[derive(Deserialize, Default)]
@@ -60,7 +60,7 @@ pub async fn list(
         input::build_status("status", status)?;
     }
     let mut builds = services.store.builds(&filter).await?;
-    drivers::note_waiting(&services, &mut builds).await?;
+    waiting::note_waiting(&services, &mut builds).await?;
     Ok(Json(json!({ "builds": builds })))
 }
 
@@ -77,7 +77,7 @@ pub async fn show(
         .build(&id)
         .await?
         .ok_or_else(|| AppError::NotFound(format!("no build `{id}`")))?;
-    drivers::note_waiting(&services, std::slice::from_mut(&mut build)).await?;
+    waiting::note_waiting(&services, std::slice::from_mut(&mut build)).await?;
     let mut v = serde_json::to_value(&build).map_err(|e| AppError::Internal(e.to_string()))?;
     v["triggered"] = json!(services.store.downstream_builds(&id).await?);
     Ok(Json(v))

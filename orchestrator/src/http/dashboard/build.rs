@@ -117,7 +117,7 @@ pub async fn page(
         .build(&id)
         .await?
         .ok_or_else(|| AppError::NotFound(format!("There is no build `{id}`.")))?;
-    crate::services::drivers::note_waiting(&services, std::slice::from_mut(&mut b)).await?;
+    crate::services::waiting::note_waiting(&services, std::slice::from_mut(&mut b)).await?;
     let edges = services.store.job_edges(&id).await?;
     let (upstream, downstream) = chain(&services, &b).await?;
     let (trigger, trigger_link) = trigger_text(&b.trigger);

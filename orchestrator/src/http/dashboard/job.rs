@@ -216,7 +216,7 @@ pub async fn job_of(services: &Services, id: &str) -> PageResult<(BuildView, Job
         .await?
         .ok_or_else(missing)?;
     let mut b = services.store.build(&build_id).await?.ok_or_else(missing)?;
-    crate::services::drivers::note_waiting(services, std::slice::from_mut(&mut b)).await?;
+    crate::services::waiting::note_waiting(services, std::slice::from_mut(&mut b)).await?;
     let at = b.jobs.iter().position(|j| j.id == id).ok_or_else(missing)?;
     let j = b.jobs.swap_remove(at);
     Ok((b, j))
