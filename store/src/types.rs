@@ -46,6 +46,16 @@ pub enum BuildTrigger {
         belt: String,
         number: u64,
     },
+    /// A resource was created, updated or deleted (Conveyor CI's model): a pipeline's run,
+    /// or the fan-out to the drivers of its type.
+    Resource {
+        #[serde(rename = "resource")]
+        resource_type: String,
+        name: String,
+        version: u64,
+        /// `create`, `update` or `delete`.
+        event: String,
+    },
     /// Someone re-ran build `number` (id `build_id`) of the same product.
     Rerun {
         build_id: String,

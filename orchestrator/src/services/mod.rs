@@ -5,11 +5,14 @@
 //! `Services::store`.
 
 pub mod builds;
+pub mod catalog;
 mod effects;
 pub mod files;
 pub mod input;
 pub mod maintenance;
+pub mod pipelines;
 pub mod products;
+pub mod resources;
 pub mod runs;
 pub mod secrets;
 pub mod webhooks;
@@ -122,3 +125,8 @@ pub enum ServiceError {
 }
 
 pub type Result<T> = std::result::Result<T, ServiceError>;
+
+/// The drivers listening to a resource type (they say so when they register), by name.
+pub async fn drivers_of_type(_s: &Services, _resource_type: &str) -> Result<Vec<String>> {
+    Ok(Vec::new())
+}

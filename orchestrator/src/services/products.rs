@@ -96,8 +96,20 @@ pub async fn register(s: &Services, config: Config) -> Result<Registered> {
             }
         }
     };
+    refuse_managed(s, &registered.record.name).await?;
     s.store.put_product(&registered.record, now_ms()).await?;
     Ok(registered)
+}
+
+/// A config may not take the name of a product a pipeline or a resource type manages: it
+/// would replace that product's config.
+async fn refuse_managed(s: &Services, name: &str) -> Result<()> {
+    match s.store.product_owner(name).await? {
+        Some(Some(owner)) => Err(ServiceError::Conflict(format!(
+            "the name `{name}` belongs to a {owner}'s product: choose another product name"
+        ))),
+        _ => Ok(()),
+    }
 }
 
 /// Registers a product compiled from a local file (`conveyor up`, `conveyor run`, the

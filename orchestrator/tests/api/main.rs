@@ -20,6 +20,7 @@ mod observability;
 mod openapi;
 mod products;
 mod protocol;
+mod resources;
 mod runners;
 mod secrets;
 mod statuses;

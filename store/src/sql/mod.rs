@@ -5,12 +5,15 @@
 
 mod actions;
 mod builds;
+mod catalog;
 pub(crate) mod conn;
+mod definitions;
 mod files;
 mod leases;
 mod logs;
 mod reads;
 mod registry;
+mod resources;
 mod rows;
 mod runs;
 mod secrets;

@@ -129,6 +129,15 @@ pub fn trigger_text(t: &BuildTrigger) -> (String, Option<Link>) {
                 text: format!("{product} {belt} #{number}"),
             }),
         ),
+        BuildTrigger::Resource {
+            resource_type,
+            name,
+            version,
+            event,
+        } => (
+            format!("{event} of resource {resource_type}/{name} (version {version})"),
+            None,
+        ),
         BuildTrigger::Rerun {
             build_id, number, ..
         } => (
