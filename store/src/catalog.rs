@@ -62,18 +62,18 @@ pub struct ResourceInput {
 /// What happens to a resource; each starts a run.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
-pub enum ResourceEvent {
+pub enum ResourceVerb {
     Create,
     Update,
     Delete,
 }
 
-impl ResourceEvent {
+impl ResourceVerb {
     pub fn as_str(self) -> &'static str {
         match self {
-            ResourceEvent::Create => "create",
-            ResourceEvent::Update => "update",
-            ResourceEvent::Delete => "delete",
+            ResourceVerb::Create => "create",
+            ResourceVerb::Update => "update",
+            ResourceVerb::Delete => "delete",
         }
     }
 }
@@ -139,7 +139,7 @@ pub trait Catalog: Send + Sync {
     /// found.
     async fn change_resource(
         &self,
-        event: ResourceEvent,
+        event: ResourceVerb,
         input: &ResourceInput,
         plan: PlanRuns<'_>,
         now: i64,

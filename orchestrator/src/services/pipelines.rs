@@ -13,8 +13,8 @@ use super::catalog::{self, FANOUT_SUFFIX, MAX_TEXT_LEN, kind_name};
 use super::{Result, ServiceError, Services, input};
 use crate::clock::now_ms;
 use crate::store::{
-    BuildTrigger, MANAGED_BY_RESOURCE_TYPE, NewBuild, PipelineRecord, ProductRecord, ResourceEvent,
-    ResourceInput, ResourceRecord, StepRecord, Write,
+    BuildTrigger, MANAGED_BY_RESOURCE_TYPE, NewBuild, PipelineRecord, ProductRecord, ResourceInput,
+    ResourceRecord, ResourceVerb, StepRecord, Write,
 };
 
 /// The belt of a fan-out product.
@@ -239,7 +239,7 @@ pub(super) async fn targets(s: &Services, r: &ResourceInput) -> Result<Vec<Targe
 }
 
 /// One build per target, triggered by the resource's change.
-pub(super) fn plan(targets: &[Target], r: &ResourceRecord, event: ResourceEvent) -> Vec<NewBuild> {
+pub(super) fn plan(targets: &[Target], r: &ResourceRecord, event: ResourceVerb) -> Vec<NewBuild> {
     targets
         .iter()
         .map(|t| NewBuild {

@@ -8,7 +8,7 @@ use super::catalog::{compile, definition, resource_name};
 use super::{Result, ServiceError, Services, input, pipelines as runs};
 use crate::clock::now_ms;
 use crate::store::{
-    DefinitionRecord, ResourceChanged, ResourceEvent, ResourceInput, ResourceRecord,
+    DefinitionRecord, ResourceChanged, ResourceInput, ResourceRecord, ResourceVerb,
 };
 
 /// A resource as a request gives it; `spec` is checked against its type's schema.
@@ -40,7 +40,7 @@ fn validate(def: &DefinitionRecord, spec: &Value) -> Result<()> {
 pub async fn save(
     s: &Services,
     body: ResourceBody,
-    event: ResourceEvent,
+    event: ResourceVerb,
 ) -> Result<ResourceChanged> {
     resource_name("name", &body.name)?;
     let def = definition(s, &body.resource_type).await?;
@@ -70,12 +70,12 @@ pub async fn delete(s: &Services, resource_type: &str, name: &str) -> Result<Res
         metadata: current.metadata,
         spec: current.spec,
     };
-    change(s, ResourceEvent::Delete, &input).await
+    change(s, ResourceVerb::Delete, &input).await
 }
 
 async fn change(
     s: &Services,
-    event: ResourceEvent,
+    event: ResourceVerb,
     input: &ResourceInput,
 ) -> Result<ResourceChanged> {
     let targets = runs::targets(s, input).await?;

@@ -39,7 +39,7 @@ impl<B: Backend> Catalog for SqlStore<B> {
 
     async fn change_resource(
         &self,
-        event: ResourceEvent,
+        event: ResourceVerb,
         input: &ResourceInput,
         plan: PlanRuns<'_>,
         now: i64,

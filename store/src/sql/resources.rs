@@ -6,7 +6,7 @@ use sqlx::FromRow;
 
 use super::conn::{Conn, Sql, sql};
 use super::{Work, builds, from_json, to_json};
-use crate::catalog::{PlanRuns, ResourceEvent, ResourceInput, ResourceRecord};
+use crate::catalog::{PlanRuns, ResourceInput, ResourceRecord, ResourceVerb};
 use crate::error::{Result, StoreError, corrupt};
 
 const RESOURCE_COLUMNS: &str = "SELECT r.id, r.type, r.name, v.version, v.pipeline, \
@@ -79,7 +79,7 @@ pub(crate) async fn resources<C: Conn>(
 /// Writes the change and the builds `plan` makes of it; the record and the builds' ids.
 pub(crate) async fn change<C: Conn>(
     conn: &mut C,
-    event: ResourceEvent,
+    event: ResourceVerb,
     input: &ResourceInput,
     plan: PlanRuns<'_>,
     now: i64,
@@ -89,15 +89,15 @@ pub(crate) async fn change<C: Conn>(
     let current = resource(conn, t, n, None).await?;
     let what = format!("resource `{n}` of type `{t}`");
     let record = match (event, current) {
-        (ResourceEvent::Create, Some(_)) => {
+        (ResourceVerb::Create, Some(_)) => {
             return Err(StoreError::Conflict(format!(
                 "{what} exists already: update it with PUT /resources/{t}/{n}"
             )));
         }
-        (ResourceEvent::Create, None) => write_version(conn, input, None, now).await?,
+        (ResourceVerb::Create, None) => write_version(conn, input, None, now).await?,
         (_, None) => return Err(StoreError::NotFound(format!("no {what}"))),
-        (ResourceEvent::Update, Some(old)) => write_version(conn, input, Some(old), now).await?,
-        (ResourceEvent::Delete, Some(old)) => {
+        (ResourceVerb::Update, Some(old)) => write_version(conn, input, Some(old), now).await?,
+        (ResourceVerb::Delete, Some(old)) => {
             for table in ["resource_versions", "resources"] {
                 let q = format!("DELETE FROM {table} WHERE type = $1 AND name = $2");
                 conn.exec(Sql::owned(q).bind(t).bind(n)).await?;

@@ -16,7 +16,7 @@ use crate::http::error::{AppError, AppResult};
 use crate::services::catalog::{self, DefinitionInput};
 use crate::services::resources::{self, ResourceBody};
 use crate::services::{Services, input};
-use crate::store::{ResourceChanged, ResourceEvent, ResourceRecord, Write};
+use crate::store::{ResourceChanged, ResourceRecord, ResourceVerb, Write};
 
 #[derive(Deserialize)]
 pub struct Definition {
@@ -132,7 +132,7 @@ pub fn resource_json(r: &ResourceRecord) -> Value {
 
 /// What a change answers: Conveyor CI's `name`, `runid`, `message` and `version`, the
 /// resource, and every run it started (`runid` is the first, null when none).
-fn changed(c: &ResourceChanged, event: ResourceEvent) -> Value {
+fn changed(c: &ResourceChanged, event: ResourceVerb) -> Value {
     let message = match c.builds.len() {
         0 => format!(
             "resource {}d; no pipeline or driver takes resources of type `{}`, so nothing runs",
@@ -177,7 +177,7 @@ pub async fn create_resource(
     body: Result<Json<Resource>, JsonRejection>,
 ) -> AppResult<(StatusCode, Json<Value>)> {
     let Json(r) = body?;
-    let event = ResourceEvent::Create;
+    let event = ResourceVerb::Create;
     let c = resources::save(&services, body_of(r, None)?, event).await?;
     Ok((StatusCode::CREATED, Json(changed(&c, event))))
 }
@@ -189,7 +189,7 @@ pub async fn update_resource(
     body: Result<Json<Resource>, JsonRejection>,
 ) -> AppResult<Json<Value>> {
     let Json(r) = body?;
-    let event = ResourceEvent::Update;
+    let event = ResourceVerb::Update;
     let c = resources::save(&services, body_of(r, Some((&t, &name)))?, event).await?;
     Ok(Json(changed(&c, event)))
 }
@@ -200,7 +200,7 @@ pub async fn delete_resource(
     Path((t, name)): Path<(String, String)>,
 ) -> AppResult<Json<Value>> {
     let c = resources::delete(&services, &t, &name).await?;
-    Ok(Json(changed(&c, ResourceEvent::Delete)))
+    Ok(Json(changed(&c, ResourceVerb::Delete)))
 }
 
 pub async fn show_resource(
