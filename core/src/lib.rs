@@ -5,6 +5,7 @@ pub mod check;
 pub mod compile;
 pub mod dag;
 pub mod diag;
+pub mod driver;
 pub mod duration;
 pub mod expr;
 pub mod model;

@@ -245,7 +245,7 @@ fn every_documented_key_changes_the_model_or_is_refused_with_a_located_error() {
         let base_errors = base_diags.iter().any(|d| d.contains(": error: "));
         let located = |d: &&String| d.starts_with("t.yml:") && !d.starts_with("t.yml:0:");
         match (errors.is_empty(), base_errors) {
-            // Refused: with a located error (`driver`).
+            // Refused: with a located error.
             (false, false) => assert!(errors.iter().all(located), "{key}: {errors:?}"),
             // Required: leaving it out is an error, and with it the file compiles.
             (true, true) => {}

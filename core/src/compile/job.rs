@@ -74,7 +74,7 @@ pub fn compile(
     let commands = f
         .present("commands")
         .and_then(|n| Some((n, fields::script(n, "commands", d)?)));
-    let driver = f.present("driver").and_then(|n| driver(n, name, d));
+    let driver = f.present("driver").and_then(|n| driver(n, d));
     match (&commands, f.present("driver")) {
         (None, None) if f.present("commands").is_none() => d.error(
             node.pos,
@@ -117,6 +117,7 @@ pub fn compile(
             .map(|n| needs(n, name, belt, d))
             .unwrap_or_default(),
         script,
+        fleet: driver.as_deref().map_or(own.fleet, crate::driver::queue_of),
         driver,
         refs,
         outputs: f
@@ -127,7 +128,6 @@ pub fn compile(
             .present("downstreams")
             .map(|n| super::downstreams(n, d))
             .unwrap_or_default(),
-        fleet: own.fleet,
         env: own.env,
         secrets: own.secrets,
         timeout_secs: f.present("timeout").and_then(|n| timeout(n, d)),
@@ -148,7 +148,44 @@ pub fn compile(
             .unwrap_or_default(),
         pos: node.pos,
     };
+    if let Some(name) = &job.driver {
+        not_for_drivers(&f, &job, name, d);
+    }
     (d.error_count() == errors_before).then_some(job)
+}
+
+/// Keys that shape a script's run, which a driver job does not have: refused where written.
+fn not_for_drivers(f: &Fields, job: &Job, driver: &str, d: &mut Diagnostics) {
+    let name = &job.name;
+    for key in ["pre-run", "fleet", "timeout", "artifacts", "cache"] {
+        if let Some(node) = f.present(key) {
+            d.error(
+                node.pos,
+                format!("`{key}` does not apply to job `{name}`: it runs driver `{driver}`, not a script; remove `{key}`"),
+            );
+        }
+    }
+    let workspace = job
+        .inputs
+        .iter()
+        .find(|i| matches!(i, Input::Source | Input::Git { .. }));
+    if let (Some(input), Some(node)) = (workspace, f.present("inputs")) {
+        let shown = match input {
+            Input::Git { url } => format!("git:{url}"),
+            _ => "source".to_string(),
+        };
+        d.error(
+            node.pos,
+            format!("input `{shown}` does not apply to job `{name}`: driver `{driver}` gets no workspace (its payload carries the commit); remove it"),
+        );
+    }
+    if let Some(out) = job.outputs.iter().find(|o| o.word.is_some()) {
+        let node = f.present("outputs").map_or(job.pos, |n| n.pos);
+        d.error(
+            node,
+            format!("output `{}` of job `{name}` is a shell word, which driver `{driver}` does not evaluate: write `{}` and return it in the result's `data`", out.name, out.name),
+        );
+    }
 }
 
 /// Finds the references in one script part and rewrites them.
@@ -367,13 +404,8 @@ fn retries(node: &Node, d: &mut Diagnostics) -> Option<u32> {
     }
 }
 
-/// `driver:` is checked, then refused: until drivers run jobs (Conveyor CI's model), a driver
-/// job would report success without anything having run.
-fn driver(node: &Node, job: &str, d: &mut Diagnostics) -> Option<String> {
-    let name = fields::name(node, "driver", names::is_fleet_name, fields::FLEET_RULE, d)?;
-    d.error(
-        node.pos,
-        format!("`driver` is not supported yet: job `{job}` would report success without running `{name}`; give it `commands` instead"),
-    );
-    None
+/// `driver: NAME`: the job is run by a driver of that name, taken from the queue
+/// `driver:NAME` (see `crate::driver`).
+fn driver(node: &Node, d: &mut Diagnostics) -> Option<String> {
+    fields::name(node, "driver", names::is_fleet_name, fields::FLEET_RULE, d)
 }

@@ -151,10 +151,18 @@ case!(
 );
 
 case!(
-    a_driver_job_is_refused_until_drivers_run_jobs,
-    belt("      - name: notify\n        driver: slack\n"),
+    a_driver_job_refuses_the_keys_of_a_script,
+    belt(
+        "      - name: notify\n        driver: slack\n        fleet: gpu\n        timeout: 5m\n        pre-run: echo\n        artifacts: [a]\n        cache: {key: [a], paths: [b]}\n        inputs: [source]\n        outputs: [{String: X=1}]\n"
+    ),
     [
-        "t.yml:6:17: error: `driver` is not supported yet: job `notify` would report success without running `slack`; give it `commands` instead",
+        "t.yml:7:16: error: `fleet` does not apply to job `notify`: it runs driver `slack`, not a script; remove `fleet`",
+        "t.yml:8:18: error: `timeout` does not apply to job `notify`: it runs driver `slack`, not a script; remove `timeout`",
+        "t.yml:9:18: error: `pre-run` does not apply to job `notify`: it runs driver `slack`, not a script; remove `pre-run`",
+        "t.yml:10:20: error: `artifacts` does not apply to job `notify`: it runs driver `slack`, not a script; remove `artifacts`",
+        "t.yml:11:16: error: `cache` does not apply to job `notify`: it runs driver `slack`, not a script; remove `cache`",
+        "t.yml:12:17: error: input `source` does not apply to job `notify`: driver `slack` gets no workspace (its payload carries the commit); remove it",
+        "t.yml:13:18: error: output `X` of job `notify` is a shell word, which driver `slack` does not evaluate: write `X` and return it in the result's `data`",
     ]
 );
 
