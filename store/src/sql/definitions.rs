@@ -131,7 +131,7 @@ pub(crate) async fn put_managed_product<C: Conn>(
     if let Some(current) = product_owner(conn, &p.name).await?
         && current.as_deref() != Some(owner)
     {
-        let whose = current.map_or("a registered product".to_string(), |o| format!("a {o}'s"));
+        let whose = current.map_or("a registered".to_string(), |o| format!("a {o}'s"));
         return Err(StoreError::Conflict(format!(
             "the name `{}` is taken by {whose} product: choose another name",
             p.name

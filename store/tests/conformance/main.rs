@@ -7,6 +7,7 @@
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
 mod actions;
+mod catalog;
 mod deliveries;
 mod files;
 mod flow;
@@ -19,6 +20,7 @@ mod secrets;
 mod tls;
 
 use actions::*;
+use catalog::*;
 use deliveries::*;
 use files::*;
 use lifecycle::*;
@@ -86,6 +88,10 @@ macro_rules! suite {
             t!(a_log_past_its_cap_ends_in_one_marker_line_and_the_next_attempt_starts_afresh);
             race!(batches_arriving_at_once_never_store_past_the_cap);
             t!(a_session_is_live_until_it_is_ended_or_expires);
+            t!(definitions_are_saved_by_mode_and_kept_while_resources_use_them);
+            t!(each_resource_change_is_a_version_with_the_builds_planned_for_it);
+            t!(a_deleted_resource_runs_with_its_last_version_and_its_versions_go);
+            t!(a_pipeline_owns_its_products_name_and_a_registered_product_keeps_its_own);
         }
     };
 }
