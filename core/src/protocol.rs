@@ -184,6 +184,10 @@ pub enum Stream {
 pub struct LogLine {
     pub stream: Stream,
     pub text: String,
+    /// The labels a driver logged the line with (`logger.log(message, **labels)`); none
+    /// for a runner's lines.
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub labels: BTreeMap<String, String>,
 }
 
 /// A batch of log lines; `seq` numbers batches per attempt so a retried send is stored once.

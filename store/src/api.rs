@@ -91,6 +91,21 @@ pub trait Store: Catalog + Send + Sync {
     /// The runner whose token has this hash, marking it seen.
     async fn runner_seen(&self, token_hash: &str, now: i64) -> Result<Option<RunnerView>>;
     async fn runners(&self) -> Result<Vec<RunnerView>>;
+    /// Registers instance `runner` of driver `driver` as a runner of the fleet
+    /// `driver:NAME` (replacing its token if it was registered before), and records the
+    /// resource types the driver listens to, in one transaction; the runner's id.
+    async fn register_driver(
+        &self,
+        driver: &str,
+        runner: &str,
+        resources: &[String],
+        token_hash: &str,
+        now: i64,
+    ) -> Result<String>;
+    /// Every driver that registered, by name.
+    async fn drivers(&self) -> Result<Vec<DriverView>>;
+    /// What a driver job run's payload needs beyond its job spec.
+    async fn driver_context(&self, job_run_id: &str) -> Result<DriverContext>;
     /// Records a delivery with the product heads it moves and the builds it starts, all in
     /// one transaction; the ids of the builds, in order, and what they caused. `None` if
     /// the delivery was recorded before (a replay): nothing is written.

@@ -107,6 +107,16 @@ pub struct NewBuild {
     pub sha: Option<String>,
     /// The config at the build's commit, when it is not the registered one (webhooks).
     pub model: Option<Product>,
+    /// The resource event that started the build, if one did (pipelines).
+    pub resource: Option<ResourceEvent>,
+}
+
+/// What happened to a resource, starting a build: the resource (JSON) and the event.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct ResourceEvent {
+    pub resource: serde_json::Value,
+    /// `create`, `update` or `delete` (`conveyor_core::driver::BUILD_EVENTS`).
+    pub event: String,
 }
 
 /// A forge's webhook delivery and everything it starts, recorded in one transaction: the
@@ -207,6 +217,13 @@ pub struct JobRunView {
     pub queued_at: Option<i64>,
     pub started_at: Option<i64>,
     pub finished_at: Option<i64>,
+    /// The driver that runs the job, for a `driver:` job.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub driver: Option<String>,
+    /// Why a queued job run is not being taken, when the orchestrator knows (no instance of
+    /// its driver is connected); the store leaves it empty.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub waiting: Option<String>,
 }
 
 /// A build as the API and `conveyor run --json` show it.
@@ -228,7 +245,18 @@ pub struct BuildView {
     /// the first report).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub forge_status: Option<String>,
+    /// The resource that started the build (pipelines), else `null`.
+    #[serde(default)]
+    pub resource: Option<serde_json::Value>,
+    /// What happened to that resource: `create`, `update` or `delete`; `create` when no
+    /// resource started the build.
+    #[serde(default = "default_event")]
+    pub event: String,
     pub jobs: Vec<JobRunView>,
+}
+
+fn default_event() -> String {
+    conveyor_core::driver::EVENT_CREATE.to_string()
 }
 
 #[derive(Debug, Clone, Default, PartialEq, Deserialize)]
@@ -246,6 +274,9 @@ pub struct LogRow {
     pub stream: String,
     pub text: String,
     pub at: i64,
+    /// A driver's labels for the line; empty for a runner's lines.
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub labels: BTreeMap<String, String>,
 }
 
 /// The runner a protocol call comes from, as its own token identifies it: its name (the
@@ -349,4 +380,28 @@ pub struct CacheView {
     #[serde(skip)]
     pub object: String,
     pub used_at: i64,
+}
+
+/// A driver as it registered: the resource types it listens to (its instances are runners
+/// of the fleet `driver:NAME`).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct DriverView {
+    pub name: String,
+    pub resources: Vec<String>,
+    pub updated_at: i64,
+}
+
+/// What a claimed driver job's payload takes from the store beyond its job spec.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct DriverContext {
+    /// The job's name and the outputs it declares.
+    pub job: String,
+    pub outputs: Vec<String>,
+    /// The build's resource (JSON text) and event, when a resource started it.
+    pub resource: Option<String>,
+    pub event: Option<String>,
+    /// The job's references: `(env, text as written)`.
+    pub refs: Vec<(String, String)>,
+    /// The outputs of every job run the job depends on, directly or not, by job name.
+    pub steps: BTreeMap<String, BTreeMap<String, String>>,
 }

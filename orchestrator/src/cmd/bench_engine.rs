@@ -188,6 +188,7 @@ async fn build(engine: &Embedded, deps: &[Vec<usize>]) -> Result<(BuildView, f64
         .map_err(|e| e.to_string())?;
     let mut events = engine.services.events.subscribe();
     let new = NewBuild {
+        resource: None,
         product: "bench".into(),
         belt: "run".into(),
         trigger: BuildTrigger::Manual,

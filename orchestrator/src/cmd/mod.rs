@@ -5,6 +5,7 @@
 pub mod bench;
 pub mod bench_engine;
 pub mod client;
+pub mod drivers;
 pub mod run;
 pub mod secret;
 pub mod serve;

@@ -9,6 +9,7 @@ use std::process::ExitCode;
 use tokio::sync::broadcast::Receiver;
 use tokio::sync::broadcast::error::RecvError;
 
+use super::drivers::{DriverCommand, LocalDrivers, fail_stalled};
 use super::validate;
 use crate::services::products::register_local;
 use crate::services::{Event, Services, builds};
@@ -30,6 +31,10 @@ pub struct RunArgs {
     /// Print the builds as JSON on stdout.
     #[arg(long)]
     pub json: bool,
+    /// Start a local driver for the run: `sh -c COMMAND` with CONVEYOR_SERVER and
+    /// CONVEYOR_TOKEN set, stopped at the end (repeatable); see docs/drivers.md.
+    #[arg(long = "driver", value_name = "NAME=COMMAND")]
+    pub drivers: Vec<DriverCommand>,
 }
 
 pub async fn run(args: RunArgs) -> ExitCode {
@@ -132,6 +137,7 @@ async fn execute(
     root: &str,
     dir: &std::path::Path,
 ) -> Result<Vec<BuildView>, String> {
+    let admin_token = crate::store::token();
     let opts = Options {
         data_dir: dir.join("data"),
         listen: "127.0.0.1:0".parse().map_err(|e| format!("{e}"))?,
@@ -140,7 +146,7 @@ async fn execute(
             .max(4),
         max_log_bytes: crate::services::DEFAULT_MAX_LOG_MIB << 20,
         fleets: fleets_of(products.iter().map(|(_, p)| p)),
-        admin_token: crate::store::token(),
+        admin_token: admin_token.clone(),
         job_user: None,
         statuses: Default::default(),
         tls: None,
@@ -151,8 +157,10 @@ async fn execute(
         .await
         .map_err(|e| format!("error: {e}"))?;
     let (git_ref, sha) = register(&engine.services, products, root, dir).await?;
+    let drivers = LocalDrivers::start(&args.drivers, &engine.url, &admin_token, &[])?;
     let mut events = engine.services.events.subscribe();
     let new = NewBuild {
+        resource: None,
         product: root.to_string(),
         belt: args.belt.clone(),
         trigger: BuildTrigger::Manual,
@@ -167,13 +175,15 @@ async fn execute(
     for f in &started.finished {
         open.remove(f);
     }
-    let order = follow(&engine, &mut events, open, started.created).await;
+    let given: Vec<String> = args.drivers.iter().map(|d| d.name.clone()).collect();
+    let order = follow(&engine, &mut events, open, started.created, &given).await;
     let mut builds = Vec::new();
     for b in std::iter::once(&started.id).chain(order.iter().filter(|b| **b != started.id)) {
         if let Ok(Some(v)) = engine.services.store.build(b).await {
             builds.push(v);
         }
     }
+    drivers.stop().await;
     engine.shutdown().await;
     Ok(builds)
 }
@@ -219,16 +229,27 @@ async fn register(
 }
 
 /// Streams the logs of the `open` builds and of every build they fire, until all have
-/// finished; every build seen, in the order they were created.
+/// finished; every build seen, in the order they were created. A build with a driver job
+/// no driver will take (none of the `given` drivers) is cancelled, saying so.
 async fn follow(
     engine: &Embedded,
     events: &mut Receiver<Event>,
     mut open: HashSet<String>,
     mut order: Vec<String>,
+    given: &[String],
 ) -> Vec<String> {
     let mut names: HashMap<String, String> = HashMap::new();
+    let mut tick = tokio::time::interval(std::time::Duration::from_secs(1));
+    let mut told = HashSet::new();
     while !open.is_empty() {
-        match events.recv().await {
+        let event = tokio::select! {
+            e = events.recv() => e,
+            _ = tick.tick() => {
+                fail_stalled(&engine.services, &open, given, &mut told).await;
+                continue;
+            }
+        };
+        match event {
             Ok(Event::BuildCreated { id }) => {
                 if open.insert(id.clone()) {
                     order.push(id);

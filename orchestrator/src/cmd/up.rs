@@ -147,13 +147,28 @@ pub async fn run(args: UpArgs) -> ExitCode {
     if let Err(code) = register(&engine.services, &texts, &unreadable, &report).await {
         return code;
     }
+    let drivers = start_drivers(&args.examples, &engine.url, &admin_token);
     build_pushed(&engine, &report).await;
     println!("Press Ctrl-C to stop.");
     crate::startup::terminated().await;
+    drivers.stop().await;
     // Running jobs are killed with everything they started and handed back: the next `up`
     // runs them again, as a new attempt.
     engine.shutdown().await;
     ExitCode::SUCCESS
+}
+
+/// Starts the example drivers (`EXAMPLES/drivers/*.py`), saying which.
+fn start_drivers(examples: &Path, url: &str, token: &str) -> super::drivers::LocalDrivers {
+    let commands = super::drivers::examples(examples);
+    let env = super::drivers::sdk_path(examples);
+    for d in &commands {
+        println!("  driver {}: {}", d.name, d.command);
+    }
+    super::drivers::LocalDrivers::start(&commands, url, token, &env).unwrap_or_else(|e| {
+        eprintln!("{e}");
+        Default::default()
+    })
 }
 
 /// Registers every example that compiled; says which were skipped.
@@ -190,6 +205,7 @@ async fn build_pushed(engine: &Embedded, report: &Report) {
     for (_, model) in &report.products {
         for belt in push_belts(model) {
             let new = NewBuild {
+                resource: None,
                 product: model.name.clone(),
                 belt: belt.clone(),
                 trigger: BuildTrigger::Manual,

@@ -45,15 +45,18 @@ pub struct FleetToken {
 impl std::str::FromStr for FleetToken {
     type Err = String;
 
-    /// `FLEET[,FLEET…]=TOKEN`.
+    /// `FLEET[,FLEET…]=TOKEN`; a fleet `driver:NAME` lets the token register instances of
+    /// driver `NAME`.
     fn from_str(s: &str) -> Result<Self, String> {
-        let usage = "expected FLEET[,FLEET...]=TOKEN, e.g. `deploy=s3cret`";
+        let usage =
+            "expected FLEET[,FLEET...]=TOKEN, e.g. `deploy=s3cret` or `driver:slack=s3cret`";
         let (fleets, token) = s.split_once('=').ok_or_else(|| usage.to_string())?;
         let fleets: Vec<String> = fleets.split(',').map(|f| f.trim().to_string()).collect();
-        if let Some(bad) = fleets
-            .iter()
-            .find(|f| !conveyor_core::names::is_fleet_name(f))
-        {
+        let valid = |f: &String| {
+            let name = conveyor_core::driver::driver_of(f).unwrap_or(f);
+            conveyor_core::names::is_fleet_name(name)
+        };
+        if let Some(bad) = fleets.iter().find(|f| !valid(f)) {
             return Err(format!("invalid fleet name `{bad}`: {usage}"));
         }
         if token.trim().len() < 16 {

@@ -121,6 +121,7 @@ pub fn app(state: Arc<AppState>) -> Router {
 fn api_routes() -> Router<SharedState> {
     use api::{actions, builds, compat, pages, products, runner, runners, secrets};
     Router::new()
+        .merge(driver_routes())
         .route("/health", get(pages::health))
         .route("/metrics", get(pages::metrics))
         .route("/api/openapi.json", get(pages::openapi))
@@ -205,6 +206,19 @@ fn conveyor_ci_routes() -> Router<SharedState> {
                 .put(pipelines::update)
                 .delete(pipelines::delete),
         )
+}
+
+/// The driver protocol (`conveyor_core::driver`) and the list of drivers.
+fn driver_routes() -> Router<SharedState> {
+    use api::drivers;
+    Router::new()
+        .route("/api/v1/drivers", get(drivers::list))
+        .route("/api/v1/drivers/register", post(drivers::register))
+        .route("/api/v1/drivers/claim", post(drivers::claim))
+        .route("/api/v1/drivers/heartbeat", post(drivers::heartbeat))
+        .route("/api/v1/drivers/logs", post(drivers::logs))
+        .route("/api/v1/drivers/complete", post(drivers::complete))
+        .route("/api/v1/drivers/release", post(drivers::release))
 }
 
 /// The runner's file calls: streamed bodies, limited per file by the services, not by

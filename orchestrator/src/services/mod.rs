@@ -6,6 +6,7 @@
 
 pub mod builds;
 pub mod catalog;
+pub mod drivers;
 mod effects;
 pub mod files;
 pub mod input;
@@ -125,8 +126,3 @@ pub enum ServiceError {
 }
 
 pub type Result<T> = std::result::Result<T, ServiceError>;
-
-/// The drivers listening to a resource type (they say so when they register), by name.
-pub async fn drivers_of_type(_s: &Services, _resource_type: &str) -> Result<Vec<String>> {
-    Ok(Vec::new())
-}

@@ -13,8 +13,8 @@ use super::catalog::{self, FANOUT_SUFFIX, MAX_TEXT_LEN, kind_name};
 use super::{Result, ServiceError, Services, input};
 use crate::clock::now_ms;
 use crate::store::{
-    BuildTrigger, MANAGED_BY_RESOURCE_TYPE, NewBuild, PipelineRecord, ProductRecord, ResourceInput,
-    ResourceRecord, ResourceVerb, StepRecord, Write,
+    BuildTrigger, MANAGED_BY_RESOURCE_TYPE, NewBuild, PipelineRecord, ProductRecord, ResourceEvent,
+    ResourceInput, ResourceRecord, ResourceVerb, StepRecord, Write,
 };
 
 /// The belt of a fan-out product.
@@ -218,7 +218,7 @@ pub(super) async fn targets(s: &Services, r: &ResourceInput) -> Result<Vec<Targe
             })
             .collect());
     }
-    let drivers = super::drivers_of_type(s, &r.resource_type).await?;
+    let drivers = drivers_of_type(s, &r.resource_type).await?;
     if drivers.is_empty() {
         return Ok(Vec::new());
     }
@@ -238,6 +238,24 @@ pub(super) async fn targets(s: &Services, r: &ResourceInput) -> Result<Vec<Targe
     }])
 }
 
+/// The drivers listening to a resource type (they say so when they register), by name.
+async fn drivers_of_type(s: &Services, resource_type: &str) -> Result<Vec<String>> {
+    let all = s.store.drivers().await?;
+    Ok(all
+        .into_iter()
+        .filter(|d| d.resources.iter().any(|r| r == resource_type))
+        .map(|d| d.name)
+        .collect())
+}
+
+/// A resource as Conveyor CI shows it (and as a driver's payload carries it): its version
+/// also in `metadata.version`, as text.
+pub fn resource_json(r: &ResourceRecord) -> Value {
+    let mut v = serde_json::json!(r);
+    v["metadata"]["version"] = serde_json::json!(r.version.to_string());
+    v
+}
+
 /// One build per target, triggered by the resource's change.
 pub(super) fn plan(targets: &[Target], r: &ResourceRecord, event: ResourceVerb) -> Vec<NewBuild> {
     targets
@@ -254,6 +272,10 @@ pub(super) fn plan(targets: &[Target], r: &ResourceRecord, event: ResourceVerb) 
             git_ref: None,
             sha: None,
             model: None,
+            resource: Some(ResourceEvent {
+                resource: resource_json(r),
+                event: event.as_str().into(),
+            }),
         })
         .collect()
 }

@@ -178,7 +178,7 @@ pub async fn register_runner(
 
 /// A fleet token registers runners of its fleets only, and cannot take over the name of a
 /// runner registered for other fleets.
-async fn within_scope(
+pub(super) async fn within_scope(
     s: &Services,
     name: &str,
     fleets: &[String],

@@ -213,7 +213,8 @@ fn exec_config(opts: &Options) -> ExecConfig {
     exec
 }
 
-/// Every fleet the products' jobs name, and `default`.
+/// Every fleet the products' jobs name, and `default` (not drivers' queues: drivers take
+/// those).
 pub fn fleets_of<'a>(
     products: impl IntoIterator<Item = &'a conveyor_core::model::Product>,
 ) -> Vec<String> {
@@ -223,7 +224,7 @@ pub fn fleets_of<'a>(
         .flat_map(|p| &p.belts)
         .flat_map(|b| &b.jobs)
     {
-        if !fleets.contains(&job.fleet) {
+        if job.driver.is_none() && !fleets.contains(&job.fleet) {
             fleets.push(job.fleet.clone());
         }
     }

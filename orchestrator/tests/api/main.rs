@@ -230,5 +230,6 @@ fn line(stream: Stream, text: &str) -> LogLine {
     LogLine {
         stream,
         text: text.into(),
+        labels: Default::default(),
     }
 }

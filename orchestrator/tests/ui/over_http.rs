@@ -259,6 +259,7 @@ belts:
 async fn a_build_whose_config_has_errors_shows_them_and_no_graph() {
     let c = conveyor(&[QUICK]).await;
     let new = conveyor::store::NewBuild {
+        resource: None,
         product: "quick".into(),
         belt: "ci".into(),
         trigger: conveyor::store::BuildTrigger::Manual,

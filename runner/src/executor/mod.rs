@@ -403,7 +403,11 @@ impl Log {
     pub(crate) fn output<'a>(&self, stream: Stream, bytes: &'a [u8]) -> std::borrow::Cow<'a, [u8]> {
         let masked = self.secrets.mask(bytes);
         let text = String::from_utf8_lossy(&masked).into_owned();
-        let _ = self.tx.send(LogLine { stream, text });
+        let _ = self.tx.send(LogLine {
+            stream,
+            text,
+            labels: Default::default(),
+        });
         masked
     }
 
@@ -412,6 +416,7 @@ impl Log {
         let _ = self.tx.send(LogLine {
             stream: Stream::System,
             text,
+            labels: Default::default(),
         });
     }
 

@@ -189,6 +189,7 @@ impl Worker {
             let _ = log_tx.send(LogLine {
                 stream: Stream::System,
                 text: "the runner is stopping: the job was handed back to run again".into(),
+                labels: Default::default(),
             });
         }
         drop(log_tx);

@@ -10,7 +10,7 @@ use super::conn::{Conn, sql};
 use super::leases::lock_build_of;
 use super::{Work, from_json};
 use crate::error::Result;
-use crate::types::{BuildTrigger, Dispatch, Effects, NewBuild};
+use crate::types::{BuildTrigger, Dispatch, Effects, NewBuild, ResourceEvent};
 
 /// Queues a `waiting` (manual) job run; `None` if it is not waiting.
 pub(crate) async fn approve<C: Conn>(conn: &mut C, id: &str, now: i64) -> Result<Option<Effects>> {
@@ -155,6 +155,8 @@ struct Rerun {
     upstream_build_id: Option<String>,
     trigger: String,
     model: String,
+    resource: Option<String>,
+    event: Option<String>,
 }
 
 /// Starts a new build running what build `id` ran, at its ref and commit; `None` if
@@ -169,7 +171,7 @@ pub(crate) async fn rerun<C: Conn>(
         .opt(
             sql(
                 "SELECT b.product, b.belt, b.number, b.git_ref, b.sha, b.upstream_build_id, \
-                 b.trigger, p.model FROM builds b JOIN products p ON p.name = b.product \
+                 b.trigger, p.model, b.resource, b.event FROM builds b JOIN products p ON p.name = b.product \
                  WHERE b.id = $1",
             )
             .bind(id),
@@ -197,6 +199,14 @@ pub(crate) async fn rerun<C: Conn>(
         sha: row.sha,
         // A build that never ran (a config error) is re-run from the registered config.
         model: rebuilt.then_some(model),
+        // A re-run of a resource's build reconciles the same resource event again.
+        resource: match (row.resource, row.event) {
+            (Some(r), Some(event)) => Some(ResourceEvent {
+                resource: from_json(&r)?,
+                event,
+            }),
+            _ => None,
+        },
     };
     let upstream = row.upstream_build_id.as_deref();
     insert_build(conn, &new, upstream, now, work)

@@ -31,25 +31,7 @@ pub(crate) async fn insert_build<C: Conn>(
     })?;
     let number = next_number(conn, &new.product).await?;
     let id = uuid::Uuid::now_v7().to_string();
-    conn.exec(
-        sql(
-            "INSERT INTO builds (id, product, belt, number, status, trigger, upstream_build_id, \
-             git_ref, sha, unfinished, created_at, forge_status) \
-             VALUES ($1, $2, $3, $4, 'running', $5, $6, $7, $8, $9, $10, $11)",
-        )
-        .bind(&id)
-        .bind(&new.product)
-        .bind(&new.belt)
-        .bind(number)
-        .bind(to_json(&new.trigger)?)
-        .bind(upstream)
-        .bind(&new.git_ref)
-        .bind(&new.sha)
-        .bind(belt.jobs.len() as i64)
-        .bind(now)
-        .bind(new.trigger.reports_to_forge().then_some("")),
-    )
-    .await?;
+    insert_row(conn, &id, new, number, belt.jobs.len(), upstream, now).await?;
     let run_ids: Vec<String> = belt
         .jobs
         .iter()
@@ -72,6 +54,45 @@ pub(crate) async fn insert_build<C: Conn>(
     }
     settle(conn, &id, settled, now, work).await?;
     Ok(id)
+}
+
+/// The `builds` row of a new build.
+async fn insert_row<C: Conn>(
+    conn: &mut C,
+    id: &str,
+    new: &NewBuild,
+    number: i64,
+    jobs: usize,
+    upstream: Option<&str>,
+    now: i64,
+) -> Result<()> {
+    conn.exec(
+        sql(
+            "INSERT INTO builds (id, product, belt, number, status, trigger, upstream_build_id, \
+             git_ref, sha, unfinished, created_at, forge_status, resource, event) \
+             VALUES ($1, $2, $3, $4, 'running', $5, $6, $7, $8, $9, $10, $11, $12, $13)",
+        )
+        .bind(id)
+        .bind(&new.product)
+        .bind(&new.belt)
+        .bind(number)
+        .bind(to_json(&new.trigger)?)
+        .bind(upstream)
+        .bind(&new.git_ref)
+        .bind(&new.sha)
+        .bind(jobs as i64)
+        .bind(now)
+        .bind(new.trigger.reports_to_forge().then_some(""))
+        .bind(
+            new.resource
+                .as_ref()
+                .map(|r| to_json(&r.resource))
+                .transpose()?,
+        )
+        .bind(new.resource.as_ref().map(|r| r.event.clone())),
+    )
+    .await?;
+    Ok(())
 }
 
 /// The config the build runs: the one it came with (webhooks, re-runs), else the
@@ -366,6 +387,7 @@ async fn downstream_build<C: Conn>(
         git_ref: branch.map(|b| format!("refs/heads/{b}")),
         sha: head,
         model: None,
+        resource: None,
     })
 }
 
@@ -413,7 +435,14 @@ pub(crate) async fn insert_config_error<C: Conn>(
         .bind(&new.sha)
         .bind(error)
         .bind(now)
-        .bind(new.trigger.reports_to_forge().then_some("")),
+        .bind(new.trigger.reports_to_forge().then_some(""))
+        .bind(
+            new.resource
+                .as_ref()
+                .map(|r| to_json(&r.resource))
+                .transpose()?,
+        )
+        .bind(new.resource.as_ref().map(|r| r.event.clone())),
     )
     .await?;
     Ok(id)

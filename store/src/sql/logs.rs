@@ -81,6 +81,7 @@ fn within(lines: &[LogLine], stored: u64, max_bytes: u64) -> (Vec<LogLine>, u64,
             kept.push(LogLine {
                 stream: Stream::System,
                 text: truncation_marker(max_bytes),
+                labels: Default::default(),
             });
             return (kept, total, true);
         }
@@ -122,7 +123,8 @@ async fn insert<C: Conn>(
     now: i64,
 ) -> Result<()> {
     let lease = &batch.lease;
-    let head = "INSERT INTO log_lines (job_run_id, attempt, seq, line_no, stream, text, at)";
+    let head =
+        "INSERT INTO log_lines (job_run_id, attempt, seq, line_no, stream, text, at, labels)";
     for (chunk_no, chunk) in lines.chunks(200).enumerate() {
         let rows = chunk.iter().enumerate().map(|(i, line)| {
             let stream = serde_json::to_value(line.stream)
@@ -137,12 +139,20 @@ async fn insert<C: Conn>(
                 Arg::from(stream),
                 Arg::from(&line.text),
                 Arg::from(now),
+                Arg::from(labels_of(line)),
             ]
         });
         conn.exec(Sql::values(head, rows.collect(), " ON CONFLICT DO NOTHING"))
             .await?;
     }
     Ok(())
+}
+
+/// A line's labels as stored: a JSON object, or NULL for none.
+fn labels_of(line: &LogLine) -> Option<String> {
+    (!line.labels.is_empty())
+        .then(|| serde_json::to_string(&line.labels).ok())
+        .flatten()
 }
 
 #[cfg(test)]

@@ -8,6 +8,7 @@ mod builds;
 mod catalog;
 pub(crate) mod conn;
 mod definitions;
+mod drivers;
 mod files;
 mod leases;
 mod logs;
@@ -255,6 +256,28 @@ impl<B: Backend> Store for SqlStore<B> {
 
     async fn runners(&self) -> Result<Vec<RunnerView>> {
         registry::runners(&mut *self.backend.conn().await?).await
+    }
+
+    async fn register_driver(
+        &self,
+        driver: &str,
+        runner: &str,
+        resources: &[String],
+        token_hash: &str,
+        now: i64,
+    ) -> Result<String> {
+        let mut tx = self.backend.begin().await?;
+        let id = drivers::register(&mut *tx, driver, runner, resources, token_hash, now).await?;
+        B::commit(tx).await?;
+        Ok(id)
+    }
+
+    async fn drivers(&self) -> Result<Vec<DriverView>> {
+        drivers::drivers(&mut *self.backend.conn().await?).await
+    }
+
+    async fn driver_context(&self, job_run_id: &str) -> Result<DriverContext> {
+        drivers::context(&mut *self.backend.conn().await?, job_run_id).await
     }
 
     async fn accept_delivery(

@@ -80,8 +80,10 @@ pub(crate) async fn logs<C: Conn>(
 ) -> Result<Vec<LogRow>> {
     let found: Vec<LogLineRow> = conn
         .all(
-            sql("SELECT id, attempt, stream, text, at FROM log_lines \
-                 WHERE job_run_id = $1 AND id > $2 ORDER BY id LIMIT $3")
+            sql(
+                "SELECT id, attempt, stream, text, at, labels FROM log_lines \
+                 WHERE job_run_id = $1 AND id > $2 ORDER BY id LIMIT $3",
+            )
             .bind(job_run_id)
             .bind(after)
             .bind(limit),
@@ -100,7 +102,7 @@ pub(crate) async fn log_tail<C: Conn>(
     let found: Vec<LogLineRow> = conn
         .all(
             sql(
-                "SELECT id, attempt, stream, text, at FROM log_lines WHERE job_run_id = $1 \
+                "SELECT id, attempt, stream, text, at, labels FROM log_lines WHERE job_run_id = $1 \
                  AND (CAST($2 AS BIGINT) IS NULL OR id < $2) ORDER BY id DESC LIMIT $3",
             )
             .bind(job_run_id)

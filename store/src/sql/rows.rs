@@ -41,11 +41,11 @@ impl ProductRow {
 }
 
 pub(crate) const BUILD_ONE: &str = "SELECT id, product, belt, number, status, trigger, \
-     upstream_build_id, git_ref, sha, error, created_at, finished_at, forge_status \
-     FROM builds WHERE id = $1";
+     upstream_build_id, git_ref, sha, error, created_at, finished_at, forge_status, resource, \
+     event FROM builds WHERE id = $1";
 pub(crate) const BUILD_FILTERED: &str = "SELECT id, product, belt, number, status, trigger, \
-     upstream_build_id, git_ref, sha, error, created_at, finished_at, forge_status \
-     FROM builds WHERE (CAST($1 AS TEXT) IS NULL OR product = $1) \
+     upstream_build_id, git_ref, sha, error, created_at, finished_at, forge_status, resource, \
+     event FROM builds WHERE (CAST($1 AS TEXT) IS NULL OR product = $1) \
      AND (CAST($2 AS TEXT) IS NULL OR status = $2) ORDER BY created_at DESC, id DESC LIMIT $3";
 
 #[derive(FromRow)]
@@ -63,6 +63,8 @@ pub(crate) struct BuildRow {
     created_at: i64,
     finished_at: Option<i64>,
     forge_status: Option<String>,
+    resource: Option<String>,
+    event: Option<String>,
 }
 
 impl BuildRow {
@@ -82,6 +84,10 @@ impl BuildRow {
             created_at: self.created_at,
             finished_at: self.finished_at,
             forge_status: self.forge_status,
+            resource: self.resource.as_deref().map(from_json).transpose()?,
+            event: self
+                .event
+                .unwrap_or_else(|| conveyor_core::driver::EVENT_CREATE.into()),
             jobs: Vec::new(),
         })
     }
@@ -122,6 +128,8 @@ impl JobRow {
             id: self.id,
             name: self.name,
             status: self.status,
+            driver: conveyor_core::driver::driver_of(&self.fleet).map(str::to_string),
+            waiting: None,
             fleet: self.fleet,
             runner: self.lease_owner,
             error: self.error,
@@ -160,6 +168,7 @@ pub(crate) struct LogLineRow {
     stream: String,
     text: String,
     at: i64,
+    labels: Option<String>,
 }
 
 impl LogLineRow {
@@ -170,6 +179,12 @@ impl LogLineRow {
             stream: self.stream,
             text: self.text,
             at: self.at,
+            labels: self
+                .labels
+                .as_deref()
+                .map(from_json)
+                .transpose()?
+                .unwrap_or_default(),
         })
     }
 }

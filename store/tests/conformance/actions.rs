@@ -32,6 +32,7 @@ pub async fn forge_builds_are_due_a_report_until_told_and_downstreams_build_thei
         Some("d3adb33f")
     );
     let hooked = NewBuild {
+        resource: None,
         trigger: BuildTrigger::Webhook {
             forge: "github".into(),
             git_ref: "refs/heads/main".into(),

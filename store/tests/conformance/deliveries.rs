@@ -10,6 +10,7 @@ use crate::flow::*;
 
 fn pushed(belt: &str) -> NewBuild {
     NewBuild {
+        resource: None,
         trigger: BuildTrigger::Webhook {
             forge: "github".into(),
             git_ref: "refs/heads/main".into(),

@@ -71,6 +71,7 @@ pub async fn setup(store: &Arc<dyn Store>) {
 
 pub fn manual(product: &str, belt: &str) -> NewBuild {
     NewBuild {
+        resource: None,
         product: product.into(),
         belt: belt.into(),
         trigger: BuildTrigger::Manual,

@@ -19,6 +19,7 @@ fn batch(spec: &JobSpec, seq: u64, texts: &[&str]) -> LogBatch {
             .map(|t| LogLine {
                 stream: Stream::Stdout,
                 text: t.to_string(),
+                labels: Default::default(),
             })
             .collect(),
     }

@@ -49,6 +49,7 @@ pub async fn another_runner_cannot_touch_a_lease_that_is_not_its_own(store: Arc<
         lines: vec![LogLine {
             stream: Stream::Stdout,
             text: "forged".into(),
+            labels: Default::default(),
         }],
     };
     let forged = done(&spec, Outcome::Succeeded, &[("VERSION", "6.6.6")]);

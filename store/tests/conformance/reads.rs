@@ -18,6 +18,7 @@ pub async fn log_batches_are_stored_once_and_only_under_a_live_lease(store: Arc<
     let line = |t: &str| LogLine {
         stream: Stream::Stdout,
         text: t.into(),
+        labels: Default::default(),
     };
     let batch = LogBatch {
         lease: spec.lease.clone(),
@@ -195,6 +196,7 @@ pub async fn a_builds_edges_its_job_runs_build_and_a_logs_tail_are_read_back(
         .map(|n| LogLine {
             stream: Stream::Stdout,
             text: format!("line {n}"),
+            labels: Default::default(),
         })
         .collect();
     let batch = LogBatch {

@@ -92,6 +92,7 @@ pub async fn a_pull_requests_build_gets_no_secrets_unless_its_product_allows(
         .await
         .unwrap();
     let pr = || NewBuild {
+        resource: None,
         git_ref: Some("refs/pull/7/head".into()),
         ..manual("vault", "ship")
     };

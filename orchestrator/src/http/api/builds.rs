@@ -11,7 +11,7 @@ use serde_json::{Value, json};
 
 use crate::http::auth::{Admin, ApiReader};
 use crate::http::error::{AppError, AppResult};
-use crate::services::{Services, builds, input};
+use crate::services::{Services, builds, drivers, input};
 use crate::store::{BuildFilter, BuildTrigger, BuildView, NewBuild};
 
 #[derive(Deserialize, Default)]
@@ -34,6 +34,7 @@ pub async fn create(
             .map_err(|e| AppError::BadRequest(format!("invalid JSON body: {e}")))?
     };
     let new = NewBuild {
+        resource: None,
         product,
         belt,
         trigger: BuildTrigger::Manual,
@@ -57,9 +58,9 @@ pub async fn list(
     if let Some(status) = &filter.status {
         input::build_status("status", status)?;
     }
-    Ok(Json(
-        json!({ "builds": services.store.builds(&filter).await? }),
-    ))
+    let mut builds = services.store.builds(&filter).await?;
+    drivers::note_waiting(&services, &mut builds).await?;
+    Ok(Json(json!({ "builds": builds })))
 }
 
 /// The build, and the builds it triggered (`triggered`, ids) beside the one that triggered
@@ -75,6 +76,9 @@ pub async fn show(
         .build(&id)
         .await?
         .ok_or_else(|| AppError::NotFound(format!("no build `{id}`")))?;
+    let mut build = [build];
+    drivers::note_waiting(&services, &mut build).await?;
+    let [build] = build;
     let mut v = serde_json::to_value(&build).map_err(|e| AppError::Internal(e.to_string()))?;
     v["triggered"] = json!(services.store.downstream_builds(&id).await?);
     Ok(Json(v))

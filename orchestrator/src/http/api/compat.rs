@@ -1,6 +1,6 @@
 //! Conveyor CI's log API, for its clients: `GET /logs?driver=&runid=&pipeline=` and the live
 //! stream `GET /logs/streams/{driver}/{runid}` (server-sent events), where a driver is a
-//! job's name, a run id a build's id and a pipeline a belt.
+//! driver job's driver (a bash job's name), a run id a build's id and a pipeline a belt.
 
 use std::convert::Infallible;
 use std::sync::Arc;
@@ -38,6 +38,11 @@ async fn build_of(services: &Services, runid: &str) -> AppResult<BuildView> {
         .ok_or_else(|| AppError::NotFound(format!("no run `{runid}`")))
 }
 
+/// Who a job's lines are from, in Conveyor CI's terms: its driver, or a bash job's name.
+fn driver_of(job: &crate::store::JobRunView) -> &str {
+    job.driver.as_deref().unwrap_or(&job.name)
+}
+
 /// Every stored line of the run's drivers (one driver when named), oldest first.
 pub async fn logs(
     State(services): State<Arc<Services>>,
@@ -58,7 +63,7 @@ pub async fn logs(
     for job in build
         .jobs
         .iter()
-        .filter(|j| q.driver.as_ref().is_none_or(|d| *d == j.name))
+        .filter(|j| q.driver.as_ref().is_none_or(|d| d == driver_of(j)))
     {
         let mut after = 0;
         loop {
@@ -66,8 +71,9 @@ pub async fn logs(
             let Some(last) = rows.last() else { break };
             after = last.id;
             out.extend(rows.iter().map(|r| {
-                json!({ "driver": job.name, "runid": build.id, "pipeline": build.belt,
-                        "attempt": r.attempt, "stream": r.stream, "message": r.text, "timestamp": r.at })
+                json!({ "driver": driver_of(job), "job": job.name, "runid": build.id,
+                        "pipeline": build.belt, "attempt": r.attempt, "stream": r.stream,
+                        "message": r.text, "labels": r.labels, "timestamp": r.at })
             }));
         }
     }
@@ -86,7 +92,7 @@ pub async fn stream(
     let job = build
         .jobs
         .iter()
-        .find(|j| j.name == driver)
+        .find(|j| driver_of(j) == driver)
         .ok_or_else(|| AppError::NotFound(format!("run `{runid}` has no driver `{driver}`")))?;
     let feed = Feed {
         rx: services.events.subscribe(),

@@ -5,6 +5,7 @@
 pub mod actions;
 pub mod builds;
 pub mod compat;
+pub mod drivers;
 pub mod files;
 pub mod pages;
 pub mod pipelines;

@@ -14,9 +14,10 @@ use serde_json::{Map, Value, json};
 use crate::http::auth::{Admin, ApiReader};
 use crate::http::error::{AppError, AppResult};
 use crate::services::catalog::{self, DefinitionInput};
+use crate::services::pipelines::resource_json;
 use crate::services::resources::{self, ResourceBody};
 use crate::services::{Services, input};
-use crate::store::{ResourceChanged, ResourceRecord, ResourceVerb, Write};
+use crate::store::{ResourceChanged, ResourceVerb, Write};
 
 #[derive(Deserialize)]
 pub struct Definition {
@@ -121,13 +122,6 @@ pub struct Resource {
     metadata: Map<String, Value>,
     #[serde(default)]
     spec: Value,
-}
-
-/// A resource as Conveyor CI shows it: its version also in `metadata.version`, as text.
-pub fn resource_json(r: &ResourceRecord) -> Value {
-    let mut v = json!(r);
-    v["metadata"]["version"] = json!(r.version.to_string());
-    v
 }
 
 /// What a change answers: Conveyor CI's `name`, `runid`, `message` and `version`, the

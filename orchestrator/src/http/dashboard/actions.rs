@@ -68,6 +68,7 @@ pub async fn start_build(
 ) -> PageResult<Redirect> {
     check(&viewer, &form)?;
     let new = NewBuild {
+        resource: None,
         product,
         belt,
         trigger: BuildTrigger::Manual,

@@ -46,6 +46,8 @@ pub struct JobPage {
     pub fleet: String,
     pub runner: String,
     pub error: String,
+    /// Why a queued job is not taken (no instance of its driver is connected).
+    pub waiting: String,
     pub queued: String,
     pub started: String,
     pub finished_at: String,
@@ -90,9 +92,8 @@ pub async fn page(
         paging,
     } = window(&services, &id, &q).await?;
     let last_attempt = rows.last().map_or(0, |r| r.attempt);
-    let artifacts = super::build::artifact_rows(&services, &b.id, Some(&id)).await?;
     Ok(JobPage {
-        artifacts,
+        artifacts: super::build::artifact_rows(&services, &b.id, Some(&id)).await?,
         chrome: Chrome::new(
             format!("{} — {} {} #{}", j.name, b.product, b.belt, b.number),
             viewer,
@@ -103,6 +104,7 @@ pub async fn page(
         exit_code: j.exit_code.map(|c| c.to_string()).unwrap_or_default(),
         runner: j.runner.clone().unwrap_or_default(),
         error: j.error.clone().unwrap_or_default(),
+        waiting: j.waiting.clone().unwrap_or_default(),
         queued: j.queued_at.map(when).unwrap_or_default(),
         started: j.started_at.map(when).unwrap_or_default(),
         finished_at: j.finished_at.map(when).unwrap_or_default(),
@@ -205,7 +207,10 @@ pub async fn job_of(services: &Services, id: &str) -> PageResult<(BuildView, Job
         .build_of_job_run(id)
         .await?
         .ok_or_else(missing)?;
-    let mut b = services.store.build(&build_id).await?.ok_or_else(missing)?;
+    let b = services.store.build(&build_id).await?.ok_or_else(missing)?;
+    let mut one = [b];
+    crate::services::drivers::note_waiting(services, &mut one).await?;
+    let [mut b] = one;
     let at = b.jobs.iter().position(|j| j.id == id).ok_or_else(missing)?;
     let j = b.jobs.swap_remove(at);
     Ok((b, j))

@@ -73,6 +73,7 @@ pub(super) async fn plan_product(
 
 fn new_build(p: &ProductRecord, w: &Wanted, belt: &str, model: Option<Product>) -> NewBuild {
     NewBuild {
+        resource: None,
         product: p.name.clone(),
         belt: belt.to_string(),
         trigger: w.trigger.clone(),

@@ -54,6 +54,7 @@ impl Conveyor {
     /// Starts a build by hand; its id.
     pub async fn build(&self, product: &str, belt: &str) -> String {
         let new = conveyor::store::NewBuild {
+            resource: None,
             product: product.into(),
             belt: belt.into(),
             trigger: conveyor::store::BuildTrigger::Manual,
