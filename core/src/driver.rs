@@ -114,7 +114,7 @@ pub struct DriverPayload {
     pub env: BTreeMap<String, String>,
     /// The names of the entries of `env` that are secrets.
     pub secrets: Vec<String>,
-    /// Each reference the job makes (`${{ job.OUT }}`, as written) and its value.
+    /// Each reference the job makes (`${job.OUT}`, as written; references appear in `if:`) and its value.
     pub refs: BTreeMap<String, String>,
     /// The outputs the job declares, which the result's `data` must hold on success.
     pub outputs: Vec<String>,
