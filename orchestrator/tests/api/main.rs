@@ -18,6 +18,7 @@ mod forge_stub;
 mod inputs;
 mod observability;
 mod openapi;
+mod pipeline_runs;
 mod pipelines;
 mod products;
 mod protocol;
