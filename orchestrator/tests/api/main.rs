@@ -24,6 +24,7 @@ mod products;
 mod protocol;
 mod resources;
 mod runners;
+mod sdk_rust;
 mod secrets;
 mod statuses;
 mod webhooks;
