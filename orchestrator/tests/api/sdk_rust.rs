@@ -152,6 +152,25 @@ belts:
         outputs: [ATTEMPT]
 ";
 
+/// Driver `slow`: its first attempt finishes only after the test has reaped its lease.
+fn slow_driver(calls: Arc<AtomicU32>, reaped: Arc<AtomicBool>) -> Driver {
+    let (c, r) = (calls, reaped);
+    Driver::new("slow", &[], move |p: DriverPayload, _e, _run, _log| {
+        let (c, r) = (c.clone(), r.clone());
+        async move {
+            c.fetch_add(1, Ordering::SeqCst);
+            if p.attempt == 1 {
+                while !r.load(Ordering::SeqCst) {
+                    tokio::time::sleep(Duration::from_millis(20)).await;
+                }
+                // Two heartbeats' time: the next one is answered 409.
+                tokio::time::sleep(Duration::from_millis(1_200)).await;
+            }
+            DriverResult::ok("done").with("ATTEMPT", p.attempt.to_string())
+        }
+    })
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn a_result_reconciled_after_the_lease_was_lost_is_dropped_and_the_redelivery_recorded() {
     let store = common::sqlite().await;
@@ -179,21 +198,7 @@ async fn a_result_reconciled_after_the_lease_was_lost_is_dropped_and_the_redeliv
         Arc::new(AtomicU32::new(0)),
         Arc::new(AtomicBool::new(false)),
     );
-    let (c, r) = (calls.clone(), reaped.clone());
-    let driver = Driver::new("slow", &[], move |p: DriverPayload, _e, _run, _log| {
-        let (c, r) = (c.clone(), r.clone());
-        async move {
-            c.fetch_add(1, Ordering::SeqCst);
-            if p.attempt == 1 {
-                while !r.load(Ordering::SeqCst) {
-                    tokio::time::sleep(Duration::from_millis(20)).await;
-                }
-                // Two heartbeats' time: the next one is answered 409.
-                tokio::time::sleep(Duration::from_millis(1_200)).await;
-            }
-            DriverResult::ok("done").with("ATTEMPT", p.attempt.to_string())
-        }
-    });
+    let driver = slow_driver(calls.clone(), reaped.clone());
     let m = DriverManager::new(driver).server(base.clone()).token(ADMIN);
     let task = tokio::spawn(async move { m.run().await.unwrap() });
     let res = post("/api/v1/products/lost/belts/b/builds", json!({}))
