@@ -199,8 +199,14 @@ pub(super) struct Target {
 /// The pipeline the resource names, else every pipeline of its type, else its type's
 /// fan-out product (re-registered with the drivers listening now), else nothing.
 pub(super) async fn targets(s: &Services, r: &ResourceInput) -> Result<Vec<Target>> {
-    let names: Vec<String> = match &r.pipeline {
-        Some(p) => vec![p.clone()],
+    // A pipeline the resource names may have been deleted since (a delete runs with the
+    // resource as it was): then the pipelines of its type run.
+    let named = match &r.pipeline {
+        Some(p) => s.store.pipeline(p).await?.map(|p| p.name),
+        None => None,
+    };
+    let names: Vec<String> = match named {
+        Some(p) => vec![p],
         None => s
             .store
             .pipelines_of(&r.resource_type)

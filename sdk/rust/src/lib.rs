@@ -5,6 +5,9 @@
 //! unless the lease was lost meanwhile, in which case the result is logged and dropped (the
 //! job was given to another instance). [`Client`] speaks Conveyor CI's resource API.
 //! The wire is `conveyor_core::driver` (docs/drivers.md).
+//!
+//! The README follows (its example is compiled as a doctest).
+#![doc = include_str!("../README.md")]
 
 mod client;
 mod http;
