@@ -7,7 +7,7 @@
 
 use conveyor_driver::{Driver, DriverManager, DriverPayload, DriverResult, Logger};
 
-async fn reconcile(
+pub async fn reconcile(
     payload: DriverPayload,
     event: String,
     run_id: String,

@@ -290,3 +290,46 @@ async fn an_update_is_a_new_version_and_run_and_a_failing_step_stops_the_pipelin
     );
     rust.iter().for_each(|h| h.abort());
 }
+
+/// The Rust example driver's own `reconcile` (examples/drivers/rust_driver.rs).
+#[allow(dead_code)]
+#[path = "../../../examples/drivers/rust_driver.rs"]
+mod rust_example;
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn the_example_drivers_run_the_documented_release_pipeline() {
+    let app = spawn_app().await;
+    app.define("app", app_schema()).await;
+    let pipeline = json!({ "name": "release", "resource": "app",
+        "steps": [{"driver": "builder"}, {"driver": "deployer"}] });
+    assert_eq!(app.call("POST", "/pipelines", Some(&pipeline)).await.0, 201);
+    let script = Path::new(env!("CARGO_MANIFEST_DIR")).join("../examples/drivers/builder.py");
+    let _python = tokio::process::Command::new(python())
+        .arg(script)
+        .env("CONVEYOR_SERVER", &app.base)
+        .env("CONVEYOR_TOKEN", ADMIN)
+        .stdout(std::process::Stdio::null())
+        .kill_on_drop(true)
+        .spawn()
+        .unwrap();
+    let driver = Driver::new("deployer", &[], rust_example::reconcile);
+    let m = DriverManager::new(driver)
+        .server(app.base.clone())
+        .token(ADMIN);
+    let task = tokio::spawn(async move { m.run().await.unwrap() });
+
+    let (_, made) = app.call("POST", "/resources", Some(&resource("v2"))).await;
+    let build = finished(&app, made["runid"].as_str().unwrap()).await;
+    assert_eq!(build["status"], "succeeded", "{build}");
+    assert_eq!(job(&build, "deployer")["outputs"]["DEPLOYED"], "shop:v2");
+    let (_, bad) = app
+        .call("PUT", "/resources/app/web", Some(&resource("v0")))
+        .await;
+    let build = finished(&app, bad["runid"].as_str().unwrap()).await;
+    assert_eq!(build["status"], "failed");
+    assert_eq!(
+        job(&build, "deployer")["error"],
+        "cannot deploy shop:v0: v0 is not a release"
+    );
+    task.abort();
+}
