@@ -1,7 +1,8 @@
 //! Local driver processes: `conveyor run --driver NAME=COMMAND` and the example drivers of
 //! `conveyor up`. Each runs `sh -c COMMAND` in its own process group with `CONVEYOR_SERVER`
 //! and `CONVEYOR_TOKEN` set for the embedded orchestrator, and is stopped (SIGTERM, then
-//! SIGKILL) when the command ends. Also what `run` says of a driver job nothing will take.
+//! SIGKILL) when the command ends; `CONVEYOR_PARENT_PID` lets the SDK exit on its own if
+//! this process dies without stopping it. Also what `run` says of a driver job nothing will take.
 
 use std::collections::HashSet;
 use std::path::Path;
@@ -67,6 +68,8 @@ impl LocalDrivers {
                 .args(["-c", &c.command])
                 .env("CONVEYOR_SERVER", url)
                 .env("CONVEYOR_TOKEN", token)
+                // The SDKs exit when this process is gone, even killed with SIGKILL.
+                .env("CONVEYOR_PARENT_PID", std::process::id().to_string())
                 .envs(env.iter().map(|(k, v)| (k, v)))
                 .process_group(0)
                 .kill_on_drop(true)

@@ -66,7 +66,8 @@ pub struct ServeArgs {
     pub runner_token_file: Option<PathBuf>,
     /// A registration token for some fleets only, as `FLEET[,FLEET...]=TOKEN` (give it once
     /// per token; in the environment, separate tokens with `;`). A runner that registers
-    /// with it may serve only those fleets.
+    /// with it may serve only those fleets; a fleet `driver:NAME` lets it register instances
+    /// of driver NAME.
     #[arg(
         long = "fleet-token",
         env = "CONVEYOR_FLEET_TOKENS",

@@ -147,7 +147,7 @@ pub async fn run(args: UpArgs) -> ExitCode {
     if let Err(code) = register(&engine.services, &texts, &unreadable, &report).await {
         return code;
     }
-    let drivers = start_drivers(&args.examples, &engine.url, &admin_token);
+    let drivers = start_drivers(&args, &engine.url, &admin_token);
     build_pushed(&engine, &report).await;
     println!("Press Ctrl-C to stop.");
     crate::startup::terminated().await;
@@ -158,10 +158,14 @@ pub async fn run(args: UpArgs) -> ExitCode {
     ExitCode::SUCCESS
 }
 
-/// Starts the example drivers (`EXAMPLES/drivers/*.py`), saying which.
-fn start_drivers(examples: &Path, url: &str, token: &str) -> super::drivers::LocalDrivers {
-    let commands = super::drivers::examples(examples);
-    let env = super::drivers::sdk_path(examples);
+/// Starts the example drivers (`EXAMPLES/drivers/*.py`), saying which; under HTTPS they
+/// trust the server's certificate (`CONVEYOR_CA_CERT`).
+fn start_drivers(args: &UpArgs, url: &str, token: &str) -> super::drivers::LocalDrivers {
+    let commands = super::drivers::examples(&args.examples);
+    let mut env = super::drivers::sdk_path(&args.examples);
+    if let Some(cert) = &args.tls.tls_cert {
+        env.push(("CONVEYOR_CA_CERT".into(), cert.display().to_string()));
+    }
     for d in &commands {
         println!("  driver {}: {}", d.name, d.command);
     }

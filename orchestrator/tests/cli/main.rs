@@ -6,6 +6,7 @@
 mod common;
 mod compose;
 mod credentials;
+mod drivers;
 mod files;
 mod run;
 mod secrets;

@@ -113,9 +113,15 @@ fn conveyor_up_registers_the_examples_builds_the_demo_and_serves_it() {
     }
     assert!(text.contains("  skipped examples/seed/terraform.yml:7:9: error: trigger names unknown belt `build-ror-ami`"), "{text}");
     assert!(text.contains("  started demo build #1: "), "{text}");
+    assert!(
+        text.contains("  driver greeter: exec python3 'examples/drivers/greeter.py'"),
+        "{text}"
+    );
+    assert!(text.contains("  started greetings main #1: "), "{text}");
 
-    // The demo build fires demo-deploy; both finish on the local runners.
-    let builds = settled(&url, 2);
+    // The demo build fires demo-deploy; both finish on the local runners; the greetings
+    // belt's driver job runs on the example driver `up` started.
+    let builds = settled(&url, 3);
     let mut seen: Vec<(String, String)> = builds
         .iter()
         .map(|b| {
@@ -130,7 +136,8 @@ fn conveyor_up_registers_the_examples_builds_the_demo_and_serves_it() {
         seen,
         [
             ("demo".into(), "succeeded".into()),
-            ("demo-deploy".into(), "succeeded".into())
+            ("demo-deploy".into(), "succeeded".into()),
+            ("greetings".into(), "succeeded".into())
         ]
     );
     let (code, page) = get(&url, "/");
@@ -161,7 +168,7 @@ pub(crate) fn cli(url: &str, args: &[&str]) -> (i32, String, String) {
 #[test]
 fn trigger_builds_and_logs_drive_a_running_conveyor() {
     let (_up, url, _) = start_up();
-    settled(&url, 2);
+    settled(&url, 3);
     let (code, out, err) = cli(
         &url,
         &[

@@ -2,6 +2,7 @@
 
 import json
 import os
+import ssl
 import urllib.error
 import urllib.parse
 import urllib.request
@@ -33,12 +34,26 @@ def server_and_token(server, token):
     return server.rstrip("/"), token
 
 
+def tls_context():
+    """The system's roots, plus ``CONVEYOR_CA_CERT`` (a PEM file) when set: a CA, or the
+    server's own certificate, trusted as it is (as ``conveyor up --tls-cert`` gives its
+    local drivers)."""
+    ca = os.environ.get("CONVEYOR_CA_CERT")
+    if not ca:
+        return None
+    ctx = ssl.create_default_context()
+    ctx.load_verify_locations(cafile=ca)
+    ctx.verify_flags |= getattr(ssl, "VERIFY_X509_PARTIAL_CHAIN", 0)
+    return ctx
+
+
 class Http:
     """Calls one orchestrator with one token."""
 
     def __init__(self, server, token):
         self.server = server
         self.token = token
+        self.tls = tls_context() if server.startswith("https:") else None
 
     def call(self, method, path, body=None, query=None, timeout=30):
         """The decoded JSON answer (``None`` for an empty one, e.g. 204)."""
@@ -53,7 +68,7 @@ class Http:
         if data is not None:
             req.add_header("Content-Type", "application/json")
         try:
-            with urllib.request.urlopen(req, timeout=timeout) as res:
+            with urllib.request.urlopen(req, timeout=timeout, context=self.tls) as res:
                 raw = res.read()
         except urllib.error.HTTPError as e:
             raise _error(e) from None

@@ -40,6 +40,7 @@ class DriverManager:
     def run(self):
         """Serves jobs until stopped (SIGTERM or SIGINT when run in the main thread, or
         :meth:`stop`). A second signal while a reconcile runs exits at once."""
+        self._watch_parent()
         self._register()
         worker = threading.Thread(target=self._serve, name="conveyor-driver", daemon=True)
         worker.start()
@@ -51,6 +52,27 @@ class DriverManager:
         while worker.is_alive() and self._busy.is_set():
             worker.join(0.2)
         _say(f"driver {self.driver.name} ({self.instance}) stopped")
+
+    def _watch_parent(self):
+        """A local driver (started by `conveyor run` or `up`, which set
+        CONVEYOR_PARENT_PID) exits when its orchestrator's process is gone."""
+        try:
+            parent = int(os.environ.get("CONVEYOR_PARENT_PID", ""))
+        except ValueError:
+            return
+
+        def watch():
+            while True:
+                time.sleep(1)
+                try:
+                    os.kill(parent, 0)
+                except ProcessLookupError:
+                    _say(f"the orchestrator (pid {parent}) is gone: exiting")
+                    os._exit(0)
+                except PermissionError:
+                    pass
+
+        threading.Thread(target=watch, name="conveyor-parent", daemon=True).start()
 
     def _on_signals(self):
         def handler(signum, _frame):
@@ -96,6 +118,8 @@ class DriverManager:
                 pause = 0.5
             except ConveyorError as e:
                 _say(f"claim failed: {e}")
+                if e.status == 401:  # the instance's token was replaced: register again
+                    self._safe_register()
                 self._stop.wait(pause)
                 pause = min(pause * 2, 10)
                 continue
@@ -109,6 +133,12 @@ class DriverManager:
                 self.handle(work)
             finally:
                 self._busy.clear()
+
+    def _safe_register(self):
+        try:
+            self._register()
+        except ConveyorError as e:
+            _say(f"registering again failed: {e}")
 
     def _hand_back(self, work):
         try:
