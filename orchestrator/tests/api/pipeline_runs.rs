@@ -75,7 +75,7 @@ fn rust_driver(app: &App, name: &str) -> tokio::task::JoinHandle<()> {
         .token(ADMIN)
         .instance("test");
     tokio::spawn(async move {
-        manager.run().await.unwrap();
+        manager.run_until(std::future::pending()).await.unwrap();
     })
 }
 
@@ -316,7 +316,7 @@ async fn the_example_drivers_run_the_documented_release_pipeline() {
     let m = DriverManager::new(driver)
         .server(app.base.clone())
         .token(ADMIN);
-    let task = tokio::spawn(async move { m.run().await.unwrap() });
+    let task = tokio::spawn(async move { m.run_until(std::future::pending()).await.unwrap() });
 
     let (_, made) = app.call("POST", "/resources", Some(&resource("v2"))).await;
     let build = finished(&app, made["runid"].as_str().unwrap()).await;

@@ -101,7 +101,9 @@ async fn a_type_without_a_pipeline_fans_out_to_every_driver_listening_to_it() {
         let m = DriverManager::new(Driver::new(name, &["app", "other"], tagged))
             .server(app.base.clone())
             .token(ADMIN);
-        tasks.push(tokio::spawn(async move { m.run().await.unwrap() }));
+        tasks.push(tokio::spawn(async move {
+            m.run_until(std::future::pending()).await.unwrap()
+        }));
     }
     until("both drivers to register", async || {
         app.get("/api/v1/drivers").await.1["drivers"]
@@ -200,7 +202,7 @@ async fn a_result_reconciled_after_the_lease_was_lost_is_dropped_and_the_redeliv
     );
     let driver = slow_driver(calls.clone(), reaped.clone());
     let m = DriverManager::new(driver).server(base.clone()).token(ADMIN);
-    let task = tokio::spawn(async move { m.run().await.unwrap() });
+    let task = tokio::spawn(async move { m.run_until(std::future::pending()).await.unwrap() });
     let res = post("/api/v1/products/lost/belts/b/builds", json!({}))
         .await
         .unwrap();
@@ -230,4 +232,33 @@ async fn a_result_reconciled_after_the_lease_was_lost_is_dropped_and_the_redeliv
         (json!(2), 2)
     );
     task.abort();
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn a_manager_told_to_stop_records_the_reconcile_under_way_first() {
+    let app = spawn_app().await;
+    app.register(&SLOW.replace("lost", "stops")).await;
+    let (calls, release) = (
+        Arc::new(AtomicU32::new(0)),
+        Arc::new(AtomicBool::new(false)),
+    );
+    let m = DriverManager::new(slow_driver(calls.clone(), release.clone()))
+        .server(app.base.clone())
+        .token(ADMIN);
+    let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
+    let task = tokio::spawn(m.run_until(async {
+        let _ = stopped.await;
+    }));
+    let (_, b) = app.start("stops", "b").await;
+    until("the reconcile to start", async || {
+        calls.load(Ordering::SeqCst) == 1
+    })
+    .await;
+    stop.send(()).unwrap();
+    release.store(true, Ordering::SeqCst);
+    let ended = tokio::time::timeout(Duration::from_secs(30), task).await;
+    assert!(ended.unwrap().unwrap().is_ok(), "the manager returned");
+    let b = build(&app.base, b["id"].as_str().unwrap()).await;
+    assert_eq!(b["status"], "succeeded", "recorded before stopping: {b}");
+    assert_eq!(b["jobs"][0]["outputs"]["ATTEMPT"], "1");
 }

@@ -60,13 +60,29 @@ impl DriverManager {
         self
     }
 
-    /// Registers and takes jobs until an unrecoverable error (a refused token); transport
-    /// failures are retried.
+    /// Registers and takes jobs until SIGTERM or SIGINT (a reconcile under way finishes
+    /// and is recorded first), until the process `CONVEYOR_PARENT_PID` names is gone (a
+    /// local driver of `conveyor run` or `up`), or until an unrecoverable error (a refused
+    /// token). Transport failures are retried.
     pub async fn run(self) -> Result<()> {
+        self.run_until(stop_signal()).await
+    }
+
+    /// As [`DriverManager::run`], stopping when `stop` completes instead of on signals
+    /// (for a program that handles its own, and for tests).
+    pub async fn run_until(self, stop: impl Future<Output = ()>) -> Result<()> {
         let own = self.register().await?;
+        tokio::pin!(stop);
         let mut backoff = Duration::from_millis(250);
         loop {
-            match claim(&own).await {
+            let next = tokio::select! {
+                () = &mut stop => {
+                    tracing::info!(driver = %self.driver.name, "stopped");
+                    return Ok(());
+                }
+                next = claim(&own) => next,
+            };
+            match next {
                 Ok(Some(work)) => {
                     backoff = Duration::from_millis(250);
                     self.work(&own, work).await;
@@ -151,6 +167,36 @@ impl DriverManager {
             return;
         }
         complete(own, &work.lease, work.lease_secs, result).await;
+    }
+}
+
+/// SIGTERM, SIGINT, or the end of the process `CONVEYOR_PARENT_PID` names.
+async fn stop_signal() {
+    let parent = std::env::var("CONVEYOR_PARENT_PID")
+        .ok()
+        .and_then(|p| p.parse::<u32>().ok());
+    let gone = async move {
+        let Some(pid) = parent else {
+            return std::future::pending().await;
+        };
+        while std::path::Path::new(&format!("/proc/{pid}")).exists() {
+            tokio::time::sleep(Duration::from_secs(1)).await;
+        }
+        tracing::info!("the orchestrator (pid {pid}) is gone: stopping");
+    };
+    let term = async {
+        use tokio::signal::unix::{SignalKind, signal};
+        match signal(SignalKind::terminate()) {
+            Ok(mut s) => {
+                s.recv().await;
+            }
+            Err(_) => std::future::pending().await,
+        }
+    };
+    tokio::select! {
+        _ = tokio::signal::ctrl_c() => {}
+        () = term => {}
+        () = gone => {}
     }
 }
 
