@@ -176,3 +176,84 @@ async fn a_resource_change_starts_a_build_of_its_pipeline_on_the_first_drivers_q
     assert_eq!(build["trigger"]["event"], "update");
     assert_eq!(build["trigger"]["version"], 2);
 }
+
+#[tokio::test]
+async fn with_private_reads_the_catalog_needs_a_token_and_writes_need_the_admin_token() {
+    let mut state = conveyor::http::AppState::new(
+        crate::common::sqlite().await,
+        std::sync::Arc::new(conveyor_runner::queue::LocalQueue::new()),
+        crate::ADMIN.into(),
+        crate::RUNNER.into(),
+    );
+    state.public_ui = false;
+    let base = crate::common::serve_app(conveyor::http::app(std::sync::Arc::new(state))).await;
+    let http = crate::common::http();
+    for path in [
+        "/resource-definitions",
+        "/pipelines",
+        "/resources/app",
+        "/resources/app/web",
+    ] {
+        let res = http.get(format!("{base}{path}")).send().await.unwrap();
+        assert_eq!(res.status(), 401, "GET {path} without a token");
+    }
+    let res = http
+        .get(format!("{base}/pipelines"))
+        .bearer_auth(crate::ADMIN)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(res.status(), 200);
+    let writes = [
+        (
+            "/resource-definitions",
+            json!({"name": "app", "schema": {}}),
+        ),
+        ("/pipelines", pipeline("release")),
+        ("/resources", web("v1")),
+    ];
+    for (path, body) in writes {
+        let res = http
+            .post(format!("{base}{path}"))
+            .bearer_auth(crate::RUNNER)
+            .json(&body)
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(res.status(), 401, "POST {path} with a runner token");
+    }
+}
+
+#[tokio::test]
+async fn a_pipeline_run_is_on_the_dashboard_like_any_build() {
+    let app = spawn_app().await;
+    app.app_pipeline("release").await;
+    let (_, made) = app.call("POST", "/resources", Some(&web("v1"))).await;
+    let runid = made["runid"].as_str().unwrap();
+    let page = app
+        .http
+        .get(format!("{}/builds/{runid}", app.base))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(page.status(), 200);
+    let html = page.text().await.unwrap();
+    assert!(
+        html.contains("create of resource app/web (version 1)"),
+        "{html}"
+    );
+    for step in ["builder", "check", "deployer"] {
+        assert!(html.contains(step), "the graph shows step {step}");
+    }
+    let product = app
+        .http
+        .get(format!("{}/products/release", app.base))
+        .send()
+        .await
+        .unwrap();
+    let text = product.text().await.unwrap();
+    assert!(
+        text.contains("over resources of type"),
+        "the pipeline's description: {text}"
+    );
+}
