@@ -126,8 +126,12 @@ async fn a_pipeline_name_never_takes_a_registered_product_nor_a_product_a_pipeli
         body["error"],
         "the name `release` belongs to a pipeline's product: choose another product name"
     );
-    let (status, _) = app.call("DELETE", "/resource-definitions/app", None).await;
+    let (status, body) = app.call("DELETE", "/resource-definitions/app", None).await;
     assert_eq!(status, 409, "the pipeline still uses the type");
+    assert_eq!(
+        body["error"],
+        "resource definition `app` is still used by pipeline `release`: delete them first"
+    );
     let (status, _) = app.call("DELETE", "/pipelines/release", None).await;
     assert_eq!(status, 204);
     let (status, _) = app.get("/pipelines/release").await;

@@ -261,12 +261,9 @@ async fn a_definition_in_use_cannot_be_deleted_and_an_unused_one_can() {
         .await;
     let (status, body) = app.call("DELETE", "/resource-definitions/app", None).await;
     assert_eq!(status, 409, "{body}");
-    assert!(
-        body["error"]
-            .as_str()
-            .unwrap()
-            .contains("still used by 1 resource(s)"),
-        "{body}"
+    assert_eq!(
+        body["error"],
+        "resource definition `app` is still used by 1 resource(s): delete them first"
     );
     app.call("DELETE", "/resources/app/web", None).await;
     let (status, _) = app.call("DELETE", "/resource-definitions/app", None).await;

@@ -106,12 +106,17 @@ pub(crate) async fn delete_definition<C: Conn>(conn: &mut C, name: &str) -> Resu
     let users: Vec<(String,)> = conn
         .all(sql("SELECT name FROM pipelines WHERE resource = $1 ORDER BY name").bind(name))
         .await?;
-    if resources > 0 || !users.is_empty() {
-        let pipelines: Vec<String> = users.into_iter().map(|(n,)| format!("`{n}`")).collect();
+    let mut users: Vec<String> = users
+        .into_iter()
+        .map(|(n,)| format!("pipeline `{n}`"))
+        .collect();
+    if resources > 0 {
+        users.insert(0, format!("{resources} resource(s)"));
+    }
+    if !users.is_empty() {
         return Err(StoreError::Conflict(format!(
-            "resource definition `{name}` is still used by {resources} resource(s) and \
-             pipeline(s) [{}]: delete them first",
-            pipelines.join(", ")
+            "resource definition `{name}` is still used by {}: delete them first",
+            users.join(", ")
         )));
     }
     let n = conn
