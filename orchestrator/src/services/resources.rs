@@ -2,6 +2,9 @@
 //! failure names the JSON path), each create or update writes a new version, and each
 //! create, update or delete starts its runs (`pipelines::targets`) in the same transaction.
 
+use std::collections::HashMap;
+use std::sync::{Arc, Mutex, OnceLock};
+
 use serde_json::{Map, Value};
 
 use super::catalog::{compile, definition, resource_name};
@@ -22,7 +25,7 @@ pub struct ResourceBody {
 
 /// Checks `spec` against the schema; the first failure names its JSON path (`spec/…`).
 fn validate(def: &DefinitionRecord, spec: &Value) -> Result<()> {
-    let validator = compile(&def.schema)?;
+    let validator = compiled(&def.schema)?;
     let Some(e) = validator.iter_errors(spec).next() else {
         return Ok(());
     };
@@ -34,6 +37,27 @@ fn validate(def: &DefinitionRecord, spec: &Value) -> Result<()> {
         ),
         field: path,
     })
+}
+
+/// The most compiled schemas kept; past it the cache starts again.
+const CACHED_SCHEMAS: usize = 256;
+
+/// A schema compiled once and kept, by its text: a pure function's cache, so it needs no
+/// invalidation when a definition changes (its new schema is another key).
+fn compiled(schema: &Value) -> Result<Arc<jsonschema::Validator>> {
+    static CACHE: OnceLock<Mutex<HashMap<String, Arc<jsonschema::Validator>>>> = OnceLock::new();
+    let key = schema.to_string();
+    let cache = CACHE.get_or_init(Mutex::default);
+    if let Some(v) = cache.lock().unwrap_or_else(|p| p.into_inner()).get(&key) {
+        return Ok(v.clone());
+    }
+    let v = Arc::new(compile(schema)?);
+    let mut map = cache.lock().unwrap_or_else(|p| p.into_inner());
+    if map.len() >= CACHED_SCHEMAS {
+        map.clear();
+    }
+    map.insert(key, v.clone());
+    Ok(v)
 }
 
 /// Creates or updates a resource (a new version) and starts its runs.
