@@ -170,14 +170,16 @@ pub async fn fail_stalled(
 ) {
     let now = crate::clock::now_ms();
     for id in open {
-        let Ok(Some(build)) = services.store.build(id).await else {
+        let Ok(Some(mut build)) = services.store.build(id).await else {
             continue;
         };
-        let mut one = [build];
-        if drivers::note_waiting(services, &mut one).await.is_err() {
+        if drivers::note_waiting(services, std::slice::from_mut(&mut build))
+            .await
+            .is_err()
+        {
             continue;
         }
-        for job in &one[0].jobs {
+        for job in &build.jobs {
             let (Some(why), Some(driver)) = (&job.waiting, &job.driver) else {
                 continue;
             };
@@ -186,7 +188,7 @@ pub async fn fail_stalled(
             if hopeless && told.insert(job.id.clone()) {
                 eprintln!(
                     "error: job `{}` of {} {} #{} is waiting: {why} (start one with --driver {driver}=COMMAND); cancelling the build",
-                    job.name, one[0].product, one[0].belt, one[0].number
+                    job.name, build.product, build.belt, build.number
                 );
                 let _ = builds::cancel(services, id).await;
             }

@@ -83,6 +83,12 @@ impl App {
             .await
     }
 
+    /// The body of a GET, as text.
+    async fn text(&self, path: &str) -> String {
+        let res = self.http.get(format!("{}{path}", self.base)).send().await;
+        res.unwrap().text().await.unwrap()
+    }
+
     async fn build_of(&self, id: &str) -> Value {
         self.get(&format!("/api/v1/builds/{id}")).await.1
     }
@@ -159,6 +165,11 @@ async fn a_driver_jobs_result_data_reaches_the_downstream_bash_job() {
         texts,
         [("creating", &json!({"zone": "a"})), ("made it", &json!({}))]
     );
+    // The live stream names the driver too, and ends once the job has.
+    let stream = app.text(&format!("/logs/streams/cloud/{id}")).await;
+    assert!(stream.contains("data: creating\n"), "{stream}");
+    assert!(stream.contains("data: made it\n"), "{stream}");
+    assert!(stream.contains("event: end"), "{stream}");
 }
 
 #[tokio::test]
@@ -227,21 +238,12 @@ async fn a_driver_job_with_no_driver_connected_waits_queued_and_says_so() {
         job(&listed["builds"][0], "provision")["waiting"],
         "no driver `cloud` is connected"
     );
-    let page = app
-        .http
-        .get(format!(
-            "{}/jobs/{}",
-            app.base,
-            provision["id"].as_str().unwrap()
-        ))
-        .send()
-        .await
-        .unwrap()
-        .text()
-        .await
-        .unwrap();
+    let job_page = format!("/jobs/{}", provision["id"].as_str().unwrap());
+    let page = app.text(&job_page).await;
     assert!(page.contains("id=\"job-waiting\""), "{page}");
     assert!(page.contains("no driver"), "{page}");
+    let build_page = app.text(&format!("/builds/{id}")).await;
+    assert!(build_page.contains("no driver"), "{build_page}");
     // Its message waits on the driver's queue, which no runner serves.
     assert_eq!(app.queue.depth("driver:cloud").await.unwrap(), 1);
     // Once an instance registers, the job is no longer said to be stranded.
@@ -424,4 +426,62 @@ async fn a_fleet_token_for_a_driver_registers_instances_of_that_driver_only() {
         body["error"],
         "this registration token is for fleets driver:cloud; it cannot register a runner for fleet `driver:storage`"
     );
+}
+
+#[tokio::test]
+async fn a_driver_job_cancelled_while_it_runs_is_recorded_cancelled_whatever_it_returns() {
+    let app = super::spawn_app().await;
+    let token = app.driver("cloud", "host-1").await;
+    let id = app.started(CHAIN, "chain").await;
+    let (_, work) = app.claim_as(&token, 5).await;
+    let heartbeat = "/api/v1/drivers/heartbeat";
+    let (_, beat) = app.post(heartbeat, Some(&token), &work["lease"]).await;
+    assert_eq!(beat, json!({ "cancel": false }));
+    let (status, _) = app
+        .admin(&format!("/api/v1/builds/{id}/cancel"), &json!({}))
+        .await;
+    assert_eq!(status, 200);
+    let (_, beat) = app.post(heartbeat, Some(&token), &work["lease"]).await;
+    assert_eq!(beat, json!({ "cancel": true }));
+    let done = json!({ "lease": work["lease"], "success": true, "data": { "HOST": "h" } });
+    assert_eq!(app.post(COMPLETE, Some(&token), &done).await.0, 204);
+    let build = app.finished(&id, Duration::from_secs(5)).await;
+    assert_eq!(build["status"], "cancelled");
+    let provision = job(&build, "provision");
+    assert_eq!(provision["status"], "cancelled");
+    assert_eq!(provision["outputs"], json!({}));
+}
+
+#[tokio::test]
+async fn a_driver_claims_through_redis_streams_and_an_empty_wait_loses_nothing() {
+    let prefix = format!("drivers-test-{}", uuid::Uuid::now_v7().simple());
+    let queue = conveyor_runner::queue::RedisQueue::connect("redis://127.0.0.1:6379", &prefix)
+        .await
+        .expect("Redis on 127.0.0.1:6379");
+    let state = conveyor::http::AppState::new(
+        common::sqlite().await,
+        Arc::new(queue),
+        ADMIN.into(),
+        RUNNER.into(),
+    );
+    let base = common::serve_app(conveyor::http::app(Arc::new(state))).await;
+    let http = common::http();
+    let r1 = common::register_runner(&http, &base, RUNNER, "r1", &["default"]).await;
+    let app = App {
+        base,
+        http,
+        queue: Arc::new(LocalQueue::new()),
+        r1,
+    };
+    let token = app.driver("cloud", "host-1").await;
+    // A wait that times out mid-read, then work that arrives after it.
+    assert_eq!(app.claim_as(&token, 1).await.0, 204);
+    let id = app.started(CHAIN, "chain").await;
+    let (status, work) = app.claim_as(&token, 10).await;
+    assert_eq!(status, 200, "{work}");
+    assert_eq!(work["run_id"], id.as_str());
+    let done = json!({ "lease": work["lease"], "success": true, "data": { "HOST": "h" } });
+    assert_eq!(app.post(COMPLETE, Some(&token), &done).await.0, 204);
+    let build = app.build_of(&id).await;
+    assert_eq!(job(&build, "provision")["status"], "succeeded");
 }

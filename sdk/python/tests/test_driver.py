@@ -1,6 +1,8 @@
 """The SDK against a real orchestrator: the README's driver as written, results and
 failures, exceptions, labels through the log API, and a clean stop on SIGTERM."""
 
+import contextlib
+import io
 import signal
 import subprocess
 import sys
@@ -163,6 +165,26 @@ belts:
         self.assertEqual(p["env"]["K"], "v")
         self.assertEqual(p["build_number"], build["number"])
         self.assertIsNone(p["resource"])
+
+    def test_a_result_refused_after_the_lease_was_lost_is_logged_and_skipped(self):
+        token = self.o.env()["CONVEYOR_TOKEN"]
+        yaml = "product: lost\nbelts:\n  - name: main\n    jobs:\n      - name: l\n        driver: loser\n        outputs: [WHO]\n"
+        stale = DriverManager(Driver("loser", [], lambda *a: DriverResult(True)), self.o.url, token,
+                              instance="stale")
+        stale._register()
+        build_id = self.o.build(yaml, "lost", "main")
+        work = stale._http.call("POST", "/api/v1/drivers/claim", {"wait_secs": 10})
+        self.assertIsNotNone(work)
+        # The stale instance lets go (as if its lease had expired); another takes the job.
+        stale._http.call("POST", "/api/v1/drivers/release", work["lease"])
+        self.serve("loser", lambda payload, event, run_id, logger: DriverResult(True, "", {"WHO": "fresh"}))
+        build = self.o.finished(build_id)
+        self.assertEqual(job(build, "l")["outputs"], {"WHO": "fresh"})
+        said = io.StringIO()
+        with contextlib.redirect_stderr(said):
+            stale.handle(work)  # reconciles, then its result is refused
+        self.assertIn(f"result of job run {work['lease']['job_run_id']} attempt 1 refused", said.getvalue())
+        self.assertEqual(job(self.o.finished(build_id), "l")["outputs"], {"WHO": "fresh"})
 
     def test_a_missing_declared_output_fails_the_job_saying_which(self):
         self.serve("forgetful", lambda payload, event, run_id, logger: DriverResult(True, "done", {}))

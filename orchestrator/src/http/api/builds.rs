@@ -71,14 +71,12 @@ pub async fn show(
     Path(id): Path<String>,
 ) -> AppResult<Json<Value>> {
     input::id("id", &id)?;
-    let build = services
+    let mut build = services
         .store
         .build(&id)
         .await?
         .ok_or_else(|| AppError::NotFound(format!("no build `{id}`")))?;
-    let mut build = [build];
-    drivers::note_waiting(&services, &mut build).await?;
-    let [build] = build;
+    drivers::note_waiting(&services, std::slice::from_mut(&mut build)).await?;
     let mut v = serde_json::to_value(&build).map_err(|e| AppError::Internal(e.to_string()))?;
     v["triggered"] = json!(services.store.downstream_builds(&id).await?);
     Ok(Json(v))

@@ -106,11 +106,12 @@ pub async fn page(
     Path(id): Path<String>,
 ) -> PageResult<BuildPage> {
     input::id("id", &id)?;
-    let b = services
+    let mut b = services
         .store
         .build(&id)
         .await?
         .ok_or_else(|| AppError::NotFound(format!("There is no build `{id}`.")))?;
+    crate::services::drivers::note_waiting(&services, std::slice::from_mut(&mut b)).await?;
     let edges = services.store.job_edges(&id).await?;
     let (upstream, downstream) = chain(&services, &b).await?;
     let (trigger, trigger_link) = trigger_text(&b.trigger);
@@ -132,7 +133,8 @@ pub async fn page(
                 badge: badge(&j.status),
                 attempts: j.attempts,
                 took: took(j.started_at, j.finished_at),
-                runner: j.runner.clone().unwrap_or_default(),
+                // A queued driver job with no driver connected says so where its runner goes.
+                runner: j.runner.clone().or(j.waiting.clone()).unwrap_or_default(),
                 can_cancel: !is_final(&j.status),
                 can_approve: j.status == "waiting",
             })

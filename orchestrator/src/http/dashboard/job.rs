@@ -207,10 +207,8 @@ pub async fn job_of(services: &Services, id: &str) -> PageResult<(BuildView, Job
         .build_of_job_run(id)
         .await?
         .ok_or_else(missing)?;
-    let b = services.store.build(&build_id).await?.ok_or_else(missing)?;
-    let mut one = [b];
-    crate::services::drivers::note_waiting(services, &mut one).await?;
-    let [mut b] = one;
+    let mut b = services.store.build(&build_id).await?.ok_or_else(missing)?;
+    crate::services::drivers::note_waiting(services, std::slice::from_mut(&mut b)).await?;
     let at = b.jobs.iter().position(|j| j.id == id).ok_or_else(missing)?;
     let j = b.jobs.swap_remove(at);
     Ok((b, j))
