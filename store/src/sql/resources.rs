@@ -77,6 +77,9 @@ pub(crate) async fn resources<C: Conn>(
 }
 
 /// Writes the change and the builds `plan` makes of it; the record and the builds' ids.
+/// Concurrent changes of one resource queue on its row: a create inserts it (a second
+/// create finds it there: a conflict), an update or delete locks it before reading it, so
+/// two updates write two versions.
 pub(crate) async fn change<C: Conn>(
     conn: &mut C,
     event: ResourceVerb,
@@ -86,23 +89,49 @@ pub(crate) async fn change<C: Conn>(
     work: &mut Work,
 ) -> Result<(ResourceRecord, Vec<String>)> {
     let (t, n) = (&input.resource_type, &input.name);
-    let current = resource(conn, t, n, None).await?;
     let what = format!("resource `{n}` of type `{t}`");
-    let record = match (event, current) {
-        (ResourceVerb::Create, Some(_)) => {
+    let record = if event == ResourceVerb::Create {
+        let record = next_record(input, None, now);
+        let created = conn
+            .exec(
+                sql(
+                    "INSERT INTO resources (type, name, id, version, created_at, updated_at) \
+                     VALUES ($1, $2, $3, 1, $4, $4) ON CONFLICT (type, name) DO NOTHING",
+                )
+                .bind(t)
+                .bind(n)
+                .bind(&record.id)
+                .bind(now),
+            )
+            .await?;
+        if created == 0 {
             return Err(StoreError::Conflict(format!(
                 "{what} exists already: update it with PUT /resources/{t}/{n}"
             )));
         }
-        (ResourceVerb::Create, None) => write_version(conn, input, None, now).await?,
-        (_, None) => return Err(StoreError::NotFound(format!("no {what}"))),
-        (ResourceVerb::Update, Some(old)) => write_version(conn, input, Some(old), now).await?,
-        (ResourceVerb::Delete, Some(old)) => {
+        insert_version(conn, &record, now).await?;
+        record
+    } else {
+        let lock = "UPDATE resources SET updated_at = updated_at WHERE type = $1 AND name = $2";
+        conn.exec(sql(lock).bind(t).bind(n)).await?;
+        let Some(old) = resource(conn, t, n, None).await? else {
+            return Err(StoreError::NotFound(format!("no {what}")));
+        };
+        if event == ResourceVerb::Delete {
             for table in ["resource_versions", "resources"] {
                 let q = format!("DELETE FROM {table} WHERE type = $1 AND name = $2");
                 conn.exec(Sql::owned(q).bind(t).bind(n)).await?;
             }
             old
+        } else {
+            let record = next_record(input, Some(old), now);
+            let bump = "UPDATE resources SET version = $3, updated_at = $4 \
+                        WHERE type = $1 AND name = $2";
+            let version = i64::try_from(record.version).map_err(corrupt)?;
+            conn.exec(sql(bump).bind(t).bind(n).bind(version).bind(now))
+                .await?;
+            insert_version(conn, &record, now).await?;
+            record
         }
     };
     let mut ids = Vec::new();
@@ -112,53 +141,37 @@ pub(crate) async fn change<C: Conn>(
     Ok((record, ids))
 }
 
-/// Writes the next version (1 for a new resource).
-async fn write_version<C: Conn>(
-    conn: &mut C,
-    input: &ResourceInput,
-    old: Option<ResourceRecord>,
-    now: i64,
-) -> Result<ResourceRecord> {
-    let (t, n) = (&input.resource_type, &input.name);
-    let record = ResourceRecord {
+/// The record of the next version (1 for a new resource).
+fn next_record(input: &ResourceInput, old: Option<ResourceRecord>, now: i64) -> ResourceRecord {
+    ResourceRecord {
         id: old
             .as_ref()
             .map_or_else(|| uuid::Uuid::now_v7().to_string(), |o| o.id.clone()),
-        name: n.clone(),
-        resource_type: t.clone(),
+        name: input.name.clone(),
+        resource_type: input.resource_type.clone(),
         pipeline: input.pipeline.clone(),
         version: old.as_ref().map_or(1, |o| o.version + 1),
         metadata: input.metadata.clone(),
         spec: input.spec.clone(),
         created_at: old.as_ref().map_or(now, |o| o.created_at),
         updated_at: now,
-    };
-    let version = i64::try_from(record.version).map_err(corrupt)?;
-    let upsert = "INSERT INTO resources (type, name, id, version, created_at, updated_at) \
-                  VALUES ($1, $2, $3, $4, $5, $5) ON CONFLICT (type, name) DO UPDATE \
-                  SET version = excluded.version, updated_at = excluded.updated_at";
-    conn.exec(
-        sql(upsert)
-            .bind(t)
-            .bind(n)
-            .bind(&record.id)
-            .bind(version)
-            .bind(now),
-    )
-    .await?;
+    }
+}
+
+async fn insert_version<C: Conn>(conn: &mut C, r: &ResourceRecord, now: i64) -> Result<()> {
     conn.exec(
         sql(
             "INSERT INTO resource_versions (type, name, version, pipeline, metadata, spec, \
              created_at) VALUES ($1, $2, $3, $4, $5, $6, $7)",
         )
-        .bind(t)
-        .bind(n)
-        .bind(version)
-        .bind(&record.pipeline)
-        .bind(to_json(&record.metadata)?)
-        .bind(to_json(&record.spec)?)
+        .bind(&r.resource_type)
+        .bind(&r.name)
+        .bind(i64::try_from(r.version).map_err(corrupt)?)
+        .bind(&r.pipeline)
+        .bind(to_json(&r.metadata)?)
+        .bind(to_json(&r.spec)?)
         .bind(now),
     )
     .await?;
-    Ok(record)
+    Ok(())
 }

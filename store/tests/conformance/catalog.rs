@@ -267,3 +267,51 @@ pub async fn a_pipeline_owns_its_products_name_and_a_registered_product_keeps_it
         .await
         .unwrap();
 }
+
+/// One change of resource `name`, in a task of its own.
+fn changing(
+    store: &Arc<dyn Store>,
+    verb: ResourceVerb,
+    name: &str,
+) -> tokio::task::JoinHandle<Result<ResourceChanged>> {
+    let (store, mut i) = (store.clone(), input("v"));
+    i.name = name.into();
+    tokio::spawn(async move {
+        let none = |_: &ResourceRecord| Vec::new();
+        store.change_resource(verb, &i, &none, 1).await
+    })
+}
+
+pub async fn concurrent_changes_of_one_resource_queue_and_each_update_is_a_version(
+    store: Arc<dyn Store>,
+) {
+    store
+        .put_definition(&definition("app"), Write::Create, 1)
+        .await
+        .unwrap();
+    for round in 0..10 {
+        let name = format!("r{round}");
+        let a = changing(&store, ResourceVerb::Create, &name);
+        let b = changing(&store, ResourceVerb::Create, &name);
+        let (a, b) = (a.await.unwrap(), b.await.unwrap());
+        assert_eq!(
+            a.is_ok() as u8 + b.is_ok() as u8,
+            1,
+            "one create wins: {a:?} {b:?}"
+        );
+        let lost = if a.is_ok() { b } else { a };
+        assert!(conflict(lost).contains("exists already"));
+        let a = changing(&store, ResourceVerb::Update, &name);
+        let b = changing(&store, ResourceVerb::Update, &name);
+        let mut versions = [
+            a.await.unwrap().unwrap().record.version,
+            b.await.unwrap().unwrap().record.version,
+        ];
+        versions.sort();
+        assert_eq!(versions, [2, 3], "two updates at once write two versions");
+        assert_eq!(
+            store.resource("app", &name).await.unwrap().unwrap().version,
+            3
+        );
+    }
+}
