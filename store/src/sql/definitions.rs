@@ -61,23 +61,29 @@ pub(crate) async fn put_definition<C: Conn>(
         &format!("resource definition `{}`", def.name),
     )?;
     let (id, created_at) = old.map_or((def.id.clone(), now), |o| (o.id, o.created_at));
-    conn.exec(
-        sql(
-            "INSERT INTO resource_definitions (name, id, description, version, schema, \
+    let written = conn
+        .exec(
+            sql(
+                "INSERT INTO resource_definitions (name, id, description, version, schema, \
              created_at, updated_at) VALUES ($1, $2, $3, $4, $5, $6, $7) \
              ON CONFLICT (name) DO UPDATE SET description = excluded.description, \
              version = excluded.version, schema = excluded.schema, \
-             updated_at = excluded.updated_at",
+             updated_at = excluded.updated_at WHERE $8",
+            )
+            .bind(&def.name)
+            .bind(&id)
+            .bind(&def.description)
+            .bind(&def.version)
+            .bind(to_json(&def.schema)?)
+            .bind(created_at)
+            .bind(now)
+            .bind(mode != Write::Create),
         )
-        .bind(&def.name)
-        .bind(&id)
-        .bind(&def.description)
-        .bind(&def.version)
-        .bind(to_json(&def.schema)?)
-        .bind(created_at)
-        .bind(now),
-    )
-    .await?;
+        .await?;
+    // A create that met a row written since it looked (two at once) changes nothing.
+    if written == 0 {
+        check_mode(mode, true, &format!("resource definition `{}`", def.name))?;
+    }
     definition(conn, &def.name)
         .await?
         .ok_or_else(|| StoreError::Database("a definition just saved is missing".into()))
@@ -205,25 +211,30 @@ pub(crate) async fn put_pipeline<C: Conn>(
     check_mode(mode, old.is_some(), &format!("pipeline `{}`", p.name))?;
     put_managed_product(conn, product, MANAGED_BY_PIPELINE, now).await?;
     let created_at = old.map_or(now, |o| o.created_at);
-    conn.exec(
-        sql(
-            "INSERT INTO pipelines (name, resource, description, version, steps, metadata, \
+    let written = conn
+        .exec(
+            sql(
+                "INSERT INTO pipelines (name, resource, description, version, steps, metadata, \
              created_at, updated_at) VALUES ($1, $2, $3, $4, $5, $6, $7, $8) \
              ON CONFLICT (name) DO UPDATE SET resource = excluded.resource, \
              description = excluded.description, version = excluded.version, \
              steps = excluded.steps, metadata = excluded.metadata, \
-             updated_at = excluded.updated_at",
+             updated_at = excluded.updated_at WHERE $9",
+            )
+            .bind(&p.name)
+            .bind(&p.resource)
+            .bind(&p.description)
+            .bind(&p.version)
+            .bind(to_json(&p.steps)?)
+            .bind(to_json(&p.metadata)?)
+            .bind(created_at)
+            .bind(now)
+            .bind(mode != Write::Create),
         )
-        .bind(&p.name)
-        .bind(&p.resource)
-        .bind(&p.description)
-        .bind(&p.version)
-        .bind(to_json(&p.steps)?)
-        .bind(to_json(&p.metadata)?)
-        .bind(created_at)
-        .bind(now),
-    )
-    .await?;
+        .await?;
+    if written == 0 {
+        check_mode(mode, true, &format!("pipeline `{}`", p.name))?;
+    }
     pipeline(conn, &p.name)
         .await?
         .ok_or_else(|| StoreError::Database("a pipeline just saved is missing".into()))

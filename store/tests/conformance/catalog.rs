@@ -282,7 +282,7 @@ fn changing(
     })
 }
 
-pub async fn concurrent_changes_of_one_resource_queue_and_each_update_is_a_version(
+pub async fn concurrent_writes_queue_one_create_wins_and_each_update_is_a_version(
     store: Arc<dyn Store>,
 ) {
     store
@@ -291,6 +291,17 @@ pub async fn concurrent_changes_of_one_resource_queue_and_each_update_is_a_versi
         .unwrap();
     for round in 0..10 {
         let name = format!("r{round}");
+        let defs = [0, 1].map(|_| {
+            let (store, def) = (store.clone(), definition(&name));
+            tokio::spawn(async move { store.put_definition(&def, Write::Create, 2).await })
+        });
+        let [a, b] = defs;
+        let (a, b) = (a.await.unwrap(), b.await.unwrap());
+        assert_eq!(
+            a.is_ok() as u8 + b.is_ok() as u8,
+            1,
+            "one definition: {a:?} {b:?}"
+        );
         let a = changing(&store, ResourceVerb::Create, &name);
         let b = changing(&store, ResourceVerb::Create, &name);
         let (a, b) = (a.await.unwrap(), b.await.unwrap());

@@ -94,7 +94,7 @@ macro_rules! suite {
             t!(each_resource_change_is_a_version_with_the_builds_planned_for_it);
             t!(a_deleted_resource_runs_with_its_last_version_and_its_versions_go);
             t!(a_pipeline_owns_its_products_name_and_a_registered_product_keeps_its_own);
-            race!(concurrent_changes_of_one_resource_queue_and_each_update_is_a_version);
+            race!(concurrent_writes_queue_one_create_wins_and_each_update_is_a_version);
             t!(a_driver_instance_registers_as_a_runner_of_its_drivers_queue);
             t!(a_resources_build_keeps_its_resource_and_event_through_a_rerun);
             t!(a_driver_jobs_context_holds_the_outputs_before_it_and_its_lines_keep_labels);
