@@ -179,6 +179,20 @@ async fn a_resource_change_starts_a_build_of_its_pipeline_on_the_first_drivers_q
     assert_eq!(build["number"], 2, "builds are numbered per pipeline");
     assert_eq!(build["trigger"]["event"], "update");
     assert_eq!(build["trigger"]["version"], 2);
+
+    let (status, rerun) = app
+        .call("POST", &format!("/api/v1/builds/{second}/rerun"), None)
+        .await;
+    assert_eq!(status, 201, "{rerun}");
+    assert_eq!(
+        (rerun["product"].clone(), rerun["number"].clone()),
+        (json!("release"), json!(3))
+    );
+    assert_eq!(
+        rerun["event"], "update",
+        "a re-run reconciles the same change"
+    );
+    assert_eq!(rerun["resource"]["version"], 2);
 }
 
 #[tokio::test]
@@ -242,10 +256,8 @@ async fn a_pipeline_run_is_on_the_dashboard_like_any_build() {
         .unwrap();
     assert_eq!(page.status(), 200);
     let html = page.text().await.unwrap();
-    assert!(
-        html.contains("create of resource app/web (version 1)"),
-        "{html}"
-    );
+    let trigger = r#"create of resource <a href="/resources/app/web/1">app/web version 1</a>"#;
+    assert!(html.contains(trigger), "{html}");
     for step in ["builder", "check", "deployer"] {
         assert!(html.contains(step), "the graph shows step {step}");
     }

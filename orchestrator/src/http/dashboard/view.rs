@@ -135,8 +135,11 @@ pub fn trigger_text(t: &BuildTrigger) -> (String, Option<Link>) {
             version,
             event,
         } => (
-            format!("{event} of resource {resource_type}/{name} (version {version})"),
-            None,
+            format!("{event} of resource"),
+            Some(Link {
+                href: format!("/resources/{resource_type}/{name}/{version}"),
+                text: format!("{resource_type}/{name} version {version}"),
+            }),
         ),
         BuildTrigger::Rerun {
             build_id, number, ..
