@@ -179,20 +179,6 @@ async fn a_resource_change_starts_a_build_of_its_pipeline_on_the_first_drivers_q
     assert_eq!(build["number"], 2, "builds are numbered per pipeline");
     assert_eq!(build["trigger"]["event"], "update");
     assert_eq!(build["trigger"]["version"], 2);
-
-    let (status, rerun) = app
-        .call("POST", &format!("/api/v1/builds/{second}/rerun"), None)
-        .await;
-    assert_eq!(status, 201, "{rerun}");
-    assert_eq!(
-        (rerun["product"].clone(), rerun["number"].clone()),
-        (json!("release"), json!(3))
-    );
-    assert_eq!(
-        rerun["event"], "update",
-        "a re-run reconciles the same change"
-    );
-    assert_eq!(rerun["resource"]["version"], 2);
 }
 
 #[tokio::test]
@@ -271,5 +257,43 @@ async fn a_pipeline_run_is_on_the_dashboard_like_any_build() {
     assert!(
         text.contains("over resources of type"),
         "the pipeline's description: {text}"
+    );
+}
+
+#[tokio::test]
+async fn a_pipeline_run_re_runs_the_same_change_and_a_delete_is_a_run_too() {
+    let app = spawn_app().await;
+    app.app_pipeline("release").await;
+    app.call("POST", "/resources", Some(&web("v1"))).await;
+    let (_, updated) = app
+        .call("PUT", "/resources/app/web", Some(&web("v2")))
+        .await;
+    let second = updated["runid"].as_str().unwrap();
+    let (status, rerun) = app
+        .call("POST", &format!("/api/v1/builds/{second}/rerun"), None)
+        .await;
+    assert_eq!(status, 201, "{rerun}");
+    assert_eq!(
+        (rerun["product"].clone(), rerun["number"].clone()),
+        (json!("release"), json!(3))
+    );
+    assert_eq!(
+        rerun["event"], "update",
+        "a re-run reconciles the same change"
+    );
+    assert_eq!(rerun["resource"]["version"], 2);
+
+    let (status, gone) = app.call("DELETE", "/resources/app/web", None).await;
+    assert_eq!(status, 200, "{gone}");
+    let (_, build) = app
+        .get(&format!(
+            "/api/v1/builds/{}",
+            gone["runid"].as_str().unwrap()
+        ))
+        .await;
+    assert_eq!(build["event"], "delete", "a delete is a run too");
+    assert_eq!(
+        build["resource"]["spec"]["image"]["tag"], "v2",
+        "with the last version"
     );
 }
