@@ -1,9 +1,8 @@
 //! Drivers over HTTP (docs/drivers.md): outputs into a downstream bash job, failures with
-//! their message, fencing of a late result, an instance killed mid-reconcile re-delivered
-//! exactly once (real Python SDK processes), two instances sharing the work, and a driver
-//! job with no driver connected waiting and saying so.
+//! their message, fencing of a late result, cancelling, Redis, registration scopes, and a
+//! driver job with no driver connected waiting and saying so. Real driver processes:
+//! `driver_processes.rs`.
 
-use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
@@ -34,7 +33,7 @@ belts:
 ";
 
 /// `n` driver jobs of driver `worker`, none depending on another.
-fn parallel(n: usize) -> String {
+pub(crate) fn parallel(n: usize) -> String {
     let mut yaml = "product: many\nbelts:\n  - name: main\n    jobs:\n".to_string();
     for i in 0..n {
         yaml.push_str(&format!("      - name: j{i}\n        driver: worker\n"));
@@ -44,10 +43,16 @@ fn parallel(n: usize) -> String {
 
 /// The API over a store and queue whose services lease for `lease_ms` and whose upkeep
 /// (reaper, re-sender) runs every 100 ms.
-async fn spawn_with_lease(lease_ms: i64) -> App {
+pub(crate) async fn spawn_with_lease(lease_ms: i64) -> App {
+    spawn_with(lease_ms, 3).await
+}
+
+/// As [`spawn_with_lease`], failing a job only after its driver was lost `max_lost` times.
+pub(crate) async fn spawn_with(lease_ms: i64, max_lost: u32) -> App {
     let queue = Arc::new(LocalQueue::new());
     let mut services = Services::new(common::sqlite().await, queue.clone());
     services.lease_ms = lease_ms;
+    services.max_lost = max_lost;
     let services = Arc::new(services);
     let state =
         conveyor::http::AppState::with_services(services.clone(), ADMIN.into(), RUNNER.into());
@@ -70,7 +75,7 @@ async fn spawn_with_lease(lease_ms: i64) -> App {
 
 impl App {
     /// Registers instance `instance` of `driver` with the admin token; its own token.
-    async fn driver(&self, driver: &str, instance: &str) -> String {
+    pub(crate) async fn driver(&self, driver: &str, instance: &str) -> String {
         let body = json!({ "driver": driver, "instance": instance, "resources": ["vm"] });
         let (status, reply) = self.admin(REGISTER, &body).await;
         assert_eq!(status, 201, "{reply}");
@@ -78,23 +83,23 @@ impl App {
     }
 
     /// A claim with `token`, waiting up to `wait` seconds: the status and the work item.
-    async fn claim_as(&self, token: &str, wait: u64) -> (u16, Value) {
+    pub(crate) async fn claim_as(&self, token: &str, wait: u64) -> (u16, Value) {
         self.post(CLAIM, Some(token), &json!({ "wait_secs": wait }))
             .await
     }
 
     /// The body of a GET, as text.
-    async fn text(&self, path: &str) -> String {
+    pub(crate) async fn text(&self, path: &str) -> String {
         let res = self.http.get(format!("{}{path}", self.base)).send().await;
         res.unwrap().text().await.unwrap()
     }
 
-    async fn build_of(&self, id: &str) -> Value {
+    pub(crate) async fn build_of(&self, id: &str) -> Value {
         self.get(&format!("/api/v1/builds/{id}")).await.1
     }
 
     /// The build once it has finished (panics after `within`).
-    async fn finished(&self, id: &str, within: Duration) -> Value {
+    pub(crate) async fn finished(&self, id: &str, within: Duration) -> Value {
         let deadline = Instant::now() + within;
         loop {
             let b = self.build_of(id).await;
@@ -106,7 +111,7 @@ impl App {
         }
     }
 
-    async fn started(&self, yaml: &str, product: &str) -> String {
+    pub(crate) async fn started(&self, yaml: &str, product: &str) -> String {
         self.register(yaml).await;
         let (status, body) = self.start(product, "main").await;
         assert_eq!(status, 201, "{body}");
@@ -114,7 +119,7 @@ impl App {
     }
 }
 
-fn job<'a>(build: &'a Value, name: &str) -> &'a Value {
+pub(crate) fn job<'a>(build: &'a Value, name: &str) -> &'a Value {
     build["jobs"]
         .as_array()
         .unwrap()
@@ -277,126 +282,6 @@ async fn only_a_driver_instance_claims_its_drivers_work() {
     assert_eq!(listed["drivers"][0]["name"], "storage");
     assert_eq!(listed["drivers"][0]["resources"], json!(["vm"]));
     assert_eq!(listed["drivers"][0]["connected"], true);
-}
-
-/// The Python interpreter with the SDK: `CONVEYOR_TEST_PYTHON` (CI's venv), else `python3`
-/// with the SDK on `PYTHONPATH`.
-fn python() -> (String, PathBuf) {
-    let sdk = Path::new(env!("CARGO_MANIFEST_DIR")).join("../sdk/python");
-    let py = std::env::var("CONVEYOR_TEST_PYTHON").unwrap_or_else(|_| "python3".into());
-    (py, sdk)
-}
-
-/// A driver `worker` whose reconcile appends `START <job> <attempt> <pid>` to `record`,
-/// sleeps `SLOW` seconds, then succeeds.
-const WORKER: &str = r#"
-import os, time
-from conveyor_driver import Driver, DriverManager, DriverResult
-
-def reconcile(payload, event, run_id, logger):
-    with open(os.environ["RECORD"], "a") as f:
-        f.write(f"START {payload['job']} {payload['attempt']} {os.getpid()}\n")
-    time.sleep(float(os.environ.get("SLOW", "0")))
-    return DriverResult(True, "done", {"PID": str(os.getpid())})
-
-DriverManager(Driver("worker", ["thing"], reconcile)).run()
-"#;
-
-fn start_worker(app: &App, dir: &Path, slow: f64) -> common::Proc {
-    let (py, sdk) = python();
-    let script = dir.join("worker.py");
-    std::fs::write(&script, WORKER).unwrap();
-    let child = std::process::Command::new(py)
-        .arg(&script)
-        .env("PYTHONPATH", sdk)
-        .env("CONVEYOR_SERVER", &app.base)
-        .env("CONVEYOR_TOKEN", ADMIN)
-        .env("RECORD", dir.join("record"))
-        .env("SLOW", slow.to_string())
-        .stderr(std::process::Stdio::null())
-        .spawn()
-        .expect("python3 runs the SDK");
-    common::Proc(child)
-}
-
-fn record(dir: &Path) -> Vec<String> {
-    std::fs::read_to_string(dir.join("record"))
-        .unwrap_or_default()
-        .lines()
-        .map(str::to_string)
-        .collect()
-}
-
-async fn until(what: &str, mut check: impl FnMut() -> bool) {
-    let deadline = Instant::now() + Duration::from_secs(30);
-    while !check() {
-        assert!(Instant::now() < deadline, "timed out waiting for {what}");
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    }
-}
-
-#[tokio::test]
-async fn a_driver_killed_mid_reconcile_has_its_job_redelivered_exactly_once() {
-    let app = spawn_with_lease(1500).await;
-    let dir = common::temp_dir("driver");
-    let mut doomed = start_worker(&app, dir.as_path(), 600.0);
-    let id = app.started(&parallel(1), "many").await;
-    until("the first reconcile", || record(dir.as_path()).len() == 1).await;
-    doomed.0.kill().unwrap();
-    doomed.0.wait().unwrap();
-    let _survivor = start_worker(&app, dir.as_path(), 0.0);
-    let build = app.finished(&id, Duration::from_secs(30)).await;
-    assert_eq!(build["status"], "succeeded", "{build}");
-    // Past another lease, nothing ran it again.
-    tokio::time::sleep(Duration::from_millis(2000)).await;
-    let starts = record(dir.as_path());
-    assert_eq!(starts.len(), 2, "{starts:?}");
-    assert!(starts[0].starts_with("START j0 1 "), "{starts:?}");
-    assert!(starts[1].starts_with("START j0 2 "), "{starts:?}");
-    let j0 = job(&build, "j0");
-    assert_eq!(j0["attempts"], 2);
-    let survivor_pid = starts[1].rsplit(' ').next().unwrap();
-    assert_eq!(j0["outputs"]["PID"], survivor_pid);
-    let _ = std::fs::remove_dir_all(&dir);
-}
-
-#[tokio::test]
-async fn two_instances_of_a_driver_share_its_jobs_each_run_once() {
-    let app = spawn_with_lease(5000).await;
-    let (d1, d2) = (common::temp_dir("driver"), common::temp_dir("driver"));
-    let _one = start_worker(&app, d1.as_path(), 0.3);
-    let _two = start_worker(&app, d2.as_path(), 0.3);
-    let deadline = Instant::now() + Duration::from_secs(30);
-    loop {
-        let listed = app.get("/api/v1/drivers").await.1;
-        if listed["drivers"][0]["instances"]
-            .as_array()
-            .map_or(0, Vec::len)
-            == 2
-        {
-            break;
-        }
-        assert!(Instant::now() < deadline, "the instances did not register");
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    }
-    let id = app.started(&parallel(8), "many").await;
-    let build = app.finished(&id, Duration::from_secs(60)).await;
-    assert_eq!(build["status"], "succeeded", "{build}");
-    let (r1, r2) = (record(d1.as_path()), record(d2.as_path()));
-    assert!(
-        !r1.is_empty() && !r2.is_empty(),
-        "one did all: {r1:?} {r2:?}"
-    );
-    let mut jobs: Vec<String> = r1
-        .iter()
-        .chain(&r2)
-        .map(|l| l.split(' ').nth(1).unwrap().to_string())
-        .collect();
-    jobs.sort();
-    let want: Vec<String> = (0..8).map(|i| format!("j{i}")).collect();
-    assert_eq!(jobs, want, "each job once");
-    let _ = std::fs::remove_dir_all(&d1);
-    let _ = std::fs::remove_dir_all(&d2);
 }
 
 #[tokio::test]

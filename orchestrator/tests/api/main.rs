@@ -13,6 +13,7 @@ mod auth;
 mod common;
 mod compat;
 mod deliveries;
+mod driver_processes;
 mod drivers;
 mod files;
 mod forge_stub;
