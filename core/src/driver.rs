@@ -120,6 +120,10 @@ pub struct DriverPayload {
     pub outputs: Vec<String>,
     /// The outputs of every job of the build this one depends on (directly or not), by job.
     pub steps: BTreeMap<String, BTreeMap<String, String>>,
+    /// For each product the job takes as an input (`inputs: [PRODUCT]`, `PRODUCT.JOB`…),
+    /// the outputs of the upstream build it reads, by job.
+    #[serde(default)]
+    pub upstream: BTreeMap<String, BTreeMap<String, BTreeMap<String, String>>>,
     /// The resource that started the build, if one did.
     pub resource: Option<Value>,
 }

@@ -404,4 +404,7 @@ pub struct DriverContext {
     pub refs: Vec<(String, String)>,
     /// The outputs of every job run the job depends on, directly or not, by job name.
     pub steps: BTreeMap<String, BTreeMap<String, String>>,
+    /// For each product the job takes as an input: the outputs of the upstream build it
+    /// reads, by job name.
+    pub upstream: BTreeMap<String, BTreeMap<String, BTreeMap<String, String>>>,
 }

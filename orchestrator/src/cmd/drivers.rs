@@ -51,6 +51,8 @@ impl std::str::FromStr for DriverCommand {
 #[derive(Default)]
 pub struct LocalDrivers {
     children: Vec<(String, Child)>,
+    /// Drivers whose exit was reported.
+    exited: Vec<String>,
 }
 
 impl LocalDrivers {
@@ -78,6 +80,22 @@ impl LocalDrivers {
             out.children.push((c.name.clone(), child));
         }
         Ok(out)
+    }
+
+    /// The names of the drivers still running; says once of each that has exited.
+    pub fn running(&mut self) -> Vec<String> {
+        let mut out = Vec::new();
+        for (name, child) in &mut self.children {
+            match child.try_wait() {
+                Ok(None) => out.push(name.clone()),
+                Ok(Some(status)) if !self.exited.contains(name) => {
+                    eprintln!("error: driver `{name}` exited ({status})");
+                    self.exited.push(name.clone());
+                }
+                _ => {}
+            }
+        }
+        out
     }
 
     /// SIGTERM to each driver's process group, then SIGKILL to those still running after
@@ -159,9 +177,9 @@ pub fn sdk_path(examples: &Path) -> Vec<(String, String)> {
     vec![("PYTHONPATH".into(), path)]
 }
 
-/// Fails the open builds' queued driver jobs that nothing will take: a driver not given
-/// with `--driver` at once, a given one not connected [`CONNECT_GRACE_MS`] after the job
-/// was queued. Says why on stderr, once per job.
+/// Fails the open builds' queued driver jobs that nothing will take: a driver not running
+/// (not given with `--driver`, or exited) at once, a running one not connected
+/// [`CONNECT_GRACE_MS`] after the job was queued. Says why on stderr, once per job.
 pub async fn fail_stalled(
     services: &Services,
     open: &HashSet<String>,

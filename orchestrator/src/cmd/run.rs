@@ -157,7 +157,7 @@ async fn execute(
         .await
         .map_err(|e| format!("error: {e}"))?;
     let (git_ref, sha) = register(&engine.services, products, root, dir).await?;
-    let drivers = LocalDrivers::start(&args.drivers, &engine.url, &admin_token, &[])?;
+    let mut drivers = LocalDrivers::start(&args.drivers, &engine.url, &admin_token, &[])?;
     let mut events = engine.services.events.subscribe();
     let new = NewBuild {
         resource: None,
@@ -175,8 +175,7 @@ async fn execute(
     for f in &started.finished {
         open.remove(f);
     }
-    let given: Vec<String> = args.drivers.iter().map(|d| d.name.clone()).collect();
-    let order = follow(&engine, &mut events, open, started.created, &given).await;
+    let order = follow(&engine, &mut events, open, started.created, &mut drivers).await;
     let mut builds = Vec::new();
     for b in std::iter::once(&started.id).chain(order.iter().filter(|b| **b != started.id)) {
         if let Ok(Some(v)) = engine.services.store.build(b).await {
@@ -230,13 +229,13 @@ async fn register(
 
 /// Streams the logs of the `open` builds and of every build they fire, until all have
 /// finished; every build seen, in the order they were created. A build with a driver job
-/// no driver will take (none of the `given` drivers) is cancelled, saying so.
+/// no driver will take (none of the local `drivers` still running) is cancelled, saying so.
 async fn follow(
     engine: &Embedded,
     events: &mut Receiver<Event>,
     mut open: HashSet<String>,
     mut order: Vec<String>,
-    given: &[String],
+    drivers: &mut LocalDrivers,
 ) -> Vec<String> {
     let mut names: HashMap<String, String> = HashMap::new();
     let mut tick = tokio::time::interval(std::time::Duration::from_secs(1));
@@ -245,7 +244,8 @@ async fn follow(
         let event = tokio::select! {
             e = events.recv() => e,
             _ = tick.tick() => {
-                fail_stalled(&engine.services, &open, given, &mut told).await;
+                let running = drivers.running();
+                fail_stalled(&engine.services, &open, &running, &mut told).await;
                 continue;
             }
         };

@@ -175,6 +175,7 @@ async fn work_of(s: &Services, spec: JobSpec, driver: String) -> Result<DriverWo
         refs,
         outputs: ctx.outputs,
         steps: ctx.steps,
+        upstream: ctx.upstream,
         resource,
     };
     Ok(DriverWork {

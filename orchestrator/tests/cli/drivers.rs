@@ -78,6 +78,27 @@ fn a_run_whose_driver_is_not_given_fails_saying_no_driver_is_connected() {
 }
 
 #[test]
+fn a_run_whose_driver_exits_fails_at_once_saying_so() {
+    let started = std::time::Instant::now();
+    let (code, builds, stderr) = run(&["--driver", "greeter=exit 3"]);
+    assert_eq!(code, 1, "{stderr}");
+    assert!(
+        stderr.contains("error: driver `greeter` exited (exit status: 3)"),
+        "{stderr}"
+    );
+    assert!(
+        stderr.contains("no driver `greeter` is connected"),
+        "{stderr}"
+    );
+    assert_eq!(builds[0]["status"], "cancelled");
+    // Not after the grace a starting driver gets to connect.
+    assert!(
+        started.elapsed() < std::time::Duration::from_secs(15),
+        "{stderr}"
+    );
+}
+
+#[test]
 fn a_driver_flag_needs_a_name_and_a_command() {
     let out = Command::new(env!("CARGO_BIN_EXE_conveyor"))
         .args(["run", "--belt", "main", "examples/drivers/greetings.yml"])

@@ -161,6 +161,7 @@ belts:
         self.assertEqual(seen["event"], "process")
         p = seen["payload"]
         self.assertEqual(p["steps"], {"one": {"A": "1"}})
+        self.assertEqual(p["upstream"], {})
         self.assertEqual((p["product"], p["belt"], p["job"], p["attempt"]), ("steps", "main", "two", 1))
         self.assertEqual(p["env"]["K"], "v")
         self.assertEqual(p["build_number"], build["number"])

@@ -4,12 +4,12 @@
 
 use std::collections::{BTreeMap, BTreeSet};
 
-use conveyor_core::model::Job;
+use conveyor_core::model::{Input, Job};
 use sqlx::FromRow;
 
 use super::conn::{Conn, sql};
 use super::rows::each;
-use super::{from_json, outputs_of, registry, to_json};
+use super::{from_json, outputs_of, registry, to_json, values};
 use crate::error::Result;
 use crate::types::{DriverContext, DriverView};
 
@@ -62,17 +62,19 @@ pub(crate) async fn drivers<C: Conn>(conn: &mut C) -> Result<Vec<DriverView>> {
     })
 }
 
-/// The build's resource and event, the job's references as written, and the outputs of
-/// every job run of the build this one depends on, directly or not.
+/// The build's resource and event, the job's references as written, the outputs of every
+/// job run of the build this one depends on (directly or not), and of its upstream inputs.
 pub(crate) async fn context<C: Conn>(conn: &mut C, job_run_id: &str) -> Result<DriverContext> {
-    let (resource, event, spec): (Option<String>, Option<String>, String) = conn
+    let row: (String, Option<String>, Option<String>, String) = conn
         .one(
-            sql("SELECT b.resource, b.event, j.spec FROM job_runs j \
+            sql("SELECT b.id, b.resource, b.event, j.spec FROM job_runs j \
                  JOIN builds b ON b.id = j.build_id WHERE j.id = $1")
             .bind(job_run_id),
         )
         .await?;
+    let (build_id, resource, event, spec) = row;
     let job: Job = from_json(&spec)?;
+    let upstream = upstream_outputs(conn, &build_id, &job).await?;
     let mut seen = BTreeSet::new();
     let mut frontier = vec![job_run_id.to_string()];
     while let Some(run) = frontier.pop() {
@@ -103,5 +105,39 @@ pub(crate) async fn context<C: Conn>(conn: &mut C, job_run_id: &str) -> Result<D
             .map(|r| (r.env.clone(), r.text.clone()))
             .collect(),
         steps,
+        upstream,
     })
 }
+
+/// For each product the job takes as an input, the outputs of the build of it that this
+/// build reads (the one that fired it, else the one its trigger's `build:` names), by job.
+async fn upstream_outputs<C: Conn>(
+    conn: &mut C,
+    build_id: &str,
+    job: &Job,
+) -> Result<BTreeMap<String, Outputs>> {
+    let mut out = BTreeMap::new();
+    for input in &job.inputs {
+        let Input::Product { target, .. } = input else {
+            continue;
+        };
+        let up = values::upstream_build(conn, build_id, &target.product, target.belt.as_deref());
+        let Some(up) = up.await? else {
+            continue;
+        };
+        let rows: Vec<(String, Option<String>)> = conn
+            .all(sql("SELECT name, outputs FROM job_runs WHERE build_id = $1").bind(&up))
+            .await?;
+        let mut jobs: Outputs = BTreeMap::new();
+        for (name, outputs) in rows {
+            if target.job.as_ref().is_none_or(|j| *j == name) {
+                jobs.insert(name, outputs_of(outputs)?);
+            }
+        }
+        out.insert(target.product.clone(), jobs);
+    }
+    Ok(out)
+}
+
+/// Outputs by job name.
+type Outputs = BTreeMap<String, BTreeMap<String, String>>;

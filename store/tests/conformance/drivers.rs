@@ -9,7 +9,7 @@ use std::sync::Arc;
 use conveyor_core::protocol::{ClaimRequest, LogBatch, LogLine, Outcome, Stream};
 use conveyor_store::{Owner, ResourceEvent, Store};
 
-use crate::flow::{LEASE_MS, NO_CAP, done, manual, run_id};
+use crate::flow::{LEASE_MS, NO_CAP, done, finish, manual, run_id};
 
 const STEPS: &str = "product: steps
 belts:
@@ -160,4 +160,43 @@ pub async fn a_driver_jobs_context_holds_the_outputs_before_it_and_its_lines_kee
     assert_eq!(ctx.steps, BTreeMap::from([("one".to_string(), want)]));
     assert_eq!(ctx.refs.len(), 1);
     assert_eq!(ctx.refs[0].1, "one.A");
+}
+
+const UPSTREAM: &str = "product: up
+belts:
+  - name: main
+    jobs:
+      - name: u
+        commands: V=1
+        outputs: [V]
+        downstreams:
+          - downstream-product: consumer
+";
+
+const CONSUMER: &str = "product: consumer
+belts:
+  - name: main
+    jobs:
+      - name: d
+        driver: cloud
+        inputs: [up]
+";
+
+pub async fn a_driver_jobs_context_holds_the_outputs_of_the_products_it_takes_as_inputs(
+    store: Arc<dyn Store>,
+) {
+    for yaml in [UPSTREAM, CONSUMER] {
+        let p = conveyor_store::testing::product(yaml);
+        store.put_product(&p, 1).await.unwrap();
+    }
+    let (up, _) = store.create_build(&manual("up", "main"), 2).await.unwrap();
+    finish(&store, &up, "u", Outcome::Succeeded, &[("V", "1")]).await;
+    let fired = store.downstream_builds(&up).await.unwrap();
+    assert_eq!(fired.len(), 1, "the consumer's build");
+    let d = run_id(&store, &fired[0], "d").await;
+    let ctx = store.driver_context(&d).await.unwrap();
+    let outputs = BTreeMap::from([("V".to_string(), "1".to_string())]);
+    let jobs = BTreeMap::from([("u".to_string(), outputs)]);
+    assert_eq!(ctx.upstream, BTreeMap::from([("up".to_string(), jobs)]));
+    assert!(ctx.steps.is_empty());
 }

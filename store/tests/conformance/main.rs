@@ -98,6 +98,7 @@ macro_rules! suite {
             t!(a_driver_instance_registers_as_a_runner_of_its_drivers_queue);
             t!(a_resources_build_keeps_its_resource_and_event_through_a_rerun);
             t!(a_driver_jobs_context_holds_the_outputs_before_it_and_its_lines_keep_labels);
+            t!(a_driver_jobs_context_holds_the_outputs_of_the_products_it_takes_as_inputs);
         }
     };
 }
