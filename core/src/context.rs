@@ -21,16 +21,19 @@ pub enum Event {
     Schedule,
     Manual,
     Upstream,
+    /// A resource's change: a pipeline's run, or the fan-out to its type's drivers.
+    Resource,
 }
 
 impl Event {
-    pub const ALL: [Event; 6] = [
+    pub const ALL: [Event; 7] = [
         Event::Push,
         Event::PullRequest,
         Event::Tag,
         Event::Schedule,
         Event::Manual,
         Event::Upstream,
+        Event::Resource,
     ];
 
     pub fn name(self) -> &'static str {
@@ -41,6 +44,7 @@ impl Event {
             Event::Schedule => "schedule",
             Event::Manual => "manual",
             Event::Upstream => "upstream",
+            Event::Resource => "resource",
         }
     }
 

@@ -9,6 +9,10 @@ pub enum StoreError {
     Corrupt(String),
     #[error("{0}")]
     NotFound(String),
+    /// The write does not fit what is stored (a name taken, a row still in use); the
+    /// message is for the person who asked.
+    #[error("{0}")]
+    Conflict(String),
 }
 
 pub type Result<T> = std::result::Result<T, StoreError>;

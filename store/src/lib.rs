@@ -5,6 +5,7 @@
 //! and `postgres.rs`. No sqlx type crosses this boundary.
 
 mod api;
+mod catalog;
 mod error;
 mod postgres;
 mod sql;
@@ -14,6 +15,7 @@ pub mod testing;
 mod types;
 
 pub use api::Store;
+pub use catalog::*;
 pub use error::{Result, StoreError};
 pub use sql::{token, truncation_marker};
 pub use types::*;

@@ -53,6 +53,16 @@ pub enum BuildTrigger {
     },
     /// A `schedule:` trigger's tick (milliseconds since the epoch, UTC).
     Schedule { cron: String, tick: i64 },
+    /// A resource was created, updated or deleted (Conveyor CI's model): a pipeline's run,
+    /// or the fan-out to the drivers of its type.
+    Resource {
+        #[serde(rename = "resource")]
+        resource_type: String,
+        name: String,
+        version: u64,
+        /// `create`, `update` or `delete`.
+        event: String,
+    },
     /// Someone re-ran build `number` (id `build_id`) of the same product.
     Rerun {
         build_id: String,
@@ -86,6 +96,7 @@ impl BuildTrigger {
             BuildTrigger::Manual | BuildTrigger::Rerun { .. } => Event::Manual,
             BuildTrigger::Upstream { .. } => Event::Upstream,
             BuildTrigger::Schedule { .. } => Event::Schedule,
+            BuildTrigger::Resource { .. } => Event::Resource,
             BuildTrigger::Webhook { .. } if conveyor_core::rules::is_pull_request(r) => {
                 Event::PullRequest
             }

@@ -70,6 +70,6 @@ case!(
         "      - name: j\n        commands: 'true'\n        downstreams:\n          - downstream-product: d\n            events: [push, pull-request]\n"
     ),
     [
-        "t.yml:9:28: error: unknown event `pull-request` in `events` of a downstream (did you mean `pull_request`?): events are `push`, `pull_request`, `tag`, `schedule`, `manual`, `upstream`",
+        "t.yml:9:28: error: unknown event `pull-request` in `events` of a downstream (did you mean `pull_request`?): events are `push`, `pull_request`, `tag`, `schedule`, `manual`, `upstream`, `resource`",
     ]
 );

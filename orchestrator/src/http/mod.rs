@@ -108,6 +108,7 @@ impl FromRef<SharedState> for Arc<Services> {
 pub fn app(state: Arc<AppState>) -> Router {
     Router::new()
         .merge(api_routes())
+        .merge(conveyor_ci_routes())
         .merge(dashboard_routes())
         .layer(axum::extract::DefaultBodyLimit::disable())
         .layer(RequestBodyLimitLayer::new(MAX_BODY_BYTES))
@@ -174,6 +175,39 @@ fn api_routes() -> Router<SharedState> {
         .route("/api/v1/builds/{id}/rerun", post(actions::rerun))
         .route("/api/v1/builds/{id}/artifacts", get(api::files::list))
         .route("/api/v1/artifacts/{id}", get(api::files::get))
+}
+
+/// Conveyor CI's resource and pipeline API, at the root as Conveyor CI has it.
+fn conveyor_ci_routes() -> Router<SharedState> {
+    use api::{pipelines, resources as r};
+    Router::new()
+        .route(
+            "/resource-definitions",
+            get(r::list_definitions).post(r::create_definition),
+        )
+        .route("/resource-definitions/apply", post(r::apply_definition))
+        .route(
+            "/resource-definitions/{name}",
+            get(r::show_definition)
+                .put(r::update_definition)
+                .delete(r::delete_definition),
+        )
+        .route("/resources", post(r::create_resource))
+        .route("/resources/{type}", get(r::list_resources))
+        .route(
+            "/resources/{type}/{name}",
+            get(r::show_resource)
+                .put(r::update_resource)
+                .delete(r::delete_resource),
+        )
+        .route("/resources/{type}/{name}/{version}", get(r::show_version))
+        .route("/pipelines", get(pipelines::list).post(pipelines::create))
+        .route(
+            "/pipelines/{name}",
+            get(pipelines::show)
+                .put(pipelines::update)
+                .delete(pipelines::delete),
+        )
 }
 
 /// The driver protocol (`conveyor_core::driver`) and the list of drivers.

@@ -5,12 +5,15 @@
 //! `Services::store`.
 
 pub mod builds;
+pub mod catalog;
 pub mod drivers;
 mod effects;
 pub mod files;
 pub mod input;
 pub mod maintenance;
+pub mod pipelines;
 pub mod products;
+pub mod resources;
 pub mod runs;
 pub mod schedules;
 pub mod secrets;

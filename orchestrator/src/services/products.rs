@@ -105,9 +105,23 @@ pub async fn register(s: &Services, config: Config) -> Result<Registered> {
         }
     };
     for r in std::iter::once(&registered.record).chain(&registered.others) {
+        refuse_managed(s, &r.name).await?;
+    }
+    for r in std::iter::once(&registered.record).chain(&registered.others) {
         s.store.put_product(r, now_ms()).await?;
     }
     Ok(registered)
+}
+
+/// A config may not take the name of a product a pipeline or a resource type manages: it
+/// would replace that product's config.
+async fn refuse_managed(s: &Services, name: &str) -> Result<()> {
+    match s.store.product_owner(name).await? {
+        Some(Some(owner)) => Err(ServiceError::Conflict(format!(
+            "the name `{name}` belongs to a {owner}'s product: choose another product name"
+        ))),
+        _ => Ok(()),
+    }
 }
 
 /// Registers a product compiled from a local file (`conveyor up`, `conveyor run`, the

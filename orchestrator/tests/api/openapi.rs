@@ -18,9 +18,18 @@ fn routed_paths() -> BTreeSet<String> {
         .skip(1)
         .filter_map(|rest| rest.trim_start().strip_prefix('"')?.split('"').next())
         .filter(|p| {
-            ["/api/", "/hooks/", "/logs", "/health", "/metrics"]
-                .iter()
-                .any(|k| p.starts_with(k))
+            [
+                "/api/",
+                "/hooks/",
+                "/logs",
+                "/health",
+                "/metrics",
+                "/resource-definitions",
+                "/resources",
+                "/pipelines",
+            ]
+            .iter()
+            .any(|k| p.starts_with(k))
         })
         .map(str::to_string)
         .collect()

@@ -231,3 +231,17 @@ where
     let query = sqlx::query_as_with(AssertSqlSafe(q.text), args);
     query.fetch_optional(conn).await.map_err(db_err)
 }
+
+/// What a backend gives the engine: connections, and write transactions.
+pub(crate) trait Backend: Send + Sync + 'static {
+    type Conn: Conn;
+    /// A write transaction; dropped without [`Backend::commit`], it rolls back.
+    type Tx: std::ops::DerefMut<Target = Self::Conn> + Send;
+    /// A connection from the pool, for reads and single statements.
+    type Pooled: std::ops::DerefMut<Target = Self::Conn> + Send;
+
+    fn begin(&self) -> impl Future<Output = Result<Self::Tx>> + Send;
+    fn commit(tx: Self::Tx) -> impl Future<Output = Result<()>> + Send;
+    fn conn(&self) -> impl Future<Output = Result<Self::Pooled>> + Send;
+    fn pool_handle(&self) -> crate::types::PoolHandle;
+}

@@ -5,7 +5,9 @@
 
 mod actions;
 mod builds;
+mod catalog;
 pub(crate) mod conn;
+mod definitions;
 mod drivers;
 mod files;
 mod fire;
@@ -16,6 +18,7 @@ mod leases;
 mod logs;
 mod reads;
 mod registry;
+mod resources;
 mod rows;
 mod runs;
 mod schedules;
@@ -23,30 +26,14 @@ mod secrets;
 mod sessions;
 mod values;
 
-use std::ops::DerefMut;
-
 use async_trait::async_trait;
 use conveyor_core::protocol::{ClaimRequest, Completion, Lease, LogBatch};
 
 use crate::api::Store;
 use crate::error::Result;
 use crate::types::*;
-use conn::Conn;
+pub(crate) use conn::Backend;
 use groups::FollowUp;
-
-/// What a backend gives the engine: connections, and write transactions.
-pub(crate) trait Backend: Send + Sync + 'static {
-    type Conn: Conn;
-    /// A write transaction; dropped without [`Backend::commit`], it rolls back.
-    type Tx: DerefMut<Target = Self::Conn> + Send;
-    /// A connection from the pool, for reads and single statements.
-    type Pooled: DerefMut<Target = Self::Conn> + Send;
-
-    fn begin(&self) -> impl Future<Output = Result<Self::Tx>> + Send;
-    fn commit(tx: Self::Tx) -> impl Future<Output = Result<()>> + Send;
-    fn conn(&self) -> impl Future<Output = Result<Self::Pooled>> + Send;
-    fn pool_handle(&self) -> PoolHandle;
-}
 
 /// The store over one backend.
 pub(crate) struct SqlStore<B> {

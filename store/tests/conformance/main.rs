@@ -8,6 +8,7 @@
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
 mod actions;
+mod catalog;
 mod deliveries;
 mod drivers;
 mod files;
@@ -23,6 +24,7 @@ mod secrets;
 mod tls;
 
 use actions::*;
+use catalog::*;
 use deliveries::*;
 use drivers::*;
 use files::*;
@@ -101,6 +103,11 @@ macro_rules! suite {
             t!(a_schedule_starts_when_first_seen_and_fires_each_tick_once);
             t!(a_late_tick_fires_nothing_and_schedules_keep_their_own_ticks);
             race!(orchestrators_firing_one_tick_at_once_make_one_build);
+            t!(definitions_are_saved_by_mode_and_kept_while_resources_use_them);
+            t!(each_resource_change_is_a_version_with_the_builds_planned_for_it);
+            t!(a_deleted_resource_runs_with_its_last_version_and_its_versions_go);
+            t!(a_pipeline_owns_its_products_name_and_a_registered_product_keeps_its_own);
+            race!(concurrent_writes_queue_one_create_wins_and_each_update_is_a_version);
             t!(a_driver_instance_registers_as_a_runner_of_its_drivers_queue);
             t!(a_resources_build_keeps_its_resource_and_event_through_a_rerun);
             t!(a_driver_jobs_context_holds_the_outputs_before_it_and_its_lines_keep_labels);

@@ -1,6 +1,6 @@
 //! The JSON API under `/api/v1` (products, builds, job runs, logs, runners and the runner
-//! protocol), health and metrics, Conveyor CI's log API, and the OpenAPI document that
-//! describes them. Routes are listed in `http/mod.rs`.
+//! protocol), health and metrics, Conveyor CI's log, resource and pipeline APIs, and the
+//! OpenAPI document that describes them. Routes are listed in `http/mod.rs`.
 
 pub mod actions;
 pub mod builds;
@@ -8,7 +8,9 @@ pub mod compat;
 pub mod drivers;
 pub mod files;
 pub mod pages;
+pub mod pipelines;
 pub mod products;
+pub mod resources;
 pub mod runner;
 pub mod runners;
 pub mod secrets;

@@ -159,6 +159,18 @@ pub fn trigger_text(t: &BuildTrigger) -> (String, Option<Link>) {
             }),
         ),
         BuildTrigger::Schedule { cron, .. } => (format!("the schedule `{cron}`"), None),
+        BuildTrigger::Resource {
+            resource_type,
+            name,
+            version,
+            event,
+        } => (
+            format!("{event} of resource"),
+            Some(Link {
+                href: format!("/resources/{resource_type}/{name}/{version}"),
+                text: format!("{resource_type}/{name} version {version}"),
+            }),
+        ),
         BuildTrigger::Rerun {
             build_id, number, ..
         } => (
