@@ -13,11 +13,20 @@ use crate::{Cluster, SERIAL, lines};
 /// Jobs per build.
 const JOBS: usize = 24;
 
-/// A belt of `JOBS` independent jobs that each append their run id when they finish.
+/// Independent chains of jobs at a time (`JOBS / CHAINS` long).
+const CHAINS: usize = 4;
+
+/// A belt of `JOBS` jobs in `CHAINS` chains that each append their run id when they finish:
+/// orchestrators push the next job of a chain when one finishes, so messages are written
+/// throughout the build, not only at its start.
 fn many_jobs(count: &Path, secs: &str) -> String {
     let job = |i: usize| {
+        let needs = match i.checked_sub(CHAINS) {
+            Some(before) => format!("        needs: [j{before}]\n"),
+            None => String::new(),
+        };
         format!(
-            "      - name: j{i}\n        env: {{COUNT: '{}'}}\n        commands: sleep {secs}; echo \"$CONVEYOR_JOB_RUN_ID\" >> \"$COUNT\"\n",
+            "      - name: j{i}\n{needs}        env: {{COUNT: '{}'}}\n        commands: sleep {secs}; echo \"$CONVEYOR_JOB_RUN_ID\" >> \"$COUNT\"\n",
             count.display()
         )
     };
