@@ -9,6 +9,7 @@
 
 use std::future::Future;
 use std::sync::Mutex;
+use std::sync::atomic::Ordering;
 use std::time::Duration;
 
 use async_trait::async_trait;
@@ -32,6 +33,10 @@ const RECLAIM_SCANS: usize = 16;
 /// `XACK` and `XDEL` of one entry (`KEYS[1]` the stream, `ARGV` the group and the id).
 const ACK_AND_DELETE: &str =
     "redis.call('XACK', KEYS[1], ARGV[1], ARGV[2]) return redis.call('XDEL', KEYS[1], ARGV[2])";
+/// After a failed read, entries pending this long are taken over at once: a delivery is
+/// acknowledged right after its claim, so one idle this long has most likely lost its reader.
+/// Taking over one that was only slow is harmless: the second claim is refused.
+const ORPHAN_IDLE: Duration = Duration::from_secs(2);
 /// On a cluster, a runner of several fleets reads them one at a time (their slots may be on
 /// different nodes), each for at most this long, so a message waits at most this long per
 /// other fleet.
@@ -54,6 +59,10 @@ pub struct RedisQueue {
     /// When pending entries were last looked for, so an idle runner does not look on every
     /// wake-up: it issues its blocking read, and a reclaim scan only every half idle time.
     last_reclaim: Mutex<Option<std::time::Instant>>,
+    /// Set when a read failed: the server may have delivered a message whose reply was lost
+    /// (a master that died, a failover), so the next `pop` takes over entries idle for
+    /// [`ORPHAN_IDLE`] instead of waiting `reclaim_idle` for them.
+    lost_read: std::sync::atomic::AtomicBool,
 }
 
 /// `url` with the password in its user part (`redis://user:PASSWORD@host`, or a user part
@@ -114,6 +123,7 @@ impl RedisQueue {
             reclaim_idle: Duration::from_secs(60),
             block: Duration::from_secs(30),
             last_reclaim: Mutex::new(None),
+            lost_read: Default::default(),
         })
     }
 
@@ -178,9 +188,14 @@ impl RedisQueue {
     }
 
     /// Takes over the oldest message of `fleet` left unacknowledged for `reclaim_idle`.
-    async fn reclaim(&self, fleet: &str, consumer: &str) -> Result<Option<Delivery>, QueueError> {
+    async fn reclaim(
+        &self,
+        fleet: &str,
+        consumer: &str,
+        idle: Duration,
+    ) -> Result<Option<Delivery>, QueueError> {
         let key = self.key(fleet);
-        let idle = self.reclaim_idle.as_millis() as u64;
+        let idle = idle.as_millis() as u64;
         let mut start = "0-0".to_string();
         for _ in 0..RECLAIM_SCANS {
             let reply = self
@@ -313,9 +328,17 @@ impl RedisQueue {
             let Some(&batch) = turns.next() else {
                 return Err(QueueError("no fleet to read".into()));
             };
-            if self.reclaim_due() {
+            let orphans = self.lost_read.swap(false, Ordering::Relaxed);
+            if orphans || self.reclaim_due() {
+                let idle = if orphans {
+                    ORPHAN_IDLE
+                } else {
+                    self.reclaim_idle
+                };
                 for fleet in fleets {
-                    if let Some(d) = self.reclaim(fleet, consumer).await? {
+                    if let Some(d) = self.reclaim(fleet, consumer, idle).await? {
+                        // There may be more orphans: look again on the next `pop`.
+                        self.lost_read.fetch_or(orphans, Ordering::Relaxed);
                         return Ok(d);
                     }
                 }
@@ -433,8 +456,9 @@ impl Queue for RedisQueue {
         let mut conn = self.reader().await?;
         let delivery = self.wait(&mut conn, fleets, consumer).await;
         // After an error the connection may be dead or still blocked: drop it.
-        if delivery.is_ok() {
-            self.lock_readers().push(conn);
+        match delivery {
+            Ok(_) => self.lock_readers().push(conn),
+            Err(_) => self.lost_read.store(true, Ordering::Relaxed),
         }
         delivery
     }
