@@ -284,3 +284,63 @@ async fn many_jobs_run_once_each_across_a_sentinel_failover() {
         "{named}"
     );
 }
+
+/// A runner of two fleets whose slots are on different cluster nodes reads them in turn:
+/// a message to either reaches it, within the 1 s turn per other fleet.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_runner_of_fleets_on_different_cluster_nodes_gets_messages_of_each() {
+    use conveyor_runner::queue::{Queue, RedisQueue};
+    let _serial = SERIAL.lock().await;
+    let dir = common::temp_dir("redis-cluster-fleets");
+    let (_nodes, ports) = start_cluster(&dir).await;
+    let node_of = |fleet: &str| {
+        let tag = format!("{{fleet:{fleet}}}");
+        let slot: u16 = cli(ports[0], &["CLUSTER", "KEYSLOT", &tag])
+            .parse()
+            .unwrap();
+        ports.iter().position(|&p| owns(p, slot)).unwrap()
+    };
+    let names: Vec<String> = (0..20).map(|i| format!("f{i}")).collect();
+    let first = names[0].clone();
+    let other = names
+        .iter()
+        .find(|f| node_of(f) != node_of(&first))
+        .unwrap()
+        .clone();
+    let url = format!(
+        "redis+cluster://127.0.0.1:{},127.0.0.1:{}",
+        ports[0], ports[1]
+    );
+    let prefix = format!("conveyor-fleets-{}", uuid::Uuid::now_v7().simple());
+    let queue = RedisQueue::connect(&url, &prefix).await.unwrap();
+    let fleets = vec![first.clone(), other.clone()];
+    for fleet in [&other, &first, &other] {
+        let msg = conveyor_core::protocol::QueueMessage {
+            job_run_id: format!("run-of-{fleet}"),
+            attempt: 1,
+        };
+        let pusher = RedisQueue::connect(&url, &prefix).await.unwrap();
+        let target = fleet.clone();
+        let pushed = tokio::spawn(async move {
+            tokio::time::sleep(Duration::from_millis(300)).await;
+            pusher.push(&target, &msg).await.unwrap();
+            Instant::now()
+        });
+        let got = tokio::time::timeout(Duration::from_secs(10), queue.pop(&fleets, "r"))
+            .await
+            .expect("a message of either fleet is delivered")
+            .unwrap();
+        let popped = Instant::now();
+        let latency = popped.saturating_duration_since(pushed.await.unwrap());
+        assert_eq!(
+            (&got.fleet, got.msg.job_run_id.as_str()),
+            (fleet, format!("run-of-{fleet}").as_str())
+        );
+        assert!(
+            latency < Duration::from_millis(2500),
+            "delivered {latency:?} after the push"
+        );
+        eprintln!("fleet {fleet}: delivered {latency:?} after the push");
+        queue.ack(&got).await.unwrap();
+    }
+}
