@@ -50,7 +50,10 @@ struct Args {
         value_delimiter = ','
     )]
     servers: Vec<String>,
-    /// The Redis URL (with its password, if it has one). Prefer CONVEYOR_REDIS_URL or
+    /// The Redis URL (with its password, if it has one): redis[s]://host:port for one server,
+    /// redis://a:7000,redis://b:7001 or redis+cluster://a:7000,b:7001 for a Redis Cluster,
+    /// redis+sentinel://s1:26379,s2:26379/mymaster for a Sentinel-managed master.
+    /// Prefer CONVEYOR_REDIS_URL or
     /// --redis-url-file: every process on the machine can read a command line.
     #[arg(
         long,

@@ -10,6 +10,7 @@
 mod common;
 mod files;
 mod pg;
+mod redis_ha;
 mod scenarios;
 mod schedules;
 mod soak;

@@ -132,16 +132,19 @@ impl Trust {
         if !url.starts_with("rediss://") && !url.starts_with("valkeys://") {
             return redis::Client::open(url);
         }
-        // The redis crate takes roots as PEM, and uses them instead of the system's.
+        redis::Client::build_with_tls(url, self.redis_certificates())
+    }
+
+    /// These roots as the redis crate takes them (PEM, used instead of the system's).
+    pub fn redis_certificates(&self) -> redis::TlsCertificates {
         let mut pem = String::new();
         for der in self.roots() {
             pem_encode(der, &mut pem);
         }
-        let certs = redis::TlsCertificates {
+        redis::TlsCertificates {
             client_tls: None,
             root_cert: Some(pem.into_bytes()),
-        };
-        redis::Client::build_with_tls(url, certs)
+        }
     }
 }
 

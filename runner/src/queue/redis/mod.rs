@@ -1,21 +1,27 @@
 //! The production queue: one Redis stream per fleet, read through one consumer group, so a
 //! message goes to one runner and a dead runner's messages are reclaimed by another.
 //!
+//! It runs on one server, a Redis Cluster or a Sentinel-managed master (see [`link`] for the
+//! URL forms): a fleet's keys share one hash slot, so every command names keys of one slot.
+//!
 //! Delivery is at-least-once: a message can be delivered twice (a duplicate push, a reclaim
 //! from a runner that was only slow). That is fine because the database fences the claim.
 
 use std::future::Future;
 use std::sync::Mutex;
+use std::sync::atomic::Ordering;
 use std::time::Duration;
 
 use async_trait::async_trait;
 use conveyor_core::protocol::QueueMessage;
-use redis::aio::{ConnectionManager, ConnectionManagerConfig, MultiplexedConnection};
 use redis::streams::{StreamAutoClaimReply, StreamId, StreamReadReply};
-use redis::{AsyncConnectionConfig, Client, RedisError, RedisResult};
+use redis::{RedisError, RedisResult};
 
 use super::{Delivery, Queue, QueueError};
 use crate::tls::{Trust, explain};
+
+mod link;
+use link::{Conn, Link};
 
 /// The consumer group every runner reads through.
 const GROUP: &str = "runners";
@@ -24,29 +30,52 @@ const COMMAND_TIMEOUT: Duration = Duration::from_secs(5);
 /// At most this many `XAUTOCLAIM` calls per fleet and `pop`, to bound the scan of a long
 /// pending list.
 const RECLAIM_SCANS: usize = 16;
+/// `XACK` and `XDEL` of one entry (`KEYS[1]` the stream, `ARGV` the group and the id).
+const ACK_AND_DELETE: &str =
+    "redis.call('XACK', KEYS[1], ARGV[1], ARGV[2]) return redis.call('XDEL', KEYS[1], ARGV[2])";
+/// After a failed read, entries pending this long are taken over at once: a delivery is
+/// acknowledged right after its claim, so one idle this long has most likely lost its reader.
+/// Taking over one that was only slow is harmless: the second claim is refused.
+const ORPHAN_IDLE: Duration = Duration::from_secs(2);
+/// On a cluster, a runner of several fleets reads them one at a time (their slots may be on
+/// different nodes), each for at most this long, so a message waits at most this long per
+/// other fleet.
+const CLUSTER_SLICE: Duration = Duration::from_secs(1);
 
 /// Fleet queues on Redis streams, keyed `<prefix>:{fleet:<name>}:stream`.
 ///
-/// Non-blocking commands share one [`ConnectionManager`]. `XREADGROUP ... BLOCK` holds its
-/// connection for the whole wait, so every `pop` borrows a dedicated connection of its own.
+/// Non-blocking commands share one connection (a manager, or a cluster connection).
+/// `XREADGROUP ... BLOCK` holds its connection for the whole wait, so every `pop` borrows a
+/// dedicated connection of its own.
 pub struct RedisQueue {
-    client: Client,
-    conn: ConnectionManager,
+    link: Link,
     /// Idle dedicated connections for blocking reads. A `pop` takes one and puts it back only
     /// once its read has answered, so a cancelled `pop` never returns a connection that still
     /// has a blocked read in flight.
-    readers: Mutex<Vec<MultiplexedConnection>>,
+    readers: Mutex<Vec<Conn>>,
     prefix: String,
     reclaim_idle: Duration,
     block: Duration,
     /// When pending entries were last looked for, so an idle runner does not look on every
     /// wake-up: it issues its blocking read, and a reclaim scan only every half idle time.
     last_reclaim: Mutex<Option<std::time::Instant>>,
+    /// Set when a read failed: the server may have delivered a message whose reply was lost
+    /// (a master that died, a failover), so the next `pop` takes over entries idle for
+    /// [`ORPHAN_IDLE`] instead of waiting `reclaim_idle` for them.
+    lost_read: std::sync::atomic::AtomicBool,
 }
 
 /// `url` with the password in its user part (`redis://user:PASSWORD@host`, or a user part
-/// without a colon, which Redis may take as a password) replaced by `***`.
+/// without a colon, which Redis may take as a password) replaced by `***`; in each URL of a
+/// cluster's comma-separated list.
 fn redacted(url: &str) -> String {
+    url.split(',')
+        .map(redacted_one)
+        .collect::<Vec<_>>()
+        .join(",")
+}
+
+fn redacted_one(url: &str) -> String {
     let Some((scheme, rest)) = url.split_once("://") else {
         return url.to_string();
     };
@@ -76,33 +105,25 @@ impl RedisQueue {
     ) -> Result<Self, QueueError> {
         // Errors name the URL without its password: they end up in logs.
         let shown = redacted(url);
-        let client = trust
-            .redis(url)
-            .map_err(|e| QueueError(format!("the Redis URL {shown:?} is not valid: {e}")))?;
-        // Few reconnect attempts: with Redis down a command should fail within a second and
-        // leave retrying to the caller (the runner loop retries `pop` every second).
-        let config = ConnectionManagerConfig::new()
-            .set_number_of_retries(2)
-            .set_max_delay(Duration::from_secs(1))
-            .set_connection_timeout(Some(COMMAND_TIMEOUT))
-            .set_response_timeout(Some(COMMAND_TIMEOUT));
-        let conn = client
-            .get_connection_manager_with_config(config)
+        let link = Link::connect(url, trust, COMMAND_TIMEOUT)
             .await
-            .map_err(|e| {
-                QueueError(format!(
+            .map_err(|e| match e.kind() {
+                redis::ErrorKind::InvalidClientConfig => {
+                    QueueError(format!("the Redis URL {shown:?} is not valid: {e}"))
+                }
+                _ => QueueError(format!(
                     "could not connect to Redis at {shown}: {}",
                     explain(&e)
-                ))
+                )),
             })?;
         Ok(Self {
-            client,
-            conn,
+            link,
             readers: Mutex::new(Vec::new()),
             prefix: prefix.to_string(),
             reclaim_idle: Duration::from_secs(60),
             block: Duration::from_secs(30),
             last_reclaim: Mutex::new(None),
+            lost_read: Default::default(),
         })
     }
 
@@ -125,16 +146,21 @@ impl RedisQueue {
         format!("{}:{{fleet:{fleet}}}:stream", self.prefix)
     }
 
-    /// Runs a command on the shared connection, once more if the connection had dropped:
-    /// the manager reconnects only after a command has failed on the dead connection.
+    /// Runs a command on the shared connection, once more if the connection had dropped
+    /// (the manager reconnects only after a command has failed on the dead connection) or
+    /// the server is no longer the master (behind Sentinel the link asks for the new one).
     async fn shared<T, F, Fut>(&self, command: F) -> RedisResult<T>
     where
-        F: Fn(ConnectionManager) -> Fut,
+        F: Fn(Conn) -> Fut,
         Fut: Future<Output = RedisResult<T>>,
     {
-        match command(self.conn.clone()).await {
-            Err(e) if e.is_connection_dropped() || e.is_io_error() => {
-                command(self.conn.clone()).await
+        match command(self.link.shared()).await {
+            Err(e) if retryable(&e) => {
+                if let Err(again) = self.link.refresh().await {
+                    tracing::warn!("reconnecting to Redis: {again}");
+                    return Err(e);
+                }
+                command(self.link.shared()).await
             }
             other => other,
         }
@@ -162,9 +188,14 @@ impl RedisQueue {
     }
 
     /// Takes over the oldest message of `fleet` left unacknowledged for `reclaim_idle`.
-    async fn reclaim(&self, fleet: &str, consumer: &str) -> Result<Option<Delivery>, QueueError> {
+    async fn reclaim(
+        &self,
+        fleet: &str,
+        consumer: &str,
+        idle: Duration,
+    ) -> Result<Option<Delivery>, QueueError> {
         let key = self.key(fleet);
-        let idle = self.reclaim_idle.as_millis() as u64;
+        let idle = idle.as_millis() as u64;
         let mut start = "0-0".to_string();
         for _ in 0..RECLAIM_SCANS {
             let reply = self
@@ -207,9 +238,10 @@ impl RedisQueue {
     /// One blocking read over all `fleets` on a dedicated connection; `None` on timeout.
     async fn read(
         &self,
-        conn: &mut MultiplexedConnection,
+        conn: &mut Conn,
         fleets: &[String],
         consumer: &str,
+        block: Duration,
     ) -> RedisResult<Option<StreamReadReply>> {
         let mut cmd = redis::cmd("XREADGROUP");
         cmd.arg("GROUP")
@@ -218,7 +250,7 @@ impl RedisQueue {
             .arg("COUNT")
             .arg(1)
             .arg("BLOCK")
-            .arg(self.block.as_millis() as u64)
+            .arg(block.as_millis() as u64)
             .arg("STREAMS");
         for fleet in fleets {
             cmd.arg(self.key(fleet));
@@ -229,22 +261,19 @@ impl RedisQueue {
         cmd.query_async(conn).await
     }
 
-    async fn reader(&self) -> Result<MultiplexedConnection, QueueError> {
+    async fn reader(&self) -> Result<Conn, QueueError> {
         if let Some(conn) = self.lock_readers().pop() {
             return Ok(conn);
         }
-        let config = AsyncConnectionConfig::new()
-            .set_connection_timeout(Some(COMMAND_TIMEOUT))
-            .set_response_timeout(Some(self.block + COMMAND_TIMEOUT));
-        let mut conn = self
-            .client
-            .get_multiplexed_async_connection_with_config(&config)
-            .await
-            .map_err(|e| {
-                QueueError(format!(
-                    "could not connect to Redis for a blocking read: {e}"
-                ))
-            })?;
+        let mut conn = self.link.dedicated(self.block).await.map_err(|e| {
+            QueueError(format!(
+                "could not connect to Redis for a blocking read: {e}"
+            ))
+        })?;
+        if self.link.is_cluster() {
+            // A cluster connection reaches several nodes; a name would land on one.
+            return Ok(conn);
+        }
         // Named so `CLIENT LIST` tells which blocked connections are this queue's readers.
         let name: String = format!("{}:reader", self.prefix)
             .chars()
@@ -259,7 +288,7 @@ impl RedisQueue {
         Ok(conn)
     }
 
-    fn lock_readers(&self) -> std::sync::MutexGuard<'_, Vec<MultiplexedConnection>> {
+    fn lock_readers(&self) -> std::sync::MutexGuard<'_, Vec<Conn>> {
         self.readers.lock().unwrap_or_else(|p| p.into_inner())
     }
 
@@ -274,32 +303,58 @@ impl RedisQueue {
         due
     }
 
+    /// The reads `wait` takes turns over: all fleets at once, or on a cluster (where their
+    /// slots may be on different nodes) one fleet at a time, briefly when there are several.
+    fn batches<'a>(&self, fleets: &'a [String]) -> (Vec<&'a [String]>, Duration) {
+        if !self.link.is_cluster() {
+            return (vec![fleets], self.block);
+        }
+        let block = match fleets.len() {
+            1 => self.block,
+            _ => self.block.min(CLUSTER_SLICE),
+        };
+        (fleets.chunks(1).collect(), block)
+    }
+
     async fn wait(
         &self,
-        conn: &mut MultiplexedConnection,
+        conn: &mut Conn,
         fleets: &[String],
         consumer: &str,
     ) -> Result<Delivery, QueueError> {
+        let (batches, block) = self.batches(fleets);
+        let mut turns = batches.iter().cycle();
         loop {
-            if self.reclaim_due() {
+            let Some(&batch) = turns.next() else {
+                return Err(QueueError("no fleet to read".into()));
+            };
+            let orphans = self.lost_read.swap(false, Ordering::Relaxed);
+            if orphans || self.reclaim_due() {
+                let idle = if orphans {
+                    ORPHAN_IDLE
+                } else {
+                    self.reclaim_idle
+                };
                 for fleet in fleets {
-                    if let Some(d) = self.reclaim(fleet, consumer).await? {
+                    if let Some(d) = self.reclaim(fleet, consumer, idle).await? {
+                        // There may be more orphans: look again on the next `pop`.
+                        self.lost_read.fetch_or(orphans, Ordering::Relaxed);
                         return Ok(d);
                     }
                 }
             }
-            let reply = match self.read(conn, fleets, consumer).await {
+            let reply = match self.read(conn, batch, consumer, block).await {
                 Ok(reply) => reply,
                 // The stream or group is gone (Redis restarted empty, or never had it), or
                 // it was deleted while we were blocked on it.
                 Err(e) if matches!(e.code(), Some("NOGROUP" | "UNBLOCKED")) => {
-                    for fleet in fleets {
+                    for fleet in batch {
                         self.ensure_group(&self.key(fleet)).await?;
                     }
                     continue;
                 }
                 Err(e) => {
-                    let streams = format!("the streams of {}", fleets.join(", "));
+                    let streams = format!("the streams of {}", batch.join(", "));
                     return Err(failed("XREADGROUP", &streams, &e));
                 }
             };
@@ -338,26 +393,28 @@ impl RedisQueue {
         Ok(None)
     }
 
-    /// Acknowledges and deletes an entry in one transaction.
+    /// Acknowledges and deletes an entry in one script: atomic, and (unlike `MULTI`, which a
+    /// cluster client cannot route by key) sent to the node owning the key on a cluster.
     async fn remove(&self, key: &str, id: &str) -> Result<(), QueueError> {
         self.shared(|mut c| async move {
-            redis::pipe()
-                .atomic()
-                .cmd("XACK")
+            redis::cmd("EVAL")
+                .arg(ACK_AND_DELETE)
+                .arg(1)
                 .arg(key)
                 .arg(GROUP)
                 .arg(id)
-                .ignore()
-                .cmd("XDEL")
-                .arg(key)
-                .arg(id)
-                .ignore()
                 .query_async::<()>(&mut c)
                 .await
         })
         .await
         .map_err(|e| failed("XACK/XDEL", key, &e))
     }
+}
+
+/// Whether a command may succeed on a fresh connection: the old one dropped or hung, or the
+/// server it reached is a replica now (a failover demoted it).
+fn retryable(e: &RedisError) -> bool {
+    e.is_connection_dropped() || e.is_io_error() || e.is_timeout() || e.code() == Some("READONLY")
 }
 
 fn failed(command: &str, key: &str, e: &RedisError) -> QueueError {
@@ -399,8 +456,9 @@ impl Queue for RedisQueue {
         let mut conn = self.reader().await?;
         let delivery = self.wait(&mut conn, fleets, consumer).await;
         // After an error the connection may be dead or still blocked: drop it.
-        if delivery.is_ok() {
-            self.lock_readers().push(conn);
+        match delivery {
+            Ok(_) => self.lock_readers().push(conn),
+            Err(_) => self.lost_read.store(true, Ordering::Relaxed),
         }
         delivery
     }
