@@ -9,6 +9,7 @@ pub mod catalog;
 pub mod drivers;
 mod effects;
 pub mod files;
+pub mod history;
 pub mod input;
 pub mod maintenance;
 pub mod pipelines;

@@ -1,0 +1,30 @@
+//! History at scale: keyset pages of builds ([`cursor_of`] and a [`crate::BuildFilter`]'s
+//! `before`) and each belt's latest build per state. The [`History`] use cases are part of
+//! the [`crate::Store`] boundary (a supertrait, as [`crate::Catalog`] is).
+
+use async_trait::async_trait;
+
+use crate::error::Result;
+use crate::types::BuildView;
+
+/// The kinds of trigger a list can be filtered by.
+pub const TRIGGER_KIND: [&str; 5] = ["manual", "webhook", "upstream", "schedule", "resource"];
+
+/// The cursor that continues a list after `build` (opaque to clients).
+pub fn cursor_of(build: &BuildView) -> String {
+    format!("{}.{}", build.created_at, build.id)
+}
+
+/// A cursor's position (creation time and id), or `None` when it is not one.
+pub fn parse_cursor(cursor: &str) -> Option<(i64, String)> {
+    let (at, id) = cursor.split_once('.')?;
+    let at = at.parse::<i64>().ok()?;
+    (!id.is_empty() && id.len() <= 128 && !id.contains('\0')).then(|| (at, id.to_string()))
+}
+
+#[async_trait]
+pub trait History: Send + Sync {
+    /// The latest build of each of `belts` of `product` in each state it has one in,
+    /// without their jobs: one indexed probe per belt and state, in one statement.
+    async fn latest_by_state(&self, product: &str, belts: &[String]) -> Result<Vec<BuildView>>;
+}
