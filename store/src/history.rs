@@ -27,4 +27,11 @@ pub trait History: Send + Sync {
     /// The latest build of each of `belts` of `product` in each state it has one in,
     /// without their jobs: one indexed probe per belt and state, in one statement.
     async fn latest_by_state(&self, product: &str, belts: &[String]) -> Result<Vec<BuildView>>;
+
+    /// Each product's latest build, without its jobs (a product with none has no entry):
+    /// one statement, an indexed probe per product.
+    async fn latest_of_products(&self) -> Result<Vec<BuildView>>;
+
+    /// Whether the database answers (a constant statement, for `/health`).
+    async fn ping(&self) -> Result<()>;
 }

@@ -6,7 +6,7 @@ use std::collections::HashMap;
 use async_trait::async_trait;
 use sqlx::FromRow;
 
-use super::conn::{Arg, Conn, Sql};
+use super::conn::{Arg, Conn, Sql, sql};
 use super::rows::{BuildRow, JobRow, each};
 use super::{Backend, SqlStore, groups};
 use crate::error::{Result, StoreError};
@@ -88,10 +88,9 @@ pub(crate) async fn builds<C: Conn>(conn: &mut C, f: &BuildFilter) -> Result<Vec
         let (at, id) = parse_cursor(c)
             .ok_or_else(|| StoreError::Conflict(format!("`{c}` is not a cursor")))?;
         let n = w.next();
-        w.text.push(format!(
-            "(created_at < ${n} OR (created_at = ${n} AND id < ${}))",
-            n + 1
-        ));
+        // A row comparison, which both planners take as an index bound.
+        w.text
+            .push(format!("(created_at, id) < (${n}, ${})", n + 1));
         w.args.push(at.into());
         w.args.push(id.into());
     }
@@ -165,8 +164,28 @@ pub(crate) async fn latest_by_state<C: Conn>(
     each(found, BuildRow::view)
 }
 
+pub(crate) async fn latest_of_products<C: Conn>(conn: &mut C) -> Result<Vec<BuildView>> {
+    let q = Sql::owned(format!(
+        "SELECT {BUILD_COLS} FROM builds WHERE id IN (SELECT (SELECT b.id FROM builds b \
+         WHERE b.product = p.name ORDER BY b.created_at DESC, b.id DESC LIMIT 1) \
+         FROM products p) ORDER BY product"
+    ));
+    let found: Vec<BuildRow> = conn.all(q).await?;
+    each(found, BuildRow::view)
+}
+
 #[async_trait]
 impl<B: Backend> History for SqlStore<B> {
+    async fn ping(&self) -> Result<()> {
+        let conn = &mut *self.backend.conn().await?;
+        let _: (i64,) = conn.one(sql("SELECT CAST(1 AS BIGINT) AS one")).await?;
+        Ok(())
+    }
+
+    async fn latest_of_products(&self) -> Result<Vec<BuildView>> {
+        latest_of_products(&mut *self.backend.conn().await?).await
+    }
+
     async fn latest_by_state(&self, product: &str, belts: &[String]) -> Result<Vec<BuildView>> {
         latest_by_state(&mut *self.backend.conn().await?, product, belts).await
     }

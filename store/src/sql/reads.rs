@@ -126,10 +126,13 @@ pub(crate) async fn unfinished_builds<C: Conn>(conn: &mut C) -> Result<u64> {
     Ok(n as u64)
 }
 
-/// Job runs by state and fleet, and how many runners hold a running job run.
+/// Job runs in flight (pending, queued, waiting, running) by state and fleet, and how many
+/// runners hold a running job run: read through `job_runs_by_status`, so bounded by the work
+/// in flight, not by the history.
 pub(crate) async fn run_counts<C: Conn>(conn: &mut C) -> Result<(Vec<RunCount>, u64)> {
     let rows: Vec<(String, String, i64)> = conn
         .all(sql("SELECT status, fleet, COUNT(*) AS n FROM job_runs \
+                  WHERE status IN ('pending', 'queued', 'waiting', 'running') \
                   GROUP BY status, fleet ORDER BY status, fleet"))
         .await?;
     let counts = rows

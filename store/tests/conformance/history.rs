@@ -129,4 +129,14 @@ pub async fn a_belts_latest_build_per_state_is_found_however_old(store: Arc<dyn 
     assert!(found.contains(&("cancelled".to_string(), old)), "{found:?}");
     assert_eq!(found.len(), 2, "one per state: {found:?}");
     assert!(store.latest_by_state("shop", &[]).await.unwrap().is_empty());
+    let per_product = store.latest_of_products().await.unwrap();
+    let ids: Vec<(String, String)> = per_product
+        .iter()
+        .map(|b| (b.product.clone(), b.id.clone()))
+        .collect();
+    assert_eq!(
+        ids,
+        [("shop".to_string(), newest)],
+        "deploy has no build yet"
+    );
 }

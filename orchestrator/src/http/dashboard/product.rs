@@ -128,27 +128,20 @@ async fn belt_rows(services: &Services, name: &str, model: &Product) -> PageResu
         .collect())
 }
 
-/// Each product's latest build status (`pending` when it has none).
+/// Each product's latest build status (`pending` when it has none), from one statement.
 async fn last_statuses(
     services: &Services,
     products: &[Product],
 ) -> PageResult<Vec<(String, String)>> {
-    let mut last_status = Vec::new();
-    for p in products {
-        let filter = BuildFilter {
-            product: Some(p.name.clone()),
-            limit: Some(1),
-            ..Default::default()
-        };
-        let status = services
-            .store
-            .builds(&filter)
-            .await?
-            .first()
-            .map(|b| b.status.clone());
-        last_status.push((p.name.clone(), status.unwrap_or_else(|| "pending".into())));
-    }
-    Ok(last_status)
+    let latest = services.store.latest_of_products().await?;
+    Ok(products
+        .iter()
+        .map(|p| {
+            let status = latest.iter().find(|b| b.product == p.name);
+            let status = status.map_or_else(|| "pending".into(), |b| b.status.clone());
+            (p.name.clone(), status)
+        })
+        .collect())
 }
 
 fn trigger_row(t: &Trigger) -> TriggerRow {
