@@ -5,7 +5,7 @@
 use async_trait::async_trait;
 
 use crate::error::Result;
-use crate::types::BuildView;
+use crate::types::{BuildView, ProductRecord};
 
 /// The kinds of trigger a list can be filtered by.
 pub const TRIGGER_KIND: [&str; 5] = ["manual", "webhook", "upstream", "schedule", "resource"];
@@ -31,6 +31,10 @@ pub trait History: Send + Sync {
     /// Each product's latest build, without its jobs (a product with none has no entry):
     /// one statement, an indexed probe per product.
     async fn latest_of_products(&self) -> Result<Vec<BuildView>>;
+
+    /// The products registered for any of these repositories, by key (trimmed, no trailing
+    /// `/` or `.git`, lower case): an indexed lookup, for a webhook.
+    async fn products_of_repos(&self, keys: &[String]) -> Result<Vec<ProductRecord>>;
 
     /// Whether the database answers (a constant statement, for `/health`).
     async fn ping(&self) -> Result<()>;

@@ -7,11 +7,11 @@ use async_trait::async_trait;
 use sqlx::FromRow;
 
 use super::conn::{Arg, Conn, Sql, sql};
-use super::rows::{BuildRow, JobRow, each};
+use super::rows::{BuildRow, JobRow, ProductRow, each};
 use super::{Backend, SqlStore, groups};
 use crate::error::{Result, StoreError};
 use crate::history::{History, parse_cursor};
-use crate::types::{BuildFilter, BuildView, JobRunView};
+use crate::types::{BuildFilter, BuildView, JobRunView, ProductRecord};
 
 /// The states a belt's latest build is looked up in.
 const STATES: [&str; 5] = [
@@ -174,8 +174,32 @@ pub(crate) async fn latest_of_products<C: Conn>(conn: &mut C) -> Result<Vec<Buil
     each(found, BuildRow::view)
 }
 
+pub(crate) async fn products_of_repos<C: Conn>(
+    conn: &mut C,
+    keys: &[String],
+) -> Result<Vec<ProductRecord>> {
+    if keys.is_empty() {
+        return Ok(Vec::new());
+    }
+    let marks: Vec<String> = (1..=keys.len()).map(|n| format!("${n}")).collect();
+    let mut q = Sql::owned(format!(
+        "SELECT name, yaml, model, repo, branch, webhook_secret, source_path, head_sha, \
+         config_path FROM products WHERE repo_key IN ({}) ORDER BY name",
+        marks.join(", ")
+    ));
+    for k in keys {
+        q = q.bind(k.clone());
+    }
+    let found: Vec<ProductRow> = conn.all(q).await?;
+    each(found, ProductRow::record)
+}
+
 #[async_trait]
 impl<B: Backend> History for SqlStore<B> {
+    async fn products_of_repos(&self, keys: &[String]) -> Result<Vec<ProductRecord>> {
+        products_of_repos(&mut *self.backend.conn().await?, keys).await
+    }
+
     async fn ping(&self) -> Result<()> {
         let conn = &mut *self.backend.conn().await?;
         let _: (i64,) = conn.one(sql("SELECT CAST(1 AS BIGINT) AS one")).await?;

@@ -140,3 +140,25 @@ pub async fn a_belts_latest_build_per_state_is_found_however_old(store: Arc<dyn 
         "deploy has no build yet"
     );
 }
+
+pub async fn products_are_found_by_their_repositorys_key(store: Arc<dyn Store>) {
+    setup(&store).await;
+    let mut shop = conveyor_store::testing::product(
+        "product: web\nbelts:\n  - name: ci\n    jobs:\n      - name: j\n        commands: 'true'\n",
+    );
+    shop.repo = Some(" https://Git.Example/Team/Web.git/ ".into());
+    store.put_product(&shop, 2).await.unwrap();
+    let key = "https://git.example/team/web".to_string();
+    let found = store.products_of_repos(&[key]).await.unwrap();
+    assert_eq!(
+        found.iter().map(|p| p.name.as_str()).collect::<Vec<_>>(),
+        ["web"]
+    );
+    let other = store
+        .products_of_repos(&["https://git.example/team/webs".into()])
+        .await
+        .unwrap();
+    assert!(other.is_empty());
+    assert!(store.products_of_repos(&[]).await.unwrap().is_empty());
+    store.ping().await.unwrap();
+}

@@ -75,6 +75,7 @@ macro_rules! suite {
             t!(pages_are_stable_while_builds_are_added);
             t!(lists_filter_by_belt_ref_and_trigger);
             t!(a_belts_latest_build_per_state_is_found_however_old);
+            t!(products_are_found_by_their_repositorys_key);
             t!(a_manual_downstream_build_reads_the_upstream_build_its_selector_names);
             t!(forge_builds_are_due_a_report_until_told_and_downstreams_build_their_head);
             t!(one_job_run_reads_back_as_its_build_shows_it);
