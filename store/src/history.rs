@@ -22,6 +22,23 @@ pub fn parse_cursor(cursor: &str) -> Option<(i64, String)> {
     (!id.is_empty() && id.len() <= 128 && !id.contains('\0')).then(|| (at, id.to_string()))
 }
 
+/// What retention keeps: builds younger than `max_age_ms`, and the last `keep_last` of each
+/// belt; a finished build past every rule given is deleted (none given: nothing is). A
+/// belt's latest build in each state, and every unfinished build, are always kept.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct Retention {
+    pub max_age_ms: Option<i64>,
+    pub keep_last: Option<u32>,
+}
+
+/// What one sweep deleted: how many builds, and the artifact objects to delete from the
+/// object store.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Swept {
+    pub builds: u64,
+    pub objects: Vec<String>,
+}
+
 #[async_trait]
 pub trait History: Send + Sync {
     /// The latest build of each of `belts` of `product` in each state it has one in,
@@ -35,6 +52,10 @@ pub trait History: Send + Sync {
     /// The products registered for any of these repositories, by key (trimmed, no trailing
     /// `/` or `.git`, lower case): an indexed lookup, for a webhook.
     async fn products_of_repos(&self, keys: &[String]) -> Result<Vec<ProductRecord>>;
+
+    /// Deletes at most `batch` builds that `retention` no longer keeps, with their job runs,
+    /// logs and artifact rows, in one short transaction.
+    async fn sweep(&self, retention: &Retention, now: i64, batch: u32) -> Result<Swept>;
 
     /// Whether the database answers (a constant statement, for `/health`).
     async fn ping(&self) -> Result<()>;

@@ -8,9 +8,9 @@ use sqlx::FromRow;
 
 use super::conn::{Arg, Conn, Sql, sql};
 use super::rows::{BuildRow, JobRow, ProductRow, each};
-use super::{Backend, SqlStore, groups};
+use super::{Backend, SqlStore, groups, retention};
 use crate::error::{Result, StoreError};
-use crate::history::{History, parse_cursor};
+use crate::history::{History, Retention, Swept, parse_cursor};
 use crate::types::{BuildFilter, BuildView, JobRunView, ProductRecord};
 
 /// The states a belt's latest build is looked up in.
@@ -196,6 +196,14 @@ pub(crate) async fn products_of_repos<C: Conn>(
 
 #[async_trait]
 impl<B: Backend> History for SqlStore<B> {
+    async fn sweep(&self, r: &Retention, now: i64, batch: u32) -> Result<Swept> {
+        let mut tx = self.backend.begin().await?;
+        let ids = retention::due(&mut *tx, r, now, batch).await?;
+        let swept = retention::delete(&mut *tx, &ids).await?;
+        B::commit(tx).await?;
+        Ok(swept)
+    }
+
     async fn products_of_repos(&self, keys: &[String]) -> Result<Vec<ProductRecord>> {
         products_of_repos(&mut *self.backend.conn().await?, keys).await
     }

@@ -20,6 +20,7 @@ mod logs;
 mod reads;
 mod registry;
 mod resources;
+mod retention;
 mod rows;
 mod runs;
 mod schedules;

@@ -20,6 +20,7 @@ mod limits;
 mod owners;
 mod races;
 mod reads;
+mod retention;
 mod schedules;
 mod secrets;
 mod tls;
@@ -36,6 +37,7 @@ use limits::*;
 use owners::*;
 use races::*;
 use reads::*;
+use retention::*;
 use schedules::*;
 use secrets::*;
 
@@ -76,6 +78,7 @@ macro_rules! suite {
             t!(lists_filter_by_belt_ref_and_trigger);
             t!(a_belts_latest_build_per_state_is_found_however_old);
             t!(products_are_found_by_their_repositorys_key);
+            t!(retention_keeps_the_last_builds_the_young_and_each_states_latest);
             t!(a_manual_downstream_build_reads_the_upstream_build_its_selector_names);
             t!(forge_builds_are_due_a_report_until_told_and_downstreams_build_their_head);
             t!(one_job_run_reads_back_as_its_build_shows_it);
