@@ -8,6 +8,7 @@ pub mod bench_engine;
 pub mod client;
 pub mod decide;
 pub mod drivers;
+pub mod keep;
 pub mod run;
 pub mod secret;
 pub mod serve;

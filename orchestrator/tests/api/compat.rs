@@ -26,6 +26,7 @@ async fn a_driver_streams_its_lines_as_they_come_and_a_run_lists_them_after() {
         listen: "127.0.0.1:0".parse().unwrap(),
         runners: 2,
         max_log_bytes: conveyor::services::DEFAULT_MAX_LOG_MIB << 20,
+        retention: Default::default(),
         fleets: vec!["default".into()],
         admin_token: "admin".into(),
         job_user: None,

@@ -99,3 +99,61 @@ async fn walk_older(b: &Browser) -> (u64, u32) {
     }
     (seen, pages)
 }
+
+const MAKER: &str = "product: maker
+belts:
+  - name: ci
+    jobs:
+      - name: make
+        commands: echo made > out.txt
+        artifacts: [out.txt]
+";
+
+/// Retention end to end: real builds with artifacts, swept as the upkeep sweeps; the old
+/// builds' objects leave the object store, the kept build's stay.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn retention_deletes_old_builds_and_their_artifacts_objects() {
+    let c = conveyor(&[MAKER]).await;
+    let mut builds = Vec::new();
+    for _ in 0..3 {
+        let id = c.build("maker", "ci").await;
+        assert_eq!(c.until_finished(&id).await, "succeeded");
+        builds.push(id);
+    }
+    let s = &c.state;
+    let object = |b: String| async move {
+        let a = s.store.build_artifacts(&b).await.unwrap();
+        assert_eq!(a.len(), 1, "one artifact of {b}");
+        a[0].object.clone()
+    };
+    let oldest = object(builds[0].clone()).await;
+    let newest = object(builds[2].clone()).await;
+    assert!(s.blobs.get(&oldest).await.is_ok());
+    let keep_one = conveyor::store::Retention {
+        keep_last: Some(1),
+        ..Default::default()
+    };
+    let now = conveyor::clock::now_ms();
+    assert_eq!(
+        conveyor::services::maintenance::sweep(s, now)
+            .await
+            .unwrap(),
+        0,
+        "off by default"
+    );
+    let swept = conveyor::services::maintenance::sweep_with(s, &keep_one, now).await;
+    assert_eq!(swept.unwrap(), 2);
+    let left = s.store.builds(&Default::default()).await.unwrap();
+    assert_eq!(
+        left.iter().map(|b| b.id.clone()).collect::<Vec<_>>(),
+        [builds[2].clone()]
+    );
+    assert!(
+        s.blobs.get(&oldest).await.is_err(),
+        "the old object is gone"
+    );
+    assert!(
+        s.blobs.get(&newest).await.is_ok(),
+        "the kept build's object stays"
+    );
+}

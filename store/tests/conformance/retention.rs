@@ -20,20 +20,10 @@ async fn sweep_all(store: &Arc<dyn Store>, r: &Retention, now: i64) -> Vec<u64> 
     }
 }
 
-pub async fn retention_keeps_the_last_builds_the_young_and_each_states_latest(
-    store: Arc<dyn Store>,
-) {
-    setup(&store).await;
-    let (running, _) = store.create_build(&manual("shop", "ci"), 1).await.unwrap();
-    let mut cancelled = Vec::new();
-    for t in 10..20 {
-        let (id, _) = store.create_build(&manual("shop", "ci"), t).await.unwrap();
-        store.cancel_build(&id, t).await.unwrap();
-        cancelled.push(id);
-    }
-    // The oldest cancelled build has a log line: it goes with the build.
-    let lint = run_id(&store, &running, "lint").await;
-    let spec = claim(&store, &lint, 1).await.unwrap();
+/// A log line of job `lint` of `build`; the job run's id.
+async fn one_log_line(store: &Arc<dyn Store>, build: &str) -> String {
+    let lint = run_id(store, build, "lint").await;
+    let spec = claim(store, &lint, 1).await.unwrap();
     let line = LogLine {
         stream: Stream::Stdout,
         text: "kept".into(),
@@ -45,6 +35,26 @@ pub async fn retention_keeps_the_last_builds_the_young_and_each_states_latest(
         lines: vec![line],
     };
     assert!(store.append_logs(&batch, RUNNER, NO_CAP, 2).await.unwrap());
+    lint
+}
+
+async fn ids(store: &Arc<dyn Store>) -> Vec<String> {
+    let all = store.builds(&Default::default()).await.unwrap();
+    all.into_iter().map(|b| b.id).collect()
+}
+
+pub async fn retention_keeps_the_last_builds_the_young_and_each_states_latest(
+    store: Arc<dyn Store>,
+) {
+    setup(&store).await;
+    let (running, _) = store.create_build(&manual("shop", "ci"), 1).await.unwrap();
+    let mut cancelled = Vec::new();
+    for t in 10..20 {
+        let (id, _) = store.create_build(&manual("shop", "ci"), t).await.unwrap();
+        store.cancel_build(&id, t).await.unwrap();
+        cancelled.push(id);
+    }
+    let lint = one_log_line(&store, &running).await;
     let first_job = store.build(&cancelled[0]).await.unwrap().unwrap().jobs[0]
         .id
         .clone();
@@ -56,13 +66,7 @@ pub async fn retention_keeps_the_last_builds_the_young_and_each_states_latest(
         ..Default::default()
     };
     assert_eq!(sweep_all(&store, &last3, 1_000).await, [4, 3, 0]);
-    let left: Vec<String> = store
-        .builds(&Default::default())
-        .await
-        .unwrap()
-        .into_iter()
-        .map(|b| b.id)
-        .collect();
+    let left = ids(&store).await;
     assert_eq!(
         left,
         [&cancelled[9], &cancelled[8], &cancelled[7], &running].map(String::clone),
@@ -88,13 +92,7 @@ pub async fn retention_keeps_the_last_builds_the_young_and_each_states_latest(
         "everything is younger than 50 ms at t=60"
     );
     assert_eq!(sweep_all(&store, &young, 1_000).await, [2, 0]);
-    let left: Vec<String> = store
-        .builds(&Default::default())
-        .await
-        .unwrap()
-        .into_iter()
-        .map(|b| b.id)
-        .collect();
+    let left = ids(&store).await;
     assert_eq!(
         left,
         [&cancelled[9], &running].map(String::clone),
