@@ -7,7 +7,7 @@ use async_trait::async_trait;
 use sqlx::FromRow;
 
 use super::conn::{Arg, Conn, Sql, sql};
-use super::rows::{BuildRow, JobRow, ProductRow, each};
+use super::rows::{self, BuildRow, JobRow, ProductRow, each};
 use super::{Backend, SqlStore, groups, retention};
 use crate::error::{Result, StoreError};
 use crate::history::{History, Retention, Swept, parse_cursor};
@@ -21,10 +21,12 @@ const STATES: [&str; 5] = [
     "cancelled",
     "config_error",
 ];
-const BUILD_COLS: &str = "id, product, belt, number, status, trigger, upstream_build_id, \
-     git_ref, sha, error, created_at, finished_at, forge_status, resource, event, context";
-const JOB_COLS: &str = "build_id, id, name, status, attempt, exit_code, outputs, fleet, \
-     lease_owner, error, queued_at, started_at, finished_at, reason, decided_by, waiting_for";
+/// The columns `BuildRow` and `JobRow` decode, taken from their one-row statements so that
+/// a column added there is selected here too.
+fn columns(one_row: &'static str) -> &'static str {
+    let cols = one_row.strip_prefix("SELECT ").unwrap_or(one_row);
+    cols.split(" FROM ").next().unwrap_or(cols)
+}
 
 /// The largest page a list gives.
 pub(crate) const MAX_PAGE: u32 = 500;
@@ -95,7 +97,7 @@ pub(crate) async fn builds<C: Conn>(conn: &mut C, f: &BuildFilter) -> Result<Vec
         w.args.push(id.into());
     }
     let limit = f.limit.unwrap_or(50).clamp(1, MAX_PAGE);
-    let head = format!("SELECT {BUILD_COLS} FROM builds");
+    let head = format!("SELECT {} FROM builds", columns(rows::BUILD_ONE));
     let tail = format!(" ORDER BY created_at DESC, id DESC LIMIT {limit}");
     let found: Vec<BuildRow> = conn.all(w.sql(&head, &tail)).await?;
     let mut builds = each(found, BuildRow::view)?;
@@ -110,7 +112,8 @@ async fn attach_jobs<C: Conn>(conn: &mut C, builds: &mut [BuildView]) -> Result<
     }
     let marks: Vec<String> = (1..=builds.len()).map(|n| format!("${n}")).collect();
     let mut q = Sql::owned(format!(
-        "SELECT {JOB_COLS} FROM job_runs WHERE build_id IN ({}) ORDER BY build_id, idx",
+        "SELECT build_id, {} FROM job_runs WHERE build_id IN ({}) ORDER BY build_id, idx",
+        columns(rows::JOB_ONE),
         marks.join(", ")
     ));
     for b in builds.iter() {
@@ -142,6 +145,7 @@ pub(crate) async fn latest_by_state<C: Conn>(
     if belts.is_empty() {
         return Ok(Vec::new());
     }
+    let cols = columns(rows::BUILD_ONE);
     let mut parts = Vec::new();
     let mut q_args: Vec<Arg> = vec![product.to_string().into()];
     for belt in belts {
@@ -149,7 +153,7 @@ pub(crate) async fn latest_by_state<C: Conn>(
         let b = q_args.len();
         for state in STATES {
             parts.push(format!(
-                "SELECT * FROM (SELECT {BUILD_COLS} FROM builds WHERE product = $1 \
+                "SELECT * FROM (SELECT {cols} FROM builds WHERE product = $1 \
                  AND belt = ${b} AND status = '{state}' \
                  ORDER BY created_at DESC, id DESC LIMIT 1) AS s{}",
                 parts.len()
@@ -166,9 +170,10 @@ pub(crate) async fn latest_by_state<C: Conn>(
 
 pub(crate) async fn latest_of_products<C: Conn>(conn: &mut C) -> Result<Vec<BuildView>> {
     let q = Sql::owned(format!(
-        "SELECT {BUILD_COLS} FROM builds WHERE id IN (SELECT (SELECT b.id FROM builds b \
+        "SELECT {} FROM builds WHERE id IN (SELECT (SELECT b.id FROM builds b \
          WHERE b.product = p.name ORDER BY b.created_at DESC, b.id DESC LIMIT 1) \
-         FROM products p) ORDER BY product"
+         FROM products p) ORDER BY product",
+        columns(rows::BUILD_ONE)
     ));
     let found: Vec<BuildRow> = conn.all(q).await?;
     each(found, BuildRow::view)
