@@ -5,12 +5,13 @@ use conveyor_core::protocol::{ClaimRequest, Completion, Lease, LogBatch};
 
 use crate::catalog::Catalog;
 use crate::error::Result;
+use crate::history::History;
 use crate::types::*;
 
 /// Every use case the orchestrator has for its database (Conveyor CI's resources and
 /// pipelines: [`Catalog`]).
 #[async_trait]
-pub trait Store: Catalog + Send + Sync {
+pub trait Store: Catalog + History + Send + Sync {
     /// Registers a product, or replaces its config.
     async fn put_product(&self, p: &ProductRecord, now: i64) -> Result<()>;
     async fn product(&self, name: &str) -> Result<Option<ProductRecord>>;

@@ -7,6 +7,7 @@
 mod api;
 mod catalog;
 mod error;
+mod history;
 mod postgres;
 mod sql;
 mod sqlite;
@@ -17,6 +18,7 @@ mod types;
 pub use api::Store;
 pub use catalog::*;
 pub use error::{Result, StoreError};
+pub use history::*;
 pub use sql::{token, truncation_marker};
 pub use types::*;
 

@@ -314,10 +314,19 @@ fn default_event() -> String {
     conveyor_core::driver::EVENT_CREATE.to_string()
 }
 
+/// Which builds a list shows, newest first: every filter optional, `before` the cursor of
+/// the last build of the previous page ([`crate::cursor_of`]).
 #[derive(Debug, Clone, Default, PartialEq, Deserialize)]
 pub struct BuildFilter {
     pub product: Option<String>,
+    pub belt: Option<String>,
     pub status: Option<String>,
+    /// A branch (`main`, matching `refs/heads/main` too) or a full ref.
+    #[serde(rename = "ref", alias = "branch")]
+    pub git_ref: Option<String>,
+    /// The trigger's kind: `manual`, `webhook`, `upstream`, `schedule` or `resource`.
+    pub trigger: Option<String>,
+    pub before: Option<String>,
     pub limit: Option<u32>,
 }
 

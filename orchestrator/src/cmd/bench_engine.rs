@@ -150,6 +150,7 @@ async fn start(b: &EngineBench, dir: &std::path::Path) -> Result<Embedded, Strin
         listen: "127.0.0.1:0".parse().map_err(|e| format!("{e}"))?,
         runners: b.concurrency,
         max_log_bytes: crate::services::DEFAULT_MAX_LOG_MIB << 20,
+        retention: Default::default(),
         fleets: vec!["default".into()],
         admin_token: crate::store::token(),
         job_user: None,

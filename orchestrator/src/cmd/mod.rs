@@ -10,6 +10,7 @@ pub mod client;
 pub mod decide;
 pub mod drivers;
 pub mod follow;
+pub mod keep;
 pub mod run;
 pub mod secret;
 pub mod serve;

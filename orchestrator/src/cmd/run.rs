@@ -142,10 +142,9 @@ async fn execute(
     let opts = Options {
         data_dir: dir.join("data"),
         listen: "127.0.0.1:0".parse().map_err(|e| format!("{e}"))?,
-        runners: std::thread::available_parallelism()
-            .map_or(2, |n| n.get())
-            .max(4),
+        runners: std::thread::available_parallelism().map_or(4, |n| n.get().max(4)),
         max_log_bytes: crate::services::DEFAULT_MAX_LOG_MIB << 20,
+        retention: Default::default(),
         fleets: fleets_of(products.iter().map(|(_, p)| p)),
         admin_token: token.clone(),
         job_user: None,

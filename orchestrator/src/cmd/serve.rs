@@ -101,6 +101,8 @@ pub struct ServeArgs {
         value_parser = clap::value_parser!(u64).range(1..=1 << 20)
     )]
     pub max_log_mib: u64,
+    #[command(flatten)]
+    pub keep: crate::cmd::keep::Keep,
     /// Where this node keeps mirrors of product repositories.
     #[arg(long, env = "CONVEYOR_DATA_DIR", default_value = ".conveyor")]
     pub data_dir: PathBuf,
@@ -414,6 +416,7 @@ pub async fn run(mut a: ServeArgs) -> ExitCode {
         queue_prefix: a.queue_prefix,
         lease_secs: a.lease_secs,
         max_log_bytes: a.max_log_mib << 20,
+        retention: a.keep.retention(),
         data_dir: a.data_dir,
         public_ui: a.public_ui,
         files,

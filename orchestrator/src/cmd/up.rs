@@ -52,6 +52,8 @@ pub struct UpArgs {
     )]
     pub max_log_mib: u64,
     #[command(flatten)]
+    pub keep: crate::cmd::keep::Keep,
+    #[command(flatten)]
     pub tls: TlsArgs,
     #[command(flatten)]
     pub storage: super::serve::FileArgs,
@@ -152,6 +154,7 @@ pub async fn run(args: UpArgs) -> ExitCode {
         listen: args.listen,
         runners: args.runners,
         max_log_bytes: args.max_log_mib << 20,
+        retention: args.keep.retention(),
         fleets: fleets_of(report.products.iter().map(|(_, p)| p)),
         admin_token: admin_token.clone(),
         statuses: Default::default(),

@@ -228,10 +228,13 @@ fn is_config_path(path: &str) -> bool {
 
 /// A repository URL compared loosely: no trailing `/` or `.git`, lowercase scheme and host.
 pub fn same_repo(a: &str, b: &str) -> bool {
-    fn norm(u: &str) -> String {
-        let u = u.trim().trim_end_matches('/');
-        let u = u.strip_suffix(".git").unwrap_or(u);
-        u.to_lowercase()
-    }
-    !a.trim().is_empty() && norm(a) == norm(b)
+    !a.trim().is_empty() && repo_key(a) == repo_key(b)
+}
+
+/// A repository URL as products are looked up by it: trimmed, without a trailing `/` or
+/// `.git`, lower case (the store's `repo_key` column, migration 0014).
+pub fn repo_key(u: &str) -> String {
+    let u = u.trim().trim_end_matches('/');
+    let u = u.strip_suffix(".git").unwrap_or(u);
+    u.to_lowercase()
 }

@@ -7,5 +7,5 @@ mod mirrors;
 mod snapshot;
 
 pub use changes::{Diff, MAX_CHANGED_PATHS};
-pub use mirrors::{DEFAULT_CONFIG, GIT_TIMEOUT, GitError, Repos, same_repo};
+pub use mirrors::{DEFAULT_CONFIG, GIT_TIMEOUT, GitError, Repos, repo_key, same_repo};
 pub use snapshot::{Snapshot, snapshot};

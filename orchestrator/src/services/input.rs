@@ -65,7 +65,7 @@ fn check(field: &str, problem: Option<String>) -> Result<()> {
     problem.map_or(Ok(()), |p| Err(invalid(field, p)))
 }
 
-fn invalid(field: &str, problem: String) -> ServiceError {
+pub(super) fn invalid(field: &str, problem: String) -> ServiceError {
     ServiceError::InvalidField {
         field: field.to_string(),
         message: format!("`{field}` {problem}"),

@@ -7,7 +7,7 @@
 
 use super::Services;
 use crate::clock::now_ms;
-use crate::store::Result;
+use crate::store::{Result, Retention};
 
 /// One pass of the reaper and the re-sender.
 pub async fn tick(s: &Services) -> Result<()> {
@@ -19,7 +19,36 @@ pub async fn tick(s: &Services) -> Result<()> {
     if let Err(e) = super::schedules::fire_due(s, now).await {
         tracing::warn!("firing schedules: {e}");
     }
+    if let Err(e) = sweep(s, now).await {
+        tracing::warn!("retention: {e}");
+    }
     resend_lost(s, now - s.lease_ms / 2).await
+}
+
+/// Builds one retention pass deletes at most (one short transaction).
+pub const SWEEP_BATCH: u32 = 100;
+
+/// One batch of retention: builds no rule keeps, then their artifacts' objects (an object
+/// left by a crash in between is only space; a missing one is no error).
+pub async fn sweep(s: &Services, now: i64) -> Result<u64> {
+    sweep_with(s, &s.retention, now).await
+}
+
+/// One batch of retention by `retention` rather than the node's own.
+pub async fn sweep_with(s: &Services, retention: &Retention, now: i64) -> Result<u64> {
+    if *retention == Retention::default() {
+        return Ok(0);
+    }
+    let swept = s.store.sweep(retention, now, SWEEP_BATCH).await?;
+    for object in &swept.objects {
+        if let Err(e) = s.blobs.delete(object).await {
+            tracing::warn!("retention: deleting {object}: {e}");
+        }
+    }
+    if swept.builds > 0 {
+        tracing::info!(builds = swept.builds, "retention deleted old builds");
+    }
+    Ok(swept.builds)
 }
 
 /// Sends every queued job run again at once: for a queue known to be empty (the in-process

@@ -9,6 +9,7 @@ pub mod catalog;
 pub mod drivers;
 mod effects;
 pub mod files;
+pub mod history;
 pub mod input;
 pub mod maintenance;
 pub mod pipelines;
@@ -45,6 +46,8 @@ pub struct Services {
     /// How many bytes of log an attempt of a job run keeps; the rest is dropped after a
     /// marker line.
     pub max_log_bytes: u64,
+    /// What the upkeep's retention sweep keeps (nothing is deleted by default).
+    pub retention: crate::store::Retention,
     pub events: broadcast::Sender<Event>,
     pub metrics: Metrics,
     /// Mirrors of product repositories.
@@ -72,6 +75,7 @@ impl Services {
             lease_ms: 30_000,
             max_lost: 3,
             max_log_bytes: DEFAULT_MAX_LOG_MIB << 20,
+            retention: Default::default(),
             events: broadcast::channel(4096).0,
             metrics: Metrics::default(),
             repos: Repos::new(std::env::temp_dir().join(format!(

@@ -29,6 +29,8 @@ pub struct Options {
     pub runners: usize,
     /// How many bytes of log each attempt of a job keeps.
     pub max_log_bytes: u64,
+    /// What retention keeps (`--keep-days`, `--keep-builds`).
+    pub retention: crate::store::Retention,
     /// The fleets the local runners serve.
     pub fleets: Vec<String>,
     pub admin_token: String,
@@ -83,6 +85,7 @@ impl Embedded {
             .map_err(StartupError::Statuses)?;
         let mut services = Services::new(store, queue.clone());
         services.max_log_bytes = opts.max_log_bytes;
+        services.retention = opts.retention;
         services.repos = Repos::new(opts.data_dir.join("mirrors"));
         services.statuses = statuses;
         let files = match opts.files.clone() {

@@ -27,6 +27,8 @@ pub struct ServeConfig {
     pub lease_secs: u64,
     /// How many bytes of log each attempt of a job keeps.
     pub max_log_bytes: u64,
+    /// What retention keeps (`--keep-days`, `--keep-builds`).
+    pub retention: crate::store::Retention,
     pub data_dir: std::path::PathBuf,
     pub statuses: StatusConfig,
     /// Whether the dashboard's read-only pages need no sign-in.
@@ -72,6 +74,7 @@ pub async fn run(c: ServeConfig) -> Result<(), StartupError> {
     tracing::info!("artifacts and caches in {}", c.files.blobs.location);
     c.files.apply(&mut services);
     services.max_log_bytes = c.max_log_bytes;
+    services.retention = c.retention;
     let services = Arc::new(services);
     let mut state = AppState::with_services(services.clone(), c.admin_token, c.runner_token);
     state.public_ui = c.public_ui;

@@ -27,6 +27,7 @@ async fn started(name: &str, yaml: &str) -> (Embedded, reqwest::Client, String) 
         listen: "127.0.0.1:0".parse().unwrap(),
         runners: 2,
         max_log_bytes: conveyor::services::DEFAULT_MAX_LOG_MIB << 20,
+        retention: Default::default(),
         fleets: vec!["default".into()],
         admin_token: "admin".into(),
         job_user: None,

@@ -93,6 +93,7 @@ async fn start(dir: &Path) -> Hooks {
         listen: "127.0.0.1:0".parse().unwrap(),
         runners: 3,
         max_log_bytes: conveyor::services::DEFAULT_MAX_LOG_MIB << 20,
+        retention: Default::default(),
         fleets: vec!["default".into()],
         admin_token: "admin".into(),
         job_user: None,

@@ -18,6 +18,7 @@ mod drivers;
 mod files;
 mod forge_stub;
 mod gating;
+mod history;
 mod inputs;
 mod multi_product;
 mod observability;

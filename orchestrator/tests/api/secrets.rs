@@ -60,6 +60,7 @@ impl Conveyor {
             files: None,
             local_caches: None,
             max_log_bytes: conveyor::services::DEFAULT_MAX_LOG_MIB << 20,
+            retention: Default::default(),
         };
         let engine = Embedded::start(opts).await.unwrap();
         Conveyor {

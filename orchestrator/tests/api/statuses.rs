@@ -35,6 +35,7 @@ async fn gitlab_and_gitea_are_told_pending_then_the_outcome_in_their_own_formats
         listen: "127.0.0.1:0".parse().unwrap(),
         runners: 2,
         max_log_bytes: conveyor::services::DEFAULT_MAX_LOG_MIB << 20,
+        retention: Default::default(),
         fleets: vec!["default".into()],
         admin_token: ADMIN.into(),
         job_user: None,

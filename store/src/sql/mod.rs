@@ -13,12 +13,14 @@ mod files;
 mod fire;
 mod follow;
 mod groups;
+mod history;
 mod json;
 mod leases;
 mod logs;
 mod reads;
 mod registry;
 mod resources;
+mod retention;
 mod rows;
 mod runs;
 mod schedules;
@@ -214,7 +216,7 @@ impl<B: Backend> Store for SqlStore<B> {
     }
 
     async fn builds(&self, filter: &BuildFilter) -> Result<Vec<BuildView>> {
-        reads::builds(&mut *self.backend.conn().await?, filter).await
+        history::builds(&mut *self.backend.conn().await?, filter).await
     }
 
     async fn logs(&self, job_run_id: &str, after: i64, limit: u32) -> Result<Vec<LogRow>> {

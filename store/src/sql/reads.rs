@@ -7,7 +7,7 @@ use super::conn::{Conn, sql};
 use super::groups;
 use super::rows::{self, BuildRow, JobRow, LogLineRow, each};
 use crate::error::Result;
-use crate::types::{BuildFilter, BuildView, Dispatch, JobRunView, LogRow, RunCount};
+use crate::types::{BuildView, Dispatch, JobRunView, LogRow, RunCount};
 
 pub(crate) async fn build<C: Conn>(conn: &mut C, id: &str) -> Result<Option<BuildView>> {
     let row: Option<BuildRow> = conn.opt(sql(rows::BUILD_ONE).bind(id)).await?;
@@ -18,23 +18,6 @@ pub(crate) async fn build<C: Conn>(conn: &mut C, id: &str) -> Result<Option<Buil
     build.jobs = jobs_of(conn, &build.id).await?;
     build.waiting_for = groups::waiting_for(conn, &build.id).await?;
     Ok(Some(build))
-}
-
-pub(crate) async fn builds<C: Conn>(conn: &mut C, f: &BuildFilter) -> Result<Vec<BuildView>> {
-    let found: Vec<BuildRow> = conn
-        .all(
-            sql(rows::BUILD_FILTERED)
-                .bind(&f.product)
-                .bind(&f.status)
-                .bind(i64::from(f.limit.unwrap_or(50).min(500))),
-        )
-        .await?;
-    let mut builds = each(found, BuildRow::view)?;
-    for b in &mut builds {
-        b.jobs = jobs_of(conn, &b.id).await?;
-        b.waiting_for = groups::waiting_for(conn, &b.id).await?;
-    }
-    Ok(builds)
 }
 
 async fn jobs_of<C: Conn>(conn: &mut C, build_id: &str) -> Result<Vec<JobRunView>> {
@@ -143,10 +126,13 @@ pub(crate) async fn unfinished_builds<C: Conn>(conn: &mut C) -> Result<u64> {
     Ok(n as u64)
 }
 
-/// Job runs by state and fleet, and how many runners hold a running job run.
+/// Job runs in flight (pending, queued, waiting, running) by state and fleet, and how many
+/// runners hold a running job run: read through `job_runs_by_status`, so bounded by the work
+/// in flight, not by the history.
 pub(crate) async fn run_counts<C: Conn>(conn: &mut C) -> Result<(Vec<RunCount>, u64)> {
     let rows: Vec<(String, String, i64)> = conn
         .all(sql("SELECT status, fleet, COUNT(*) AS n FROM job_runs \
+                  WHERE status IN ('pending', 'queued', 'waiting', 'running') \
                   GROUP BY status, fleet ORDER BY status, fleet"))
         .await?;
     let counts = rows

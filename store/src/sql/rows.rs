@@ -45,11 +45,6 @@ impl ProductRow {
 pub(crate) const BUILD_ONE: &str = "SELECT id, product, belt, number, status, trigger, \
      upstream_build_id, git_ref, sha, error, created_at, finished_at, forge_status, resource, \
      event, context FROM builds WHERE id = $1";
-pub(crate) const BUILD_FILTERED: &str = "SELECT id, product, belt, number, status, trigger, \
-     upstream_build_id, git_ref, sha, error, created_at, finished_at, forge_status, resource, \
-     event, context FROM builds WHERE (CAST($1 AS TEXT) IS NULL OR product = $1) \
-     AND (CAST($2 AS TEXT) IS NULL OR status = $2) ORDER BY created_at DESC, id DESC LIMIT $3";
-
 #[derive(FromRow)]
 pub(crate) struct BuildRow {
     id: String,

@@ -110,21 +110,26 @@ pub(crate) async fn upstream_build<C: Conn>(
     product: &str,
     belt: Option<&str>,
 ) -> Result<Option<String>> {
-    let mut at = build_id.to_string();
-    for _ in 0..MAX_CHAIN {
-        let up: Option<(Option<String>,)> = conn
-            .opt(sql("SELECT upstream_build_id FROM builds WHERE id = $1").bind(&at))
-            .await?;
-        let Some(up) = up.and_then(|(u,)| u) else {
-            break;
-        };
-        let (p, b): (String, String) = conn
-            .one(sql("SELECT product, belt FROM builds WHERE id = $1").bind(&up))
-            .await?;
-        if p == product && belt.is_none_or(|want| want == b) {
-            return Ok(Some(up));
-        }
-        at = up;
+    // The chain of builds that triggered this one, nearest first, walked in one statement.
+    let near: Option<(String,)> = conn
+        .opt(
+            sql("WITH RECURSIVE chain (id, depth) AS ( \
+                 SELECT upstream_build_id, 1 FROM builds \
+                 WHERE id = $1 AND upstream_build_id IS NOT NULL \
+                 UNION ALL \
+                 SELECT b.upstream_build_id, c.depth + 1 FROM builds b JOIN chain c ON b.id = c.id \
+                 WHERE b.upstream_build_id IS NOT NULL AND c.depth < $4) \
+                 SELECT b.id FROM chain c JOIN builds b ON b.id = c.id \
+                 WHERE b.product = $2 AND (CAST($3 AS TEXT) IS NULL OR b.belt = $3) \
+                 ORDER BY c.depth LIMIT 1")
+            .bind(build_id)
+            .bind(product)
+            .bind(belt)
+            .bind(MAX_CHAIN as i64),
+        )
+        .await?;
+    if let Some((up,)) = near {
+        return Ok(Some(up));
     }
     // Not in the chain (a manual build): the trigger's `build:` selector decides.
     let (status, number) = match selector_for(conn, build_id, product).await? {

@@ -11,7 +11,7 @@ use serde_json::{Value, json};
 
 use crate::http::auth::{Admin, ApiReader};
 use crate::http::error::{AppError, AppResult};
-use crate::services::{Services, builds, input, waiting};
+use crate::services::{Services, builds, history, input, waiting};
 use crate::store::{BuildFilter, BuildTrigger, BuildView, NewBuild};
 
 #[derive(Deserialize, Default)]
@@ -53,15 +53,9 @@ pub async fn list(
     filter: Result<Query<BuildFilter>, QueryRejection>,
 ) -> AppResult<Json<Value>> {
     let Query(filter) = filter?;
-    if let Some(product) = &filter.product {
-        input::name("product", product)?;
-    }
-    if let Some(status) = &filter.status {
-        input::build_status("status", status)?;
-    }
-    let mut builds = services.store.builds(&filter).await?;
+    let (mut builds, next) = history::page(&services, &filter).await?;
     waiting::note_waiting(&services, &mut builds).await?;
-    Ok(Json(json!({ "builds": builds })))
+    Ok(Json(json!({ "builds": builds, "next": next })))
 }
 
 /// The build, and the builds it triggered (`triggered`, ids) beside the one that triggered

@@ -12,12 +12,7 @@ use crate::services::Services;
 
 /// 200 when the database and the queue answer, 503 (saying which does not) otherwise.
 pub async fn health(State(services): State<Arc<Services>>) -> (StatusCode, Json<Value>) {
-    let database = services
-        .store
-        .unfinished_builds()
-        .await
-        .map(|_| ())
-        .map_err(|e| e.to_string());
+    let database = services.store.ping().await.map_err(|e| e.to_string());
     let queue = services.queue.ping().await.map_err(|e| e.to_string());
     let word = |r: &Result<(), String>| if r.is_ok() { "ok" } else { "unreachable" };
     for (what, r) in [("database", &database), ("queue", &queue)] {
@@ -39,7 +34,7 @@ pub async fn health(State(services): State<Arc<Services>>) -> (StatusCode, Json<
     )
 }
 
-/// Prometheus exposition: job runs by state and fleet, queue depth per fleet, busy runners,
+/// Prometheus exposition: job runs in flight by state and fleet, queue depth per fleet, busy runners,
 /// dispatch latency and job duration.
 pub async fn metrics(
     State(services): State<Arc<Services>>,

@@ -73,16 +73,9 @@ pub async fn page(
             ..Default::default()
         })
         .await?;
+    let latest = services.store.latest_of_products().await?;
     let mut products = Vec::new();
     for p in services.store.products().await? {
-        let latest = services
-            .store
-            .builds(&BuildFilter {
-                product: Some(p.name.clone()),
-                limit: Some(1),
-                ..Default::default()
-            })
-            .await?;
         products.push(ProductRow {
             belts: p
                 .model
@@ -91,8 +84,11 @@ pub async fn page(
                 .map(|b| b.name.as_str())
                 .collect::<Vec<_>>()
                 .join(", "),
+            latest: latest
+                .iter()
+                .find(|b| b.product == p.name)
+                .map(BuildRow::of),
             name: p.name,
-            latest: latest.first().map(BuildRow::of),
         });
     }
     Ok(OverviewPage {

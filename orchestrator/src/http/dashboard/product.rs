@@ -5,7 +5,7 @@ use std::sync::Arc;
 
 use askama::Template;
 use askama_web::WebTemplate;
-use axum::extract::{Path, State};
+use axum::extract::{Path, Query, State};
 use conveyor_core::model::{Product, ScmEventType, Trigger};
 
 use super::PageResult;
@@ -15,7 +15,7 @@ use super::secrets::{self, SecretRow};
 use super::session::Reader;
 use super::view::{Chrome, Link, badge};
 use crate::http::error::AppError;
-use crate::services::{Services, input};
+use crate::services::{Services, history, input};
 use crate::store::BuildFilter;
 use conveyor_core::rules::downstream_targets;
 
@@ -23,6 +23,14 @@ pub struct BeltRow {
     pub name: String,
     pub jobs: usize,
     pub latest: Option<BuildRow>,
+    /// The belt's latest build in each state it has one in, newest first.
+    pub by_state: Vec<BuildRow>,
+}
+
+/// A page of the history: `before` is the cursor of the last build of the page before.
+#[derive(serde::Deserialize, Default)]
+pub struct Paging {
+    before: Option<String>,
 }
 
 pub struct TriggerRow {
@@ -40,6 +48,9 @@ pub struct ProductPage {
     pub belts: Vec<BeltRow>,
     pub triggers: Vec<TriggerRow>,
     pub builds: Vec<BuildRow>,
+    /// The link to the next (older) page of the history, and whether this is not the first.
+    pub older: Option<String>,
+    pub paged: bool,
     pub graph: Dag,
     pub graph_label: String,
     /// For a signed-in viewer: the product's secrets, and whether pull requests get them.
@@ -51,6 +62,7 @@ pub async fn page(
     State(services): State<Arc<Services>>,
     Reader(viewer): Reader,
     Path(name): Path<String>,
+    Query(paging): Query<Paging>,
 ) -> PageResult<ProductPage> {
     input::name("product", &name)?;
     let record = services
@@ -58,24 +70,13 @@ pub async fn page(
         .product(&name)
         .await?
         .ok_or_else(|| AppError::NotFound(format!("There is no product `{name}`.")))?;
-    let history = services
-        .store
-        .builds(&BuildFilter {
-            product: Some(name.clone()),
-            limit: Some(50),
-            ..Default::default()
-        })
-        .await?;
-    let belts = record
-        .model
-        .belts
-        .iter()
-        .map(|b| BeltRow {
-            name: b.name.clone(),
-            jobs: b.jobs.len(),
-            latest: history.iter().find(|h| h.belt == b.name).map(BuildRow::of),
-        })
-        .collect();
+    let filter = BuildFilter {
+        product: Some(name.clone()),
+        before: paging.before.clone(),
+        ..Default::default()
+    };
+    let (history, next) = history::page(&services, &filter).await?;
+    let belts = belt_rows(&services, &name, &record.model).await?;
     let registered: Vec<Product> = services
         .store
         .products()
@@ -95,33 +96,52 @@ pub async fn page(
         belts,
         triggers: record.model.triggers.iter().map(trigger_row).collect(),
         builds: history.iter().map(BuildRow::of).collect(),
+        older: next.map(|c| format!("/products/{name}?before={c}")),
+        paged: paging.before.is_some(),
         graph_label: format!("Products upstream and downstream of {name}"),
         graph,
         name,
     })
 }
 
-/// Each product's latest build status (`pending` when it has none).
+/// Each belt with its latest build per state (one statement, however long the history).
+async fn belt_rows(services: &Services, name: &str, model: &Product) -> PageResult<Vec<BeltRow>> {
+    let names: Vec<String> = model.belts.iter().map(|b| b.name.clone()).collect();
+    let mut latest = services.store.latest_by_state(name, &names).await?;
+    latest.sort_by(|a, b| (b.created_at, &b.id).cmp(&(a.created_at, &a.id)));
+    Ok(model
+        .belts
+        .iter()
+        .map(|b| {
+            let by_state: Vec<BuildRow> = latest
+                .iter()
+                .filter(|h| h.belt == b.name)
+                .map(BuildRow::of)
+                .collect();
+            BeltRow {
+                name: b.name.clone(),
+                jobs: b.jobs.len(),
+                latest: latest.iter().find(|h| h.belt == b.name).map(BuildRow::of),
+                by_state,
+            }
+        })
+        .collect())
+}
+
+/// Each product's latest build status (`pending` when it has none), from one statement.
 async fn last_statuses(
     services: &Services,
     products: &[Product],
 ) -> PageResult<Vec<(String, String)>> {
-    let mut last_status = Vec::new();
-    for p in products {
-        let filter = BuildFilter {
-            product: Some(p.name.clone()),
-            limit: Some(1),
-            ..Default::default()
-        };
-        let status = services
-            .store
-            .builds(&filter)
-            .await?
-            .first()
-            .map(|b| b.status.clone());
-        last_status.push((p.name.clone(), status.unwrap_or_else(|| "pending".into())));
-    }
-    Ok(last_status)
+    let latest = services.store.latest_of_products().await?;
+    Ok(products
+        .iter()
+        .map(|p| {
+            let status = latest.iter().find(|b| b.product == p.name);
+            let status = status.map_or_else(|| "pending".into(), |b| b.status.clone());
+            (p.name.clone(), status)
+        })
+        .collect())
 }
 
 fn trigger_row(t: &Trigger) -> TriggerRow {

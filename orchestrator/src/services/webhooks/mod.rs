@@ -20,7 +20,7 @@ use plan::{Plan, plan_product};
 use super::{Result, ServiceError, Services};
 use crate::clock::now_ms;
 use crate::forges::{Change, Forge, Headers};
-use crate::git::{Diff, same_repo};
+use crate::git::{Diff, repo_key, same_repo};
 use crate::store::{self, BuildTrigger, PlannedBuild, ProductRecord};
 
 /// What a delivery did.
@@ -228,9 +228,13 @@ async fn signed_products(
     body: &[u8],
     urls: &[String],
 ) -> Result<Vec<ProductRecord>> {
+    let mut keys: Vec<String> = urls.iter().map(|u| repo_key(u)).collect();
+    keys.retain(|k| !k.is_empty());
+    keys.sort_unstable();
+    keys.dedup();
     let products: Vec<ProductRecord> = s
         .store
-        .products()
+        .products_of_repos(&keys)
         .await?
         .into_iter()
         .filter(|p| {

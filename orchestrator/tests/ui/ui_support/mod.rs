@@ -24,6 +24,7 @@ pub async fn conveyor(products: &[&str]) -> Conveyor {
         listen: "127.0.0.1:0".parse().unwrap(),
         runners: 4,
         max_log_bytes: conveyor::services::DEFAULT_MAX_LOG_MIB << 20,
+        retention: Default::default(),
         fleets: vec!["default".into()],
         admin_token: ADMIN.into(),
         job_user: None,
