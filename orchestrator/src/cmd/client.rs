@@ -210,7 +210,7 @@ impl Api {
         Ok((size, conveyor_runner::client::hex(&hasher.finalize())))
     }
 
-    async fn post(&self, path: &str, body: Value) -> Result<Value, String> {
+    pub(super) async fn post(&self, path: &str, body: Value) -> Result<Value, String> {
         self.send(self.http.post(format!("{}{path}", self.server)).json(&body))
             .await
     }
@@ -367,7 +367,7 @@ pub async fn logs(args: LogsArgs) -> ExitCode {
 }
 
 /// Prints the build's log lines as they come, until it finishes (or once, unless `keep`).
-async fn follow(api: &Api, id: &str, keep: bool) -> Result<Value, String> {
+pub(super) async fn follow(api: &Api, id: &str, keep: bool) -> Result<Value, String> {
     let mut after: HashMap<String, i64> = HashMap::new();
     loop {
         let build = api.get(&format!("/api/v1/builds/{id}")).await?;

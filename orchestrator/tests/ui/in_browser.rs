@@ -10,7 +10,7 @@ use crate::ui_support::{Browser, QUICK, SHIP, SLOW, conveyor, sign_in};
 
 /// One browser at a time: two cores run one Chromium and the jobs it watches well, several
 /// badly.
-static ONE_BROWSER: tokio::sync::Mutex<()> = tokio::sync::Mutex::const_new(());
+pub(crate) static ONE_BROWSER: tokio::sync::Mutex<()> = tokio::sync::Mutex::const_new(());
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn every_page_loads_with_its_content_and_passes_the_accessibility_check() {

@@ -246,23 +246,25 @@ pub(crate) async fn make_ready<C: Conn>(
     } else {
         ("waiting", Some("concurrency"))
     };
-    conn.exec(
-        sql(
-            "UPDATE job_runs SET status = $2, queued_at = $3, waiting_for = $4 \
-             WHERE id = $1 AND status = 'pending'",
+    // The attempt is the row's: a retried build's job runs start at their next one.
+    let row: Option<(i64,)> = conn
+        .opt(
+            sql(
+                "UPDATE job_runs SET status = $2, queued_at = $3, waiting_for = $4 \
+                 WHERE id = $1 AND status = 'pending' RETURNING attempt",
+            )
+            .bind(run_id)
+            .bind(status)
+            .bind(now)
+            .bind(waiting_for),
         )
-        .bind(run_id)
-        .bind(status)
-        .bind(now)
-        .bind(waiting_for),
-    )
-    .await?;
-    if status == "queued" {
+        .await?;
+    if let (Some((attempt,)), "queued") = (row, status) {
         work.effects.dispatch.push(Dispatch {
             fleet: job.fleet.clone(),
             msg: QueueMessage {
                 job_run_id: run_id.to_string(),
-                attempt: 1,
+                attempt: attempt as u32,
             },
         });
     }

@@ -1,4 +1,4 @@
-//! The dashboard's forms: start, re-run or cancel a build, cancel, approve or decline a job
+//! The dashboard's forms: start, re-run, retry or cancel a build, cancel, approve or decline a job
 //! run.
 //! Each needs a signed-in session and its CSRF token, calls the same use case as the JSON
 //! API, and sends the browser on to the page that shows the result.
@@ -23,6 +23,17 @@ pub async fn rerun(
     check(&viewer, &form)?;
     let build = builds::rerun(&services, &id).await?;
     Ok(Redirect::to(&format!("/builds/{}", build.id)))
+}
+
+pub async fn retry(
+    State(services): State<Arc<Services>>,
+    Anyone(viewer): Anyone,
+    Path(id): Path<String>,
+    Form(form): Form<CsrfForm>,
+) -> PageResult<Redirect> {
+    check(&viewer, &form)?;
+    builds::retry(&services, &id).await?;
+    Ok(Redirect::to(&format!("/builds/{id}")))
 }
 
 pub async fn cancel_build(

@@ -1,5 +1,5 @@
 //! `/builds/{id}`: a build's jobs drawn as a graph, its jobs as a table, the chain of builds
-//! that fired it and that it fired, and the buttons to re-run or cancel it.
+//! that fired it and that it fired, and the buttons to re-run, retry or cancel it.
 
 use std::sync::Arc;
 
@@ -98,6 +98,8 @@ pub struct BuildPage {
     /// What a build that has not started waits for (its concurrency group).
     pub waiting: String,
     pub live: bool,
+    /// Finished with a failed or cancelled job: its failed jobs can be retried.
+    pub can_retry: bool,
     pub dag: Dag,
     pub dag_label: String,
     pub jobs: Vec<JobRow>,
@@ -148,6 +150,7 @@ pub async fn page(
             .collect(),
         badge: badge(&b.status),
         live: !is_final(&b.status),
+        can_retry: retryable(&b),
         trigger,
         trigger_link,
         git_ref: b.git_ref.clone().unwrap_or_default(),
@@ -164,6 +167,15 @@ pub async fn page(
         belt: b.belt,
         number: b.number,
     })
+}
+
+/// Whether the build has finished with a failed or cancelled job (what a retry runs).
+pub fn retryable(b: &BuildView) -> bool {
+    b.jobs.iter().all(|j| is_final(&j.status))
+        && matches!(b.status.as_str(), "failed" | "cancelled")
+        && b.jobs
+            .iter()
+            .any(|j| j.status == "failed" || j.status == "cancelled")
 }
 
 /// The build's jobs as a graph; each node links to its job's page.

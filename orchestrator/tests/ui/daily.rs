@@ -1,0 +1,106 @@
+//! The dashboard for daily use, in a real browser: retrying a build's failed jobs from its
+//! page (and with `conveyor retry`), runs again only what failed and what it skipped.
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
+use std::process::Command;
+
+use serde_json::json;
+
+use crate::in_browser::ONE_BROWSER;
+use crate::ui_support::{ADMIN, Browser, conveyor, sign_in};
+
+/// `check` fails until the file `marker` exists; `after` needs it, `first` runs before.
+fn flaky(marker: &std::path::Path) -> String {
+    format!(
+        "product: flaky
+belts:
+  - name: ci
+    jobs:
+      - name: first
+        commands: 'true'
+      - name: check
+        needs: [first]
+        commands: test -e '{}'
+      - name: after
+        needs: [check]
+        commands: 'true'
+",
+        marker.display()
+    )
+}
+
+/// The attempts column of the jobs table, in belt order.
+async fn attempts(b: &Browser) -> serde_json::Value {
+    b.exec(
+        "return [...document.querySelectorAll('#jobs .job-attempts')].map(e => e.innerText);",
+        json!([]),
+    )
+    .await
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn retrying_failed_jobs_by_clicking_runs_only_them_and_what_they_skipped() {
+    let _one = ONE_BROWSER.lock().await;
+    let dir = crate::common::temp_dir("retry");
+    let marker = dir.join("ok");
+    let c = conveyor(&[&flaky(&marker)]).await;
+    let build = c.build("flaky", "ci").await;
+    assert_eq!(c.until_finished(&build).await, "failed");
+    let b = Browser::start().await;
+    sign_in(&b, &c.url).await;
+    b.goto(&format!("{}/builds/{build}", c.url)).await;
+    let skipped = b.text("#jobs tr:nth-child(3) .job-state").await;
+    assert!(skipped.contains("skipped"), "{skipped}");
+    b.screenshot("desktop-build-failed-retryable").await;
+    std::fs::write(&marker, "").unwrap();
+    b.click("#retry-failed").await;
+    b.wait_for(
+        "the retried build to succeed on its page",
+        "const s = document.querySelector('#build-state'); return s && s.innerText.includes('succeeded');",
+    )
+    .await;
+    assert_eq!(c.view(&build).await.status, "succeeded");
+    b.goto(&format!("{}/builds/{build}", c.url)).await;
+    assert_eq!(
+        attempts(&b).await,
+        json!(["1", "2", "2"]),
+        "`first` is not run again"
+    );
+    assert_eq!(
+        b.exec(
+            "return document.querySelector('#retry-failed') === null;",
+            json!([])
+        )
+        .await,
+        json!(true),
+        "nothing left to retry"
+    );
+    b.screenshot("desktop-build-retried").await;
+
+    retry_with_the_cli(&c, &marker).await;
+}
+
+/// The same from the command line: `conveyor retry --wait` follows the build to success.
+async fn retry_with_the_cli(c: &crate::ui_support::Conveyor, marker: &std::path::Path) {
+    std::fs::remove_file(marker).unwrap();
+    let again = c.build("flaky", "ci").await;
+    assert_eq!(c.until_finished(&again).await, "failed");
+    std::fs::write(marker, "").unwrap();
+    let out = Command::new(env!("CARGO_BIN_EXE_conveyor"))
+        .args([
+            "retry", &again, "--wait", "--server", &c.url, "--token", ADMIN,
+        ])
+        .output()
+        .unwrap();
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        out.status.success(),
+        "{stdout}{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(
+        stdout.starts_with("retrying 2 job(s) of flaky ci #2"),
+        "{stdout}"
+    );
+    assert!(stdout.contains("flaky ci #2: succeeded"), "{stdout}");
+}
