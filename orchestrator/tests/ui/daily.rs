@@ -3,6 +3,7 @@
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
 use std::process::Command;
+use std::time::{Duration, Instant};
 
 use serde_json::json;
 
@@ -103,4 +104,64 @@ async fn retry_with_the_cli(c: &crate::ui_support::Conveyor, marker: &std::path:
         "{stdout}"
     );
     assert!(stdout.contains("flaky ci #2: succeeded"), "{stdout}");
+}
+
+/// A job that writes the time into `file` ten times a second until it is stopped.
+fn beating(file: &std::path::Path) -> String {
+    format!(
+        "product: beat
+belts:
+  - name: ci
+    jobs:
+      - name: beat
+        commands: while true; do date +%s%N > '{}'; sleep 0.1; done
+",
+        file.display()
+    )
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn cancelling_a_running_job_shows_at_once_and_stops_its_process_within_two_seconds() {
+    let _one = ONE_BROWSER.lock().await;
+    let dir = crate::common::temp_dir("cancel");
+    let file = dir.join("beat");
+    let c = conveyor(&[&beating(&file)]).await;
+    let build = c.build("beat", "ci").await;
+    c.until_job(&build, "beat", "running").await;
+    let job = c.job(&build, "beat").await;
+    let b = Browser::start().await;
+    sign_in(&b, &c.url).await;
+    b.goto(&format!("{}/jobs/{job}", c.url)).await;
+    while !file.exists() {
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    b.click("#cancel-job").await;
+    let clicked = Instant::now();
+    b.wait_for(
+        "the job page to say it is cancelling, without the button",
+        "const s = document.querySelector('#job-state'); return s && /cancel/.test(s.innerText) && document.querySelector('#cancel-job') === null;",
+    )
+    .await;
+    assert!(
+        clicked.elapsed() < Duration::from_secs(1),
+        "the page reflects the cancel at once"
+    );
+    b.screenshot("desktop-job-cancelling").await;
+    // The beat stops: the last change of the file comes within two seconds of the click.
+    let (mut last, mut changed) = (std::fs::read(&file).unwrap(), clicked);
+    while changed.elapsed() < Duration::from_secs(1) {
+        assert!(
+            clicked.elapsed() < Duration::from_secs(10),
+            "the job never stopped"
+        );
+        tokio::time::sleep(Duration::from_millis(50)).await;
+        let now = std::fs::read(&file).unwrap();
+        if now != last {
+            (last, changed) = (now, Instant::now());
+        }
+    }
+    let took = changed.duration_since(clicked);
+    eprintln!("the job stopped {took:?} after the click");
+    assert!(took < Duration::from_secs(2), "the job ran on for {took:?}");
+    c.until_job(&build, "beat", "cancelled").await;
 }

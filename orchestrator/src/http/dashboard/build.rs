@@ -143,7 +143,7 @@ pub async fn page(
                 took: took(j.started_at, j.finished_at),
                 // A queued driver job with no driver connected says so where its runner goes.
                 runner: j.runner.clone().or(j.waiting.clone()).unwrap_or_default(),
-                can_cancel: !is_final(&j.status),
+                can_cancel: !is_final(&j.status) && !j.cancel_requested,
                 can_approve: awaits_approval(j),
                 note: job_note(j),
             })

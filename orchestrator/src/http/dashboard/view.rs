@@ -75,6 +75,13 @@ pub fn job_note(j: &JobRunView) -> String {
 /// A job run's badge: a `waiting` one that waits for its concurrency group, not for
 /// approval, says so.
 pub fn job_badge(j: &JobRunView) -> Badge {
+    if j.status == "running" && j.cancel_requested {
+        return Badge {
+            status: "cancelling".into(),
+            icon: "⊘",
+            label: "cancelling",
+        };
+    }
     if j.status == "waiting" && !awaits_approval(j) {
         return Badge {
             status: j.status.clone(),
