@@ -165,3 +165,91 @@ async fn cancelling_a_running_job_shows_at_once_and_stops_its_process_within_two
     assert!(took < Duration::from_secs(2), "the job ran on for {took:?}");
     c.until_job(&build, "beat", "cancelled").await;
 }
+
+/// The text of `css` twice, `apart` apart.
+async fn twice(b: &Browser, css: &str, apart: Duration) -> (String, String) {
+    let first = b.text(css).await;
+    tokio::time::sleep(apart).await;
+    (first, b.text(css).await)
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn running_timers_tick_on_the_build_overview_and_job_pages() {
+    let _one = ONE_BROWSER.lock().await;
+    let dir = crate::common::temp_dir("timers");
+    let c = conveyor(&[&beating(&dir.join("beat"))]).await;
+    let build = c.build("beat", "ci").await;
+    c.until_job(&build, "beat", "running").await;
+    let job = c.job(&build, "beat").await;
+    let b = Browser::start().await;
+    let pages = [
+        (format!("{}/builds/{build}", c.url), "#build-took"),
+        (format!("{}/builds/{build}", c.url), "#jobs .job-took"),
+        (c.url.clone(), "#live-page td.took"),
+        (format!("{}/jobs/{job}", c.url), "#job-took"),
+    ];
+    for (url, css) in pages {
+        b.goto(&url).await;
+        let (first, second) = twice(&b, css, Duration::from_millis(2200)).await;
+        assert!(
+            first.ends_with("so far") && second.ends_with("so far"),
+            "{css}: {first} / {second}"
+        );
+        assert_ne!(first, second, "{css} on {url} does not tick");
+    }
+    b.goto(&format!("{}/builds/{build}", c.url)).await;
+    b.screenshot("desktop-build-ticking").await;
+    c.state
+        .store
+        .cancel_build(&build, conveyor::clock::now_ms())
+        .await
+        .unwrap();
+}
+
+/// For every table on the page, whether its first two columns (a row's name and state)
+/// are on screen without scrolling sideways; the offending header otherwise.
+const NAME_AND_STATE_FIT: &str = "for (const t of document.querySelectorAll('main table')) { for (const c of t.querySelectorAll('tr > :nth-child(-n+2)')) { if (c.getBoundingClientRect().right > window.innerWidth) return t.querySelector('caption') ? t.querySelector('caption').innerText : 'a table'; } } return true;";
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn dark_mode_follows_the_system_with_readable_contrast_and_tables_fit_a_phone() {
+    use crate::ui_support::browser::{ACCESSIBILITY, FITS};
+    let _one = ONE_BROWSER.lock().await;
+    let dir = crate::common::temp_dir("dark");
+    let c = conveyor(&[&flaky(&dir.join("ok"))]).await;
+    let build = c.build("flaky", "ci").await;
+    assert_eq!(c.until_finished(&build).await, "failed");
+    let check = c.job(&build, "check").await;
+    let b = Browser::start().await;
+    b.prefer_dark().await;
+    sign_in(&b, &c.url).await;
+    let pages = [
+        ("/".to_string(), "overview"),
+        ("/products/flaky".into(), "product"),
+        (format!("/builds/{build}"), "build"),
+        (format!("/jobs/{check}"), "job"),
+        ("/fleets".into(), "fleets"),
+    ];
+    for (path, name) in &pages {
+        b.goto(&format!("{}{path}", c.url)).await;
+        let ground = b
+            .exec(
+                "return getComputedStyle(document.body).backgroundColor;",
+                json!([]),
+            )
+            .await;
+        assert_eq!(ground, json!("rgb(15, 23, 32)"), "{path} is not dark");
+        assert_eq!(b.exec(ACCESSIBILITY, json!([])).await, json!([]), "{path}");
+        b.screenshot(&format!("dark-{name}")).await;
+    }
+    b.resize(390, 844).await;
+    for (path, name) in &pages {
+        b.goto(&format!("{}{path}", c.url)).await;
+        assert_eq!(b.exec(FITS, json!([])).await, json!(true), "{path}");
+        assert_eq!(
+            b.exec(NAME_AND_STATE_FIT, json!([])).await,
+            json!(true),
+            "{path}: a row's name and state are off screen at 390px"
+        );
+        b.screenshot(&format!("phone-dark-{name}")).await;
+    }
+}

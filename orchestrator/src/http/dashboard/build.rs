@@ -11,7 +11,8 @@ use super::PageResult;
 use super::dag::{Dag, NodeIn, layout};
 use super::session::Reader;
 use super::view::{
-    Badge, Chrome, Link, awaits_approval, badge, job_badge, job_note, took, trigger_text, when,
+    Badge, Chrome, Link, awaits_approval, badge, job_badge, job_note, since, took, trigger_text,
+    when,
 };
 use crate::http::error::AppError;
 use crate::services::{Services, input};
@@ -25,6 +26,8 @@ pub struct JobRow {
     pub badge: Badge,
     pub attempts: u32,
     pub took: String,
+    /// While running: when it started, for a ticking timer.
+    pub since: Option<i64>,
     pub runner: String,
     pub can_cancel: bool,
     pub can_approve: bool,
@@ -94,6 +97,8 @@ pub struct BuildPage {
     pub created: String,
     pub finished_at: String,
     pub took: String,
+    /// While running: when it started, for a ticking timer.
+    pub since: Option<i64>,
     pub error: String,
     /// What a build that has not started waits for (its concurrency group).
     pub waiting: String,
@@ -132,22 +137,7 @@ pub async fn page(
             "The jobs of {} {} #{} and what each waits for",
             b.product, b.belt, b.number
         ),
-        jobs: b
-            .jobs
-            .iter()
-            .map(|j| JobRow {
-                id: j.id.clone(),
-                name: j.name.clone(),
-                badge: job_badge(j),
-                attempts: j.attempts,
-                took: took(j.started_at, j.finished_at),
-                // A queued driver job with no driver connected says so where its runner goes.
-                runner: j.runner.clone().or(j.waiting.clone()).unwrap_or_default(),
-                can_cancel: !is_final(&j.status) && !j.cancel_requested,
-                can_approve: awaits_approval(j),
-                note: job_note(j),
-            })
-            .collect(),
+        jobs: job_rows(&b),
         badge: badge(&b.status),
         live: !is_final(&b.status),
         can_retry: retryable(&b),
@@ -158,6 +148,7 @@ pub async fn page(
         created: when(b.created_at),
         finished_at: b.finished_at.map(when).unwrap_or_default(),
         took: took(Some(b.created_at), b.finished_at),
+        since: since(Some(b.created_at), b.finished_at),
         error: b.error.clone().unwrap_or_default(),
         waiting: b.waiting_for.clone().unwrap_or_default(),
         upstream,
@@ -167,6 +158,26 @@ pub async fn page(
         belt: b.belt,
         number: b.number,
     })
+}
+
+/// The jobs table's rows, in belt order.
+fn job_rows(b: &BuildView) -> Vec<JobRow> {
+    b.jobs
+        .iter()
+        .map(|j| JobRow {
+            id: j.id.clone(),
+            name: j.name.clone(),
+            badge: job_badge(j),
+            attempts: j.attempts,
+            took: took(j.started_at, j.finished_at),
+            since: since(j.started_at, j.finished_at),
+            // A queued driver job with no driver connected says so where its runner goes.
+            runner: j.runner.clone().or(j.waiting.clone()).unwrap_or_default(),
+            can_cancel: !is_final(&j.status) && !j.cancel_requested,
+            can_approve: awaits_approval(j),
+            note: job_note(j),
+        })
+        .collect()
 }
 
 /// Whether the build has finished with a failed or cancelled job (what a retry runs).
