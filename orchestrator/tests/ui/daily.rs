@@ -51,7 +51,10 @@ async fn retrying_failed_jobs_by_clicking_runs_only_them_and_what_they_skipped()
     sign_in(&b, &c.url).await;
     b.goto(&format!("{}/builds/{build}", c.url)).await;
     let skipped = b.text("#jobs tr:nth-child(3) .job-state").await;
-    assert!(skipped.contains("skipped"), "{skipped}");
+    assert!(
+        skipped.contains("skipped") && skipped.contains("its dependency `check` failed"),
+        "a skipped job says why: {skipped}"
+    );
     b.screenshot("desktop-build-failed-retryable").await;
     std::fs::write(&marker, "").unwrap();
     b.click("#retry-failed").await;
