@@ -94,6 +94,8 @@ pub struct BuildPage {
     pub trigger_link: Option<Link>,
     pub git_ref: String,
     pub sha: String,
+    /// The commit's page on its forge, for a repository product on a forge.
+    pub commit_url: Option<String>,
     pub created: String,
     pub finished_at: String,
     pub took: String,
@@ -129,6 +131,7 @@ pub async fn page(
     let (upstream, downstream) = chain(&services, &b).await?;
     let (trigger, trigger_link) = trigger_text(&b.trigger);
     let artifacts = artifact_rows(&services, &id, None).await?;
+    let commit_url = commit_link(&services, &b).await?;
     Ok(BuildPage {
         artifacts,
         chrome: Chrome::new(format!("{} {} #{}", b.product, b.belt, b.number), viewer),
@@ -145,6 +148,7 @@ pub async fn page(
         trigger_link,
         git_ref: b.git_ref.clone().unwrap_or_default(),
         sha: b.sha.clone().unwrap_or_default(),
+        commit_url,
         created: when(b.created_at),
         finished_at: b.finished_at.map(when).unwrap_or_default(),
         took: took(Some(b.created_at), b.finished_at),
@@ -158,6 +162,18 @@ pub async fn page(
         belt: b.belt,
         number: b.number,
     })
+}
+
+/// The build's commit on its product's forge, when the product is a repository there.
+async fn commit_link(services: &Services, b: &BuildView) -> PageResult<Option<String>> {
+    let Some(sha) = &b.sha else {
+        return Ok(None);
+    };
+    let product = services.store.product(&b.product).await?;
+    let forge = b.trigger.forge_target().map(|t| t.forge);
+    Ok(product
+        .and_then(|p| p.repo)
+        .and_then(|repo| super::links::commit_url(&repo, forge.as_deref(), sha)))
 }
 
 /// The jobs table's rows, in belt order.
