@@ -256,3 +256,27 @@ async fn dark_mode_follows_the_system_with_readable_contrast_and_tables_fit_a_ph
         b.screenshot(&format!("phone-dark-{name}")).await;
     }
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn starting_a_build_from_the_product_page_takes_a_ref() {
+    let _one = ONE_BROWSER.lock().await;
+    let dir = crate::common::temp_dir("start-ref");
+    let c = conveyor(&[&flaky(&dir.join("ok"))]).await;
+    let b = Browser::start().await;
+    sign_in(&b, &c.url).await;
+    b.goto(&format!("{}/products/flaky", c.url)).await;
+    b.type_into("tr[data-belt=\"ci\"] input.ref", "refs/heads/topic")
+        .await;
+    b.click("tr[data-belt=\"ci\"] button.start").await;
+    b.wait_for(
+        "the started build's page",
+        "const h = document.querySelector('h1'); return h && h.innerText.startsWith('flaky ci #1');",
+    )
+    .await;
+    let id = b.url().await.rsplit('/').next().unwrap().to_string();
+    assert_eq!(
+        c.view(&id).await.git_ref.as_deref(),
+        Some("refs/heads/topic")
+    );
+    assert!(b.text("main").await.contains("refs/heads/topic"));
+}

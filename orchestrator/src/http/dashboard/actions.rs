@@ -98,19 +98,29 @@ pub async fn decline(
     Ok(Redirect::to(&format!("/builds/{}", build.id)))
 }
 
+/// The start form: its CSRF token and an optional branch, tag, `refs/…` or commit.
+#[derive(serde::Deserialize)]
+pub struct StartForm {
+    #[serde(default)]
+    csrf: String,
+    #[serde(default, rename = "ref")]
+    git_ref: String,
+}
+
 pub async fn start_build(
     State(services): State<Arc<Services>>,
     Anyone(viewer): Anyone,
     Path((product, belt)): Path<(String, String)>,
-    Form(form): Form<CsrfForm>,
+    Form(form): Form<StartForm>,
 ) -> PageResult<Redirect> {
-    check(&viewer, &form)?;
+    check(&viewer, &CsrfForm { csrf: form.csrf })?;
+    let git_ref = Some(form.git_ref.trim().to_string()).filter(|r| !r.is_empty());
     let new = NewBuild {
         resource: None,
         product,
         belt,
         trigger: BuildTrigger::Manual,
-        git_ref: None,
+        git_ref,
         sha: None,
         model: None,
         context: None,
