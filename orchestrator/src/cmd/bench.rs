@@ -34,8 +34,9 @@ pub struct BenchArgs {
         default_value = "redis://127.0.0.1:6379"
     )]
     pub redis_url: String,
-    /// Jobs the runners run at once (ninja gets the same -j).
-    #[arg(long, default_value_t = 4)]
+    /// Jobs the runners run at once, and ninja's -j: the same, so both compare like with
+    /// like (default: the machine's cores).
+    #[arg(long, default_value_t = cores())]
     pub concurrency: usize,
     /// One JSON object per run.
     #[arg(long)]
@@ -59,6 +60,10 @@ pub enum BenchCommand {
         #[arg(long)]
         write: Option<PathBuf>,
     },
+}
+
+fn cores() -> usize {
+    std::thread::available_parallelism().map_or(2, |n| n.get())
 }
 
 pub fn run(args: BenchArgs) -> ExitCode {

@@ -79,18 +79,20 @@ pub async fn run(b: EngineBench) -> ExitCode {
         match one(&b, shape, &deps).await {
             Ok(v) if b.json => println!("{v}"),
             Ok(v) => println!(
-                "{shape:7} {:5} jobs  {:10}  wall {:.3}s  {:.0} jobs/s  step {:.2} ms  dispatch p50 {} ms p99 {} ms  rss {} MB{}",
+                "{shape:7} {:5} jobs  {:10}  {} slots  wall {:.3}s  {:.0} jobs/s  step {:.2} ms  dispatch p50 {} ms p99 {} ms  rss {} MB{}",
                 v["jobs"],
                 v["backend"].as_str().unwrap_or(""),
+                v["slots"],
                 v["wall_s"].as_f64().unwrap_or(0.0),
                 v["jobs_per_s"].as_f64().unwrap_or(0.0),
                 v["step_ms"].as_f64().unwrap_or(0.0),
                 v["dispatch_p50_ms"],
                 v["dispatch_p99_ms"],
                 v["orchestrator_rss_mb"],
-                v.get("ninja_wall_s")
-                    .and_then(|n| n.as_f64())
-                    .map_or(String::new(), |n| format!("  (ninja {n:.3}s)")),
+                v.get("ninja_wall_s").and_then(|n| n.as_f64()).map_or(
+                    "  (no ninja to compare with: install ninja-build)".into(),
+                    |n| { format!("  (ninja -j{} {n:.3}s)", v["slots"]) }
+                ),
             ),
             Err(e) => {
                 eprintln!("error: {e}");
@@ -132,10 +134,11 @@ async fn one(
     let mut v = json!({
         "shape": shape, "jobs": n, "backend": b.backend, "wall_s": wall, "jobs_per_s": n as f64 / wall,
         "step_ms": wall * 1000.0 / n as f64, "dispatch_p50_ms": pct(0.5), "dispatch_p99_ms": pct(0.99),
-        "orchestrator_rss_mb": rss, "runner_rss_mb": rss,
+        "orchestrator_rss_mb": rss, "runner_rss_mb": rss, "slots": b.concurrency,
     });
     if let Some(ninja) = ninja_wall(deps, b.concurrency) {
         v["ninja_wall_s"] = json!(ninja);
+        v["ninja_j"] = json!(b.concurrency);
     }
     Ok(v)
 }

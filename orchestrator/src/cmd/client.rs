@@ -2,46 +2,14 @@
 //! `conveyor artifacts`: clients of
 //! a running orchestrator's API (`--server`, `--token`).
 
-use std::collections::HashMap;
 use std::path::PathBuf;
 use std::process::ExitCode;
-use std::time::Duration;
 
 use clap::Subcommand;
-use conveyor_runner::tls::{Trust, explain};
-use serde_json::{Value, json};
+use serde_json::json;
 
-/// How often `--wait` and `--follow` ask again.
-const POLL: Duration = Duration::from_millis(500);
-
-/// Where the API client commands send their requests.
-#[derive(Debug, clap::Args)]
-pub struct ApiArgs {
-    /// The orchestrator's URL.
-    #[arg(long, env = "CONVEYOR_SERVER", default_value = "http://127.0.0.1:8080")]
-    pub server: String,
-    /// The admin token (needed to start builds, and to read from a server without
-    /// `--public-ui`).
-    #[arg(long, env = "CONVEYOR_TOKEN", hide_env_values = true)]
-    pub token: Option<String>,
-    /// A PEM file of CA certificates to trust besides the system's (SSL_CERT_FILE and
-    /// SSL_CERT_DIR, when set, name the system's), for an `https://` server.
-    #[arg(long, env = "CONVEYOR_CA_CERT")]
-    pub ca_cert: Option<PathBuf>,
-}
-
-impl ApiArgs {
-    pub(super) fn client(self) -> Result<Api, String> {
-        let trust = Trust::with_ca_file(self.ca_cert.as_deref()).map_err(|e| e.to_string())?;
-        let http = trust
-            .http()
-            .map_err(|e| e.to_string())?
-            .timeout(Duration::from_secs(30))
-            .build()
-            .map_err(|e| explain(&e))?;
-        Ok(Api::with_http(self.server, self.token, http))
-    }
-}
+pub use super::api::{Api, ApiArgs};
+use super::follow::follow;
 
 #[derive(Debug, Subcommand)]
 pub enum ProductCommand {
@@ -125,102 +93,6 @@ pub struct ArtifactsArgs {
     pub api: ApiArgs,
 }
 
-pub struct Api {
-    server: String,
-    token: Option<String>,
-    http: reqwest::Client,
-}
-
-impl Api {
-    /// A client of `server` whose requests go through `http`.
-    pub fn with_http(server: String, token: Option<String>, http: reqwest::Client) -> Api {
-        Api {
-            server: server.trim_end_matches('/').to_string(),
-            token,
-            http,
-        }
-    }
-
-    pub(super) async fn send(&self, req: reqwest::RequestBuilder) -> Result<Value, String> {
-        let req = match &self.token {
-            Some(t) => req.bearer_auth(t),
-            None => req,
-        };
-        let resp = req
-            .send()
-            .await
-            .map_err(|e| format!("cannot reach {}: {}", self.server, explain(&e)))?;
-        let status = resp.status();
-        let body: Value = resp.json().await.unwrap_or(Value::Null);
-        if status.is_success() {
-            return Ok(body);
-        }
-        let error = body["error"].as_str().unwrap_or("request failed");
-        let mut msg = format!("{error} ({status})");
-        for e in body["errors"].as_array().into_iter().flatten() {
-            msg.push_str(&format!("\n{}", e.as_str().unwrap_or_default()));
-        }
-        Err(msg)
-    }
-
-    pub(super) async fn get(&self, path: &str) -> Result<Value, String> {
-        self.send(self.http.get(format!("{}{path}", self.server)))
-            .await
-    }
-
-    /// Streams `path`'s body into `dest` (its directories made); its size and SHA-256.
-    async fn download(&self, path: &str, dest: &std::path::Path) -> Result<(u64, String), String> {
-        use futures_util::StreamExt;
-        use sha2::Digest;
-        use tokio::io::AsyncWriteExt;
-        let mut req = self
-            .http
-            .get(format!("{}{path}", self.server))
-            .timeout(Duration::from_secs(3600));
-        if let Some(t) = &self.token {
-            req = req.bearer_auth(t);
-        }
-        let resp = req
-            .send()
-            .await
-            .map_err(|e| format!("cannot reach {}: {}", self.server, explain(&e)))?;
-        if !resp.status().is_success() {
-            return Err(format!("{path}: {}", resp.status()));
-        }
-        let shown = dest.display().to_string();
-        if let Some(dir) = dest.parent() {
-            tokio::fs::create_dir_all(dir)
-                .await
-                .map_err(|e| format!("{shown}: {e}"))?;
-        }
-        let mut out = tokio::fs::File::create(dest)
-            .await
-            .map_err(|e| format!("{shown}: {e}"))?;
-        let (mut size, mut hasher) = (0u64, sha2::Sha256::new());
-        let mut body = resp.bytes_stream();
-        while let Some(chunk) = body.next().await {
-            let chunk = chunk.map_err(|e| format!("{path}: {}", explain(&e)))?;
-            size += chunk.len() as u64;
-            hasher.update(&chunk);
-            out.write_all(&chunk)
-                .await
-                .map_err(|e| format!("{shown}: {e}"))?;
-        }
-        out.flush().await.map_err(|e| format!("{shown}: {e}"))?;
-        Ok((size, conveyor_runner::client::hex(&hasher.finalize())))
-    }
-
-    pub(super) async fn post(&self, path: &str, body: Value) -> Result<Value, String> {
-        self.send(self.http.post(format!("{}{path}", self.server)).json(&body))
-            .await
-    }
-
-    /// A request to `path` of the server, for the commands that need other methods.
-    pub(super) fn request(&self, method: reqwest::Method, path: &str) -> reqwest::RequestBuilder {
-        self.http.request(method, format!("{}{path}", self.server))
-    }
-}
-
 /// `conveyor artifacts BUILD [-o DIR]`: every artifact of the build, as DIR/JOB/PATH, each
 /// checked against its SHA-256.
 pub async fn artifacts(args: ArtifactsArgs) -> ExitCode {
@@ -271,10 +143,6 @@ pub(super) fn done(result: Result<bool, String>) -> ExitCode {
             ExitCode::FAILURE
         }
     }
-}
-
-fn finished(build: &Value) -> bool {
-    !matches!(build["status"].as_str(), Some("running" | "pending"))
 }
 
 /// `conveyor trigger PRODUCT BELT [--ref R] [--sha S] [--wait]`
@@ -364,32 +232,6 @@ pub async fn logs(args: LogsArgs) -> ExitCode {
         }
         .await,
     )
-}
-
-/// Prints the build's log lines as they come, until it finishes (or once, unless `keep`).
-pub(super) async fn follow(api: &Api, id: &str, keep: bool) -> Result<Value, String> {
-    let mut after: HashMap<String, i64> = HashMap::new();
-    loop {
-        let build = api.get(&format!("/api/v1/builds/{id}")).await?;
-        for job in build["jobs"].as_array().into_iter().flatten() {
-            let (run, name) = (
-                job["id"].as_str().unwrap_or_default(),
-                job["name"].as_str().unwrap_or_default(),
-            );
-            let cursor = after.entry(run.to_string()).or_insert(0);
-            let lines = api
-                .get(&format!("/api/v1/job-runs/{run}/logs?after={cursor}"))
-                .await?;
-            for l in lines["lines"].as_array().into_iter().flatten() {
-                println!("[{name}] {}", l["text"].as_str().unwrap_or_default());
-                *cursor = l["id"].as_i64().unwrap_or(*cursor);
-            }
-        }
-        if !keep || finished(&build) {
-            return Ok(build);
-        }
-        tokio::time::sleep(POLL).await;
-    }
 }
 
 /// `conveyor product add --repo URL [--branch B] [--webhook-secret S]` or `--file F`.

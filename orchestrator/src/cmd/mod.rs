@@ -2,12 +2,14 @@
 //! own), and dispatch. Commands start nodes through `startup`, act through `services`, or
 //! talk to a running orchestrator's API (`client`).
 
+pub mod api;
 mod approvals;
 pub mod bench;
 pub mod bench_engine;
 pub mod client;
 pub mod decide;
 pub mod drivers;
+pub mod follow;
 pub mod retry;
 pub mod run;
 pub mod secret;

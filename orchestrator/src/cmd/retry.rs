@@ -5,7 +5,8 @@ use std::process::ExitCode;
 
 use serde_json::json;
 
-use super::client::{ApiArgs, done, follow};
+use super::client::{ApiArgs, done};
+use super::follow::follow;
 
 // `conveyor retry`'s arguments.
 #[derive(Debug, clap::Args)]

@@ -18,9 +18,10 @@ belts:
         commands: echo hi
 ";
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn a_driver_streams_its_lines_as_they_come_and_a_run_lists_them_after() {
-    let dir = common::temp_dir("compat");
+/// An embedded conveyor with `yaml` registered, and a build of its belt `b` started: the
+/// engine and the build's id.
+async fn started(name: &str, yaml: &str) -> (Embedded, reqwest::Client, String) {
+    let dir = common::temp_dir(name);
     let engine = Embedded::start(Options {
         data_dir: dir.join("data"),
         listen: "127.0.0.1:0".parse().unwrap(),
@@ -40,14 +41,15 @@ async fn a_driver_streams_its_lines_as_they_come_and_a_run_lists_them_after() {
     let r = http
         .post(format!("{}/api/v1/products", engine.url))
         .bearer_auth("admin")
-        .json(&json!({ "yaml": PRODUCT }))
+        .json(&json!({ "yaml": yaml }))
         .send()
         .await
         .unwrap();
     assert_eq!(r.status(), 201);
+    let product = yaml.lines().next().unwrap().trim_start_matches("product: ");
     let build: Value = http
         .post(format!(
-            "{}/api/v1/products/talk/belts/b/builds",
+            "{}/api/v1/products/{product}/belts/b/builds",
             engine.url
         ))
         .bearer_auth("admin")
@@ -57,7 +59,14 @@ async fn a_driver_streams_its_lines_as_they_come_and_a_run_lists_them_after() {
         .json()
         .await
         .unwrap();
-    let runid = build["id"].as_str().unwrap();
+    let id = build["id"].as_str().unwrap().to_string();
+    (engine, http, id)
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_driver_streams_its_lines_as_they_come_and_a_run_lists_them_after() {
+    let (engine, http, runid) = started("compat", PRODUCT).await;
+    let runid = runid.as_str();
 
     // The stream opens while the job runs and ends after its last line.
     let mut resp = http
@@ -119,5 +128,66 @@ async fn a_driver_streams_its_lines_as_they_come_and_a_run_lists_them_after() {
         .await
         .unwrap();
     assert_eq!(r.status(), 404);
+    engine.shutdown().await;
+}
+
+const LONG: &str = "product: long
+belts:
+  - name: b
+    jobs:
+      - name: one
+        commands: seq 1 2500
+      - name: two
+        commands: seq 2501 5000
+";
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_runs_log_of_many_pages_comes_back_whole_and_in_order() {
+    let (engine, http, runid) = started("compat-long", LONG).await;
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(60);
+    loop {
+        let b: Value = http
+            .get(format!("{}/api/v1/builds/{runid}", engine.url))
+            .send()
+            .await
+            .unwrap()
+            .json()
+            .await
+            .unwrap();
+        if b["status"] == "succeeded" {
+            break;
+        }
+        assert!(std::time::Instant::now() < deadline, "{b}");
+        tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+    }
+    let get = |query: &str| {
+        let url = format!("{}/logs?runid={runid}{query}", engine.url);
+        let http = http.clone();
+        async move {
+            let v: Value = http.get(url).send().await.unwrap().json().await.unwrap();
+            let lines = v["logs"].as_array().cloned().unwrap_or_default();
+            lines
+                .iter()
+                .map(|l| {
+                    (
+                        l["driver"].as_str().unwrap().to_string(),
+                        l["message"].as_str().unwrap().to_string(),
+                    )
+                })
+                .collect::<Vec<_>>()
+        }
+    };
+    let all = get("").await;
+    let expected: Vec<(String, String)> = (1..=5000)
+        .map(|i| {
+            (
+                if i <= 2500 { "one" } else { "two" }.to_string(),
+                i.to_string(),
+            )
+        })
+        .collect();
+    assert_eq!(all.len(), 5000);
+    assert!(all == expected, "every line once, each job's in order");
+    assert_eq!(get("&driver=two").await, expected[2500..].to_vec());
     engine.shutdown().await;
 }

@@ -10,6 +10,7 @@ mod credentials;
 mod drivers;
 mod env;
 mod files;
+mod long_logs;
 mod matrix;
 mod run;
 mod secrets;

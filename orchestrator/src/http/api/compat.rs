@@ -6,13 +6,12 @@ use std::convert::Infallible;
 use std::sync::Arc;
 use std::time::Duration;
 
-use axum::Json;
 use axum::extract::rejection::QueryRejection;
 use axum::extract::{Path, Query, State};
 use axum::response::sse::{Event as Sse, KeepAlive};
 use axum::response::{IntoResponse, Response};
 use serde::Deserialize;
-use serde_json::{Value, json};
+use serde_json::json;
 
 use crate::http::auth::ApiReader;
 use crate::http::error::{AppError, AppResult};
@@ -43,12 +42,14 @@ fn driver_of(job: &crate::store::JobRunView) -> &str {
     job.driver.as_deref().unwrap_or(&job.name)
 }
 
-/// Every stored line of the run's drivers (one driver when named), oldest first.
+/// Every stored line of the run's drivers (one driver when named), oldest first: streamed
+/// as it is read, a page of lines at a time, so that a log of a million lines costs one
+/// page of memory, not the whole log.
 pub async fn logs(
     State(services): State<Arc<Services>>,
     _: ApiReader,
     q: Result<Query<LogsQuery>, QueryRejection>,
-) -> AppResult<Json<Value>> {
+) -> AppResult<Response> {
     let Query(q) = q?;
     for (field, name) in [("driver", &q.driver), ("pipeline", &q.pipeline)] {
         if let Some(name) = name {
@@ -56,28 +57,86 @@ pub async fn logs(
         }
     }
     let build = build_of(&services, &q.runid).await?;
-    if q.pipeline.as_ref().is_some_and(|p| *p != build.belt) {
-        return Ok(Json(json!({ "logs": [] })));
-    }
-    let mut out = Vec::new();
-    for job in build
-        .jobs
-        .iter()
-        .filter(|j| q.driver.as_ref().is_none_or(|d| d == driver_of(j)))
-    {
-        let mut after = 0;
+    let jobs: Vec<crate::store::JobRunView> = match &q.pipeline {
+        Some(p) if *p != build.belt => Vec::new(),
+        _ => build
+            .jobs
+            .iter()
+            .filter(|j| q.driver.as_ref().is_none_or(|d| d == driver_of(j)))
+            .cloned()
+            .collect(),
+    };
+    let pages = LogPages {
+        services,
+        run: (build.id, build.belt),
+        jobs: jobs.into_iter(),
+        job: None,
+        after: 0,
+        opened: false,
+        first: true,
+        done: false,
+    };
+    let body = futures_util::stream::unfold(pages, |mut p| async move {
+        p.next().await.map(|chunk| (chunk, p))
+    });
+    Ok((
+        [(axum::http::header::CONTENT_TYPE, "application/json")],
+        axum::body::Body::from_stream(body),
+    )
+        .into_response())
+}
+
+/// `{"logs": [...]}` a page of lines at a time.
+struct LogPages {
+    services: Arc<Services>,
+    /// The run id and its pipeline (the build's belt).
+    run: (String, String),
+    jobs: std::vec::IntoIter<crate::store::JobRunView>,
+    job: Option<crate::store::JobRunView>,
+    after: i64,
+    /// Whether `{"logs": [` is sent, and whether no line is yet (no comma before it).
+    opened: bool,
+    first: bool,
+    done: bool,
+}
+
+impl LogPages {
+    async fn next(&mut self) -> Option<Result<bytes::Bytes, std::io::Error>> {
+        if self.done {
+            return None;
+        }
+        let mut text = String::new();
+        if !self.opened {
+            self.opened = true;
+            text.push_str("{\"logs\": [");
+        }
         loop {
-            let rows = services.store.logs(&job.id, after, PAGE).await?;
-            let Some(last) = rows.last() else { break };
-            after = last.id;
-            out.extend(rows.iter().map(|r| {
-                json!({ "driver": driver_of(job), "job": job.name, "runid": build.id,
-                        "pipeline": build.belt, "attempt": r.attempt, "stream": r.stream,
-                        "message": r.text, "labels": r.labels, "timestamp": r.at })
-            }));
+            let Some(job) = self.job.clone().or_else(|| self.jobs.next()) else {
+                self.done = true;
+                text.push_str("]}");
+                return Some(Ok(text.into()));
+            };
+            let rows = match self.services.store.logs(&job.id, self.after, PAGE).await {
+                Ok(rows) => rows,
+                Err(e) => return Some(Err(std::io::Error::other(e))),
+            };
+            let Some(last) = rows.last().map(|r| r.id) else {
+                (self.job, self.after) = (None, 0);
+                continue;
+            };
+            for r in &rows {
+                let line = json!({ "driver": driver_of(&job), "job": job.name, "runid": self.run.0,
+                        "pipeline": self.run.1, "attempt": r.attempt, "stream": r.stream,
+                        "message": r.text, "labels": r.labels, "timestamp": r.at });
+                if !std::mem::take(&mut self.first) {
+                    text.push(',');
+                }
+                text.push_str(&line.to_string());
+            }
+            (self.job, self.after) = (Some(job), last);
+            return Some(Ok(text.into()));
         }
     }
-    Ok(Json(json!({ "logs": out })))
 }
 
 /// The driver's lines as they arrive, one event each, then an `end` event when it has

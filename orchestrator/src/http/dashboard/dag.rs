@@ -55,7 +55,9 @@ pub struct Dag {
 }
 
 /// Places `nodes`; `edges` are `(from, to)` indices: `to` depends on `from`. Edges naming
-/// a missing node are dropped; a cycle (which a compiled belt never has) is cut.
+/// a missing node are dropped; a cycle (which a compiled belt never has) is cut. An edge
+/// that skips layers passes through a slot of its own in each layer it crosses, so it is
+/// never drawn under a node.
 pub fn layout(nodes: Vec<NodeIn>, edges: &[(usize, usize)]) -> Dag {
     let n = nodes.len();
     let edges: Vec<(usize, usize)> = edges
@@ -63,55 +65,107 @@ pub fn layout(nodes: Vec<NodeIn>, edges: &[(usize, usize)]) -> Dag {
         .copied()
         .filter(|&(f, t)| f < n && t < n && f != t)
         .collect();
-    let layers = layers(n, &edges);
-    let rows = rows(&layers, &edges);
+    let mut layers = layers(n, &edges);
+    let (chains, hops) = route(&mut layers, &edges);
+    let rows = rows(&layers, &hops);
     let columns = layers.iter().copied().max().map_or(0, |m| m + 1);
     let per_layer = |l: usize| layers.iter().filter(|&&x| x == l).count() as i64;
     let tallest = (0..columns).map(per_layer).max().unwrap_or(0);
     let step = NODE_H + ROW_GAP;
+    // Shorter layers are centred against the tallest.
+    let at = |i: usize| {
+        let l = layers[i];
+        let offset = (tallest - per_layer(l)) * step / 2;
+        (
+            PAD + l as i64 * (NODE_W + COL_GAP),
+            PAD + offset + rows[i] as i64 * step,
+        )
+    };
     let placed: Vec<Node> = nodes
         .into_iter()
         .enumerate()
-        .map(|(i, node)| {
-            let l = layers[i];
-            // Shorter layers are centred against the tallest.
-            let offset = (tallest - per_layer(l)) * step / 2;
-            Node {
-                text: cut(&node.name),
-                badge: node.badge,
-                id: node.id,
-                name: node.name,
-                href: node.href,
-                layer: l,
-                x: PAD + l as i64 * (NODE_W + COL_GAP),
-                y: PAD + offset + rows[i] as i64 * step,
-            }
-        })
+        .map(|(i, node)| place(node, layers[i], at(i)))
         .collect();
     let paths = edges
         .iter()
-        .map(|&(f, t)| Edge {
+        .zip(&chains)
+        .map(|(&(f, t), chain)| Edge {
             from: f,
             to: t,
-            path: curve(&placed[f], &placed[t]),
+            path: path(&chain.iter().map(|&i| at(i)).collect::<Vec<_>>()),
         })
         .collect();
+    let (width, height) = match n {
+        0 => (0, 0),
+        _ => (
+            2 * PAD + columns as i64 * (NODE_W + COL_GAP) - COL_GAP,
+            2 * PAD + tallest * step - ROW_GAP,
+        ),
+    };
     Dag {
-        width: if n == 0 {
-            0
-        } else {
-            2 * PAD + columns as i64 * (NODE_W + COL_GAP) - COL_GAP
-        },
-        height: if n == 0 {
-            0
-        } else {
-            2 * PAD + tallest * step - ROW_GAP
-        },
+        width,
+        height,
         nodes: placed,
         edges: paths,
         node_w: NODE_W,
         node_h: NODE_H,
     }
+}
+
+fn place(node: NodeIn, layer: usize, (x, y): (i64, i64)) -> Node {
+    Node {
+        text: cut(&node.name),
+        badge: node.badge,
+        id: node.id,
+        name: node.name,
+        href: node.href,
+        layer,
+        x,
+        y,
+    }
+}
+
+/// Splits each edge that skips layers into hops through slots of its own (indices after
+/// the nodes', their layers appended to `layers`): each edge's chain of slots, from its
+/// source to its target, and every hop as an edge, for ordering the rows.
+fn route(
+    layers: &mut Vec<usize>,
+    edges: &[(usize, usize)],
+) -> (Vec<Vec<usize>>, Vec<(usize, usize)>) {
+    let mut chains = Vec::with_capacity(edges.len());
+    let mut hops = Vec::new();
+    for &(f, t) in edges {
+        let mut chain = vec![f];
+        for l in layers[f] + 1..layers[t] {
+            layers.push(l);
+            chain.push(layers.len() - 1);
+        }
+        chain.push(t);
+        hops.extend(chain.windows(2).map(|w| (w[0], w[1])));
+        chains.push(chain);
+    }
+    (chains, hops)
+}
+
+/// An SVG path through the slots at `points` (each a slot's top-left corner): from the
+/// right side of the first, straight across each slot between, to the left of the last.
+fn path(points: &[(i64, i64)]) -> String {
+    let mut out = String::new();
+    for (k, w) in points.windows(2).enumerate() {
+        let ((ax, ay), (bx, by)) = (w[0], w[1]);
+        let (x1, y1) = (ax + NODE_W, ay + NODE_H / 2);
+        let last = k + 2 == points.len();
+        let (x2, y2) = (if last { bx - 6 } else { bx }, by + NODE_H / 2);
+        let mid = (x1 + x2) / 2;
+        if k == 0 {
+            out.push_str(&format!("M{x1} {y1} "));
+        }
+        out.push_str(&format!("C{mid} {y1} {mid} {y2} {x2} {y2}"));
+        if !last {
+            out.push_str(&format!(" L{} {y2} ", bx + NODE_W));
+        }
+    }
+    out
 }
 
 /// Longest path from a node without dependencies, by Kahn's algorithm.
@@ -167,13 +221,6 @@ fn rows(layers: &[usize], edges: &[(usize, usize)]) -> Vec<usize> {
         }
     }
     row
-}
-
-fn curve(a: &Node, b: &Node) -> String {
-    let (x1, y1) = (a.x + NODE_W, a.y + NODE_H / 2);
-    let (x2, y2) = (b.x - 6, b.y + NODE_H / 2);
-    let mid = (x1 + x2) / 2;
-    format!("M{x1} {y1} C{mid} {y1} {mid} {y2} {x2} {y2}")
 }
 
 fn cut(name: &str) -> String {
@@ -289,5 +336,84 @@ mod tests {
                 .unwrap_or(0)
         };
         assert!(row("a2") < row("b"));
+    }
+
+    /// An SVG path's commands (`M`, `C`, `L`) with their numbers.
+    fn commands(path: &str) -> Vec<(char, Vec<f64>)> {
+        let mut out: Vec<(char, String)> = Vec::new();
+        for c in path.chars() {
+            match (c, out.last_mut()) {
+                ('M' | 'C' | 'L', _) => out.push((c, String::new())),
+                (_, Some(last)) => last.1.push(c),
+                (_, None) => {}
+            }
+        }
+        out.into_iter()
+            .map(|(c, text)| {
+                (
+                    c,
+                    text.split_whitespace()
+                        .map(|x| x.parse().unwrap())
+                        .collect(),
+                )
+            })
+            .collect()
+    }
+
+    /// Points along an edge's path: its curves and lines sampled.
+    fn samples(path: &str) -> Vec<(f64, f64)> {
+        let mut out = Vec::new();
+        let mut at = (0.0, 0.0);
+        for (c, v) in commands(path) {
+            let p = match c {
+                'C' => [at, (v[0], v[1]), (v[2], v[3]), (v[4], v[5])],
+                _ => [at, at, (v[0], v[1]), (v[0], v[1])],
+            };
+            if c != 'M' {
+                for k in 0..=40 {
+                    let t = f64::from(k) / 40.0;
+                    let u = 1.0 - t;
+                    let b = [u * u * u, 3.0 * u * u * t, 3.0 * u * t * t, t * t * t];
+                    let x = (0..4).map(|j| b[j] * p[j].0).sum();
+                    let y = (0..4).map(|j| b[j] * p[j].1).sum();
+                    out.push((x, y));
+                }
+            }
+            at = p[3];
+        }
+        out
+    }
+
+    #[test]
+    fn no_edge_is_drawn_under_a_node_it_does_not_join() {
+        // checkout → 18 shards → report → deploy, and checkout → deploy directly; flaky
+        // beside them feeds nothing.
+        let mut names = vec!["checkout".to_string()];
+        names.extend((1..=18).map(|i| format!("shard-{i}")));
+        names.extend(["report", "deploy", "flaky", "publish"].map(String::from));
+        let refs: Vec<&str> = names.iter().map(String::as_str).collect();
+        let mut edges: Vec<(usize, usize)> = (1..=18).flat_map(|i| [(0, i), (i, 19)]).collect();
+        edges.extend([(19, 20), (0, 20), (0, 22), (21, 20)]);
+        let d = layout(nodes(&refs), &edges);
+        assert_eq!(d.edges.len(), edges.len());
+        for e in &d.edges {
+            for (i, n) in d.nodes.iter().enumerate() {
+                if i == e.from || i == e.to {
+                    continue;
+                }
+                let (x0, y0) = (n.x as f64, n.y as f64);
+                let (x1, y1) = (x0 + NODE_W as f64, y0 + NODE_H as f64);
+                for (px, py) in samples(&e.path) {
+                    assert!(
+                        !(px > x0 && px < x1 && py > y0 && py < y1),
+                        "edge {} → {} passes under {} at ({px}, {py}): {}",
+                        d.nodes[e.from].name,
+                        d.nodes[e.to].name,
+                        n.name,
+                        e.path
+                    );
+                }
+            }
+        }
     }
 }
