@@ -180,6 +180,10 @@ pub trait Store: Catalog + History + Send + Sync {
     /// that build ran; its trigger names the build it re-runs. `None` if there is no such
     /// build.
     async fn rerun_build(&self, id: &str, now: i64) -> Result<Option<(String, Effects)>>;
+    /// Retries a finished build in place: its failed and cancelled job runs, and those
+    /// skipped because of them, start a new attempt and the build runs again. `None` if
+    /// there is no such build; a conflict if it is still running or nothing failed.
+    async fn retry_build(&self, id: &str, now: i64) -> Result<Option<Effects>>;
     /// The id of the build a job run belongs to.
     async fn build_of_job_run(&self, job_run_id: &str) -> Result<Option<String>>;
     /// A build's dependency edges as `(from, to)` job run ids: `to` waits for `from`.

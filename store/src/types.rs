@@ -273,6 +273,10 @@ pub struct JobRunView {
     /// What a `waiting` job run waits for: `approval`, or its concurrency group.
     #[serde(default)]
     pub waiting_for: Option<String>,
+    /// A cancel was asked for while it runs: its runner stops it at its next heartbeat
+    /// (within a second); shown as `cancelling`.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub cancel_requested: bool,
 }
 
 /// A build as the API and `conveyor run --json` show it.

@@ -34,13 +34,20 @@
     if (ms < 3600000) return Math.floor(ms / 60000) + " min " + String(Math.floor(ms / 1000) % 60).padStart(2, "0") + " s";
     return Math.floor(ms / 3600000) + " h " + String(Math.floor(ms / 60000) % 60).padStart(2, "0") + " min";
   }
-  var took = document.getElementById("job-took");
-  var ticker = null;
-  if (took && took.dataset.since) {
-    var skew = Number(took.dataset.now) - Date.now();
-    ticker = setInterval(function () {
-      took.textContent = span(Date.now() + skew - Number(took.dataset.since)) + " so far";
-    }, 1000);
+  // Every element with data-since (a running build's or job's start, ms) shows its time so
+  // far, once a second, on the server's clock (the page's data-now gives the skew).
+  var skew = Number(document.body.dataset.now || Date.now()) - Date.now();
+  function tick() {
+    document.querySelectorAll("[data-since]").forEach(function (el) {
+      el.textContent = span(Date.now() + skew - Number(el.dataset.since)) + " so far";
+    });
+  }
+  setInterval(tick, 1000);
+  // A timer that has stopped (null) or started (a time) since the page was made.
+  function setSince(el, since) {
+    if (!el) return;
+    if (since === null || since === undefined) el.removeAttribute("data-since");
+    else el.setAttribute("data-since", String(since));
   }
 
   // The job page: append log lines as they arrive, follow the end, show state changes.
@@ -82,7 +89,7 @@
     });
     src.addEventListener("end", function () {
       src.close();
-      if (ticker) clearInterval(ticker);
+      setSince(document.getElementById("job-took"), null);
       setText(document.getElementById("live-note"), "The job has finished.");
       // Outputs, timings and the exit code are on the full page.
       if (changed) window.location.reload();
@@ -101,6 +108,7 @@
       build.dataset.state = b.status;
       setBadge(document.getElementById("build-state"), b.badge);
       setText(document.getElementById("build-took"), b.took);
+      setSince(document.getElementById("build-took"), b.since);
       b.jobs.forEach(function (j) {
         var node = document.querySelector('#dag .node[data-id="' + j.id + '"]');
         if (node) {
@@ -116,6 +124,7 @@
           setBadge(row.querySelector(".job-state"), j.badge);
           setText(row.querySelector(".job-attempts"), String(j.attempts));
           setText(row.querySelector(".job-took"), j.took);
+          setSince(row.querySelector(".job-took"), j.since);
           setText(row.querySelector(".job-runner"), j.runner);
         }
       });

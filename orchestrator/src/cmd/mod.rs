@@ -11,6 +11,7 @@ pub mod decide;
 pub mod drivers;
 pub mod follow;
 pub mod keep;
+pub mod retry;
 pub mod run;
 pub mod secret;
 pub mod serve;
@@ -60,6 +61,8 @@ pub enum Command {
     Logs(client::LogsArgs),
     /// Download a build's artifacts, as DIR/JOB/PATH.
     Artifacts(client::ArtifactsArgs),
+    /// Retry a finished build's failed and cancelled jobs (and what they skipped) in place.
+    Retry(retry::RetryArgs),
     /// Approve a manual job run waiting for approval.
     Approve(decide::DecideArgs),
     /// Decline a manual job run waiting for approval: it is skipped, with the reason.
@@ -102,6 +105,7 @@ pub fn run(cli: Cli) -> ExitCode {
         Command::Builds(args) => block_on(client::builds(args)),
         Command::Logs(args) => block_on(client::logs(args)),
         Command::Artifacts(args) => block_on(client::artifacts(args)),
+        Command::Retry(args) => block_on(retry::run(args)),
         Command::Approve(args) => block_on(decide::run(args, true)),
         Command::Decline(args) => block_on(decide::run(args, false)),
         Command::Serve(args) => {

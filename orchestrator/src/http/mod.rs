@@ -173,6 +173,7 @@ fn api_routes() -> Router<SharedState> {
         .route("/api/v1/job-runs/{id}/decline", post(actions::decline))
         .route("/api/v1/job-runs/{id}/cancel", post(actions::cancel_job))
         .route("/api/v1/builds/{id}/rerun", post(actions::rerun))
+        .route("/api/v1/builds/{id}/retry", post(actions::retry))
         .route("/api/v1/builds/{id}/artifacts", get(api::files::list))
         .route("/api/v1/artifacts/{id}", get(api::files::get))
 }
@@ -256,6 +257,7 @@ fn dashboard_routes() -> Router<SharedState> {
         .route("/builds/{id}", get(build::page))
         .route("/builds/{id}/events", get(live::build_events))
         .route("/builds/{id}/rerun", post(actions::rerun))
+        .route("/builds/{id}/retry", post(actions::retry))
         .route("/builds/{id}/cancel", post(actions::cancel_build))
         .route("/jobs/{id}", get(job::page))
         .route("/jobs/{id}/events", get(live::job_events))

@@ -131,6 +131,19 @@ pub async fn rerun(s: &Services, id: &str) -> Result<BuildView> {
     view(s, &new_id).await
 }
 
+/// Retries build `id` in place: its failed and cancelled job runs, and those skipped
+/// because of them, run again as new attempts; returns the reopened build.
+pub async fn retry(s: &Services, id: &str) -> Result<BuildView> {
+    input::id("id", id)?;
+    let effects = s
+        .store
+        .retry_build(id, now_ms())
+        .await?
+        .ok_or_else(|| ServiceError::NotFound(format!("no build `{id}`")))?;
+    s.apply(effects).await;
+    view(s, id).await
+}
+
 /// The longest name a decision may record as who made it.
 pub const MAX_DECIDER_LEN: usize = 100;
 /// The longest reason a decline may give.

@@ -111,3 +111,31 @@ async fn re_running_a_build_starts_the_next_numbered_build_naming_the_one_it_rer
         (404, Some("no build `nope`"))
     );
 }
+
+#[tokio::test]
+async fn retrying_needs_the_admin_token_and_a_finished_build_with_a_failure() {
+    let app = spawn_app().await;
+    let build_id = app.shop_build().await;
+    let retry = format!("/api/v1/builds/{build_id}/retry");
+    assert_eq!(app.post(&retry, None, &json!({})).await.0, 401);
+    let (status, body) = app.admin(&retry, &json!({})).await;
+    assert_eq!(status, 409, "{body}");
+    assert!(
+        body["error"].as_str().unwrap().contains("is still running"),
+        "{body}"
+    );
+    let (status, _) = app
+        .admin(&format!("/api/v1/builds/{build_id}/cancel"), &json!({}))
+        .await;
+    assert_eq!(status, 200);
+    let (status, view) = app.admin(&retry, &json!({})).await;
+    assert_eq!(status, 200, "{view}");
+    assert_eq!(view["status"], "running");
+    assert_eq!(view["id"], build_id.as_str());
+    assert_eq!(pluck(&view["jobs"], "status"), ["queued", "pending"]);
+    let (status, body) = app.admin("/api/v1/builds/nope/retry", &json!({})).await;
+    assert_eq!(
+        (status, body["error"].as_str()),
+        (404, Some("no build `nope`"))
+    );
+}

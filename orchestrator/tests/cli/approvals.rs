@@ -100,7 +100,7 @@ fn a_run_waiting_for_approval_says_how_to_decide_and_a_decline_skips_the_job() {
         [
             ("first", "succeeded", ""),
             ("gate", "skipped", "declined by tess: not today"),
-            ("after", "skipped", ""),
+            ("after", "skipped", "its dependency `gate` was skipped"),
         ]
     );
 }

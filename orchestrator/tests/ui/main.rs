@@ -5,6 +5,7 @@
 
 #[path = "../common/mod.rs"]
 mod common;
+mod daily;
 mod history;
 mod in_browser;
 mod over_http;

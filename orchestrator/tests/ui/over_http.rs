@@ -399,3 +399,41 @@ belts:
             .unwrap();
     }
 }
+
+#[tokio::test]
+async fn a_builds_commit_links_to_its_forge_when_the_product_is_a_repository_there() {
+    let c = conveyor(&[QUICK]).await;
+    let store = &c.state.store;
+    let mut quick = store.product("quick").await.unwrap().unwrap();
+    quick.repo = Some("git@github.com:acme/quick.git".into());
+    store
+        .put_product(&quick, conveyor::clock::now_ms())
+        .await
+        .unwrap();
+    let sha = "0123456789abcdef0123456789abcdef01234567";
+    let new = conveyor::store::NewBuild {
+        resource: None,
+        product: "quick".into(),
+        belt: "ci".into(),
+        trigger: conveyor::store::BuildTrigger::Manual,
+        git_ref: Some("refs/heads/main".into()),
+        sha: Some(sha.into()),
+        model: None,
+        context: None,
+    };
+    let id = conveyor::services::builds::start(&c.state, &new)
+        .await
+        .unwrap()
+        .id;
+    let page = crate::common::http()
+        .get(format!("{}/builds/{id}", c.url))
+        .send()
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    let link =
+        format!("<a href=\"https://github.com/acme/quick/commit/{sha}\" id=\"commit-link\">");
+    assert!(page.contains(&link), "{page}");
+}

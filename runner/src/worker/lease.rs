@@ -53,6 +53,10 @@ pub(super) async fn ship_logs(
     }
 }
 
+/// How often a running job's lease is renewed at most, which bounds how long a cancel
+/// takes to reach it (one fenced `UPDATE` of one row per running job per period).
+pub const CANCEL_CHECK: Duration = Duration::from_millis(500);
+
 /// Watches over a running job: renews its lease, and cancels the job when the orchestrator
 /// asks, when the lease may have run out (another runner may have the job by then:
 /// self-fencing), or when the runner hands its jobs back.
@@ -65,7 +69,8 @@ pub(super) struct Watchdog {
 }
 
 impl Watchdog {
-    /// Extends the lease every third of its length.
+    /// Extends the lease every third of its length, or every [`CANCEL_CHECK`] if that is
+    /// sooner: the heartbeat's answer is how a cancel reaches the job.
     ///
     /// The runner's own deadline is counted from when the last renewal that succeeded was
     /// *sent* (the orchestrator counts from its receipt, later), less a margin for the kill;
@@ -73,7 +78,7 @@ impl Watchdog {
     /// database cannot keep a job running past its lease.
     pub async fn run(mut self, claimed: Instant) {
         let lease = Duration::from_secs(self.spec.lease_secs.max(1));
-        let every = lease / 3;
+        let every = (lease / 3).min(CANCEL_CHECK);
         let holds_for = lease - lease / 10;
         let mut deadline = claimed + holds_for;
         loop {

@@ -246,23 +246,25 @@ pub(crate) async fn make_ready<C: Conn>(
     } else {
         ("waiting", Some("concurrency"))
     };
-    conn.exec(
-        sql(
-            "UPDATE job_runs SET status = $2, queued_at = $3, waiting_for = $4 \
-             WHERE id = $1 AND status = 'pending'",
+    // The attempt is the row's: a retried build's job runs start at their next one.
+    let row: Option<(i64,)> = conn
+        .opt(
+            sql(
+                "UPDATE job_runs SET status = $2, queued_at = $3, waiting_for = $4 \
+                 WHERE id = $1 AND status = 'pending' RETURNING attempt",
+            )
+            .bind(run_id)
+            .bind(status)
+            .bind(now)
+            .bind(waiting_for),
         )
-        .bind(run_id)
-        .bind(status)
-        .bind(now)
-        .bind(waiting_for),
-    )
-    .await?;
-    if status == "queued" {
+        .await?;
+    if let (Some((attempt,)), "queued") = (row, status) {
         work.effects.dispatch.push(Dispatch {
             fleet: job.fleet.clone(),
             msg: QueueMessage {
                 job_run_id: run_id.to_string(),
-                attempt: 1,
+                attempt: attempt as u32,
             },
         });
     }
@@ -303,16 +305,21 @@ pub(crate) async fn settle<C: Conn>(
         let dependents: Vec<(String,)> = conn
             .all(sql("SELECT to_run FROM job_edges WHERE from_run = $1 ORDER BY to_run").bind(&run))
             .await?;
+        let mut why = None;
         for (dep,) in dependents {
             if status == "succeeded" {
                 unblock(conn, build_id, &dep, now, work, &mut queue).await?;
             } else {
+                if why.is_none() {
+                    why = Some(skip_reason(conn, &run, status).await?);
+                }
                 let skipped = conn
                     .exec(
-                        sql("UPDATE job_runs SET status = 'skipped', finished_at = $2 \
-                             WHERE id = $1 AND status = 'pending'")
+                        sql("UPDATE job_runs SET status = 'skipped', finished_at = $2, \
+                             reason = $3 WHERE id = $1 AND status = 'pending'")
                         .bind(&dep)
-                        .bind(now),
+                        .bind(now)
+                        .bind(why.as_deref()),
                     )
                     .await?;
                 if skipped == 1 {
@@ -322,6 +329,19 @@ pub(crate) async fn settle<C: Conn>(
         }
     }
     finish_if_done(conn, build_id, done, failed, now, work).await
+}
+
+/// Why the dependents of job run `run`, which ended `status`, are skipped.
+async fn skip_reason<C: Conn>(conn: &mut C, run: &str, status: &str) -> Result<String> {
+    let (name,): (String,) = conn
+        .one(sql("SELECT name FROM job_runs WHERE id = $1").bind(run))
+        .await?;
+    let what = match status {
+        "failed" => "failed",
+        "cancelled" => "was cancelled",
+        _ => "was skipped",
+    };
+    Ok(format!("its dependency `{name}` {what}"))
 }
 
 /// One dependency of `dep` succeeded: readies it once none is left.

@@ -21,6 +21,7 @@ mod reads;
 mod registry;
 mod resources;
 mod retention;
+mod retry;
 mod rows;
 mod runs;
 mod schedules;
@@ -409,6 +410,15 @@ impl<B: Backend> Store for SqlStore<B> {
             return Ok(None);
         };
         Ok(Some((new_id, self.finish(tx, work, now).await?)))
+    }
+
+    async fn retry_build(&self, id: &str, now: i64) -> Result<Option<Effects>> {
+        let mut tx = self.backend.begin().await?;
+        let mut work = Work::default();
+        if !retry::retry_build(&mut *tx, id, now, &mut work).await? {
+            return Ok(None);
+        }
+        self.finish(tx, work, now).await.map(Some)
     }
 
     async fn build_of_job_run(&self, job_run_id: &str) -> Result<Option<String>> {

@@ -168,6 +168,11 @@ pub async fn cancelling_one_job_run_skips_its_dependents_and_signals_a_running_o
     let build = run_id(&store, &b, "build").await;
     let spec = claim(&store, &build, 1).await.unwrap();
     store.cancel_job_run(&build, 7).await.unwrap().unwrap();
+    let view = store.build(&b).await.unwrap().unwrap();
+    assert!(
+        view.jobs[0].cancel_requested && !view.jobs[1].cancel_requested,
+        "a running job asked to cancel reads back as cancelling"
+    );
     assert_eq!(
         store
             .heartbeat(&spec.lease, RUNNER, LEASE_MS, 8)

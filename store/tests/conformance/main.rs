@@ -21,6 +21,7 @@ mod owners;
 mod races;
 mod reads;
 mod retention;
+mod retries;
 mod schedules;
 mod secrets;
 mod tls;
@@ -38,6 +39,7 @@ use owners::*;
 use races::*;
 use reads::*;
 use retention::*;
+use retries::*;
 use schedules::*;
 use secrets::*;
 
@@ -121,6 +123,11 @@ macro_rules! suite {
             t!(a_resources_build_keeps_its_resource_and_event_through_a_rerun);
             t!(a_driver_jobs_context_holds_the_outputs_before_it_and_its_lines_keep_labels);
             t!(a_driver_jobs_context_holds_the_outputs_of_the_products_it_takes_as_inputs);
+            t!(a_retry_runs_only_the_failed_jobs_and_what_they_skipped_then_fires_downstream);
+            t!(a_retried_approved_job_is_not_asked_again_and_condition_skips_stay);
+            t!(a_cancelled_build_retries_every_job_it_stopped_and_asks_approval_anew);
+            race!(two_retries_at_once_reopen_the_build_once);
+            race!(a_retry_and_the_completion_that_ends_the_build_at_once_agree);
         }
     };
 }

@@ -11,7 +11,7 @@ use conveyor_store::{Effects, Owner, Store};
 use crate::flow::*;
 
 /// Rounds per race: each is a fresh build, so every round is a new interleaving.
-const ROUNDS: usize = 40;
+pub const ROUNDS: usize = 40;
 
 const RACE: &str = "product: race
 belts:
@@ -38,7 +38,7 @@ async fn started(store: &Arc<dyn Store>) -> (String, JobSpec) {
 }
 
 /// Runs two calls at the same moment on two tasks.
-async fn together<A, B, FA, FB>(a: FA, b: FB) -> (A, B)
+pub async fn together<A, B, FA, FB>(a: FA, b: FB) -> (A, B)
 where
     FA: Future<Output = A> + Send + 'static,
     FB: Future<Output = B> + Send + 'static,

@@ -1,5 +1,5 @@
 //! What a person does to a build besides starting and cancelling it: approve or decline a
-//! manual job run, cancel one job run, re-run a build. The dashboard's forms call the same
+//! manual job run, cancel one job run, re-run a build or retry its failed jobs. The dashboard's forms call the same
 //! use cases.
 
 use std::sync::Arc;
@@ -74,4 +74,12 @@ pub async fn rerun(
         StatusCode::CREATED,
         Json(builds::rerun(&services, &id).await?),
     ))
+}
+
+pub async fn retry(
+    State(services): State<Arc<Services>>,
+    _: Admin,
+    Path(id): Path<String>,
+) -> AppResult<Json<BuildView>> {
+    Ok(Json(builds::retry(&services, &id).await?))
 }

@@ -1,4 +1,4 @@
-//! The dashboard's forms: start, re-run or cancel a build, cancel, approve or decline a job
+//! The dashboard's forms: start, re-run, retry or cancel a build, cancel, approve or decline a job
 //! run.
 //! Each needs a signed-in session and its CSRF token, calls the same use case as the JSON
 //! API, and sends the browser on to the page that shows the result.
@@ -23,6 +23,17 @@ pub async fn rerun(
     check(&viewer, &form)?;
     let build = builds::rerun(&services, &id).await?;
     Ok(Redirect::to(&format!("/builds/{}", build.id)))
+}
+
+pub async fn retry(
+    State(services): State<Arc<Services>>,
+    Anyone(viewer): Anyone,
+    Path(id): Path<String>,
+    Form(form): Form<CsrfForm>,
+) -> PageResult<Redirect> {
+    check(&viewer, &form)?;
+    builds::retry(&services, &id).await?;
+    Ok(Redirect::to(&format!("/builds/{id}")))
 }
 
 pub async fn cancel_build(
@@ -87,19 +98,29 @@ pub async fn decline(
     Ok(Redirect::to(&format!("/builds/{}", build.id)))
 }
 
+/// The start form: its CSRF token and an optional branch, tag, `refs/…` or commit.
+#[derive(serde::Deserialize)]
+pub struct StartForm {
+    #[serde(default)]
+    csrf: String,
+    #[serde(default, rename = "ref")]
+    git_ref: String,
+}
+
 pub async fn start_build(
     State(services): State<Arc<Services>>,
     Anyone(viewer): Anyone,
     Path((product, belt)): Path<(String, String)>,
-    Form(form): Form<CsrfForm>,
+    Form(form): Form<StartForm>,
 ) -> PageResult<Redirect> {
-    check(&viewer, &form)?;
+    check(&viewer, &CsrfForm { csrf: form.csrf })?;
+    let git_ref = Some(form.git_ref.trim().to_string()).filter(|r| !r.is_empty());
     let new = NewBuild {
         resource: None,
         product,
         belt,
         trigger: BuildTrigger::Manual,
-        git_ref: None,
+        git_ref,
         sha: None,
         model: None,
         context: None,

@@ -1,5 +1,5 @@
 //! `/builds/{id}`: a build's jobs drawn as a graph, its jobs as a table, the chain of builds
-//! that fired it and that it fired, and the buttons to re-run or cancel it.
+//! that fired it and that it fired, and the buttons to re-run, retry or cancel it.
 
 use std::sync::Arc;
 
@@ -11,7 +11,8 @@ use super::PageResult;
 use super::dag::{Dag, NodeIn, layout};
 use super::session::Reader;
 use super::view::{
-    Badge, Chrome, Link, awaits_approval, badge, job_badge, job_note, took, trigger_text, when,
+    Badge, Chrome, Link, awaits_approval, badge, job_badge, job_note, since, took, trigger_text,
+    when,
 };
 use crate::http::error::AppError;
 use crate::services::{Services, input};
@@ -25,6 +26,8 @@ pub struct JobRow {
     pub badge: Badge,
     pub attempts: u32,
     pub took: String,
+    /// While running: when it started, for a ticking timer.
+    pub since: Option<i64>,
     pub runner: String,
     pub can_cancel: bool,
     pub can_approve: bool,
@@ -91,13 +94,19 @@ pub struct BuildPage {
     pub trigger_link: Option<Link>,
     pub git_ref: String,
     pub sha: String,
+    /// The commit's page on its forge, for a repository product on a forge.
+    pub commit_url: Option<String>,
     pub created: String,
     pub finished_at: String,
     pub took: String,
+    /// While running: when it started, for a ticking timer.
+    pub since: Option<i64>,
     pub error: String,
     /// What a build that has not started waits for (its concurrency group).
     pub waiting: String,
     pub live: bool,
+    /// Finished with a failed or cancelled job: its failed jobs can be retried.
+    pub can_retry: bool,
     pub dag: Dag,
     pub dag_label: String,
     pub jobs: Vec<JobRow>,
@@ -122,6 +131,7 @@ pub async fn page(
     let (upstream, downstream) = chain(&services, &b).await?;
     let (trigger, trigger_link) = trigger_text(&b.trigger);
     let artifacts = artifact_rows(&services, &id, None).await?;
+    let commit_url = commit_link(&services, &b).await?;
     Ok(BuildPage {
         artifacts,
         chrome: Chrome::new(format!("{} {} #{}", b.product, b.belt, b.number), viewer),
@@ -130,31 +140,19 @@ pub async fn page(
             "The jobs of {} {} #{} and what each waits for",
             b.product, b.belt, b.number
         ),
-        jobs: b
-            .jobs
-            .iter()
-            .map(|j| JobRow {
-                id: j.id.clone(),
-                name: j.name.clone(),
-                badge: job_badge(j),
-                attempts: j.attempts,
-                took: took(j.started_at, j.finished_at),
-                // A queued driver job with no driver connected says so where its runner goes.
-                runner: j.runner.clone().or(j.waiting.clone()).unwrap_or_default(),
-                can_cancel: !is_final(&j.status),
-                can_approve: awaits_approval(j),
-                note: job_note(j),
-            })
-            .collect(),
+        jobs: job_rows(&b),
         badge: badge(&b.status),
         live: !is_final(&b.status),
+        can_retry: retryable(&b),
         trigger,
         trigger_link,
         git_ref: b.git_ref.clone().unwrap_or_default(),
         sha: b.sha.clone().unwrap_or_default(),
+        commit_url,
         created: when(b.created_at),
         finished_at: b.finished_at.map(when).unwrap_or_default(),
         took: took(Some(b.created_at), b.finished_at),
+        since: since(Some(b.created_at), b.finished_at),
         error: b.error.clone().unwrap_or_default(),
         waiting: b.waiting_for.clone().unwrap_or_default(),
         upstream,
@@ -164,6 +162,47 @@ pub async fn page(
         belt: b.belt,
         number: b.number,
     })
+}
+
+/// The build's commit on its product's forge, when the product is a repository there.
+async fn commit_link(services: &Services, b: &BuildView) -> PageResult<Option<String>> {
+    let Some(sha) = &b.sha else {
+        return Ok(None);
+    };
+    let product = services.store.product(&b.product).await?;
+    let forge = b.trigger.forge_target().map(|t| t.forge);
+    Ok(product
+        .and_then(|p| p.repo)
+        .and_then(|repo| super::links::commit_url(&repo, forge.as_deref(), sha)))
+}
+
+/// The jobs table's rows, in belt order.
+fn job_rows(b: &BuildView) -> Vec<JobRow> {
+    b.jobs
+        .iter()
+        .map(|j| JobRow {
+            id: j.id.clone(),
+            name: j.name.clone(),
+            badge: job_badge(j),
+            attempts: j.attempts,
+            took: took(j.started_at, j.finished_at),
+            since: since(j.started_at, j.finished_at),
+            // A queued driver job with no driver connected says so where its runner goes.
+            runner: j.runner.clone().or(j.waiting.clone()).unwrap_or_default(),
+            can_cancel: !is_final(&j.status) && !j.cancel_requested,
+            can_approve: awaits_approval(j),
+            note: job_note(j),
+        })
+        .collect()
+}
+
+/// Whether the build has finished with a failed or cancelled job (what a retry runs).
+pub fn retryable(b: &BuildView) -> bool {
+    b.jobs.iter().all(|j| is_final(&j.status))
+        && matches!(b.status.as_str(), "failed" | "cancelled")
+        && b.jobs
+            .iter()
+            .any(|j| j.status == "failed" || j.status == "cancelled")
 }
 
 /// The build's jobs as a graph; each node links to its job's page.

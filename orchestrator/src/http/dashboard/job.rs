@@ -125,7 +125,7 @@ pub async fn page(
             .iter()
             .map(|(k, v)| (k.clone(), plain(v)))
             .collect(),
-        can_cancel: !is_final(&j.status),
+        can_cancel: !is_final(&j.status) && !j.cancel_requested,
         can_approve: super::view::awaits_approval(&j),
         note: super::view::job_note(&j),
         lines: line_rows(&rows),

@@ -20,7 +20,7 @@ use tokio::time::Instant;
 use super::PageResult;
 use super::job::{job_of, line_rows};
 use super::session::Reader;
-use super::view::{badge, took};
+use super::view::{badge, since, took};
 use crate::http::error::AppError;
 use crate::services::{Event, Services, input};
 use crate::store::is_final;
@@ -218,12 +218,14 @@ impl BuildFeed {
                 "status": b.status,
                 "badge": badge(&b.status),
                 "took": took(Some(b.created_at), b.finished_at),
+                "since": since(Some(b.created_at), b.finished_at),
                 "jobs": b.jobs.iter().map(|j| json!({
                     "id": j.id,
                     "status": j.status,
                     "badge": super::view::job_badge(j),
                     "attempts": j.attempts,
                     "took": took(j.started_at, j.finished_at),
+                    "since": since(j.started_at, j.finished_at),
                     "runner": j.runner.clone().unwrap_or_default(),
                 })).collect::<Vec<_>>(),
             });

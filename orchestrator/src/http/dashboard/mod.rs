@@ -10,6 +10,7 @@ pub mod build;
 pub mod dag;
 pub mod fleets;
 pub mod job;
+pub mod links;
 pub mod live;
 pub mod overview;
 pub mod product;

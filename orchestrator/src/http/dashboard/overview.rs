@@ -9,7 +9,7 @@ use axum::extract::State;
 use super::PageResult;
 use super::fleets::{FleetRow, fleet_rows};
 use super::session::Reader;
-use super::view::{Badge, Chrome, Link, badge, took, trigger_text, when};
+use super::view::{Badge, Chrome, Link, badge, since, took, trigger_text, when};
 use crate::services::Services;
 use crate::store::{BuildFilter, BuildView};
 
@@ -25,6 +25,8 @@ pub struct BuildRow {
     pub git_ref: String,
     pub created: String,
     pub took: String,
+    /// While running: when it started, for a ticking timer.
+    pub since: Option<i64>,
 }
 
 impl BuildRow {
@@ -41,6 +43,7 @@ impl BuildRow {
             git_ref: b.git_ref.clone().unwrap_or_default(),
             created: when(b.created_at),
             took: took(Some(b.created_at), b.finished_at),
+            since: since(Some(b.created_at), b.finished_at),
         }
     }
 }

@@ -24,6 +24,8 @@ pub struct Chrome {
     pub viewer: Viewer,
     /// The sign-in page, coming back here.
     pub sign_in: String,
+    /// The server's clock when the page was made (ms), so running timers tick in step.
+    pub now: i64,
 }
 
 impl Chrome {
@@ -32,6 +34,7 @@ impl Chrome {
             title: title.into(),
             sign_in: format!("/sign-in?next={}", urlencode(&viewer.here)),
             viewer,
+            now: crate::clock::now_ms(),
         }
     }
 }
@@ -75,6 +78,13 @@ pub fn job_note(j: &JobRunView) -> String {
 /// A job run's badge: a `waiting` one that waits for its concurrency group, not for
 /// approval, says so.
 pub fn job_badge(j: &JobRunView) -> Badge {
+    if j.status == "running" && j.cancel_requested {
+        return Badge {
+            status: "cancelling".into(),
+            icon: "⊘",
+            label: "cancelling",
+        };
+    }
     if j.status == "waiting" && !awaits_approval(j) {
         return Badge {
             status: j.status.clone(),
@@ -130,6 +140,12 @@ pub fn took(start: Option<i64>, end: Option<i64>) -> String {
         (Some(s), None) => format!("{} so far", span(crate::clock::now_ms() - s)),
         _ => String::new(),
     }
+}
+
+/// When a running span started (ms), for a timer that ticks in the browser; `None` once
+/// it has ended or before it starts.
+pub fn since(start: Option<i64>, end: Option<i64>) -> Option<i64> {
+    start.filter(|_| end.is_none())
 }
 
 /// A link: where, and what it says.

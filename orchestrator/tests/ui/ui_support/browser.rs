@@ -129,6 +129,16 @@ impl Browser {
         self.cmd(reqwest::Method::POST, path, Some(body)).await
     }
 
+    /// Emulates a system that prefers a dark colour scheme (Chrome DevTools protocol).
+    pub async fn prefer_dark(&self) {
+        let features = json!([{ "name": "prefers-color-scheme", "value": "dark" }]);
+        self.post(
+            "/goog/cdp/execute",
+            json!({ "cmd": "Emulation.setEmulatedMedia", "params": { "features": features } }),
+        )
+        .await;
+    }
+
     pub async fn goto(&self, url: &str) {
         self.post("/url", json!({ "url": url })).await;
     }
