@@ -68,6 +68,10 @@ pub struct BuildContext {
     /// true for every pattern.
     #[serde(default)]
     pub changed: Option<Vec<String>>,
+    /// Variables the build was started with (`KEY=VALUE`, by hand): every job gets them in
+    /// its environment, as data, over the config's `env`.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub variables: Vec<(String, String)>,
 }
 
 impl BuildContext {
@@ -80,6 +84,7 @@ impl BuildContext {
             branch: branch.map(str::to_string),
             tag: tag.map(str::to_string),
             changed: None,
+            variables: Vec::new(),
         }
     }
 

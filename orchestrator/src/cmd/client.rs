@@ -46,6 +46,9 @@ pub struct TriggerArgs {
     /// The commit the build is for.
     #[arg(long)]
     pub sha: Option<String>,
+    /// A variable every job of the build gets in its environment (repeatable).
+    #[arg(long = "var", value_name = "KEY=VALUE", value_parser = variable)]
+    pub vars: Vec<(String, String)>,
     /// Follow the build's logs and exit 0 only if it succeeds.
     #[arg(long)]
     pub wait: bool,
@@ -145,22 +148,34 @@ pub(super) fn done(result: Result<bool, String>) -> ExitCode {
     }
 }
 
-/// `conveyor trigger PRODUCT BELT [--ref R] [--sha S] [--wait]`
+fn variable(text: &str) -> Result<(String, String), String> {
+    text.split_once('=')
+        .map(|(k, v)| (k.to_string(), v.to_string()))
+        .ok_or_else(|| format!("`{text}` is not KEY=VALUE"))
+}
+
+/// `conveyor trigger PRODUCT BELT [--ref R] [--sha S] [--var K=V]… [--wait]`
 pub async fn trigger(args: TriggerArgs) -> ExitCode {
     let TriggerArgs {
         product,
         belt,
         git_ref,
         sha,
+        vars,
         wait,
         api,
     } = args;
+    let variables: serde_json::Map<String, serde_json::Value> =
+        vars.into_iter().map(|(k, v)| (k, v.into())).collect();
     done(
         async {
             let api = api.client()?;
             let path = format!("/api/v1/products/{product}/belts/{belt}/builds");
             let build = api
-                .post(&path, json!({ "ref": git_ref, "sha": sha }))
+                .post(
+                    &path,
+                    json!({ "ref": git_ref, "sha": sha, "variables": variables }),
+                )
                 .await?;
             let id = build["id"].as_str().unwrap_or_default().to_string();
             println!(

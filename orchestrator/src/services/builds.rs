@@ -11,9 +11,36 @@ use crate::store::{BuildView, NewBuild};
 
 /// Creates a build, dispatches its ready jobs, and returns it.
 pub async fn start(s: &Services, new: &NewBuild) -> Result<BuildView> {
-    let started = create(s, new).await?;
+    start_with(s, new, Vec::new()).await
+}
+
+/// [`start`], giving every job of the build `variables` (`KEY=VALUE`) in its environment.
+pub async fn start_with(
+    s: &Services,
+    new: &NewBuild,
+    variables: Vec<(String, String)>,
+) -> Result<BuildView> {
+    for (name, value) in &variables {
+        input::variable(name, value)?;
+    }
+    if variables.len() > MAX_VARIABLES {
+        return Err(ServiceError::InvalidField {
+            field: "variables".into(),
+            message: format!("at most {MAX_VARIABLES} variables"),
+        });
+    }
+    let mut new = at_head(s, new).await?;
+    if !variables.is_empty() {
+        let mut context = new.context();
+        context.variables = variables;
+        new.context = Some(context);
+    }
+    let started = create(s, &new).await?;
     view(s, &started.id).await
 }
+
+/// The most variables one build may be started with.
+pub const MAX_VARIABLES: usize = 100;
 
 /// A build just created, and what its creation set moving.
 pub struct Started {

@@ -40,6 +40,37 @@ pub fn text(field: &str, value: &str, max: usize) -> Result<()> {
     check(field, names::text_problem(value, max))
 }
 
+/// The longest value a build's variable may have.
+pub const MAX_VARIABLE_LEN: usize = 4096;
+
+/// A variable a build is started with: a shell variable name not reserved by conveyor, and
+/// a value without NUL (which an environment cannot hold) of at most
+/// [`MAX_VARIABLE_LEN`] bytes.
+pub fn variable(name: &str, value: &str) -> Result<()> {
+    let field = format!("variables.{name}");
+    if !names::is_var_name(name) {
+        return Err(invalid(
+            "variables",
+            format!(
+                "has `{name}`, which is not a variable name: use letters, digits and `_`, not starting with a digit"
+            ),
+        ));
+    }
+    if name.starts_with("CONVEYOR_") {
+        return Err(invalid(
+            &field,
+            "is reserved: names starting with `CONVEYOR_` are set by conveyor".into(),
+        ));
+    }
+    if value.contains('\0') || value.len() > MAX_VARIABLE_LEN {
+        return Err(invalid(
+            &field,
+            format!("must hold no NUL and at most {MAX_VARIABLE_LEN} bytes"),
+        ));
+    }
+    Ok(())
+}
+
 /// A build status to filter by.
 pub fn build_status(field: &str, value: &str) -> Result<()> {
     if BUILD_STATUSES.contains(&value) {

@@ -19,3 +19,4 @@ mod tls;
 mod up;
 mod up_again;
 mod validate;
+mod variables;

@@ -125,9 +125,7 @@ fn spec_of(
         git_ref: b.git_ref.as_deref(),
         context,
     };
-    let mut env = job.env.clone();
-    env.extend(rules::conveyor_env(&ctx));
-    env.extend(refs);
+    let (env, expand_env) = job_env(job, &ctx, refs, &context.variables);
     let source = rules::source_of(
         job,
         b.source_path.as_deref(),
@@ -155,8 +153,32 @@ fn spec_of(
         artifacts_always: job.artifacts_always,
         caches: job.caches.clone(),
         caches_writable: !b.git_ref.as_deref().is_some_and(rules::is_pull_request),
-        expand_env: job.env.iter().map(|(name, _)| name.clone()).collect(),
+        expand_env,
     }
+}
+
+/// The job's environment — its `env` (the templates the runner expands), the `CONVEYOR_*`
+/// variables, its references' values, then the build's variables — and the names of the
+/// templates. The build's variables win over `env` and, being data, are never expanded: a
+/// key they replace is no longer a template.
+fn job_env(
+    job: &Job,
+    ctx: &JobContext,
+    refs: Vec<(String, String)>,
+    variables: &[(String, String)],
+) -> (Vec<(String, String)>, Vec<String>) {
+    let replaced = |k: &String| variables.iter().any(|(v, _)| v == k);
+    let mut env: Vec<(String, String)> = job
+        .env
+        .iter()
+        .filter(|(k, _)| !replaced(k))
+        .cloned()
+        .collect();
+    let templates = env.iter().map(|(name, _)| name.clone()).collect();
+    env.extend(rules::conveyor_env(ctx));
+    env.extend(refs);
+    env.extend(variables.iter().cloned());
+    (env, templates)
 }
 
 /// Extends a lease; `Some(cancel)` while the lease holds, `None` once it is gone.

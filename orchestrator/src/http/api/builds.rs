@@ -19,6 +19,9 @@ pub struct Start {
     #[serde(rename = "ref")]
     git_ref: Option<String>,
     sha: Option<String>,
+    /// `{"KEY": "VALUE"}`: every job gets them in its environment.
+    #[serde(default)]
+    variables: std::collections::BTreeMap<String, String>,
 }
 
 pub async fn create(
@@ -43,7 +46,8 @@ pub async fn create(
         model: None,
         context: None,
     };
-    let view = builds::start(&services, &new).await?;
+    let variables = start.variables.into_iter().collect();
+    let view = builds::start_with(&services, &new, variables).await?;
     Ok((StatusCode::CREATED, Json(view)))
 }
 

@@ -104,6 +104,8 @@ pub struct BuildPage {
     pub error: String,
     /// What a build that has not started waits for (its concurrency group).
     pub waiting: String,
+    /// The variables the build was started with, `KEY=VALUE`.
+    pub variables: Vec<String>,
     pub live: bool,
     /// Finished with a failed or cancelled job: its failed jobs can be retried.
     pub can_retry: bool,
@@ -155,6 +157,12 @@ pub async fn page(
         since: since(Some(b.created_at), b.finished_at),
         error: b.error.clone().unwrap_or_default(),
         waiting: b.waiting_for.clone().unwrap_or_default(),
+        variables: b
+            .context
+            .iter()
+            .flat_map(|c| &c.variables)
+            .map(|(k, v)| format!("{k}={v}"))
+            .collect(),
         upstream,
         downstream,
         id: b.id,
