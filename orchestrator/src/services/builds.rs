@@ -20,6 +20,7 @@ pub async fn start_with(
     new: &NewBuild,
     variables: Vec<(String, String)>,
 ) -> Result<BuildView> {
+    check(new)?;
     for (name, value) in &variables {
         input::variable(name, value)?;
     }
