@@ -70,6 +70,7 @@ impl Backend for SqliteBackend {
 impl Conn for SqliteConnection {
     // A write transaction (`BEGIN IMMEDIATE`) already holds the database's one write lock.
     const LOCK_BUILD: &'static str = "SELECT id FROM builds WHERE id = $1";
+    const FOR_UPDATE: &'static str = "";
 
     async fn exec(&mut self, q: Sql) -> Result<u64> {
         exec_on(self, q, SqliteQueryResult::rows_affected).await

@@ -171,6 +171,9 @@ pub(crate) trait Conn: Send {
     /// transaction that moves a build's job runs takes this lock first, so locks are taken
     /// in one order everywhere: the build, then its job runs, then products.
     const LOCK_BUILD: &'static str;
+    /// What ends a `SELECT` that locks the rows it reads (`FOR UPDATE`; nothing where the
+    /// write transaction already holds the only write lock).
+    const FOR_UPDATE: &'static str;
 
     /// Runs a statement; how many rows it changed.
     fn exec(&mut self, q: Sql) -> impl Future<Output = Result<u64>> + Send;

@@ -64,8 +64,21 @@ fn over(head: &str, ids: &[String]) -> Sql {
     q
 }
 
-/// Deletes `ids` (builds still finished) and what hangs off them, in one transaction.
+/// Deletes `ids` (builds still finished) and what hangs off them, in one transaction. The
+/// builds' rows are locked first, in id order, and only those still finished are deleted: a
+/// retry that reopened one (it takes the same lock) keeps it, and two sweeping nodes wait
+/// for each other rather than deadlock.
 pub(crate) async fn delete<C: Conn>(conn: &mut C, ids: &[String]) -> Result<Swept> {
+    if ids.is_empty() {
+        return Ok(Swept::default());
+    }
+    let lock = format!(
+        "SELECT id FROM builds WHERE id IN (IDS) AND finished_at IS NOT NULL ORDER BY id{}",
+        C::FOR_UPDATE
+    );
+    let locked: Vec<(String,)> = conn.all(over(&lock, ids)).await?;
+    let ids: Vec<String> = locked.into_iter().map(|(id,)| id).collect();
+    let ids = ids.as_slice();
     if ids.is_empty() {
         return Ok(Swept::default());
     }
