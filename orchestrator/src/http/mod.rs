@@ -213,15 +213,16 @@ fn conveyor_ci_routes() -> Router<SharedState> {
 
 /// The driver protocol (`conveyor_core::driver`) and the list of drivers.
 fn driver_routes() -> Router<SharedState> {
-    use api::drivers;
+    // A driver's heartbeat and hand-back are the runner protocol's, under its own paths.
+    use api::{drivers, runner};
     Router::new()
         .route("/api/v1/drivers", get(drivers::list))
         .route("/api/v1/drivers/register", post(drivers::register))
         .route("/api/v1/drivers/claim", post(drivers::claim))
-        .route("/api/v1/drivers/heartbeat", post(drivers::heartbeat))
+        .route("/api/v1/drivers/heartbeat", post(runner::heartbeat))
         .route("/api/v1/drivers/logs", post(drivers::logs))
         .route("/api/v1/drivers/complete", post(drivers::complete))
-        .route("/api/v1/drivers/release", post(drivers::release))
+        .route("/api/v1/drivers/release", post(runner::release))
 }
 
 /// The runner's file calls: streamed bodies, limited per file by the services, not by

@@ -14,13 +14,12 @@ use conveyor_core::driver::{
     DEFAULT_WAIT_SECS, DriverClaim, DriverCompletion, DriverLogBatch, DriverRegistration,
     MAX_WAIT_SECS, queue_of,
 };
-use conveyor_core::protocol::{HeartbeatReply, Lease};
 use serde_json::{Value, json};
 
 use crate::clock::now_ms;
 use crate::http::auth::{ApiReader, Registration, RunnerAuth};
 use crate::http::error::AppResult;
-use crate::services::{Services, drivers, runs};
+use crate::services::{Services, drivers};
 
 pub async fn register(
     State(services): State<Arc<Services>>,
@@ -46,16 +45,6 @@ pub async fn claim(
     }
 }
 
-pub async fn heartbeat(
-    State(services): State<Arc<Services>>,
-    RunnerAuth(owner): RunnerAuth,
-    body: Result<Json<Lease>, JsonRejection>,
-) -> AppResult<Json<HeartbeatReply>> {
-    let Json(lease) = body?;
-    let cancel = runs::heartbeat(&services, &lease, &owner).await?;
-    Ok(Json(HeartbeatReply { cancel }))
-}
-
 pub async fn logs(
     State(services): State<Arc<Services>>,
     RunnerAuth(owner): RunnerAuth,
@@ -73,16 +62,6 @@ pub async fn complete(
 ) -> AppResult<StatusCode> {
     let Json(c) = body?;
     drivers::complete(&services, c, &owner).await?;
-    Ok(StatusCode::NO_CONTENT)
-}
-
-pub async fn release(
-    State(services): State<Arc<Services>>,
-    RunnerAuth(owner): RunnerAuth,
-    body: Result<Json<Lease>, JsonRejection>,
-) -> AppResult<StatusCode> {
-    let Json(lease) = body?;
-    runs::release(&services, &lease, &owner).await?;
     Ok(StatusCode::NO_CONTENT)
 }
 
