@@ -72,6 +72,28 @@ pub struct BuildContext {
     /// its environment, as data, over the config's `env`.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub variables: Vec<(String, String)>,
+    /// Who started it: the forge account that pushed or opened the pull request, or the
+    /// person (or `admin`) who started it by hand; `None` for schedules and upstream builds,
+    /// whose trigger says what started them.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub actor: Option<String>,
+    /// The commit built, as its repository describes it (repository products only).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub commit: Option<Commit>,
+}
+
+/// A commit's author and message, as `git log` reads them.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Commit {
+    pub author: String,
+    pub message: String,
+}
+
+impl Commit {
+    /// The message's first line (its subject).
+    pub fn subject(&self) -> &str {
+        self.message.lines().next().unwrap_or("")
+    }
 }
 
 impl BuildContext {
@@ -85,6 +107,8 @@ impl BuildContext {
             tag: tag.map(str::to_string),
             changed: None,
             variables: Vec::new(),
+            actor: None,
+            commit: None,
         }
     }
 

@@ -270,6 +270,9 @@ pub struct JobRunView {
     /// Who approved or declined a manual job run.
     #[serde(default)]
     pub decided_by: Option<String>,
+    /// When it was approved or declined (ms since the epoch).
+    #[serde(default)]
+    pub decided_at: Option<i64>,
     /// What a `waiting` job run waits for: `approval`, or its concurrency group.
     #[serde(default)]
     pub waiting_for: Option<String>,

@@ -136,3 +136,11 @@ impl Api {
         self.http.request(method, format!("{}{path}", self.server))
     }
 }
+
+/// Who a build started or a decision made on this machine is recorded as: `$USER`.
+pub fn local_user() -> String {
+    std::env::var("USER")
+        .ok()
+        .filter(|u| !u.is_empty())
+        .unwrap_or_else(|| "cli".into())
+}

@@ -5,7 +5,7 @@
 use std::collections::HashSet;
 use std::io::{BufRead, IsTerminal, Write};
 
-use super::decide::local_user;
+use super::api::local_user;
 use crate::services::builds;
 use crate::startup::Embedded;
 

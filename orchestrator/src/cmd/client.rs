@@ -8,6 +8,7 @@ use std::process::ExitCode;
 use clap::Subcommand;
 use serde_json::json;
 
+use super::api::local_user;
 pub use super::api::{Api, ApiArgs};
 use super::follow::follow;
 
@@ -174,7 +175,7 @@ pub async fn trigger(args: TriggerArgs) -> ExitCode {
             let build = api
                 .post(
                     &path,
-                    json!({ "ref": git_ref, "sha": sha, "variables": variables }),
+                    json!({ "ref": git_ref, "sha": sha, "variables": variables, "by": local_user() }),
                 )
                 .await?;
             let id = build["id"].as_str().unwrap_or_default().to_string();

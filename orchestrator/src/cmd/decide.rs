@@ -7,6 +7,7 @@ use std::process::ExitCode;
 use reqwest::Method;
 use serde_json::json;
 
+use super::api::local_user;
 use super::client::{ApiArgs, done};
 
 // `conveyor approve`'s and `conveyor decline`'s arguments.
@@ -22,14 +23,6 @@ pub struct DecideArgs {
     pub by: Option<String>,
     #[command(flatten)]
     pub api: ApiArgs,
-}
-
-/// Who a decision made on this machine is recorded as.
-pub fn local_user() -> String {
-    std::env::var("USER")
-        .ok()
-        .filter(|u| !u.is_empty())
-        .unwrap_or_else(|| "cli".into())
 }
 
 /// Approves (`approve`) or declines the job run.

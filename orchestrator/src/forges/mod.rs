@@ -132,6 +132,18 @@ impl Forge {
         }
     }
 
+    /// The account that made the change (pushed, opened or updated the pull request), as
+    /// the forge names it; at most 100 characters, without control characters.
+    pub fn actor(self, p: &Value) -> Option<String> {
+        let named = match self {
+            Forge::GitHub | Forge::Gitea => [&p["sender"]["login"], &p["pusher"]["name"]],
+            Forge::GitLab => [&p["user_username"], &p["user"]["username"]],
+        };
+        let name = named.into_iter().find_map(Value::as_str)?;
+        let clean: String = name.chars().filter(|c| !c.is_control()).take(100).collect();
+        (!clean.trim().is_empty()).then_some(clean)
+    }
+
     /// The change a delivery describes.
     pub fn change(self, h: &Headers, p: &Value) -> Change {
         match self {

@@ -110,12 +110,7 @@ impl Repos {
     /// Clones the repository's mirror, or fetches what is new; returns the mirror. A
     /// failure is [`GitError::Unreachable`]: the repository may be back in a moment.
     pub fn sync(&self, url: &str) -> Result<PathBuf, GitError> {
-        let hash: String = sha2::Sha256::digest(url.as_bytes())
-            .iter()
-            .take(12)
-            .map(|b| format!("{b:02x}"))
-            .collect();
-        let mirror = self.dir.join(format!("{hash}.git"));
+        let mirror = self.mirror_path(url);
         let unreachable =
             |what: &str, e: GitError| GitError::Unreachable(format!("{what} {url} failed: {e}"));
         if mirror.join("HEAD").exists() {
@@ -130,6 +125,20 @@ impl Repos {
             git(&clone, None, self.timeout).map_err(|e| unreachable("cloning", e))?;
         }
         Ok(mirror)
+    }
+
+    /// The repository's mirror as it is, without fetching; `None` before its first clone.
+    pub fn mirror(&self, url: &str) -> Option<PathBuf> {
+        Some(self.mirror_path(url)).filter(|m| m.join("HEAD").exists())
+    }
+
+    fn mirror_path(&self, url: &str) -> PathBuf {
+        let hash: String = sha2::Sha256::digest(url.as_bytes())
+            .iter()
+            .take(12)
+            .map(|b| format!("{b:02x}"))
+            .collect();
+        self.dir.join(format!("{hash}.git"))
     }
 
     /// The repository's default branch (what its HEAD names).

@@ -3,9 +3,11 @@
 //! tree (`conveyor run`'s `source`).
 
 mod changes;
+mod commits;
 mod mirrors;
 mod snapshot;
 
 pub use changes::{Diff, MAX_CHANGED_PATHS};
+pub use commits::MAX_MESSAGE;
 pub use mirrors::{DEFAULT_CONFIG, GIT_TIMEOUT, GitError, Repos, repo_key, same_repo};
 pub use snapshot::{Snapshot, snapshot};

@@ -2,6 +2,7 @@
 //! approving a manual one or cancelling it. Each carries out its effects after commit and
 //! answers with the build as it now stands.
 
+use conveyor_core::context::Commit;
 use conveyor_core::names;
 
 use super::{Result, ServiceError, Services, input};
@@ -11,31 +12,38 @@ use crate::store::{BuildView, NewBuild};
 
 /// Creates a build, dispatches its ready jobs, and returns it.
 pub async fn start(s: &Services, new: &NewBuild) -> Result<BuildView> {
-    start_with(s, new, Vec::new()).await
+    start_with(s, new, Asked::default()).await
 }
 
-/// [`start`], giving every job of the build `variables` (`KEY=VALUE`) in its environment.
-pub async fn start_with(
-    s: &Services,
-    new: &NewBuild,
-    variables: Vec<(String, String)>,
-) -> Result<BuildView> {
+/// What the person starting a build by hand adds to it.
+#[derive(Debug, Clone, Default)]
+pub struct Asked {
+    /// `KEY=VALUE` pairs every job of the build gets in its environment.
+    pub variables: Vec<(String, String)>,
+    /// Who asked (shown with the build); `None`: nobody named.
+    pub by: Option<String>,
+}
+
+/// [`start`], with what the person starting it asked for.
+pub async fn start_with(s: &Services, new: &NewBuild, asked: Asked) -> Result<BuildView> {
     check(new)?;
-    for (name, value) in &variables {
+    for (name, value) in &asked.variables {
         input::variable(name, value)?;
     }
-    if variables.len() > MAX_VARIABLES {
+    if asked.variables.len() > MAX_VARIABLES {
         return Err(ServiceError::InvalidField {
             field: "variables".into(),
             message: format!("at most {MAX_VARIABLES} variables"),
         });
     }
-    let mut new = at_head(s, new).await?;
-    if !variables.is_empty() {
-        let mut context = new.context();
-        context.variables = variables;
-        new.context = Some(context);
+    if let Some(by) = &asked.by {
+        input::actor("by", by)?;
     }
+    let mut new = at_head(s, new).await?;
+    let mut context = new.context();
+    context.variables = asked.variables;
+    context.actor = asked.by;
+    new.context = Some(context);
     let started = create(s, &new).await?;
     view(s, &started.id).await
 }
@@ -86,7 +94,8 @@ fn check(new: &NewBuild) -> Result<()> {
 /// without a repository, are built as they are.
 pub(super) async fn at_head(s: &Services, new: &NewBuild) -> Result<NewBuild> {
     let mut new = new.clone();
-    if new.sha.is_some() {
+    let described = new.context.as_ref().is_some_and(|c| c.commit.is_some());
+    if new.sha.is_some() && described {
         return Ok(new);
     }
     let Some(product) = s.store.product(&new.product).await? else {
@@ -95,18 +104,40 @@ pub(super) async fn at_head(s: &Services, new: &NewBuild) -> Result<NewBuild> {
     let (Some(url), None) = (product.repo, product.source_path) else {
         return Ok(new);
     };
-    let (repos, wanted) = (s.repos.clone(), new.git_ref.clone().or(product.branch));
-    let (git_ref, sha) = tokio::task::spawn_blocking(move || head_of(&repos, &url, wanted))
-        .await
-        .map_err(|e| ServiceError::Internal(e.to_string()))??;
-    new.git_ref = Some(git_ref);
-    new.sha = Some(sha);
+    let (repos, wanted, given) = (
+        s.repos.clone(),
+        new.git_ref.clone().or(product.branch),
+        new.sha.clone(),
+    );
+    let (resolved, commit) = tokio::task::spawn_blocking(move || match given {
+        // A commit named by the caller: described from the mirror as it is, not fetched.
+        Some(sha) => {
+            let commit = repos.mirror(&url).and_then(|m| repos.describe(&m, &sha));
+            Ok((None, commit))
+        }
+        None => head_of(&repos, &url, wanted).map(|(r, sha, c)| (Some((r, sha)), c)),
+    })
+    .await
+    .map_err(|e| ServiceError::Internal(e.to_string()))??;
+    if let Some((git_ref, sha)) = resolved {
+        new.git_ref = Some(git_ref);
+        new.sha = Some(sha);
+    }
+    if commit.is_some() {
+        let mut context = new.context();
+        context.commit = commit;
+        new.context = Some(context);
+    }
     Ok(new)
 }
 
 /// The full ref and commit `wanted` names in the repository at `url` (its default branch
 /// when `None`).
-fn head_of(repos: &Repos, url: &str, wanted: Option<String>) -> Result<(String, String)> {
+fn head_of(
+    repos: &Repos,
+    url: &str,
+    wanted: Option<String>,
+) -> Result<(String, String, Option<Commit>)> {
     let unavailable = |e: GitError| match e {
         GitError::Unreachable(m) => ServiceError::Unavailable(m),
         GitError::Refused(m) => ServiceError::Invalid(m),
@@ -126,7 +157,8 @@ fn head_of(repos: &Repos, url: &str, wanted: Option<String>) -> Result<(String, 
     };
     for full in candidates {
         if let Ok(sha) = repos.commit(&mirror, &full) {
-            return Ok((full, sha));
+            let commit = repos.describe(&mirror, &sha);
+            return Ok((full, sha, commit));
         }
     }
     Err(ServiceError::InvalidField {

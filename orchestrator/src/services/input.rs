@@ -71,6 +71,17 @@ pub fn variable(name: &str, value: &str) -> Result<()> {
     Ok(())
 }
 
+/// Who a request says it acts for (`by`): shown with what it did.
+pub fn actor(field: &str, by: &str) -> Result<()> {
+    if by.is_empty() || by.chars().count() > 100 || by.chars().any(char::is_control) {
+        return Err(invalid(
+            field,
+            "must be a name of 1 to 100 characters, without control characters".into(),
+        ));
+    }
+    Ok(())
+}
+
 /// A build status to filter by.
 pub fn build_status(field: &str, value: &str) -> Result<()> {
     if BUILD_STATUSES.contains(&value) {

@@ -319,6 +319,12 @@ async fn a_pull_request_tests_and_fires_nothing_and_a_push_to_main_deploys_what_
         ),
         (Some("declined by ann: not on a Friday"), Some("ann"))
     );
+    let decided_at = job(&b, "promote")["decided_at"].as_i64().unwrap_or(0);
+    assert!(
+        decided_at >= b["created_at"].as_i64().unwrap()
+            && decided_at <= b["finished_at"].as_i64().unwrap(),
+        "the decline records when it was made, within the build: {b}"
+    );
     let fired = b["triggered"].as_array().unwrap().clone();
     assert_eq!(fired.len(), 1, "staging only: {b}");
     let deploy = hooks.finished(fired[0].as_str().unwrap()).await;

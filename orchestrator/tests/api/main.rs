@@ -9,6 +9,7 @@
 
 mod actions;
 mod auth;
+mod build_context;
 #[path = "../common/mod.rs"]
 mod common;
 mod compat;

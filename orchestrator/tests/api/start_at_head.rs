@@ -9,7 +9,7 @@ use crate::common::git::{commit_and_push, git};
 use crate::webhooks::Hooks;
 
 impl Hooks {
-    async fn start_build(&self, body: Value) -> (u16, Value) {
+    pub(crate) async fn start_build(&self, body: Value) -> (u16, Value) {
         let r = self
             .http
             .post(format!(

@@ -267,6 +267,12 @@ async fn starting_a_build_from_the_product_page_takes_a_ref() {
     b.goto(&format!("{}/products/flaky", c.url)).await;
     b.type_into("tr[data-belt=\"ci\"] input.ref", "refs/heads/topic")
         .await;
+    b.click("tr[data-belt=\"ci\"] details.vars summary").await;
+    b.type_into(
+        "tr[data-belt=\"ci\"] textarea[name=variables]",
+        "TARGET=staging\nNOTE=a b=c",
+    )
+    .await;
     b.click("tr[data-belt=\"ci\"] button.start").await;
     b.wait_for(
         "the started build's page",
@@ -278,5 +284,37 @@ async fn starting_a_build_from_the_product_page_takes_a_ref() {
         c.view(&id).await.git_ref.as_deref(),
         Some("refs/heads/topic")
     );
-    assert!(b.text("main").await.contains("refs/heads/topic"));
+    let page = b.text("main").await;
+    assert!(page.contains("refs/heads/topic"), "{page}");
+    assert!(page.contains("started by admin (dashboard)"), "{page}");
+    let context = c.view(&id).await.context.unwrap();
+    assert_eq!(
+        context.variables,
+        vec![
+            ("TARGET".to_string(), "staging".to_string()),
+            ("NOTE".to_string(), "a b=c".to_string())
+        ]
+    );
+    assert!(b.text("#build-variables").await.contains("NOTE=a b=c"));
+
+    // A line that is no variable is refused, naming it, and starts nothing.
+    b.goto(&format!("{}/products/flaky", c.url)).await;
+    b.click("tr[data-belt=\"ci\"] details.vars summary").await;
+    b.type_into("tr[data-belt=\"ci\"] textarea[name=variables]", "oops")
+        .await;
+    b.click("tr[data-belt=\"ci\"] button.start").await;
+    b.wait_for(
+        "the refusal",
+        "return document.body.innerText.includes('`oops` has no `=`');",
+    )
+    .await;
+    assert_eq!(
+        c.state
+            .store
+            .builds(&Default::default())
+            .await
+            .unwrap()
+            .len(),
+        1
+    );
 }

@@ -39,6 +39,40 @@ async fn the_product_page_pages_past_150_builds_and_keeps_each_belts_latest() {
         last.contains("check #1"),
         "the oldest page has the first build: {last}"
     );
+
+    // The filter form: succeeded builds only, then cancelled ones of belt spam, paged with
+    // the filter kept.
+    b.goto(&format!("{}/products/busy", c.url)).await;
+    b.exec(
+        "document.querySelector('#history-filter select[name=status]').value = 'succeeded'",
+        json!([]),
+    )
+    .await;
+    b.click("#filter-history").await;
+    b.wait_for(
+        "the filtered history",
+        "return location.search.includes('status=succeeded');",
+    )
+    .await;
+    let rows = b
+        .exec(
+            "return [...document.querySelectorAll('tr[data-build]')].map(r => r.innerText)",
+            json!([]),
+        )
+        .await;
+    assert_eq!(rows.as_array().unwrap().len(), 1, "{rows}");
+    assert!(rows[0].as_str().unwrap().contains("check #1"), "{rows}");
+    b.goto(&format!(
+        "{}/products/busy?belt=spam&status=cancelled",
+        c.url
+    ))
+    .await;
+    let (seen, pages) = walk_older(&b).await;
+    assert_eq!((seen, pages), (160, 4), "the filter holds across pages");
+    assert!(b.url().await.contains("belt=spam"));
+    b.goto(&format!("{}/products/busy?status=failed", c.url))
+        .await;
+    assert!(b.text("#no-match").await.contains("No build matches"));
 }
 
 /// `count` newer builds of belt `spam`, cancelled before any runner takes them.

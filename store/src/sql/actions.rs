@@ -52,7 +52,8 @@ pub(crate) async fn approve<C: Conn>(
         .opt(
             sql(
                 "UPDATE job_runs SET status = $2, queued_at = $3, waiting_for = $4, \
-                 decided_by = $5 WHERE id = $1 AND status = 'waiting' RETURNING fleet, attempt",
+                 decided_by = $5, decided_at = $3 WHERE id = $1 AND status = 'waiting' \
+                 RETURNING fleet, attempt",
             )
             .bind(id)
             .bind(status)
@@ -101,7 +102,7 @@ pub(crate) async fn decline<C: Conn>(
         .exec(
             Sql::owned(format_awaiting(
                 "UPDATE job_runs SET status = 'skipped', finished_at = $2, reason = $3, \
-                 decided_by = $4, waiting_for = NULL WHERE id = $1 AND ",
+                 decided_by = $4, decided_at = $2, waiting_for = NULL WHERE id = $1 AND ",
             ))
             .bind(id)
             .bind(now)

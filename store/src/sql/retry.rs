@@ -169,7 +169,8 @@ async fn reset_run<C: Conn>(conn: &mut C, run: &str, deps: i64) -> Result<Option
                  cancel_requested = FALSE, exit_code = NULL, outputs = NULL, error = NULL, \
                  reason = NULL, waiting_for = NULL, queued_at = NULL, started_at = NULL, \
                  finished_at = NULL, pending_deps = $2, \
-                 decided_by = CASE WHEN status = 'skipped' THEN NULL ELSE decided_by END \
+                 decided_by = CASE WHEN status = 'skipped' THEN NULL ELSE decided_by END, \
+                 decided_at = CASE WHEN status = 'skipped' THEN NULL ELSE decided_at END \
                  WHERE id = $1 AND status IN ('failed', 'cancelled', 'skipped') \
                  RETURNING spec, decided_by",
             )

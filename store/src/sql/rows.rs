@@ -95,10 +95,10 @@ impl BuildRow {
 
 pub(crate) const JOBS_OF_BUILD: &str = "SELECT id, name, status, attempt, exit_code, outputs, \
      fleet, lease_owner, error, queued_at, started_at, finished_at, reason, decided_by, \
-     waiting_for, cancel_requested FROM job_runs WHERE build_id = $1 ORDER BY idx";
+     decided_at, waiting_for, cancel_requested FROM job_runs WHERE build_id = $1 ORDER BY idx";
 pub(crate) const JOB_ONE: &str = "SELECT id, name, status, attempt, exit_code, outputs, \
      fleet, lease_owner, error, queued_at, started_at, finished_at, reason, decided_by, \
-     waiting_for, cancel_requested FROM job_runs WHERE id = $1";
+     decided_at, waiting_for, cancel_requested FROM job_runs WHERE id = $1";
 
 #[derive(FromRow)]
 pub(crate) struct JobRow {
@@ -116,6 +116,7 @@ pub(crate) struct JobRow {
     finished_at: Option<i64>,
     reason: Option<String>,
     decided_by: Option<String>,
+    decided_at: Option<i64>,
     waiting_for: Option<String>,
     cancel_requested: bool,
 }
@@ -143,6 +144,7 @@ impl JobRow {
             finished_at: self.finished_at,
             reason: self.reason,
             decided_by: self.decided_by,
+            decided_at: self.decided_at,
             waiting_for: self.waiting_for,
             cancel_requested: self.cancel_requested,
         })

@@ -22,6 +22,8 @@ pub struct Start {
     /// `{"KEY": "VALUE"}`: every job gets them in its environment.
     #[serde(default)]
     variables: std::collections::BTreeMap<String, String>,
+    /// Who starts it, shown with the build; the admin token's holder when absent.
+    by: Option<String>,
 }
 
 pub async fn create(
@@ -46,8 +48,15 @@ pub async fn create(
         model: None,
         context: None,
     };
-    let variables = start.variables.into_iter().collect();
-    let view = builds::start_with(&services, &new, variables).await?;
+    let asked = builds::Asked {
+        variables: start.variables.into_iter().collect(),
+        by: Some(
+            start
+                .by
+                .unwrap_or_else(|| super::actions::ADMIN.to_string()),
+        ),
+    };
+    let view = builds::start_with(&services, &new, asked).await?;
     Ok((StatusCode::CREATED, Json(view)))
 }
 

@@ -11,6 +11,7 @@ use axum::response::Redirect;
 
 use super::PageResult;
 use super::session::{Anyone, CsrfForm, check};
+use crate::http::error::AppError;
 use crate::services::{ServiceError, Services, builds};
 use crate::store::{BuildTrigger, NewBuild};
 
@@ -98,13 +99,35 @@ pub async fn decline(
     Ok(Redirect::to(&format!("/builds/{}", build.id)))
 }
 
-/// The start form: its CSRF token and an optional branch, tag, `refs/…` or commit.
+/// The start form: its CSRF token, an optional branch, tag, `refs/…` or commit, and
+/// variables, one `KEY=VALUE` a line.
 #[derive(serde::Deserialize)]
 pub struct StartForm {
     #[serde(default)]
     csrf: String,
     #[serde(default, rename = "ref")]
     git_ref: String,
+    #[serde(default)]
+    variables: String,
+}
+
+/// The form's variables: one `KEY=VALUE` a line, blank lines skipped; a line without `=`
+/// is refused, naming it.
+fn variables(text: &str) -> Result<Vec<(String, String)>, AppError> {
+    text.lines()
+        .map(|l| l.trim_end_matches('\r'))
+        .filter(|l| !l.trim().is_empty())
+        .map(|l| {
+            l.split_once('=')
+                .map(|(k, v)| (k.trim().to_string(), v.to_string()))
+                .ok_or_else(|| {
+                    let shown: String = l.chars().take(60).collect();
+                    AppError::BadRequest(format!(
+                        "The variable line `{shown}` has no `=`: write one KEY=VALUE a line."
+                    ))
+                })
+        })
+        .collect()
 }
 
 pub async fn start_build(
@@ -125,6 +148,10 @@ pub async fn start_build(
         model: None,
         context: None,
     };
-    let build = builds::start(&services, &new).await?;
+    let asked = builds::Asked {
+        variables: variables(&form.variables)?,
+        by: Some(DASHBOARD.to_string()),
+    };
+    let build = builds::start_with(&services, &new, asked).await?;
     Ok(Redirect::to(&format!("/builds/{}", build.id)))
 }

@@ -18,6 +18,7 @@ use crate::http::error::AppError;
 use crate::services::{Services, input};
 use crate::store::BuildView;
 use crate::store::is_final;
+use conveyor_core::context::Commit;
 use conveyor_core::rules::MAX_CHAIN;
 
 pub struct JobRow {
@@ -94,8 +95,12 @@ pub struct BuildPage {
     pub trigger_link: Option<Link>,
     pub git_ref: String,
     pub sha: String,
+    /// Its first 12 characters, as people read a commit id.
+    pub sha_short: String,
     /// The commit's page on its forge, for a repository product on a forge.
     pub commit_url: Option<String>,
+    /// The commit's author and message, when its repository told.
+    pub commit: Option<Commit>,
     pub created: String,
     pub finished_at: String,
     pub took: String,
@@ -131,7 +136,7 @@ pub async fn page(
     crate::services::waiting::note_waiting(&services, std::slice::from_mut(&mut b)).await?;
     let edges = services.store.job_edges(&id).await?;
     let (upstream, downstream) = chain(&services, &b).await?;
-    let (trigger, trigger_link) = trigger_text(&b.trigger);
+    let (trigger, trigger_link) = trigger_text(&b);
     let artifacts = artifact_rows(&services, &id, None).await?;
     let commit_url = commit_link(&services, &b).await?;
     Ok(BuildPage {
@@ -150,7 +155,9 @@ pub async fn page(
         trigger_link,
         git_ref: b.git_ref.clone().unwrap_or_default(),
         sha: b.sha.clone().unwrap_or_default(),
+        sha_short: b.sha.iter().flat_map(|s| s.chars()).take(12).collect(),
         commit_url,
+        commit: b.context.as_ref().and_then(|c| c.commit.clone()),
         created: when(b.created_at),
         finished_at: b.finished_at.map(when).unwrap_or_default(),
         took: took(Some(b.created_at), b.finished_at),

@@ -23,6 +23,8 @@ pub struct BuildRow {
     pub trigger: String,
     pub trigger_link: Option<Link>,
     pub git_ref: String,
+    /// The first line of the commit's message, when its repository told.
+    pub subject: String,
     pub created: String,
     pub took: String,
     /// While running: when it started, for a ticking timer.
@@ -31,7 +33,7 @@ pub struct BuildRow {
 
 impl BuildRow {
     pub fn of(b: &BuildView) -> Self {
-        let (trigger, trigger_link) = trigger_text(&b.trigger);
+        let (trigger, trigger_link) = trigger_text(b);
         BuildRow {
             id: b.id.clone(),
             product: b.product.clone(),
@@ -41,6 +43,12 @@ impl BuildRow {
             trigger,
             trigger_link,
             git_ref: b.git_ref.clone().unwrap_or_default(),
+            subject: b
+                .context
+                .as_ref()
+                .and_then(|c| c.commit.as_ref())
+                .map(|c| c.subject().to_string())
+                .unwrap_or_default(),
             created: when(b.created_at),
             took: took(Some(b.created_at), b.finished_at),
             since: since(Some(b.created_at), b.finished_at),

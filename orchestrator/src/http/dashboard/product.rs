@@ -13,10 +13,10 @@ use super::dag::{Dag, NodeIn, layout};
 use super::overview::BuildRow;
 use super::secrets::{self, SecretRow};
 use super::session::Reader;
-use super::view::{Chrome, Link, badge};
+use super::view::{Chrome, Link, badge, urlencode};
 use crate::http::error::AppError;
 use crate::services::{Services, history, input};
-use crate::store::BuildFilter;
+use crate::store::{BuildFilter, TRIGGER_KIND};
 use conveyor_core::rules::downstream_targets;
 
 pub struct BeltRow {
@@ -27,10 +27,70 @@ pub struct BeltRow {
     pub by_state: Vec<BuildRow>,
 }
 
-/// A page of the history: `before` is the cursor of the last build of the page before.
+/// A page of the history, filtered: `before` is the cursor of the last build of the page
+/// before; an empty field (as a form sends it) filters nothing.
 #[derive(serde::Deserialize, Default)]
 pub struct Paging {
     before: Option<String>,
+    belt: Option<String>,
+    #[serde(rename = "ref")]
+    git_ref: Option<String>,
+    status: Option<String>,
+    trigger: Option<String>,
+}
+
+/// The history's filter as the page shows it in its form: empty strings for "any".
+#[derive(Default)]
+pub struct Filters {
+    pub belt: String,
+    pub git_ref: String,
+    pub status: String,
+    pub trigger: String,
+    /// The filter as a query (`belt=…&status=…`), for links to other pages of it.
+    pub query: String,
+}
+
+/// A form's field: `None` when empty.
+fn given(v: &Option<String>) -> Option<String> {
+    v.as_deref()
+        .map(str::trim)
+        .filter(|v| !v.is_empty())
+        .map(str::to_string)
+}
+
+impl Paging {
+    /// The store's filter for product `name`, and the form's values.
+    fn filter(&self, name: &str) -> (BuildFilter, Filters) {
+        let f = BuildFilter {
+            product: Some(name.to_string()),
+            belt: given(&self.belt),
+            git_ref: given(&self.git_ref),
+            status: given(&self.status),
+            trigger: given(&self.trigger),
+            before: given(&self.before),
+            limit: None,
+        };
+        let pairs = [
+            ("belt", &f.belt),
+            ("ref", &f.git_ref),
+            ("status", &f.status),
+            ("trigger", &f.trigger),
+        ];
+        let query = pairs
+            .iter()
+            .filter_map(|(k, v)| v.as_ref().map(|v| format!("{k}={}", urlencode(v))))
+            .collect::<Vec<_>>()
+            .join("&");
+        let shown = |v: &Option<String>| v.clone().unwrap_or_default();
+        let forms = Filters {
+            belt: shown(&f.belt),
+            git_ref: shown(&f.git_ref),
+            status: shown(&f.status),
+            trigger: shown(&f.trigger),
+            query,
+        };
+        (f, forms)
+    }
 }
 
 pub struct TriggerRow {
@@ -51,6 +111,12 @@ pub struct ProductPage {
     /// The link to the next (older) page of the history, and whether this is not the first.
     pub older: Option<String>,
     pub paged: bool,
+    /// The history's filter, and whether it filters anything.
+    pub filters: Filters,
+    pub filtered: bool,
+    /// The values the filter's state and trigger lists offer.
+    pub statuses: &'static [&'static str],
+    pub triggers_kinds: &'static [&'static str],
     pub graph: Dag,
     pub graph_label: String,
     /// For a signed-in viewer: the product's secrets, and whether pull requests get them.
@@ -70,11 +136,7 @@ pub async fn page(
         .product(&name)
         .await?
         .ok_or_else(|| AppError::NotFound(format!("There is no product `{name}`.")))?;
-    let filter = BuildFilter {
-        product: Some(name.clone()),
-        before: paging.before.clone(),
-        ..Default::default()
-    };
+    let (filter, filters) = paging.filter(&name);
     let (history, next) = history::page(&services, &filter).await?;
     let belts = belt_rows(&services, &name, &record.model).await?;
     let registered: Vec<Product> = services
@@ -96,8 +158,12 @@ pub async fn page(
         belts,
         triggers: record.model.triggers.iter().map(trigger_row).collect(),
         builds: history.iter().map(BuildRow::of).collect(),
-        older: next.map(|c| format!("/products/{name}?before={c}")),
-        paged: paging.before.is_some(),
+        older: next.map(|c| format!("/products/{name}?before={c}&{}", filters.query)),
+        paged: filter.before.is_some(),
+        filtered: !filters.query.is_empty(),
+        filters,
+        statuses: &input::BUILD_STATUSES,
+        triggers_kinds: &TRIGGER_KIND,
         graph_label: format!("Products upstream and downstream of {name}"),
         graph,
         name,

@@ -6,7 +6,9 @@ use askama_web::WebTemplate;
 use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
 
-use crate::store::{BuildTrigger, JobRunView};
+use conveyor_core::context::Event;
+
+use crate::store::{BuildTrigger, BuildView, JobRunView};
 
 /// Who is looking at a page.
 #[derive(Debug, Clone, Default)]
@@ -66,12 +68,22 @@ pub fn awaits_approval(j: &JobRunView) -> bool {
 
 /// What a job run waits for, or why it was skipped, in words (empty when neither).
 pub fn job_note(j: &JobRunView) -> String {
+    let at = j
+        .decided_at
+        .map(|t| format!(" at {}", when(t)))
+        .unwrap_or_default();
     match (j.status.as_str(), &j.waiting_for, &j.reason) {
         ("waiting", Some(w), _) if w == "approval" => "waits for approval".into(),
         ("waiting", None, _) => "waits for approval".into(),
         ("waiting", Some(w), _) => format!("waits for {w}"),
+        (_, _, Some(r)) if r.starts_with("declined by") && j.decided_at.is_some() => {
+            format!("{r} ({})", at.trim())
+        }
         (_, _, Some(r)) => r.clone(),
-        _ => String::new(),
+        _ => match &j.decided_by {
+            Some(by) => format!("approved by {by}{at}"),
+            None => String::new(),
+        },
     }
 }
 
@@ -156,11 +168,21 @@ pub struct Link {
 }
 
 /// What started a build, in words, with a link to the build behind it when there is one.
-pub fn trigger_text(t: &BuildTrigger) -> (String, Option<Link>) {
-    match t {
-        BuildTrigger::Manual => ("started by hand".into(), None),
+pub fn trigger_text(b: &BuildView) -> (String, Option<Link>) {
+    let actor = b.context.as_ref().and_then(|c| c.actor.as_deref());
+    match &b.trigger {
+        BuildTrigger::Manual => match actor {
+            Some(who) => (format!("started by {who}"), None),
+            None => ("started by hand".into(), None),
+        },
         BuildTrigger::Webhook { forge, git_ref, .. } => {
-            (format!("{forge} webhook for {git_ref}"), None)
+            let what = match b.context.as_ref().map(|c| c.event) {
+                Some(Event::PullRequest) => "pull request",
+                Some(Event::Tag) => "tag",
+                _ => "push",
+            };
+            let by = actor.map(|a| format!(" by {a}")).unwrap_or_default();
+            (format!("{forge} {what} {}{by}", short_ref(git_ref)), None)
         }
         BuildTrigger::Upstream {
             build_id,
@@ -236,6 +258,22 @@ pub fn error_page(status: StatusCode, message: String) -> Response {
     }
 }
 
+/// A ref as people say it: `main` for `refs/heads/main`, `v1.2` for `refs/tags/v1.2`,
+/// `#12` for a pull request's `refs/pull/12/head`.
+pub fn short_ref(r: &str) -> String {
+    if let Some(n) = r
+        .strip_prefix("refs/pull/")
+        .or_else(|| r.strip_prefix("refs/merge-requests/"))
+        .and_then(|rest| rest.split('/').next())
+    {
+        return format!("#{n}");
+    }
+    r.strip_prefix("refs/heads/")
+        .or_else(|| r.strip_prefix("refs/tags/"))
+        .unwrap_or(r)
+        .to_string()
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -257,6 +295,15 @@ mod tests {
             assert_ne!(b.label, "unknown", "{s}");
             assert!(!b.icon.is_empty());
         }
+    }
+
+    #[test]
+    fn refs_read_as_people_say_them() {
+        assert_eq!(short_ref("refs/heads/feature/x"), "feature/x");
+        assert_eq!(short_ref("refs/tags/v1.2"), "v1.2");
+        assert_eq!(short_ref("refs/pull/12/head"), "#12");
+        assert_eq!(short_ref("refs/merge-requests/7/head"), "#7");
+        assert_eq!(short_ref("refs/notes/x"), "refs/notes/x");
     }
 
     #[test]

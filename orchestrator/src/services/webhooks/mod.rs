@@ -153,6 +153,7 @@ fn wanted(forge: Forge, change: &Change, payload: &Value) -> Result<Wanted> {
     check_names(sha, &git_ref, branch.map(String::as_str))?;
     let mut context = BuildContext::at_ref(event_of(kind), Some(&git_ref));
     context.branch = branch.cloned();
+    context.actor = forge.actor(payload);
     Ok(Wanted {
         trigger: BuildTrigger::Webhook {
             forge: forge.name().into(),

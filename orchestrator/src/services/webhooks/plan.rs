@@ -3,6 +3,7 @@
 //! push is to its branch. Reading the config may find the repository unreachable: then the
 //! whole delivery is refused, to be redelivered.
 
+use conveyor_core::context::Commit;
 use conveyor_core::model::{Product, ScmEventType};
 use conveyor_core::rules::belt_condition_holds;
 
@@ -59,25 +60,39 @@ pub(super) async fn plan_product(
             });
             Ok(())
         }
-        Ok((yaml, model, changed)) => {
-            if on_default {
-                plan.heads.extend(new_head(p, yaml, &model, &w.sha));
-            }
-            let mut context = w.context.clone();
-            context.changed = changed;
-            // A belt whose `if` is false for this change is not built at all.
-            let built = belts.iter().filter(|b| {
-                model
-                    .belt(b)
-                    .is_some_and(|belt| belt_condition_holds(belt, &context))
-            });
-            for belt in built {
-                let mut new = new_build(p, w, belt, Some(model.clone()));
-                new.context = Some(context.clone());
-                plan.builds.push((p.name.clone(), PlannedBuild::Run(new)));
-            }
+        Ok(at) => {
+            plan_builds(p, w, at, on_default, &belts, plan);
             Ok(())
         }
+    }
+}
+
+/// The builds of the belts whose `if` holds at the commit, and the product's new head when
+/// the push is to its branch.
+fn plan_builds(
+    p: &ProductRecord,
+    w: &Wanted,
+    at: AtCommit,
+    on_default: bool,
+    belts: &[String],
+    plan: &mut Plan,
+) {
+    if on_default {
+        plan.heads.extend(new_head(p, at.yaml, &at.model, &w.sha));
+    }
+    let mut context = w.context.clone();
+    context.changed = at.changed;
+    context.commit = at.commit;
+    // A belt whose `if` is false for this change is not built at all.
+    let built = belts.iter().filter(|b| {
+        at.model
+            .belt(b)
+            .is_some_and(|belt| belt_condition_holds(belt, &context))
+    });
+    for belt in built {
+        let mut new = new_build(p, w, belt, Some(at.model.clone()));
+        new.context = Some(context.clone());
+        plan.builds.push((p.name.clone(), PlannedBuild::Run(new)));
     }
 }
 
@@ -117,21 +132,32 @@ enum Unreadable {
     Bad(String),
 }
 
-/// The product's config at the commit, as text and compiled, and the paths the change
-/// touched (`None`: unknown).
+/// What a product's repository says at the change's commit.
+struct AtCommit {
+    /// The config, as text and compiled.
+    yaml: String,
+    model: Product,
+    /// The paths the change touched (`None`: unknown).
+    changed: Option<Vec<String>>,
+    /// The commit's author and message.
+    commit: Option<Commit>,
+}
+
+/// The product's config at the commit, the paths the change touched and the commit itself.
 fn config_at(
     repos: &Repos,
     p: &ProductRecord,
     sha: &str,
     diff: &Diff,
-) -> std::result::Result<(String, Product, Option<Vec<String>>), Unreadable> {
+) -> std::result::Result<AtCommit, Unreadable> {
     let url = p.repo.as_deref().unwrap_or_default();
     let path = p.config_path.as_deref().unwrap_or(DEFAULT_CONFIG);
-    let mut changed = None;
+    let (mut changed, mut commit) = (None, None);
     let text = repos
         .sync(url)
         .and_then(|mirror| {
             changed = repos.changed_paths(&mirror, diff);
+            commit = repos.describe(&mirror, sha);
             repos.config_at(&mirror, sha, path)
         })
         .map_err(|e| match e {
@@ -139,16 +165,22 @@ fn config_at(
             GitError::Refused(why) => Unreadable::Bad(why),
         })?;
     let compiled = conveyor_core::compile::compile(path, &text);
-    compiled.product.map(|m| (text, m, changed)).ok_or_else(|| {
+    let Some(model) = compiled.product else {
         let lines: Vec<String> = compiled
             .diagnostics
             .iter()
             .filter(|d| d.is_error())
             .map(ToString::to_string)
             .collect();
-        Unreadable::Bad(format!(
+        return Err(Unreadable::Bad(format!(
             "the config at {sha} has errors:\n{}",
             lines.join("\n")
-        ))
+        )));
+    };
+    Ok(AtCommit {
+        yaml: text,
+        model,
+        changed,
+        commit,
     })
 }
