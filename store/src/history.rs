@@ -53,6 +53,10 @@ pub trait History: Send + Sync {
     /// `/` or `.git`, lower case): an indexed lookup, for a webhook.
     async fn products_of_repos(&self, keys: &[String]) -> Result<Vec<ProductRecord>>;
 
+    /// The products whose config has a `schedule:` trigger (and perhaps a few others: the
+    /// filter reads the stored model's text), for the upkeep that fires schedules.
+    async fn scheduled_products(&self) -> Result<Vec<ProductRecord>>;
+
     /// Deletes at most `batch` builds that `retention` no longer keeps, with their job runs,
     /// logs and artifact rows, in one short transaction.
     async fn sweep(&self, retention: &Retention, now: i64, batch: u32) -> Result<Swept>;

@@ -14,7 +14,7 @@ use crate::store::{BuildTrigger, NewBuild};
 /// Fires every schedule due at `now`; the ids of the builds created.
 pub async fn fire_due(s: &Services, now: i64) -> Result<Vec<String>> {
     let mut created = Vec::new();
-    for product in s.store.products().await? {
+    for product in s.store.scheduled_products().await? {
         let all_belts: Vec<String> = product.model.belts.iter().map(|b| b.name.clone()).collect();
         for t in &product.model.triggers {
             let Trigger::Schedule(t) = t else { continue };

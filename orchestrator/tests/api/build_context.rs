@@ -3,7 +3,7 @@
 //! pages show them.
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
-use serde_json::{Value, json};
+use serde_json::json;
 
 use crate::common::git::commit_and_push;
 use crate::webhooks::Hooks;

@@ -179,6 +179,13 @@ pub(crate) async fn latest_of_products<C: Conn>(conn: &mut C) -> Result<Vec<Buil
     each(found, BuildRow::view)
 }
 
+/// Products whose stored model (compact JSON) holds a trigger of kind `schedule`: a text
+/// match, so a product whose config merely contains those words comes too, and is parsed
+/// for nothing; none is missed.
+const PRODUCT_SCHEDULED: &str = "SELECT name, yaml, model, repo, branch, webhook_secret, \
+     source_path, head_sha, config_path FROM products \
+     WHERE model LIKE '%\"kind\":\"schedule\"%' ORDER BY name";
+
 pub(crate) async fn products_of_repos<C: Conn>(
     conn: &mut C,
     keys: &[String],
@@ -211,6 +218,12 @@ impl<B: Backend> History for SqlStore<B> {
 
     async fn products_of_repos(&self, keys: &[String]) -> Result<Vec<ProductRecord>> {
         products_of_repos(&mut *self.backend.conn().await?, keys).await
+    }
+
+    async fn scheduled_products(&self) -> Result<Vec<ProductRecord>> {
+        let conn = &mut *self.backend.conn().await?;
+        let found: Vec<ProductRow> = conn.all(sql(PRODUCT_SCHEDULED)).await?;
+        each(found, ProductRow::record)
     }
 
     async fn ping(&self) -> Result<()> {

@@ -6,13 +6,22 @@ use super::conn::{Conn, sql};
 use crate::error::Result;
 
 /// The schedule's last tick; a schedule first seen now starts at `now` (it fires from its
-/// next tick, not for the past).
+/// next tick, not for the past). A read, but for a schedule's first pass: the upkeep asks
+/// every second, and a write would take SQLite's write lock each time.
 pub(crate) async fn last_tick<C: Conn>(
     conn: &mut C,
     product: &str,
     key: &str,
     now: i64,
 ) -> Result<i64> {
+    let read = || {
+        sql("SELECT last_tick FROM schedules WHERE product = $1 AND key = $2")
+            .bind(product)
+            .bind(key)
+    };
+    if let Some((tick,)) = conn.opt::<(i64,)>(read()).await? {
+        return Ok(tick);
+    }
     conn.exec(
         sql(
             "INSERT INTO schedules (product, key, last_tick) VALUES ($1, $2, $3) \
@@ -23,13 +32,9 @@ pub(crate) async fn last_tick<C: Conn>(
         .bind(now),
     )
     .await?;
-    let (tick,): (i64,) = conn
-        .one(
-            sql("SELECT last_tick FROM schedules WHERE product = $1 AND key = $2")
-                .bind(product)
-                .bind(key),
-        )
-        .await?;
+    let (tick,) = conn.opt::<(i64,)>(read()).await?.ok_or_else(|| {
+        crate::error::StoreError::Corrupt(format!("schedule `{key}` of {product} vanished"))
+    })?;
     Ok(tick)
 }
 

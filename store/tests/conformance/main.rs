@@ -113,6 +113,7 @@ macro_rules! suite {
             race!(builds_entering_one_group_at_once_let_exactly_one_run);
             t!(a_schedule_starts_when_first_seen_and_fires_each_tick_once);
             t!(a_late_tick_fires_nothing_and_schedules_keep_their_own_ticks);
+            t!(only_products_with_a_schedule_are_read_for_schedules);
             race!(orchestrators_firing_one_tick_at_once_make_one_build);
             t!(definitions_are_saved_by_mode_and_kept_while_resources_use_them);
             t!(each_resource_change_is_a_version_with_the_builds_planned_for_it);

@@ -142,3 +142,33 @@ pub async fn orchestrators_firing_one_tick_at_once_make_one_build(store: Arc<dyn
     };
     assert_eq!(store.builds(&filter).await.unwrap().len(), ROUNDS as usize);
 }
+
+/// The upkeep reads only the products with a `schedule:` trigger, and a product that loses
+/// its schedule leaves the list.
+pub async fn only_products_with_a_schedule_are_read_for_schedules(store: Arc<dyn Store>) {
+    let timed = format!(
+        "{}triggers:\n  - schedule:\n    cron: '0 3 * * *'\n",
+        NIGHTLY.replace("product: nightly", "product: timed")
+    );
+    store
+        .put_product(&conveyor_store::testing::product(NIGHTLY), 1)
+        .await
+        .unwrap();
+    store
+        .put_product(&conveyor_store::testing::product(&timed), 1)
+        .await
+        .unwrap();
+    let names = |ps: Vec<conveyor_store::ProductRecord>| -> Vec<String> {
+        ps.into_iter().map(|p| p.name).collect()
+    };
+    assert_eq!(
+        names(store.scheduled_products().await.unwrap()),
+        vec!["timed".to_string()]
+    );
+    let unscheduled = NIGHTLY.replace("product: nightly", "product: timed");
+    store
+        .put_product(&conveyor_store::testing::product(&unscheduled), 2)
+        .await
+        .unwrap();
+    assert!(store.scheduled_products().await.unwrap().is_empty());
+}
