@@ -21,6 +21,7 @@ mod forge_stub;
 mod gating;
 mod history;
 mod inputs;
+mod logs;
 mod multi_product;
 mod observability;
 mod openapi;
@@ -241,5 +242,6 @@ fn line(stream: Stream, text: &str) -> LogLine {
         stream,
         text: text.into(),
         labels: Default::default(),
+        at: None,
     }
 }
