@@ -240,5 +240,6 @@ fn line(stream: Stream, text: &str) -> LogLine {
         stream,
         text: text.into(),
         labels: Default::default(),
+        at: None,
     }
 }

@@ -186,11 +186,7 @@ impl Worker {
         drop(watchdog);
         let stopped_by_us = result.outcome == Outcome::Cancelled;
         if stopped_by_us && why.get() == Why::HANDED_BACK {
-            let _ = log_tx.send(LogLine {
-                stream: Stream::System,
-                text: "the runner is stopping: the job was handed back to run again".into(),
-                labels: Default::default(),
-            });
+            let _ = log_tx.send(handed_back());
         }
         drop(log_tx);
         // Logs go first: once the job is released or completed its lease fences them out.
@@ -253,5 +249,15 @@ async fn finish(mut jobs: JoinSet<()>, mut stop: watch::Receiver<Option<Stop>>) 
             HAND_BACK_BOUND.as_secs()
         );
         jobs.shutdown().await;
+    }
+}
+
+/// The last line of a job the runner handed back because it is stopping.
+fn handed_back() -> LogLine {
+    LogLine {
+        stream: Stream::System,
+        text: "the runner is stopping: the job was handed back to run again".into(),
+        labels: Default::default(),
+        at: Some(crate::executor::now_ms()),
     }
 }

@@ -126,7 +126,12 @@ async fn a_failing_command_fails_the_run_with_its_exit_code_and_no_outputs() {
     assert_eq!(result.outputs, BTreeMap::new());
     assert_eq!(result.error, None);
     assert_eq!(texts(&lines, Stream::Stdout), ["before"]);
-    assert_eq!(texts(&lines, Stream::System), ["exit code 7"]);
+    let failure = lines.last().expect("a failure line");
+    assert_eq!(failure.text, "✗ `(exit 7)` failed with exit status 7");
+    assert_eq!(
+        failure.labels.get("kind").map(String::as_str),
+        Some("error")
+    );
 }
 
 #[tokio::test]

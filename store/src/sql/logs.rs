@@ -82,6 +82,7 @@ fn within(lines: &[LogLine], stored: u64, max_bytes: u64) -> (Vec<LogLine>, u64,
                 stream: Stream::System,
                 text: truncation_marker(max_bytes),
                 labels: Default::default(),
+                at: None,
             });
             return (kept, total, true);
         }
