@@ -120,7 +120,17 @@ async fn a_driver_streams_its_lines_as_they_come_and_a_run_lists_them_after() {
         .iter()
         .map(|l| l["message"].as_str().unwrap())
         .collect();
-    assert_eq!(messages, ["line 1", "line 2", "line 3", "line 4"]);
+    // Each command's line first (see docs/language.md), then what it printed.
+    assert_eq!(
+        messages,
+        [
+            "$ for i in 1 2 3 4; do echo \"line $i\"; sleep 0.3; done",
+            "line 1",
+            "line 2",
+            "line 3",
+            "line 4"
+        ]
+    );
     assert_eq!(slow["logs"][0]["driver"], "slow");
     assert_eq!(logs("&pipeline=other".into()).await["logs"], json!([]));
     let r = http
@@ -178,7 +188,14 @@ async fn a_runs_log_of_many_pages_comes_back_whole_and_in_order() {
                 .collect::<Vec<_>>()
         }
     };
-    let all = get("").await;
+    // The lines the jobs printed (each job's log starts with its command's line).
+    let printed = |lines: Vec<(String, String)>| -> Vec<(String, String)> {
+        lines
+            .into_iter()
+            .filter(|(_, m)| !m.starts_with("$ "))
+            .collect()
+    };
+    let all = printed(get("").await);
     let expected: Vec<(String, String)> = (1..=5000)
         .map(|i| {
             (
@@ -189,6 +206,6 @@ async fn a_runs_log_of_many_pages_comes_back_whole_and_in_order() {
         .collect();
     assert_eq!(all.len(), 5000);
     assert!(all == expected, "every line once, each job's in order");
-    assert_eq!(get("&driver=two").await, expected[2500..].to_vec());
+    assert_eq!(printed(get("&driver=two").await), expected[2500..].to_vec());
     engine.shutdown().await;
 }
