@@ -38,7 +38,9 @@ pub(crate) async fn write(
 }
 
 /// `head`, the command markers (see [`super::commands`]) and `script`; and the number of
-/// lines before the script's first.
+/// lines before the script's first. Only the script's own top level reports: bash runs no
+/// DEBUG trap in functions or sourced files, and under `set -T`, which makes it, the marker
+/// function returns unless it was called from the top level.
 fn wrap(head: &str, script: &str, nonce: &str) -> (String, usize) {
     let offset = head.matches('\n').count() + 3;
     let debug = if mentions_xtrace(script) {
@@ -49,7 +51,7 @@ fn wrap(head: &str, script: &str, nonce: &str) -> (String, usize) {
     };
     let text = format!(
         "{head}command exec {fd}>&1; __conveyor_l={offset}\n\
-         __conveyor_c() {{ __conveyor_l=$1; builtin printf '\\036{nonce} C %s %s\\n' \"$1\" \"${{EPOCHREALTIME-}}\" >&{fd} || :; }} 2>/dev/null\n\
+         __conveyor_c() {{ (( ${{#FUNCNAME[@]}} == 2 )) || return 0; __conveyor_l=$1; builtin printf '\\036{nonce} C %s %s\\n' \"$1\" \"${{EPOCHREALTIME-}}\" >&{fd} || :; }} 2>/dev/null\n\
          builtin trap '{{ builtin printf \"\\036{nonce} E %s %s\\n\" \"$?\" \"$LINENO\" >&{fd} || :; }} 2>/dev/null' ERR; builtin trap '{debug}' DEBUG\n\
          {script}\n",
         fd = MARKER_FD,

@@ -267,3 +267,32 @@ async fn a_quick_silent_success_ships_no_line_and_a_slow_one_shows_its_commands(
     let commands = command_texts(&lines);
     assert_eq!(commands, ["$ sleep 1"]);
 }
+
+#[tokio::test]
+async fn a_sourced_file_reports_no_commands_even_under_set_t() {
+    let dir = TestDir::new("sourced");
+    let s =
+        spec("set -T\nprintf 'echo s%s\\n' 1 2 3 4 5 6 7 8 9 > lib.sh\nsource ./lib.sh\necho end");
+    let (result, lines) = run(&s, &dir.config()).await;
+    assert_eq!(result.outcome, Outcome::Succeeded, "{lines:?}");
+    let order: Vec<&str> = lines.iter().map(|l| l.text.as_str()).collect();
+    assert_eq!(
+        order,
+        [
+            "$ set -T",
+            "$ printf 'echo s%s\\n' 1 2 3 4 5 6 7 8 9 > lib.sh",
+            "$ source ./lib.sh",
+            "s1",
+            "s2",
+            "s3",
+            "s4",
+            "s5",
+            "s6",
+            "s7",
+            "s8",
+            "s9",
+            "$ echo end",
+            "end"
+        ]
+    );
+}
