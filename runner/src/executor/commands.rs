@@ -137,28 +137,26 @@ impl Commands {
         Some(format!("{source}:{}", String::from_utf8_lossy(message)))
     }
 
-    /// The line that says the script failed with `code`: its text and labels.
-    pub fn failure(&self, code: i32) -> (String, BTreeMap<String, String>) {
+    /// The line that says the script failed — `what` it did (`failed with exit status 2`),
+    /// with `status` when it exited: its text and labels.
+    pub fn failure(&self, what: &str, status: Option<i32>) -> (String, BTreeMap<String, String>) {
         let state = self.lock();
         let line = match state.failed {
-            Some((status, n)) if status == code => Some(n),
+            Some((failed, n)) if Some(failed) == status => Some(n),
             _ => (state.section > 0).then_some(state.section),
         };
         drop(state);
         let mut labels = BTreeMap::from([("kind".to_string(), "error".to_string())]);
         let Some((first, text)) = line.and_then(|n| self.command(n)) else {
-            return (
-                format!("✗ the script failed with exit status {code}"),
-                labels,
-            );
+            return (format!("✗ the script {what}"), labels);
         };
         let text = match self.source(first) {
             Some(source) => {
-                let said = format!("✗ `{text}` failed with exit status {code} ({source})");
+                let said = format!("✗ `{text}` {what} ({source})");
                 labels.insert("source".to_string(), source);
                 said
             }
-            None => format!("✗ `{text}` failed with exit status {code}"),
+            None => format!("✗ `{text}` {what}"),
         };
         (text, labels)
     }

@@ -347,12 +347,14 @@ async fn conclude(
         Ending::Exited(status) => status,
     };
     let Some(code) = status.code() else {
-        log.system(signal_sentence(status));
+        let (text, labels) = commands.failure(&signal_sentence(status), None);
+        log.labelled(text, labels, None);
         return ExecResult::ended(Outcome::Failed, None);
     };
     // A success says nothing: a silent job then ships no log batch at all.
     if code != 0 {
-        let (text, labels) = commands.failure(code);
+        let what = format!("failed with exit status {code}");
+        let (text, labels) = commands.failure(&what, Some(code));
         log.labelled(text, labels, None);
         return ExecResult::ended(Outcome::Failed, Some(code));
     }
@@ -382,7 +384,7 @@ async fn conclude(
 
 fn signal_sentence(status: ExitStatus) -> String {
     let Some(signo) = status.signal() else {
-        return format!("the script ended without an exit code ({status})");
+        return format!("ended without an exit code ({status})");
     };
     let name = nix::sys::signal::Signal::try_from(signo)
         .map(|s| s.as_str().to_string())
@@ -392,7 +394,7 @@ fn signal_sentence(status: ExitStatus) -> String {
     } else {
         ""
     };
-    format!("killed by signal {name}{core}")
+    format!("was killed by signal {name}{core}")
 }
 
 /// Resolves when `cancel` is true; never, if its sender is gone without cancelling.
