@@ -76,6 +76,11 @@ impl Diagnostics {
         }
     }
 
+    /// The file these diagnostics are about.
+    pub fn file(&self) -> &str {
+        &self.file
+    }
+
     /// The position of byte `offset` of a scalar's value that starts at `node`.
     /// Exact for block scalars (`|`, `>`) and single-line scalars; otherwise the node's.
     pub fn pos_in_scalar(&self, node: Pos, value: &str, offset: usize) -> Pos {

@@ -177,6 +177,10 @@ pub struct Job {
     /// The caches restored before the job and saved after it succeeds.
     #[serde(default)]
     pub caches: Vec<Cache>,
+    /// The script as written and where each of its lines is in the file; `None` for a
+    /// driver's job and for a product stored before it was kept.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub script_source: Option<ScriptSource>,
     #[serde(skip)]
     pub pos: Pos,
 }
@@ -225,6 +229,28 @@ pub enum RefTarget {
     Job { job: String, output: String },
     /// An output of an upstream product's build.
     Product { target: ProductRef, output: String },
+}
+
+/// The job's script as its author wrote it, and where: what the runner shows for each command
+/// it runs (`$ make ${build.VERSION}`, never the values) and the lines bash's messages and the
+/// failure name (`.conveyor.yml:14`).
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ScriptSource {
+    /// The file the script was written in: `.conveyor.yml`, `.conveyor/NAME.yml`, or what a
+    /// product registered through the API is called.
+    pub file: String,
+    /// The script before its references were rewritten; line for line [`JobSpec::script`].
+    pub text: String,
+    /// The file's line of each line of the script (`lines[0]` is the script's first line).
+    pub lines: Vec<u32>,
+}
+
+impl ScriptSource {
+    /// `FILE:LINE` of the script's line `n` (1-based), if known.
+    pub fn locate(&self, n: usize) -> Option<String> {
+        let line = self.lines.get(n.checked_sub(1)?)?;
+        Some(format!("{}:{line}", self.file))
+    }
 }
 
 /// A reference and the environment variable the runner binds to its value.

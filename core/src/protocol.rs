@@ -44,6 +44,7 @@ use std::collections::BTreeMap;
 
 use serde::{Deserialize, Serialize};
 
+pub use crate::model::ScriptSource;
 use crate::model::{Cache, Output};
 
 /// What a queue carries: a hint that this job run, at this attempt, is ready.
@@ -116,6 +117,10 @@ pub struct JobSpec {
     /// environment (see [`crate::expand`]); every other entry is data, taken as it is.
     #[serde(default)]
     pub expand_env: Vec<String>,
+    /// Where each line of [`JobSpec::script`] was written, so the log names the user's own
+    /// file and line (see [`ScriptSource`]); `None` from an orchestrator older than it.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub script_source: Option<ScriptSource>,
 }
 
 /// The headers that carry a file call's lease: job run id, attempt, lease token.

@@ -7,6 +7,8 @@
 //! (a dotted reference is conveyor's wherever it stands, even between single quotes).
 //! Everything else — `$X`, `${X:-d}`, `${#a[@]}`, `$((1+2))`, comments — is left byte for byte.
 
+pub mod commands;
+
 /// Where in the shell's grammar a reference stands; decides how its expansion is quoted.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Context {

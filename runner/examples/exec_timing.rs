@@ -40,6 +40,7 @@ async fn main() {
         caches: Vec::new(),
         caches_writable: false,
         expand_env: Vec::new(),
+        script_source: None,
     };
     let start = Instant::now();
     for i in 0..runs {

@@ -88,10 +88,15 @@ pub fn compile(
         _ => {}
     }
     let mut refs = Vec::new();
-    let parts: Vec<String> = [pre_run, commands]
+    let written: Vec<(&Node, &str)> = [&pre_run, &commands]
         .into_iter()
         .flatten()
-        .map(|(n, text)| script_part(n, &text, name, &mut refs, belt, d))
+        .map(|(n, text)| (*n, text.as_str()))
+        .collect();
+    let script_source = (!written.is_empty()).then(|| super::lines::source(&written, d));
+    let parts: Vec<String> = written
+        .iter()
+        .map(|(n, text)| script_part(n, text, name, &mut refs, belt, d))
         .collect();
     let mut script = String::new();
     for part in parts {
@@ -156,6 +161,7 @@ pub fn compile(
             .present("cache")
             .map(|n| files::caches(n, name, d))
             .unwrap_or_default(),
+        script_source,
         pos: node.pos,
     };
     if let Some(name) = &job.driver {

@@ -5,6 +5,7 @@ mod fields;
 mod files;
 mod gating;
 mod job;
+mod lines;
 mod matrix;
 mod refs;
 mod secrets;

@@ -70,8 +70,9 @@ pub async fn register(s: &Services, config: Config) -> Result<Registered> {
     check(&config)?;
     let registered = match config {
         Config::Yaml(yaml) => {
-            let (record, warnings) =
+            let (mut record, warnings) =
                 compile_for_registration(s.store.as_ref(), "request", &yaml).await?;
+            name_sources(&mut record.model);
             Registered {
                 record,
                 warnings,
@@ -121,6 +122,16 @@ async fn refuse_managed(s: &Services, name: &str) -> Result<()> {
             "the name `{name}` belongs to a {owner}'s product: choose another product name"
         ))),
         _ => Ok(()),
+    }
+}
+
+/// A product registered as YAML through the API has no file: its jobs' log names their lines
+/// after what it was registered as, `NAME (registered)`.
+fn name_sources(model: &mut Product) {
+    let file = format!("{} (registered)", model.name);
+    let jobs = model.belts.iter_mut().flat_map(|b| b.jobs.iter_mut());
+    for source in jobs.filter_map(|j| j.script_source.as_mut()) {
+        source.file.clone_from(&file);
     }
 }
 

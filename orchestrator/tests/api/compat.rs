@@ -120,7 +120,17 @@ async fn a_driver_streams_its_lines_as_they_come_and_a_run_lists_them_after() {
         .iter()
         .map(|l| l["message"].as_str().unwrap())
         .collect();
-    assert_eq!(messages, ["line 1", "line 2", "line 3", "line 4"]);
+    // Each command's line first (see docs/language.md), then what it printed.
+    assert_eq!(
+        messages,
+        [
+            "$ for i in 1 2 3 4; do echo \"line $i\"; sleep 0.3; done",
+            "line 1",
+            "line 2",
+            "line 3",
+            "line 4"
+        ]
+    );
     assert_eq!(slow["logs"][0]["driver"], "slow");
     assert_eq!(logs("&pipeline=other".into()).await["logs"], json!([]));
     let r = http
@@ -130,6 +140,23 @@ async fn a_driver_streams_its_lines_as_they_come_and_a_run_lists_them_after() {
         .unwrap();
     assert_eq!(r.status(), 404);
     engine.shutdown().await;
+}
+
+async fn json_of(request: reqwest::RequestBuilder) -> Value {
+    request.send().await.unwrap().json().await.unwrap()
+}
+
+/// Build `id` once it has ended.
+async fn ended(engine: &Embedded, http: &reqwest::Client, id: &str) -> Value {
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(60);
+    loop {
+        let b = json_of(http.get(format!("{}/api/v1/builds/{id}", engine.url))).await;
+        if !matches!(b["status"].as_str(), Some("running" | "pending")) {
+            return b;
+        }
+        assert!(std::time::Instant::now() < deadline, "{b}");
+        tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+    }
 }
 
 const LONG: &str = "product: long
@@ -145,22 +172,8 @@ belts:
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_runs_log_of_many_pages_comes_back_whole_and_in_order() {
     let (engine, http, runid) = started("compat-long", LONG).await;
-    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(60);
-    loop {
-        let b: Value = http
-            .get(format!("{}/api/v1/builds/{runid}", engine.url))
-            .send()
-            .await
-            .unwrap()
-            .json()
-            .await
-            .unwrap();
-        if b["status"] == "succeeded" {
-            break;
-        }
-        assert!(std::time::Instant::now() < deadline, "{b}");
-        tokio::time::sleep(std::time::Duration::from_millis(100)).await;
-    }
+    let b = ended(&engine, &http, &runid).await;
+    assert_eq!(b["status"], "succeeded", "{b}");
     let get = |query: &str| {
         let url = format!("{}/logs?runid={runid}{query}", engine.url);
         let http = http.clone();
@@ -178,7 +191,14 @@ async fn a_runs_log_of_many_pages_comes_back_whole_and_in_order() {
                 .collect::<Vec<_>>()
         }
     };
-    let all = get("").await;
+    // The lines the jobs printed (each job's log starts with its command's line).
+    let printed = |lines: Vec<(String, String)>| -> Vec<(String, String)> {
+        lines
+            .into_iter()
+            .filter(|(_, m)| !m.starts_with("$ "))
+            .collect()
+    };
+    let all = printed(get("").await);
     let expected: Vec<(String, String)> = (1..=5000)
         .map(|i| {
             (
@@ -189,6 +209,57 @@ async fn a_runs_log_of_many_pages_comes_back_whole_and_in_order() {
         .collect();
     assert_eq!(all.len(), 5000);
     assert!(all == expected, "every line once, each job's in order");
-    assert_eq!(get("&driver=two").await, expected[2500..].to_vec());
+    assert_eq!(printed(get("&driver=two").await), expected[2500..].to_vec());
+    engine.shutdown().await;
+}
+
+const LOCATED: &str = "product: located
+belts:
+  - name: b
+    jobs:
+      - name: j
+        commands: |
+          echo start
+          nosuchtool --now
+";
+
+/// (Here for `started`.) A product registered as YAML through the API has no file: its log
+/// names its lines after what it was registered as, with the labels the viewer reads.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_product_registered_as_yaml_names_its_lines_after_its_registration() {
+    let (engine, http, build) = started("compat-located", LOCATED).await;
+    let b = ended(&engine, &http, &build).await;
+    assert_eq!(b["status"], "failed", "{b}");
+    let run = b["jobs"][0]["id"].as_str().unwrap();
+    let url = format!("{}/api/v1/job-runs/{run}/logs", engine.url);
+    let logs = json_of(http.get(url).bearer_auth("admin")).await;
+    let all = logs["lines"].as_array().unwrap();
+    let file = "located (registered)";
+    // Stderr travels apart from stdout: its line is looked for, not placed.
+    let stderr: Vec<&str> = all
+        .iter()
+        .filter(|l| l["stream"] == "stderr")
+        .map(|l| l["text"].as_str().unwrap())
+        .collect();
+    let told = format!("{file}:8: nosuchtool: command not found");
+    assert_eq!(stderr, [told.as_str()]);
+    let lines: Vec<(String, Value)> = all
+        .iter()
+        .filter(|l| l["stream"] != "stderr")
+        .map(|l| (l["text"].as_str().unwrap().to_string(), l["labels"].clone()))
+        .collect();
+    let command = |line: u32| json!({"kind": "command", "source": format!("{file}:{line}")});
+    assert_eq!(
+        lines,
+        [
+            ("$ echo start".to_string(), command(7)),
+            ("start".to_string(), Value::Null),
+            ("$ nosuchtool --now".to_string(), command(8)),
+            (
+                format!("✗ `nosuchtool --now` failed with exit status 127 ({file}:8)"),
+                json!({"kind": "error", "source": format!("{file}:8")})
+            ),
+        ]
+    );
     engine.shutdown().await;
 }

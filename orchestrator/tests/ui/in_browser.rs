@@ -199,13 +199,14 @@ async fn a_running_jobs_log_grows_on_screen_without_a_reload() {
     b.screenshot("desktop-job-live-log").await;
     // When it ends the page shows the final state.
     b.wait_for("the job to succeed on screen", "return document.querySelector('#job-state') && document.querySelector('#job-state').innerText.includes('succeeded');").await;
+    // The command's line (`$ for i in …`) and the 60 it printed.
     assert_eq!(
         b.exec(
             "return document.querySelectorAll('#log .line').length;",
             json!([])
         )
         .await,
-        json!(60)
+        json!(61)
     );
 }
 

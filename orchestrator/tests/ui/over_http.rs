@@ -188,7 +188,10 @@ belts:
             .starts_with("attachment")
     );
     let text = res.text().await.unwrap();
-    let want: String = (1..=1200).map(|n| format!("{n}\n")).collect();
+    // The command's line, then what it printed.
+    let want: String = std::iter::once("$ seq 1 1200\n".to_string())
+        .chain((1..=1200).map(|n| format!("{n}\n")))
+        .collect();
     assert_eq!(text, want);
 
     // With read-only pages private (`serve` without --public-ui), a stranger is sent to

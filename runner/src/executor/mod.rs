@@ -14,7 +14,9 @@ mod artifacts;
 mod caches;
 mod cgroup;
 mod checkout;
+mod commands;
 mod job_user;
+mod log;
 mod masking;
 mod outputs;
 mod process;
@@ -30,16 +32,19 @@ use std::path::PathBuf;
 use std::process::ExitStatus;
 use std::sync::Arc;
 
-use conveyor_core::protocol::{JobSpec, LogLine, MIN_MASKED_CHARS, Outcome, Stream};
+use conveyor_core::protocol::{JobSpec, LogLine, MIN_MASKED_CHARS, Outcome};
 use tokio::sync::{mpsc, watch};
 
 use crate::client::Client;
+use commands::Commands;
+use log::Log;
 use masking::Secrets;
 use process::{Ending, Finished};
 use tree::JobTree;
 use workspace::Workspace;
 
 pub use job_user::{JobUser, JobUserError};
+pub(crate) use log::now_ms;
 pub use tree::COOKIE_VAR;
 
 /// The directory name of a repository's mirror: a short hash of its URL.
@@ -220,15 +225,12 @@ pub async fn execute_with(
         Ok(s) => (s, None),
         Err(e) => (Secrets::default(), Some(ExecError::Masking(e))),
     };
-    let log = Log {
-        tx: log,
-        secrets: Arc::new(secrets),
-    };
+    let log = Log::new(log, secrets);
     // Before anything runs: a job whose secrets cannot be masked must not print them.
     if let Some(e) = unmaskable {
         return log.failed(e);
     }
-    for name in &log.secrets.too_short {
+    for name in &log.secrets().too_short {
         log.system(format!(
             "secret `{name}` is not masked: its value (or a line of it) is shorter than \
              {MIN_MASKED_CHARS} characters, which would star out ordinary text"
@@ -308,24 +310,34 @@ async fn run_script(
         return log.failed(e);
     }
     let mut tree = JobTree::new(cfg.job_cgroups);
-    if let Err(e) = script::write(spec, ws, tree.has_cgroup()).await {
-        return log.failed(e);
-    }
+    let nonce = mirror_key(tree.cookie());
+    let offset = match script::write(spec, ws, tree.has_cgroup(), &nonce).await {
+        Ok(offset) => offset,
+        Err(e) => return log.failed(e),
+    };
+    let run_sh = ws.run_script().to_string_lossy().into_owned();
+    let commands = Arc::new(Commands::new(spec, &nonce, &run_sh, offset));
     let command = process::bash_command(spec, ws, &tree);
     let limits = process::Limits {
         timeout_secs: spec.timeout_secs,
         tail_bytes: cfg.stdout_tail_bytes,
         cancel,
     };
-    let finished = process::run(command, &mut tree, limits, log).await;
+    let finished = process::run(command, &mut tree, limits, log, &commands).await;
     tree.close();
     match finished {
-        Ok(f) => conclude(f, spec, ws, log).await,
+        Ok(f) => conclude(f, spec, ws, log, &commands).await,
         Err(e) => log.failed(e),
     }
 }
 
-async fn conclude(finished: Finished, spec: &JobSpec, ws: &Workspace, log: &Log) -> ExecResult {
+async fn conclude(
+    finished: Finished,
+    spec: &JobSpec,
+    ws: &Workspace,
+    log: &Log,
+    commands: &Commands,
+) -> ExecResult {
     let status = match finished.ending {
         Ending::TimedOut(secs) => {
             log.system(format!("timed out after {secs}s"));
@@ -335,19 +347,22 @@ async fn conclude(finished: Finished, spec: &JobSpec, ws: &Workspace, log: &Log)
         Ending::Exited(status) => status,
     };
     let Some(code) = status.code() else {
-        log.system(signal_sentence(status));
+        let (text, labels) = commands.failure(&signal_sentence(status), None);
+        log.labelled(text, labels, None);
         return ExecResult::ended(Outcome::Failed, None);
     };
     // A success says nothing: a silent job then ships no log batch at all.
     if code != 0 {
-        log.system(format!("exit code {code}"));
+        let what = format!("failed with exit status {code}");
+        let (text, labels) = commands.failure(&what, Some(code));
+        log.labelled(text, labels, None);
         return ExecResult::ended(Outcome::Failed, Some(code));
     }
     let collected = match outputs::collect(spec, ws, &finished.stdout_tail).await {
         Ok(collected) => collected,
         Err(e) => return log.failed(e).ran(),
     };
-    if let Some((output, secret)) = log.secrets.leaked(&collected.values) {
+    if let Some((output, secret)) = log.secrets().leaked(&collected.values) {
         let e = ExecError::SecretInOutput {
             output: output.to_string(),
             secret: secret.to_string(),
@@ -369,7 +384,7 @@ async fn conclude(finished: Finished, spec: &JobSpec, ws: &Workspace, log: &Log)
 
 fn signal_sentence(status: ExitStatus) -> String {
     let Some(signo) = status.signal() else {
-        return format!("the script ended without an exit code ({status})");
+        return format!("ended without an exit code ({status})");
     };
     let name = nix::sys::signal::Signal::try_from(signo)
         .map(|s| s.as_str().to_string())
@@ -379,65 +394,12 @@ fn signal_sentence(status: ExitStatus) -> String {
     } else {
         ""
     };
-    format!("killed by signal {name}{core}")
+    format!("was killed by signal {name}{core}")
 }
 
 /// Resolves when `cancel` is true; never, if its sender is gone without cancelling.
 pub(crate) async fn cancelled(cancel: &mut watch::Receiver<bool>) {
     if cancel.wait_for(|c| *c).await.is_err() {
         std::future::pending::<()>().await;
-    }
-}
-
-/// The log channel, which masks the job's secrets in every line it sends; a closed receiver
-/// is not the job's problem, so send errors are ignored.
-#[derive(Clone)]
-pub(crate) struct Log {
-    tx: mpsc::UnboundedSender<LogLine>,
-    secrets: Arc<Secrets>,
-}
-
-impl Log {
-    /// Sends a piece of the job's output (a line, or part of a very long one, cut where no
-    /// secret spans the cut); the masked bytes, for the stdout tail.
-    pub(crate) fn output<'a>(&self, stream: Stream, bytes: &'a [u8]) -> std::borrow::Cow<'a, [u8]> {
-        let masked = self.secrets.mask(bytes);
-        let text = String::from_utf8_lossy(&masked).into_owned();
-        let _ = self.tx.send(LogLine {
-            stream,
-            text,
-            labels: Default::default(),
-            at: None,
-        });
-        masked
-    }
-
-    pub(crate) fn system(&self, text: String) {
-        let text = self.secrets.mask_text(text);
-        let _ = self.tx.send(LogLine {
-            stream: Stream::System,
-            text,
-            labels: Default::default(),
-            at: None,
-        });
-    }
-
-    pub(crate) fn secrets(&self) -> &Secrets {
-        &self.secrets
-    }
-
-    fn failed(&self, e: ExecError) -> ExecResult {
-        // Masked here too: it is reported as the job's error, apart from the log.
-        let error = self.secrets.mask_text(e.to_string());
-        self.system(error.clone());
-        ExecResult {
-            error: Some(error),
-            ..ExecResult::ended(Outcome::Failed, None)
-        }
-    }
-
-    fn cancelled(&self) -> ExecResult {
-        self.system("cancelled".to_string());
-        ExecResult::ended(Outcome::Cancelled, None)
     }
 }

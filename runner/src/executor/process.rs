@@ -5,6 +5,7 @@
 use std::collections::HashMap;
 use std::ffi::OsString;
 use std::process::{ExitStatus, Stdio};
+use std::sync::Arc;
 use std::time::Duration;
 
 use conveyor_core::expand::expand_env;
@@ -15,6 +16,7 @@ use tokio::sync::watch;
 use tokio::task::JoinHandle;
 use tokio::time::{Instant, sleep, sleep_until, timeout};
 
+use super::commands::Commands;
 use super::outputs::Tail;
 use super::tree::{COOKIE_VAR, JobTree};
 use super::workspace::Workspace;
@@ -34,6 +36,8 @@ const REAP_BOUND: Duration = Duration::from_secs(5);
 /// A line longer than this is sent in pieces, so a job printing no newlines cannot grow a
 /// buffer without bound.
 const MAX_LINE: usize = 64 * 1024;
+/// The longest a command marker can be: a cut of a long line never splits one.
+const MARKER_MAX: usize = 96;
 
 pub(crate) enum Ending {
     Exited(ExitStatus),
@@ -131,6 +135,7 @@ pub(crate) async fn run(
     tree: &mut JobTree,
     limits: Limits<'_>,
     log: &Log,
+    commands: &Arc<Commands>,
 ) -> Result<Finished, ExecError> {
     let Limits {
         timeout_secs,
@@ -149,15 +154,24 @@ pub(crate) async fn run(
     }
     let (stop_tx, stop_rx) = watch::channel(false);
     let stdout = child.stdout.take().map(|out| {
-        let pump = Pump::new(Stream::Stdout, log, tail_bytes, &stop_rx);
+        let pump = Pump::new(Stream::Stdout, log, tail_bytes, &stop_rx, commands);
         tokio::spawn(pump.run(out))
     });
     let stderr = child.stderr.take().map(|err| {
-        let pump = Pump::new(Stream::Stderr, log, 0, &stop_rx);
+        let pump = Pump::new(Stream::Stderr, log, 0, &stop_rx, commands);
         tokio::spawn(pump.run(err))
     });
 
+    // A job still running after the hold shows its commands while it runs (see `super::log`).
+    let opener = {
+        let log = log.clone();
+        tokio::spawn(async move {
+            sleep(super::log::HOLD).await;
+            log.open();
+        })
+    };
     let ending = wait(&mut child, timeout_secs, cancel).await;
+    opener.abort();
     // Before draining: a straggler holding the pipes open would otherwise hold the run.
     tree.kill_all().await;
     if !matches!(ending, Ok(Ending::Exited(_))) {
@@ -215,21 +229,31 @@ async fn drain(
     tail
 }
 
-/// Reads one pipe: sends each line to the log, masked, and keeps the end of what it sent.
+/// Reads one pipe: sends each line to the log, masked, and keeps the end of what it sent;
+/// takes the command markers out of stdout, and tells bash's messages on stderr against the
+/// user's file (see [`super::commands`]).
 struct Pump {
     stream: Stream,
     log: Log,
     tail: Tail,
     stop: watch::Receiver<bool>,
+    commands: Arc<Commands>,
 }
 
 impl Pump {
-    fn new(stream: Stream, log: &Log, tail_bytes: usize, stop: &watch::Receiver<bool>) -> Self {
+    fn new(
+        stream: Stream,
+        log: &Log,
+        tail_bytes: usize,
+        stop: &watch::Receiver<bool>,
+        commands: &Arc<Commands>,
+    ) -> Self {
         Self {
             stream,
             log: log.clone(),
             tail: Tail::new(tail_bytes),
             stop: stop.clone(),
+            commands: commands.clone(),
         }
     }
 
@@ -263,17 +287,59 @@ impl Pump {
     /// where no secret spans it, once enough has arrived to tell.
     fn send_lines(&mut self, pending: &mut Vec<u8>) {
         let mut start = 0;
-        while let Some(i) = pending[start..].iter().position(|&b| b == b'\n') {
-            self.send(&pending[start..start + i], true);
-            start += i + 1;
+        loop {
+            let marker = match self.stream {
+                Stream::Stdout => self.commands.find_marker(&pending[start..]),
+                _ => None,
+            };
+            let upto = marker.map_or(pending.len(), |m| start + m);
+            while let Some(i) = pending[start..upto].iter().position(|&b| b == b'\n') {
+                self.line(&pending[start..start + i]);
+                start += i + 1;
+            }
+            if !marker.is_some_and(|_| self.take_marker(pending, upto)) {
+                break;
+            }
         }
         let held_back = self.log.secrets().held_back();
         while pending.len() - start >= MAX_LINE + held_back {
             let cut = self.log.secrets().cut(&pending[start..], MAX_LINE);
+            // Nor a marker: one starts no later than this before the cut.
+            let cut = match pending[start + cut.saturating_sub(MARKER_MAX)..start + cut]
+                .iter()
+                .position(|&b| b == 0x1e)
+            {
+                Some(i) if cut > MARKER_MAX => cut - MARKER_MAX + i,
+                _ => cut,
+            };
             self.send(&pending[start..start + cut], false);
             start += cut;
         }
         pending.drain(..start);
+    }
+
+    /// Acts on the command marker at `at` and takes it out of `pending`, once it is whole:
+    /// the output around it stays as the job wrote it (a line begun before the marker goes on
+    /// after it). False while it is not whole.
+    fn take_marker(&mut self, pending: &mut Vec<u8>, at: usize) -> bool {
+        let Some(len) = pending[at..].iter().position(|&b| b == b'\n') else {
+            return false;
+        };
+        self.commands.marker(&pending[at..at + len], &self.log);
+        pending.drain(at..=at + len);
+        true
+    }
+
+    /// One complete line: a message of bash's on stderr told against the user's file, or
+    /// output as it is.
+    fn line(&mut self, line: &[u8]) {
+        if self.stream == Stream::Stderr
+            && let Some(told) = self.commands.rewrite(line)
+        {
+            self.send(told.as_bytes(), true);
+            return;
+        }
+        self.send(line, true);
     }
 
     /// The tail keeps what was sent, masked: the `STDOUT` output never shows a secret either.

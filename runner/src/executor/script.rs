@@ -17,19 +17,65 @@ use super::ExecError;
 use super::workspace::Workspace;
 
 /// Writes `run.sh`, after checking that the trap parses. With `in_cgroup`, the job is
-/// moved into its cgroup before anything runs.
+/// moved into its cgroup before anything runs. Returns how many of its lines come before
+/// the user's script.
 pub(crate) async fn write(
     spec: &JobSpec,
     ws: &Workspace,
     in_cgroup: bool,
-) -> Result<(), ExecError> {
+    nonce: &str,
+) -> Result<usize, ExecError> {
     let trap = trap(&spec.outputs, &ws.outputs_bin())?;
     check_syntax(&trap, &spec.outputs).await?;
     let wait = if in_cgroup { WAIT_FOR_CGROUP } else { "" };
+    let head = format!("{wait}{trap}");
+    let (text, offset) = wrap(&head, &spec.script, nonce);
     let io = |what| move |source| ExecError::Io { what, source };
-    tokio::fs::write(ws.run_script(), format!("{wait}{trap}{}\n", spec.script))
+    tokio::fs::write(ws.run_script(), text)
         .await
-        .map_err(io("writing the job's wrapper script"))
+        .map_err(io("writing the job's wrapper script"))?;
+    Ok(offset)
+}
+
+/// `head`, the command markers (see [`super::commands`]) and `script`; and the number of
+/// lines before the script's first. Only the script's own top level reports: bash runs no
+/// DEBUG trap in functions or sourced files, and under `set -T`, which makes it, the marker
+/// function returns unless it was called from the top level.
+fn wrap(head: &str, script: &str, nonce: &str) -> (String, usize) {
+    let offset = head.matches('\n').count() + 3;
+    let debug = if mentions_xtrace(script) {
+        // `set -x` would trace the check before every command: it goes to /dev/null.
+        "{ ((LINENO<=__conveyor_l))||__conveyor_c $LINENO; } 2>/dev/null"
+    } else {
+        "((LINENO<=__conveyor_l))||__conveyor_c $LINENO"
+    };
+    let text = format!(
+        "{head}command exec {fd}>&1; __conveyor_l={offset}\n\
+         __conveyor_c() {{ (( ${{#FUNCNAME[@]}} == 2 )) || return 0; __conveyor_l=$1; builtin printf '\\036{nonce} C %s %s\\n' \"$1\" \"${{EPOCHREALTIME-}}\" >&{fd} || :; }} 2>/dev/null\n\
+         builtin trap '{{ builtin printf \"\\036{nonce} E %s %s\\n\" \"$?\" \"$LINENO\" >&{fd} || :; }} 2>/dev/null' ERR; builtin trap '{debug}' DEBUG\n\
+         {script}\n",
+        fd = MARKER_FD,
+    );
+    (text, offset)
+}
+
+/// The descriptor the job's bash writes its command markers to: a copy of its stdout made
+/// before the script runs, so a script that sends its output elsewhere (`exec >file`) still
+/// reports its commands, in order with what it prints. High, to stay out of a script's way.
+pub(crate) const MARKER_FD: u32 = 62;
+
+/// Whether the script may turn on `set -x` (`set -x`, `set -ex`, `set -o xtrace`).
+fn mentions_xtrace(script: &str) -> bool {
+    script.contains("xtrace")
+        || script.match_indices("set ").any(|(i, _)| {
+            script[i + 4..]
+                .trim_start()
+                .split(|c: char| c.is_whitespace() || c == ';')
+                .next()
+                .is_some_and(|flags| {
+                    (flags.starts_with('-') || flags.starts_with('+')) && flags.contains('x')
+                })
+        })
 }
 
 /// The job's bash waits, before it runs a single command, for the runner to move it into
@@ -40,7 +86,7 @@ pub(crate) async fn write(
 /// before it could contain the job: the job does not run. It shares the first line with
 /// what follows, so the user's line numbers stay as they were.
 const WAIT_FOR_CGROUP: &str =
-    "builtin read -r __conveyor_go || builtin exit 125; builtin exec </dev/null; ";
+    "builtin read -r __conveyor_go || builtin exit 125; command exec </dev/null; ";
 
 /// The trap function and its installation, ending in a newline.
 ///

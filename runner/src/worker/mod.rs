@@ -218,16 +218,6 @@ impl Drop for AbortOnDrop {
     }
 }
 
-/// The line a job's log ends with when the runner hands the job back.
-fn handed_back() -> LogLine {
-    LogLine {
-        stream: Stream::System,
-        text: "the runner is stopping: the job was handed back to run again".into(),
-        labels: Default::default(),
-        at: None,
-    }
-}
-
 /// Resolves once the worker must take no new job.
 async fn stopping(stop: &mut watch::Receiver<Option<Stop>>) {
     let _ = stop.wait_for(Option::is_some).await;
@@ -259,5 +249,15 @@ async fn finish(mut jobs: JoinSet<()>, mut stop: watch::Receiver<Option<Stop>>) 
             HAND_BACK_BOUND.as_secs()
         );
         jobs.shutdown().await;
+    }
+}
+
+/// The last line of a job the runner handed back because it is stopping.
+fn handed_back() -> LogLine {
+    LogLine {
+        stream: Stream::System,
+        text: "the runner is stopping: the job was handed back to run again".into(),
+        labels: Default::default(),
+        at: Some(crate::executor::now_ms()),
     }
 }

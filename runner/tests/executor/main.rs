@@ -1,7 +1,9 @@
 //! The executor against real bash, real git and real processes: outputs, environment, exit
 //! statuses, timeout and cancel, logs, sources and workspace cleanup; secrets masked and
-//! refused in outputs; jobs run as another user.
+//! refused in outputs; jobs run as another user; each command in the log, located in the
+//! user's file.
 
+mod commands;
 #[path = "../common/job_user.rs"]
 mod common;
 mod job_user;
@@ -77,6 +79,7 @@ fn spec(script: &str) -> JobSpec {
         caches: Vec::new(),
         caches_writable: false,
         expand_env: Vec::new(),
+        script_source: None,
     }
 }
 
@@ -109,10 +112,11 @@ async fn run(spec: &JobSpec, cfg: &ExecConfig) -> (ExecResult, Vec<LogLine>) {
     (result, lines)
 }
 
+/// The texts of `stream`'s lines, but the commands' lines (see `commands.rs`).
 fn texts(lines: &[LogLine], stream: Stream) -> Vec<&str> {
     lines
         .iter()
-        .filter(|l| l.stream == stream)
+        .filter(|l| l.stream == stream && !l.labels.contains_key("kind"))
         .map(|l| l.text.as_str())
         .collect()
 }

@@ -126,7 +126,12 @@ async fn a_failing_command_fails_the_run_with_its_exit_code_and_no_outputs() {
     assert_eq!(result.outputs, BTreeMap::new());
     assert_eq!(result.error, None);
     assert_eq!(texts(&lines, Stream::Stdout), ["before"]);
-    assert_eq!(texts(&lines, Stream::System), ["exit code 7"]);
+    let failure = lines.last().expect("a failure line");
+    assert_eq!(failure.text, "✗ `(exit 7)` failed with exit status 7");
+    assert_eq!(
+        failure.labels.get("kind").map(String::as_str),
+        Some("error")
+    );
 }
 
 #[tokio::test]
@@ -143,7 +148,15 @@ async fn a_script_killed_by_a_signal_fails_without_an_exit_code() {
     let (result, lines) = run(&spec("kill -TERM $$"), &dir.config()).await;
     assert_eq!(result.outcome, Outcome::Failed);
     assert_eq!(result.exit_code, None);
-    assert_eq!(texts(&lines, Stream::System), ["killed by signal SIGTERM"]);
+    let failure = lines.last().expect("a failure line");
+    assert_eq!(
+        failure.text,
+        "✗ `kill -TERM $$` was killed by signal SIGTERM"
+    );
+    assert_eq!(
+        failure.labels.get("kind").map(String::as_str),
+        Some("error")
+    );
 }
 
 #[tokio::test]

@@ -79,5 +79,6 @@ pub fn spec(id: &str, script: &str) -> JobSpec {
         caches: Vec::new(),
         caches_writable: false,
         expand_env: Vec::new(),
+        script_source: None,
     }
 }

@@ -154,6 +154,7 @@ fn spec_of(
         caches: job.caches.clone(),
         caches_writable: !b.git_ref.as_deref().is_some_and(rules::is_pull_request),
         expand_env,
+        script_source: job.script_source.clone(),
     }
 }
 
