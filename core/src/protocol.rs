@@ -189,6 +189,9 @@ pub enum Stream {
 pub struct LogLine {
     pub stream: Stream,
     pub text: String,
+    /// When the line was produced (ms since the Unix epoch), if the sender knows.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub at: Option<i64>,
     /// The labels a driver logged the line with (`logger.log(message, **labels)`); none
     /// for a runner's lines.
     #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]

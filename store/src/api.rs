@@ -6,12 +6,13 @@ use conveyor_core::protocol::{ClaimRequest, Completion, Lease, LogBatch};
 use crate::catalog::Catalog;
 use crate::error::Result;
 use crate::history::History;
+use crate::logs::Logs;
 use crate::types::*;
 
 /// Every use case the orchestrator has for its database (Conveyor CI's resources and
-/// pipelines: [`Catalog`]).
+/// pipelines: [`Catalog`]; history: [`History`]; logs by line range: [`Logs`]).
 #[async_trait]
-pub trait Store: Catalog + History + Send + Sync {
+pub trait Store: Catalog + History + Logs + Send + Sync {
     /// Registers a product, or replaces its config.
     async fn put_product(&self, p: &ProductRecord, now: i64) -> Result<()>;
     async fn product(&self, name: &str) -> Result<Option<ProductRecord>>;
@@ -88,7 +89,7 @@ pub trait Store: Catalog + History + Send + Sync {
 
     async fn build(&self, id: &str) -> Result<Option<BuildView>>;
     async fn builds(&self, filter: &BuildFilter) -> Result<Vec<BuildView>>;
-    /// Log lines of a job run after line id `after`, at most `limit`.
+    /// Log lines of a job run after line number `after`, at most `limit`.
     async fn logs(&self, job_run_id: &str, after: i64, limit: u32) -> Result<Vec<LogRow>>;
     /// Builds created as a consequence of `id` (downstream products).
     async fn downstream_builds(&self, id: &str) -> Result<Vec<String>>;
@@ -188,7 +189,7 @@ pub trait Store: Catalog + History + Send + Sync {
     async fn build_of_job_run(&self, job_run_id: &str) -> Result<Option<String>>;
     /// A build's dependency edges as `(from, to)` job run ids: `to` waits for `from`.
     async fn job_edges(&self, build_id: &str) -> Result<Vec<(String, String)>>;
-    /// The last `limit` log lines of a job run before line id `before` (or the end),
+    /// The last `limit` log lines of a job run before line number `before` (or the end),
     /// oldest first.
     async fn log_tail(
         &self,

@@ -8,6 +8,7 @@ mod api;
 mod catalog;
 mod error;
 mod history;
+mod logs;
 mod postgres;
 mod sql;
 mod sqlite;
@@ -19,6 +20,7 @@ pub use api::Store;
 pub use catalog::*;
 pub use error::{Result, StoreError};
 pub use history::*;
+pub use logs::*;
 pub use sql::{token, truncation_marker};
 pub use types::*;
 

@@ -120,7 +120,7 @@ pub fn app(state: Arc<AppState>) -> Router {
 /// The JSON API, the webhooks, health, metrics and Conveyor CI's log API
 /// (`tests/api/openapi.rs` checks them against the OpenAPI document).
 fn api_routes() -> Router<SharedState> {
-    use api::{actions, builds, compat, pages, products, runner, runners, secrets};
+    use api::{actions, builds, compat, logs, pages, products, runner, runners, secrets};
     Router::new()
         .merge(driver_routes())
         .route("/health", get(pages::health))
@@ -155,7 +155,8 @@ fn api_routes() -> Router<SharedState> {
         .route("/api/v1/builds", get(builds::list))
         .route("/api/v1/builds/{id}", get(builds::show))
         .route("/api/v1/builds/{id}/cancel", post(builds::cancel))
-        .route("/api/v1/job-runs/{id}/logs", get(builds::logs))
+        .route("/api/v1/job-runs/{id}/logs", get(logs::range))
+        .route("/api/v1/job-runs/{id}/logs/search", get(logs::search))
         .route("/logs", get(compat::logs))
         .route("/logs/streams/{driver}/{runid}", get(compat::stream))
         .route("/hooks/github", post(hooks::github))

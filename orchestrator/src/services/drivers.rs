@@ -204,6 +204,7 @@ pub async fn append_logs(s: &Services, batch: DriverLogBatch, owner: &Owner) -> 
             stream: Stream::Stdout,
             text: l.message,
             labels: l.labels,
+            at: None,
         })
         .collect();
     let batch = LogBatch {
@@ -254,6 +255,7 @@ pub async fn complete(s: &Services, c: DriverCompletion, owner: &Owner) -> Resul
             stream: Stream::System,
             text: c.message,
             labels: Default::default(),
+            at: None,
         };
         let batch = LogBatch {
             lease: c.lease.clone(),

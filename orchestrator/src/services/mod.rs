@@ -11,6 +11,7 @@ mod effects;
 pub mod files;
 pub mod history;
 pub mod input;
+pub mod logs;
 pub mod maintenance;
 pub mod pipelines;
 pub mod products;

@@ -20,6 +20,7 @@ mod forge_stub;
 mod gating;
 mod history;
 mod inputs;
+mod logs;
 mod multi_product;
 mod observability;
 mod openapi;
@@ -240,5 +241,6 @@ fn line(stream: Stream, text: &str) -> LogLine {
         stream,
         text: text.into(),
         labels: Default::default(),
+        at: None,
     }
 }

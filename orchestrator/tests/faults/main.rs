@@ -1,11 +1,12 @@
 //! Exactly once under faults, with real processes: `conveyor serve` nodes on Postgres,
 //! `conveyor-runner`s on Redis, then kill -9, duplicate messages, and restarts
 //! (`scenarios.rs`), and a randomized soak of short jobs under kills at arbitrary moments
-//! (`soak.rs`). Jobs append a line to a file when they finish, so the tests count
-//! executions; `files.rs` kills a runner whose job hands on artifacts stored in S3. Services a test restarts are its own (a private Redis, a private Postgres
+//! (`soak.rs`), and a million-line log read every way with flat memory (`big_log.rs`).
+//! Jobs append a line to a file when they finish, so the tests count executions; `files.rs` kills a runner whose job hands on artifacts stored in S3. Services a test restarts are its own (a private Redis, a private Postgres
 //! from `pg.rs`), never the shared ones.
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
+mod big_log;
 #[path = "../common/mod.rs"]
 mod common;
 mod files;

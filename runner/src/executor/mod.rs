@@ -407,6 +407,7 @@ impl Log {
             stream,
             text,
             labels: Default::default(),
+            at: None,
         });
         masked
     }
@@ -417,6 +418,7 @@ impl Log {
             stream: Stream::System,
             text,
             labels: Default::default(),
+            at: None,
         });
     }
 

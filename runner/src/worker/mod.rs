@@ -186,11 +186,7 @@ impl Worker {
         drop(watchdog);
         let stopped_by_us = result.outcome == Outcome::Cancelled;
         if stopped_by_us && why.get() == Why::HANDED_BACK {
-            let _ = log_tx.send(LogLine {
-                stream: Stream::System,
-                text: "the runner is stopping: the job was handed back to run again".into(),
-                labels: Default::default(),
-            });
+            let _ = log_tx.send(handed_back());
         }
         drop(log_tx);
         // Logs go first: once the job is released or completed its lease fences them out.
@@ -219,6 +215,16 @@ struct AbortOnDrop(tokio::task::JoinHandle<()>);
 impl Drop for AbortOnDrop {
     fn drop(&mut self) {
         self.0.abort();
+    }
+}
+
+/// The line a job's log ends with when the runner hands the job back.
+fn handed_back() -> LogLine {
+    LogLine {
+        stream: Stream::System,
+        text: "the runner is stopping: the job was handed back to run again".into(),
+        labels: Default::default(),
+        at: None,
     }
 }
 

@@ -1,10 +1,12 @@
-//! Storing a job's log: batches under a live lease, each stored once, up to a cap of bytes
-//! per attempt; the first line past the cap is replaced by one marker line, and the rest of
-//! the attempt's log is dropped.
+//! Storing a job's log: batches under a live lease, each stored once as one or more chunks,
+//! up to a cap of bytes per attempt; the first line past the cap is replaced by one marker
+//! line, and the rest of the attempt's log is dropped.
 
 use conveyor_core::protocol::{LogBatch, LogLine, Stream};
 
+use super::chunks::{self, NewChunk};
 use super::conn::{Arg, Conn, Sql, sql};
+use super::log_reads;
 use crate::error::Result;
 
 /// The line stored where an attempt's log reached `max_bytes`.
@@ -19,7 +21,8 @@ pub fn truncation_marker(max_bytes: u64) -> String {
 }
 
 /// Stores a log batch under a live lease (a batch sent twice is stored once), as far as the
-/// attempt's log stays within `max_bytes`. False when the lease is not live.
+/// attempt's log stays within `max_bytes`, numbering its lines after the job run's last.
+/// False when the lease is not live.
 pub(crate) async fn append_logs<C: Conn>(
     conn: &mut C,
     batch: &LogBatch,
@@ -41,23 +44,23 @@ pub(crate) async fn append_logs<C: Conn>(
     if live.is_none() {
         return Ok(false);
     }
-    let seen: Option<(i64,)> = conn
-        .opt(
-            sql(
-                "SELECT seq FROM log_lines WHERE job_run_id = $1 AND attempt = $2 AND seq = $3 \
-                 LIMIT 1",
-            )
-            .bind(&lease.job_run_id)
-            .bind(lease.attempt)
-            .bind(batch.seq as i64),
-        )
-        .await?;
-    let Some((bytes, false)) = size(conn, batch).await?.filter(|_| seen.is_none()) else {
-        // Stored before, or past the cap already.
+    // The size's row lock first: a batch arriving at once waits, then sees this one.
+    let Some((bytes, false)) = size(conn, batch).await? else {
         return Ok(true);
     };
+    if stored(conn, batch).await? {
+        return Ok(true);
+    }
     let (kept, total, truncated) = within(&batch.lines, bytes.max(0) as u64, max_bytes);
-    insert(conn, batch, &kept, now).await?;
+    let marker = truncated.then(|| LogLine {
+        stream: Stream::System,
+        text: truncation_marker(max_bytes),
+        at: None,
+        labels: Default::default(),
+    });
+    let lines = batch.lines[..kept].iter().chain(marker.as_ref());
+    let first = log_reads::total(conn, &lease.job_run_id).await? + 1;
+    insert(conn, batch, chunks::encode(lines, first, now)).await?;
     conn.exec(
         sql("UPDATE log_sizes SET bytes = $3, truncated = $4 \
              WHERE job_run_id = $1 AND attempt = $2")
@@ -70,25 +73,18 @@ pub(crate) async fn append_logs<C: Conn>(
     Ok(true)
 }
 
-/// The lines that fit after `stored` bytes within `max_bytes` — with the marker in place of
-/// the first that does not — the bytes stored then, and whether the log was cut.
-fn within(lines: &[LogLine], stored: u64, max_bytes: u64) -> (Vec<LogLine>, u64, bool) {
+/// How many of `lines` fit after `stored` bytes within `max_bytes`, the bytes stored then,
+/// and whether the log was cut (the marker takes the place of the first that does not fit).
+fn within(lines: &[LogLine], stored: u64, max_bytes: u64) -> (usize, u64, bool) {
     let mut total = stored;
-    let mut kept = Vec::new();
-    for line in lines {
+    for (n, line) in lines.iter().enumerate() {
         let len = line.text.len() as u64;
         if total.saturating_add(len) > max_bytes {
-            kept.push(LogLine {
-                stream: Stream::System,
-                text: truncation_marker(max_bytes),
-                labels: Default::default(),
-            });
-            return (kept, total, true);
+            return (n, total, true);
         }
         total += len;
-        kept.push(line.clone());
     }
-    (kept, total, false)
+    (lines.len(), total, false)
 }
 
 /// The attempt's log size so far and whether it was truncated, its row locked until the
@@ -115,44 +111,46 @@ async fn size<C: Conn>(conn: &mut C, batch: &LogBatch) -> Result<Option<(i64, bo
     .await
 }
 
-/// Inserts `lines` as the batch's lines, numbered in order.
-async fn insert<C: Conn>(
-    conn: &mut C,
-    batch: &LogBatch,
-    lines: &[LogLine],
-    now: i64,
-) -> Result<()> {
+/// Whether the batch was stored before.
+async fn stored<C: Conn>(conn: &mut C, batch: &LogBatch) -> Result<bool> {
     let lease = &batch.lease;
-    let head =
-        "INSERT INTO log_lines (job_run_id, attempt, seq, line_no, stream, text, at, labels)";
-    for (chunk_no, chunk) in lines.chunks(200).enumerate() {
-        let rows = chunk.iter().enumerate().map(|(i, line)| {
-            let stream = serde_json::to_value(line.stream)
-                .ok()
-                .and_then(|v| v.as_str().map(str::to_string))
-                .unwrap_or_default();
+    let seen: Option<(i64,)> = conn
+        .opt(
+            sql(
+                "SELECT seq FROM log_chunks WHERE job_run_id = $1 AND attempt = $2 \
+                 AND seq = $3 LIMIT 1",
+            )
+            .bind(&lease.job_run_id)
+            .bind(lease.attempt)
+            .bind(batch.seq as i64),
+        )
+        .await?;
+    Ok(seen.is_some())
+}
+
+/// Inserts the batch's chunks, a few per statement.
+async fn insert<C: Conn>(conn: &mut C, batch: &LogBatch, chunks: Vec<NewChunk>) -> Result<()> {
+    let lease = &batch.lease;
+    let head = "INSERT INTO log_chunks (job_run_id, attempt, seq, first_line, line_count, \
+                bytes, first_at, last_at, body)";
+    let mut chunks = chunks.into_iter().peekable();
+    while chunks.peek().is_some() {
+        let rows = chunks.by_ref().take(16).map(|c| {
             vec![
                 Arg::from(&lease.job_run_id),
                 Arg::from(lease.attempt),
                 Arg::from(batch.seq as i64),
-                Arg::from((chunk_no * 200 + i) as i64),
-                Arg::from(stream),
-                Arg::from(&line.text),
-                Arg::from(now),
-                Arg::from(labels_of(line)),
+                Arg::from(c.first_line),
+                Arg::from(c.line_count),
+                Arg::from(c.bytes),
+                Arg::from(c.first_at),
+                Arg::from(c.last_at),
+                Arg::from(c.body),
             ]
         });
-        conn.exec(Sql::values(head, rows.collect(), " ON CONFLICT DO NOTHING"))
-            .await?;
+        conn.exec(Sql::values(head, rows.collect(), "")).await?;
     }
     Ok(())
-}
-
-/// A line's labels as stored: a JSON object, or NULL for none.
-fn labels_of(line: &LogLine) -> Option<String> {
-    (!line.labels.is_empty())
-        .then(|| serde_json::to_string(&line.labels).ok())
-        .flatten()
 }
 
 #[cfg(test)]

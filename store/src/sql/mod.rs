@@ -6,6 +6,7 @@
 mod actions;
 mod builds;
 mod catalog;
+mod chunks;
 pub(crate) mod conn;
 mod definitions;
 mod drivers;
@@ -16,6 +17,7 @@ mod groups;
 mod history;
 mod json;
 mod leases;
+mod log_reads;
 mod logs;
 mod reads;
 mod registry;
@@ -221,7 +223,7 @@ impl<B: Backend> Store for SqlStore<B> {
     }
 
     async fn logs(&self, job_run_id: &str, after: i64, limit: u32) -> Result<Vec<LogRow>> {
-        reads::logs(&mut *self.backend.conn().await?, job_run_id, after, limit).await
+        log_reads::logs(&mut *self.backend.conn().await?, job_run_id, after, limit).await
     }
 
     async fn downstream_builds(&self, id: &str) -> Result<Vec<String>> {
@@ -435,7 +437,7 @@ impl<B: Backend> Store for SqlStore<B> {
         before: Option<i64>,
         limit: u32,
     ) -> Result<Vec<LogRow>> {
-        reads::log_tail(&mut *self.backend.conn().await?, job_run_id, before, limit).await
+        log_reads::log_tail(&mut *self.backend.conn().await?, job_run_id, before, limit).await
     }
 
     async fn lease_info(&self, lease: &Lease, owner: &str) -> Result<Option<LeaseInfo>> {

@@ -5,9 +5,9 @@ use conveyor_core::protocol::QueueMessage;
 
 use super::conn::{Conn, sql};
 use super::groups;
-use super::rows::{self, BuildRow, JobRow, LogLineRow, each};
+use super::rows::{self, BuildRow, JobRow, each};
 use crate::error::Result;
-use crate::types::{BuildView, Dispatch, JobRunView, LogRow, RunCount};
+use crate::types::{BuildView, Dispatch, JobRunView, RunCount};
 
 pub(crate) async fn build<C: Conn>(conn: &mut C, id: &str) -> Result<Option<BuildView>> {
     let row: Option<BuildRow> = conn.opt(sql(rows::BUILD_ONE).bind(id)).await?;
@@ -72,49 +72,6 @@ pub(crate) async fn job_edges<C: Conn>(
         .bind(build_id),
     )
     .await
-}
-
-pub(crate) async fn logs<C: Conn>(
-    conn: &mut C,
-    job_run_id: &str,
-    after: i64,
-    limit: u32,
-) -> Result<Vec<LogRow>> {
-    let found: Vec<LogLineRow> = conn
-        .all(
-            sql(
-                "SELECT id, attempt, stream, text, at, labels FROM log_lines \
-                 WHERE job_run_id = $1 AND id > $2 ORDER BY id LIMIT $3",
-            )
-            .bind(job_run_id)
-            .bind(after)
-            .bind(limit),
-        )
-        .await?;
-    each(found, LogLineRow::line)
-}
-
-/// The last `limit` lines before line id `before` (or the end), oldest first.
-pub(crate) async fn log_tail<C: Conn>(
-    conn: &mut C,
-    job_run_id: &str,
-    before: Option<i64>,
-    limit: u32,
-) -> Result<Vec<LogRow>> {
-    let found: Vec<LogLineRow> = conn
-        .all(
-            sql(
-                "SELECT id, attempt, stream, text, at, labels FROM log_lines WHERE job_run_id = $1 \
-                 AND (CAST($2 AS BIGINT) IS NULL OR id < $2) ORDER BY id DESC LIMIT $3",
-            )
-            .bind(job_run_id)
-            .bind(before)
-            .bind(limit),
-        )
-        .await?;
-    let mut lines = each(found, LogLineRow::line)?;
-    lines.reverse();
-    Ok(lines)
 }
 
 pub(crate) async fn unfinished_builds<C: Conn>(conn: &mut C) -> Result<u64> {

@@ -1,6 +1,6 @@
 //! Retention: finished builds past every keep rule (an age, the last N of their belt) are
 //! deleted in small batches, each in one short transaction, with their job runs, edges,
-//! log lines, log sizes and artifact rows; the artifacts' objects are returned for the
+//! log chunks, log sizes and artifact rows; the artifacts' objects are returned for the
 //! caller to delete. A belt's latest build in each state is always kept. Safe when several
 //! nodes sweep at once: a batch deletes what is still there and nothing else.
 
@@ -89,7 +89,7 @@ pub(crate) async fn delete<C: Conn>(conn: &mut C, ids: &[String]) -> Result<Swep
         ))
         .await?;
     for stmt in [
-        "DELETE FROM log_lines WHERE job_run_id IN \
+        "DELETE FROM log_chunks WHERE job_run_id IN \
          (SELECT id FROM job_runs WHERE build_id IN (IDS))",
         "DELETE FROM log_sizes WHERE job_run_id IN \
          (SELECT id FROM job_runs WHERE build_id IN (IDS))",

@@ -6,7 +6,7 @@ use sqlx::FromRow;
 
 use super::{from_json, outputs_of};
 use crate::error::{Result, corrupt};
-use crate::types::{BuildView, JobRunView, LogRow, ProductRecord, RunnerView};
+use crate::types::{BuildView, JobRunView, ProductRecord, RunnerView};
 
 pub(crate) const PRODUCT_ONE: &str = "SELECT name, yaml, model, repo, branch, webhook_secret, \
      source_path, head_sha, config_path FROM products WHERE name = $1";
@@ -166,34 +166,6 @@ impl RunnerRow {
             name: self.name,
             last_seen_at: self.last_seen_at,
             created_at: self.created_at,
-        })
-    }
-}
-
-#[derive(FromRow)]
-pub(crate) struct LogLineRow {
-    id: i64,
-    attempt: i64,
-    stream: String,
-    text: String,
-    at: i64,
-    labels: Option<String>,
-}
-
-impl LogLineRow {
-    pub(crate) fn line(self) -> Result<LogRow> {
-        Ok(LogRow {
-            id: self.id,
-            attempt: u32::try_from(self.attempt).map_err(corrupt)?,
-            stream: self.stream,
-            text: self.text,
-            at: self.at,
-            labels: self
-                .labels
-                .as_deref()
-                .map(from_json)
-                .transpose()?
-                .unwrap_or_default(),
         })
     }
 }

@@ -134,6 +134,7 @@ pub async fn a_driver_jobs_context_holds_the_outputs_before_it_and_its_lines_kee
         stream: Stream::Stdout,
         text: "made".into(),
         labels: labels.clone(),
+        at: None,
     };
     let batch = LogBatch {
         lease: spec.lease.clone(),

@@ -20,6 +20,7 @@ fn batch(spec: &JobSpec, seq: u64, texts: &[&str]) -> LogBatch {
                 stream: Stream::Stdout,
                 text: t.to_string(),
                 labels: Default::default(),
+                at: None,
             })
             .collect(),
     }

@@ -3,8 +3,8 @@
 //! read back), `actions.rs` (approve, cancel one job, re-run, forge statuses), `owners.rs`
 //! (leases belong to one runner and its fleets), `files.rs` (artifacts and caches), `races.rs`
 //! (concurrent calls that end one lease, in loops), `limits.rs` (a log's cap, dashboard
-//! sessions) and `gating.rs` (conditions on the context, declines, downstream gates,
-//! concurrency groups).
+//! sessions), `logs.rs` (logs in chunks: ranges, numbering, search; their migration) and
+//! `gating.rs` (conditions on the context, declines, downstream gates, concurrency groups).
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
 mod actions;
@@ -17,6 +17,7 @@ mod gating;
 mod history;
 mod lifecycle;
 mod limits;
+mod logs;
 mod owners;
 mod races;
 mod reads;
@@ -35,6 +36,7 @@ use gating::*;
 use history::*;
 use lifecycle::*;
 use limits::*;
+use logs::*;
 use owners::*;
 use races::*;
 use reads::*;
@@ -106,6 +108,8 @@ macro_rules! suite {
             t!(a_log_past_its_cap_ends_in_one_marker_line_and_the_next_attempt_starts_afresh);
             race!(batches_arriving_at_once_never_store_past_the_cap);
             t!(a_session_is_live_until_it_is_ended_or_expires);
+            t!(log_lines_are_numbered_across_attempts_and_read_by_range_across_chunks);
+            t!(a_search_reads_a_bounded_stretch_and_continues_from_its_next_line);
             t!(a_declined_job_and_one_skipped_by_its_condition_fire_nothing_downstream);
             t!(downstreams_fire_from_jobs_that_ran_and_never_from_a_pull_request);
             t!(a_newer_build_of_a_group_cancels_the_older_and_runs_when_it_has_stopped);

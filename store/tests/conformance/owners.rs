@@ -50,6 +50,7 @@ pub async fn another_runner_cannot_touch_a_lease_that_is_not_its_own(store: Arc<
             stream: Stream::Stdout,
             text: "forged".into(),
             labels: Default::default(),
+            at: None,
         }],
     };
     let forged = done(&spec, Outcome::Succeeded, &[("VERSION", "6.6.6")]);

@@ -19,6 +19,7 @@ pub async fn log_batches_are_stored_once_and_only_under_a_live_lease(store: Arc<
         stream: Stream::Stdout,
         text: t.into(),
         labels: Default::default(),
+        at: None,
     };
     let batch = LogBatch {
         lease: spec.lease.clone(),
@@ -197,6 +198,7 @@ pub async fn a_builds_edges_its_job_runs_build_and_a_logs_tail_are_read_back(
             stream: Stream::Stdout,
             text: format!("line {n}"),
             labels: Default::default(),
+            at: None,
         })
         .collect();
     let batch = LogBatch {

@@ -28,6 +28,7 @@ async fn one_log_line(store: &Arc<dyn Store>, build: &str) -> String {
         stream: Stream::Stdout,
         text: "kept".into(),
         labels: Default::default(),
+        at: None,
     };
     let batch = LogBatch {
         lease: spec.lease.clone(),

@@ -1,4 +1,4 @@
-//! Starting, reading and cancelling builds; reading logs.
+//! Starting, reading and cancelling builds.
 
 use std::sync::Arc;
 
@@ -88,29 +88,4 @@ pub async fn cancel(
 ) -> AppResult<Json<Value>> {
     builds::cancel(&services, &id).await?;
     show(State(services), ApiReader, Path(id)).await
-}
-
-#[derive(Deserialize)]
-pub struct LogQuery {
-    after: Option<i64>,
-    limit: Option<u32>,
-}
-
-pub async fn logs(
-    State(services): State<Arc<Services>>,
-    _: ApiReader,
-    Path(id): Path<String>,
-    q: Result<Query<LogQuery>, QueryRejection>,
-) -> AppResult<Json<Value>> {
-    let Query(q) = q?;
-    input::id("id", &id)?;
-    let lines = services
-        .store
-        .logs(
-            &id,
-            q.after.unwrap_or(0),
-            q.limit.unwrap_or(1000).min(10_000),
-        )
-        .await?;
-    Ok(Json(json!({ "lines": lines })))
 }

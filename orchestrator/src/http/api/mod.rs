@@ -7,6 +7,7 @@ pub mod builds;
 pub mod compat;
 pub mod drivers;
 pub mod files;
+pub mod logs;
 pub mod pages;
 pub mod pipelines;
 pub mod products;
