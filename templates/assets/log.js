@@ -430,7 +430,9 @@
   });
   document.querySelectorAll(".log-js").forEach(function (el) { el.hidden = false; });
   log.classList.add("viewer");
-  firstError(0, 0);
+  // A job that succeeded has no failure to look for.
+  var state = (document.getElementById("job") || log).dataset.state;
+  if (state !== "succeeded" && state !== "skipped") firstError(0, 0);
   if (/^#L\d+$/.test(window.location.hash)) fromHash();
   else if (log.hasAttribute("data-tail")) log.scrollTop = log.scrollHeight;
   check();

@@ -19,7 +19,7 @@ use super::session::Reader;
 use super::view::span;
 use crate::http::error::AppError;
 use crate::services::{Services, input};
-use crate::store::{JobRunView, LogRow};
+use crate::store::{JobRunView, LogRow, LogSearch};
 
 /// The label that says what a runner's line is.
 const KIND: &str = "kind";
@@ -87,23 +87,28 @@ async fn ends(services: &Services, id: &str, rows: &[LogRow]) -> Result<Ends, Ap
     Ok(ends)
 }
 
-/// Lines the search for the next command reads per step.
-const SCAN: u32 = 2000;
-
-/// The first command line after line `after`.
+/// The first command line after line `after`: searched in the store a bounded stretch at
+/// a time, then read for its time.
 async fn next_command(
     services: &Services,
     id: &str,
-    mut after: i64,
+    after: i64,
 ) -> Result<Option<LogRow>, AppError> {
+    let mut search = LogSearch {
+        text: None,
+        kind: Some("command".into()),
+        after,
+        limit: 1,
+    };
     loop {
-        let rows = services.store.logs(id, after, SCAN).await?;
-        if let Some(r) = rows.iter().find(|r| is_command(r)) {
-            return Ok(Some(r.clone()));
+        let found = services.store.search_log(id, &search).await?;
+        if let Some(m) = found.matches.first() {
+            let rows = services.store.logs(id, m.id - 1, 1).await?;
+            return Ok(rows.into_iter().next());
         }
-        match rows.last() {
-            Some(r) if rows.len() == SCAN as usize => after = r.id,
-            _ => return Ok(None),
+        match found.next {
+            Some(n) => search.after = n,
+            None => return Ok(None),
         }
     }
 }
