@@ -65,20 +65,26 @@ fn line(n: i64, section: i64, base: i64) -> LogLine {
 /// (a command every `section`), then fails it; the job run's id.
 async fn failed_job(c: &Conveyor, count: i64, section: i64) -> String {
     let build = c.build("fed", "ci").await;
-    c.until_job(&build, "huge", "queued").await;
     let job = c.job(&build, "huge").await;
+    let base = conveyor::clock::now_ms() - count * 10;
+    let lines: Vec<LogLine> = (1..=count).map(|n| line(n, section, base)).collect();
+    attempt(c, &build, 1, &lines).await;
+    job
+}
+
+/// Claims attempt `n` of the build's `huge` job as a driver would, writes `lines` and fails it.
+async fn attempt(c: &Conveyor, build: &str, n: u32, lines: &[LogLine]) {
+    c.until_job(build, "huge", "queued").await;
     let owner = Owner {
         name: "feeder".into(),
         fleets: vec!["driver:feed".into()],
     };
     let req = ClaimRequest {
-        job_run_id: job.clone(),
-        attempt: 1,
+        job_run_id: c.job(build, "huge").await,
+        attempt: n,
         runner: "feeder".into(),
     };
     let spec = runs::claim(&c.state, &req, &owner).await.unwrap();
-    let base = conveyor::clock::now_ms() - count * 10;
-    let lines: Vec<LogLine> = (1..=count).map(|n| line(n, section, base)).collect();
     for (seq, chunk) in lines.chunks(5000).enumerate() {
         let batch = LogBatch {
             lease: spec.lease.clone(),
@@ -95,8 +101,7 @@ async fn failed_job(c: &Conveyor, count: i64, section: i64) -> String {
         error: None,
     };
     runs::complete(&c.state, &done, &owner).await.unwrap();
-    c.until_job(&build, "huge", "failed").await;
-    job
+    c.until_job(build, "huge", "failed").await;
 }
 
 /// How many lines the page holds, and the first and last line numbers.
@@ -324,18 +329,7 @@ async fn dark_and_phone(b: &Browser, page: &str) {
 async fn the_viewer_reads_ranges_of_lines_either_way() {
     let c = conveyor(&[FED]).await;
     let job = failed_job(&c, 30, 10).await;
-    let http = crate::common::http();
-    let get = async |q: &str| {
-        let res = http
-            .get(format!("{}/jobs/{job}/lines?{q}", c.url))
-            .send()
-            .await
-            .unwrap();
-        (
-            res.status().as_u16(),
-            res.json::<Value>().await.unwrap_or(Value::Null),
-        )
-    };
+    let get = async |q: &str| range(&c, &job, q).await;
     let (status, head) = get("after=0&limit=5").await;
     assert_eq!(status, 200);
     assert_eq!(
@@ -362,4 +356,42 @@ async fn the_viewer_reads_ranges_of_lines_either_way() {
             .contains(r#"class="line cmd" id="L11""#)
     );
     assert_eq!(get("after=1&before=5").await.0, 400);
+    retried(&c, &job).await;
+}
+
+/// `/jobs/{job}/lines?{q}`: the status and the JSON.
+async fn range(c: &Conveyor, job: &str, q: &str) -> (u16, Value) {
+    let res = crate::common::http()
+        .get(format!("{}/jobs/{job}/lines?{q}", c.url))
+        .send()
+        .await
+        .unwrap();
+    let status = res.status().as_u16();
+    (status, res.json::<Value>().await.unwrap_or(Value::Null))
+}
+
+/// A retry's lines continue the numbers; a range that starts with them shows its mark.
+async fn retried(c: &Conveyor, job: &str) {
+    let get = async |q: &str| range(c, job, q).await;
+    let build = c.state.store.build_of_job_run(job).await.unwrap().unwrap();
+    conveyor::services::builds::retry(&c.state, &build)
+        .await
+        .unwrap();
+    let again: Vec<LogLine> = (1..=5).map(|n| line(n + 1, 10, 0)).collect();
+    attempt(c, &build, 2, &again).await;
+    for q in ["after=30&limit=2", "before=32&limit=1"] {
+        let (_, range) = get(q).await;
+        let html = range["html"].as_str().unwrap();
+        assert!(
+            html.starts_with(
+                r#"<span class="line mark">— attempt 2 —</span><span class="line" id="L31">"#
+            ),
+            "{q}: {html}"
+        );
+    }
+    let (_, within) = get("after=31&limit=2").await;
+    assert!(
+        !within["html"].as_str().unwrap().contains("attempt"),
+        "{within}"
+    );
 }

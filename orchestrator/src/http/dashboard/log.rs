@@ -16,7 +16,7 @@ use serde_json::{Value, json};
 use super::PageResult;
 use super::ansi;
 use super::session::Reader;
-use super::view::span;
+use super::view::took;
 use crate::http::error::AppError;
 use crate::services::{Services, input};
 use crate::store::{JobRunView, LogRow, LogSearch};
@@ -120,7 +120,17 @@ pub async fn line_rows(
     rows: &[LogRow],
 ) -> Result<Vec<LineRow>, AppError> {
     let ends = ends(services, &job.id, rows).await?;
-    let mut prev = rows.first().map_or(0, |r| r.attempt);
+    // A range that starts a new attempt shows its mark too: compare with the line before.
+    let mut prev = match rows.first() {
+        Some(r) if r.id > 1 => services
+            .store
+            .logs(&job.id, r.id - 2, 1)
+            .await?
+            .first()
+            .map_or(r.attempt, |p| p.attempt),
+        Some(r) => r.attempt,
+        None => 0,
+    };
     Ok(rows
         .iter()
         .map(|r| {
@@ -144,7 +154,7 @@ fn section(r: &LogRow, end: Option<(i64, i64)>, job: &JobRunView) -> Section {
     let until = end.map(|(_, at)| at).or(job.finished_at);
     Section {
         end: end.map(|(n, _)| n),
-        took: until.map(|t| span(t - r.at)).unwrap_or_default(),
+        took: took(Some(r.at), until),
         since: until.is_none().then_some(r.at),
         source: r.labels.get("source").cloned().unwrap_or_default(),
     }
