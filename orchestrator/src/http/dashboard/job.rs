@@ -1,5 +1,6 @@
 //! `/jobs/{id}`: one job run: its state, timings, runner, outputs, and its log — the last
-//! lines rendered here, older ones a page at a time, new ones streamed by `live`; and
+//! lines rendered here (as `log` renders lines), older ones a page at a time without
+//! JavaScript or a range at a time by the viewer (`log::lines`), new ones streamed by `live`; and
 //! `/jobs/{id}/log.txt`, the whole log as text, read from the store a page at a time.
 
 use std::sync::Arc;
