@@ -39,8 +39,9 @@ async fn chunks_over<C: Conn>(
 ) -> Result<Vec<ChunkRow>> {
     let q = Sql::owned(format!(
         "SELECT {CHUNK_COLUMNS} FROM log_chunks WHERE job_run_id = $1 AND first_line <= $3 \
-         AND first_line >= COALESCE((SELECT MAX(first_line) FROM log_chunks \
-         WHERE job_run_id = $1 AND first_line <= $2), 0) ORDER BY first_line LIMIT $4"
+         AND first_line >= COALESCE((SELECT first_line FROM log_chunks \
+         WHERE job_run_id = $1 AND first_line <= $2 ORDER BY first_line DESC LIMIT 1), 0) \
+         ORDER BY first_line LIMIT $4"
     ));
     conn.all(q.bind(job_run_id).bind(from).bind(to).bind(limit))
         .await
