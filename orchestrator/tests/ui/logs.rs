@@ -395,3 +395,49 @@ async fn retried(c: &Conveyor, job: &str) {
         "{within}"
     );
 }
+
+/// A job that prints 4,000 lines over about ten seconds.
+const CHATTY: &str = "product: chatty
+belts:
+  - name: ci
+    jobs:
+      - name: talk
+        commands: for i in $(seq 1 40); do seq 1 100; sleep 0.25; done
+";
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn following_a_running_jobs_tail_keeps_the_page_within_the_window() {
+    let _one = ONE_BROWSER.lock().await;
+    let c = conveyor(&[CHATTY]).await;
+    let build = c.build("chatty", "ci").await;
+    c.until_job(&build, "talk", "running").await;
+    let job = c.job(&build, "talk").await;
+    let b = Browser::start().await;
+    b.goto(&format!("{}/jobs/{job}", c.url)).await;
+    b.wait_for(
+        "the viewer",
+        "return document.querySelector('#log.viewer') !== null;",
+    )
+    .await;
+    b.exec("window.stayed = true;", json!([])).await;
+    let enough = format!(
+        "const a = document.querySelectorAll('#log .line[id]'); return window.stayed === true && a.length > 0 && Number(a[a.length - 1].id.slice(1)) > {} && a.length;",
+        WINDOW_LINES + 1000
+    );
+    b.wait_for("the tail to pass the window's size", &enough)
+        .await;
+    let (n, first, last) = window(&b).await;
+    assert!(
+        first > 1,
+        "the oldest lines were dropped: {n} lines {first}..{last}"
+    );
+    let followed = b
+        .exec("const l = document.getElementById('log'); return l.scrollTop + l.clientHeight >= l.scrollHeight - 40;", json!([]))
+        .await;
+    assert_eq!(followed, json!(true), "the box follows the tail");
+    c.state
+        .store
+        .cancel_build(&build, conveyor::clock::now_ms())
+        .await
+        .unwrap();
+}
