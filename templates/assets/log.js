@@ -108,7 +108,12 @@
   function run(work) {
     var g = ++st.gen;
     st.busy = true;
-    return work(g).catch(function (e) { say("The log could not be read: " + e.message); })
+    return work(g)
+      .catch(function (e) {
+        say("The log could not be read: " + e.message);
+        // Try again later, not at once.
+        return new Promise(function (done) { setTimeout(done, 3000); });
+      })
       .then(function () {
         if (g !== st.gen) return;
         st.busy = false;
