@@ -50,34 +50,16 @@
     else el.setAttribute("data-since", String(since));
   }
 
-  // The job page: append log lines as they arrive, follow the end, show state changes.
+  // The job page: hand new log lines to the viewer, show state changes.
   var log = document.getElementById("log");
   if (log && log.dataset.events) {
     var job = document.getElementById("job");
     var initial = job ? job.dataset.state : "";
     var changed = false;
     var src = new EventSource(log.dataset.events);
+    // New lines go to the log viewer (log.js), which shows them when it shows the tail.
     src.addEventListener("lines", function (e) {
-      var lines = JSON.parse(e.data);
-      var follow = window.innerHeight + window.scrollY >= document.documentElement.scrollHeight - 80;
-      var empty = document.getElementById("log-empty");
-      if (empty) empty.remove();
-      lines.forEach(function (l) {
-        if (document.getElementById("L" + l.id)) return;
-        if (l.mark) {
-          var mark = document.createElement("span");
-          mark.className = "line mark";
-          mark.textContent = "— attempt " + l.mark + " —";
-          log.appendChild(mark);
-        }
-        var row = document.createElement("span");
-        row.className = l.stderr ? "line err" : "line";
-        row.id = "L" + l.id;
-        // The server escaped the text and turned ANSI colours into spans.
-        row.innerHTML = l.html;
-        log.appendChild(row);
-      });
-      if (follow) window.scrollTo(0, document.documentElement.scrollHeight);
+      log.dispatchEvent(new CustomEvent("conveyor:lines", { detail: JSON.parse(e.data) }));
     });
     src.addEventListener("state", function (e) {
       var s = JSON.parse(e.data);

@@ -241,7 +241,7 @@ fn file_routes() -> Router<SharedState> {
 /// The dashboard's pages, live streams, forms, sign-in and assets.
 fn dashboard_routes() -> Router<SharedState> {
     use dashboard::{
-        actions, assets, build, fleets, job, live, overview, product, secrets, session,
+        actions, assets, build, fleets, job, live, log, overview, product, secrets, session,
     };
     Router::new()
         .route("/", get(overview::page))
@@ -264,6 +264,7 @@ fn dashboard_routes() -> Router<SharedState> {
         .route("/jobs/{id}", get(job::page))
         .route("/jobs/{id}/events", get(live::job_events))
         .route("/jobs/{id}/log.txt", get(job::download))
+        .route("/jobs/{id}/lines", get(log::lines))
         .route("/jobs/{id}/approve", post(actions::approve))
         .route("/jobs/{id}/decline", post(actions::decline))
         .route("/jobs/{id}/cancel", post(actions::cancel_job))
@@ -273,4 +274,5 @@ fn dashboard_routes() -> Router<SharedState> {
         .route("/sign-out", post(session::sign_out))
         .route("/assets/app.css", get(assets::css))
         .route("/assets/app.js", get(assets::js))
+        .route("/assets/log.js", get(assets::log_js))
 }

@@ -8,6 +8,7 @@ mod common;
 mod daily;
 mod history;
 mod in_browser;
+mod logs;
 mod over_http;
 mod secrets;
 mod ui_support;

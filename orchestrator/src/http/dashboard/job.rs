@@ -1,5 +1,6 @@
 //! `/jobs/{id}`: one job run: its state, timings, runner, outputs, and its log — the last
-//! lines rendered here, older ones a page at a time, new ones streamed by `live`; and
+//! lines rendered here (as `log` renders lines), older ones a page at a time without
+//! JavaScript or a range at a time by the viewer (`log::lines`), new ones streamed by `live`; and
 //! `/jobs/{id}/log.txt`, the whole log as text, read from the store a page at a time.
 
 use std::sync::Arc;
@@ -14,6 +15,7 @@ use serde::Deserialize;
 
 use super::PageResult;
 use super::ansi;
+use super::log::{LineRow, line_rows};
 use super::session::Reader;
 use super::view::{Badge, Chrome, span, took, when};
 use crate::http::error::AppError;
@@ -23,14 +25,6 @@ use crate::store::{BuildView, JobRunView, LogRow};
 
 /// How many log lines a page shows.
 pub const PAGE_LINES: u32 = 500;
-
-/// A log line ready to show; `mark` is set on the first line of each attempt after the first.
-pub struct LineRow {
-    pub id: i64,
-    pub html: String,
-    pub stderr: bool,
-    pub mark: Option<u32>,
-}
 
 #[derive(Template, WebTemplate)]
 #[template(path = "job.html")]
@@ -59,6 +53,8 @@ pub struct JobPage {
     /// What it waits for, or why it was skipped.
     pub note: String,
     pub lines: Vec<LineRow>,
+    /// Whether the page shows the log's end (so far), not an earlier stretch.
+    pub tail: bool,
     /// The first line id shown, for the "older lines" link, when there are older lines.
     pub older: Option<i64>,
     /// The last line id shown, for the "newer lines" link, when paging back.
@@ -70,6 +66,18 @@ pub struct JobPage {
     /// While running: when it started and the server's clock now, for a ticking timer.
     pub ticking: Option<(i64, i64)>,
     pub artifacts: Vec<super::build::ArtifactRow>,
+}
+
+impl JobPage {
+    /// The most lines the viewer keeps in the page.
+    pub fn window(&self) -> u32 {
+        super::log::WINDOW_LINES
+    }
+
+    /// The digits of the longest line number shown (at least 4).
+    pub fn digits(&self) -> usize {
+        self.last_id.to_string().len().max(4)
+    }
 }
 
 #[derive(Deserialize)]
@@ -128,7 +136,8 @@ pub async fn page(
         can_cancel: !is_final(&j.status) && !j.cancel_requested,
         can_approve: super::view::awaits_approval(&j),
         note: super::view::job_note(&j),
-        lines: line_rows(&rows),
+        lines: line_rows(&services, &j, &rows).await?,
+        tail: !paging,
         older: (older && first != i64::MAX).then_some(first),
         newer: newer.then_some(last),
         live: !paging && !is_final(&j.status),
@@ -187,23 +196,6 @@ fn plain(value: &str) -> String {
         .map(ansi::strip)
         .collect::<Vec<_>>()
         .join("\n")
-}
-
-/// Log rows as HTML, marking where a new attempt starts.
-pub fn line_rows(rows: &[LogRow]) -> Vec<LineRow> {
-    let mut prev = rows.first().map_or(0, |r| r.attempt);
-    rows.iter()
-        .map(|r| {
-            let mark = (r.attempt != prev).then_some(r.attempt);
-            prev = r.attempt;
-            LineRow {
-                id: r.id,
-                html: ansi::to_html(&r.text),
-                stderr: r.stream == "stderr",
-                mark,
-            }
-        })
-        .collect()
 }
 
 /// The build a job run belongs to, and the job run.

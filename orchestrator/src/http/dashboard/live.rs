@@ -18,7 +18,8 @@ use tokio::sync::broadcast;
 use tokio::time::Instant;
 
 use super::PageResult;
-use super::job::{job_of, line_rows};
+use super::job::job_of;
+use super::log::{LogLines, line_rows};
 use super::session::Reader;
 use super::view::{badge, since, took};
 use crate::http::error::AppError;
@@ -103,7 +104,8 @@ impl JobFeed {
             .logs(&self.id, self.after, BATCH)
             .await?;
         if let Some(last) = rows.last() {
-            let mut lines = line_rows(&rows);
+            let job = self.job().await?;
+            let mut lines = line_rows(&self.services, &job, &rows).await?;
             // A new attempt that starts with this batch.
             if let Some(l) = lines
                 .first_mut()
@@ -113,24 +115,16 @@ impl JobFeed {
             }
             self.after = last.id;
             self.attempt = last.attempt;
-            let data: Vec<_> = lines
-                .iter()
-                .map(|l| json!({ "id": l.id, "html": l.html, "stderr": l.stderr, "mark": l.mark }))
-                .collect();
+            let data = json!({ "html": LogLines { lines: &lines }.html()?, "last": self.after });
             return Ok(Some(
                 Sse::default()
                     .event("lines")
                     .id(self.after.to_string())
-                    .data(json!(data).to_string()),
+                    .data(data.to_string()),
             ));
         }
         // One row, not the whole build: this runs about once a second per viewer.
-        let j = self
-            .services
-            .store
-            .job_run(&self.id)
-            .await?
-            .ok_or_else(|| AppError::NotFound("job run".into()))?;
+        let j = self.job().await?;
         if self.status.as_deref() != Some(j.status.as_str()) {
             self.status = Some(j.status.clone());
             let data = json!({
@@ -148,6 +142,14 @@ impl JobFeed {
             return Ok(Some(Sse::default().event("end").data(j.status)));
         }
         Ok(None)
+    }
+
+    async fn job(&self) -> Result<crate::store::JobRunView, AppError> {
+        self.services
+            .store
+            .job_run(&self.id)
+            .await?
+            .ok_or_else(|| AppError::NotFound("job run".into()))
     }
 
     /// Until this node hears of lines for this job run, a build finishing, or `POLL` passes.

@@ -1,7 +1,7 @@
 //! The web dashboard: server-rendered pages (askama templates under `templates/`), live
 //! updates over server-sent events, and the forms that act on builds (through `services`,
-//! like the API). Every page works without JavaScript; `assets/app.js` only adds live
-//! updates. Its routes are listed with the others in `http/mod.rs`.
+//! like the API). Every page works without JavaScript; `assets/app.js` adds live updates
+//! and `assets/log.js` the job page's log viewer (`log`). Its routes are listed with the others in `http/mod.rs`.
 
 pub mod actions;
 pub mod ansi;
@@ -12,6 +12,7 @@ pub mod fleets;
 pub mod job;
 pub mod links;
 pub mod live;
+pub mod log;
 pub mod overview;
 pub mod product;
 pub mod secrets;
