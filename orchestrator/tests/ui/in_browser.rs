@@ -359,20 +359,22 @@ async fn declining_a_manual_job_by_clicking_skips_it_with_the_reason() {
         "succeeded",
         "a decline is no failure"
     );
+    // The job's page, read afresh, says who declined, why and when.
+    b.goto(&format!("{}/jobs/{job}", c.url)).await;
     b.wait_for(
         "the job page to show the decline",
         "const n = document.getElementById('job-note'); return n !== null && n.innerText.startsWith('declined');",
     )
     .await;
-    assert_eq!(
-        b.text("#job-note").await,
-        "declined by admin (dashboard): not on a Friday"
+    let note = b.text("#job-note").await;
+    assert!(
+        note.starts_with("declined by admin (dashboard): not on a Friday (at 20")
+            && note.ends_with(" UTC)"),
+        "who, why and when: {note}"
     );
     b.goto(&format!("{}/builds/{build}", c.url)).await;
-    assert_eq!(
-        b.text("#jobs tr[data-job] .job-note").await,
-        "declined by admin (dashboard): not on a Friday"
-    );
+    let row_note = b.text("#jobs tr[data-job] .job-note").await;
+    assert_eq!(row_note, note, "the build's row says the same");
     let view = c.view(&build).await;
     let declined = view.jobs.iter().find(|j| j.name == "approve").unwrap();
     assert_eq!(declined.status, "skipped");

@@ -436,7 +436,9 @@ async fn a_builds_commit_links_to_its_forge_when_the_product_is_a_repository_the
         .text()
         .await
         .unwrap();
-    let link =
-        format!("<a href=\"https://github.com/acme/quick/commit/{sha}\" id=\"commit-link\">");
+    let link = format!(
+        "<a href=\"https://github.com/acme/quick/commit/{sha}\" id=\"commit-link\" title=\"{sha}\"><code>{}</code></a>",
+        &sha[..12]
+    );
     assert!(page.contains(&link), "{page}");
 }
