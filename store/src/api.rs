@@ -6,12 +6,13 @@ use conveyor_core::protocol::{ClaimRequest, Completion, Lease, LogBatch};
 use crate::catalog::Catalog;
 use crate::error::Result;
 use crate::history::History;
+use crate::seed::Seeding;
 use crate::types::*;
 
 /// Every use case the orchestrator has for its database (Conveyor CI's resources and
-/// pipelines: [`Catalog`]).
+/// pipelines: [`Catalog`]; a seeded history for benchmarks and tests: [`Seeding`]).
 #[async_trait]
-pub trait Store: Catalog + History + Send + Sync {
+pub trait Store: Catalog + History + Seeding + Send + Sync {
     /// Registers a product, or replaces its config.
     async fn put_product(&self, p: &ProductRecord, now: i64) -> Result<()>;
     async fn product(&self, name: &str) -> Result<Option<ProductRecord>>;

@@ -103,6 +103,22 @@ pub struct ServeArgs {
     pub max_log_mib: u64,
     #[command(flatten)]
     pub keep: crate::cmd::keep::Keep,
+    /// Database connections this node holds at most (default: 8 on SQLite, 16 on
+    /// Postgres). With SQLite, each keeps a page cache of --sqlite-cache-kib.
+    #[arg(long, env = "CONVEYOR_DB_CONNECTIONS", value_name = "N",
+        value_parser = clap::value_parser!(u32).range(1..=1000))]
+    pub db_connections: Option<u32>,
+    /// SQLite's page cache per connection, in KiB.
+    #[arg(long, env = "CONVEYOR_SQLITE_CACHE_KIB", value_name = "KIB",
+        default_value_t = crate::store::DEFAULT_SQLITE_CACHE_KIB,
+        value_parser = clap::value_parser!(u32).range(64..=1 << 20))]
+    pub sqlite_cache_kib: u32,
+    /// The dashboard's live streams (SSE) this node keeps open at once; past them a page
+    /// works without live updates.
+    #[arg(long, env = "CONVEYOR_MAX_LIVE_STREAMS", value_name = "N",
+        default_value_t = crate::http::DEFAULT_LIVE_STREAMS as u32,
+        value_parser = clap::value_parser!(u32).range(1..=100_000))]
+    pub max_live_streams: u32,
     /// Where this node keeps mirrors of product repositories.
     #[arg(long, env = "CONVEYOR_DATA_DIR", default_value = ".conveyor")]
     pub data_dir: PathBuf,
@@ -417,6 +433,11 @@ pub async fn run(mut a: ServeArgs) -> ExitCode {
         lease_secs: a.lease_secs,
         max_log_bytes: a.max_log_mib << 20,
         retention: a.keep.retention(),
+        pool: crate::store::PoolLimits {
+            connections: a.db_connections,
+            sqlite_cache_kib: a.sqlite_cache_kib,
+        },
+        max_live_streams: a.max_live_streams as usize,
         data_dir: a.data_dir,
         public_ui: a.public_ui,
         files,

@@ -50,7 +50,13 @@ pub struct AppState {
     pub runner_tokens: Mutex<HashMap<String, (i64, Owner)>>,
     /// Failed sign-ins and wrong tokens, per client address.
     pub throttle: Throttle,
+    /// Places for the dashboard's live streams (`--max-live-streams`): each open one holds
+    /// a place; past them a new one is refused with 503 and its page works without it.
+    pub live_streams: Arc<tokio::sync::Semaphore>,
 }
+
+/// Live streams a node keeps open at once unless told otherwise.
+pub const DEFAULT_LIVE_STREAMS: usize = 256;
 
 /// The router's state: the handlers' shared [`AppState`].
 #[derive(Clone)]
@@ -93,6 +99,7 @@ impl AppState {
             secure_cookies: false,
             runner_tokens: Mutex::default(),
             throttle: Throttle::default(),
+            live_streams: Arc::new(tokio::sync::Semaphore::new(DEFAULT_LIVE_STREAMS)),
         }
     }
 }

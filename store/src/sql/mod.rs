@@ -26,6 +26,7 @@ mod rows;
 mod runs;
 mod schedules;
 mod secrets;
+mod seed;
 mod sessions;
 mod values;
 

@@ -1,0 +1,410 @@
+//! `conveyor bench --history N`: a long history under load. Seeds N finished builds into a
+//! fresh database (`store::seed`), starts `conveyor serve` on it as a child process, and
+//! drives a bounded concurrent load at the build list, the dashboard's pages and
+//! `/metrics` from a second process (`conveyor bench load`); prints each endpoint's
+//! latency and the orchestrator's memory before, during and after, then the latency from a
+//! signed push webhook to its first job running (`bench_hook`).
+
+use std::path::{Path, PathBuf};
+use std::process::{ExitCode, Stdio};
+use std::time::{Duration, Instant};
+
+use serde_json::{Value, json};
+
+use super::bench_load::Targets;
+use super::bench_stats::{Fresh, Mem};
+use crate::store::seed::SeedPlan;
+use crate::store::{BuildView, ProductRecord};
+
+pub struct HistoryBench {
+    pub builds: u64,
+    pub backend: String,
+    pub database_url: Option<String>,
+    pub redis_url: String,
+    pub readers: usize,
+    pub writers: usize,
+    pub secs: f64,
+    pub webhooks: usize,
+    pub json: bool,
+}
+
+/// The seeded products: two belts of four and two jobs, one of three and one, one of one.
+pub const PRODUCTS: [&str; 3] = [
+    "product: web\nbelts:\n  - name: ci\n    jobs:\n      - name: build\n        commands: make build\n      - name: test\n        needs: [build]\n        commands: make test\n      - name: lint\n        needs: [build]\n        commands: make lint\n      - name: package\n        needs: [test, lint]\n        commands: make package\n  - name: deploy\n    jobs:\n      - name: ship\n        commands: ./deploy.sh\n      - name: smoke\n        needs: [ship]\n        commands: ./smoke.sh\n",
+    "product: api\nbelts:\n  - name: ci\n    jobs:\n      - name: compile\n        commands: cargo build\n      - name: unit\n        needs: [compile]\n        commands: cargo test\n      - name: integration\n        needs: [compile]\n        commands: ./it.sh\n  - name: nightly\n    jobs:\n      - name: fuzz\n        commands: ./fuzz.sh\n",
+    "product: docs\nbelts:\n  - name: site\n    jobs:\n      - name: render\n        commands: mdbook build\n",
+];
+
+pub async fn run(h: HistoryBench) -> ExitCode {
+    match measure(&h).await {
+        Ok(v) if h.json => {
+            println!("{v}");
+            ExitCode::SUCCESS
+        }
+        Ok(v) => {
+            print!("{}", text(&v));
+            ExitCode::SUCCESS
+        }
+        Err(e) => {
+            eprintln!("error: {e}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+async fn measure(h: &HistoryBench) -> Result<Value, String> {
+    let dir = std::env::temp_dir().join(format!(
+        "conveyor-bench-history-{}",
+        uuid::Uuid::now_v7().simple()
+    ));
+    std::fs::create_dir_all(&dir).map_err(|e| format!("cannot create {}: {e}", dir.display()))?;
+    let db = Fresh::create(&h.backend, h.database_url.as_deref(), &dir).await?;
+    let result = measure_on(h, &dir, &db).await;
+    db.drop_database().await;
+    let _ = std::fs::remove_dir_all(&dir);
+    result
+}
+
+async fn measure_on(h: &HistoryBench, dir: &Path, db: &Fresh) -> Result<Value, String> {
+    let started = Instant::now();
+    let seeded = seed(&db.url, h.builds).await?;
+    let seed_s = started.elapsed().as_secs_f64();
+    let size = db.size().await?;
+    let server = Server::start(h, dir, &db.url).await?;
+    let outcome = drive(h, dir, &server).await;
+    server.stop().await;
+    let mut v = outcome?;
+    v["backend"] = json!(h.backend);
+    v["builds"] = json!(seeded.builds);
+    v["seeded"] = json!({"builds": seeded.builds, "job_runs": seeded.job_runs, "edges": seeded.edges,
+        "log_lines": seeded.log_lines, "secs": (seed_s * 10.0).round() / 10.0, "database_mb": size >> 20});
+    Ok(v)
+}
+
+/// The load, the memory around it, and the webhooks, against a started server.
+async fn drive(h: &HistoryBench, dir: &Path, server: &Server) -> Result<Value, String> {
+    let before = Mem::of(Some(server.pid));
+    let targets = targets(server, h.builds).await?;
+    let (load, during) = load(h, dir, server, &targets).await?;
+    tokio::time::sleep(Duration::from_secs(1)).await;
+    let after = Mem::of(Some(server.pid));
+    let hooks = if h.webhooks > 0 {
+        super::bench_hook::measure(server, h, dir).await?
+    } else {
+        Value::Null
+    };
+    let end = Mem::of(Some(server.pid));
+    Ok(json!({
+        "load": load,
+        "rss_mb": {"before": before.rss_mb(), "during_max": during.rss_mb(), "after": after.rss_mb(),
+            "after_webhooks": end.rss_mb(), "peak": end.hwm_mb()},
+        "webhooks": hooks,
+    }))
+}
+
+/// Registers the products and seeds `builds` builds ending now.
+async fn seed(url: &str, builds: u64) -> Result<crate::store::seed::Seeded, String> {
+    let store = crate::store::open(url).await.map_err(|e| e.to_string())?;
+    let mut records = Vec::new();
+    for yaml in PRODUCTS {
+        let record = record(yaml)?;
+        store
+            .put_product(&record, crate::clock::now_ms())
+            .await
+            .map_err(|e| e.to_string())?;
+        records.push(record);
+    }
+    let plan = SeedPlan::ending_at(builds, crate::clock::now_ms());
+    store
+        .seed_builds(&records, &plan)
+        .await
+        .map_err(|e| format!("seeding failed: {e}"))
+}
+
+pub fn record(yaml: &str) -> Result<ProductRecord, String> {
+    let model = conveyor_core::compile::compile("bench.yml", yaml)
+        .product
+        .ok_or("a benchmark product did not compile")?;
+    Ok(ProductRecord {
+        name: model.name.clone(),
+        yaml: yaml.to_string(),
+        model,
+        repo: None,
+        branch: None,
+        webhook_secret: None,
+        source_path: None,
+        head_sha: None,
+        config_path: None,
+    })
+}
+
+/// `conveyor serve` on the seeded database, as a child process.
+pub struct Server {
+    pub url: String,
+    pub pid: u32,
+    pub admin_token: String,
+    pub runner_token: String,
+    pub redis_url: String,
+    pub queue_prefix: String,
+    child: tokio::process::Child,
+}
+
+impl Server {
+    async fn start(h: &HistoryBench, dir: &Path, database_url: &str) -> Result<Server, String> {
+        let port = free_port()?;
+        let (admin_token, runner_token) = (crate::store::token(), crate::store::token());
+        let queue_prefix = format!("conveyor-bench-{}", uuid::Uuid::now_v7().simple());
+        let log = std::fs::File::create(dir.join("serve.log")).map_err(|e| e.to_string())?;
+        let child = tokio::process::Command::new(exe()?)
+            .args([
+                "serve",
+                "--public-ui",
+                "--listen",
+                &format!("127.0.0.1:{port}"),
+            ])
+            .arg("--data-dir")
+            .arg(dir.join("data"))
+            .env("CONVEYOR_DATABASE_URL", database_url)
+            .env("CONVEYOR_REDIS_URL", &h.redis_url)
+            .env("CONVEYOR_ADMIN_TOKEN", &admin_token)
+            .env("CONVEYOR_RUNNER_TOKEN", &runner_token)
+            .env("CONVEYOR_QUEUE_PREFIX", &queue_prefix)
+            .env("RUST_LOG", "warn")
+            .stdout(Stdio::null())
+            .stderr(log)
+            .kill_on_drop(true)
+            .spawn()
+            .map_err(|e| format!("cannot start conveyor serve: {e}"))?;
+        let pid = child.id().ok_or("conveyor serve exited at once")?;
+        let server = Server {
+            url: format!("http://127.0.0.1:{port}"),
+            pid,
+            admin_token,
+            runner_token,
+            redis_url: h.redis_url.clone(),
+            queue_prefix,
+            child,
+        };
+        server.ready(dir).await?;
+        Ok(server)
+    }
+
+    /// Waits for `/health` (a minute at most: migrations run first).
+    async fn ready(&self, dir: &Path) -> Result<(), String> {
+        let http = reqwest::Client::new();
+        let deadline = Instant::now() + Duration::from_secs(60);
+        while Instant::now() < deadline {
+            let r = http.get(format!("{}/health", self.url)).send().await;
+            if r.is_ok_and(|r| r.status().is_success()) {
+                return Ok(());
+            }
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
+        let log = std::fs::read_to_string(dir.join("serve.log")).unwrap_or_default();
+        Err(format!(
+            "conveyor serve did not answer within a minute:\n{log}"
+        ))
+    }
+
+    /// SIGTERM, then a kill if it has not stopped in 5 s.
+    async fn stop(mut self) {
+        let pid = nix::unistd::Pid::from_raw(self.pid as i32);
+        let _ = nix::sys::signal::kill(pid, nix::sys::signal::Signal::SIGTERM);
+        if tokio::time::timeout(Duration::from_secs(5), self.child.wait())
+            .await
+            .is_err()
+        {
+            let _ = self.child.kill().await;
+        }
+    }
+
+    /// A GET of the JSON API with the admin token.
+    pub async fn get(&self, http: &reqwest::Client, path: &str) -> Result<Value, String> {
+        let r = http
+            .get(format!("{}{path}", self.url))
+            .bearer_auth(&self.admin_token)
+            .send()
+            .await
+            .map_err(|e| format!("GET {path}: {e}"))?;
+        if !r.status().is_success() {
+            return Err(format!("GET {path}: {}", r.status()));
+        }
+        r.json().await.map_err(|e| format!("GET {path}: {e}"))
+    }
+}
+
+/// This program, to start as `serve` and as the load generator.
+fn exe() -> Result<PathBuf, String> {
+    std::env::current_exe().map_err(|e| format!("cannot find this program: {e}"))
+}
+
+fn free_port() -> Result<u16, String> {
+    let l = std::net::TcpListener::bind("127.0.0.1:0").map_err(|e| e.to_string())?;
+    l.local_addr().map(|a| a.port()).map_err(|e| e.to_string())
+}
+
+/// The endpoints read under load: the build list's first page, deep pages (cursors at a
+/// tenth, half and nine tenths of the history) and filters; the overview, a product, builds
+/// and jobs from the first and a deep page; `/metrics`.
+async fn targets(server: &Server, builds: u64) -> Result<Targets, String> {
+    let http = reqwest::Client::new();
+    let first: Vec<BuildView> = builds_of(server.get(&http, "/api/v1/builds").await?)?;
+    let newest = first.first().ok_or("the seeded list is empty")?;
+    // Seeded builds are a minute apart.
+    let span = builds as i64 * 60_000;
+    let mut deep = Vec::new();
+    for tenth in [1, 5, 9] {
+        deep.push(format!("{}.~", newest.created_at - span * tenth / 10));
+    }
+    let mut list = vec!["/api/v1/builds?limit=50".to_string()];
+    let mut pages = Vec::new();
+    for cursor in &deep {
+        list.push(format!("/api/v1/builds?before={cursor}"));
+        let page = builds_of(
+            server
+                .get(&http, &format!("/api/v1/builds?before={cursor}"))
+                .await?,
+        )?;
+        pages.extend(page.into_iter().take(3));
+    }
+    pages.extend(first.into_iter().take(3));
+    let filters = vec![
+        format!("/api/v1/builds?product=web&belt=ci&before={}", deep[1]),
+        "/api/v1/builds?status=failed".to_string(),
+        format!("/api/v1/builds?ref=main&before={}", deep[2]),
+        "/api/v1/builds?trigger=schedule".to_string(),
+        format!(
+            "/api/v1/builds?product=api&status=cancelled&before={}",
+            deep[0]
+        ),
+    ];
+    let read = [
+        ("api_builds", list),
+        ("api_builds_filtered", filters),
+        ("page_overview", vec!["/".to_string()]),
+        (
+            "page_product",
+            PRODUCTS
+                .iter()
+                .filter_map(|y| {
+                    y.lines()
+                        .next()?
+                        .strip_prefix("product: ")
+                        .map(|n| format!("/products/{n}"))
+                })
+                .collect(),
+        ),
+        (
+            "page_build",
+            pages.iter().map(|b| format!("/builds/{}", b.id)).collect(),
+        ),
+        (
+            "page_job",
+            pages
+                .iter()
+                .flat_map(|b| b.jobs.first())
+                .map(|j| format!("/jobs/{}", j.id))
+                .collect(),
+        ),
+        ("metrics", vec!["/metrics".to_string()]),
+    ];
+    Ok(Targets {
+        read: read.into_iter().map(|(k, v)| (k.to_string(), v)).collect(),
+        write: Some("/api/v1/products/web/belts/ci/builds".into()),
+    })
+}
+
+fn builds_of(v: Value) -> Result<Vec<BuildView>, String> {
+    serde_json::from_value(v["builds"].clone()).map_err(|e| format!("a build list: {e}"))
+}
+
+/// Runs the load generator as a second process, sampling the server's memory meanwhile;
+/// its figures and the largest memory seen.
+async fn load(
+    h: &HistoryBench,
+    dir: &Path,
+    server: &Server,
+    targets: &Targets,
+) -> Result<(Value, Mem), String> {
+    let file = dir.join("targets.json");
+    std::fs::write(
+        &file,
+        serde_json::to_vec(targets).map_err(|e| e.to_string())?,
+    )
+    .map_err(|e| e.to_string())?;
+    let child = tokio::process::Command::new(exe()?)
+        .args(["bench", "load", "--url", &server.url, "--targets"])
+        .arg(&file)
+        .args([
+            "--readers",
+            &h.readers.to_string(),
+            "--writers",
+            &h.writers.to_string(),
+        ])
+        .args(["--secs", &h.secs.to_string()])
+        .env("CONVEYOR_ADMIN_TOKEN", &server.admin_token)
+        .stdout(Stdio::piped())
+        .stderr(Stdio::inherit())
+        .kill_on_drop(true)
+        .spawn()
+        .map_err(|e| format!("cannot start the load generator: {e}"))?;
+    let output = child.wait_with_output();
+    tokio::pin!(output);
+    let mut max = Mem::default();
+    let output = loop {
+        tokio::select! {
+            out = &mut output => break out.map_err(|e| e.to_string())?,
+            _ = tokio::time::sleep(Duration::from_millis(100)) => {
+                let m = Mem::of(Some(server.pid));
+                if m.rss_kb > max.rss_kb { max = m; }
+            }
+        }
+    };
+    if !output.status.success() {
+        return Err("the load generator failed".into());
+    }
+    let v = serde_json::from_slice(&output.stdout)
+        .map_err(|e| format!("the load generator's figures: {e}"))?;
+    Ok((v, max))
+}
+
+/// The figures as text: one line per endpoint, then memory and webhooks.
+pub fn text(v: &Value) -> String {
+    let mut out = format!(
+        "history: {} builds on {} (seeded in {} s, {} job runs, {} MB)\n",
+        v["builds"],
+        v["backend"].as_str().unwrap_or(""),
+        v["seeded"]["secs"],
+        v["seeded"]["job_runs"],
+        v["seeded"]["database_mb"]
+    );
+    let load = &v["load"];
+    out.push_str(&format!(
+        "load: {} readers, {} writers, {} s\n",
+        load["readers"], load["writers"], load["secs"]
+    ));
+    if let Some(endpoints) = load["endpoints"].as_object() {
+        for (name, e) in endpoints {
+            out.push_str(&format!(
+                "  {name:20} n {:6}  p50 {:7.2} ms  p99 {:7.2} ms  max {:7.2} ms  errors {}\n",
+                e["n"],
+                e["p50_ms"].as_f64().unwrap_or(0.0),
+                e["p99_ms"].as_f64().unwrap_or(0.0),
+                e["max_ms"].as_f64().unwrap_or(0.0),
+                e["errors"]
+            ));
+        }
+    }
+    let m = &v["rss_mb"];
+    out.push_str(&format!(
+        "orchestrator rss: before {} MB, during load max {} MB, after {} MB, after webhooks {} MB, peak {} MB\n",
+        m["before"], m["during_max"], m["after"], m["after_webhooks"], m["peak"]
+    ));
+    if let Some(w) = v["webhooks"].as_object() {
+        out.push_str(&format!(
+            "webhook -> first job running: n {}  p50 {} ms  p99 {} ms  max {} ms\n",
+            w["n"], w["p50_ms"], w["p99_ms"], w["max_ms"]
+        ));
+    }
+    out
+}
