@@ -18,24 +18,24 @@ pub async fn a_seeded_history_reads_back_as_finished_builds_with_jobs_edges_and_
     let (first, _) = store.create_build(&manual("shop", "ci"), 5).await.unwrap();
     let products = store.products().await.unwrap();
     let plan = SeedPlan {
-        builds: 600,
+        builds: 300,
         start_ms: 1_000,
         spacing_ms: 10,
-        log_every: 100,
+        log_every: 50,
         log_lines: 7,
         seed: 3,
     };
     let seeded = store.seed_builds(&products, &plan).await.unwrap();
-    assert_eq!(seeded.builds, 600);
-    assert_eq!(seeded.log_lines, 6 * 7, "every 100th build's first job");
+    assert_eq!(seeded.builds, 300);
+    assert_eq!(seeded.log_lines, 6 * 7, "every 50th build's first job");
     let all = store
         .builds(&BuildFilter {
-            limit: Some(1000),
+            limit: Some(500),
             ..Default::default()
         })
         .await
         .unwrap();
-    assert_eq!(all.len(), 601);
+    assert_eq!(all.len(), 301);
     let seeded_builds: Vec<_> = all.iter().filter(|b| b.id != first).collect();
     let jobs: usize = seeded_builds.iter().map(|b| b.jobs.len()).sum();
     assert_eq!(jobs as u64, seeded.job_runs);
@@ -74,7 +74,10 @@ async fn check_one_shop_build(store: &Arc<dyn Store>, builds: &[&conveyor_store:
         .find(|b| b.product == "shop" && b.status == "failed")
         .expect("a failed shop build");
     let edges = store.job_edges(&failed.id).await.unwrap();
-    assert_eq!(edges.len(), 2, "package needs test and lint");
+    let shop = store.product("shop").await.unwrap().unwrap();
+    let belt_edges = shop.model.belts[0].edges.len();
+    assert!(belt_edges > 0);
+    assert_eq!(edges.len(), belt_edges, "the belt's edges");
     let states: Vec<&str> = failed.jobs.iter().map(|j| j.status.as_str()).collect();
     assert!(states.contains(&"failed"), "{states:?}");
     let mut logged = Vec::new();
