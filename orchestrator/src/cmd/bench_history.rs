@@ -385,12 +385,17 @@ pub fn text(v: &Value) -> String {
     ));
     if let Some(endpoints) = load["endpoints"].as_object() {
         for (name, e) in endpoints {
+            let ms = |v: &Value, k: &str| v[k].as_f64().unwrap_or(0.0);
+            let (c, s) = (e, &e["server"]);
             out.push_str(&format!(
-                "  {name:20} n {:6}  p50 {:7.2} ms  p99 {:7.2} ms  max {:7.2} ms  errors {}\n",
+                "  {name:20} n {:6}  client p50 {:7.2} p99 {:7.2} max {:7.2} ms  \
+                 server p50 {:7.2} p99 {:7.2} ms  errors {}\n",
                 e["n"],
-                e["p50_ms"].as_f64().unwrap_or(0.0),
-                e["p99_ms"].as_f64().unwrap_or(0.0),
-                e["max_ms"].as_f64().unwrap_or(0.0),
+                ms(c, "p50_ms"),
+                ms(c, "p99_ms"),
+                ms(c, "max_ms"),
+                ms(s, "p50_ms"),
+                ms(s, "p99_ms"),
                 e["errors"]
             ));
         }

@@ -30,8 +30,9 @@ pub struct Load {
     pub secs: f64,
 }
 
-/// One request's outcome: its endpoint, how long it took (ms), and whether it succeeded.
-type Sample = (String, f64, bool);
+/// One request's outcome: its endpoint, how long it took as the client saw it and as the
+/// server says (`Server-Timing`), in ms; `None` when it failed.
+type Sample = (String, Option<(f64, f64)>);
 
 pub async fn run(load: Load) -> ExitCode {
     match drive(&load).await {
@@ -70,21 +71,24 @@ pub async fn drive(load: &Load) -> Result<Value, String> {
             write(&http, &load, w, deadline).await
         }));
     }
-    let mut by: BTreeMap<String, (Vec<f64>, u64)> = BTreeMap::new();
+    let mut by: BTreeMap<String, (Vec<f64>, Vec<f64>, u64)> = BTreeMap::new();
     for t in tasks {
-        for (name, ms, ok) in t.await.map_err(|e| e.to_string())? {
+        for (name, times) in t.await.map_err(|e| e.to_string())? {
             let e = by.entry(name).or_default();
-            if ok {
-                e.0.push(ms);
-            } else {
-                e.1 += 1;
+            match times {
+                Some((client, server)) => {
+                    e.0.push(client);
+                    e.1.push(server);
+                }
+                None => e.2 += 1,
             }
         }
     }
     let mut endpoints = serde_json::Map::new();
-    for (name, (mut ms, errors)) in by {
-        let mut s = summary(&mut ms);
+    for (name, (mut client, mut server, errors)) in by {
+        let mut s = summary(&mut client);
         s["errors"] = json!(errors);
+        s["server"] = summary(&mut server);
         endpoints.insert(name, s);
     }
     Ok(
@@ -113,30 +117,44 @@ async fn read(http: &reqwest::Client, load: &Load, reader: usize, until: Instant
             continue;
         };
         let start = Instant::now();
-        let ok = get(http, load, path).await;
-        out.push((name.clone(), start.elapsed().as_secs_f64() * 1000.0, ok));
+        let server = get(http, load, path).await;
+        let client = start.elapsed().as_secs_f64() * 1000.0;
+        out.push((name.clone(), server.map(|s| (client, s))));
     }
     out
 }
 
-/// A GET with the admin token; true on a 2xx whose body was read whole.
-async fn get(http: &reqwest::Client, load: &Load, path: &str) -> bool {
+/// A GET with the admin token: on a 2xx whose body was read whole, the server's time.
+async fn get(http: &reqwest::Client, load: &Load, path: &str) -> Option<f64> {
     let r = http
         .get(format!("{}{path}", load.url))
         .bearer_auth(&load.token)
         .send()
         .await;
     match r {
-        Ok(r) if r.status().is_success() => r.bytes().await.is_ok(),
+        Ok(r) if r.status().is_success() => {
+            let server = server_time(r.headers());
+            r.bytes().await.ok().map(|_| server)
+        }
         Ok(r) => {
             eprintln!("GET {path}: {}", r.status());
-            false
+            None
         }
         Err(e) => {
             eprintln!("GET {path}: {e}");
-            false
+            None
         }
     }
+}
+
+/// The `dur` of a `Server-Timing: app;dur=MS` header (0 without one).
+pub fn server_time(headers: &reqwest::header::HeaderMap) -> f64 {
+    headers
+        .get("server-timing")
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.split(';').find_map(|p| p.trim().strip_prefix("dur=")))
+        .and_then(|d| d.parse().ok())
+        .unwrap_or(0.0)
 }
 
 /// Starts a build and cancels it, in a loop; both calls' times under `write`.
@@ -152,19 +170,16 @@ async fn write(http: &reqwest::Client, load: &Load, _: usize, until: Instant) ->
             .bearer_auth(&load.token)
             .send()
             .await;
-        let id = match made {
-            Ok(r) if r.status().is_success() => r
-                .json::<Value>()
-                .await
-                .ok()
-                .and_then(|v| v["id"].as_str().map(str::to_string)),
-            _ => None,
+        let (id, server) = match made {
+            Ok(r) if r.status().is_success() => {
+                let server = server_time(r.headers());
+                let v = r.json::<Value>().await.ok();
+                (v.and_then(|v| v["id"].as_str().map(str::to_string)), server)
+            }
+            _ => (None, 0.0),
         };
-        out.push((
-            "write".to_string(),
-            start.elapsed().as_secs_f64() * 1000.0,
-            id.is_some(),
-        ));
+        let client = start.elapsed().as_secs_f64() * 1000.0;
+        out.push(("write".to_string(), id.as_ref().map(|_| (client, server))));
         if let Some(id) = id {
             let _ = http
                 .post(format!("{}/api/v1/builds/{id}/cancel", load.url))

@@ -121,7 +121,24 @@ pub fn app(state: Arc<AppState>) -> Router {
         .layer(RequestBodyLimitLayer::new(MAX_BODY_BYTES))
         .merge(file_routes())
         .fallback(dashboard::not_found)
+        .layer(axum::middleware::from_fn(server_timing))
         .with_state(SharedState(state))
+}
+
+/// Says how long the node took to answer, in a `Server-Timing: app;dur=MS` header (shown by
+/// browsers' developer tools; `conveyor bench --history` reports it beside the time its
+/// client saw): until the response's head, which for pages and lists is the whole body.
+async fn server_timing(
+    req: axum::extract::Request,
+    next: axum::middleware::Next,
+) -> axum::response::Response {
+    let start = std::time::Instant::now();
+    let mut res = next.run(req).await;
+    let ms = start.elapsed().as_secs_f64() * 1000.0;
+    if let Ok(v) = axum::http::HeaderValue::from_str(&format!("app;dur={ms:.2}")) {
+        res.headers_mut().insert("server-timing", v);
+    }
+    res
 }
 
 /// The JSON API, the webhooks, health, metrics and Conveyor CI's log API
