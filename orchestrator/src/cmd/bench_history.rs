@@ -5,13 +5,14 @@
 //! latency and the orchestrator's memory before, during and after, then the latency from a
 //! signed push webhook to its first job running (`bench_hook`).
 
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::process::{ExitCode, Stdio};
 use std::time::{Duration, Instant};
 
 use serde_json::{Value, json};
 
 use super::bench_load::Targets;
+use super::bench_server::{Server, exe};
 use super::bench_stats::{Fresh, Mem};
 use crate::store::seed::SeedPlan;
 use crate::store::{BuildView, ProductRecord};
@@ -70,7 +71,7 @@ async fn measure_on(h: &HistoryBench, dir: &Path, db: &Fresh) -> Result<Value, S
     let seeded = seed(&db.url, h.builds).await?;
     let seed_s = started.elapsed().as_secs_f64();
     let size = db.size().await?;
-    let server = Server::start(h, dir, &db.url).await?;
+    let server = Server::start(&h.redis_url, dir, &db.url).await?;
     let outcome = drive(h, dir, &server).await;
     server.stop().await;
     let mut v = outcome?;
@@ -89,7 +90,7 @@ async fn drive(h: &HistoryBench, dir: &Path, server: &Server) -> Result<Value, S
     tokio::time::sleep(Duration::from_secs(1)).await;
     let after = Mem::of(Some(server.pid));
     let hooks = if h.webhooks > 0 {
-        super::bench_hook::measure(server, h, dir).await?
+        super::bench_hook::measure(server, h.webhooks, dir).await?
     } else {
         Value::Null
     };
@@ -138,111 +139,6 @@ pub fn record(yaml: &str) -> Result<ProductRecord, String> {
     })
 }
 
-/// `conveyor serve` on the seeded database, as a child process.
-pub struct Server {
-    pub url: String,
-    pub pid: u32,
-    pub admin_token: String,
-    pub runner_token: String,
-    pub redis_url: String,
-    pub queue_prefix: String,
-    child: tokio::process::Child,
-}
-
-impl Server {
-    async fn start(h: &HistoryBench, dir: &Path, database_url: &str) -> Result<Server, String> {
-        let port = free_port()?;
-        let (admin_token, runner_token) = (crate::store::token(), crate::store::token());
-        let queue_prefix = format!("conveyor-bench-{}", uuid::Uuid::now_v7().simple());
-        let log = std::fs::File::create(dir.join("serve.log")).map_err(|e| e.to_string())?;
-        let child = tokio::process::Command::new(exe()?)
-            .args([
-                "serve",
-                "--public-ui",
-                "--listen",
-                &format!("127.0.0.1:{port}"),
-            ])
-            .arg("--data-dir")
-            .arg(dir.join("data"))
-            .env("CONVEYOR_DATABASE_URL", database_url)
-            .env("CONVEYOR_REDIS_URL", &h.redis_url)
-            .env("CONVEYOR_ADMIN_TOKEN", &admin_token)
-            .env("CONVEYOR_RUNNER_TOKEN", &runner_token)
-            .env("CONVEYOR_QUEUE_PREFIX", &queue_prefix)
-            .env("RUST_LOG", "warn")
-            .stdout(Stdio::null())
-            .stderr(log)
-            .kill_on_drop(true)
-            .spawn()
-            .map_err(|e| format!("cannot start conveyor serve: {e}"))?;
-        let pid = child.id().ok_or("conveyor serve exited at once")?;
-        let server = Server {
-            url: format!("http://127.0.0.1:{port}"),
-            pid,
-            admin_token,
-            runner_token,
-            redis_url: h.redis_url.clone(),
-            queue_prefix,
-            child,
-        };
-        server.ready(dir).await?;
-        Ok(server)
-    }
-
-    /// Waits for `/health` (a minute at most: migrations run first).
-    async fn ready(&self, dir: &Path) -> Result<(), String> {
-        let http = reqwest::Client::new();
-        let deadline = Instant::now() + Duration::from_secs(60);
-        while Instant::now() < deadline {
-            let r = http.get(format!("{}/health", self.url)).send().await;
-            if r.is_ok_and(|r| r.status().is_success()) {
-                return Ok(());
-            }
-            tokio::time::sleep(Duration::from_millis(100)).await;
-        }
-        let log = std::fs::read_to_string(dir.join("serve.log")).unwrap_or_default();
-        Err(format!(
-            "conveyor serve did not answer within a minute:\n{log}"
-        ))
-    }
-
-    /// SIGTERM, then a kill if it has not stopped in 5 s.
-    async fn stop(mut self) {
-        let pid = nix::unistd::Pid::from_raw(self.pid as i32);
-        let _ = nix::sys::signal::kill(pid, nix::sys::signal::Signal::SIGTERM);
-        if tokio::time::timeout(Duration::from_secs(5), self.child.wait())
-            .await
-            .is_err()
-        {
-            let _ = self.child.kill().await;
-        }
-    }
-
-    /// A GET of the JSON API with the admin token.
-    pub async fn get(&self, http: &reqwest::Client, path: &str) -> Result<Value, String> {
-        let r = http
-            .get(format!("{}{path}", self.url))
-            .bearer_auth(&self.admin_token)
-            .send()
-            .await
-            .map_err(|e| format!("GET {path}: {e}"))?;
-        if !r.status().is_success() {
-            return Err(format!("GET {path}: {}", r.status()));
-        }
-        r.json().await.map_err(|e| format!("GET {path}: {e}"))
-    }
-}
-
-/// This program, to start as `serve` and as the load generator.
-fn exe() -> Result<PathBuf, String> {
-    std::env::current_exe().map_err(|e| format!("cannot find this program: {e}"))
-}
-
-fn free_port() -> Result<u16, String> {
-    let l = std::net::TcpListener::bind("127.0.0.1:0").map_err(|e| e.to_string())?;
-    l.local_addr().map(|a| a.port()).map_err(|e| e.to_string())
-}
-
 /// The endpoints read under load: the build list's first page, deep pages (cursors at a
 /// tenth, half and nine tenths of the history) and filters; the overview, a product, builds
 /// and jobs from the first and a deep page; `/metrics`.
@@ -252,47 +148,31 @@ async fn targets(server: &Server, builds: u64) -> Result<Targets, String> {
     let newest = first.first().ok_or("the seeded list is empty")?;
     // Seeded builds are a minute apart.
     let span = builds as i64 * 60_000;
-    let mut deep = Vec::new();
-    for tenth in [1, 5, 9] {
-        deep.push(format!("{}.~", newest.created_at - span * tenth / 10));
-    }
+    let deep: Vec<String> = [1, 5, 9]
+        .iter()
+        .map(|tenth| format!("{}.~", newest.created_at - span * tenth / 10))
+        .collect();
     let mut list = vec!["/api/v1/builds?limit=50".to_string()];
     let mut pages = Vec::new();
     for cursor in &deep {
-        list.push(format!("/api/v1/builds?before={cursor}"));
-        let page = builds_of(
-            server
-                .get(&http, &format!("/api/v1/builds?before={cursor}"))
-                .await?,
-        )?;
-        pages.extend(page.into_iter().take(3));
+        let path = format!("/api/v1/builds?before={cursor}");
+        pages.extend(
+            builds_of(server.get(&http, &path).await?)?
+                .into_iter()
+                .take(3),
+        );
+        list.push(path);
     }
     pages.extend(first.into_iter().take(3));
-    let filters = vec![
-        format!("/api/v1/builds?product=web&belt=ci&before={}", deep[1]),
-        "/api/v1/builds?status=failed".to_string(),
-        format!("/api/v1/builds?ref=main&before={}", deep[2]),
-        "/api/v1/builds?trigger=schedule".to_string(),
-        format!(
-            "/api/v1/builds?product=api&status=cancelled&before={}",
-            deep[0]
-        ),
-    ];
     let read = [
         ("api_builds", list),
-        ("api_builds_filtered", filters),
+        ("api_builds_filtered", filters(&deep)),
         ("page_overview", vec!["/".to_string()]),
         (
             "page_product",
-            PRODUCTS
-                .iter()
-                .filter_map(|y| {
-                    y.lines()
-                        .next()?
-                        .strip_prefix("product: ")
-                        .map(|n| format!("/products/{n}"))
-                })
-                .collect(),
+            ["web", "api", "docs"]
+                .map(|p| format!("/products/{p}"))
+                .to_vec(),
         ),
         (
             "page_build",
@@ -312,6 +192,20 @@ async fn targets(server: &Server, builds: u64) -> Result<Targets, String> {
         read: read.into_iter().map(|(k, v)| (k.to_string(), v)).collect(),
         write: Some("/api/v1/products/web/belts/ci/builds".into()),
     })
+}
+
+/// Filtered lists, some from deep cursors: by belt, state, ref, trigger, and two at once.
+fn filters(deep: &[String]) -> Vec<String> {
+    vec![
+        format!("/api/v1/builds?product=web&belt=ci&before={}", deep[1]),
+        "/api/v1/builds?status=failed".to_string(),
+        format!("/api/v1/builds?ref=main&before={}", deep[2]),
+        "/api/v1/builds?trigger=schedule".to_string(),
+        format!(
+            "/api/v1/builds?product=api&status=cancelled&before={}",
+            deep[0]
+        ),
+    ]
 }
 
 fn builds_of(v: Value) -> Result<Vec<BuildView>, String> {

@@ -14,13 +14,13 @@ use conveyor_runner::queue::RedisQueue;
 use conveyor_runner::worker::{Stop, Worker};
 use serde_json::{Value, json};
 
-use super::bench_history::{HistoryBench, Server};
+use super::bench_server::Server;
 use super::bench_stats::summary;
 
 const SECRET: &str = "bench-webhook-secret";
 const CONFIG: &str = "product: hooked\ntriggers:\n  - scm-event:\n    type: merge\n    belts: [ci]\nbelts:\n  - name: ci\n    jobs:\n      - name: check\n        commands: 'true'\n";
 
-pub async fn measure(server: &Server, h: &HistoryBench, dir: &Path) -> Result<Value, String> {
+pub async fn measure(server: &Server, webhooks: usize, dir: &Path) -> Result<Value, String> {
     let (url, work) = repo(dir)?;
     let mut head = commit(&work, 0)?;
     let http = reqwest::Client::builder()
@@ -39,7 +39,7 @@ pub async fn measure(server: &Server, h: &HistoryBench, dir: &Path) -> Result<Va
     }
     let (stop, worker) = runner(server, dir).await?;
     let mut samples = Vec::new();
-    for i in 1..=h.webhooks {
+    for i in 1..=webhooks {
         let sha = commit(&work, i)?;
         let push = json!({ "ref": "refs/heads/main", "before": head, "after": sha,
             "repository": { "clone_url": url, "html_url": "https://example.test/acme/hooked" } });

@@ -10,6 +10,7 @@ mod bench_history;
 mod bench_hook;
 mod bench_load;
 mod bench_retention;
+mod bench_server;
 pub mod bench_stats;
 pub mod client;
 pub mod decide;

@@ -244,7 +244,6 @@ async fn follow(
 ) -> Vec<String> {
     let engine = local.engine;
     let mut names: HashMap<String, String> = HashMap::new();
-    // The last line printed of each job run.
     let mut printed: HashMap<String, i64> = HashMap::new();
     let mut asked = HashSet::new();
     let mut told = HashSet::new();

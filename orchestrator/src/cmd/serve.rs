@@ -304,6 +304,14 @@ struct Secrets {
 }
 
 impl ServeArgs {
+    /// The database connections and caches this node may hold.
+    fn pool_limits(&self) -> crate::store::PoolLimits {
+        crate::store::PoolLimits {
+            connections: self.db_connections,
+            sqlite_cache_kib: self.sqlite_cache_kib,
+        }
+    }
+
     /// Reads the credentials given as files (the forge tokens into `statuses`) and checks
     /// the tokens.
     fn secrets(&mut self) -> Result<Secrets, String> {
@@ -416,6 +424,7 @@ pub async fn run(mut a: ServeArgs) -> ExitCode {
             return ExitCode::FAILURE;
         }
     };
+    let pool = a.pool_limits();
     let mut statuses = a.statuses.config(a.listen, scheme(tls.as_ref()));
     statuses.trust = trust.clone();
     let config = ServeConfig {
@@ -433,10 +442,7 @@ pub async fn run(mut a: ServeArgs) -> ExitCode {
         lease_secs: a.lease_secs,
         max_log_bytes: a.max_log_mib << 20,
         retention: a.keep.retention(),
-        pool: crate::store::PoolLimits {
-            connections: a.db_connections,
-            sqlite_cache_kib: a.sqlite_cache_kib,
-        },
+        pool,
         max_live_streams: a.max_live_streams as usize,
         data_dir: a.data_dir,
         public_ui: a.public_ui,
