@@ -167,13 +167,13 @@ impl Fresh {
         }
     }
 
-    /// Postgres: a plain `VACUUM` (what autovacuum does), so deleted rows' space is reused;
-    /// SQLite reuses free pages by itself.
-    pub async fn vacuum(&self) -> Result<(), String> {
+    /// Postgres: a plain `VACUUM`, as autovacuum runs it, so deleted rows' space is
+    /// reused (true); SQLite reuses free pages by itself (false: nothing to do).
+    pub async fn vacuum(&self) -> Result<bool, String> {
         if self.pg.is_some() {
             pg_exec(&self.url, "VACUUM").await?;
         }
-        Ok(())
+        Ok(self.pg.is_some())
     }
 
     pub async fn drop_database(&self) {
