@@ -103,18 +103,26 @@ async fn drive(h: &HistoryBench, dir: &Path, server: &Server) -> Result<Value, S
     }))
 }
 
-/// Registers the products and seeds `builds` builds ending now.
-async fn seed(url: &str, builds: u64) -> Result<crate::store::seed::Seeded, String> {
+/// The store at `url` with the benchmark's products registered.
+pub async fn open_seeded(
+    url: &str,
+) -> Result<(std::sync::Arc<dyn crate::store::Store>, Vec<ProductRecord>), String> {
     let store = crate::store::open(url).await.map_err(|e| e.to_string())?;
     let mut records = Vec::new();
     for yaml in PRODUCTS {
         let record = record(yaml)?;
         store
-            .put_product(&record, crate::clock::now_ms())
+            .put_product(&record, 0)
             .await
             .map_err(|e| e.to_string())?;
         records.push(record);
     }
+    Ok((store, records))
+}
+
+/// Registers the products and seeds `builds` builds ending now.
+async fn seed(url: &str, builds: u64) -> Result<crate::store::seed::Seeded, String> {
+    let (store, records) = open_seeded(url).await?;
     let plan = SeedPlan::ending_at(builds, crate::clock::now_ms());
     store
         .seed_builds(&records, &plan)

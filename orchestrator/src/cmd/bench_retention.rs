@@ -10,7 +10,6 @@ use std::process::ExitCode;
 
 use serde_json::{Value, json};
 
-use super::bench_history::PRODUCTS;
 use super::bench_stats::Fresh;
 use crate::services::maintenance::SWEEP_BATCH;
 use crate::store::seed::SeedPlan;
@@ -63,18 +62,7 @@ async fn measure(r: &RetentionBench, dir: &std::path::Path) -> Result<Value, Str
 }
 
 async fn simulate(r: &RetentionBench, db: &Fresh) -> Result<Value, String> {
-    let store = crate::store::open(&db.url)
-        .await
-        .map_err(|e| e.to_string())?;
-    let mut products = Vec::new();
-    for yaml in PRODUCTS {
-        let record = super::bench_history::record(yaml)?;
-        store
-            .put_product(&record, 0)
-            .await
-            .map_err(|e| e.to_string())?;
-        products.push(record);
-    }
+    let (store, products) = super::bench_history::open_seeded(&db.url).await?;
     let retention = Retention {
         max_age_ms: Some(i64::from(r.keep_days) * DAY),
         keep_last: None,
