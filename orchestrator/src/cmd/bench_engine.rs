@@ -225,19 +225,7 @@ async fn build(engine: &Embedded, deps: &[Vec<usize>]) -> Result<(BuildView, f64
 
 /// The process's peak resident memory in MB (orchestrator and runners share the process).
 fn peak_rss_mb() -> u64 {
-    std::fs::read_to_string("/proc/self/status")
-        .ok()
-        .and_then(|s| {
-            s.lines()
-                .find(|l| l.starts_with("VmHWM:"))
-                .map(str::to_string)
-        })
-        .and_then(|l| {
-            l.split_whitespace()
-                .nth(1)
-                .and_then(|kb| kb.parse::<u64>().ok())
-        })
-        .map_or(0, |kb| kb / 1024)
+    super::bench_stats::Mem::of(None).hwm_kb / 1024
 }
 
 /// ninja running the same graph of `bash -c true`, when ninja is installed.

@@ -98,7 +98,8 @@ async fn drive(h: &HistoryBench, dir: &Path, server: &Server) -> Result<Value, S
     Ok(json!({
         "load": load,
         "rss_mb": {"before": before.rss_mb(), "during_max": during.rss_mb(), "after": after.rss_mb(),
-            "after_webhooks": end.rss_mb(), "peak": end.hwm_mb()},
+            "after_webhooks": end.rss_mb(), "peak": end.hwm_mb(),
+            "during_max_anon": during.anon_mb(), "during_max_file": during.file_mb()},
         "webhooks": hooks,
     }))
 }
@@ -304,8 +305,8 @@ pub fn text(v: &Value) -> String {
     }
     let m = &v["rss_mb"];
     out.push_str(&format!(
-        "orchestrator rss: before {} MB, during load max {} MB, after {} MB, after webhooks {} MB, peak {} MB\n",
-        m["before"], m["during_max"], m["after"], m["after_webhooks"], m["peak"]
+        "orchestrator rss: before {} MB, during load max {} MB ({} MB anonymous, {} MB of files), after {} MB, after webhooks {} MB, peak {} MB\n",
+        m["before"], m["during_max"], m["during_max_anon"], m["during_max_file"], m["after"], m["after_webhooks"], m["peak"]
     ));
     if let Some(w) = v["webhooks"].as_object() {
         out.push_str(&format!(

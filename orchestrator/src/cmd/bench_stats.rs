@@ -24,11 +24,15 @@ pub fn summary(samples: &mut [f64]) -> Value {
     })
 }
 
-/// A process's resident memory now and at its peak (VmRSS, VmHWM), in KiB.
+/// A process's resident memory now and at its peak (VmRSS, VmHWM), and what is resident
+/// now of its own (anonymous: heap, stacks) and of files it maps (its program's code), in
+/// KiB.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
 pub struct Mem {
     pub rss_kb: u64,
     pub hwm_kb: u64,
+    pub anon_kb: u64,
+    pub file_kb: u64,
 }
 
 impl Mem {
@@ -53,7 +57,17 @@ impl Mem {
         Mem {
             rss_kb: field("VmRSS:"),
             hwm_kb: field("VmHWM:"),
+            anon_kb: field("RssAnon:"),
+            file_kb: field("RssFile:"),
         }
+    }
+
+    pub fn anon_mb(self) -> f64 {
+        (self.anon_kb as f64 / 102.4).round() / 10.0
+    }
+
+    pub fn file_mb(self) -> f64 {
+        (self.file_kb as f64 / 102.4).round() / 10.0
     }
 
     pub fn rss_mb(self) -> f64 {
@@ -217,14 +231,19 @@ mod tests {
 
     #[test]
     fn memory_is_read_from_proc_status() {
-        let m = Mem::parse("Name:\tconveyor\nVmHWM:\t   51200 kB\nVmRSS:\t   20480 kB\n");
+        let m = Mem::parse(
+            "Name:\tconveyor\nVmHWM:\t   51200 kB\nVmRSS:\t   20480 kB\nRssAnon:\t   12288 kB\nRssFile:\t    8192 kB\n",
+        );
         assert_eq!(
             m,
             Mem {
                 rss_kb: 20480,
-                hwm_kb: 51200
+                hwm_kb: 51200,
+                anon_kb: 12288,
+                file_kb: 8192,
             }
         );
+        assert_eq!((m.anon_mb(), m.file_mb()), (12.0, 8.0));
         assert_eq!((m.rss_mb(), m.hwm_mb()), (20.0, 50.0));
         assert!(Mem::of(None).rss_kb > 0, "this process has memory");
     }
