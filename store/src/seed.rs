@@ -65,7 +65,7 @@ impl Rng {
         Rng(seed.wrapping_mul(0x9E37_79B9_7F4A_7C15) | 1)
     }
 
-    pub fn next(&mut self) -> u64 {
+    pub fn next_u64(&mut self) -> u64 {
         let mut x = self.0;
         x ^= x >> 12;
         x ^= x << 25;
@@ -76,7 +76,7 @@ impl Rng {
 
     /// A number below `n` (`n` > 0).
     pub fn below(&mut self, n: u64) -> u64 {
-        self.next() % n.max(1)
+        self.next_u64() % n.max(1)
     }
 }
 
@@ -139,9 +139,9 @@ pub fn plan_build(
     let (trigger, git_ref) = trigger(rng, upstream);
     let sha = format!(
         "{:016x}{:016x}{:08x}",
-        rng.next(),
-        rng.next(),
-        rng.next() as u32
+        rng.next_u64(),
+        rng.next_u64(),
+        rng.next_u64() as u32
     );
     let new = NewBuild {
         product: product.name.clone(),

@@ -99,7 +99,7 @@ async fn write_batch<C: Conn>(
         let ids: Vec<String> = (0..belt.jobs.len())
             .map(|_| uuid::Uuid::now_v7().to_string())
             .collect();
-        let logs = plan.log_lines > 0 && (first + k as u64) % plan.log_every.max(1) == 0;
+        let logs = plan.log_lines > 0 && (first + k as u64).is_multiple_of(plan.log_every.max(1));
         for (idx, job) in belt.jobs.iter().enumerate() {
             let lease = (logs && idx == 0).then(|| format!("seed-{}", ids[idx]));
             runs.push(run_row(
@@ -173,11 +173,10 @@ async fn numbers<C: Conn>(conn: &mut C, batch: &[Planned]) -> Result<Vec<i64>> {
     Ok(batch
         .iter()
         .map(|p| {
-            let n = next.get_mut(p.new.product.as_str()).map_or(0, |n| {
+            next.get_mut(p.new.product.as_str()).map_or(0, |n| {
                 *n += 1;
                 *n - 1
-            });
-            n
+            })
         })
         .collect())
 }
