@@ -39,12 +39,19 @@ impl<B: Backend> Seeding for SqlStore<B> {
         while i < plan.builds {
             let n = (plan.builds - i).min(BATCH as u64);
             let mut batch = Vec::with_capacity(n as usize);
+            // Each build fires at most one downstream: the previous batch's last build is
+            // the upstream of one build of this batch (as a product fires another once).
+            let mut up = upstream.as_ref();
             for k in i..i + n {
                 let at = plan.start_ms + k as i64 * plan.spacing_ms;
-                let up = upstream
-                    .as_ref()
-                    .map(|(a, b, c, d)| (a.as_str(), b.as_str(), c.as_str(), *d));
-                batch.extend(plan_build(products, &mut rng, at, up));
+                let named = up.map(|(a, b, c, d)| (a.as_str(), b.as_str(), c.as_str(), *d));
+                let planned = plan_build(products, &mut rng, at, named);
+                if let Some(BuildTrigger::Upstream { .. }) =
+                    planned.as_ref().map(|p| &p.new.trigger)
+                {
+                    up = None;
+                }
+                batch.extend(planned);
             }
             let mut tx = self.backend.begin().await?;
             let last = write_batch(&mut *tx, &specs, &batch, plan, i, &mut done).await?;
