@@ -69,6 +69,7 @@ async fn measure(h: &HistoryBench) -> Result<Value, String> {
 async fn measure_on(h: &HistoryBench, dir: &Path, db: &Fresh) -> Result<Value, String> {
     let started = Instant::now();
     let seeded = seed(&db.url, h.builds).await?;
+    db.analyze().await?;
     let seed_s = started.elapsed().as_secs_f64();
     let size = db.size().await?;
     let server = Server::start(&h.redis_url, dir, &db.url).await?;

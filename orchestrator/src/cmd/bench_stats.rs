@@ -181,6 +181,15 @@ impl Fresh {
         }
     }
 
+    /// Postgres: `ANALYZE`, as autovacuum would have long since after a history this size
+    /// was written (without it the planner knows nothing of the seeded rows).
+    pub async fn analyze(&self) -> Result<(), String> {
+        if self.pg.is_some() {
+            pg_exec(&self.url, "ANALYZE").await?;
+        }
+        Ok(())
+    }
+
     /// Postgres: a plain `VACUUM`, as autovacuum runs it, so deleted rows' space is
     /// reused (true); SQLite reuses free pages by itself (false: nothing to do).
     pub async fn vacuum(&self) -> Result<bool, String> {
