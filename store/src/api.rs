@@ -7,12 +7,14 @@ use crate::catalog::Catalog;
 use crate::error::Result;
 use crate::history::History;
 use crate::logs::Logs;
+use crate::seed::Seeding;
 use crate::types::*;
 
 /// Every use case the orchestrator has for its database (Conveyor CI's resources and
-/// pipelines: [`Catalog`]; history: [`History`]; logs by line range: [`Logs`]).
+/// pipelines: [`Catalog`]; history: [`History`]; logs by line range: [`Logs`]; a seeded
+/// history for benchmarks and tests: [`Seeding`]).
 #[async_trait]
-pub trait Store: Catalog + History + Logs + Send + Sync {
+pub trait Store: Catalog + History + Logs + Seeding + Send + Sync {
     /// Registers a product, or replaces its config.
     async fn put_product(&self, p: &ProductRecord, now: i64) -> Result<()>;
     async fn product(&self, name: &str) -> Result<Option<ProductRecord>>;

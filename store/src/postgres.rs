@@ -8,6 +8,7 @@ use sqlx::pool::PoolConnection;
 use sqlx::postgres::{PgConnectOptions, PgConnection, PgPool, PgPoolOptions, PgQueryResult};
 use sqlx::{Postgres, Transaction};
 
+use crate::PoolLimits;
 use crate::error::{Result, db_err};
 use crate::sql::conn::{Conn, Rec, Sql, all_on, exec_on, opt_on};
 use crate::sql::{Backend, SqlStore};
@@ -19,7 +20,11 @@ pub(crate) struct PgBackend {
 
 /// Connects to and migrates the database at `url` (`postgres://…`); `ca_cert` verifies the
 /// server's certificate when the URL names no `sslrootcert`.
-pub(crate) async fn open(url: &str, ca_cert: Option<&Path>) -> Result<SqlStore<PgBackend>> {
+pub(crate) async fn open(
+    url: &str,
+    ca_cert: Option<&Path>,
+    limits: PoolLimits,
+) -> Result<SqlStore<PgBackend>> {
     let mut options = PgConnectOptions::from_str(url).map_err(db_err)?;
     if let Some(ca) = ca_cert
         && !url.contains("sslrootcert=")
@@ -27,7 +32,7 @@ pub(crate) async fn open(url: &str, ca_cert: Option<&Path>) -> Result<SqlStore<P
         options = options.ssl_root_cert(ca);
     }
     let pool = PgPoolOptions::new()
-        .max_connections(16)
+        .max_connections(limits.connections.unwrap_or(16).max(1))
         .acquire_timeout(Duration::from_secs(10))
         .connect_with(options)
         .await

@@ -12,6 +12,7 @@ use sqlx::sqlite::{
 };
 use sqlx::{Sqlite, Transaction};
 
+use crate::PoolLimits;
 use crate::error::{Result, db_err};
 use crate::sql::conn::{Conn, Rec, Sql, all_on, exec_on, opt_on};
 use crate::sql::{Backend, SqlStore};
@@ -22,16 +23,18 @@ pub(crate) struct SqliteBackend {
 }
 
 /// Opens (creating if missing) and migrates the database at `url` (`sqlite://PATH`).
-pub(crate) async fn open(url: &str) -> Result<SqlStore<SqliteBackend>> {
+pub(crate) async fn open(url: &str, limits: PoolLimits) -> Result<SqlStore<SqliteBackend>> {
     let options = SqliteConnectOptions::from_str(url)
         .map_err(db_err)?
         .create_if_missing(true)
         .journal_mode(SqliteJournalMode::Wal)
         .synchronous(SqliteSynchronous::Normal)
         .busy_timeout(Duration::from_secs(30))
-        .foreign_keys(true);
+        .foreign_keys(true)
+        // Negative: a size in KiB, not pages.
+        .pragma("cache_size", format!("-{}", limits.sqlite_cache_kib));
     let pool = SqlitePoolOptions::new()
-        .max_connections(8)
+        .max_connections(limits.connections.unwrap_or(8).max(1))
         .connect_with(options)
         .await
         .map_err(db_err)?;

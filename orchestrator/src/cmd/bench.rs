@@ -1,5 +1,7 @@
 //! `conveyor bench`: performance measurements printed with the figures that matter — the
-//! engine's (`bench_engine`) and, with `bench validate`, the config compiler's.
+//! engine's (`bench_engine`), a long history under load (`--history`: `bench_history`,
+//! `bench_load`, `bench_hook`), retention on a simulated clock (`--history --days`:
+//! `bench_retention`) and, with `bench validate`, the config compiler's.
 
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
@@ -8,6 +10,9 @@ use std::time::{Duration, Instant};
 use clap::Subcommand;
 
 use super::bench_engine::{self, EngineBench};
+use super::bench_history::{self, HistoryBench};
+use super::bench_load::{self, Load};
+use super::bench_retention::{self, RetentionBench};
 
 // `conveyor bench`'s arguments.
 #[derive(Debug, clap::Args)]
@@ -41,10 +46,61 @@ pub struct BenchArgs {
     /// One JSON object per run.
     #[arg(long)]
     pub json: bool,
+    #[command(flatten)]
+    pub history: HistoryArgs,
+}
+
+/// `conveyor bench --history N`: a seeded history under load instead of the engine's graphs.
+#[derive(Debug, Clone, clap::Args)]
+pub struct HistoryArgs {
+    /// Seed N finished builds into a fresh database (SQLite, or a new database on the
+    /// Postgres server of --database-url with --backend postgres), start `conveyor serve` on
+    /// it (with Redis at --redis-url) and measure the build list, the pages and /metrics
+    /// under load from a second process, the server's memory, and webhook → first job
+    /// running. With --days: N builds a day, for retention.
+    #[arg(long, value_name = "N")]
+    pub history: Option<u64>,
+    /// Concurrent readers of the load (each takes the endpoints in turn).
+    #[arg(long, default_value_t = 16, requires = "history")]
+    pub readers: usize,
+    /// Concurrent writers (each starts a build and cancels it, in a loop).
+    #[arg(long, default_value_t = 0, requires = "history")]
+    pub writers: usize,
+    /// How long the load lasts, in seconds.
+    #[arg(long, default_value_t = 15.0, requires = "history")]
+    pub secs: f64,
+    /// Signed push webhooks to time (one at a time, each to its first job running).
+    #[arg(long, default_value_t = 50, requires = "history")]
+    pub webhooks: usize,
+    /// Simulate this many days of N builds each, sweeping with retention of --keep-days,
+    /// and print the database's size after each day (no server, no load).
+    #[arg(long, requires = "history")]
+    pub days: Option<u32>,
+    /// The retention of the --days simulation, in days.
+    #[arg(long, default_value_t = 7, requires = "days")]
+    pub keep_days: u32,
 }
 
 #[derive(Debug, Subcommand)]
 pub enum BenchCommand {
+    /// The load generator `--history` starts as a second process (not for direct use).
+    #[command(hide = true)]
+    Load {
+        #[arg(long)]
+        url: String,
+        /// A JSON file of the endpoints to read and where to write.
+        #[arg(long)]
+        targets: PathBuf,
+        #[arg(long, default_value_t = 16)]
+        readers: usize,
+        #[arg(long, default_value_t = 0)]
+        writers: usize,
+        #[arg(long, default_value_t = 15.0)]
+        secs: f64,
+        /// The admin token the requests carry.
+        #[arg(long, env = "CONVEYOR_ADMIN_TOKEN", hide_env_values = true)]
+        token: String,
+    },
     /// Time validating a generated belt.
     Validate {
         /// Jobs in the generated belt.
@@ -74,6 +130,15 @@ pub fn run(args: BenchArgs) -> ExitCode {
             json,
             write,
         }) => validate(jobs, runs, json, write.as_deref()),
+        Some(BenchCommand::Load {
+            url,
+            targets,
+            readers,
+            writers,
+            secs,
+            token,
+        }) => load(url, &targets, readers, writers, secs, token),
+        None if args.history.history.is_some() => history(args),
         None => {
             super::init_logging("warn");
             super::block_on(bench_engine::run(EngineBench {
@@ -88,6 +153,62 @@ pub fn run(args: BenchArgs) -> ExitCode {
             }))
         }
     }
+}
+
+/// `--history`: the load (or, with `--days`, the retention simulation).
+fn history(args: BenchArgs) -> ExitCode {
+    super::init_logging("warn");
+    let h = args.history;
+    let builds = h.history.unwrap_or(0);
+    if let Some(days) = h.days {
+        return super::block_on(bench_retention::run(RetentionBench {
+            per_day: builds,
+            days,
+            keep_days: h.keep_days,
+            backend: args.backend,
+            database_url: args.database_url,
+            json: args.json,
+        }));
+    }
+    super::block_on(bench_history::run(HistoryBench {
+        builds,
+        backend: args.backend,
+        database_url: args.database_url,
+        redis_url: args.redis_url,
+        readers: h.readers,
+        writers: h.writers,
+        secs: h.secs,
+        webhooks: h.webhooks,
+        json: args.json,
+    }))
+}
+
+fn load(
+    url: String,
+    targets: &Path,
+    readers: usize,
+    writers: usize,
+    secs: f64,
+    token: String,
+) -> ExitCode {
+    let targets = match std::fs::read(targets)
+        .map_err(|e| e.to_string())
+        .and_then(|b| serde_json::from_slice(&b).map_err(|e| e.to_string()))
+    {
+        Ok(t) => t,
+        Err(e) => {
+            eprintln!("error: cannot read {}: {e}", targets.display());
+            return ExitCode::FAILURE;
+        }
+    };
+    super::block_on(bench_load::run(Load {
+        url,
+        token,
+        targets,
+        readers,
+        writers,
+        secs,
+    }))
 }
 
 /// A belt of `jobs` jobs, each reading an output of the one before and needing two

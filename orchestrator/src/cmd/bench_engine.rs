@@ -79,7 +79,7 @@ pub async fn run(b: EngineBench) -> ExitCode {
         match one(&b, shape, &deps).await {
             Ok(v) if b.json => println!("{v}"),
             Ok(v) => println!(
-                "{shape:7} {:5} jobs  {:10}  {} slots  wall {:.3}s  {:.0} jobs/s  step {:.2} ms  dispatch p50 {} ms p99 {} ms  rss {} MB{}",
+                "{shape:7} {:5} jobs  {:10}  {} slots  wall {:.3}s  {:.0} jobs/s  step {:.2} ms  dispatch p50 {} ms p99 {} ms  rss {} MB (anonymous {} MB){}",
                 v["jobs"],
                 v["backend"].as_str().unwrap_or(""),
                 v["slots"],
@@ -89,6 +89,7 @@ pub async fn run(b: EngineBench) -> ExitCode {
                 v["dispatch_p50_ms"],
                 v["dispatch_p99_ms"],
                 v["orchestrator_rss_mb"],
+                v["anon_mb"],
                 v.get("ninja_wall_s").and_then(|n| n.as_f64()).map_or(
                     "  (no ninja to compare with: install ninja-build)".into(),
                     |n| { format!("  (ninja -j{} {n:.3}s)", v["slots"]) }
@@ -111,7 +112,11 @@ async fn one(
     let dir =
         std::env::temp_dir().join(format!("conveyor-bench-{}", uuid::Uuid::now_v7().simple()));
     let engine = start(b, &dir).await?;
+    let (stop, stopped) = tokio::sync::oneshot::channel();
+    let sampler = tokio::spawn(largest_anon(stopped));
     let (done, wall) = build(&engine, deps).await?;
+    let _ = stop.send(());
+    let anon_mb = sampler.await.unwrap_or(0) / 1024;
     engine.shutdown().await;
     let _ = std::fs::remove_dir_all(&dir);
     if done.status != "succeeded" {
@@ -134,7 +139,7 @@ async fn one(
     let mut v = json!({
         "shape": shape, "jobs": n, "backend": b.backend, "wall_s": wall, "jobs_per_s": n as f64 / wall,
         "step_ms": wall * 1000.0 / n as f64, "dispatch_p50_ms": pct(0.5), "dispatch_p99_ms": pct(0.99),
-        "orchestrator_rss_mb": rss, "runner_rss_mb": rss, "slots": b.concurrency,
+        "orchestrator_rss_mb": rss, "runner_rss_mb": rss, "anon_mb": anon_mb, "slots": b.concurrency,
     });
     if let Some(ninja) = ninja_wall(deps, b.concurrency) {
         v["ninja_wall_s"] = json!(ninja);
@@ -223,21 +228,22 @@ async fn build(engine: &Embedded, deps: &[Vec<usize>]) -> Result<(BuildView, f64
     Ok((done, wall))
 }
 
+/// The largest anonymous memory (heap, stacks; not the program's code) of this process, in
+/// KiB, read every 50 ms until `stop`.
+async fn largest_anon(mut stop: tokio::sync::oneshot::Receiver<()>) -> u64 {
+    let mut max = 0;
+    loop {
+        max = max.max(super::bench_stats::Mem::of(None).anon_kb);
+        tokio::select! {
+            _ = &mut stop => return max,
+            _ = tokio::time::sleep(std::time::Duration::from_millis(50)) => {}
+        }
+    }
+}
+
 /// The process's peak resident memory in MB (orchestrator and runners share the process).
 fn peak_rss_mb() -> u64 {
-    std::fs::read_to_string("/proc/self/status")
-        .ok()
-        .and_then(|s| {
-            s.lines()
-                .find(|l| l.starts_with("VmHWM:"))
-                .map(str::to_string)
-        })
-        .and_then(|l| {
-            l.split_whitespace()
-                .nth(1)
-                .and_then(|kb| kb.parse::<u64>().ok())
-        })
-        .map_or(0, |kb| kb / 1024)
+    super::bench_stats::Mem::of(None).hwm_kb / 1024
 }
 
 /// ninja running the same graph of `bash -c true`, when ninja is installed.

@@ -244,6 +244,7 @@ async fn follow(
 ) -> Vec<String> {
     let engine = local.engine;
     let mut names: HashMap<String, String> = HashMap::new();
+    let mut printed: HashMap<String, i64> = HashMap::new();
     let mut asked = HashSet::new();
     let mut told = HashSet::new();
     let mut tick = tokio::time::interval(std::time::Duration::from_millis(300));
@@ -266,11 +267,10 @@ async fn follow(
             Ok(Event::BuildFinished { id }) => {
                 open.remove(&id);
             }
-            Ok(Event::Logs { job_run_id, lines }) => {
+            Ok(Event::Logs { job_run_id }) => {
                 let label = job_label(engine, &order, &mut names, &job_run_id).await;
-                for l in lines {
-                    eprintln!("[{label}] {}", l.text);
-                }
+                let after = printed.entry(job_run_id.clone()).or_default();
+                print_new_lines(engine, &job_run_id, &label, after).await;
             }
             Err(RecvError::Lagged(_)) => {
                 // Missed events: fall back to the store's word on what is still open.
@@ -294,6 +294,31 @@ async fn follow(
         }
     }
     order
+}
+
+/// Prints a job run's lines stored after line `after`, moving it on.
+async fn print_new_lines(engine: &Embedded, run: &str, label: &str, after: &mut i64) {
+    const PAGE: u32 = 1_000;
+    loop {
+        let rows = match engine.services.store.logs(run, *after, PAGE).await {
+            Ok(rows) => rows,
+            Err(e) => {
+                tracing::warn!(job_run = %run, "reading its log: {e}");
+                return;
+            }
+        };
+        for l in &rows {
+            eprintln!("[{label}] {}", l.text);
+        }
+        match rows.last() {
+            Some(last) if rows.len() == PAGE as usize => *after = last.id,
+            Some(last) => {
+                *after = last.id;
+                return;
+            }
+            None => return,
+        }
+    }
 }
 
 /// `product/job` for a job run, looked up once.

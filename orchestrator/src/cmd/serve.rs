@@ -103,6 +103,22 @@ pub struct ServeArgs {
     pub max_log_mib: u64,
     #[command(flatten)]
     pub keep: crate::cmd::keep::Keep,
+    /// Database connections this node holds at most (default: 8 on SQLite, 16 on
+    /// Postgres). With SQLite, each keeps a page cache of --sqlite-cache-kib.
+    #[arg(long, env = "CONVEYOR_DB_CONNECTIONS", value_name = "N",
+        value_parser = clap::value_parser!(u32).range(1..=1000))]
+    pub db_connections: Option<u32>,
+    /// SQLite's page cache per connection, in KiB.
+    #[arg(long, env = "CONVEYOR_SQLITE_CACHE_KIB", value_name = "KIB",
+        default_value_t = crate::store::DEFAULT_SQLITE_CACHE_KIB,
+        value_parser = clap::value_parser!(u32).range(64..=1 << 20))]
+    pub sqlite_cache_kib: u32,
+    /// The dashboard's live streams (SSE) this node keeps open at once; past them a page
+    /// works without live updates.
+    #[arg(long, env = "CONVEYOR_MAX_LIVE_STREAMS", value_name = "N",
+        default_value_t = crate::http::DEFAULT_LIVE_STREAMS as u32,
+        value_parser = clap::value_parser!(u32).range(1..=100_000))]
+    pub max_live_streams: u32,
     /// Where this node keeps mirrors of product repositories.
     #[arg(long, env = "CONVEYOR_DATA_DIR", default_value = ".conveyor")]
     pub data_dir: PathBuf,
@@ -288,6 +304,14 @@ struct Secrets {
 }
 
 impl ServeArgs {
+    /// The database connections and caches this node may hold.
+    fn pool_limits(&self) -> crate::store::PoolLimits {
+        crate::store::PoolLimits {
+            connections: self.db_connections,
+            sqlite_cache_kib: self.sqlite_cache_kib,
+        }
+    }
+
     /// Reads the credentials given as files (the forge tokens into `statuses`) and checks
     /// the tokens.
     fn secrets(&mut self) -> Result<Secrets, String> {
@@ -400,6 +424,7 @@ pub async fn run(mut a: ServeArgs) -> ExitCode {
             return ExitCode::FAILURE;
         }
     };
+    let pool = a.pool_limits();
     let mut statuses = a.statuses.config(a.listen, scheme(tls.as_ref()));
     statuses.trust = trust.clone();
     let config = ServeConfig {
@@ -417,6 +442,8 @@ pub async fn run(mut a: ServeArgs) -> ExitCode {
         lease_secs: a.lease_secs,
         max_log_bytes: a.max_log_mib << 20,
         retention: a.keep.retention(),
+        pool,
+        max_live_streams: a.max_live_streams as usize,
         data_dir: a.data_dir,
         public_ui: a.public_ui,
         files,

@@ -156,6 +156,10 @@ pub fn guarded<T>(
     })
 }
 
+/// The most runner tokens kept confirmed in memory; past it, those not seen lately are
+/// forgotten (and looked up again when they come back).
+const RUNNER_TOKENS_KEPT: usize = 4_096;
+
 /// The registered runner whose own token this is, recording that it was seen.
 async fn registered_runner(state: &SharedState, token: &str) -> Result<Option<Owner>, AppError> {
     let hash = token_hash(token);
@@ -176,6 +180,10 @@ async fn registered_runner(state: &SharedState, token: &str) -> Result<Option<Ow
         .runner_tokens
         .lock()
         .unwrap_or_else(|p| p.into_inner());
+    if cache.len() >= RUNNER_TOKENS_KEPT {
+        // Tokens of runners gone (a runner registers anew when it restarts) leave no trace.
+        cache.retain(|_, (seen, _)| now - *seen < SEEN_EVERY_MS);
+    }
     match &owner {
         Some(o) => cache.insert(hash, (now, o.clone())),
         None => cache.remove(&hash),

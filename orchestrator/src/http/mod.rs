@@ -50,7 +50,13 @@ pub struct AppState {
     pub runner_tokens: Mutex<HashMap<String, (i64, Owner)>>,
     /// Failed sign-ins and wrong tokens, per client address.
     pub throttle: Throttle,
+    /// Places for the dashboard's live streams (`--max-live-streams`): each open one holds
+    /// a place; past them a new one is refused with 503 and its page works without it.
+    pub live_streams: Arc<tokio::sync::Semaphore>,
 }
+
+/// Live streams a node keeps open at once unless told otherwise.
+pub const DEFAULT_LIVE_STREAMS: usize = 256;
 
 /// The router's state: the handlers' shared [`AppState`].
 #[derive(Clone)]
@@ -93,6 +99,7 @@ impl AppState {
             secure_cookies: false,
             runner_tokens: Mutex::default(),
             throttle: Throttle::default(),
+            live_streams: Arc::new(tokio::sync::Semaphore::new(DEFAULT_LIVE_STREAMS)),
         }
     }
 }
@@ -114,7 +121,24 @@ pub fn app(state: Arc<AppState>) -> Router {
         .layer(RequestBodyLimitLayer::new(MAX_BODY_BYTES))
         .merge(file_routes())
         .fallback(dashboard::not_found)
+        .layer(axum::middleware::from_fn(server_timing))
         .with_state(SharedState(state))
+}
+
+/// Says how long the node took to answer, in a `Server-Timing: app;dur=MS` header (shown by
+/// browsers' developer tools; `conveyor bench --history` reports it beside the time its
+/// client saw): until the response's head, which for pages and lists is the whole body.
+async fn server_timing(
+    req: axum::extract::Request,
+    next: axum::middleware::Next,
+) -> axum::response::Response {
+    let start = std::time::Instant::now();
+    let mut res = next.run(req).await;
+    let ms = start.elapsed().as_secs_f64() * 1000.0;
+    if let Ok(v) = axum::http::HeaderValue::from_str(&format!("app;dur={ms:.2}")) {
+        res.headers_mut().insert("server-timing", v);
+    }
+    res
 }
 
 /// The JSON API, the webhooks, health, metrics and Conveyor CI's log API

@@ -2,17 +2,17 @@
 //! committed — ready job runs pushed to their fleets' queues, commit statuses queued, and
 //! builds created and finished announced to live views.
 
-use conveyor_core::protocol::LogLine;
-
 use super::Services;
 use crate::store::Effects;
 
-/// Something that happened, for live views (`conveyor run`, the dashboard, log streams).
+/// Something that happened, for live views (`conveyor run`, the dashboard, log streams):
+/// a notice naming what changed, never the data itself (views read that from the store), so
+/// that the [`super::EVENT_BUFFER`] events kept for slow subscribers hold ids only.
 #[derive(Debug, Clone)]
 pub enum Event {
+    /// New lines of a job run's log were stored.
     Logs {
         job_run_id: String,
-        lines: Vec<LogLine>,
     },
     BuildCreated {
         id: String,

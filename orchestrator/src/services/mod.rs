@@ -77,7 +77,7 @@ impl Services {
             max_lost: 3,
             max_log_bytes: DEFAULT_MAX_LOG_MIB << 20,
             retention: Default::default(),
-            events: broadcast::channel(4096).0,
+            events: broadcast::channel(EVENT_BUFFER).0,
             metrics: Metrics::default(),
             repos: Repos::new(std::env::temp_dir().join(format!(
                 "conveyor-mirrors-{}",
@@ -91,6 +91,11 @@ impl Services {
         }
     }
 }
+
+/// Events kept for live views that have not read them yet: each names a build or job run
+/// (about 100 bytes), so all of them together stay near 100 KiB however many views listen;
+/// a view that falls further behind is told it lagged and reads the store again.
+pub const EVENT_BUFFER: usize = 1024;
 
 /// How many MiB of log an attempt of a job run keeps unless told otherwise.
 pub const DEFAULT_MAX_LOG_MIB: u64 = 64;

@@ -75,7 +75,6 @@ pub async fn append_logs(s: &Services, mut batch: LogBatch, owner: &Owner) -> Re
     }
     let _ = s.events.send(Event::Logs {
         job_run_id: batch.lease.job_run_id,
-        lines: batch.lines,
     });
     Ok(())
 }

@@ -29,6 +29,11 @@ pub struct ServeConfig {
     pub max_log_bytes: u64,
     /// What retention keeps (`--keep-days`, `--keep-builds`).
     pub retention: crate::store::Retention,
+    /// The database connections and caches this node holds (`--db-connections`,
+    /// `--sqlite-cache-kib`).
+    pub pool: crate::store::PoolLimits,
+    /// The dashboard's live streams open at once (`--max-live-streams`).
+    pub max_live_streams: usize,
     pub data_dir: std::path::PathBuf,
     pub statuses: StatusConfig,
     /// Whether the dashboard's read-only pages need no sign-in.
@@ -46,7 +51,7 @@ pub struct ServeConfig {
 
 /// Serves until SIGINT or SIGTERM, then stops within [`super::STOP_BOUND`].
 pub async fn run(c: ServeConfig) -> Result<(), StartupError> {
-    let store = crate::store::open_trusting(&c.database_url, c.trust.ca_file())
+    let store = crate::store::open_with(&c.database_url, c.trust.ca_file(), c.pool)
         .await
         .map_err(|source| StartupError::Database {
             url: redact(&c.database_url),
@@ -80,6 +85,7 @@ pub async fn run(c: ServeConfig) -> Result<(), StartupError> {
     state.public_ui = c.public_ui;
     state.fleet_tokens = c.fleet_tokens;
     state.secure_cookies = secure_cookies;
+    state.live_streams = Arc::new(tokio::sync::Semaphore::new(c.max_live_streams));
     let listener = bind(c.listen).await?;
     spawn_maintenance(services, Duration::from_secs(1));
     tracing::info!(

@@ -3,6 +3,7 @@
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
 mod approvals;
+mod bench;
 mod commands;
 #[path = "../common/mod.rs"]
 mod common;

@@ -28,6 +28,7 @@ mod rows;
 mod runs;
 mod schedules;
 mod secrets;
+mod seed;
 mod sessions;
 mod values;
 

@@ -25,6 +25,7 @@ mod retention;
 mod retries;
 mod schedules;
 mod secrets;
+mod seed;
 mod tls;
 
 use actions::*;
@@ -44,6 +45,7 @@ use retention::*;
 use retries::*;
 use schedules::*;
 use secrets::*;
+use seed::*;
 
 macro_rules! suite {
     ($backend:ident) => {
@@ -83,6 +85,7 @@ macro_rules! suite {
             t!(a_belts_latest_build_per_state_is_found_however_old);
             t!(products_are_found_by_their_repositorys_key);
             t!(retention_keeps_the_last_builds_the_young_and_each_states_latest);
+            t!(a_seeded_history_reads_back_as_finished_builds_with_jobs_edges_and_logs);
             t!(a_manual_downstream_build_reads_the_upstream_build_its_selector_names);
             t!(forge_builds_are_due_a_report_until_told_and_downstreams_build_their_head);
             t!(one_job_run_reads_back_as_its_build_shows_it);

@@ -14,7 +14,7 @@ use axum::response::{IntoResponse, Response};
 use futures_util::Stream;
 use serde::Deserialize;
 use serde_json::json;
-use tokio::sync::broadcast;
+use tokio::sync::{OwnedSemaphorePermit, broadcast};
 use tokio::time::Instant;
 
 use super::PageResult;
@@ -22,6 +22,7 @@ use super::job::job_of;
 use super::log::{LogLines, line_rows};
 use super::session::Reader;
 use super::view::{badge, since, took};
+use crate::http::SharedState;
 use crate::http::error::AppError;
 use crate::services::{Event, Services, input};
 use crate::store::is_final;
@@ -47,16 +48,19 @@ struct JobFeed {
     status: Option<String>,
     ended: bool,
     rx: broadcast::Receiver<Event>,
+    _slot: OwnedSemaphorePermit,
 }
 
 pub async fn job_events(
     State(services): State<Arc<Services>>,
+    State(state): State<SharedState>,
     Reader(_): Reader,
     Path(id): Path<String>,
     Query(q): Query<After>,
     headers: HeaderMap,
 ) -> PageResult<Response> {
     job_of(&services, &id).await?;
+    let slot = slot(&state)?;
     // A reconnecting browser says where it got to.
     let resumed = headers
         .get("last-event-id")
@@ -70,6 +74,7 @@ pub async fn job_events(
         attempt: q.attempt.unwrap_or(0),
         status: None,
         ended: false,
+        _slot: slot,
     };
     let stream = futures_util::stream::unfold(feed, |mut f| async move {
         let event = f.next().await?;
@@ -173,10 +178,12 @@ struct BuildFeed {
     seen: Option<serde_json::Value>,
     ended: bool,
     rx: broadcast::Receiver<Event>,
+    _slot: OwnedSemaphorePermit,
 }
 
 pub async fn build_events(
     State(services): State<Arc<Services>>,
+    State(state): State<SharedState>,
     Reader(_): Reader,
     Path(id): Path<String>,
 ) -> PageResult<Response> {
@@ -186,12 +193,14 @@ pub async fn build_events(
         .build(&id)
         .await?
         .ok_or_else(|| AppError::NotFound(format!("There is no build `{id}`.")))?;
+    let slot = slot(&state)?;
     let feed = BuildFeed {
         rx: services.events.subscribe(),
         services,
         id,
         seen: None,
         ended: false,
+        _slot: slot,
     };
     let stream = futures_util::stream::unfold(feed, |mut f| async move {
         let event = f.next().await?;
@@ -273,9 +282,14 @@ impl BuildFeed {
 /// Builds created and finished, as `changed` events naming the build: the overview and
 /// product pages refresh their content on each. Only this orchestrator's changes arrive;
 /// a page on another one refreshes when that one hears of a change.
-pub async fn changes(State(services): State<Arc<Services>>, Reader(_): Reader) -> Response {
+pub async fn changes(
+    State(services): State<Arc<Services>>,
+    State(state): State<SharedState>,
+    Reader(_): Reader,
+) -> PageResult<Response> {
+    let slot = slot(&state)?;
     let rx = services.events.subscribe();
-    let stream = futures_util::stream::unfold(rx, |mut rx| async move {
+    let stream = futures_util::stream::unfold((rx, slot), |(mut rx, slot)| async move {
         loop {
             let id = match rx.recv().await {
                 Ok(Event::BuildCreated { id } | Event::BuildFinished { id }) => id,
@@ -284,10 +298,22 @@ pub async fn changes(State(services): State<Arc<Services>>, Reader(_): Reader) -
                 Err(broadcast::error::RecvError::Lagged(_)) => String::new(),
                 Err(broadcast::error::RecvError::Closed) => return None,
             };
-            return Some((Ok(Sse::default().event("changed").data(id)), rx));
+            return Some((Ok(Sse::default().event("changed").data(id)), (rx, slot)));
         }
     });
-    sse(stream)
+    Ok(sse(stream))
+}
+
+/// A place for one more live stream, held as long as it is open; none left is a 503 (the
+/// page still works, without live updates).
+fn slot(state: &SharedState) -> Result<OwnedSemaphorePermit, AppError> {
+    state.live_streams.clone().try_acquire_owned().map_err(|_| {
+        AppError::Unavailable(
+            "This orchestrator has as many live views open as it is allowed \
+             (--max-live-streams); reload the page to see changes."
+                .into(),
+        )
+    })
 }
 
 fn sse(events: impl Stream<Item = Result<Sse, Infallible>> + Send + 'static) -> Response {
