@@ -9,7 +9,7 @@ use conveyor_core::protocol::{Completion, Lease, Outcome, QueueMessage};
 use sqlx::FromRow;
 
 use super::builds::settle;
-use super::conn::{Conn, sql};
+use super::conn::{Conn, Sql, sql};
 use super::{Work, to_json};
 use crate::error::Result;
 use crate::types::Dispatch;
@@ -19,15 +19,13 @@ pub(crate) async fn lock_build_of<C: Conn>(
     conn: &mut C,
     job_run_id: &str,
 ) -> Result<Option<String>> {
-    let row: Option<(String,)> = conn
-        .opt(sql("SELECT build_id FROM job_runs WHERE id = $1").bind(job_run_id))
-        .await?;
-    let Some((build_id,)) = row else {
-        return Ok(None);
-    };
-    conn.opt::<(String,)>(sql(C::LOCK_BUILD).bind(&build_id))
-        .await?;
-    Ok(Some(build_id))
+    // One statement: a job run's build never changes, and only the build's row is locked.
+    let q = format!(
+        "SELECT id FROM builds WHERE id = (SELECT build_id FROM job_runs WHERE id = $1){}",
+        C::FOR_UPDATE
+    );
+    let row: Option<(String,)> = conn.opt(Sql::owned(q).bind(job_run_id)).await?;
+    Ok(row.map(|(build_id,)| build_id))
 }
 
 /// Records a result under `owner`'s live lease and moves the build on; false if fenced

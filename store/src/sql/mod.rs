@@ -133,7 +133,9 @@ impl<B: Backend> Store for SqlStore<B> {
     ) -> Result<Option<Claim>> {
         let mut tx = self.backend.begin().await?;
         let claim = runs::claim(&mut *tx, req, owner, lease_ms, now).await?;
-        B::commit(tx).await?;
+        if claim.is_some() {
+            B::commit(tx).await?;
+        }
         Ok(claim)
     }
 

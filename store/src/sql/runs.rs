@@ -23,6 +23,8 @@ struct ClaimedBuild {
     git_ref: Option<String>,
     repo: Option<String>,
     source_path: Option<String>,
+    context: Option<String>,
+    trigger: String,
 }
 
 /// Takes a queued job run at this attempt for `owner`; `None` when it is not (a duplicate
@@ -44,7 +46,8 @@ pub(crate) async fn claim<C: Conn>(
     let b: ClaimedBuild = conn
         .one(
             sql(
-                "SELECT b.product, b.belt, b.number, b.sha, b.git_ref, p.repo, p.source_path \
+                "SELECT b.product, b.belt, b.number, b.sha, b.git_ref, p.repo, p.source_path, \
+                 b.context, b.trigger \
                  FROM builds b JOIN products p ON p.name = b.product WHERE b.id = $1",
             )
             .bind(&build_id),
@@ -53,7 +56,7 @@ pub(crate) async fn claim<C: Conn>(
     let (secrets, missing_secrets) =
         secrets::for_job(conn, &b.product, b.git_ref.as_deref(), &job).await?;
     let refs = values::resolve(conn, &build_id, &job.refs).await?;
-    let context = values::context_of(conn, &build_id).await?;
+    let context = values::context_from(b.context.as_deref(), &b.trigger, b.git_ref.as_deref())?;
     let inputs = files::inputs_of(conn, &build_id, &req.job_run_id, &job).await?;
     let lease = Lease {
         job_run_id: req.job_run_id.clone(),
@@ -70,7 +73,10 @@ pub(crate) async fn claim<C: Conn>(
     }))
 }
 
-/// The fenced `UPDATE` that takes the job run: its build, spec and when it was queued.
+/// The fenced `UPDATE` that takes the job run: its build, spec and when it was queued. A
+/// job run of a fleet `owner` does not serve is taken too, and `None` returned: the caller
+/// must then roll back, as `SqlStore::claim` does by dropping the transaction uncommitted
+/// (one statement instead of a read of the fleet and then the update).
 async fn take<C: Conn>(
     conn: &mut C,
     req: &ClaimRequest,
@@ -79,28 +85,25 @@ async fn take<C: Conn>(
     lease_ms: i64,
     now: i64,
 ) -> Result<Option<(String, String, Option<i64>)>> {
-    let fleet: Option<(String,)> = conn
-        .opt(sql("SELECT fleet FROM job_runs WHERE id = $1").bind(&req.job_run_id))
-        .await?;
-    let Some((fleet,)) = fleet.filter(|(f,)| owner.fleets.contains(f)) else {
-        return Ok(None);
-    };
-    conn.opt(
-        sql(
-            "UPDATE job_runs SET status = 'running', lease_owner = $3, lease_token = $4, \
-             lease_expires_at = $5, started_at = COALESCE(started_at, $6) \
-             WHERE id = $1 AND attempt = $2 AND status = 'queued' AND fleet = $7 \
-             RETURNING build_id, spec, queued_at",
+    let taken: Option<(String, String, Option<i64>, String)> = conn
+        .opt(
+            sql(
+                "UPDATE job_runs SET status = 'running', lease_owner = $3, lease_token = $4, \
+                 lease_expires_at = $5, started_at = COALESCE(started_at, $6) \
+                 WHERE id = $1 AND attempt = $2 AND status = 'queued' \
+                 RETURNING build_id, spec, queued_at, fleet",
+            )
+            .bind(&req.job_run_id)
+            .bind(req.attempt)
+            .bind(&owner.name)
+            .bind(lease_token)
+            .bind(now + lease_ms)
+            .bind(now),
         )
-        .bind(&req.job_run_id)
-        .bind(req.attempt)
-        .bind(&owner.name)
-        .bind(lease_token)
-        .bind(now + lease_ms)
-        .bind(now)
-        .bind(fleet),
-    )
-    .await
+        .await?;
+    Ok(taken
+        .filter(|(.., fleet)| owner.fleets.contains(fleet))
+        .map(|(build, spec, queued_at, _)| (build, spec, queued_at)))
 }
 
 /// What the runner gets: the script, and an environment of the job's `env`, the

@@ -159,12 +159,21 @@ pub(crate) async fn context_of<C: Conn>(conn: &mut C, build_id: &str) -> Result<
     let (context, trigger, git_ref): (Option<String>, String, Option<String>) = conn
         .one(sql("SELECT context, trigger, git_ref FROM builds WHERE id = $1").bind(build_id))
         .await?;
+    context_from(context.as_deref(), &trigger, git_ref.as_deref())
+}
+
+/// A build's context from its `context`, `trigger` and `git_ref` columns, for a caller that
+/// read them with other columns of the build.
+pub(crate) fn context_from(
+    context: Option<&str>,
+    trigger: &str,
+    git_ref: Option<&str>,
+) -> Result<BuildContext> {
     match context {
-        Some(c) => from_json(&c),
+        Some(c) => from_json(c),
         None => {
-            let trigger: crate::types::BuildTrigger = from_json(&trigger)?;
-            let r = git_ref.as_deref();
-            Ok(BuildContext::at_ref(trigger.event(r), r))
+            let trigger: crate::types::BuildTrigger = from_json(trigger)?;
+            Ok(BuildContext::at_ref(trigger.event(git_ref), git_ref))
         }
     }
 }
