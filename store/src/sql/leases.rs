@@ -260,3 +260,20 @@ pub(crate) async fn expired<C: Conn>(conn: &mut C, now: i64) -> Result<Vec<(Stri
     )
     .await
 }
+
+impl<B: super::Backend> super::SqlStore<B> {
+    /// Ends a lost lease in a transaction of its own.
+    pub(super) async fn lose(
+        &self,
+        which: LostLease<'_>,
+        max_lost: u32,
+        now: i64,
+    ) -> Result<Option<crate::types::Effects>> {
+        let mut tx = self.backend.begin().await?;
+        let mut work = super::Work::default();
+        if !lose(&mut *tx, which, max_lost, now, &mut work).await? {
+            return Ok(None);
+        }
+        self.finish(tx, work, now).await.map(Some)
+    }
+}

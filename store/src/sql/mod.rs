@@ -50,21 +50,6 @@ impl<B: Backend> SqlStore<B> {
     pub(crate) fn new(backend: B) -> Self {
         SqlStore { backend }
     }
-
-    /// Ends a lost lease in a transaction of its own.
-    async fn lose(
-        &self,
-        which: leases::LostLease<'_>,
-        max_lost: u32,
-        now: i64,
-    ) -> Result<Option<Effects>> {
-        let mut tx = self.backend.begin().await?;
-        let mut work = Work::default();
-        if !leases::lose(&mut *tx, which, max_lost, now, &mut work).await? {
-            return Ok(None);
-        }
-        self.finish(tx, work, now).await.map(Some)
-    }
 }
 
 /// What one transaction has done so far: effects for after commit, builds whose success
