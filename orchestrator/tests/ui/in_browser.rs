@@ -84,7 +84,16 @@ async fn every_page_loads_with_its_content_and_passes_the_accessibility_check() 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_graph_shows_one_node_per_job_with_its_state_in_words() {
     let _one = ONE_BROWSER.lock().await;
-    let c = conveyor(&[QUICK, SHIP]).await;
+    // `package` runs until the test lets it finish, however slowly the page loads.
+    let gate = crate::common::temp_dir("graph-gate").join("go");
+    let quick = QUICK.replace(
+        "sleep 2; echo packaged",
+        &format!(
+            "while [ ! -e '{}' ]; do sleep 0.05; done; echo packaged",
+            gate.display()
+        ),
+    );
+    let c = conveyor(&[&quick, SHIP]).await;
     let b = Browser::start().await;
     let build = c.build("quick", "ci").await;
     b.goto(&format!("{}/builds/{build}", c.url)).await;
@@ -97,6 +106,7 @@ async fn the_graph_shows_one_node_per_job_with_its_state_in_words() {
     )
     .await;
     assert_eq!(b.text("#jobs tr:last-child .job-state").await, "▶ running");
+    std::fs::write(&gate, "").unwrap();
     // Once the build ends the page reloads once, with its final states.
     b.wait_for(
         "the page to reload with every node succeeded",
