@@ -39,8 +39,22 @@ pub struct Swept {
     pub objects: Vec<String>,
 }
 
+/// The builds linked to one build by upstream triggers, without their jobs.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct BuildChain {
+    /// The build that triggered it, the one that triggered that, and so on: nearest first.
+    pub upstream: Vec<BuildView>,
+    /// The builds it triggered and theirs, by distance then id; each names its parent in
+    /// `upstream_build_id`.
+    pub downstream: Vec<BuildView>,
+}
+
 #[async_trait]
 pub trait History: Send + Sync {
+    /// The chain of builds linked to build `id`, at most `depth` links either way and at most
+    /// `limit` downstream builds: two statements (a recursive walk each way).
+    async fn build_chain(&self, id: &str, depth: u32, limit: u32) -> Result<BuildChain>;
+
     /// The latest build of each of `belts` of `product` in each state it has one in,
     /// without their jobs: one indexed probe per belt and state, in one statement.
     async fn latest_by_state(&self, product: &str, belts: &[String]) -> Result<Vec<BuildView>>;

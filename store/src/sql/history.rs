@@ -8,9 +8,9 @@ use sqlx::FromRow;
 
 use super::conn::{Arg, Conn, Sql, sql};
 use super::rows::{self, BuildRow, JobRow, ProductRow, each};
-use super::{Backend, SqlStore, groups, retention};
+use super::{Backend, SqlStore, chain, groups, retention};
 use crate::error::{Result, StoreError};
-use crate::history::{History, Retention, Swept, parse_cursor};
+use crate::history::{BuildChain, History, Retention, Swept, parse_cursor};
 use crate::types::{BuildFilter, BuildView, JobRunView, ProductRecord};
 
 /// The states a belt's latest build is looked up in.
@@ -208,6 +208,10 @@ pub(crate) async fn products_of_repos<C: Conn>(
 
 #[async_trait]
 impl<B: Backend> History for SqlStore<B> {
+    async fn build_chain(&self, id: &str, depth: u32, limit: u32) -> Result<BuildChain> {
+        chain::build_chain(&mut *self.backend.conn().await?, id, depth, limit).await
+    }
+
     async fn sweep(&self, r: &Retention, now: i64, batch: u32) -> Result<Swept> {
         let mut tx = self.backend.begin().await?;
         let ids = retention::due(&mut *tx, r, now, batch).await?;

@@ -6,6 +6,7 @@
 mod actions;
 mod builds;
 mod catalog;
+mod chain;
 mod chunks;
 pub(crate) mod conn;
 mod definitions;

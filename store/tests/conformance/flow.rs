@@ -169,3 +169,12 @@ pub async fn status_of(store: &Arc<dyn Store>, build: &str) -> (String, Vec<(Str
         v.jobs.into_iter().map(|j| (j.name, j.status)).collect(),
     )
 }
+
+/// The newest 500 builds of every product.
+pub async fn newest_500(store: &Arc<dyn Store>) -> Vec<conveyor_store::BuildView> {
+    let all = conveyor_store::BuildFilter {
+        limit: Some(500),
+        ..Default::default()
+    };
+    store.builds(&all).await.expect("builds")
+}

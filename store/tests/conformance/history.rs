@@ -162,3 +162,102 @@ pub async fn products_are_found_by_their_repositorys_key(store: Arc<dyn Store>) 
     assert!(store.products_of_repos(&[]).await.unwrap().is_empty());
     store.ping().await.unwrap();
 }
+
+/// The chain walked one build at a time, as the build page did before `build_chain`.
+async fn chain_step_by_step(store: &Arc<dyn Store>, id: &str) -> (Vec<String>, Vec<String>) {
+    let mut upstream = Vec::new();
+    let mut at = store.build(id).await.unwrap().unwrap().upstream_build_id;
+    while let Some(up) = at {
+        let Some(b) = store.build(&up).await.unwrap() else {
+            break;
+        };
+        upstream.push(b.id);
+        at = b.upstream_build_id;
+    }
+    let (mut downstream, mut level) = (Vec::new(), vec![id.to_string()]);
+    while !level.is_empty() {
+        let mut next = Vec::new();
+        for parent in &level {
+            next.extend(store.downstream_builds(parent).await.unwrap());
+        }
+        next.sort();
+        downstream.extend(next.iter().cloned());
+        level = next;
+    }
+    (upstream, downstream)
+}
+
+fn ids(builds: &[conveyor_store::BuildView]) -> Vec<String> {
+    builds.iter().map(|b| b.id.clone()).collect()
+}
+
+pub async fn a_builds_chain_is_read_in_two_statements_as_walked_one_by_one(store: Arc<dyn Store>) {
+    use conveyor_core::protocol::Outcome;
+    setup(&store).await;
+    let (b, _) = store.create_build(&manual("shop", "ci"), 5).await.unwrap();
+    let mut fired = Vec::new();
+    for job in ["build", "lint", "test", "package"] {
+        fired = finish(&store, &b, job, Outcome::Succeeded, &[])
+            .await
+            .created;
+    }
+    assert_eq!(fired.len(), 1, "shop fires deploy");
+    let up = store.build_chain(&fired[0], 32, 100).await.unwrap();
+    assert_eq!(
+        (ids(&up.upstream), ids(&up.downstream)),
+        (vec![b.clone()], vec![])
+    );
+    let down = store.build_chain(&b, 32, 100).await.unwrap();
+    assert_eq!(
+        (ids(&down.upstream), ids(&down.downstream)),
+        (vec![], fired.clone())
+    );
+    assert_eq!(down.downstream[0].product, "deploy");
+    assert_eq!(
+        down.downstream[0].upstream_build_id.as_deref(),
+        Some(b.as_str())
+    );
+    assert!(down.downstream[0].jobs.is_empty(), "without their jobs");
+    let none = store.build_chain(&b, 32, 0).await.unwrap();
+    assert!(
+        none.downstream.is_empty(),
+        "at most `limit` downstream builds"
+    );
+    assert!(store.build_chain("no-such-build", 32, 100).await.unwrap() == Default::default());
+
+    seeded_chains_match_the_walk(&store).await;
+}
+
+/// A seeded history's chains (builds fired by upstream builds) read as walked one by one.
+async fn seeded_chains_match_the_walk(store: &Arc<dyn Store>) {
+    let products = store.products().await.unwrap();
+    let plan = conveyor_store::seed::SeedPlan {
+        builds: 200,
+        start_ms: 1_000,
+        spacing_ms: 10,
+        log_every: 0,
+        log_lines: 0,
+        seed: 5,
+    };
+    store.seed_builds(&products, &plan).await.unwrap();
+    let all = newest_500(store).await;
+    let mut linked = 0;
+    for build in &all {
+        let chain = store.build_chain(&build.id, 1_000, 1_000).await.unwrap();
+        let walked = chain_step_by_step(store, &build.id).await;
+        assert_eq!((ids(&chain.upstream), ids(&chain.downstream)), walked);
+        linked += usize::from(!chain.upstream.is_empty());
+        // `depth` bounds each way.
+        let near = store.build_chain(&build.id, 1, 1_000).await.unwrap();
+        assert_eq!(
+            ids(&near.upstream),
+            walked.0.into_iter().take(1).collect::<Vec<_>>()
+        );
+        assert!(
+            near.downstream
+                .iter()
+                .all(|d| d.upstream_build_id.as_deref() == Some(&build.id))
+        );
+    }
+    assert!(linked > 0, "the seed links some builds");
+}

@@ -81,6 +81,7 @@ macro_rules! suite {
             t!(log_batches_are_stored_once_and_only_under_a_live_lease);
             t!(builds_are_listed_newest_first_and_filtered);
             t!(pages_are_stable_while_builds_are_added);
+            t!(a_builds_chain_is_read_in_two_statements_as_walked_one_by_one);
             t!(lists_filter_by_belt_ref_and_trigger);
             t!(a_belts_latest_build_per_state_is_found_however_old);
             t!(products_are_found_by_their_repositorys_key);

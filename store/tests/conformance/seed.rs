@@ -6,8 +6,8 @@
 use std::collections::BTreeSet;
 use std::sync::Arc;
 
+use conveyor_store::Store;
 use conveyor_store::seed::SeedPlan;
-use conveyor_store::{BuildFilter, Store};
 
 use crate::flow::*;
 
@@ -28,13 +28,7 @@ pub async fn a_seeded_history_reads_back_as_finished_builds_with_jobs_edges_and_
     let seeded = store.seed_builds(&products, &plan).await.unwrap();
     assert_eq!(seeded.builds, 300);
     assert_eq!(seeded.log_lines, 6 * 7, "every 50th build's first job");
-    let all = store
-        .builds(&BuildFilter {
-            limit: Some(500),
-            ..Default::default()
-        })
-        .await
-        .unwrap();
+    let all = newest_500(&store).await;
     assert_eq!(all.len(), 301);
     let seeded_builds: Vec<_> = all.iter().filter(|b| b.id != first).collect();
     let jobs: usize = seeded_builds.iter().map(|b| b.jobs.len()).sum();

@@ -1,6 +1,7 @@
 //! `/builds/{id}`: a build's jobs drawn as a graph, its jobs as a table, the chain of builds
 //! that fired it and that it fired, and the buttons to re-run, retry or cancel it.
 
+use std::collections::HashMap;
 use std::sync::Arc;
 
 use askama::Template;
@@ -241,33 +242,37 @@ pub fn graph(b: &BuildView, edges: &[(String, String)]) -> Dag {
 }
 
 /// The builds that led to this one, oldest first, and every build it fired, in order.
+/// The downstream builds the build page reads at most (the walk shows `MAX_CHAIN`).
+const MAX_DOWNSTREAM: u32 = 1_000;
+
 async fn chain(services: &Services, b: &BuildView) -> PageResult<(Vec<ChainRow>, Vec<ChainRow>)> {
     let row = |v: &BuildView| ChainRow {
         id: v.id.clone(),
         text: format!("{} {} #{}", v.product, v.belt, v.number),
         badge: badge(&v.status),
     };
-    let mut upstream = Vec::new();
-    let mut at = b.upstream_build_id.clone();
-    while let Some(id) = at.filter(|_| upstream.len() < MAX_CHAIN) {
-        let Some(up) = services.store.build(&id).await? else {
-            break;
-        };
-        upstream.push(row(&up));
-        at = up.upstream_build_id;
-    }
+    // Two statements; the downstream builds are then walked as before, depth first.
+    let chain = services
+        .store
+        .build_chain(&b.id, MAX_CHAIN as u32, MAX_DOWNSTREAM)
+        .await?;
+    let mut upstream: Vec<ChainRow> = chain.upstream.iter().take(MAX_CHAIN).map(row).collect();
     upstream.reverse();
+    let mut children: HashMap<&str, Vec<&BuildView>> = HashMap::new();
+    for v in &chain.downstream {
+        if let Some(parent) = v.upstream_build_id.as_deref() {
+            children.entry(parent).or_default().push(v);
+        }
+    }
     let mut downstream = Vec::new();
-    let mut frontier = vec![b.id.clone()];
+    let mut frontier = vec![b.id.as_str()];
     while let Some(id) = frontier.pop() {
-        for child in services.store.downstream_builds(&id).await? {
+        for child in children.get(id).into_iter().flatten() {
             if downstream.len() >= MAX_CHAIN {
                 break;
             }
-            if let Some(v) = services.store.build(&child).await? {
-                downstream.push(row(&v));
-                frontier.push(child);
-            }
+            downstream.push(row(child));
+            frontier.push(child.id.as_str());
         }
     }
     Ok((upstream, downstream))
