@@ -64,7 +64,7 @@ impl Embedded {
             reason: e.to_string(),
         })?;
         let url = format!("sqlite://{}", opts.data_dir.join("conveyor.db").display());
-        let store = store::open(&url)
+        let store = store::open_with(&url, None, pool_limits()?)
             .await
             .map_err(|source| StartupError::Database { url, source })?;
         if opts.job_user.is_some() {
@@ -232,4 +232,39 @@ pub fn fleets_of<'a>(
         }
     }
     fleets
+}
+
+/// SQLite's page cache per connection in the embedded mode unless told otherwise, in KiB:
+/// one user's dashboard and one build's jobs need less than a server's readers.
+pub const EMBEDDED_SQLITE_CACHE_KIB: u32 = 512;
+
+/// The embedded store's bounds: `CONVEYOR_DB_CONNECTIONS` (1–1000, default 8) and
+/// `CONVEYOR_SQLITE_CACHE_KIB` (64–1048576, default [`EMBEDDED_SQLITE_CACHE_KIB`]), as
+/// `serve` reads them.
+fn pool_limits() -> Result<store::PoolLimits, StartupError> {
+    let connections = env_number("CONVEYOR_DB_CONNECTIONS", 1, 1000)?;
+    let cache = env_number("CONVEYOR_SQLITE_CACHE_KIB", 64, 1 << 20)?;
+    Ok(store::PoolLimits {
+        connections,
+        sqlite_cache_kib: cache.unwrap_or(EMBEDDED_SQLITE_CACHE_KIB),
+    })
+}
+
+/// The environment's `name` as a number in `min..=max`; `None` when unset or empty.
+fn env_number(name: &'static str, min: u32, max: u32) -> Result<Option<u32>, StartupError> {
+    let Some(value) = std::env::var_os(name) else {
+        return Ok(None);
+    };
+    let value = value.to_string_lossy().trim().to_string();
+    if value.is_empty() {
+        return Ok(None);
+    }
+    match value.parse::<u32>() {
+        Ok(n) if (min..=max).contains(&n) => Ok(Some(n)),
+        _ => Err(StartupError::Setting {
+            name,
+            value,
+            problem: format!("give a whole number from {min} to {max}"),
+        }),
+    }
 }

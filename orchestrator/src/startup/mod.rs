@@ -46,6 +46,13 @@ pub enum StartupError {
     Runners(ServiceError),
     #[error("{0}")]
     SecretKey(crate::vault::VaultError),
+    /// An environment setting (named) that is not a number in its range.
+    #[error("{name}={value}: {problem}")]
+    Setting {
+        name: &'static str,
+        value: String,
+        problem: String,
+    },
     #[error("server failed: {0}")]
     Serve(std::io::Error),
     /// An admin or runner token anyone could guess, or no bearer header could carry.

@@ -285,3 +285,31 @@ fn an_unknown_belt_or_product_is_named_with_a_suggestion() {
         "{stderr}"
     );
 }
+
+#[test]
+fn the_embedded_store_takes_its_pool_limits_from_the_environment() {
+    let dir = common::temp_dir("pool-limits");
+    let yaml = "product: p\nbelts:\n  - name: b\n    jobs:\n      - name: one\n        commands: echo one\n";
+    let f = write(&dir, "p.yml", yaml);
+    let run = |connections: &str, cache: &str| {
+        Command::new(env!("CARGO_BIN_EXE_conveyor"))
+            .args(["run", "--belt", "b", &f])
+            .env("CONVEYOR_DB_CONNECTIONS", connections)
+            .env("CONVEYOR_SQLITE_CACHE_KIB", cache)
+            .output()
+            .expect("conveyor runs")
+    };
+    let small = run("2", "128");
+    let stderr = String::from_utf8_lossy(&small.stderr);
+    assert_eq!(small.status.code(), Some(0), "{stderr}");
+    let bad = run("2", "12");
+    let stderr = String::from_utf8_lossy(&bad.stderr);
+    assert_ne!(bad.status.code(), Some(0), "{stderr}");
+    assert!(
+        stderr.contains("CONVEYOR_SQLITE_CACHE_KIB=12: give a whole number from 64 to 1048576"),
+        "{stderr}"
+    );
+    let bad = run("none", "128");
+    let stderr = String::from_utf8_lossy(&bad.stderr);
+    assert!(stderr.contains("CONVEYOR_DB_CONNECTIONS=none"), "{stderr}");
+}
