@@ -228,4 +228,10 @@ pub struct Completion {
     pub outputs: BTreeMap<String, String>,
     /// Why the job could not run, when it never started (e.g. a checkout failed).
     pub error: Option<String>,
+    /// The job's last log lines, shipped with the completion instead of in a batch of
+    /// their own: the command lines of a job that ended quietly within the runner's hold.
+    /// Stored with the completion, once, as the attempt's last batch; absent from older
+    /// runners, and ignored by older orchestrators.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub log: Vec<LogLine>,
 }

@@ -66,8 +66,20 @@ pub trait Store: Catalog + History + Logs + Seeding + Send + Sync {
         now: i64,
     ) -> Result<bool>;
     /// Records a result under `owner`'s live lease and moves the build on; `None` if fenced
-    /// out.
-    async fn complete(&self, c: &Completion, owner: &str, now: i64) -> Result<Option<Effects>>;
+    /// out. The log lines it carries ([`Completion::log`]) are stored in the same
+    /// transaction, once, as the attempt's last batch, within `max_log_bytes` (as
+    /// [`Store::append_logs`] would), and only when the completion is accepted.
+    async fn complete_logged(
+        &self,
+        c: &Completion,
+        owner: &str,
+        max_log_bytes: u64,
+        now: i64,
+    ) -> Result<Option<Effects>>;
+    /// [`Store::complete_logged`] with no cap on the log lines it carries.
+    async fn complete(&self, c: &Completion, owner: &str, now: i64) -> Result<Option<Effects>> {
+        self.complete_logged(c, owner, u64::MAX, now).await
+    }
     /// A runner hands back a job run it stopped (it is shutting down): re-queued at once as
     /// a lost attempt, as the reaper would once the lease expired. `None` if fenced out.
     async fn release(

@@ -274,6 +274,7 @@ pub async fn complete(s: &Services, c: DriverCompletion, owner: &Owner) -> Resul
             BTreeMap::new()
         },
         error,
+        log: Vec::new(),
     };
     runs::complete(s, &completion, owner).await
 }

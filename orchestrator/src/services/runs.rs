@@ -3,7 +3,9 @@
 //! runner's token was seen. Each call comes from one runner (its [`Owner`], named by its own
 //! token); a call whose lease is gone, or is another runner's, is fenced out with a conflict.
 
-use conveyor_core::protocol::{ClaimRequest, Completion, JobSpec, Lease, LogBatch, Outcome};
+use conveyor_core::protocol::{
+    ClaimRequest, Completion, JobSpec, Lease, LogBatch, LogLine, Outcome,
+};
 
 use std::borrow::Cow;
 
@@ -41,6 +43,7 @@ pub async fn claim(s: &Services, req: &ClaimRequest, owner: &Owner) -> Result<Jo
             exit_code: None,
             outputs: Default::default(),
             error: Some(why.clone()),
+            log: Vec::new(),
         };
         complete(s, &failed, owner).await?;
         return Err(ServiceError::Conflict(why));
@@ -61,11 +64,7 @@ pub async fn heartbeat(s: &Services, lease: &Lease, owner: &Owner) -> Result<boo
 /// tells live views.
 pub async fn append_logs(s: &Services, mut batch: LogBatch, owner: &Owner) -> Result<()> {
     check_lease(&batch.lease)?;
-    for line in &mut batch.lines {
-        if let Cow::Owned(text) = input::storable(&line.text) {
-            line.text = text;
-        }
-    }
+    batch.lines = storable_lines(batch.lines);
     if !s
         .store
         .append_logs(&batch, &owner.name, s.max_log_bytes, now_ms())
@@ -77,6 +76,16 @@ pub async fn append_logs(s: &Services, mut batch: LogBatch, owner: &Owner) -> Re
         job_run_id: batch.lease.job_run_id,
     });
     Ok(())
+}
+
+/// Log lines as the store can keep them: a NUL in one as U+FFFD.
+fn storable_lines(mut lines: Vec<LogLine>) -> Vec<LogLine> {
+    for line in &mut lines {
+        if let Cow::Owned(text) = input::storable(&line.text) {
+            line.text = text;
+        }
+    }
+    lines
 }
 
 /// Records how a job run ended (a NUL in its outputs or error as U+FFFD), and what that
@@ -91,13 +100,19 @@ pub async fn complete(s: &Services, c: &Completion, owner: &Owner) -> Result<()>
             .map(|(k, v)| (storable(k), storable(v)))
             .collect(),
         error: c.error.as_ref().map(storable),
+        log: storable_lines(c.log.clone()),
         ..c.clone()
     };
     let effects = s
         .store
-        .complete(&c, &owner.name, now_ms())
+        .complete_logged(&c, &owner.name, s.max_log_bytes, now_ms())
         .await?
         .ok_or_else(fenced)?;
+    if !c.log.is_empty() {
+        let _ = s.events.send(Event::Logs {
+            job_run_id: c.lease.job_run_id.clone(),
+        });
+    }
     s.apply(effects).await;
     Ok(())
 }

@@ -209,6 +209,7 @@ impl App {
                 .map(|(k, v)| (k.to_string(), v.to_string()))
                 .collect(),
             error: None,
+            log: Vec::new(),
         };
         self.runner("/api/v1/runner/complete", &json!(c)).await.0
     }

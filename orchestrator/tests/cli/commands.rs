@@ -1,5 +1,6 @@
 //! Logs that read well, end to end (`conveyor run`: compiler, store, claim, runner): each
-//! command echoed as written, bash's messages and the failure told against the user's file.
+//! command echoed as written (a quick quiet job's too), bash's messages and the failure
+//! told against the user's file.
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
 use crate::common;
@@ -59,4 +60,20 @@ fn commands_are_echoed_as_written_and_a_failure_names_its_yaml_line() {
         "{stderr}"
     );
     assert!(!stderr.contains("run.sh"), "{stderr}");
+}
+
+#[test]
+fn a_quick_quiet_job_still_shows_its_commands() {
+    let dir = common::temp_dir("quiet-commands");
+    let yaml = "product: quiet\nbelts:\n  - name: b\n    jobs:\n      - name: t\n        commands: |\n          true\n";
+    let file = write(&dir, "quiet.yml", yaml);
+    let (code, builds, stderr) = run_json(&[&file], "b");
+    assert_eq!(code, 0, "{stderr}");
+    assert_eq!(job(&builds[0], "t")["status"], "succeeded", "{stderr}");
+    // Held back as the job ended quietly, the line came with its completion.
+    let commands: Vec<&str> = stderr
+        .lines()
+        .filter_map(|l| l.strip_prefix("[quiet/t] "))
+        .collect();
+    assert_eq!(commands, ["$ true"], "{stderr}");
 }

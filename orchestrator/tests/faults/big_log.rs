@@ -102,6 +102,7 @@ async fn seed(url: &str, lines: usize) -> (String, String) {
         exit_code: Some(0),
         outputs: BTreeMap::new(),
         error: None,
+        log: Vec::new(),
     };
     store.complete(&done, "seed", 5).await.unwrap().unwrap();
     (build, job)

@@ -99,6 +99,7 @@ async fn attempt(c: &Conveyor, build: &str, n: u32, lines: &[LogLine]) {
         exit_code: Some(2),
         outputs: BTreeMap::new(),
         error: None,
+        log: Vec::new(),
     };
     runs::complete(&c.state, &done, &owner).await.unwrap();
     c.until_job(build, "huge", "failed").await;

@@ -3,10 +3,11 @@
 //! ignored.
 //!
 //! Command lines (see [`super::commands`]) are held back while the job is young and has said
-//! nothing else: a job that succeeds within [`HOLD`] without a word ships no log at all — no
-//! log batch, as before command lines existed (one per job would cost a fan-out of tiny jobs
-//! an HTTP call and a transaction each; see `docs/decisions.md`). Any other line, or the end
-//! of the hold, sends them, in order and with their own times.
+//! nothing else: a job that succeeds within [`HOLD`] without a word ships no log batch — one
+//! per job would cost a fan-out of tiny jobs an HTTP call and a transaction each (see
+//! `docs/decisions.md`); its command lines travel with its completion instead
+//! ([`Log::take_held`]). Any other line, or the end of the hold, sends them, in order and
+//! with their own times.
 
 use std::collections::BTreeMap;
 use std::sync::{Arc, Mutex};
@@ -85,6 +86,14 @@ impl Log {
         for line in held.lines.drain(..) {
             let _ = self.tx.send(line);
         }
+    }
+
+    /// The lines still held when the job ends (for its completion); later lines go out as
+    /// they come.
+    pub(crate) fn take_held(&self) -> Vec<LogLine> {
+        let mut held = self.lock();
+        held.open = true;
+        std::mem::take(&mut held.lines)
     }
 
     fn system_line(

@@ -136,6 +136,9 @@ pub struct ExecResult {
     pub outputs: BTreeMap<String, String>,
     /// Why the job could not run, as a sentence.
     pub error: Option<String>,
+    /// Log lines still held back when the job ended (the command lines of a job that ended
+    /// quietly within the hold): they travel with the completion, not in a batch.
+    pub held: Vec<LogLine>,
 }
 
 impl ExecResult {
@@ -145,6 +148,7 @@ impl ExecResult {
             exit_code,
             outputs: BTreeMap::new(),
             error: None,
+            held: Vec::new(),
         }
     }
 
@@ -242,7 +246,10 @@ pub async fn execute_with(
     };
     let result = run_in(&ws, spec, cfg, client, &log, &mut cancel).await;
     ws.dispose().await;
-    result
+    ExecResult {
+        held: log.take_held(),
+        ..result
+    }
 }
 
 async fn run_in(

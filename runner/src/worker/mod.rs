@@ -203,6 +203,7 @@ impl Worker {
                     exit_code: result.exit_code,
                     outputs: result.outputs,
                     error: result.error,
+                    log: result.held,
                 };
                 lease::complete(&self.client, &completion, spec.lease_secs).await;
             }

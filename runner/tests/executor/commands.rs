@@ -256,16 +256,18 @@ async fn outputs_user_traps_and_xtrace_still_work() {
 }
 
 #[tokio::test]
-async fn a_quick_silent_success_ships_no_line_and_a_slow_one_shows_its_commands() {
+async fn a_quick_silent_success_hands_its_commands_to_the_completion_and_a_slow_one_ships_them() {
     let dir = TestDir::new("silent");
     let (result, lines) = run(&spec("true\n: quiet"), &dir.config()).await;
     assert_eq!(result.outcome, Outcome::Succeeded);
-    assert!(lines.is_empty(), "{lines:?}");
+    assert!(lines.is_empty(), "no batch: {lines:?}");
+    assert_eq!(command_texts(&result.held), ["$ true", "$ : quiet"]);
     // Still running after the hold: its command shows while it runs.
     let (result, lines) = run(&spec("sleep 1"), &dir.config()).await;
     assert_eq!(result.outcome, Outcome::Succeeded);
     let commands = command_texts(&lines);
     assert_eq!(commands, ["$ sleep 1"]);
+    assert!(result.held.is_empty(), "{:?}", result.held);
 }
 
 #[tokio::test]

@@ -2,10 +2,11 @@
 //! up to a cap of bytes per attempt; the first line past the cap is replaced by one marker
 //! line, and the rest of the attempt's log is dropped.
 
-use conveyor_core::protocol::{LogBatch, LogLine, Stream};
+use conveyor_core::protocol::{Completion, LogBatch, LogLine, Stream};
 
 use super::chunks::{self, NewChunk};
 use super::conn::{Arg, Conn, Sql, sql};
+use super::leases::lock_build_of;
 use super::log_reads;
 use crate::error::Result;
 
@@ -71,6 +72,33 @@ pub(crate) async fn append_logs<C: Conn>(
     )
     .await?;
     Ok(true)
+}
+
+/// The batch number of the lines a completion carries: above any batch shipped before it.
+const FINAL_SEQ: u64 = i64::MAX as u64;
+
+/// Stores the log lines a completion carries, as the attempt's last batch, under the build's
+/// lock (taken first, as the completion does); false when the lease is not live (the
+/// completion is fenced out, and a retried one stores nothing twice). Nothing to store, true.
+pub(crate) async fn append_final<C: Conn>(
+    conn: &mut C,
+    c: &Completion,
+    owner: &str,
+    max_bytes: u64,
+    now: i64,
+) -> Result<bool> {
+    if c.log.is_empty() {
+        return Ok(true);
+    }
+    if lock_build_of(conn, &c.lease.job_run_id).await?.is_none() {
+        return Ok(false);
+    }
+    let batch = LogBatch {
+        lease: c.lease.clone(),
+        seq: FINAL_SEQ,
+        lines: c.log.clone(),
+    };
+    append_logs(conn, &batch, owner, max_bytes, now).await
 }
 
 /// How many of `lines` fit after `stored` bytes within `max_bytes`, the bytes stored then,

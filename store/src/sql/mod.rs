@@ -151,10 +151,18 @@ impl<B: Backend> Store for SqlStore<B> {
         Ok(true)
     }
 
-    async fn complete(&self, c: &Completion, owner: &str, now: i64) -> Result<Option<Effects>> {
+    async fn complete_logged(
+        &self,
+        c: &Completion,
+        owner: &str,
+        max_log_bytes: u64,
+        now: i64,
+    ) -> Result<Option<Effects>> {
         let mut tx = self.backend.begin().await?;
         let mut work = Work::default();
-        if !leases::complete(&mut *tx, c, owner, now, &mut work).await? {
+        if !logs::append_final(&mut *tx, c, owner, max_log_bytes, now).await?
+            || !leases::complete(&mut *tx, c, owner, now, &mut work).await?
+        {
             return Ok(None);
         }
         self.finish(tx, work, now).await.map(Some)

@@ -132,6 +132,7 @@ pub fn done(spec: &JobSpec, outcome: Outcome, outputs: &[(&str, &str)]) -> Compl
             .map(|(k, v)| (k.to_string(), v.to_string()))
             .collect::<BTreeMap<_, _>>(),
         error: None,
+        log: Vec::new(),
     }
 }
 

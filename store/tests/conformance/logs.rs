@@ -1,12 +1,12 @@
 //! A job's log in chunks: lines numbered across attempts, read back by range across chunk
 //! borders, a batch sent twice stored once, the cap's marker numbered like any line, a
 //! bounded search continued by its `next` cursor; and the migration that moves lines stored
-//! one row each into chunks.
+//! one row each into chunks; the lines a completion carries stored with it, once.
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
 use std::sync::Arc;
 
-use conveyor_core::protocol::{JobSpec, LogBatch, LogLine, Stream};
+use conveyor_core::protocol::{JobSpec, LogBatch, LogLine, Outcome, Stream};
 use conveyor_store::{LogSearch, SEARCH_SCAN_LINES, Store, truncation_marker};
 
 use crate::flow::*;
@@ -147,6 +147,39 @@ async fn needles(store: &Arc<dyn Store>, spec: &JobSpec, size: usize) {
         }
         append(store, &b, NO_CAP).await;
     }
+}
+
+pub async fn a_completions_lines_are_stored_with_it_once_and_not_when_fenced(
+    store: Arc<dyn Store>,
+) {
+    let (id, spec) = claimed(&store).await;
+    append(&store, &batch(&spec, 0, "a", 1..2), 12).await;
+    let mut c = done(&spec, Outcome::Succeeded, &[]);
+    c.log = vec![line("$ true".into()), line("$ : quiet".into())];
+    let fenced = store.complete_logged(&c, "thief", 12, 12).await.unwrap();
+    assert!(fenced.is_none());
+    assert_eq!(
+        store.log_total(&id).await.unwrap(),
+        1,
+        "fenced: nothing stored"
+    );
+    let done_once = store.complete_logged(&c, RUNNER, 12, 13).await.unwrap();
+    assert!(done_once.is_some());
+    let again = store.complete_logged(&c, RUNNER, 12, 14).await.unwrap();
+    assert!(again.is_none(), "a retried completion is fenced");
+    let rows = store.logs(&id, 0, 10).await.unwrap();
+    assert_eq!(
+        texts(&rows),
+        [
+            (1, "a 1".into()),
+            (2, "$ true".into()),
+            (3, truncation_marker(12))
+        ],
+        "after the shipped lines, once, within the attempt's cap"
+    );
+    let view = store.build(&spec.build_id).await.unwrap().unwrap();
+    let lint = view.jobs.iter().find(|j| j.id == id).unwrap();
+    assert_eq!(lint.status, "succeeded");
 }
 
 pub async fn a_search_reads_a_bounded_stretch_and_continues_from_its_next_line(
