@@ -62,14 +62,7 @@ pub fn product(yaml: &str) -> ProductRecord {
         .product
         .unwrap_or_else(|| panic!("invalid test product: {:?}", c.diagnostics));
     ProductRecord {
-        name: model.name.clone(),
-        yaml: yaml.to_string(),
-        model,
         repo: None,
-        branch: None,
-        webhook_secret: None,
-        source_path: None,
-        head_sha: None,
-        config_path: None,
+        ..ProductRecord::of(model, yaml.to_string())
     }
 }

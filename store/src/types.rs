@@ -29,6 +29,24 @@ pub struct ProductRecord {
     pub config_path: Option<String>,
 }
 
+impl ProductRecord {
+    /// A product registered from its compiled config alone: its repository as the config
+    /// names it, no branch, secret, local source or head yet, read from `.conveyor.yml`.
+    pub fn of(model: Product, yaml: String) -> ProductRecord {
+        ProductRecord {
+            name: model.name.clone(),
+            yaml,
+            repo: model.repo.clone(),
+            model,
+            branch: None,
+            webhook_secret: None,
+            source_path: None,
+            head_sha: None,
+            config_path: None,
+        }
+    }
+}
+
 /// What started a build.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(tag = "kind", rename_all = "snake_case")]

@@ -137,15 +137,8 @@ pub fn record(yaml: &str) -> Result<ProductRecord, String> {
         .product
         .ok_or("a benchmark product did not compile")?;
     Ok(ProductRecord {
-        name: model.name.clone(),
-        yaml: yaml.to_string(),
-        model,
         repo: None,
-        branch: None,
-        webhook_secret: None,
-        source_path: None,
-        head_sha: None,
-        config_path: None,
+        ..ProductRecord::of(model, yaml.to_string())
     })
 }
 

@@ -141,17 +141,7 @@ fn product(
             .collect();
         return Err(ServiceError::InvalidConfig(errors));
     };
-    Ok(ProductRecord {
-        name: model.name.clone(),
-        yaml,
-        repo: None,
-        model,
-        branch: None,
-        webhook_secret: None,
-        source_path: None,
-        head_sha: None,
-        config_path: None,
-    })
+    Ok(ProductRecord::of(model, yaml))
 }
 
 /// A pipeline, or not found.

@@ -145,15 +145,8 @@ pub async fn register_local(
     source: Option<String>,
 ) -> Result<()> {
     let record = ProductRecord {
-        name: model.name.clone(),
-        yaml,
-        repo: model.repo.clone(),
-        model,
-        branch: None,
-        webhook_secret: None,
         source_path: source,
-        head_sha: None,
-        config_path: None,
+        ..ProductRecord::of(model, yaml)
     };
     s.store.put_product(&record, now_ms()).await?;
     Ok(())
@@ -217,17 +210,7 @@ async fn compile_all(
     let records = models
         .into_iter()
         .zip(files)
-        .map(|((_, model), (_, yaml))| ProductRecord {
-            name: model.name.clone(),
-            yaml: yaml.clone(),
-            repo: model.repo.clone(),
-            model,
-            branch: None,
-            webhook_secret: None,
-            source_path: None,
-            head_sha: None,
-            config_path: None,
-        })
+        .map(|((_, model), (_, yaml))| ProductRecord::of(model, yaml.clone()))
         .collect();
     Ok((records, messages.iter().map(ToString::to_string).collect()))
 }

@@ -93,16 +93,14 @@ fn storable_lines(mut lines: Vec<LogLine>) -> Vec<LogLine> {
 pub async fn complete(s: &Services, c: &Completion, owner: &Owner) -> Result<()> {
     check_lease(&c.lease)?;
     let storable = |t: &String| input::storable(t).into_owned();
-    let c = Completion {
-        outputs: c
-            .outputs
-            .iter()
-            .map(|(k, v)| (storable(k), storable(v)))
-            .collect(),
-        error: c.error.as_ref().map(storable),
-        log: storable_lines(c.log.clone()),
-        ..c.clone()
-    };
+    let mut c = c.clone();
+    c.outputs = c
+        .outputs
+        .iter()
+        .map(|(k, v)| (storable(k), storable(v)))
+        .collect();
+    c.error = c.error.as_ref().map(storable);
+    c.log = storable_lines(std::mem::take(&mut c.log));
     let effects = s
         .store
         .complete_logged(&c, &owner.name, s.max_log_bytes, now_ms())
