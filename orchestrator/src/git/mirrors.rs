@@ -52,13 +52,23 @@ pub(super) fn git(
         .spawn()
         .map_err(|e| GitError::Unreachable(format!("cannot run git: {e}")))?;
     let (stdout, stderr) = (child.stdout.take(), child.stderr.take());
-    let out = std::thread::spawn(move || read_all(stdout));
+    let (closed, eof) = std::sync::mpsc::channel();
+    let out = std::thread::spawn(move || {
+        let text = read_all(stdout);
+        let _ = closed.send(());
+        text
+    });
     let err = std::thread::spawn(move || read_all(stderr));
     let deadline = Instant::now() + timeout;
+    // Woken when git closes its output, which it does as it exits: a webhook runs several
+    // git commands before its build exists, and polling on a coarse tick would add up.
+    let _ = eof.recv_timeout(timeout);
     let status = loop {
         match child.try_wait() {
             Ok(Some(status)) => break status,
-            Ok(None) if Instant::now() < deadline => std::thread::sleep(Duration::from_millis(5)),
+            Ok(None) if Instant::now() < deadline => {
+                std::thread::sleep(Duration::from_micros(200));
+            }
             Ok(None) | Err(_) => {
                 let _ = child.kill();
                 let _ = child.wait();

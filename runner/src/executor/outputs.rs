@@ -23,13 +23,27 @@ pub(crate) async fn collect(
     ws: &Workspace,
     stdout_tail: &[u8],
 ) -> Result<Collected, ExecError> {
-    let mut values = BTreeMap::new();
     let owner = ws.user.as_ref().map(|u| u.uid);
-    let declared = read_job_file(&ws.outputs_bin(), owner, "the declared outputs' file").await?;
+    let (bin, env) = (ws.outputs_bin(), ws.output_env());
+    // Both files in one trip off the runtime: each trip wakes a thread, which costs a quick
+    // job more than the reads.
+    let read = tokio::task::spawn_blocking(move || {
+        let declared = read_job_file(&bin, owner, "the declared outputs' file")?;
+        // The job may have deleted it; that only loses its own lines.
+        let env_file = read_job_file(&env, owner, "$CONVEYOR_OUTPUT")?;
+        Ok((declared, env_file))
+    })
+    .await
+    .unwrap_or_else(|e| {
+        Err(ExecError::Io {
+            what: "reading the job's outputs",
+            source: io::Error::other(e.to_string()),
+        })
+    });
+    let (declared, env_file) = read?;
+    let mut values = BTreeMap::new();
     let trap_replaced = declared.is_none() && !spec.outputs.is_empty();
     values.extend(nul_pairs(&declared.unwrap_or_default()));
-    // The job may have deleted it; that only loses its own lines.
-    let env_file = read_job_file(&ws.output_env(), owner, "$CONVEYOR_OUTPUT").await?;
     values.extend(env_lines(&env_file.unwrap_or_default()));
     values.insert(STDOUT.to_string(), stdout_value(stdout_tail));
     Ok(Collected {
@@ -42,18 +56,17 @@ pub(crate) async fn collect(
 /// path, and the runner reads with its own rights: a symbolic link to
 /// `/proc/<runner>/environ` would hand the job the runner's credentials as outputs, a fifo
 /// would hang the runner. So only a plain file (of the job user, when there is one) is read.
-async fn read_job_file(
+fn read_job_file(
     path: &std::path::Path,
     owner: Option<u32>,
     what: &'static str,
 ) -> Result<Option<Vec<u8>>, ExecError> {
-    use std::os::unix::fs::MetadataExt as _;
-    use tokio::io::AsyncReadExt as _;
-    let opened = tokio::fs::OpenOptions::new()
+    use std::io::Read as _;
+    use std::os::unix::fs::{MetadataExt as _, OpenOptionsExt as _};
+    let opened = std::fs::OpenOptions::new()
         .read(true)
         .custom_flags(nix::libc::O_NOFOLLOW | nix::libc::O_NONBLOCK)
-        .open(path)
-        .await;
+        .open(path);
     let io = |source| ExecError::Io {
         what: "reading the job's outputs",
         source,
@@ -67,12 +80,12 @@ async fn read_job_file(
         }
         Err(e) => return Err(io(e)),
     };
-    let meta = file.metadata().await.map_err(io)?;
+    let meta = file.metadata().map_err(io)?;
     if !meta.is_file() || owner.is_some_and(|uid| meta.uid() != uid) {
         return Err(ExecError::OutputFile { what });
     }
     let mut bytes = Vec::new();
-    file.read_to_end(&mut bytes).await.map_err(io)?;
+    file.read_to_end(&mut bytes).map_err(io)?;
     Ok(Some(bytes))
 }
 

@@ -162,6 +162,7 @@ async fn a_job_environment_holds_its_variables_and_conveyors_and_nothing_of_the_
         "PATH",
         "PLAIN",
         "PWD",
+        "SHELL",
         "SHLVL",
         "TOKEN",
     ];

@@ -130,7 +130,7 @@ async fn pry(fake: &Fake, runner: &Runner, script: &str) -> Seen {
 }
 
 /// Asserts that nothing the job logged or output holds any of `secrets`, and that it saw
-/// exactly the variables `names` (with `LANG`, `PWD`, `SHLVL` and conveyor's own).
+/// exactly the variables `names` (with `LANG`, `PWD`, `SHELL`, `SHLVL` and conveyor's own).
 fn assert_kept_from(seen: &Seen, secrets: &[&str], names: &[&str]) {
     let outputs = seen.completions[0].outputs.values();
     for text in seen.log_lines.iter().chain(outputs) {
@@ -158,6 +158,7 @@ fn assert_kept_from(seen: &Seen, secrets: &[&str], names: &[&str]) {
         "LANG",
         "PATH",
         "PWD",
+        "SHELL",
         "SHLVL",
     ];
     expected.extend_from_slice(names);

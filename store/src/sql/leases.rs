@@ -37,9 +37,12 @@ pub(crate) async fn complete<C: Conn>(
     now: i64,
     work: &mut Work,
 ) -> Result<bool> {
-    let Some(build_id) = lock_build_of(conn, &c.lease.job_run_id).await? else {
+    // Where rows are locked, the build's lock first (see `Conn::LOCK_BUILD`); on SQLite the
+    // write transaction is the lock, and the build is read off the fenced `UPDATE` below.
+    let row_locks = !C::FOR_UPDATE.is_empty();
+    if row_locks && lock_build_of(conn, &c.lease.job_run_id).await?.is_none() {
         return Ok(false);
-    };
+    }
     let failed = matches!(c.outcome, Outcome::Failed | Outcome::TimedOut);
     if failed && let Some((fleet, started)) = retry(conn, c, owner, now).await? {
         work.effects.durations_ms.push(now - started.unwrap_or(now));
@@ -66,7 +69,7 @@ pub(crate) async fn complete<C: Conn>(
         .then(|| to_json(&c.outputs))
         .transpose()?;
     let finished = finish(conn, c, owner, status, error, outputs, now).await?;
-    let Some((started,)) = finished else {
+    let Some((started, build_id)) = finished else {
         return Ok(false);
     };
     work.effects.durations_ms.push(now - started.unwrap_or(now));
@@ -75,7 +78,8 @@ pub(crate) async fn complete<C: Conn>(
     Ok(true)
 }
 
-/// The fenced `UPDATE` that ends the attempt: when it started, or `None` if fenced out.
+/// The fenced `UPDATE` that ends the attempt: when it started and its build, or `None` if
+/// fenced out.
 async fn finish<C: Conn>(
     conn: &mut C,
     c: &Completion,
@@ -84,13 +88,13 @@ async fn finish<C: Conn>(
     error: Option<String>,
     outputs: Option<String>,
     now: i64,
-) -> Result<Option<(Option<i64>,)>> {
+) -> Result<Option<(Option<i64>, String)>> {
     conn.opt(
         sql(
             "UPDATE job_runs SET status = $6, exit_code = $7, outputs = $8, error = $9, \
              finished_at = $5, lease_token = NULL, lease_expires_at = NULL \
              WHERE id = $1 AND attempt = $2 AND lease_token = $3 AND lease_owner = $4 \
-             AND status = 'running' RETURNING started_at",
+             AND status = 'running' RETURNING started_at, build_id",
         )
         .bind(&c.lease.job_run_id)
         .bind(c.lease.attempt)

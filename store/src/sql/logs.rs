@@ -6,7 +6,6 @@ use conveyor_core::protocol::{Completion, LogBatch, LogLine, Stream};
 
 use super::chunks::{self, NewChunk};
 use super::conn::{Arg, Conn, Sql, sql};
-use super::leases::lock_build_of;
 use super::log_reads;
 use crate::error::Result;
 
@@ -46,12 +45,24 @@ pub(crate) async fn append_logs<C: Conn>(
         return Ok(false);
     }
     // The size's row lock first: a batch arriving at once waits, then sees this one.
-    let Some((bytes, false)) = size(conn, batch).await? else {
-        return Ok(true);
-    };
-    if stored(conn, batch).await? {
+    let (bytes, truncated) = size(conn, batch).await?;
+    if truncated || stored(conn, batch).await? {
         return Ok(true);
     }
+    put(conn, batch, bytes, max_bytes, now).await?;
+    Ok(true)
+}
+
+/// Stores the batch's lines after the job run's last, as far as the attempt's log stays
+/// within `max_bytes`, `bytes` being its size so far (its row locked by [`size`]).
+async fn put<C: Conn>(
+    conn: &mut C,
+    batch: &LogBatch,
+    bytes: i64,
+    max_bytes: u64,
+    now: i64,
+) -> Result<()> {
+    let lease = &batch.lease;
     let (kept, total, truncated) = within(&batch.lines, bytes.max(0) as u64, max_bytes);
     let marker = truncated.then(|| LogLine {
         stream: Stream::System,
@@ -71,34 +82,35 @@ pub(crate) async fn append_logs<C: Conn>(
         .bind(truncated),
     )
     .await?;
-    Ok(true)
+    Ok(())
 }
 
 /// The batch number of the lines a completion carries: above any batch shipped before it.
 const FINAL_SEQ: u64 = i64::MAX as u64;
 
-/// Stores the log lines a completion carries, as the attempt's last batch, under the build's
-/// lock (taken first, as the completion does); false when the lease is not live (the
-/// completion is fenced out, and a retried one stores nothing twice). Nothing to store, true.
+/// Stores the log lines a completion carries, as the attempt's last batch. Called only
+/// after the completion's fenced `UPDATE` succeeded in the same transaction (which holds the
+/// build's lock): the lease was live, and no completion of this attempt was stored before,
+/// so neither is checked again.
 pub(crate) async fn append_final<C: Conn>(
     conn: &mut C,
     c: &Completion,
-    owner: &str,
     max_bytes: u64,
     now: i64,
-) -> Result<bool> {
+) -> Result<()> {
     if c.log.is_empty() {
-        return Ok(true);
-    }
-    if lock_build_of(conn, &c.lease.job_run_id).await?.is_none() {
-        return Ok(false);
+        return Ok(());
     }
     let batch = LogBatch {
         lease: c.lease.clone(),
         seq: FINAL_SEQ,
         lines: c.log.clone(),
     };
-    append_logs(conn, &batch, owner, max_bytes, now).await
+    let (bytes, truncated) = size(conn, &batch).await?;
+    if truncated {
+        return Ok(());
+    }
+    put(conn, &batch, bytes, max_bytes, now).await
 }
 
 /// How many of `lines` fit after `stored` bytes within `max_bytes`, the bytes stored then,
@@ -115,23 +127,15 @@ fn within(lines: &[LogLine], stored: u64, max_bytes: u64) -> (usize, u64, bool) 
     (lines.len(), total, false)
 }
 
-/// The attempt's log size so far and whether it was truncated, its row locked until the
-/// transaction ends (so two batches at once count each other).
-async fn size<C: Conn>(conn: &mut C, batch: &LogBatch) -> Result<Option<(i64, bool)>> {
+/// The attempt's log size so far and whether it was truncated, its row made if missing and
+/// locked until the transaction ends (so two batches at once count each other).
+async fn size<C: Conn>(conn: &mut C, batch: &LogBatch) -> Result<(i64, bool)> {
     let lease = &batch.lease;
-    conn.exec(
+    conn.one(
         sql(
             "INSERT INTO log_sizes (job_run_id, attempt, bytes, truncated) \
-             VALUES ($1, $2, 0, FALSE) ON CONFLICT DO NOTHING",
-        )
-        .bind(&lease.job_run_id)
-        .bind(lease.attempt),
-    )
-    .await?;
-    conn.opt(
-        sql(
-            "UPDATE log_sizes SET bytes = bytes WHERE job_run_id = $1 AND attempt = $2 \
-             RETURNING bytes, truncated",
+             VALUES ($1, $2, 0, FALSE) ON CONFLICT (job_run_id, attempt) \
+             DO UPDATE SET bytes = log_sizes.bytes RETURNING bytes, truncated",
         )
         .bind(&lease.job_run_id)
         .bind(lease.attempt),

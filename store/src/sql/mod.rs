@@ -160,11 +160,10 @@ impl<B: Backend> Store for SqlStore<B> {
     ) -> Result<Option<Effects>> {
         let mut tx = self.backend.begin().await?;
         let mut work = Work::default();
-        if !logs::append_final(&mut *tx, c, owner, max_log_bytes, now).await?
-            || !leases::complete(&mut *tx, c, owner, now, &mut work).await?
-        {
+        if !leases::complete(&mut *tx, c, owner, now, &mut work).await? {
             return Ok(None);
         }
+        logs::append_final(&mut *tx, c, max_log_bytes, now).await?;
         self.finish(tx, work, now).await.map(Some)
     }
 
