@@ -10,6 +10,9 @@ use crate::history::BuildChain;
 const COLUMNS: &str = "b.id, b.product, b.belt, b.number, b.status, b.trigger, \
      b.upstream_build_id, b.git_ref, b.sha, b.error, b.created_at, b.finished_at, \
      b.forge_status, b.resource, b.event, b.context";
+/// The same columns, read from a walk's rows.
+const WALKED: &str = "id, product, belt, number, status, trigger, upstream_build_id, git_ref, \
+     sha, error, created_at, finished_at, forge_status, resource, event, context";
 
 pub(crate) async fn build_chain<C: Conn>(
     conn: &mut C,
@@ -17,26 +20,29 @@ pub(crate) async fn build_chain<C: Conn>(
     depth: u32,
     limit: u32,
 ) -> Result<BuildChain> {
-    // Stops at `depth`, or where a build was deleted (retention): its row is not joined.
+    // Each step carries the build's row, so the result is read from the walk alone: joined
+    // back to `builds` at the end, the newer planner of the bundled SQLite ordered the join
+    // by `builds`' own index and read every build (8 ms at 100,000 builds, for none found).
+    // Stops at `depth`, or where a build was deleted (retention): its row is not found.
     let up = format!(
-        "WITH RECURSIVE up (id, depth) AS ( \
-         SELECT upstream_build_id, 1 FROM builds WHERE id = $1 AND upstream_build_id IS NOT NULL \
+        "WITH RECURSIVE up AS ( \
+         SELECT {COLUMNS}, 1 AS depth FROM builds b \
+         WHERE b.id = (SELECT upstream_build_id FROM builds WHERE id = $1) \
          UNION ALL \
-         SELECT b.upstream_build_id, u.depth + 1 FROM builds b JOIN up u ON b.id = u.id \
-         WHERE b.upstream_build_id IS NOT NULL AND u.depth < $2) \
-         SELECT {COLUMNS} FROM up u JOIN builds b ON b.id = u.id ORDER BY u.depth"
+         SELECT {COLUMNS}, u.depth + 1 FROM builds b JOIN up u ON b.id = u.upstream_build_id \
+         WHERE u.depth < $2) \
+         SELECT {WALKED} FROM up ORDER BY depth"
     );
     let upstream: Vec<BuildRow> = conn
         .all(Sql::owned(up).bind(id).bind(i64::from(depth)))
         .await?;
     let down = format!(
-        "WITH RECURSIVE down (id, depth) AS ( \
-         SELECT id, 1 FROM builds WHERE upstream_build_id = $1 \
+        "WITH RECURSIVE down AS ( \
+         SELECT {COLUMNS}, 1 AS depth FROM builds b WHERE b.upstream_build_id = $1 \
          UNION ALL \
-         SELECT b.id, d.depth + 1 FROM builds b JOIN down d ON b.upstream_build_id = d.id \
+         SELECT {COLUMNS}, d.depth + 1 FROM builds b JOIN down d ON b.upstream_build_id = d.id \
          WHERE d.depth < $2) \
-         SELECT {COLUMNS} FROM down d JOIN builds b ON b.id = d.id \
-         ORDER BY d.depth, b.id LIMIT $3"
+         SELECT {WALKED} FROM down ORDER BY depth, id LIMIT $3"
     );
     let downstream: Vec<BuildRow> = conn
         .all(
