@@ -2,7 +2,7 @@
 //! before reading `.conveyor.yml` at a commit. Uses the real `git`, each command with a
 //! deadline, and never hands git a name it could read as an option.
 
-use std::io::Read;
+use std::io::{Read, Write};
 use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
@@ -33,12 +33,23 @@ pub enum GitError {
     Refused(String),
 }
 
-/// Runs git with a deadline; a command still running then is killed.
+/// Runs git with a deadline; a command still running then is killed. Its output, trimmed.
 pub(super) fn git(
     args: &[&str],
     dir: Option<&Path>,
     timeout: Duration,
 ) -> Result<String, GitError> {
+    let out = git_bytes(args, dir, timeout, None)?;
+    Ok(String::from_utf8_lossy(&out).trim().to_string())
+}
+
+/// Runs git with a deadline, `input` on its standard input; its output as it is.
+pub(super) fn git_bytes(
+    args: &[&str],
+    dir: Option<&Path>,
+    timeout: Duration,
+    input: Option<Vec<u8>>,
+) -> Result<Vec<u8>, GitError> {
     let mut cmd = Command::new("git");
     if let Some(d) = dir {
         cmd.arg("--git-dir").arg(d);
@@ -46,57 +57,76 @@ pub(super) fn git(
     let mut child = cmd
         .args(args)
         .env("GIT_TERMINAL_PROMPT", "0")
-        .stdin(Stdio::null())
+        .stdin(if input.is_some() {
+            Stdio::piped()
+        } else {
+            Stdio::null()
+        })
         .stdout(Stdio::piped())
         .stderr(Stdio::piped())
         .spawn()
         .map_err(|e| GitError::Unreachable(format!("cannot run git: {e}")))?;
+    if let (Some(mut stdin), Some(input)) = (child.stdin.take(), input) {
+        // Its own thread: git may answer before it has read everything.
+        std::thread::spawn(move || {
+            let _ = stdin.write_all(&input);
+        });
+    }
     let (stdout, stderr) = (child.stdout.take(), child.stderr.take());
     let (closed, eof) = std::sync::mpsc::channel();
     let out = std::thread::spawn(move || {
-        let text = read_all(stdout);
+        let bytes = read_all(stdout);
         let _ = closed.send(());
-        text
+        bytes
     });
     let err = std::thread::spawn(move || read_all(stderr));
     let deadline = Instant::now() + timeout;
     // Woken when git closes its output, which it does as it exits: a webhook runs several
     // git commands before its build exists, and polling on a coarse tick would add up.
     let _ = eof.recv_timeout(timeout);
-    let status = loop {
-        match child.try_wait() {
-            Ok(Some(status)) => break status,
-            Ok(None) if Instant::now() < deadline => {
-                std::thread::sleep(Duration::from_micros(200));
-            }
-            Ok(None) | Err(_) => {
-                let _ = child.kill();
-                let _ = child.wait();
-                return Err(GitError::Unreachable(format!(
-                    "git {} took longer than {} s",
-                    args.first().unwrap_or(&""),
-                    timeout.as_secs()
-                )));
-            }
-        }
-    };
+    let status = reap(&mut child, deadline).ok_or_else(|| {
+        GitError::Unreachable(format!(
+            "git {} took longer than {} s",
+            args.first().unwrap_or(&""),
+            timeout.as_secs()
+        ))
+    })?;
     let stdout = out.join().unwrap_or_default();
     let stderr = err.join().unwrap_or_default();
     if status.success() {
-        return Ok(stdout.trim().to_string());
+        return Ok(stdout);
     }
+    let stderr = String::from_utf8_lossy(&stderr);
     let first = stderr.lines().find(|l| !l.trim().is_empty());
     Err(GitError::Refused(
         first.unwrap_or("git failed").trim().to_string(),
     ))
 }
 
-fn read_all(pipe: Option<impl Read>) -> String {
-    let mut text = String::new();
-    if let Some(mut p) = pipe {
-        let _ = p.read_to_string(&mut text);
+/// The exit status of `child`, which has closed its output; `None` (and killed) if it is
+/// still running at `deadline`.
+fn reap(child: &mut std::process::Child, deadline: Instant) -> Option<std::process::ExitStatus> {
+    loop {
+        match child.try_wait() {
+            Ok(Some(status)) => return Some(status),
+            Ok(None) if Instant::now() < deadline => {
+                std::thread::sleep(Duration::from_micros(200));
+            }
+            Ok(None) | Err(_) => {
+                let _ = child.kill();
+                let _ = child.wait();
+                return None;
+            }
+        }
     }
-    text
+}
+
+fn read_all(pipe: Option<impl Read>) -> Vec<u8> {
+    let mut bytes = Vec::new();
+    if let Some(mut p) = pipe {
+        let _ = p.read_to_end(&mut bytes);
+    }
+    bytes
 }
 
 impl Repos {
@@ -184,15 +214,7 @@ impl Repos {
     /// commit the mirror does not have is [`GitError::Unreachable`] (the forge may not have
     /// it fetchable yet); a commit without the file is [`GitError::Refused`].
     pub fn config_at(&self, mirror: &Path, sha: &str, path: &str) -> Result<String, GitError> {
-        self.has_commit(mirror, sha)?;
-        let file = format!("{sha}:{path}");
-        git(
-            &["show", "--end-of-options", &file],
-            Some(mirror),
-            self.timeout,
-        )
-        .map(|s| s + "\n")
-        .map_err(|_| GitError::Refused(format!("there is no {path} at commit {sha}")))
+        self.read_at(mirror, sha, path).map(|(text, _)| text)
     }
 
     /// The product configs at a commit: `.conveyor.yml`, then `.conveyor/*.yml` and

@@ -157,8 +157,9 @@ fn config_at(
         .sync(url)
         .and_then(|mirror| {
             changed = repos.changed_paths(&mirror, diff);
-            commit = repos.describe(&mirror, sha);
-            repos.config_at(&mirror, sha, path)
+            let (text, described) = repos.read_at(&mirror, sha, path)?;
+            commit = described;
+            Ok(text)
         })
         .map_err(|e| match e {
             GitError::Unreachable(why) => Unreadable::Later(why),
