@@ -44,7 +44,7 @@ pub async fn start_with(s: &Services, new: &NewBuild, asked: Asked) -> Result<Bu
     context.variables = asked.variables;
     context.actor = asked.by;
     new.context = Some(context);
-    let started = create(s, &new).await?;
+    let started = insert(s, &new).await?;
     view(s, &started.id).await
 }
 
@@ -64,7 +64,11 @@ pub struct Started {
 /// fires (`conveyor run`).
 pub async fn create(s: &Services, new: &NewBuild) -> Result<Started> {
     check(new)?;
-    let new = &at_head(s, new).await?;
+    insert(s, &at_head(s, new).await?).await
+}
+
+/// Records a build already checked and resolved to its commit, and dispatches its jobs.
+async fn insert(s: &Services, new: &NewBuild) -> Result<Started> {
     let (id, effects) = s.store.create_build(new, now_ms()).await?;
     let started = Started {
         id,

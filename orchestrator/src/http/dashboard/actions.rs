@@ -1,49 +1,43 @@
 //! The dashboard's forms: start, re-run, retry or cancel a build, cancel, approve or decline a job
 //! run.
-//! Each needs a signed-in session and its CSRF token, calls the same use case as the JSON
-//! API, and sends the browser on to the page that shows the result.
+//! Each needs a signed-in session and its CSRF token (checked by [`Posted`] before the
+//! handler runs), calls the same use case as the JSON API, and sends the browser on to the
+//! page that shows the result.
 
 use std::sync::Arc;
 
-use axum::Form;
 use axum::extract::{Path, State};
 use axum::response::Redirect;
 
 use super::PageResult;
-use super::session::{Anyone, CsrfForm, check};
+use super::session::{Csrf, CsrfForm, Posted};
 use crate::http::error::AppError;
 use crate::services::{ServiceError, Services, builds};
 use crate::store::{BuildTrigger, NewBuild};
 
 pub async fn rerun(
     State(services): State<Arc<Services>>,
-    Anyone(viewer): Anyone,
     Path(id): Path<String>,
-    Form(form): Form<CsrfForm>,
+    Posted(_): Posted<CsrfForm>,
 ) -> PageResult<Redirect> {
-    check(&viewer, &form)?;
     let build = builds::rerun(&services, &id).await?;
     Ok(Redirect::to(&format!("/builds/{}", build.id)))
 }
 
 pub async fn retry(
     State(services): State<Arc<Services>>,
-    Anyone(viewer): Anyone,
     Path(id): Path<String>,
-    Form(form): Form<CsrfForm>,
+    Posted(_): Posted<CsrfForm>,
 ) -> PageResult<Redirect> {
-    check(&viewer, &form)?;
     builds::retry(&services, &id).await?;
     Ok(Redirect::to(&format!("/builds/{id}")))
 }
 
 pub async fn cancel_build(
     State(services): State<Arc<Services>>,
-    Anyone(viewer): Anyone,
     Path(id): Path<String>,
-    Form(form): Form<CsrfForm>,
+    Posted(_): Posted<CsrfForm>,
 ) -> PageResult<Redirect> {
-    check(&viewer, &form)?;
     builds::cancel(&services, &id).await.map_err(|e| match e {
         ServiceError::NotFound(_) => ServiceError::NotFound(format!("There is no build `{id}`.")),
         other => other,
@@ -53,24 +47,26 @@ pub async fn cancel_build(
 
 pub async fn cancel_job(
     State(services): State<Arc<Services>>,
-    Anyone(viewer): Anyone,
     Path(id): Path<String>,
-    Form(form): Form<CsrfForm>,
+    Posted(_): Posted<CsrfForm>,
 ) -> PageResult<Redirect> {
-    check(&viewer, &form)?;
     builds::cancel_job_run(&services, &id).await?;
     Ok(Redirect::to(&format!("/jobs/{id}")))
 }
 
 pub async fn approve(
     State(services): State<Arc<Services>>,
-    Anyone(viewer): Anyone,
     Path(id): Path<String>,
-    Form(form): Form<CsrfForm>,
+    Posted(_): Posted<CsrfForm>,
 ) -> PageResult<Redirect> {
-    check(&viewer, &form)?;
     let build = builds::approve_job_run(&services, &id, DASHBOARD).await?;
     Ok(Redirect::to(&format!("/builds/{}", build.id)))
+}
+
+impl Csrf for DeclineForm {
+    fn csrf(&self) -> &str {
+        &self.csrf
+    }
 }
 
 /// Who decided, for a decision made on the dashboard (its sign-in is the admin token's).
@@ -87,14 +83,9 @@ pub struct DeclineForm {
 
 pub async fn decline(
     State(services): State<Arc<Services>>,
-    Anyone(viewer): Anyone,
     Path(id): Path<String>,
-    Form(form): Form<DeclineForm>,
+    Posted(form): Posted<DeclineForm>,
 ) -> PageResult<Redirect> {
-    let csrf = CsrfForm {
-        csrf: form.csrf.clone(),
-    };
-    check(&viewer, &csrf)?;
     let build = builds::decline_job_run(&services, &id, DASHBOARD, &form.reason).await?;
     Ok(Redirect::to(&format!("/builds/{}", build.id)))
 }
@@ -109,6 +100,12 @@ pub struct StartForm {
     git_ref: String,
     #[serde(default)]
     variables: String,
+}
+
+impl Csrf for StartForm {
+    fn csrf(&self) -> &str {
+        &self.csrf
+    }
 }
 
 /// The form's variables: one `KEY=VALUE` a line, blank lines skipped; a line without `=`
@@ -132,11 +129,9 @@ fn variables(text: &str) -> Result<Vec<(String, String)>, AppError> {
 
 pub async fn start_build(
     State(services): State<Arc<Services>>,
-    Anyone(viewer): Anyone,
     Path((product, belt)): Path<(String, String)>,
-    Form(form): Form<StartForm>,
+    Posted(form): Posted<StartForm>,
 ) -> PageResult<Redirect> {
-    check(&viewer, &CsrfForm { csrf: form.csrf })?;
     let git_ref = Some(form.git_ref.trim().to_string()).filter(|r| !r.is_empty());
     let new = NewBuild {
         resource: None,

@@ -4,13 +4,12 @@
 
 use std::sync::Arc;
 
-use axum::Form;
 use axum::extract::{Path, State};
 use axum::response::Redirect;
 use serde::Deserialize;
 
 use super::PageResult;
-use super::session::{Anyone, CsrfForm, check};
+use super::session::{Csrf, CsrfForm, Posted};
 use crate::services::Services;
 use crate::services::secrets::{self, Scope};
 
@@ -36,13 +35,23 @@ pub struct PullRequestForm {
     allowed: Option<String>,
 }
 
+impl Csrf for SetForm {
+    fn csrf(&self) -> &str {
+        &self.csrf
+    }
+}
+
+impl Csrf for PullRequestForm {
+    fn csrf(&self) -> &str {
+        &self.csrf
+    }
+}
+
 pub async fn set(
     State(services): State<Arc<Services>>,
-    Anyone(viewer): Anyone,
     Path(product): Path<String>,
-    Form(form): Form<SetForm>,
+    Posted(form): Posted<SetForm>,
 ) -> PageResult<Redirect> {
-    check(&viewer, &CsrfForm { csrf: form.csrf })?;
     let scope = Scope::Product(product.clone());
     secrets::set(&services, &scope, form.name.trim(), &form.value).await?;
     Ok(Redirect::to(&format!("/products/{product}#secrets-h")))
@@ -50,22 +59,18 @@ pub async fn set(
 
 pub async fn remove(
     State(services): State<Arc<Services>>,
-    Anyone(viewer): Anyone,
     Path((product, name)): Path<(String, String)>,
-    Form(form): Form<CsrfForm>,
+    Posted(_): Posted<CsrfForm>,
 ) -> PageResult<Redirect> {
-    check(&viewer, &form)?;
     secrets::remove(&services, &Scope::Product(product.clone()), &name).await?;
     Ok(Redirect::to(&format!("/products/{product}#secrets-h")))
 }
 
 pub async fn pull_requests(
     State(services): State<Arc<Services>>,
-    Anyone(viewer): Anyone,
     Path(product): Path<String>,
-    Form(form): Form<PullRequestForm>,
+    Posted(form): Posted<PullRequestForm>,
 ) -> PageResult<Redirect> {
-    check(&viewer, &CsrfForm { csrf: form.csrf })?;
     let allowed = form.allowed.is_some();
     secrets::allow_pull_requests(&services, &product, allowed).await?;
     Ok(Redirect::to(&format!("/products/{product}#secrets-h")))

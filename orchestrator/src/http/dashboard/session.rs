@@ -4,7 +4,7 @@
 //! on POST.
 
 use axum::Form;
-use axum::extract::{FromRequestParts, Query, State};
+use axum::extract::{FromRequest, FromRequestParts, Query, Request, State};
 use axum::http::request::Parts;
 use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Redirect, Response};
@@ -73,14 +73,46 @@ pub struct CsrfForm {
     pub csrf: String,
 }
 
-/// Refuses an action unless the viewer is signed in and the form carries their token.
-pub fn check(viewer: &Viewer, form: &CsrfForm) -> PageResult<()> {
+/// A form that carries the CSRF token.
+pub trait Csrf {
+    fn csrf(&self) -> &str;
+}
+
+impl Csrf for CsrfForm {
+    fn csrf(&self) -> &str {
+        &self.csrf
+    }
+}
+
+/// A form posted by a signed-in viewer with their CSRF token: anything else is refused
+/// (403) before the handler runs, so no action can forget the check.
+pub struct Posted<T>(pub T);
+
+impl<T> FromRequest<SharedState> for Posted<T>
+where
+    T: serde::de::DeserializeOwned + Csrf + Send,
+{
+    type Rejection = Response;
+    async fn from_request(req: Request, state: &SharedState) -> Result<Self, Response> {
+        let (parts, body) = req.into_parts();
+        let viewer = viewer(&parts, state).await;
+        let req = Request::from_parts(parts, body);
+        let Form(form) = Form::<T>::from_request(req, state)
+            .await
+            .map_err(IntoResponse::into_response)?;
+        check(&viewer, form.csrf()).map_err(IntoResponse::into_response)?;
+        Ok(Posted(form))
+    }
+}
+
+/// Refuses an action unless the viewer is signed in and `csrf` is their token.
+fn check(viewer: &Viewer, csrf: &str) -> PageResult<()> {
     if !viewer.signed_in {
         return Err(PageError::Forbidden(
             "Sign in with the admin token to do this.".into(),
         ));
     }
-    if form.csrf.is_empty() || !same(&form.csrf, &viewer.csrf) {
+    if csrf.is_empty() || !same(csrf, &viewer.csrf) {
         return Err(PageError::Forbidden(
             "This form is stale or was not sent from this dashboard (its CSRF token is missing or wrong): reload the page and try again.".into(),
         ));
@@ -138,11 +170,9 @@ pub async fn sign_in(
 /// Ends the session on every orchestrator, not only in this browser.
 pub async fn sign_out(
     State(state): State<SharedState>,
-    Anyone(viewer): Anyone,
     headers: HeaderMap,
-    Form(form): Form<CsrfForm>,
+    Posted(_): Posted<CsrfForm>,
 ) -> PageResult<Response> {
-    check(&viewer, &form)?;
     let cleared = sessions::end(&state, &headers).await?;
     Ok(with_cookie(Redirect::to("/"), &cleared))
 }
