@@ -45,23 +45,27 @@ pub(crate) async fn append_logs<C: Conn>(
         return Ok(false);
     }
     // The size's row lock first: a batch arriving at once waits, then sees this one.
-    let (bytes, truncated) = size(conn, batch).await?;
-    if truncated || stored(conn, batch).await? {
+    let so_far = size(conn, batch).await?;
+    if stored(conn, batch).await? {
         return Ok(true);
     }
-    put(conn, batch, bytes, max_bytes, now).await?;
+    put(conn, batch, so_far, max_bytes, now).await?;
     Ok(true)
 }
 
 /// Stores the batch's lines after the job run's last, as far as the attempt's log stays
-/// within `max_bytes`, `bytes` being its size so far (its row locked by [`size`]).
+/// within `max_bytes`; `(bytes, truncated)` is its size so far (its row locked by
+/// [`size`]), and nothing more is stored once it was truncated.
 async fn put<C: Conn>(
     conn: &mut C,
     batch: &LogBatch,
-    bytes: i64,
+    (bytes, truncated): (i64, bool),
     max_bytes: u64,
     now: i64,
 ) -> Result<()> {
+    if truncated {
+        return Ok(());
+    }
     let lease = &batch.lease;
     let (kept, total, truncated) = within(&batch.lines, bytes.max(0) as u64, max_bytes);
     let marker = truncated.then(|| LogLine {
@@ -106,11 +110,8 @@ pub(crate) async fn append_final<C: Conn>(
         seq: FINAL_SEQ,
         lines: c.log.clone(),
     };
-    let (bytes, truncated) = size(conn, &batch).await?;
-    if truncated {
-        return Ok(());
-    }
-    put(conn, &batch, bytes, max_bytes, now).await
+    let so_far = size(conn, &batch).await?;
+    put(conn, &batch, so_far, max_bytes, now).await
 }
 
 /// How many of `lines` fit after `stored` bytes within `max_bytes`, the bytes stored then,
