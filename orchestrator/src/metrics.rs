@@ -1,5 +1,5 @@
-//! Prometheus metrics: histograms kept in process (dispatch latency, job duration) and
-//! gauges read from the database and the queue when scraped.
+//! Prometheus metrics: histograms kept in process (dispatch latency, job duration), and the
+//! text format's gauges (the values are read by `services::gauges`).
 
 use std::fmt::Write;
 use std::sync::atomic::{AtomicU64, Ordering};

@@ -94,6 +94,7 @@ impl Backend for PgBackend {
 impl Conn for PgConnection {
     const LOCK_BUILD: &'static str = "SELECT id FROM builds WHERE id = $1 FOR UPDATE";
     const FOR_UPDATE: &'static str = " FOR UPDATE";
+    const WRITING_CTE: bool = true;
 
     async fn exec(&mut self, q: Sql) -> Result<u64> {
         exec_on(self, q, PgQueryResult::rows_affected).await

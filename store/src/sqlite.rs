@@ -116,6 +116,7 @@ impl Conn for SqliteConnection {
     // A write transaction (`BEGIN IMMEDIATE`) already holds the database's one write lock.
     const LOCK_BUILD: &'static str = "SELECT id FROM builds WHERE id = $1";
     const FOR_UPDATE: &'static str = "";
+    const WRITING_CTE: bool = false;
 
     async fn exec(&mut self, q: Sql) -> Result<u64> {
         exec_on(self, q, SqliteQueryResult::rows_affected).await

@@ -9,6 +9,7 @@ pub mod catalog;
 pub mod drivers;
 mod effects;
 pub mod files;
+pub mod gauges;
 pub mod history;
 pub mod input;
 pub mod logs;
@@ -51,6 +52,8 @@ pub struct Services {
     pub retention: crate::store::Retention,
     pub events: broadcast::Sender<Event>,
     pub metrics: Metrics,
+    /// The gauges `/metrics` shows, as the upkeep last read them.
+    pub gauges: gauges::Kept,
     /// Mirrors of product repositories.
     pub repos: Repos,
     /// Commit statuses to forges, when a forge has a token.
@@ -79,6 +82,7 @@ impl Services {
             retention: Default::default(),
             events: broadcast::channel(EVENT_BUFFER).0,
             metrics: Metrics::default(),
+            gauges: Default::default(),
             repos: Repos::new(std::env::temp_dir().join(format!(
                 "conveyor-mirrors-{}",
                 uuid::Uuid::now_v7().simple()

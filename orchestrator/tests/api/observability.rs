@@ -72,6 +72,14 @@ async fn metrics_count_job_runs_by_state_and_fleet_and_show_queue_depth() {
         .await
         .unwrap();
     assert_eq!(r.status(), 201);
+    let r = http
+        .post(format!("{base}/api/v1/runners/register"))
+        .bearer_auth("runner")
+        .json(&json!({"name": "r1", "fleets": ["default"]}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 201);
     let res = http.get(format!("{base}/metrics")).send().await.unwrap();
     assert_eq!(res.status(), 200);
     assert_eq!(res.headers()["content-type"], "text/plain; version=0.0.4");
@@ -81,6 +89,7 @@ async fn metrics_count_job_runs_by_state_and_fleet_and_show_queue_depth() {
         "conveyor_job_runs{state=\"pending\",fleet=\"gpu\"} 1",
         "conveyor_queue_depth{fleet=\"default\"} 1",
         "conveyor_queue_depth{fleet=\"gpu\"} 0",
+        "conveyor_runners_online 1",
         "conveyor_runners_busy 0",
         "conveyor_dispatch_latency_seconds_count 0",
         "conveyor_job_duration_seconds_bucket{le=\"+Inf\"} 0",

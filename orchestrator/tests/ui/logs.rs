@@ -162,12 +162,7 @@ async fn a_100k_line_log_opens_at_its_tail_scrolls_jumps_and_searches_with_few_l
     let c = conveyor(&[FED]).await;
     let job = failed_job(&c, LINES, SECTION).await;
     let b = Browser::start().await;
-    b.goto(&format!("{}/jobs/{job}", c.url)).await;
-    b.wait_for(
-        "the viewer",
-        "return document.querySelector('#log.viewer') !== null;",
-    )
-    .await;
+    open_viewer(&b, &format!("{}/jobs/{job}", c.url)).await;
     let (_, _, last) = window(&b).await;
     assert_eq!(last, LINES, "the page opens at the tail");
     let at_bottom = b
@@ -298,12 +293,7 @@ async fn times_toggle(b: &Browser, page: &str) {
         t.len() == 12 && t.as_bytes()[2] == b':' && t.as_bytes()[8] == b'.',
         "{t:?}"
     );
-    b.goto(page).await;
-    b.wait_for(
-        "the viewer",
-        "return document.querySelector('#log.viewer') !== null;",
-    )
-    .await;
+    open_viewer(b, page).await;
     assert_eq!(times(b).await[0], json!(true), "the toggle is remembered");
     b.screenshot("desktop-log-times").await;
     b.click("#show-times").await;
@@ -323,6 +313,16 @@ async fn dark_and_phone(b: &Browser, page: &str) {
     until_shown(b, FAILURE, "selected").await;
     assert_eq!(b.exec(FITS, json!([])).await, json!(true));
     b.screenshot("phone-dark-log").await;
+}
+
+/// Opens the job page at `page` and waits for its log viewer.
+async fn open_viewer(b: &Browser, page: &str) {
+    b.goto(page).await;
+    b.wait_for(
+        "the viewer",
+        "return document.querySelector('#log.viewer') !== null;",
+    )
+    .await;
 }
 
 /// Without a browser: the viewer's ranges are the page's markup as JSON.
@@ -414,12 +414,7 @@ async fn following_a_running_jobs_tail_keeps_the_page_within_the_window() {
     c.until_job(&build, "talk", "running").await;
     let job = c.job(&build, "talk").await;
     let b = Browser::start().await;
-    b.goto(&format!("{}/jobs/{job}", c.url)).await;
-    b.wait_for(
-        "the viewer",
-        "return document.querySelector('#log.viewer') !== null;",
-    )
-    .await;
+    open_viewer(&b, &format!("{}/jobs/{job}", c.url)).await;
     b.exec("window.stayed = true;", json!([])).await;
     let enough = format!(
         "const a = document.querySelectorAll('#log .line[id]'); return window.stayed === true && a.length > 0 && Number(a[a.length - 1].id.slice(1)) > {} && a.length;",

@@ -84,15 +84,7 @@ async fn actions_need_a_session_and_its_csrf_token() {
         403,
         "a wrong CSRF token"
     );
-    let page = http
-        .get(format!("{}/builds/{build}", c.url))
-        .header("cookie", &cookie)
-        .send()
-        .await
-        .unwrap()
-        .text()
-        .await
-        .unwrap();
+    let page = c.page(&format!("/builds/{build}"), Some(&cookie)).await;
     let csrf = page
         .split("name=\"csrf\" value=\"")
         .nth(1)
@@ -133,14 +125,7 @@ belts:
         .build()
         .unwrap();
 
-    let page = http
-        .get(format!("{}/jobs/{talk}", c.url))
-        .send()
-        .await
-        .unwrap()
-        .text()
-        .await
-        .unwrap();
+    let page = c.page(&format!("/jobs/{talk}"), None).await;
     assert_eq!(
         page.matches("class=\"line\"").count(),
         500,
@@ -159,14 +144,7 @@ belts:
         .unwrap()
         .to_string();
     let older = older.replace("&amp;", "&");
-    let before = http
-        .get(format!("{}{older}", c.url))
-        .send()
-        .await
-        .unwrap()
-        .text()
-        .await
-        .unwrap();
+    let before = c.page(&older, None).await;
     assert!(
         before.contains(">700</span>")
             && before.contains(">201</span>")
@@ -289,14 +267,7 @@ async fn a_build_whose_config_has_errors_shows_them_and_no_graph() {
         .unwrap()
         .unwrap();
     let id = &ids[0];
-    let page = crate::common::http()
-        .get(format!("{}/builds/{id}", c.url))
-        .send()
-        .await
-        .unwrap()
-        .text()
-        .await
-        .unwrap();
+    let page = c.page(&format!("/builds/{id}"), None).await;
     assert!(page.contains("⚠</span> config error"), "{page}");
     assert!(
         page.contains(".conveyor.yml:3:5: error: &#60;unknown&#62; job `x`"),
@@ -428,14 +399,7 @@ async fn a_builds_commit_links_to_its_forge_when_the_product_is_a_repository_the
         .await
         .unwrap()
         .id;
-    let page = crate::common::http()
-        .get(format!("{}/builds/{id}", c.url))
-        .send()
-        .await
-        .unwrap()
-        .text()
-        .await
-        .unwrap();
+    let page = c.page(&format!("/builds/{id}"), None).await;
     let link = format!(
         "<a href=\"https://github.com/acme/quick/commit/{sha}\" id=\"commit-link\" title=\"{sha}\"><code>{}</code></a>",
         &sha[..12]

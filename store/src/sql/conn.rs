@@ -174,6 +174,9 @@ pub(crate) trait Conn: Send {
     /// What ends a `SELECT` that locks the rows it reads (`FOR UPDATE`; nothing where the
     /// write transaction already holds the only write lock).
     const FOR_UPDATE: &'static str;
+    /// Whether a `WITH` may hold an `UPDATE … RETURNING` (Postgres), so that one statement
+    /// can change rows and read what joins them.
+    const WRITING_CTE: bool;
 
     /// Runs a statement; how many rows it changed.
     fn exec(&mut self, q: Sql) -> impl Future<Output = Result<u64>> + Send;

@@ -246,8 +246,9 @@ async fn start_build<C: Conn>(
     let free: Vec<(String, String)> = conn
         .all(
             sql(
-                "SELECT id, spec FROM job_runs WHERE build_id = $1 AND status = 'pending' \
-                 AND pending_deps = 0 ORDER BY idx",
+                // By the build's index, not the status index (see `builds::unblock`).
+                "SELECT id, spec FROM job_runs WHERE build_id = $1 \
+                 AND (status = 'pending') IS TRUE AND pending_deps = 0 ORDER BY idx",
             )
             .bind(build_id),
         )

@@ -117,12 +117,7 @@ impl<B: Backend> Store for SqlStore<B> {
         lease_ms: i64,
         now: i64,
     ) -> Result<Option<Claim>> {
-        let mut tx = self.backend.begin().await?;
-        let claim = runs::claim(&mut *tx, req, owner, lease_ms, now).await?;
-        if claim.is_some() {
-            B::commit(tx).await?;
-        }
-        Ok(claim)
+        self.claim_run(req, owner, lease_ms, now).await
     }
 
     async fn heartbeat(

@@ -8,7 +8,7 @@ use conveyor_core::protocol::{ClaimRequest, JobSpec, Lease};
 use conveyor_core::rules::{self, JobContext};
 use sqlx::FromRow;
 
-use super::conn::{Conn, sql};
+use super::conn::{Conn, Sql, sql};
 use super::{files, from_json, secrets, token, values};
 use crate::error::Result;
 use crate::types::{Claim, Owner};
@@ -28,8 +28,10 @@ struct ClaimedBuild {
 }
 
 /// Takes a queued job run at this attempt for `owner`; `None` when it is not (a duplicate
-/// or stale message, or a job run of a fleet the runner does not serve).
-pub(crate) async fn claim<C: Conn>(
+/// or stale message, or a job run of a fleet the runner does not serve). Where the taking
+/// is one statement ([`Conn::WRITING_CTE`]) it needs no transaction: what is read after it
+/// (secrets, upstream outputs and artifacts) no longer changes.
+async fn claim<C: Conn>(
     conn: &mut C,
     req: &ClaimRequest,
     owner: &Owner,
@@ -37,27 +39,21 @@ pub(crate) async fn claim<C: Conn>(
     now: i64,
 ) -> Result<Option<Claim>> {
     let lease_token = token();
-    let Some((build_id, spec, queued_at)) =
-        take(conn, req, owner, &lease_token, lease_ms, now).await?
-    else {
+    let Some(taken) = take(conn, req, owner, &lease_token, lease_ms, now).await? else {
         return Ok(None);
     };
-    let job: Job = from_json(&spec)?;
-    let b: ClaimedBuild = conn
-        .one(
-            sql(
-                "SELECT b.product, b.belt, b.number, b.sha, b.git_ref, p.repo, p.source_path, \
-                 b.context, b.trigger \
-                 FROM builds b JOIN products p ON p.name = b.product WHERE b.id = $1",
-            )
-            .bind(&build_id),
-        )
-        .await?;
+    let (b, build_id) = (taken.build, taken.build_id);
+    let job: Job = from_json(&taken.spec)?;
     let (secrets, missing_secrets) =
         secrets::for_job(conn, &b.product, b.git_ref.as_deref(), &job).await?;
     let refs = values::resolve(conn, &build_id, &job.refs).await?;
     let context = values::context_from(b.context.as_deref(), &b.trigger, b.git_ref.as_deref())?;
-    let inputs = files::inputs_of(conn, &build_id, &req.job_run_id, &job).await?;
+    // Artifacts come only along edges (needs, inputs, references); a job without any has none.
+    let upstream = !(job.needs.is_empty() && job.inputs.is_empty() && job.refs.is_empty());
+    let inputs = match upstream {
+        true => files::inputs_of(conn, &build_id, &req.job_run_id, &job).await?,
+        false => Vec::new(),
+    };
     let lease = Lease {
         job_run_id: req.job_run_id.clone(),
         attempt: req.attempt,
@@ -67,16 +63,25 @@ pub(crate) async fn claim<C: Conn>(
     spec.input_artifacts = inputs;
     Ok(Some(Claim {
         spec,
-        waited_ms: now - queued_at.unwrap_or(now),
+        waited_ms: now - taken.queued_at.unwrap_or(now),
         secrets,
         missing_secrets,
     }))
 }
 
-/// The fenced `UPDATE` that takes the job run: its build, spec and when it was queued. A
-/// job run of a fleet `owner` does not serve is taken too, and `None` returned: the caller
-/// must then roll back, as `SqlStore::claim` does by dropping the transaction uncommitted
-/// (one statement instead of a read of the fleet and then the update).
+/// A job run just taken: its build, spec, when it was queued, and the build's row.
+#[derive(FromRow)]
+struct Taken {
+    build_id: String,
+    spec: String,
+    queued_at: Option<i64>,
+    #[sqlx(flatten)]
+    build: ClaimedBuild,
+}
+
+/// The fenced `UPDATE` that takes the job run if it is queued at this attempt on one of
+/// `owner`'s fleets, and the build it belongs to: one statement where the backend can
+/// ([`Conn::WRITING_CTE`]), else the update and then a read in the caller's transaction.
 async fn take<C: Conn>(
     conn: &mut C,
     req: &ClaimRequest,
@@ -84,26 +89,54 @@ async fn take<C: Conn>(
     lease_token: &str,
     lease_ms: i64,
     now: i64,
-) -> Result<Option<(String, String, Option<i64>)>> {
-    let taken: Option<(String, String, Option<i64>, String)> = conn
-        .opt(
-            sql(
-                "UPDATE job_runs SET status = 'running', lease_owner = $3, lease_token = $4, \
-                 lease_expires_at = $5, started_at = COALESCE(started_at, $6) \
-                 WHERE id = $1 AND attempt = $2 AND status = 'queued' \
-                 RETURNING build_id, spec, queued_at, fleet",
-            )
-            .bind(&req.job_run_id)
-            .bind(req.attempt)
-            .bind(&owner.name)
-            .bind(lease_token)
-            .bind(now + lease_ms)
-            .bind(now),
-        )
-        .await?;
-    Ok(taken
-        .filter(|(.., fleet)| owner.fleets.contains(fleet))
-        .map(|(build, spec, queued_at, _)| (build, spec, queued_at)))
+) -> Result<Option<Taken>> {
+    if owner.fleets.is_empty() {
+        return Ok(None);
+    }
+    let fleets: Vec<String> = (0..owner.fleets.len())
+        .map(|i| format!("${}", i + 7))
+        .collect();
+    let update = format!(
+        "UPDATE job_runs SET status = 'running', lease_owner = $3, lease_token = $4, \
+         lease_expires_at = $5, started_at = COALESCE(started_at, $6) \
+         WHERE id = $1 AND attempt = $2 AND status = 'queued' AND fleet IN ({}) \
+         RETURNING build_id, spec, queued_at",
+        fleets.join(", ")
+    );
+    let build = "b.product, b.belt, b.number, b.sha, b.git_ref, p.repo, p.source_path, \
+                 b.context, b.trigger FROM builds b JOIN products p ON p.name = b.product";
+    let q = match C::WRITING_CTE {
+        true => format!(
+            "WITH t AS ({update}) SELECT t.build_id, t.spec, t.queued_at, {build} \
+             JOIN t ON b.id = t.build_id"
+        ),
+        false => update,
+    };
+    let mut q = Sql::owned(q)
+        .bind(&req.job_run_id)
+        .bind(req.attempt)
+        .bind(&owner.name)
+        .bind(lease_token)
+        .bind(now + lease_ms)
+        .bind(now);
+    for fleet in &owner.fleets {
+        q = q.bind(fleet);
+    }
+    if C::WRITING_CTE {
+        return conn.opt(q).await;
+    }
+    let row: Option<(String, String, Option<i64>)> = conn.opt(q).await?;
+    let Some((build_id, spec, queued_at)) = row else {
+        return Ok(None);
+    };
+    let read = Sql::owned(format!("SELECT {build} WHERE b.id = $1")).bind(&build_id);
+    let build = conn.one(read).await?;
+    Ok(Some(Taken {
+        build_id,
+        spec,
+        queued_at,
+        build,
+    }))
 }
 
 /// What the runner gets: the script, and an environment of the job's `env`, the
@@ -208,4 +241,27 @@ pub(crate) async fn heartbeat<C: Conn>(
         )
         .await?;
     Ok(row.map(|(cancel,)| cancel))
+}
+
+impl<B: super::Backend> super::SqlStore<B> {
+    /// Takes a job run for `owner`: in one statement where it is one (committed on its
+    /// own), else in a write transaction committed only when the job run was taken.
+    pub(super) async fn claim_run(
+        &self,
+        req: &ClaimRequest,
+        owner: &Owner,
+        lease_ms: i64,
+        now: i64,
+    ) -> Result<Option<Claim>> {
+        if <B::Conn as Conn>::WRITING_CTE {
+            let mut conn = self.backend.conn().await?;
+            return claim(&mut *conn, req, owner, lease_ms, now).await;
+        }
+        let mut tx = self.backend.begin().await?;
+        let claim = claim(&mut *tx, req, owner, lease_ms, now).await?;
+        if claim.is_some() {
+            B::commit(tx).await?;
+        }
+        Ok(claim)
+    }
 }

@@ -34,77 +34,13 @@ pub async fn health(State(services): State<Arc<Services>>) -> (StatusCode, Json<
     )
 }
 
-/// Prometheus exposition: job runs in flight by state and fleet, queue depth per fleet, busy runners,
-/// dispatch latency and job duration.
+/// Prometheus exposition (see `services::gauges`).
 pub async fn metrics(
     State(services): State<Arc<Services>>,
 ) -> AppResult<([(axum::http::HeaderName, &'static str); 1], String)> {
-    use crate::metrics::gauge;
-    let (counts, busy) = services.store.run_counts().await?;
-    let mut out = String::new();
-    let rows: Vec<_> = counts
-        .iter()
-        .map(|c| {
-            (
-                vec![("state", c.status.clone()), ("fleet", c.fleet.clone())],
-                c.count,
-            )
-        })
-        .collect();
-    gauge(
-        &mut out,
-        "conveyor_job_runs",
-        "Job runs by state and fleet.",
-        &rows,
-    );
-    let fleets: Vec<&str> = counts.iter().map(|c| c.fleet.as_str()).collect();
-    gauge(
-        &mut out,
-        "conveyor_queue_depth",
-        "Messages waiting or in flight per fleet queue.",
-        &queue_depths(&services, fleets).await,
-    );
-    gauge(
-        &mut out,
-        "conveyor_runners_busy",
-        "Runners holding a running job run.",
-        &[(vec![], busy)],
-    );
-    services.metrics.dispatch.render(
-        &mut out,
-        "conveyor_dispatch_latency_seconds",
-        "From a job run becoming ready to its claim.",
-    );
-    services.metrics.duration.render(
-        &mut out,
-        "conveyor_job_duration_seconds",
-        "From claim to completion.",
-    );
-    Ok((
-        [(
-            axum::http::header::CONTENT_TYPE,
-            "text/plain; version=0.0.4",
-        )],
-        out,
-    ))
-}
-
-/// The depth of each fleet's queue that answers, `default` included.
-async fn queue_depths(
-    services: &Services,
-    mut fleets: Vec<&str>,
-) -> Vec<(Vec<(&'static str, String)>, u64)> {
-    fleets.push(conveyor_core::compile::DEFAULT_FLEET);
-    fleets.sort_unstable();
-    fleets.dedup();
-    let mut depth = Vec::new();
-    for f in fleets {
-        match services.queue.depth(f).await {
-            Ok(d) => depth.push((vec![("fleet", f.to_string())], d)),
-            Err(e) => tracing::warn!("queue depth of {f}: {e}"),
-        }
-    }
-    depth
+    let out = crate::services::gauges::exposition(&services).await?;
+    let text = "text/plain; version=0.0.4";
+    Ok(([(axum::http::header::CONTENT_TYPE, text)], out))
 }
 
 /// The API described (OpenAPI 3.1), kept beside the router; `tests/api/openapi.rs` checks that

@@ -52,6 +52,15 @@ pub async fn conveyor(products: &[&str]) -> Conveyor {
 }
 
 impl Conveyor {
+    /// The text of the page at `path`, fetched with `cookie` (a session) when given.
+    pub async fn page(&self, path: &str, cookie: Option<&str>) -> String {
+        let mut req = crate::common::http().get(format!("{}{path}", self.url));
+        if let Some(cookie) = cookie {
+            req = req.header("cookie", cookie);
+        }
+        req.send().await.unwrap().text().await.unwrap()
+    }
+
     /// Starts a build by hand; its id.
     pub async fn build(&self, product: &str, belt: &str) -> String {
         let new = conveyor::store::NewBuild {
