@@ -22,8 +22,13 @@ use crate::store::Owner;
 /// The `seq` of the batch holding a result's message: above any an SDK numbers its own.
 pub const RESULT_SEQ: u64 = 1 << 40;
 
-/// How long an instance may go unseen and still count as connected.
+/// How long a runner or driver instance may go unseen and still count as connected.
 pub const CONNECTED_MS: i64 = 60_000;
+
+/// Whether runner (or driver instance) `r` was heard from within [`CONNECTED_MS`] of `now`.
+pub fn heard_from(r: &crate::store::RunnerView, now: i64) -> bool {
+    now - r.last_seen_at < CONNECTED_MS
+}
 
 fn invalid(field: &str, message: String) -> ServiceError {
     ServiceError::InvalidField {
@@ -284,7 +289,7 @@ pub fn connected(runners: &[crate::store::RunnerView], driver: &str, now: i64) -
     let queue = wire::queue_of(driver);
     runners
         .iter()
-        .any(|r| r.fleets.contains(&queue) && now - r.last_seen_at < CONNECTED_MS)
+        .any(|r| r.fleets.contains(&queue) && heard_from(r, now))
 }
 
 /// What a queued job run of a driver no instance of which is connected says.

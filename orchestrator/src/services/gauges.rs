@@ -10,7 +10,7 @@
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
-use super::drivers::CONNECTED_MS;
+use super::drivers::heard_from;
 use super::{Result, Services};
 use crate::clock::now_ms;
 use crate::metrics::gauge;
@@ -53,7 +53,7 @@ pub async fn refresh(s: &Services) -> Result<Arc<Gauges>> {
         .runners()
         .await?
         .iter()
-        .filter(|r| now - r.last_seen_at < CONNECTED_MS)
+        .filter(|r| heard_from(r, now))
         .filter(|r| r.fleets.iter().any(|f| !f.starts_with("driver:")))
         .count() as u64;
     let mut fleets: Vec<&str> = counts.iter().map(|c| c.fleet.as_str()).collect();

@@ -1,8 +1,8 @@
 //! Why a queued job run is not being taken, when nothing could take it: no runner of its
-//! fleet, or no instance of its driver, has been heard from within [`CONNECTED_MS`]. The
+//! fleet, or no instance of its driver, has been heard from within [`CONNECTED_MS`](super::drivers::CONNECTED_MS). The
 //! API, the dashboard and `conveyor run` show it as the job run's `waiting`.
 
-use super::drivers::{CONNECTED_MS, connected, not_connected};
+use super::drivers::{connected, heard_from, not_connected};
 use super::{Result, Services};
 use crate::clock::now_ms;
 use crate::store::{BuildView, JobRunView, RunnerView};
@@ -33,9 +33,9 @@ pub async fn note_waiting(s: &Services, builds: &mut [BuildView]) -> Result<()> 
     Ok(())
 }
 
-/// Whether a runner of `fleet` was heard from within [`CONNECTED_MS`] of `now`.
+/// Whether a runner of `fleet` was heard from within [`CONNECTED_MS`](super::drivers::CONNECTED_MS) of `now`.
 fn serves(runners: &[RunnerView], fleet: &str, now: i64) -> bool {
     runners
         .iter()
-        .any(|r| r.fleets.iter().any(|f| f == fleet) && now - r.last_seen_at < CONNECTED_MS)
+        .any(|r| r.fleets.iter().any(|f| f == fleet) && heard_from(r, now))
 }

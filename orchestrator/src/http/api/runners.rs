@@ -12,10 +12,8 @@ use serde_json::{Value, json};
 use crate::clock::now_ms;
 use crate::http::auth::{ApiReader, Registration, RunnerAuth};
 use crate::http::error::AppResult;
+use crate::services::drivers::heard_from;
 use crate::services::{Services, runs};
-
-/// A runner unseen for longer than this is shown offline.
-pub const ONLINE_MS: i64 = 60_000;
 
 #[derive(Deserialize)]
 pub struct Register {
@@ -50,7 +48,7 @@ pub async fn list(State(services): State<Arc<Services>>, _: ApiReader) -> AppRes
         .await?
         .into_iter()
         .map(|r| {
-            let online = now - r.last_seen_at < ONLINE_MS;
+            let online = heard_from(&r, now);
             json!({ "id": r.id, "name": r.name, "fleets": r.fleets, "last_seen_at": r.last_seen_at, "online": online })
         })
         .collect();

@@ -13,10 +13,8 @@ use super::view::{Chrome, took, when};
 use crate::clock::now_ms;
 use crate::http::error::AppResult;
 use crate::services::Services;
+use crate::services::drivers::heard_from;
 use crate::store::BuildFilter;
-
-/// A runner not heard from for this long is shown as offline.
-const ONLINE_MS: i64 = 60_000;
 
 pub struct FleetRow {
     pub name: String,
@@ -64,10 +62,10 @@ pub async fn page(
         .await?
         .into_iter()
         .map(|r| RunnerRow {
+            online: heard_from(&r, now),
             name: r.name,
             fleets: r.fleets.join(", "),
             last_seen: when(r.last_seen_at),
-            online: now - r.last_seen_at < ONLINE_MS,
         })
         .collect();
     let filter = BuildFilter {
@@ -129,7 +127,7 @@ pub async fn fleet_rows(services: &Services) -> AppResult<Vec<FleetRow>> {
             depth,
             online: runners
                 .iter()
-                .filter(|r| r.fleets.contains(&name) && now - r.last_seen_at < ONLINE_MS)
+                .filter(|r| r.fleets.contains(&name) && heard_from(r, now))
                 .count(),
             name,
         });
