@@ -18,6 +18,9 @@ pub(super) struct Plan {
     pub heads: Vec<ProductRecord>,
     pub builds: Vec<(String, PlannedBuild)>,
     pub errors: Vec<ConfigError>,
+    /// Repositories fetched for this delivery: the products of one repository (each a file
+    /// of its `.conveyor/`) read their configs from one fetch.
+    fetched: std::collections::HashSet<String>,
 }
 
 /// Plans what the change asks of one product.
@@ -38,10 +41,16 @@ pub(super) async fn plan_product(
     if belts.is_empty() && !on_default {
         return Ok(());
     }
+    let url = p.repo.clone().unwrap_or_default();
+    let fetched = plan.fetched.contains(&url);
     let (repos, record, at, diff) = (s.repos.clone(), p.clone(), w.sha.clone(), w.diff.clone());
-    let config = tokio::task::spawn_blocking(move || config_at(&repos, &record, &at, &diff))
+    let read = move || config_at(&repos, &record, &at, &diff, fetched);
+    let config = tokio::task::spawn_blocking(read)
         .await
         .map_err(|e| ServiceError::Internal(e.to_string()))?;
+    if !matches!(config, Err(Unreadable::Later(_))) {
+        plan.fetched.insert(url);
+    }
     match config {
         Err(Unreadable::Later(why)) => Err(ServiceError::Unavailable(format!(
             "{why}; nothing was recorded, so the forge's redelivery will build"
@@ -143,18 +152,23 @@ struct AtCommit {
     commit: Option<Commit>,
 }
 
-/// The product's config at the commit, the paths the change touched and the commit itself.
+/// The product's config at the commit, the paths the change touched and the commit itself,
+/// from the repository's mirror: fetched first, unless this delivery `fetched` it already.
 fn config_at(
     repos: &Repos,
     p: &ProductRecord,
     sha: &str,
     diff: &Diff,
+    fetched: bool,
 ) -> std::result::Result<AtCommit, Unreadable> {
     let url = p.repo.as_deref().unwrap_or_default();
     let path = p.config_path.as_deref().unwrap_or(DEFAULT_CONFIG);
     let (mut changed, mut commit) = (None, None);
-    let text = repos
-        .sync(url)
+    let mirror = match fetched.then(|| repos.mirror(url)).flatten() {
+        Some(mirror) => Ok(mirror),
+        None => repos.sync(url),
+    };
+    let text = mirror
         .and_then(|mirror| {
             changed = repos.changed_paths(&mirror, diff);
             let (text, described) = repos.read_at(&mirror, sha, path)?;
@@ -184,4 +198,59 @@ fn config_at(
         changed,
         commit,
     })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::{Unreadable, config_at};
+    use crate::git::{Diff, Repos};
+    use crate::store::ProductRecord;
+
+    fn git(dir: &std::path::Path, args: &[&str]) -> String {
+        let out = std::process::Command::new("git")
+            .args(["-c", "user.name=t", "-c", "user.email=t@example.test"])
+            .args(args)
+            .current_dir(dir)
+            .output()
+            .unwrap();
+        assert!(out.status.success(), "git {args:?}: {out:?}");
+        String::from_utf8_lossy(&out.stdout).trim().to_string()
+    }
+
+    #[test]
+    fn a_repository_fetched_for_the_delivery_is_read_without_fetching_again() {
+        let root = std::env::temp_dir().join(format!("conveyor-plan-{}", uuid::Uuid::now_v7()));
+        let work = root.join("work");
+        std::fs::create_dir_all(&work).unwrap();
+        git(&work, &["init", "-q", "-b", "main"]);
+        let yaml = "product: p\nbelts:\n  - name: ci\n    jobs:\n      - name: a\n        commands: 'true'\n";
+        std::fs::write(work.join(".conveyor.yml"), yaml).unwrap();
+        git(&work, &["add", "."]);
+        git(&work, &["commit", "-q", "-m", "one"]);
+        let sha = git(&work, &["rev-parse", "HEAD"]);
+        let url = format!("file://{}", work.display());
+        let model = conveyor_core::compile::compile("c", yaml).product.unwrap();
+        let record = ProductRecord {
+            name: "p".into(),
+            yaml: yaml.into(),
+            model,
+            repo: Some(url),
+            branch: Some("main".into()),
+            webhook_secret: None,
+            source_path: None,
+            head_sha: None,
+            config_path: None,
+        };
+        let repos = Repos::new(root.join("mirrors"));
+        let read = |fetched| config_at(&repos, &record, &sha, &Diff::Unknown, fetched);
+        assert!(read(false).is_ok(), "the first product fetches");
+        // The repository goes away: only a read that does not fetch can still succeed.
+        std::fs::rename(&work, root.join("gone")).unwrap();
+        assert!(matches!(read(false), Err(Unreadable::Later(_))));
+        let again = read(true)
+            .ok()
+            .expect("read from the mirror fetched before");
+        assert_eq!(again.yaml, yaml);
+        let _ = std::fs::remove_dir_all(&root);
+    }
 }
