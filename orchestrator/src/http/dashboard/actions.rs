@@ -10,7 +10,7 @@ use axum::extract::{Path, State};
 use axum::response::Redirect;
 
 use super::PageResult;
-use super::session::{Csrf, CsrfForm, Posted};
+use super::session::{NoFields, Posted};
 use crate::http::error::AppError;
 use crate::services::{ServiceError, Services, builds};
 use crate::store::{BuildTrigger, NewBuild};
@@ -18,7 +18,7 @@ use crate::store::{BuildTrigger, NewBuild};
 pub async fn rerun(
     State(services): State<Arc<Services>>,
     Path(id): Path<String>,
-    Posted(_): Posted<CsrfForm>,
+    Posted(_): Posted<NoFields>,
 ) -> PageResult<Redirect> {
     let build = builds::rerun(&services, &id).await?;
     Ok(Redirect::to(&format!("/builds/{}", build.id)))
@@ -27,7 +27,7 @@ pub async fn rerun(
 pub async fn retry(
     State(services): State<Arc<Services>>,
     Path(id): Path<String>,
-    Posted(_): Posted<CsrfForm>,
+    Posted(_): Posted<NoFields>,
 ) -> PageResult<Redirect> {
     builds::retry(&services, &id).await?;
     Ok(Redirect::to(&format!("/builds/{id}")))
@@ -36,7 +36,7 @@ pub async fn retry(
 pub async fn cancel_build(
     State(services): State<Arc<Services>>,
     Path(id): Path<String>,
-    Posted(_): Posted<CsrfForm>,
+    Posted(_): Posted<NoFields>,
 ) -> PageResult<Redirect> {
     builds::cancel(&services, &id).await.map_err(|e| match e {
         ServiceError::NotFound(_) => ServiceError::NotFound(format!("There is no build `{id}`.")),
@@ -48,7 +48,7 @@ pub async fn cancel_build(
 pub async fn cancel_job(
     State(services): State<Arc<Services>>,
     Path(id): Path<String>,
-    Posted(_): Posted<CsrfForm>,
+    Posted(_): Posted<NoFields>,
 ) -> PageResult<Redirect> {
     builds::cancel_job_run(&services, &id).await?;
     Ok(Redirect::to(&format!("/jobs/{id}")))
@@ -57,16 +57,10 @@ pub async fn cancel_job(
 pub async fn approve(
     State(services): State<Arc<Services>>,
     Path(id): Path<String>,
-    Posted(_): Posted<CsrfForm>,
+    Posted(_): Posted<NoFields>,
 ) -> PageResult<Redirect> {
     let build = builds::approve_job_run(&services, &id, DASHBOARD).await?;
     Ok(Redirect::to(&format!("/builds/{}", build.id)))
-}
-
-impl Csrf for DeclineForm {
-    fn csrf(&self) -> &str {
-        &self.csrf
-    }
 }
 
 /// Who decided, for a decision made on the dashboard (its sign-in is the admin token's).
@@ -75,8 +69,6 @@ const DASHBOARD: &str = "admin (dashboard)";
 /// The decline form: its CSRF token and an optional reason.
 #[derive(serde::Deserialize)]
 pub struct DeclineForm {
-    #[serde(default)]
-    csrf: String,
     #[serde(default)]
     reason: String,
 }
@@ -94,18 +86,10 @@ pub async fn decline(
 /// variables, one `KEY=VALUE` a line.
 #[derive(serde::Deserialize)]
 pub struct StartForm {
-    #[serde(default)]
-    csrf: String,
     #[serde(default, rename = "ref")]
     git_ref: String,
     #[serde(default)]
     variables: String,
-}
-
-impl Csrf for StartForm {
-    fn csrf(&self) -> &str {
-        &self.csrf
-    }
 }
 
 /// The form's variables: one `KEY=VALUE` a line, blank lines skipped; a line without `=`

@@ -9,7 +9,7 @@ use axum::response::Redirect;
 use serde::Deserialize;
 
 use super::PageResult;
-use super::session::{Csrf, CsrfForm, Posted};
+use super::session::{NoFields, Posted};
 use crate::services::Services;
 use crate::services::secrets::{self, Scope};
 
@@ -21,30 +21,14 @@ pub struct SecretRow {
 
 #[derive(Deserialize)]
 pub struct SetForm {
-    #[serde(default)]
-    csrf: String,
     name: String,
     value: String,
 }
 
 #[derive(Deserialize)]
 pub struct PullRequestForm {
-    #[serde(default)]
-    csrf: String,
     /// Present (`on`) when the box is ticked.
     allowed: Option<String>,
-}
-
-impl Csrf for SetForm {
-    fn csrf(&self) -> &str {
-        &self.csrf
-    }
-}
-
-impl Csrf for PullRequestForm {
-    fn csrf(&self) -> &str {
-        &self.csrf
-    }
 }
 
 pub async fn set(
@@ -60,7 +44,7 @@ pub async fn set(
 pub async fn remove(
     State(services): State<Arc<Services>>,
     Path((product, name)): Path<(String, String)>,
-    Posted(_): Posted<CsrfForm>,
+    Posted(_): Posted<NoFields>,
 ) -> PageResult<Redirect> {
     secrets::remove(&services, &Scope::Product(product.clone()), &name).await?;
     Ok(Redirect::to(&format!("/products/{product}#secrets-h")))

@@ -66,42 +66,39 @@ async fn viewer(parts: &Parts, state: &SharedState) -> Viewer {
     }
 }
 
-/// The form field every action carries.
+/// An action's form with nothing but the CSRF token (re-run, retry, cancel, approve …).
 #[derive(Deserialize)]
-pub struct CsrfForm {
+pub struct NoFields {}
+
+/// A form as posted: the CSRF token every action carries, beside the action's own fields.
+/// (Flattened, the fields arrive as strings: a form of `T` reads text, never numbers.)
+#[derive(Deserialize)]
+struct WithCsrf<T> {
     #[serde(default)]
-    pub csrf: String,
-}
-
-/// A form that carries the CSRF token.
-pub trait Csrf {
-    fn csrf(&self) -> &str;
-}
-
-impl Csrf for CsrfForm {
-    fn csrf(&self) -> &str {
-        &self.csrf
-    }
+    csrf: String,
+    #[serde(flatten)]
+    form: T,
 }
 
 /// A form posted by a signed-in viewer with their CSRF token: anything else is refused
-/// (403) before the handler runs, so no action can forget the check.
+/// (403) before the handler runs, so no action can forget the check, and no form declares
+/// the token itself.
 pub struct Posted<T>(pub T);
 
 impl<T> FromRequest<SharedState> for Posted<T>
 where
-    T: serde::de::DeserializeOwned + Csrf + Send,
+    T: serde::de::DeserializeOwned + Send,
 {
     type Rejection = Response;
     async fn from_request(req: Request, state: &SharedState) -> Result<Self, Response> {
         let (parts, body) = req.into_parts();
         let viewer = viewer(&parts, state).await;
         let req = Request::from_parts(parts, body);
-        let Form(form) = Form::<T>::from_request(req, state)
+        let Form(posted) = Form::<WithCsrf<T>>::from_request(req, state)
             .await
             .map_err(IntoResponse::into_response)?;
-        check(&viewer, form.csrf()).map_err(IntoResponse::into_response)?;
-        Ok(Posted(form))
+        check(&viewer, &posted.csrf).map_err(IntoResponse::into_response)?;
+        Ok(Posted(posted.form))
     }
 }
 
@@ -171,7 +168,7 @@ pub async fn sign_in(
 pub async fn sign_out(
     State(state): State<SharedState>,
     headers: HeaderMap,
-    Posted(_): Posted<CsrfForm>,
+    Posted(_): Posted<NoFields>,
 ) -> PageResult<Response> {
     let cleared = sessions::end(&state, &headers).await?;
     Ok(with_cookie(Redirect::to("/"), &cleared))
