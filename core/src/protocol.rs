@@ -10,7 +10,7 @@
 //! | call | body | answer |
 //! |---|---|---|
 //! | `POST /api/v1/runner/claim` | [`ClaimRequest`] | 200 [`JobSpec`] (secret values in `env`, their names in `secrets`), or 409 when already taken or stale |
-//! | `POST /api/v1/runner/heartbeat` | [`Lease`] | 200 [`HeartbeatReply`], or 409 when the lease is gone |
+//! | `POST /api/v1/runner/heartbeat` | [`Heartbeat`] (or just the [`Lease`]) | 200 [`HeartbeatReply`], or 409 when the lease is gone |
 //! | `POST /api/v1/runner/logs` | [`LogBatch`] | 204, or 409 |
 //! | `POST /api/v1/runner/complete` | [`Completion`] | 204, or 409 (the result is discarded) |
 //! | `POST /api/v1/runner/release` | [`Lease`] | 204 (re-queued as a lost attempt), or 409 when the lease is gone |
@@ -175,10 +175,27 @@ pub enum SourceSpec {
     Git { url: String, sha: String },
 }
 
+/// A lease renewal: the lease, and whether to renew it only once a third of it is spent.
+/// A body of just the [`Lease`] (drivers, runners before `when_due`) renews at once.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Heartbeat {
+    #[serde(flatten)]
+    pub lease: Lease,
+    /// Renew only when no more than two thirds of the lease are left; until then the
+    /// renewal is a read, and the reply's [`HeartbeatReply::lease_ms_left`] says how long the
+    /// lease still holds. A runner that asks must count its deadline from that.
+    #[serde(default)]
+    pub when_due: bool,
+}
+
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct HeartbeatReply {
     /// The job was cancelled: kill it and complete with [`Outcome::Cancelled`].
     pub cancel: bool,
+    /// How long the lease holds from the orchestrator's answer, in ms (absent from
+    /// orchestrators before it: the lease then holds for its whole length from the renewal).
+    #[serde(default)]
+    pub lease_ms_left: Option<u64>,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]

@@ -13,6 +13,13 @@ use crate::types::*;
 /// Every use case the orchestrator has for its database (Conveyor CI's resources and
 /// pipelines: [`Catalog`]; history: [`History`]; logs by line range: [`Logs`]; a seeded
 /// history for benchmarks and tests: [`Seeding`]).
+/// A lease that holds: whether its job was asked to cancel, and when the lease expires.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Held {
+    pub cancel: bool,
+    pub expires_at: i64,
+}
+
 #[async_trait]
 pub trait Store: Catalog + History + Logs + Seeding + Send + Sync {
     /// Registers a product, or replaces its config.
@@ -45,15 +52,29 @@ pub trait Store: Catalog + History + Logs + Seeding + Send + Sync {
         lease_ms: i64,
         now: i64,
     ) -> Result<Option<Claim>>;
-    /// Extends `owner`'s lease; `Some(cancel)` while it holds, `None` once it is gone (or it
+    /// Extends `owner`'s lease to `lease_ms` from `now` — or, `when_due`, only once no more
+    /// than two thirds of it are left (until then only reads it): while it holds, whether
+    /// its job was asked to cancel and when the lease expires; `None` once it is gone (or it
     /// was never this runner's).
+    async fn renew(
+        &self,
+        lease: &Lease,
+        owner: &str,
+        lease_ms: i64,
+        when_due: bool,
+        now: i64,
+    ) -> Result<Option<Held>>;
+    /// [`Store::renew`] at once; `Some(cancel)` while the lease holds.
     async fn heartbeat(
         &self,
         lease: &Lease,
         owner: &str,
         lease_ms: i64,
         now: i64,
-    ) -> Result<Option<bool>>;
+    ) -> Result<Option<bool>> {
+        let held = self.renew(lease, owner, lease_ms, false, now).await?;
+        Ok(held.map(|h| h.cancel))
+    }
     /// Stores a log batch under `owner`'s live lease (a batch sent twice is stored once),
     /// keeping each attempt's log within `max_bytes`: the first line past it becomes one
     /// marker line ([`crate::truncation_marker`]) and the rest is dropped. False when the

@@ -17,7 +17,7 @@ mod sqlite;
 pub mod testing;
 mod types;
 
-pub use api::Store;
+pub use api::{Held, Store};
 pub use catalog::*;
 pub use error::{Result, StoreError};
 pub use history::*;

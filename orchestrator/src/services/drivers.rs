@@ -236,7 +236,7 @@ pub async fn complete(s: &Services, c: DriverCompletion, owner: &Owner) -> Resul
         outputs.insert(k, v);
     }
     // Fenced like the completion itself; also tells whether the job was cancelled.
-    let cancelled = runs::heartbeat(s, &c.lease, owner).await?;
+    let cancelled = runs::cancel_asked(s, &c.lease, owner).await?;
     let ctx = s.store.driver_context(&c.lease.job_run_id).await?;
     let missing = ctx.outputs.iter().find(|o| !outputs.contains_key(*o));
     let (outcome, error) = match (cancelled, c.success, missing) {

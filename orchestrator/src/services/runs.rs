@@ -4,7 +4,7 @@
 //! token); a call whose lease is gone, or is another runner's, is fenced out with a conflict.
 
 use conveyor_core::protocol::{
-    ClaimRequest, Completion, JobSpec, Lease, LogBatch, LogLine, Outcome,
+    ClaimRequest, Completion, Heartbeat, HeartbeatReply, JobSpec, Lease, LogBatch, LogLine, Outcome,
 };
 
 use std::borrow::Cow;
@@ -51,13 +51,30 @@ pub async fn claim(s: &Services, req: &ClaimRequest, owner: &Owner) -> Result<Jo
     Ok(spec)
 }
 
-/// Extends a lease; whether the runner should cancel the job.
-pub async fn heartbeat(s: &Services, lease: &Lease, owner: &Owner) -> Result<bool> {
-    check_lease(lease)?;
-    s.store
-        .heartbeat(lease, &owner.name, s.lease_ms, now_ms())
+/// Extends a lease (at once, or when due: see [`Heartbeat::when_due`]); whether the runner
+/// should cancel the job, and how long the lease holds.
+pub async fn heartbeat(s: &Services, hb: &Heartbeat, owner: &Owner) -> Result<HeartbeatReply> {
+    check_lease(&hb.lease)?;
+    let now = now_ms();
+    let held = s
+        .store
+        .renew(&hb.lease, &owner.name, s.lease_ms, hb.when_due, now)
         .await?
-        .ok_or_else(fenced)
+        .ok_or_else(fenced)?;
+    Ok(HeartbeatReply {
+        cancel: held.cancel,
+        lease_ms_left: Some((held.expires_at - now).max(0) as u64),
+    })
+}
+
+/// Whether the job of a live lease was asked to cancel: fenced like a heartbeat, and like one
+/// renewed only when due.
+pub async fn cancel_asked(s: &Services, lease: &Lease, owner: &Owner) -> Result<bool> {
+    let hb = Heartbeat {
+        lease: lease.clone(),
+        when_due: true,
+    };
+    Ok(heartbeat(s, &hb, owner).await?.cancel)
 }
 
 /// Stores a batch of log lines (a NUL in one, which the store cannot keep, as U+FFFD) and

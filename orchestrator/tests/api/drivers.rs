@@ -321,13 +321,13 @@ async fn a_driver_job_cancelled_while_it_runs_is_recorded_cancelled_whatever_it_
     let (_, work) = app.claim_as(&token, 5).await;
     let heartbeat = "/api/v1/drivers/heartbeat";
     let (_, beat) = app.post(heartbeat, Some(&token), &work["lease"]).await;
-    assert_eq!(beat, json!({ "cancel": false }));
+    assert_eq!(beat, json!({ "cancel": false, "lease_ms_left": 30_000 }));
     let (status, _) = app
         .admin(&format!("/api/v1/builds/{id}/cancel"), &json!({}))
         .await;
     assert_eq!(status, 200);
     let (_, beat) = app.post(heartbeat, Some(&token), &work["lease"]).await;
-    assert_eq!(beat, json!({ "cancel": true }));
+    assert_eq!(beat, json!({ "cancel": true, "lease_ms_left": 30_000 }));
     let done = json!({ "lease": work["lease"], "success": true, "data": { "HOST": "h" } });
     assert_eq!(app.post(COMPLETE, Some(&token), &done).await.0, 204);
     let build = app.finished(&id, Duration::from_secs(5)).await;

@@ -8,7 +8,9 @@ pub use files::{Sent, hex};
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::Duration;
 
-use conveyor_core::protocol::{ClaimRequest, Completion, HeartbeatReply, JobSpec, Lease, LogBatch};
+use conveyor_core::protocol::{
+    ClaimRequest, Completion, Heartbeat, HeartbeatReply, JobSpec, Lease, LogBatch,
+};
 use serde::Serialize;
 use serde::de::DeserializeOwned;
 
@@ -113,8 +115,14 @@ impl Client {
         self.call("runner/claim", req).await
     }
 
+    /// Renews the lease when it is due (see [`Heartbeat::when_due`]): count the deadline from
+    /// the reply's `lease_ms_left`.
     pub async fn heartbeat(&self, lease: &Lease) -> Result<Reply<HeartbeatReply>, ClientError> {
-        self.call("runner/heartbeat", lease).await
+        let hb = Heartbeat {
+            lease: lease.clone(),
+            when_due: true,
+        };
+        self.call("runner/heartbeat", &hb).await
     }
 
     pub async fn logs(&self, batch: &LogBatch) -> Result<Reply<()>, ClientError> {

@@ -99,7 +99,10 @@ impl Watchdog {
             };
             match answer {
                 Ok(Ok(Reply::Ok(reply))) => {
-                    deadline = sent + holds_for;
+                    // Counted from when the renewal was sent, before the orchestrator read
+                    // the time it answers from: never later than the lease's true end.
+                    let left = reply.lease_ms_left.map(Duration::from_millis);
+                    deadline = sent + left.map_or(holds_for, |l| l.saturating_sub(lease / 10));
                     if reply.cancel && self.why.set(Why::CANCELLED) {
                         let _ = self.cancel.send(true);
                     }

@@ -36,7 +36,7 @@ mod values;
 use async_trait::async_trait;
 use conveyor_core::protocol::{ClaimRequest, Completion, Lease, LogBatch};
 
-use crate::api::Store;
+use crate::api::{Held, Store};
 use crate::error::Result;
 use crate::types::*;
 pub(crate) use conn::Backend;
@@ -120,15 +120,16 @@ impl<B: Backend> Store for SqlStore<B> {
         self.claim_run(req, owner, lease_ms, now).await
     }
 
-    async fn heartbeat(
+    async fn renew(
         &self,
         lease: &Lease,
         owner: &str,
         lease_ms: i64,
+        when_due: bool,
         now: i64,
-    ) -> Result<Option<bool>> {
+    ) -> Result<Option<Held>> {
         let mut conn = self.backend.conn().await?;
-        runs::heartbeat(&mut *conn, lease, owner, lease_ms, now).await
+        runs::renew(&mut *conn, lease, owner, (lease_ms, when_due), now).await
     }
 
     async fn append_logs(

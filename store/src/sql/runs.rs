@@ -8,8 +8,9 @@ use conveyor_core::protocol::{ClaimRequest, JobSpec, Lease};
 use conveyor_core::rules::{self, JobContext};
 use sqlx::FromRow;
 
-use super::conn::{Conn, Sql, sql};
+use super::conn::{Conn, Sql};
 use super::{files, from_json, secrets, token, values};
+use crate::api::Held;
 use crate::error::Result;
 use crate::types::{Claim, Owner};
 
@@ -218,29 +219,45 @@ fn job_env(
     (env, templates)
 }
 
-/// Extends a lease; `Some(cancel)` while the lease holds, `None` once it is gone.
-pub(crate) async fn heartbeat<C: Conn>(
+/// Extends a lease to `lease_ms` from `now` — or, `when_due`, only once no more than two
+/// thirds of it are left, reading it until then — while it holds; `None` once it is gone.
+pub(crate) async fn renew<C: Conn>(
     conn: &mut C,
     lease: &Lease,
     owner: &str,
-    lease_ms: i64,
+    (lease_ms, when_due): (i64, bool),
     now: i64,
-) -> Result<Option<bool>> {
-    let row: Option<(bool,)> = conn
-        .opt(
-            sql(
-                "UPDATE job_runs SET lease_expires_at = $5 WHERE id = $1 AND attempt = $2 \
-                 AND lease_token = $3 AND lease_owner = $4 AND status = 'running' \
-                 RETURNING cancel_requested",
-            )
-            .bind(&lease.job_run_id)
+) -> Result<Option<Held>> {
+    let fence = "WHERE id = $1 AND attempt = $2 AND lease_token = $3 AND lease_owner = $4 \
+                 AND status = 'running'";
+    let bind = |q: Sql| {
+        q.bind(&lease.job_run_id)
             .bind(lease.attempt)
             .bind(&lease.lease_token)
             .bind(owner)
-            .bind(now + lease_ms),
-        )
+    };
+    if when_due {
+        let read = format!("SELECT cancel_requested, lease_expires_at FROM job_runs {fence}");
+        let Some((cancel, expires)) = conn
+            .opt::<(bool, Option<i64>)>(bind(Sql::owned(read)))
+            .await?
+        else {
+            return Ok(None);
+        };
+        if let Some(expires_at) = expires
+            && expires_at - now > lease_ms * 2 / 3
+        {
+            return Ok(Some(Held { cancel, expires_at }));
+        }
+    }
+    let update = format!(
+        "UPDATE job_runs SET lease_expires_at = $5 {fence} \
+         RETURNING cancel_requested, lease_expires_at"
+    );
+    let row: Option<(bool, i64)> = conn
+        .opt(bind(Sql::owned(update)).bind(now + lease_ms))
         .await?;
-    Ok(row.map(|(cancel,)| cancel))
+    Ok(row.map(|(cancel, expires_at)| Held { cancel, expires_at }))
 }
 
 impl<B: super::Backend> super::SqlStore<B> {

@@ -101,6 +101,7 @@ macro_rules! suite {
             t!(artifacts_are_recorded_under_a_live_lease_and_reach_dependents_and_downstreams);
             t!(caches_are_found_by_key_then_by_name_per_scope_and_evicted_least_recently_used);
             t!(a_runner_claims_only_job_runs_of_its_fleets);
+            t!(a_lease_renewed_when_due_is_only_read_until_a_third_of_it_is_spent);
             t!(another_runner_cannot_touch_a_lease_that_is_not_its_own);
             t!(a_handed_back_job_run_is_queued_again_at_once_as_a_lost_attempt);
             race!(two_completions_of_one_lease_settle_it_once);

@@ -131,3 +131,43 @@ pub async fn a_handed_back_job_run_is_queued_again_at_once_as_a_lost_attempt(
     assert_eq!(job.status, "failed");
     assert_eq!(job.error.as_deref(), Some("lost its runner 4 times"));
 }
+
+pub async fn a_lease_renewed_when_due_is_only_read_until_a_third_of_it_is_spent(
+    store: Arc<dyn Store>,
+) {
+    setup(&store).await;
+    let (b, _) = store.create_build(&manual("shop", "ci"), 5).await.unwrap();
+    let spec = claim(&store, &run_id(&store, &b, "lint").await, 1)
+        .await
+        .unwrap();
+    let claimed_until = 10 + LEASE_MS;
+    let renew = |lease, when_due, now| {
+        let store = store.clone();
+        async move {
+            store
+                .renew(&lease, RUNNER, LEASE_MS, when_due, now)
+                .await
+                .unwrap()
+        }
+    };
+    // More than two thirds left: read, not renewed.
+    let held = renew(spec.lease.clone(), true, 9 + LEASE_MS / 3)
+        .await
+        .unwrap();
+    assert_eq!((held.cancel, held.expires_at), (false, claimed_until));
+    // No more than that left: renewed for the whole lease from now.
+    let now = 10 + LEASE_MS / 3;
+    let held = renew(spec.lease.clone(), true, now).await.unwrap();
+    assert_eq!(held.expires_at, now + LEASE_MS);
+    // Renewing at once moves it however much is left.
+    let held = renew(spec.lease.clone(), false, now + 1).await.unwrap();
+    assert_eq!(held.expires_at, now + 1 + LEASE_MS);
+    // The read is fenced as the renewal is.
+    let mut forged = spec.lease.clone();
+    forged.lease_token = "not-the-token".into();
+    assert_eq!(renew(forged, true, now + 2).await, None);
+    // A cancel reaches the job through a renewal that only reads.
+    store.cancel_build(&b, now + 3).await.unwrap();
+    let held = renew(spec.lease.clone(), true, now + 4).await.unwrap();
+    assert_eq!((held.cancel, held.expires_at), (true, now + 1 + LEASE_MS));
+}

@@ -8,7 +8,9 @@ use axum::Json;
 use axum::extract::State;
 use axum::extract::rejection::JsonRejection;
 use axum::http::StatusCode;
-use conveyor_core::protocol::{ClaimRequest, Completion, HeartbeatReply, JobSpec, Lease, LogBatch};
+use conveyor_core::protocol::{
+    ClaimRequest, Completion, Heartbeat, HeartbeatReply, JobSpec, Lease, LogBatch,
+};
 
 use crate::http::auth::RunnerAuth;
 use crate::http::error::AppResult;
@@ -26,11 +28,10 @@ pub async fn claim(
 pub async fn heartbeat(
     State(services): State<Arc<Services>>,
     RunnerAuth(owner): RunnerAuth,
-    body: Result<Json<Lease>, JsonRejection>,
+    body: Result<Json<Heartbeat>, JsonRejection>,
 ) -> AppResult<Json<HeartbeatReply>> {
-    let Json(lease) = body?;
-    let cancel = runs::heartbeat(&services, &lease, &owner).await?;
-    Ok(Json(HeartbeatReply { cancel }))
+    let Json(hb) = body?;
+    Ok(Json(runs::heartbeat(&services, &hb, &owner).await?))
 }
 
 pub async fn logs(
