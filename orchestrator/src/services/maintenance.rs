@@ -1,7 +1,7 @@
 //! The upkeep every orchestrator node does (startup runs it every second): re-queue job
 //! runs whose runner was lost, fire the schedules that are due, start concurrency group
 //! members promoted but left unstarted by a crash, sweep what retention no longer keeps,
-//! read the gauges `/metrics` shows, and re-send queued job runs whose message may have been
+//! read the gauges `/metrics` shows (while it is scraped), and re-send queued job runs whose message may have been
 //! lost. Safe when every node does it at once: each re-queue is a fenced UPDATE, and a
 //! duplicate message is dropped at claim time.
 
@@ -22,7 +22,7 @@ pub async fn tick(s: &Services) -> Result<()> {
     if let Err(e) = sweep(s, now).await {
         tracing::warn!("retention: {e}");
     }
-    if let Err(e) = super::gauges::refresh(s).await {
+    if let Err(e) = super::gauges::refresh_if_watched(s).await {
         tracing::warn!("reading the gauges: {e}");
     }
     resend_lost(s, now - s.lease_ms / 2).await

@@ -51,12 +51,9 @@ async fn health_reports_the_database_and_redis_and_fails_when_redis_is_gone() {
     );
 }
 
-#[tokio::test]
-async fn metrics_count_job_runs_by_state_and_fleet_and_show_queue_depth() {
-    let queue = Arc::new(conveyor_runner::queue::LocalQueue::new());
-    let base = serve(queue.clone()).await;
-    let http = crate::common::http();
-    let yaml = "product: m\nbelts:\n  - name: b\n    jobs:\n      - name: a\n        commands: 'true'\n      - name: g\n        fleet: gpu\n        needs: [a]\n        commands: 'true'\n";
+/// Registers the product `yaml` describes (named `product`) and starts its belt `b`.
+async fn register_and_build(base: &str, yaml: &str, product: &str) {
+    let http = common::http();
     let r = http
         .post(format!("{base}/api/v1/products"))
         .bearer_auth("admin")
@@ -66,12 +63,21 @@ async fn metrics_count_job_runs_by_state_and_fleet_and_show_queue_depth() {
         .unwrap();
     assert_eq!(r.status(), 201);
     let r = http
-        .post(format!("{base}/api/v1/products/m/belts/b/builds"))
+        .post(format!("{base}/api/v1/products/{product}/belts/b/builds"))
         .bearer_auth("admin")
         .send()
         .await
         .unwrap();
     assert_eq!(r.status(), 201);
+}
+
+#[tokio::test]
+async fn metrics_count_job_runs_by_state_and_fleet_and_show_queue_depth() {
+    let queue = Arc::new(conveyor_runner::queue::LocalQueue::new());
+    let base = serve(queue.clone()).await;
+    let http = crate::common::http();
+    let yaml = "product: m\nbelts:\n  - name: b\n    jobs:\n      - name: a\n        commands: 'true'\n      - name: g\n        fleet: gpu\n        needs: [a]\n        commands: 'true'\n";
+    register_and_build(&base, yaml, "m").await;
     let r = http
         .post(format!("{base}/api/v1/runners/register"))
         .bearer_auth("runner")
@@ -132,4 +138,35 @@ async fn an_unknown_path_is_a_page_with_a_way_back_for_browsers_and_json_for_the
         let body: Value = res.json().await.unwrap();
         assert_eq!(body["error"], format!("no route for GET {path}"));
     }
+}
+
+#[tokio::test]
+async fn while_metrics_are_scraped_the_upkeep_keeps_the_gauges_current() {
+    let queue = Arc::new(conveyor_runner::queue::LocalQueue::new());
+    let state = conveyor::http::AppState::new(
+        common::sqlite().await,
+        queue,
+        "admin".into(),
+        "runner".into(),
+    );
+    let services = state.services.clone();
+    let base = common::serve_app(conveyor::http::app(Arc::new(state))).await;
+    let http = common::http();
+    let scrape = || async {
+        let res = http.get(format!("{base}/metrics")).send().await.unwrap();
+        res.text().await.unwrap()
+    };
+    let queued = "conveyor_job_runs{state=\"queued\",fleet=\"default\"} 1";
+    // The first scrape reads the gauges: nothing in flight yet.
+    assert!(!scrape().await.contains(queued));
+    let yaml =
+        "product: k\nbelts:\n  - name: b\n    jobs:\n      - name: a\n        commands: 'true'\n";
+    register_and_build(&base, yaml, "k").await;
+    // Within a second of the first read the scrape renders the kept gauges; the upkeep of a
+    // scraped node reads them again, and the next scrape shows the queued job run.
+    conveyor::services::maintenance::tick(&services)
+        .await
+        .unwrap();
+    let text = scrape().await;
+    assert!(text.lines().any(|l| l == queued), "{text}");
 }
