@@ -10,9 +10,6 @@ use crate::logs::Logs;
 use crate::seed::Seeding;
 use crate::types::*;
 
-/// Every use case the orchestrator has for its database (Conveyor CI's resources and
-/// pipelines: [`Catalog`]; history: [`History`]; logs by line range: [`Logs`]; a seeded
-/// history for benchmarks and tests: [`Seeding`]).
 /// A lease that holds: whether its job was asked to cancel, and when the lease expires.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct Held {
@@ -20,6 +17,9 @@ pub struct Held {
     pub expires_at: i64,
 }
 
+/// Every use case the orchestrator has for its database (Conveyor CI's resources and
+/// pipelines: [`Catalog`]; history: [`History`]; logs by line range: [`Logs`]; a seeded
+/// history for benchmarks and tests: [`Seeding`]).
 #[async_trait]
 pub trait Store: Catalog + History + Logs + Seeding + Send + Sync {
     /// Registers a product, or replaces its config.

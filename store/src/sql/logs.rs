@@ -46,7 +46,8 @@ pub(crate) async fn append_logs<C: Conn>(
     }
     // The size's row lock first: a batch arriving at once waits, then sees this one.
     let so_far = size(conn, batch).await?;
-    if stored(conn, batch).await? {
+    let (_, truncated) = so_far;
+    if truncated || stored(conn, batch).await? {
         return Ok(true);
     }
     put(conn, batch, so_far, max_bytes, now).await?;

@@ -66,7 +66,7 @@ pub async fn approve(
 /// Who decided, for a decision made on the dashboard (its sign-in is the admin token's).
 const DASHBOARD: &str = "admin (dashboard)";
 
-/// The decline form: its CSRF token and an optional reason.
+/// The decline form: an optional reason.
 #[derive(serde::Deserialize)]
 pub struct DeclineForm {
     #[serde(default)]
@@ -82,8 +82,8 @@ pub async fn decline(
     Ok(Redirect::to(&format!("/builds/{}", build.id)))
 }
 
-/// The start form: its CSRF token, an optional branch, tag, `refs/…` or commit, and
-/// variables, one `KEY=VALUE` a line.
+/// The start form: an optional branch, tag, `refs/…` or commit, and variables, one
+/// `KEY=VALUE` a line.
 #[derive(serde::Deserialize)]
 pub struct StartForm {
     #[serde(default, rename = "ref")]
