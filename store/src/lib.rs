@@ -34,7 +34,8 @@ pub async fn open(url: &str) -> Result<std::sync::Arc<dyn Store>> {
 /// Both are fixed here, so neither grows with traffic nor with the history kept.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct PoolLimits {
-    /// Connections at most (`None`: 8 on SQLite, 16 on Postgres).
+    /// Connections at most (`None`: 8 on SQLite, 16 on Postgres). On SQLite one of them is
+    /// the writer and the others read, so it has two at least.
     pub connections: Option<u32>,
     /// SQLite's page cache per connection, in KiB (its own default is 2,000).
     pub sqlite_cache_kib: u32,

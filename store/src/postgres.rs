@@ -73,6 +73,8 @@ impl Backend for PgBackend {
     type Conn = PgConnection;
     type Tx = Transaction<'static, Postgres>;
     type Pooled = PoolConnection<Postgres>;
+    type Writer = PoolConnection<Postgres>;
+    type Claimer = PoolConnection<Postgres>;
 
     async fn begin(&self) -> Result<Self::Tx> {
         self.pool.begin().await.map_err(db_err)
@@ -84,6 +86,14 @@ impl Backend for PgBackend {
 
     async fn conn(&self) -> Result<Self::Pooled> {
         self.pool.acquire().await.map_err(db_err)
+    }
+
+    async fn writer(&self) -> Result<Self::Writer> {
+        self.conn().await
+    }
+
+    async fn claimer(&self) -> Result<Self::Claimer> {
+        self.conn().await
     }
 
     fn pool_handle(&self) -> PoolHandle {

@@ -2,11 +2,17 @@
 //! and write transactions opened with `BEGIN IMMEDIATE` so writers queue instead of
 //! failing halfway.
 //!
-//! SQLite has one writer at a time, and a writer that finds the lock taken sleeps in its
-//! busy handler (1 ms, then 2, 5, 10 … ms) rather than being woken when it is free. So the
-//! process's own write transactions queue on an async lock first and take SQLite's lock
-//! only when it is theirs: handed over at once, in order. The busy timeout remains for
-//! other processes on the same file (a CLI command beside `serve`).
+//! SQLite has one writer at a time, so this process writes through one connection of its
+//! own (a pool of one), and its writers queue for it: handed over at once, in order, rather
+//! than sleeping in SQLite's busy handler (1 ms, then 2, 5, 10 … ms) for a lock another of
+//! our connections holds. That connection's page cache stays valid from one write to the
+//! next, where a write through any of several connections empties the others' (each
+//! re-reads the pages it needs). Reads go to the other connections. The busy timeout
+//! remains for other processes on the same file (a CLI command beside `serve`).
+//!
+//! A claim goes ahead of the writes waiting their turn ([`Backend::claimer`]): the other
+//! writers first queue one at a time at a gate, so a claim waits for the write under way
+//! and at most one more, not for every completion queued.
 
 use std::str::FromStr;
 use std::sync::Arc;
@@ -26,34 +32,59 @@ use crate::sql::{Backend, SqlStore};
 use crate::types::PoolHandle;
 
 pub(crate) struct SqliteBackend {
+    /// The connections reads use.
     pool: SqlitePool,
-    /// Held for the whole of each of this process's write transactions.
-    writer: Arc<tokio::sync::Mutex<()>>,
+    /// The one connection this process writes through.
+    writer: SqlitePool,
+    /// Where writes other than claims queue before they queue for the writer.
+    gate: Arc<tokio::sync::Mutex<()>>,
 }
 
-/// A write transaction, holding the process's writer lock until it ends. The transaction
-/// is declared first, so it is dropped (rolled back) before the lock is released.
+/// A write transaction, holding the gate until it ends. The transaction is declared first,
+/// so it is dropped (rolled back) before the gate opens.
 pub(crate) struct SqliteTx {
     tx: Transaction<'static, Sqlite>,
-    _writer: tokio::sync::OwnedMutexGuard<()>,
+    _gate: tokio::sync::OwnedMutexGuard<()>,
 }
 
-impl std::ops::Deref for SqliteTx {
-    type Target = SqliteConnection;
-
-    fn deref(&self) -> &SqliteConnection {
-        &self.tx
-    }
+/// The writer connection for single statements, holding the gate while it is used.
+pub(crate) struct SqliteWriter {
+    conn: PoolConnection<Sqlite>,
+    _gate: tokio::sync::OwnedMutexGuard<()>,
 }
 
-impl std::ops::DerefMut for SqliteTx {
-    fn deref_mut(&mut self) -> &mut SqliteConnection {
-        &mut self.tx
-    }
+macro_rules! to_connection {
+    ($t:ty, $field:ident) => {
+        impl std::ops::Deref for $t {
+            type Target = SqliteConnection;
+
+            fn deref(&self) -> &SqliteConnection {
+                &self.$field
+            }
+        }
+
+        impl std::ops::DerefMut for $t {
+            fn deref_mut(&mut self) -> &mut SqliteConnection {
+                &mut self.$field
+            }
+        }
+    };
 }
+
+to_connection!(SqliteTx, tx);
+to_connection!(SqliteWriter, conn);
+
+/// How long a write waits for the writer connection before it fails: far longer than any
+/// queue of write transactions takes.
+const WRITER_WAIT: Duration = Duration::from_secs(300);
 
 /// Opens (creating if missing) and migrates the database at `url` (`sqlite://PATH`).
 pub(crate) async fn open(url: &str, limits: PoolLimits) -> Result<SqlStore<SqliteBackend>> {
+    backend(url, limits).await.map(SqlStore::new)
+}
+
+/// The connections of [`open`], the database migrated.
+async fn backend(url: &str, limits: PoolLimits) -> Result<SqliteBackend> {
     let options = SqliteConnectOptions::from_str(url)
         .map_err(db_err)?
         .create_if_missing(true)
@@ -63,40 +94,49 @@ pub(crate) async fn open(url: &str, limits: PoolLimits) -> Result<SqlStore<Sqlit
         .foreign_keys(true)
         // Negative: a size in KiB, not pages.
         .pragma("cache_size", format!("-{}", limits.sqlite_cache_kib));
+    // One of the connections is the writer; the others read.
+    let readers = limits.connections.unwrap_or(8).max(2) - 1;
     let pool = SqlitePoolOptions::new()
-        .max_connections(limits.connections.unwrap_or(8).max(1))
+        .max_connections(readers)
         // No ping before each use: a connection to a file does not go stale, and the ping
         // is a trip to the connection's thread and back for every transaction and read.
         .test_before_acquire(false)
-        .connect_with(options)
+        .connect_with(options.clone())
         .await
         .map_err(db_err)?;
     sqlx::migrate!("./migrations/sqlite")
         .run(&pool)
         .await
         .map_err(db_err)?;
-    Ok(SqlStore::new(SqliteBackend {
+    let writer = SqlitePoolOptions::new()
+        .max_connections(1)
+        .test_before_acquire(false)
+        .acquire_timeout(WRITER_WAIT)
+        .connect_with(options)
+        .await
+        .map_err(db_err)?;
+    Ok(SqliteBackend {
         pool,
-        writer: Arc::default(),
-    }))
+        writer,
+        gate: Arc::default(),
+    })
 }
 
 impl Backend for SqliteBackend {
     type Conn = SqliteConnection;
     type Tx = SqliteTx;
     type Pooled = PoolConnection<Sqlite>;
+    type Writer = SqliteWriter;
+    type Claimer = PoolConnection<Sqlite>;
 
     async fn begin(&self) -> Result<Self::Tx> {
-        let writer = self.writer.clone().lock_owned().await;
+        let gate = self.gate.clone().lock_owned().await;
         let tx = self
-            .pool
+            .writer
             .begin_with("BEGIN IMMEDIATE")
             .await
             .map_err(db_err)?;
-        Ok(SqliteTx {
-            tx,
-            _writer: writer,
-        })
+        Ok(SqliteTx { tx, _gate: gate })
     }
 
     async fn commit(tx: Self::Tx) -> Result<()> {
@@ -105,6 +145,16 @@ impl Backend for SqliteBackend {
 
     async fn conn(&self) -> Result<Self::Pooled> {
         self.pool.acquire().await.map_err(db_err)
+    }
+
+    async fn writer(&self) -> Result<Self::Writer> {
+        let gate = self.gate.clone().lock_owned().await;
+        let conn = self.writer.acquire().await.map_err(db_err)?;
+        Ok(SqliteWriter { conn, _gate: gate })
+    }
+
+    async fn claimer(&self) -> Result<Self::Claimer> {
+        self.writer.acquire().await.map_err(db_err)
     }
 
     fn pool_handle(&self) -> PoolHandle {
@@ -128,5 +178,46 @@ impl Conn for SqliteConnection {
 
     async fn opt<T: Rec>(&mut self, q: Sql) -> Result<Option<T>> {
         opt_on(self, q).await
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    #![allow(clippy::unwrap_used)]
+
+    use std::sync::{Arc, Mutex};
+    use std::time::Duration;
+
+    use crate::sql::Backend;
+
+    /// A claim queued after a write still gets the writer first, once the transaction that
+    /// holds it ends.
+    #[tokio::test]
+    async fn a_claim_goes_ahead_of_the_writes_waiting_their_turn() {
+        let dir = crate::testing::temp_dir("claimer");
+        let url = format!("sqlite://{}/c.db", dir.display());
+        let backend = Arc::new(super::backend(&url, Default::default()).await.unwrap());
+        let order = Arc::new(Mutex::new(Vec::new()));
+        let tx = backend.begin().await.unwrap();
+        let (b, o) = (backend.clone(), order.clone());
+        let write = tokio::spawn(async move {
+            let _w = b.writer().await.unwrap();
+            o.lock().unwrap().push("write");
+        });
+        tokio::time::sleep(Duration::from_millis(50)).await;
+        let (b, o) = (backend.clone(), order.clone());
+        let claim = tokio::spawn(async move {
+            let _c = b.claimer().await.unwrap();
+            o.lock().unwrap().push("claim");
+        });
+        tokio::time::sleep(Duration::from_millis(50)).await;
+        assert!(
+            order.lock().unwrap().is_empty(),
+            "both wait for the transaction"
+        );
+        drop(tx);
+        write.await.unwrap();
+        claim.await.unwrap();
+        assert_eq!(*order.lock().unwrap(), ["claim", "write"]);
     }
 }

@@ -1,6 +1,11 @@
 //! The runner loop: take a message from the fleet queue, claim the job run, execute it
-//! while heartbeating and shipping logs, then complete it — at most `concurrency` at once —
-//! until told to [`Stop`], by draining or by handing the running jobs back.
+//! while heartbeating and shipping logs, then complete it — at most `concurrency` running at
+//! once — until told to [`Stop`], by draining or by handing the running jobs back.
+//!
+//! A job's slot is free again once its processes are gone: its report (the completion, or
+//! the release) goes on beside the next job, so a slot never waits for the orchestrator's
+//! bookkeeping. Reports still on their way are bounded like the jobs: at most `concurrency`;
+//! past that, a slot is kept until one of them is answered.
 
 mod lease;
 
@@ -9,7 +14,7 @@ use std::sync::atomic::{AtomicU8, Ordering};
 use std::time::Duration;
 
 use conveyor_core::protocol::{ClaimRequest, Completion, JobSpec, LogLine, Outcome, Stream};
-use tokio::sync::{Semaphore, mpsc, watch};
+use tokio::sync::{OwnedSemaphorePermit, Semaphore, mpsc, watch};
 use tokio::task::JoinSet;
 
 use crate::client::{Client, Reply};
@@ -74,6 +79,7 @@ impl Worker {
         // The guard against a killed runner is up before the first job starts.
         executor::supervisor::start();
         let slots = Arc::new(Semaphore::new(self.concurrency.max(1)));
+        let reports = Arc::new(Semaphore::new(self.concurrency.max(1)));
         let mut jobs = JoinSet::new();
         loop {
             // Biased: a stop that came with a message must win, not a coin toss.
@@ -100,16 +106,19 @@ impl Worker {
             };
             let me = self.clone();
             let job_stop = stop.clone();
+            let slot = Slot {
+                running: permit,
+                reports: reports.clone(),
+            };
             jobs.spawn(async move {
-                me.handle(delivery, job_stop).await;
-                drop(permit);
+                me.handle(delivery, job_stop, slot).await;
             });
             while jobs.try_join_next().is_some() {}
         }
         finish(jobs, stop).await;
     }
 
-    async fn handle(&self, delivery: Delivery, stop: watch::Receiver<Option<Stop>>) {
+    async fn handle(&self, delivery: Delivery, stop: watch::Receiver<Option<Stop>>, slot: Slot) {
         if stop.borrow().is_some() {
             // Taken as the stop came: put back for another runner, unclaimed.
             return self.give_back(&delivery).await;
@@ -128,7 +137,7 @@ impl Worker {
                 self.ack(&delivery).await;
             }
             Ok(Reply::Ok(spec)) => {
-                self.execute(spec, sent, stop).await;
+                self.execute(spec, sent, stop, slot).await;
                 self.ack(&delivery).await;
             }
             Ok(Reply::Fenced) => self.ack(&delivery).await,
@@ -157,6 +166,7 @@ impl Worker {
         spec: JobSpec,
         claimed: tokio::time::Instant,
         stop: watch::Receiver<Option<Stop>>,
+        slot: Slot,
     ) {
         let (log_tx, log_rx) = mpsc::unbounded_channel();
         let (cancel_tx, cancel_rx) = watch::channel(false);
@@ -184,6 +194,7 @@ impl Worker {
         )
         .await;
         drop(watchdog);
+        let _reporting = slot.free().await;
         let stopped_by_us = result.outcome == Outcome::Cancelled;
         if stopped_by_us && why.get() == Why::HANDED_BACK {
             let _ = log_tx.send(handed_back());
@@ -208,6 +219,24 @@ impl Worker {
                 lease::complete(&self.client, &completion, spec.lease_secs).await;
             }
         }
+    }
+}
+
+/// A job's place among the `concurrency` running at once, and the count of reports on
+/// their way it frees its place into.
+struct Slot {
+    running: OwnedSemaphorePermit,
+    reports: Arc<Semaphore>,
+}
+
+impl Slot {
+    /// Frees the place once the job's report may go on beside the next job: at once, unless
+    /// `concurrency` reports are unanswered already. The permit returned is held until the
+    /// report is answered.
+    async fn free(self) -> Option<OwnedSemaphorePermit> {
+        let report = self.reports.acquire_owned().await.ok();
+        drop(self.running);
+        report
     }
 }
 

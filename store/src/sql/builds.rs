@@ -288,7 +288,20 @@ async fn condition_met<C: Conn>(conn: &mut C, build_id: &str, job: &Job) -> Resu
 pub(crate) async fn settle<C: Conn>(
     conn: &mut C,
     build_id: &str,
+    queue: Settled,
+    now: i64,
+    work: &mut Work,
+) -> Result<()> {
+    settle_with(conn, build_id, queue, None, now, work).await
+}
+
+/// [`settle`], where job run `ungrouped` is known to be in no concurrency group (read with
+/// the statement that ended it): it has no group to leave, and that is not read again.
+pub(crate) async fn settle_with<C: Conn>(
+    conn: &mut C,
+    build_id: &str,
     mut queue: Settled,
+    ungrouped: Option<&str>,
     now: i64,
     work: &mut Work,
 ) -> Result<()> {
@@ -297,7 +310,9 @@ pub(crate) async fn settle<C: Conn>(
     }
     let (mut done, mut failed) = (0i64, 0i64);
     while let Some((run, status)) = queue.pop() {
-        groups::leave(conn, &run, work).await?;
+        if ungrouped != Some(run.as_str()) {
+            groups::leave(conn, &run, work).await?;
+        }
         done += 1;
         if status == "failed" || status == "cancelled" {
             failed += 1;

@@ -103,6 +103,14 @@ impl Sql {
         }
     }
 
+    /// The same arguments in a statement that holds this one's text (`f` puts it in).
+    pub(crate) fn wrap(self, f: impl FnOnce(&str) -> String) -> Sql {
+        Sql {
+            text: Cow::Owned(f(&self.text)),
+            args: self.args,
+        }
+    }
+
     pub(crate) fn bind(mut self, value: impl Into<Arg>) -> Sql {
         self.args.push(value.into());
         self
@@ -245,9 +253,18 @@ pub(crate) trait Backend: Send + Sync + 'static {
     type Tx: std::ops::DerefMut<Target = Self::Conn> + Send;
     /// A connection from the pool, for reads and single statements.
     type Pooled: std::ops::DerefMut<Target = Self::Conn> + Send;
+    /// A connection for writes of one statement each, committed one by one: on SQLite it
+    /// holds the process's writer lock (see `sqlite.rs`), so the statement queues behind the
+    /// write transactions instead of sleeping in SQLite's busy handler.
+    type Writer: std::ops::DerefMut<Target = Self::Conn> + Send;
+    /// A [`Backend::Writer`] for taking a job run: where writers queue (SQLite), it goes
+    /// ahead of those waiting, since a runner's free slot waits for it.
+    type Claimer: std::ops::DerefMut<Target = Self::Conn> + Send;
 
     fn begin(&self) -> impl Future<Output = Result<Self::Tx>> + Send;
     fn commit(tx: Self::Tx) -> impl Future<Output = Result<()>> + Send;
     fn conn(&self) -> impl Future<Output = Result<Self::Pooled>> + Send;
+    fn writer(&self) -> impl Future<Output = Result<Self::Writer>> + Send;
+    fn claimer(&self) -> impl Future<Output = Result<Self::Claimer>> + Send;
     fn pool_handle(&self) -> crate::types::PoolHandle;
 }

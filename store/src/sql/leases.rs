@@ -8,7 +8,7 @@
 use conveyor_core::protocol::{Completion, Lease, Outcome, QueueMessage};
 use sqlx::FromRow;
 
-use super::builds::settle;
+use super::builds::{settle, settle_with};
 use super::conn::{Conn, Sql, sql};
 use super::{Work, to_json};
 use crate::error::Result;
@@ -37,13 +37,15 @@ pub(crate) async fn complete<C: Conn>(
     now: i64,
     work: &mut Work,
 ) -> Result<bool> {
-    // Where rows are locked, the build's lock first (see `Conn::LOCK_BUILD`); on SQLite the
-    // write transaction is the lock, and the build is read off the fenced `UPDATE` below.
+    // Where rows are locked, the build's lock first (see `Conn::LOCK_BUILD`): taken by the
+    // fenced `UPDATE` below itself, before it changes the job run's row, and for a failure,
+    // which may be retried instead, before that. On SQLite the write transaction is the
+    // lock, and the build is read off the fenced `UPDATE`.
     let row_locks = !C::FOR_UPDATE.is_empty();
-    if row_locks && lock_build_of(conn, &c.lease.job_run_id).await?.is_none() {
+    let failed = matches!(c.outcome, Outcome::Failed | Outcome::TimedOut);
+    if failed && row_locks && lock_build_of(conn, &c.lease.job_run_id).await?.is_none() {
         return Ok(false);
     }
-    let failed = matches!(c.outcome, Outcome::Failed | Outcome::TimedOut);
     if failed && let Some((fleet, started)) = retry(conn, c, owner, now).await? {
         work.effects.durations_ms.push(now - started.unwrap_or(now));
         work.effects.dispatch.push(Dispatch {
@@ -69,17 +71,21 @@ pub(crate) async fn complete<C: Conn>(
         .then(|| to_json(&c.outputs))
         .transpose()?;
     let finished = finish(conn, c, owner, status, error, outputs, now).await?;
-    let Some((started, build_id)) = finished else {
+    let Some((started, build_id, grouped)) = finished else {
         return Ok(false);
     };
     work.effects.durations_ms.push(now - started.unwrap_or(now));
-    let settled = vec![(c.lease.job_run_id.clone(), status)];
-    settle(conn, &build_id, settled, now, work).await?;
+    let run = c.lease.job_run_id.as_str();
+    let settled = vec![(run.to_string(), status)];
+    let ungrouped = (!grouped).then_some(run);
+    settle_with(conn, &build_id, settled, ungrouped, now, work).await?;
     Ok(true)
 }
 
-/// The fenced `UPDATE` that ends the attempt: when it started and its build, or `None` if
-/// fenced out.
+/// The fenced `UPDATE` that ends the attempt: when it started, its build, and whether it is
+/// in a concurrency group; `None` if fenced out. Where rows are locked it locks the build's
+/// row first, in a `WITH` its fence reads: the subquery runs as the row is tested, before the
+/// row is changed, so the order stays the build, then its job runs.
 async fn finish<C: Conn>(
     conn: &mut C,
     c: &Completion,
@@ -88,14 +94,23 @@ async fn finish<C: Conn>(
     error: Option<String>,
     outputs: Option<String>,
     now: i64,
-) -> Result<Option<(Option<i64>, String)>> {
+) -> Result<Option<(Option<i64>, String, bool)>> {
+    let (lock, locked) = match C::FOR_UPDATE.is_empty() {
+        true => ("", ""),
+        false => (
+            "WITH b AS (SELECT id FROM builds WHERE id = \
+             (SELECT build_id FROM job_runs WHERE id = $1) FOR UPDATE) ",
+            " AND build_id = (SELECT id FROM b)",
+        ),
+    };
     conn.opt(
-        sql(
-            "UPDATE job_runs SET status = $6, exit_code = $7, outputs = $8, error = $9, \
+        Sql::owned(format!(
+            "{lock}UPDATE job_runs SET status = $6, exit_code = $7, outputs = $8, error = $9, \
              finished_at = $5, lease_token = NULL, lease_expires_at = NULL \
              WHERE id = $1 AND attempt = $2 AND lease_token = $3 AND lease_owner = $4 \
-             AND status = 'running' RETURNING started_at, build_id",
-        )
+             AND status = 'running'{locked} RETURNING started_at, build_id, \
+             EXISTS (SELECT 1 FROM concurrency_members WHERE member = job_runs.id)"
+        ))
         .bind(&c.lease.job_run_id)
         .bind(c.lease.attempt)
         .bind(&c.lease.lease_token)

@@ -46,29 +46,37 @@ pub(crate) async fn append_logs<C: Conn>(
     }
     // The size's row lock first: a batch arriving at once waits, then sees this one.
     let so_far = size(conn, batch).await?;
-    let (_, truncated) = so_far;
-    if truncated || stored(conn, batch).await? {
+    if so_far.truncated || stored(conn, batch).await? {
         return Ok(true);
     }
     put(conn, batch, so_far, max_bytes, now).await?;
     Ok(true)
 }
 
+/// An attempt's log so far, read from its `log_sizes` row (locked until the transaction
+/// ends): its bytes, whether it was cut, and the job run's last line number.
+#[derive(sqlx::FromRow)]
+struct SoFar {
+    bytes: i64,
+    truncated: bool,
+    last_line: Option<i64>,
+}
+
 /// Stores the batch's lines after the job run's last, as far as the attempt's log stays
-/// within `max_bytes`; `(bytes, truncated)` is its size so far (its row locked by
-/// [`size`]), and nothing more is stored once it was truncated.
+/// within `max_bytes`; `so_far` is its size (its row locked by [`size`]), and nothing more
+/// is stored once it was truncated.
 async fn put<C: Conn>(
     conn: &mut C,
     batch: &LogBatch,
-    (bytes, truncated): (i64, bool),
+    so_far: SoFar,
     max_bytes: u64,
     now: i64,
 ) -> Result<()> {
-    if truncated {
+    if so_far.truncated {
         return Ok(());
     }
     let lease = &batch.lease;
-    let (kept, total, truncated) = within(&batch.lines, bytes.max(0) as u64, max_bytes);
+    let (kept, total, truncated) = within(&batch.lines, so_far.bytes.max(0) as u64, max_bytes);
     let marker = truncated.then(|| LogLine {
         stream: Stream::System,
         text: truncation_marker(max_bytes),
@@ -76,27 +84,35 @@ async fn put<C: Conn>(
         labels: Default::default(),
     });
     let lines = batch.lines[..kept].iter().chain(marker.as_ref());
-    let first = log_reads::total(conn, &lease.job_run_id).await? + 1;
-    insert(conn, batch, chunks::encode(lines, first, now)).await?;
-    conn.exec(
-        sql("UPDATE log_sizes SET bytes = $3, truncated = $4 \
-             WHERE job_run_id = $1 AND attempt = $2")
-        .bind(&lease.job_run_id)
-        .bind(lease.attempt)
-        .bind(total as i64)
-        .bind(truncated),
-    )
-    .await?;
-    Ok(())
+    let last = match so_far.last_line {
+        Some(last) => last,
+        None => log_reads::total(conn, &lease.job_run_id).await?,
+    };
+    let chunks = chunks::encode(lines, last + 1, now);
+    let size = Size {
+        bytes: total as i64,
+        truncated,
+        last_line: chunks
+            .last()
+            .map_or(last, |c| c.first_line + c.line_count - 1),
+    };
+    insert(conn, batch, chunks, size).await
+}
+
+/// What an attempt's `log_sizes` row says once a batch is stored.
+struct Size {
+    bytes: i64,
+    truncated: bool,
+    last_line: i64,
 }
 
 /// The batch number of the lines a completion carries: above any batch shipped before it.
 const FINAL_SEQ: u64 = i64::MAX as u64;
 
-/// Stores the log lines a completion carries, as the attempt's last batch. Called only
-/// after the completion's fenced `UPDATE` succeeded in the same transaction (which holds the
-/// build's lock): the lease was live, and no completion of this attempt was stored before,
-/// so neither is checked again.
+/// Stores the log lines a completion carries, as the attempt's last batch, in the
+/// completion's transaction and before its fenced `UPDATE`: a completion fenced out rolls
+/// them back, and one that is not was the attempt's first (a completion sent twice is
+/// fenced out the second time), so whether they were stored before is not read.
 pub(crate) async fn append_final<C: Conn>(
     conn: &mut C,
     c: &Completion,
@@ -129,15 +145,18 @@ fn within(lines: &[LogLine], stored: u64, max_bytes: u64) -> (usize, u64, bool) 
     (lines.len(), total, false)
 }
 
-/// The attempt's log size so far and whether it was truncated, its row made if missing and
-/// locked until the transaction ends (so two batches at once count each other).
-async fn size<C: Conn>(conn: &mut C, batch: &LogBatch) -> Result<(i64, bool)> {
+/// The attempt's log so far ([`SoFar`]), its row made if missing and locked until the
+/// transaction ends (so two batches at once count each other). A new row starts after the
+/// job run's earlier attempts' last line; a row from before the line was kept gets it too.
+async fn size<C: Conn>(conn: &mut C, batch: &LogBatch) -> Result<SoFar> {
     let lease = &batch.lease;
     conn.one(
         sql(
-            "INSERT INTO log_sizes (job_run_id, attempt, bytes, truncated) \
-             VALUES ($1, $2, 0, FALSE) ON CONFLICT (job_run_id, attempt) \
-             DO UPDATE SET bytes = log_sizes.bytes RETURNING bytes, truncated",
+            "INSERT INTO log_sizes (job_run_id, attempt, bytes, truncated, last_line) \
+             VALUES ($1, $2, 0, FALSE, COALESCE((SELECT first_line + line_count - 1 \
+             FROM log_chunks WHERE job_run_id = $1 ORDER BY first_line DESC LIMIT 1), 0)) \
+             ON CONFLICT (job_run_id, attempt) DO UPDATE SET bytes = log_sizes.bytes \
+             RETURNING bytes, truncated, last_line",
         )
         .bind(&lease.job_run_id)
         .bind(lease.attempt),
@@ -162,29 +181,75 @@ async fn stored<C: Conn>(conn: &mut C, batch: &LogBatch) -> Result<bool> {
     Ok(seen.is_some())
 }
 
-/// Inserts the batch's chunks, a few per statement.
-async fn insert<C: Conn>(conn: &mut C, batch: &LogBatch, chunks: Vec<NewChunk>) -> Result<()> {
+/// Inserts the batch's chunks, a few per statement, the last statement also writing the
+/// attempt's new size: as one statement where a `WITH` may hold the `INSERT`
+/// ([`Conn::WRITING_CTE`]), else as two in one call.
+async fn insert<C: Conn>(
+    conn: &mut C,
+    batch: &LogBatch,
+    chunks: Vec<NewChunk>,
+    size: Size,
+) -> Result<()> {
     let lease = &batch.lease;
     let head = "INSERT INTO log_chunks (job_run_id, attempt, seq, first_line, line_count, \
                 bytes, first_at, last_at, body)";
     let mut chunks = chunks.into_iter().peekable();
-    while chunks.peek().is_some() {
-        let rows = chunks.by_ref().take(16).map(|c| {
-            vec![
-                Arg::from(&lease.job_run_id),
-                Arg::from(lease.attempt),
-                Arg::from(batch.seq as i64),
-                Arg::from(c.first_line),
-                Arg::from(c.line_count),
-                Arg::from(c.bytes),
-                Arg::from(c.first_at),
-                Arg::from(c.last_at),
-                Arg::from(c.body),
-            ]
-        });
-        conn.exec(Sql::values(head, rows.collect(), "")).await?;
+    loop {
+        let rows: Vec<Vec<Arg>> = chunks
+            .by_ref()
+            .take(16)
+            .map(|c| {
+                vec![
+                    Arg::from(&lease.job_run_id),
+                    Arg::from(lease.attempt),
+                    Arg::from(batch.seq as i64),
+                    Arg::from(c.first_line),
+                    Arg::from(c.line_count),
+                    Arg::from(c.bytes),
+                    Arg::from(c.first_at),
+                    Arg::from(c.last_at),
+                    Arg::from(c.body),
+                ]
+            })
+            .collect();
+        if chunks.peek().is_some() {
+            conn.exec(Sql::values(head, rows, "")).await?;
+            continue;
+        }
+        let q = match rows.is_empty() {
+            true => Sql::owned(update_size(String::new(), 0)),
+            false => {
+                let n = rows.len() * 9;
+                let insert = Sql::values(head, rows, "");
+                insert.wrap(|i| match C::WRITING_CTE {
+                    true => update_size(format!("WITH c AS ({i}) "), n),
+                    false => update_size(format!("{i}; "), n),
+                })
+            }
+        };
+        let q = q
+            .bind(size.bytes)
+            .bind(size.truncated)
+            .bind(size.last_line)
+            .bind(&lease.job_run_id)
+            .bind(lease.attempt);
+        conn.exec(q).await?;
+        return Ok(());
     }
-    Ok(())
+}
+
+/// The `UPDATE` of an attempt's size after `before`, its arguments numbered after the
+/// first `n`.
+fn update_size(before: String, n: usize) -> String {
+    format!(
+        "{before}UPDATE log_sizes SET bytes = ${}, truncated = ${}, last_line = ${} \
+         WHERE job_run_id = ${} AND attempt = ${}",
+        n + 1,
+        n + 2,
+        n + 3,
+        n + 4,
+        n + 5
+    )
 }
 
 #[cfg(test)]

@@ -128,8 +128,8 @@ impl<B: Backend> Store for SqlStore<B> {
         when_due: bool,
         now: i64,
     ) -> Result<Option<Held>> {
-        let mut conn = self.backend.conn().await?;
-        runs::renew(&mut *conn, lease, owner, (lease_ms, when_due), now).await
+        self.renew_lease(lease, owner, (lease_ms, when_due), now)
+            .await
     }
 
     async fn append_logs(
@@ -155,11 +155,14 @@ impl<B: Backend> Store for SqlStore<B> {
         now: i64,
     ) -> Result<Option<Effects>> {
         let mut tx = self.backend.begin().await?;
+        // The lines first, before the build's lock is taken, so that lock is held over fewer
+        // statements (every completion of the build waits for it); a completion fenced out
+        // rolls them back with the rest.
+        logs::append_final(&mut *tx, c, max_log_bytes, now).await?;
         let mut work = Work::default();
         if !leases::complete(&mut *tx, c, owner, now, &mut work).await? {
             return Ok(None);
         }
-        logs::append_final(&mut *tx, c, max_log_bytes, now).await?;
         self.finish(tx, work, now).await.map(Some)
     }
 

@@ -28,21 +28,17 @@ struct ClaimedBuild {
     trigger: String,
 }
 
-/// Takes a queued job run at this attempt for `owner`; `None` when it is not (a duplicate
-/// or stale message, or a job run of a fleet the runner does not serve). Where the taking
-/// is one statement ([`Conn::WRITING_CTE`]) it needs no transaction: what is read after it
-/// (secrets, upstream outputs and artifacts) no longer changes.
+/// Completes the claim of a job run just taken under `lease_token`: its secrets, its
+/// references' values and upstream artifacts, read after the taking committed (none of
+/// them changes once the job run is running).
 async fn claim<C: Conn>(
     conn: &mut C,
     req: &ClaimRequest,
-    owner: &Owner,
+    taken: Taken,
+    lease_token: String,
     lease_ms: i64,
     now: i64,
-) -> Result<Option<Claim>> {
-    let lease_token = token();
-    let Some(taken) = take(conn, req, owner, &lease_token, lease_ms, now).await? else {
-        return Ok(None);
-    };
+) -> Result<Claim> {
     let (b, build_id) = (taken.build, taken.build_id);
     let job: Job = from_json(&taken.spec)?;
     let (secrets, missing_secrets) =
@@ -62,12 +58,12 @@ async fn claim<C: Conn>(
     };
     let mut spec = spec_of(lease, lease_ms, &job, (b, &context), build_id, refs);
     spec.input_artifacts = inputs;
-    Ok(Some(Claim {
+    Ok(Claim {
         spec,
         waited_ms: now - taken.queued_at.unwrap_or(now),
         secrets,
         missing_secrets,
-    }))
+    })
 }
 
 /// A job run just taken: its build, spec, when it was queued, and the build's row.
@@ -80,20 +76,15 @@ struct Taken {
     build: ClaimedBuild,
 }
 
+/// What a claimed job run's build row gives its spec.
+const CLAIMED_BUILD: &str = "b.product, b.belt, b.number, b.sha, b.git_ref, p.repo, \
+                             p.source_path, b.context, b.trigger \
+                             FROM builds b JOIN products p ON p.name = b.product";
+
 /// The fenced `UPDATE` that takes the job run if it is queued at this attempt on one of
-/// `owner`'s fleets, and the build it belongs to: one statement where the backend can
-/// ([`Conn::WRITING_CTE`]), else the update and then a read in the caller's transaction.
-async fn take<C: Conn>(
-    conn: &mut C,
-    req: &ClaimRequest,
-    owner: &Owner,
-    lease_token: &str,
-    lease_ms: i64,
-    now: i64,
-) -> Result<Option<Taken>> {
-    if owner.fleets.is_empty() {
-        return Ok(None);
-    }
+/// `owner`'s fleets; where the backend can ([`Conn::WRITING_CTE`]), in the same statement
+/// as the read of its build (`build`), else returning only the job run's own columns.
+fn take(req: &ClaimRequest, owner: &Owner, lease_token: &str, lease_ms: i64, now: i64) -> Sql {
     let fleets: Vec<String> = (0..owner.fleets.len())
         .map(|i| format!("${}", i + 7))
         .collect();
@@ -104,16 +95,7 @@ async fn take<C: Conn>(
          RETURNING build_id, spec, queued_at",
         fleets.join(", ")
     );
-    let build = "b.product, b.belt, b.number, b.sha, b.git_ref, p.repo, p.source_path, \
-                 b.context, b.trigger FROM builds b JOIN products p ON p.name = b.product";
-    let q = match C::WRITING_CTE {
-        true => format!(
-            "WITH t AS ({update}) SELECT t.build_id, t.spec, t.queued_at, {build} \
-             JOIN t ON b.id = t.build_id"
-        ),
-        false => update,
-    };
-    let mut q = Sql::owned(q)
+    let mut q = Sql::owned(update)
         .bind(&req.job_run_id)
         .bind(req.attempt)
         .bind(&owner.name)
@@ -123,21 +105,7 @@ async fn take<C: Conn>(
     for fleet in &owner.fleets {
         q = q.bind(fleet);
     }
-    if C::WRITING_CTE {
-        return conn.opt(q).await;
-    }
-    let row: Option<(String, String, Option<i64>)> = conn.opt(q).await?;
-    let Some((build_id, spec, queued_at)) = row else {
-        return Ok(None);
-    };
-    let read = Sql::owned(format!("SELECT {build} WHERE b.id = $1")).bind(&build_id);
-    let build = conn.one(read).await?;
-    Ok(Some(Taken {
-        build_id,
-        spec,
-        queued_at,
-        build,
-    }))
+    q
 }
 
 /// What the runner gets: the script, and an environment of the job's `env`, the
@@ -219,50 +187,78 @@ fn job_env(
     (env, templates)
 }
 
-/// Extends a lease to `lease_ms` from `now` — or, `when_due`, only once no more than two
-/// thirds of it are left, reading it until then — while it holds; `None` once it is gone.
-pub(crate) async fn renew<C: Conn>(
+/// The statement `head` fenced by a live lease of `owner`'s (`$1`–`$4`).
+fn fenced(head: &str, lease: &Lease, owner: &str, tail: &str) -> Sql {
+    Sql::owned(format!(
+        "{head} WHERE id = $1 AND attempt = $2 AND lease_token = $3 AND lease_owner = $4 \
+         AND status = 'running'{tail}"
+    ))
+    .bind(&lease.job_run_id)
+    .bind(lease.attempt)
+    .bind(&lease.lease_token)
+    .bind(owner)
+}
+
+/// A live lease's cancel flag and expiry, read; `None` once it is gone.
+async fn read_lease<C: Conn>(
     conn: &mut C,
     lease: &Lease,
     owner: &str,
-    (lease_ms, when_due): (i64, bool),
+) -> Result<Option<(bool, Option<i64>)>> {
+    let read = "SELECT cancel_requested, lease_expires_at FROM job_runs";
+    conn.opt(fenced(read, lease, owner, "")).await
+}
+
+/// Extends a live lease to `lease_ms` from `now`; `None` once it is gone.
+async fn extend<C: Conn>(
+    conn: &mut C,
+    lease: &Lease,
+    owner: &str,
+    lease_ms: i64,
     now: i64,
 ) -> Result<Option<Held>> {
-    let fence = "WHERE id = $1 AND attempt = $2 AND lease_token = $3 AND lease_owner = $4 \
-                 AND status = 'running'";
-    let bind = |q: Sql| {
-        q.bind(&lease.job_run_id)
-            .bind(lease.attempt)
-            .bind(&lease.lease_token)
-            .bind(owner)
-    };
-    if when_due {
-        let read = format!("SELECT cancel_requested, lease_expires_at FROM job_runs {fence}");
-        let Some((cancel, expires)) = conn
-            .opt::<(bool, Option<i64>)>(bind(Sql::owned(read)))
-            .await?
-        else {
-            return Ok(None);
-        };
-        if let Some(expires_at) = expires
-            && expires_at - now > lease_ms * 2 / 3
-        {
-            return Ok(Some(Held { cancel, expires_at }));
-        }
-    }
-    let update = format!(
-        "UPDATE job_runs SET lease_expires_at = $5 {fence} \
-         RETURNING cancel_requested, lease_expires_at"
-    );
+    let update = "UPDATE job_runs SET lease_expires_at = $5";
+    let tail = " RETURNING cancel_requested, lease_expires_at";
     let row: Option<(bool, i64)> = conn
-        .opt(bind(Sql::owned(update)).bind(now + lease_ms))
+        .opt(fenced(update, lease, owner, tail).bind(now + lease_ms))
         .await?;
     Ok(row.map(|(cancel, expires_at)| Held { cancel, expires_at }))
 }
 
 impl<B: super::Backend> super::SqlStore<B> {
-    /// Takes a job run for `owner`: in one statement where it is one (committed on its
-    /// own), else in a write transaction committed only when the job run was taken.
+    /// Extends a lease to `lease_ms` from `now` — or, `when_due`, only once no more than two
+    /// thirds of it are left, reading it (off the writer) until then; `None` once it is gone.
+    pub(super) async fn renew_lease(
+        &self,
+        lease: &Lease,
+        owner: &str,
+        (lease_ms, when_due): (i64, bool),
+        now: i64,
+    ) -> Result<Option<Held>> {
+        if when_due {
+            let read = read_lease(&mut *self.backend.conn().await?, lease, owner).await?;
+            match read {
+                None => return Ok(None),
+                Some((cancel, Some(expires_at))) if expires_at - now > lease_ms * 2 / 3 => {
+                    return Ok(Some(Held { cancel, expires_at }));
+                }
+                Some(_) => {}
+            }
+        }
+        extend(
+            &mut *self.backend.writer().await?,
+            lease,
+            owner,
+            lease_ms,
+            now,
+        )
+        .await
+    }
+
+    /// Takes a job run for `owner` (`None`: it is not queued at this attempt on one of the
+    /// runner's fleets) in one statement committed on its own, then reads what its spec
+    /// needs. Where a `WITH` cannot hold the `UPDATE`, the build is read after it, once the
+    /// writer is free again.
     pub(super) async fn claim_run(
         &self,
         req: &ClaimRequest,
@@ -270,15 +266,41 @@ impl<B: super::Backend> super::SqlStore<B> {
         lease_ms: i64,
         now: i64,
     ) -> Result<Option<Claim>> {
-        if <B::Conn as Conn>::WRITING_CTE {
-            let mut conn = self.backend.conn().await?;
-            return claim(&mut *conn, req, owner, lease_ms, now).await;
+        if owner.fleets.is_empty() {
+            return Ok(None);
         }
-        let mut tx = self.backend.begin().await?;
-        let claim = claim(&mut *tx, req, owner, lease_ms, now).await?;
-        if claim.is_some() {
-            B::commit(tx).await?;
-        }
-        Ok(claim)
+        let lease_token = token();
+        let update = take(req, owner, &lease_token, lease_ms, now);
+        let taken = if <B::Conn as Conn>::WRITING_CTE {
+            let q = update.wrap(|u| {
+                format!(
+                    "WITH t AS ({u}) SELECT t.build_id, t.spec, t.queued_at, {CLAIMED_BUILD} \
+                     JOIN t ON b.id = t.build_id"
+                )
+            });
+            self.backend.claimer().await?.opt(q).await?
+        } else {
+            let row: Option<(String, String, Option<i64>)> =
+                self.backend.claimer().await?.opt(update).await?;
+            match row {
+                Some((build_id, spec, queued_at)) => {
+                    let read = Sql::owned(format!("SELECT {CLAIMED_BUILD} WHERE b.id = $1"));
+                    let build = self.backend.conn().await?.one(read.bind(&build_id)).await?;
+                    Some(Taken {
+                        build_id,
+                        spec,
+                        queued_at,
+                        build,
+                    })
+                }
+                None => None,
+            }
+        };
+        let Some(taken) = taken else {
+            return Ok(None);
+        };
+        let mut conn = self.backend.conn().await?;
+        let claim = claim(&mut *conn, req, taken, lease_token, lease_ms, now).await?;
+        Ok(Some(claim))
     }
 }

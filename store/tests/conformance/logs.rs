@@ -306,3 +306,46 @@ async fn postgres_lines_stored_one_row_each_move_into_chunks() {
     pool.close().await;
     moved_into_chunks(conveyor_store::open(&url).await.unwrap()).await;
 }
+
+/// A size row from before the line counter (migration 0019) has none: the next batch reads
+/// the last chunk instead, and numbers its lines after it; the row keeps the count from then.
+async fn a_size_row_without_the_line_counter(store: Arc<dyn Store>, forget: &str) -> Vec<i64> {
+    let (id, spec) = claimed(&store).await;
+    append(&store, &batch(&spec, 0, "a", 1..4), NO_CAP).await;
+    forget_counters(forget).await;
+    append(&store, &batch(&spec, 1, "b", 1..3), NO_CAP).await;
+    append(&store, &batch(&spec, 2, "c", 1..2), NO_CAP).await;
+    let rows = store.logs(&id, 0, 100).await.unwrap();
+    let texts: Vec<&str> = rows.iter().map(|r| r.text.as_str()).collect();
+    assert_eq!(texts, ["a 1", "a 2", "a 3", "b 1", "b 2", "c 1"]);
+    rows.iter().map(|r| r.id).collect()
+}
+
+/// Empties every size row's line counter in the database at `url`.
+async fn forget_counters(url: &str) {
+    let forget = sqlx::raw_sql("UPDATE log_sizes SET last_line = NULL");
+    if url.starts_with("sqlite:") {
+        let pool = sqlx::SqlitePool::connect(url).await.unwrap();
+        assert_eq!(forget.execute(&pool).await.unwrap().rows_affected(), 1);
+    } else {
+        let pool = sqlx::PgPool::connect(url).await.unwrap();
+        assert_eq!(forget.execute(&pool).await.unwrap().rows_affected(), 1);
+    }
+}
+
+#[tokio::test]
+async fn sqlite_a_size_row_without_the_line_counter_numbers_after_the_last_line() {
+    let dir = conveyor_store::testing::temp_dir("counter");
+    let url = format!("sqlite://{}/c.db", dir.display());
+    let store = conveyor_store::open(&url).await.unwrap();
+    let ids = a_size_row_without_the_line_counter(store, &url).await;
+    assert_eq!(ids, [1, 2, 3, 4, 5, 6]);
+}
+
+#[tokio::test]
+async fn postgres_a_size_row_without_the_line_counter_numbers_after_the_last_line() {
+    let url = conveyor_store::testing::fresh_pg_url().await;
+    let store = conveyor_store::open(&url).await.unwrap();
+    let ids = a_size_row_without_the_line_counter(store, &url).await;
+    assert_eq!(ids, [1, 2, 3, 4, 5, 6]);
+}

@@ -45,10 +45,13 @@ async fn until_ready(http: &reqwest::Client, base: &str) {
     }
 }
 
-/// A headless Chromium with its own profile directory.
+/// A headless Chromium with its own profile directory. Finding an element waits up to 5 s
+/// for it (W3C's implicit wait): a live page may be swapping in its refreshed content while
+/// the machine is loaded, and an element missing for good still fails, 5 s later.
 fn capabilities(profile: &std::path::Path) -> Value {
     json!({ "capabilities": { "alwaysMatch": {
         "browserName": "chrome",
+        "timeouts": { "implicit": 5000 },
         "goog:chromeOptions": {
             "binary": CHROMIUM,
             "args": [
