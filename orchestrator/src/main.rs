@@ -17,19 +17,23 @@ fn main() -> ExitCode {
 }
 
 /// glibc's malloc gives each thread that allocates an arena of its own (up to 8 per core)
-/// and keeps what is freed in each: a 10,000-job build peaked at 105–113 MB; with two
-/// arenas, returning freed memory above 128 KiB, 53 MB at the same speed
-/// (docs/decisions.md). Both can only be set before the process starts (or with unsafe
-/// code, which this crate forbids), so the program starts itself again, once, with them
-/// set. An environment that sets either is left as it is; if the restart cannot happen,
-/// the program runs as it is.
+/// and keeps what is freed in each: a 10,000-job build peaked at 105–113 MB; with few
+/// arenas, returning freed memory above 128 KiB, 55–59 MB at the same speed. Too few, and
+/// threads queue for them: with 2 on 2 cores, a node under 16 readers at 100,000 builds
+/// spent a fifth of its time on arena locks (build list p99 25.5–28.5 ms; 22–24 ms with 4).
+/// So two per core (docs/decisions.md). Both can only be set before the process starts
+/// (or with unsafe code, which this crate forbids), so the program starts itself again,
+/// once, with them set. An environment that sets either is left as it is; if the restart
+/// cannot happen, the program runs as it is.
 fn with_few_malloc_arenas() {
     use std::os::unix::process::CommandExt;
-    const TUNING: [(&str, &str); 2] = [
-        ("MALLOC_ARENA_MAX", "2"),
+    let cores = std::thread::available_parallelism().map_or(1, usize::from);
+    let arenas = (2 * cores).to_string();
+    let tuning = [
+        ("MALLOC_ARENA_MAX", arenas.as_str()),
         ("MALLOC_TRIM_THRESHOLD_", "131072"),
     ];
-    if TUNING
+    if tuning
         .iter()
         .any(|(var, _)| std::env::var_os(var).is_some())
     {
@@ -44,6 +48,6 @@ fn with_few_malloc_arenas() {
     let _ = std::process::Command::new(exe)
         .arg0(argv0)
         .args(args)
-        .envs(TUNING)
+        .envs(tuning)
         .exec();
 }
