@@ -2,13 +2,15 @@
 //! and write transactions opened with `BEGIN IMMEDIATE` so writers queue instead of
 //! failing halfway.
 //!
-//! SQLite has one writer at a time, so this process writes through one connection of its
-//! own (a pool of one), and its writers queue for it: handed over at once, in order, rather
-//! than sleeping in SQLite's busy handler (1 ms, then 2, 5, 10 … ms) for a lock another of
-//! our connections holds. That connection's page cache stays valid from one write to the
-//! next, where a write through any of several connections empties the others' (each
-//! re-reads the pages it needs). Reads go to the other connections. The busy timeout
-//! remains for other processes on the same file (a CLI command beside `serve`).
+//! SQLite has one writer at a time, so the engine's writes (write transactions, claims,
+//! lease renewals) go through one connection of its own (a pool of one), and its writers
+//! queue for it: handed over at once, in order, rather than sleeping in SQLite's busy
+//! handler (1 ms, then 2, 5, 10 … ms) for a lock another of our connections holds. That
+//! connection's page cache stays valid from one write to the next, where a write through
+//! any of several connections empties the others' (each re-reads the pages it needs). Reads
+//! go to the other connections, and so do a few lone writes off the engine's path (a runner
+//! seen, a cache used, a session ended), which meet the writer in the busy handler. The
+//! busy timeout also serves other processes on the same file (a CLI command beside `serve`).
 //!
 //! A claim goes ahead of the writes waiting their turn ([`Backend::claimer`]): the other
 //! writers first queue one at a time at a gate, so a claim waits for the write under way
@@ -186,9 +188,15 @@ mod tests {
     #![allow(clippy::unwrap_used)]
 
     use std::sync::{Arc, Mutex};
-    use std::time::Duration;
 
     use crate::sql::Backend;
+
+    /// Lets the tasks spawned on this (single-threaded) runtime run until they wait.
+    async fn let_others_run() {
+        for _ in 0..20 {
+            tokio::task::yield_now().await;
+        }
+    }
 
     /// A claim queued after a write still gets the writer first, once the transaction that
     /// holds it ends.
@@ -204,13 +212,13 @@ mod tests {
             let _w = b.writer().await.unwrap();
             o.lock().unwrap().push("write");
         });
-        tokio::time::sleep(Duration::from_millis(50)).await;
+        let_others_run().await;
         let (b, o) = (backend.clone(), order.clone());
         let claim = tokio::spawn(async move {
             let _c = b.claimer().await.unwrap();
             o.lock().unwrap().push("claim");
         });
-        tokio::time::sleep(Duration::from_millis(50)).await;
+        let_others_run().await;
         assert!(
             order.lock().unwrap().is_empty(),
             "both wait for the transaction"

@@ -193,16 +193,29 @@ impl Worker {
             cancel_rx,
         )
         .await;
-        drop(watchdog);
-        let _reporting = slot.free().await;
         let stopped_by_us = result.outcome == Outcome::Cancelled;
-        if stopped_by_us && why.get() == Why::HANDED_BACK {
+        let handed_back_now = stopped_by_us && why.get() == Why::HANDED_BACK;
+        // The watchdog keeps the lease while the report waits for its turn. A hand-back
+        // does not wait: it must be done within `HAND_BACK_BOUND`.
+        let _reporting = match handed_back_now {
+            true => None,
+            false => slot.free().await,
+        };
+        drop(watchdog);
+        if handed_back_now {
             let _ = log_tx.send(handed_back());
         }
         drop(log_tx);
         // Logs go first: once the job is released or completed its lease fences them out.
         let _ = shipper.await;
-        match why.get() {
+        self.report(&spec, result, why.get()).await;
+    }
+
+    /// The one report at a job's end: nothing if it was stopped because its lease may be
+    /// gone, a release if it was handed back, else its completion.
+    async fn report(&self, spec: &JobSpec, result: executor::ExecResult, why: u8) {
+        let stopped_by_us = result.outcome == Outcome::Cancelled;
+        match why {
             // Not cancelled by anyone: the job was stopped because its lease may be gone,
             // and the reaper hands it out again. Reporting it would end it instead.
             Why::LOST if stopped_by_us => {}
@@ -231,8 +244,8 @@ struct Slot {
 
 impl Slot {
     /// Frees the place once the job's report may go on beside the next job: at once, unless
-    /// `concurrency` reports are unanswered already. The permit returned is held until the
-    /// report is answered.
+    /// `concurrency` reports are unanswered already (the job's lease is still renewed while
+    /// it waits). The permit returned is held until the report is answered.
     async fn free(self) -> Option<OwnedSemaphorePermit> {
         let report = self.reports.acquire_owned().await.ok();
         drop(self.running);

@@ -6,7 +6,6 @@ use conveyor_core::protocol::{Completion, LogBatch, LogLine, Stream};
 
 use super::chunks::{self, NewChunk};
 use super::conn::{Arg, Conn, Sql, sql};
-use super::log_reads;
 use crate::error::Result;
 
 /// The line stored where an attempt's log reached `max_bytes`.
@@ -59,7 +58,7 @@ pub(crate) async fn append_logs<C: Conn>(
 struct SoFar {
     bytes: i64,
     truncated: bool,
-    last_line: Option<i64>,
+    last_line: i64,
 }
 
 /// Stores the batch's lines after the job run's last, as far as the attempt's log stays
@@ -75,7 +74,6 @@ async fn put<C: Conn>(
     if so_far.truncated {
         return Ok(());
     }
-    let lease = &batch.lease;
     let (kept, total, truncated) = within(&batch.lines, so_far.bytes.max(0) as u64, max_bytes);
     let marker = truncated.then(|| LogLine {
         stream: Stream::System,
@@ -84,10 +82,7 @@ async fn put<C: Conn>(
         labels: Default::default(),
     });
     let lines = batch.lines[..kept].iter().chain(marker.as_ref());
-    let last = match so_far.last_line {
-        Some(last) => last,
-        None => log_reads::total(conn, &lease.job_run_id).await?,
-    };
+    let last = so_far.last_line;
     let chunks = chunks::encode(lines, last + 1, now);
     let size = Size {
         bytes: total as i64,
@@ -146,8 +141,11 @@ fn within(lines: &[LogLine], stored: u64, max_bytes: u64) -> (usize, u64, bool) 
 }
 
 /// The attempt's log so far ([`SoFar`]), its row made if missing and locked until the
-/// transaction ends (so two batches at once count each other). A new row starts after the
-/// job run's earlier attempts' last line; a row from before the line was kept gets it too.
+/// transaction ends (so two batches at once count each other). Its line counter is never
+/// behind the job run's last stored line: a new row starts there, after the earlier
+/// attempts' lines, and so does a row from before the counter was kept, or one of a stale
+/// attempt whose job run has moved on (its lines are then numbered after the newer ones',
+/// and rolled back with its fenced-out completion, rather than colliding with them).
 async fn size<C: Conn>(conn: &mut C, batch: &LogBatch) -> Result<SoFar> {
     let lease = &batch.lease;
     conn.one(
@@ -155,7 +153,9 @@ async fn size<C: Conn>(conn: &mut C, batch: &LogBatch) -> Result<SoFar> {
             "INSERT INTO log_sizes (job_run_id, attempt, bytes, truncated, last_line) \
              VALUES ($1, $2, 0, FALSE, COALESCE((SELECT first_line + line_count - 1 \
              FROM log_chunks WHERE job_run_id = $1 ORDER BY first_line DESC LIMIT 1), 0)) \
-             ON CONFLICT (job_run_id, attempt) DO UPDATE SET bytes = log_sizes.bytes \
+             ON CONFLICT (job_run_id, attempt) DO UPDATE SET bytes = log_sizes.bytes, \
+             last_line = CASE WHEN log_sizes.last_line >= excluded.last_line \
+             THEN log_sizes.last_line ELSE excluded.last_line END \
              RETURNING bytes, truncated, last_line",
         )
         .bind(&lease.job_run_id)

@@ -182,6 +182,25 @@ pub async fn a_completions_lines_are_stored_with_it_once_and_not_when_fenced(
     assert_eq!(lint.status, "succeeded");
 }
 
+/// A late completion of an attempt that was handed back, its lines in hand, after the next
+/// attempt stored lines of its own: fenced out, with nothing of it stored and no error.
+pub async fn a_lost_attempts_late_completion_with_lines_is_fenced_out(store: Arc<dyn Store>) {
+    let (id, spec) = claimed(&store).await;
+    append(&store, &batch(&spec, 0, "a", 1..3), NO_CAP).await;
+    store.release(&spec.lease, RUNNER, 3, 12).await.unwrap();
+    let again = claim(&store, &id, 2).await.unwrap();
+    append(&store, &batch(&again, 0, "b", 1..4), NO_CAP).await;
+    let mut late = done(&spec, Outcome::Succeeded, &[]);
+    late.log = vec![line("$ late".into())];
+    let fenced = store.complete_logged(&late, RUNNER, NO_CAP, 13).await;
+    assert!(fenced.unwrap().is_none());
+    let rows = store.logs(&id, 0, 10).await.unwrap();
+    let want: Vec<(i64, String)> = [(1, "a 1"), (2, "a 2"), (3, "b 1"), (4, "b 2"), (5, "b 3")]
+        .map(|(n, t)| (n, t.to_string()))
+        .into();
+    assert_eq!(texts(&rows), want);
+}
+
 pub async fn a_search_reads_a_bounded_stretch_and_continues_from_its_next_line(
     store: Arc<dyn Store>,
 ) {

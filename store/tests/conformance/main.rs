@@ -115,6 +115,7 @@ macro_rules! suite {
             t!(a_session_is_live_until_it_is_ended_or_expires);
             t!(log_lines_are_numbered_across_attempts_and_read_by_range_across_chunks);
             t!(a_completions_lines_are_stored_with_it_once_and_not_when_fenced);
+            t!(a_lost_attempts_late_completion_with_lines_is_fenced_out);
             t!(a_search_reads_a_bounded_stretch_and_continues_from_its_next_line);
             t!(a_declined_job_and_one_skipped_by_its_condition_fire_nothing_downstream);
             t!(downstreams_fire_from_jobs_that_ran_and_never_from_a_pull_request);
