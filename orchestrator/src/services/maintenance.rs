@@ -1,9 +1,9 @@
 //! The upkeep every orchestrator node does (startup runs it every second): re-queue job
 //! runs whose runner was lost, fire the schedules that are due, start concurrency group
 //! members promoted but left unstarted by a crash, sweep what retention no longer keeps,
-//! read the gauges `/metrics` shows (while it is scraped), and re-send queued job runs whose message may have been
-//! lost. Safe when every node does it at once: each re-queue is a fenced UPDATE, and a
-//! duplicate message is dropped at claim time.
+//! read the gauges `/metrics` shows (while it is scraped), and re-send queued job runs
+//! whose message may have been lost. Safe when every node does it at once: each re-queue is
+//! a fenced UPDATE, and a duplicate message is dropped at claim time.
 
 use super::Services;
 use crate::clock::now_ms;

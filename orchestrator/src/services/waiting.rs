@@ -1,6 +1,7 @@
 //! Why a queued job run is not being taken, when nothing could take it: no runner of its
-//! fleet, or no instance of its driver, has been heard from within [`CONNECTED_MS`](super::drivers::CONNECTED_MS). The
-//! API, the dashboard and `conveyor run` show it as the job run's `waiting`.
+//! fleet, or no instance of its driver, has been heard from within
+//! [`CONNECTED_MS`](super::drivers::CONNECTED_MS). The API, the dashboard and `conveyor run`
+//! show it as the job run's `waiting`.
 
 use super::drivers::{connected, heard_from, not_connected};
 use super::{Result, Services};
@@ -33,7 +34,8 @@ pub async fn note_waiting(s: &Services, builds: &mut [BuildView]) -> Result<()> 
     Ok(())
 }
 
-/// Whether a runner of `fleet` was heard from within [`CONNECTED_MS`](super::drivers::CONNECTED_MS) of `now`.
+/// Whether a runner of `fleet` was heard from within
+/// [`CONNECTED_MS`](super::drivers::CONNECTED_MS) of `now`.
 fn serves(runners: &[RunnerView], fleet: &str, now: i64) -> bool {
     runners
         .iter()

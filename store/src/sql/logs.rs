@@ -181,7 +181,7 @@ async fn stored<C: Conn>(conn: &mut C, batch: &LogBatch) -> Result<bool> {
     Ok(seen.is_some())
 }
 
-/// Inserts the batch's chunks, a few per statement, the last statement also writing the
+/// Inserts the batch's chunks, 16 per statement, the last statement also writing the
 /// attempt's new size: as one statement where a `WITH` may hold the `INSERT`
 /// ([`Conn::WRITING_CTE`]), else as two in one call.
 async fn insert<C: Conn>(
@@ -193,49 +193,42 @@ async fn insert<C: Conn>(
     let lease = &batch.lease;
     let head = "INSERT INTO log_chunks (job_run_id, attempt, seq, first_line, line_count, \
                 bytes, first_at, last_at, body)";
-    let mut chunks = chunks.into_iter().peekable();
-    loop {
-        let rows: Vec<Vec<Arg>> = chunks
-            .by_ref()
-            .take(16)
-            .map(|c| {
-                vec![
-                    Arg::from(&lease.job_run_id),
-                    Arg::from(lease.attempt),
-                    Arg::from(batch.seq as i64),
-                    Arg::from(c.first_line),
-                    Arg::from(c.line_count),
-                    Arg::from(c.bytes),
-                    Arg::from(c.first_at),
-                    Arg::from(c.last_at),
-                    Arg::from(c.body),
-                ]
-            })
-            .collect();
-        if chunks.peek().is_some() {
-            conn.exec(Sql::values(head, rows, "")).await?;
-            continue;
-        }
-        let q = match rows.is_empty() {
-            true => Sql::owned(update_size(String::new(), 0)),
-            false => {
-                let n = rows.len() * 9;
-                let insert = Sql::values(head, rows, "");
-                insert.wrap(|i| match C::WRITING_CTE {
-                    true => update_size(format!("WITH c AS ({i}) "), n),
-                    false => update_size(format!("{i}; "), n),
-                })
-            }
-        };
-        let q = q
-            .bind(size.bytes)
-            .bind(size.truncated)
-            .bind(size.last_line)
-            .bind(&lease.job_run_id)
-            .bind(lease.attempt);
-        conn.exec(q).await?;
-        return Ok(());
+    let mut rows: Vec<Vec<Arg>> = chunks
+        .into_iter()
+        .map(|c| {
+            vec![
+                Arg::from(&lease.job_run_id),
+                Arg::from(lease.attempt),
+                Arg::from(batch.seq as i64),
+                Arg::from(c.first_line),
+                Arg::from(c.line_count),
+                Arg::from(c.bytes),
+                Arg::from(c.first_at),
+                Arg::from(c.last_at),
+                Arg::from(c.body),
+            ]
+        })
+        .collect();
+    while rows.len() > 16 {
+        let rest = rows.split_off(16);
+        conn.exec(Sql::values(head, rows, "")).await?;
+        rows = rest;
     }
+    let q = match rows.len() * 9 {
+        0 => Sql::owned(update_size(String::new(), 0)),
+        n => Sql::values(head, rows, "").wrap(|i| match C::WRITING_CTE {
+            true => update_size(format!("WITH c AS ({i}) "), n),
+            false => update_size(format!("{i}; "), n),
+        }),
+    };
+    let q = q
+        .bind(size.bytes)
+        .bind(size.truncated)
+        .bind(size.last_line)
+        .bind(&lease.job_run_id)
+        .bind(lease.attempt);
+    conn.exec(q).await?;
+    Ok(())
 }
 
 /// The `UPDATE` of an attempt's size after `before`, its arguments numbered after the

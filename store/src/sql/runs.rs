@@ -76,6 +76,17 @@ struct Taken {
     build: ClaimedBuild,
 }
 
+/// The job run's own columns a claim's `UPDATE` returns: its build, spec and when it was
+/// queued.
+type TakenRow = (String, String, Option<i64>);
+
+/// A job run just taken: with its build's row where one statement could read it
+/// ([`Conn::WRITING_CTE`]), else its own columns only.
+enum Took {
+    Whole(Taken),
+    Row(TakenRow),
+}
+
 /// What a claimed job run's build row gives its spec.
 const CLAIMED_BUILD: &str = "b.product, b.belt, b.number, b.sha, b.git_ref, p.repo, \
                              p.source_path, b.context, b.trigger \
@@ -278,28 +289,30 @@ impl<B: super::Backend> super::SqlStore<B> {
                      JOIN t ON b.id = t.build_id"
                 )
             });
-            self.backend.claimer().await?.opt(q).await?
+            let row: Option<Taken> = self.backend.claimer().await?.opt(q).await?;
+            row.map(Took::Whole)
         } else {
-            let row: Option<(String, String, Option<i64>)> =
-                self.backend.claimer().await?.opt(update).await?;
-            match row {
-                Some((build_id, spec, queued_at)) => {
-                    let read = Sql::owned(format!("SELECT {CLAIMED_BUILD} WHERE b.id = $1"));
-                    let build = self.backend.conn().await?.one(read.bind(&build_id)).await?;
-                    Some(Taken {
-                        build_id,
-                        spec,
-                        queued_at,
-                        build,
-                    })
-                }
-                None => None,
-            }
+            let row: Option<TakenRow> = self.backend.claimer().await?.opt(update).await?;
+            row.map(Took::Row)
         };
         let Some(taken) = taken else {
             return Ok(None);
         };
+        // One reader for what the spec needs: the build (where the taking could not read
+        // it), secrets, references, artifacts.
         let mut conn = self.backend.conn().await?;
+        let taken = match taken {
+            Took::Whole(taken) => taken,
+            Took::Row((build_id, spec, queued_at)) => {
+                let read = Sql::owned(format!("SELECT {CLAIMED_BUILD} WHERE b.id = $1"));
+                Taken {
+                    build: conn.one(read.bind(&build_id)).await?,
+                    build_id,
+                    spec,
+                    queued_at,
+                }
+            }
+        };
         let claim = claim(&mut *conn, req, taken, lease_token, lease_ms, now).await?;
         Ok(Some(claim))
     }

@@ -231,15 +231,9 @@ mod tests {
         let url = format!("file://{}", work.display());
         let model = conveyor_core::compile::compile("c", yaml).product.unwrap();
         let record = ProductRecord {
-            name: "p".into(),
-            yaml: yaml.into(),
-            model,
             repo: Some(url),
             branch: Some("main".into()),
-            webhook_secret: None,
-            source_path: None,
-            head_sha: None,
-            config_path: None,
+            ..ProductRecord::of(model, yaml.into())
         };
         let repos = Repos::new(root.join("mirrors"));
         let read = |fetched| config_at(&repos, &record, &sha, &Diff::Unknown, fetched);
