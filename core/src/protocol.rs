@@ -251,4 +251,17 @@ pub struct Completion {
     /// runners, and ignored by older orchestrators.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub log: Vec<LogLine>,
+    /// The runner has a slot for another job: a job run this completion readies on one of
+    /// its fleets comes back claimed for it in the reply ([`CompletionReply`]), from the
+    /// completion's own transaction, instead of through the fleet's queue. Absent from
+    /// older runners (a 204, as before).
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub take_next: bool,
+}
+
+/// The answer to a [`Completion`] that asked to `take_next`: the job run claimed for the
+/// runner, if the completion readied one on its fleets.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct CompletionReply {
+    pub next: Option<JobSpec>,
 }

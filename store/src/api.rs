@@ -97,6 +97,18 @@ pub trait Store: Catalog + History + Logs + Seeding + Send + Sync {
         max_log_bytes: u64,
         now: i64,
     ) -> Result<Option<Effects>>;
+    /// [`Store::complete_logged`], then — the runner has a slot free — one job run the
+    /// completion readied on `owner`'s fleets, claimed for `owner` in the same transaction
+    /// instead of dispatched: the next step of a chain without a trip through the queue.
+    /// `None` if fenced out; no claim if nothing was readied there.
+    async fn complete_taking(
+        &self,
+        c: &Completion,
+        owner: &Owner,
+        max_log_bytes: u64,
+        lease_ms: i64,
+        now: i64,
+    ) -> Result<Option<(Effects, Option<Claim>)>>;
     /// [`Store::complete_logged`] with no cap on the log lines it carries.
     async fn complete(&self, c: &Completion, owner: &str, now: i64) -> Result<Option<Effects>> {
         self.complete_logged(c, owner, u64::MAX, now).await

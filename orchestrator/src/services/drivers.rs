@@ -269,19 +269,19 @@ pub async fn complete(s: &Services, c: DriverCompletion, owner: &Owner) -> Resul
         };
         runs::append_logs(s, batch, owner).await?;
     }
+    if outcome != Outcome::Succeeded {
+        outputs.clear();
+    }
     let completion = Completion {
         lease: c.lease,
         outcome,
         exit_code: None,
-        outputs: if outcome == Outcome::Succeeded {
-            outputs
-        } else {
-            BTreeMap::new()
-        },
+        outputs,
         error,
         log: Vec::new(),
+        take_next: false,
     };
-    runs::complete(s, &completion, owner).await
+    runs::complete(s, &completion, owner).await.map(|_| ())
 }
 
 /// Whether an instance of `driver` was seen within [`CONNECTED_MS`] of `now`.

@@ -12,7 +12,7 @@ use std::borrow::Cow;
 use super::{Event, Result, ServiceError, Services, input};
 use crate::clock::now_ms;
 use crate::secrets::token_hash;
-use crate::store::Owner;
+use crate::store::{Claim, Owner};
 
 fn fenced() -> ServiceError {
     ServiceError::Conflict("this job run is not yours: it was taken, or your lease is gone".into())
@@ -32,11 +32,16 @@ pub async fn claim(s: &Services, req: &ClaimRequest, owner: &Owner) -> Result<Jo
         .claim(req, owner, s.lease_ms, now_ms())
         .await?
         .ok_or_else(fenced)?;
+    opened(s, claim, owner).await
+}
+
+/// A claimed job run's spec with its secrets opened into it. A job that cannot run as
+/// written (a secret cannot be opened) fails with the reason, and the runner is told the
+/// job run is not its to run (a conflict), so it moves on.
+async fn opened(s: &Services, claim: Claim, owner: &Owner) -> Result<JobSpec> {
     s.metrics.dispatch.observe_ms(claim.waited_ms);
     let mut spec = claim.spec.clone();
     if let Err(why) = super::secrets::open_into(s, &claim, &mut spec) {
-        // The job cannot run as written: it fails with the reason, and the runner, told
-        // the job run is not its to run, moves on.
         let failed = Completion {
             lease: spec.lease.clone(),
             outcome: Outcome::Failed,
@@ -44,8 +49,10 @@ pub async fn claim(s: &Services, req: &ClaimRequest, owner: &Owner) -> Result<Jo
             outputs: Default::default(),
             error: Some(why.clone()),
             log: Vec::new(),
+            take_next: false,
         };
-        complete(s, &failed, owner).await?;
+        // Boxed: a completion may open the claim of the next job run in turn.
+        Box::pin(complete(s, &failed, owner)).await?;
         return Err(ServiceError::Conflict(why));
     }
     Ok(spec)
@@ -106,8 +113,10 @@ fn storable_lines(mut lines: Vec<LogLine>) -> Vec<LogLine> {
 }
 
 /// Records how a job run ended (a NUL in its outputs or error as U+FFFD), and what that
-/// sets moving.
-pub async fn complete(s: &Services, c: &Completion, owner: &Owner) -> Result<()> {
+/// sets moving. A completion that asks to `take_next` gets a job run it readied on the
+/// runner's fleets, claimed for it (`None` if it readied none there, or that one could
+/// not run as written: it failed instead).
+pub async fn complete(s: &Services, c: &Completion, owner: &Owner) -> Result<Option<JobSpec>> {
     check_lease(&c.lease)?;
     let storable = |t: &String| input::storable(t).into_owned();
     let mut c = c.clone();
@@ -118,18 +127,33 @@ pub async fn complete(s: &Services, c: &Completion, owner: &Owner) -> Result<()>
         .collect();
     c.error = c.error.as_ref().map(storable);
     c.log = storable_lines(std::mem::take(&mut c.log));
-    let effects = s
-        .store
-        .complete_logged(&c, &owner.name, s.max_log_bytes, now_ms())
-        .await?
-        .ok_or_else(fenced)?;
+    let (effects, next) = match c.take_next {
+        true => s
+            .store
+            .complete_taking(&c, owner, s.max_log_bytes, s.lease_ms, now_ms())
+            .await?
+            .ok_or_else(fenced)?,
+        false => s
+            .store
+            .complete_logged(&c, &owner.name, s.max_log_bytes, now_ms())
+            .await?
+            .map(|effects| (effects, None))
+            .ok_or_else(fenced)?,
+    };
     if !c.log.is_empty() {
         let _ = s.events.send(Event::Logs {
             job_run_id: c.lease.job_run_id.clone(),
         });
     }
     s.apply(effects).await;
-    Ok(())
+    let Some(next) = next else {
+        return Ok(None);
+    };
+    match opened(s, next, owner).await {
+        Ok(spec) => Ok(Some(spec)),
+        Err(ServiceError::Conflict(_)) => Ok(None),
+        Err(e) => Err(e),
+    }
 }
 
 /// A runner shutting down hands back a job run it stopped: re-queued at once, as a lost

@@ -210,6 +210,7 @@ impl App {
                 .collect(),
             error: None,
             log: Vec::new(),
+            take_next: false,
         };
         self.runner("/api/v1/runner/complete", &json!(c)).await.0
     }

@@ -242,3 +242,45 @@ async fn cancelling_a_build_tells_its_running_job_at_the_next_heartbeat() {
     assert_eq!(status, 404);
     assert_eq!(body["error"], "no build `nope`");
 }
+
+/// A completion that asks to take the next job gets the job it readies, claimed, in a 200
+/// (not pushed onto the queue); `null` once nothing is readied; without the flag, a 204.
+#[tokio::test]
+async fn a_completion_taking_the_next_job_answers_with_it_claimed() {
+    let app = spawn_app().await;
+    let build_id = app.shop_build().await;
+    let spec = app.take_and_claim().await;
+    let mut c = json!(Completion {
+        lease: spec.lease.clone(),
+        outcome: Outcome::Succeeded,
+        exit_code: Some(0),
+        outputs: [("VERSION".to_string(), "1.2".to_string())].into(),
+        error: None,
+        log: Vec::new(),
+        take_next: true,
+    });
+    let (status, body) = app.runner("/api/v1/runner/complete", &c).await;
+    assert_eq!(status, 200, "{body}");
+    let next: JobSpec = serde_json::from_value(body["next"].clone()).unwrap();
+    assert_eq!(
+        (next.job.as_str(), next.build_id.as_str()),
+        ("test", build_id.as_str())
+    );
+    assert!(next.env.contains(&("CONVEYOR_REF_1".into(), "1.2".into())));
+    assert_eq!(app.depth().await, 0, "the next job is not pushed");
+    let beat = app.runner(HEARTBEAT, &json!(next.lease)).await;
+    assert_eq!(beat.0, 200, "the lease is r1's: {beat:?}");
+    // A replay of the first completion is fenced out, taking nothing.
+    assert_eq!(app.runner("/api/v1/runner/complete", &c).await.0, 409);
+    c["lease"] = json!(next.lease);
+    let (status, body) = app.runner("/api/v1/runner/complete", &c).await;
+    assert_eq!((status, body), (200, json!({ "next": null })));
+    let done = app.get(&format!("/api/v1/builds/{build_id}")).await.1;
+    assert_eq!(done["status"], "succeeded", "{done}");
+    // Without the flag, the answer is a 204, as for older runners.
+    let second = app.shop_build().await;
+    let spec = app.take_and_claim().await;
+    assert_eq!(spec.build_id, second);
+    let plain = app.complete(&spec.lease, Outcome::Succeeded, &[]).await;
+    assert_eq!((plain, app.depth().await), (204, 1));
+}

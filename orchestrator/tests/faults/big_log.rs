@@ -103,6 +103,7 @@ async fn seed(url: &str, lines: usize) -> (String, String) {
         outputs: BTreeMap::new(),
         error: None,
         log: Vec::new(),
+        take_next: false,
     };
     store.complete(&done, "seed", 5).await.unwrap().unwrap();
     (build, job)

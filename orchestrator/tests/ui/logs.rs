@@ -100,6 +100,7 @@ async fn attempt(c: &Conveyor, build: &str, n: u32, lines: &[LogLine]) {
         outputs: BTreeMap::new(),
         error: None,
         log: Vec::new(),
+        take_next: false,
     };
     runs::complete(&c.state, &done, &owner).await.unwrap();
     c.until_job(build, "huge", "failed").await;

@@ -9,7 +9,7 @@ use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::Duration;
 
 use conveyor_core::protocol::{
-    ClaimRequest, Completion, Heartbeat, HeartbeatReply, JobSpec, Lease, LogBatch,
+    ClaimRequest, Completion, CompletionReply, Heartbeat, HeartbeatReply, JobSpec, Lease, LogBatch,
 };
 use serde::Serialize;
 use serde::de::DeserializeOwned;
@@ -129,7 +129,12 @@ impl Client {
         self.call("runner/logs", batch).await
     }
 
-    pub async fn complete(&self, c: &Completion) -> Result<Reply<()>, ClientError> {
+    /// Reports a job's end; a completion that asked to `take_next` may bring back the next
+    /// job, claimed (`None`: a 204, nothing readied for this runner).
+    pub async fn complete(
+        &self,
+        c: &Completion,
+    ) -> Result<Reply<Option<CompletionReply>>, ClientError> {
         self.call("runner/complete", c).await
     }
 

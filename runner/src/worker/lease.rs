@@ -130,15 +130,15 @@ impl Watchdog {
 }
 
 /// Reports the result, retrying (across servers) while the lease may still hold.
-pub(super) async fn complete(client: &Client, c: &Completion, lease_secs: u64) {
+pub(super) async fn complete(client: &Client, c: &Completion, lease_secs: u64) -> Option<JobSpec> {
     let give_up = Instant::now() + Duration::from_secs(lease_secs.max(1));
     let mut wait = Duration::from_millis(100);
     loop {
         match client.complete(c).await {
-            Ok(Reply::Ok(())) => return,
+            Ok(Reply::Ok(reply)) => return reply.and_then(|r| r.next),
             Ok(Reply::Fenced) => {
                 tracing::info!(job_run = %c.lease.job_run_id, "completion refused: the lease was lost");
-                return;
+                return None;
             }
             Err(e) if Instant::now() < give_up => {
                 tracing::warn!("completion failed: {e}; retrying");
@@ -150,7 +150,7 @@ pub(super) async fn complete(client: &Client, c: &Completion, lease_secs: u64) {
                     succeeded = c.outcome == Outcome::Succeeded,
                     "giving up on the completion: {e}"
                 );
-                return;
+                return None;
             }
         }
     }

@@ -10,7 +10,7 @@
 mod lease;
 
 use std::sync::Arc;
-use std::sync::atomic::{AtomicU8, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU8, Ordering};
 use std::time::Duration;
 
 use conveyor_core::protocol::{ClaimRequest, Completion, JobSpec, LogLine, Outcome, Stream};
@@ -80,6 +80,7 @@ impl Worker {
         executor::supervisor::start();
         let slots = Arc::new(Semaphore::new(self.concurrency.max(1)));
         let reports = Arc::new(Semaphore::new(self.concurrency.max(1)));
+        let popping = Arc::new(AtomicBool::new(false));
         let mut jobs = JoinSet::new();
         loop {
             // Biased: a stop that came with a message must win, not a coin toss.
@@ -91,11 +92,13 @@ impl Worker {
                     Err(_) => break,
                 },
             };
+            popping.store(true, Ordering::SeqCst);
             let delivery = tokio::select! {
                 biased;
                 () = stopping(&mut stop) => break,
                 d = self.queue.pop(&self.fleets, &self.name) => d,
             };
+            popping.store(false, Ordering::SeqCst);
             let delivery = match delivery {
                 Ok(d) => d,
                 Err(e) => {
@@ -109,6 +112,7 @@ impl Worker {
             let slot = Slot {
                 running: permit,
                 reports: reports.clone(),
+                popping: popping.clone(),
             };
             jobs.spawn(async move {
                 me.handle(delivery, job_stop, slot).await;
@@ -161,13 +165,34 @@ impl Worker {
         }
     }
 
+    /// Runs the job, then each job its completion brings back claimed (see
+    /// [`Completion::take_next`]) in the same slot — handed straight back if the runner
+    /// began handing its jobs back meanwhile.
     async fn execute(
+        &self,
+        mut spec: JobSpec,
+        mut claimed: tokio::time::Instant,
+        stop: watch::Receiver<Option<Stop>>,
+        mut slot: Slot,
+    ) {
+        while let Some(next) = self.run_one(spec, claimed, stop.clone(), slot).await {
+            (spec, claimed, slot) = next;
+            if *stop.borrow() == Some(Stop::HandBack) {
+                return lease::release(&self.client, &spec.lease).await;
+            }
+        }
+    }
+
+    /// Runs one job and reports it; the next job, claimed by its completion, with the time
+    /// the completion was sent (its lease runs from no earlier) and the slot it keeps.
+    async fn run_one(
         &self,
         spec: JobSpec,
         claimed: tokio::time::Instant,
         stop: watch::Receiver<Option<Stop>>,
         slot: Slot,
-    ) {
+    ) -> Option<(JobSpec, tokio::time::Instant, Slot)> {
+        let stopping = stop.clone();
         let (log_tx, log_rx) = mpsc::unbounded_channel();
         let (cancel_tx, cancel_rx) = watch::channel(false);
         let shipper = tokio::spawn(lease::ship_logs(
@@ -195,11 +220,15 @@ impl Worker {
         .await;
         let stopped_by_us = result.outcome == Outcome::Cancelled;
         let handed_back_now = stopped_by_us && why.get() == Why::HANDED_BACK;
+        // While the runner waits on its queue with another slot, this one is kept and the
+        // completion asks for the next job: a job it readies here comes back claimed.
+        let take_next = !handed_back_now && stopping.borrow().is_none() && slot.idle();
         // The watchdog keeps the lease while the report waits for its turn. A hand-back
         // does not wait: it must be done within `HAND_BACK_BOUND`.
-        let _reporting = match handed_back_now {
-            true => None,
-            false => slot.free().await,
+        let (kept, _reporting) = match (handed_back_now, take_next) {
+            (true, _) => (None, None),
+            (false, true) => (Some(slot), None),
+            (false, false) => (None, slot.free().await),
         };
         drop(watchdog);
         if handed_back_now {
@@ -208,18 +237,30 @@ impl Worker {
         drop(log_tx);
         // Logs go first: once the job is released or completed its lease fences them out.
         let _ = shipper.await;
-        self.report(&spec, result, why.get()).await;
+        let sent = tokio::time::Instant::now();
+        let next = self.report(&spec, result, why.get(), take_next).await;
+        Some((next?, sent, kept?))
     }
 
     /// The one report at a job's end: nothing if it was stopped because its lease may be
-    /// gone, a release if it was handed back, else its completion.
-    async fn report(&self, spec: &JobSpec, result: executor::ExecResult, why: u8) {
+    /// gone, a release if it was handed back, else its completion — asking, with
+    /// `take_next`, for a job it readies; that job, if one came back.
+    async fn report(
+        &self,
+        spec: &JobSpec,
+        result: executor::ExecResult,
+        why: u8,
+        take_next: bool,
+    ) -> Option<JobSpec> {
         let stopped_by_us = result.outcome == Outcome::Cancelled;
         match why {
             // Not cancelled by anyone: the job was stopped because its lease may be gone,
             // and the reaper hands it out again. Reporting it would end it instead.
-            Why::LOST if stopped_by_us => {}
-            Why::HANDED_BACK if stopped_by_us => lease::release(&self.client, &spec.lease).await,
+            Why::LOST if stopped_by_us => None,
+            Why::HANDED_BACK if stopped_by_us => {
+                lease::release(&self.client, &spec.lease).await;
+                None
+            }
             _ => {
                 let completion = Completion {
                     lease: spec.lease.clone(),
@@ -228,21 +269,29 @@ impl Worker {
                     outputs: result.outputs,
                     error: result.error,
                     log: result.held,
+                    take_next,
                 };
-                lease::complete(&self.client, &completion, spec.lease_secs).await;
+                lease::complete(&self.client, &completion, spec.lease_secs).await
             }
         }
     }
 }
 
-/// A job's place among the `concurrency` running at once, and the count of reports on
-/// their way it frees its place into.
+/// A job's place among the `concurrency` running at once, the count of reports on their
+/// way it frees its place into, and whether the runner waits on its queue (with a slot).
 struct Slot {
     running: OwnedSemaphorePermit,
     reports: Arc<Semaphore>,
+    popping: Arc<AtomicBool>,
 }
 
 impl Slot {
+    /// Whether the runner is waiting on its queue with another slot: nothing queued for it
+    /// would take this one if it were freed now.
+    fn idle(&self) -> bool {
+        self.popping.load(Ordering::SeqCst)
+    }
+
     /// Frees the place once the job's report may go on beside the next job: at once, unless
     /// `concurrency` reports are unanswered already (the job's lease is still renewed while
     /// it waits). The permit returned is held until the report is answered.

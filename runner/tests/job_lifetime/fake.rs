@@ -23,6 +23,9 @@ pub struct Seen {
 #[derive(Default)]
 struct State {
     jobs: HashMap<String, JobSpec>,
+    /// The job run a completion asking to take the next job gets back, by the job run
+    /// completed.
+    follows: HashMap<String, JobSpec>,
     claimed: Vec<String>,
     seen: Seen,
 }
@@ -56,6 +59,13 @@ impl Fake {
     pub fn add_job(&self, id: &str, script: &str) {
         let spec = super::spec(id, script);
         self.state().jobs.insert(id.to_string(), spec);
+    }
+
+    /// A job run (at attempt 1, with this script) that a completion of `after` asking to
+    /// take the next job gets back, claimed.
+    pub fn add_next(&self, after: &str, id: &str, script: &str) {
+        let spec = super::spec(id, script);
+        self.state().follows.insert(after.to_string(), spec);
     }
 
     pub fn seen(&self) -> Seen {
@@ -121,7 +131,12 @@ impl Fake {
                 (200, serde_json::to_value(spec).ok())
             }
             "/api/v1/runner/heartbeat" => (200, Some(json!({ "cancel": false }))),
-            "/api/v1/runner/complete" => match serde_json::from_value(body) {
+            "/api/v1/runner/complete" => match serde_json::from_value::<Completion>(body) {
+                Ok(c) if c.take_next => {
+                    let next = state.follows.remove(&c.lease.job_run_id);
+                    state.seen.completions.push(c);
+                    (200, Some(json!({ "next": next })))
+                }
                 Ok(c) => {
                     state.seen.completions.push(c);
                     (204, None)

@@ -149,3 +149,41 @@ async fn a_drain_turned_into_a_hand_back_kills_and_releases_the_job() {
         .assert_all_gone_since(asked_us, "drain, then hand back")
         .await;
 }
+
+/// With its other slot waiting on the queue, a runner's completion asks for the next job,
+/// and a job that comes back runs at once in the same slot, unclaimed; once the runner is
+/// draining, a completion asks for none.
+#[tokio::test]
+async fn a_job_a_completion_brings_back_runs_without_a_claim_until_a_drain() {
+    let dir = TestDir::new("take-next");
+    let fake = Fake::start().await;
+    let w = start(&fake, &dir);
+    fake.add_next("j1", "j2", "echo two");
+    fake.add_next("j2", "j3", "sleep 0.3");
+    fake.add_next("j3", "j4", "true");
+    push(&w.queue, &fake, "j1", "true").await;
+    let within = Duration::from_secs(10);
+    // j2's completion brings j3 back, which sleeps while the drain comes.
+    fake.until("j2 completes", within, |s| s.completions.len() == 2)
+        .await;
+    w.stop.send(Some(Stop::Drain)).unwrap();
+    tokio::time::timeout(within, w.run)
+        .await
+        .expect("the drain ends")
+        .unwrap();
+    let seen = fake.seen();
+    assert_eq!(seen.claims, ["j1"], "{seen:?}");
+    let ended: Vec<(&str, Outcome, bool)> = seen
+        .completions
+        .iter()
+        .map(|c| (c.lease.job_run_id.as_str(), c.outcome, c.take_next))
+        .collect();
+    assert_eq!(
+        ended,
+        [
+            ("j1", Outcome::Succeeded, true),
+            ("j2", Outcome::Succeeded, true),
+            ("j3", Outcome::Succeeded, false),
+        ]
+    );
+}

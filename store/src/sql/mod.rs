@@ -154,16 +154,21 @@ impl<B: Backend> Store for SqlStore<B> {
         max_log_bytes: u64,
         now: i64,
     ) -> Result<Option<Effects>> {
-        let mut tx = self.backend.begin().await?;
-        // The lines first, before the build's lock is taken, so that lock is held over fewer
-        // statements (every completion of the build waits for it); a completion fenced out
-        // rolls them back with the rest.
-        logs::append_final(&mut *tx, c, max_log_bytes, now).await?;
-        let mut work = Work::default();
-        if !leases::complete(&mut *tx, c, owner, now, &mut work).await? {
-            return Ok(None);
-        }
-        self.finish(tx, work, now).await.map(Some)
+        let done = self.complete_run(c, owner, None, max_log_bytes, now);
+        Ok(done.await?.map(|(effects, _)| effects))
+    }
+
+    async fn complete_taking(
+        &self,
+        c: &Completion,
+        owner: &Owner,
+        max_log_bytes: u64,
+        lease_ms: i64,
+        now: i64,
+    ) -> Result<Option<(Effects, Option<Claim>)>> {
+        let taking = Some((owner, lease_ms));
+        let done = self.complete_run(c, &owner.name, taking, max_log_bytes, now);
+        done.await
     }
 
     async fn release(

@@ -4,15 +4,15 @@
 
 use conveyor_core::context::BuildContext;
 use conveyor_core::model::Job;
-use conveyor_core::protocol::{ClaimRequest, JobSpec, Lease};
+use conveyor_core::protocol::{ClaimRequest, Completion, JobSpec, Lease};
 use conveyor_core::rules::{self, JobContext};
 use sqlx::FromRow;
 
 use super::conn::{Conn, Sql};
-use super::{files, from_json, secrets, token, values};
+use super::{Work, files, from_json, leases, logs, secrets, token, values};
 use crate::api::Held;
 use crate::error::Result;
-use crate::types::{Claim, Owner};
+use crate::types::{Claim, Effects, Owner};
 
 /// The build a claimed job run belongs to, and its product's source.
 #[derive(FromRow)]
@@ -268,8 +268,7 @@ impl<B: super::Backend> super::SqlStore<B> {
 
     /// Takes a job run for `owner` (`None`: it is not queued at this attempt on one of the
     /// runner's fleets) in one statement committed on its own, then reads what its spec
-    /// needs. Where a `WITH` cannot hold the `UPDATE`, the build is read after it, once the
-    /// writer is free again.
+    /// needs.
     pub(super) async fn claim_run(
         &self,
         req: &ClaimRequest,
@@ -277,31 +276,32 @@ impl<B: super::Backend> super::SqlStore<B> {
         lease_ms: i64,
         now: i64,
     ) -> Result<Option<Claim>> {
-        if owner.fleets.is_empty() {
-            return Ok(None);
-        }
         let lease_token = token();
-        let update = take(req, owner, &lease_token, lease_ms, now);
-        let taken = if <B::Conn as Conn>::WRITING_CTE {
-            let q = update.wrap(|u| {
-                format!(
-                    "WITH t AS ({u}) SELECT t.build_id, t.spec, t.queued_at, {CLAIMED_BUILD} \
-                     JOIN t ON b.id = t.build_id"
-                )
-            });
-            let row: Option<Taken> = self.backend.claimer().await?.opt(q).await?;
-            row.map(Took::Whole)
-        } else {
-            let row: Option<TakenRow> = self.backend.claimer().await?.opt(update).await?;
-            row.map(Took::Row)
-        };
-        let Some(taken) = taken else {
-            return Ok(None);
-        };
-        // One reader for what the spec needs: the build (where the taking could not read
-        // it), secrets, references, artifacts.
+        let mut claimer = self.backend.claimer().await?;
+        let took = take_on(&mut *claimer, req, owner, &lease_token, lease_ms, now).await?;
+        drop(claimer);
+        match took {
+            Some(took) => self
+                .claimed(req, took, lease_token, lease_ms, now)
+                .await
+                .map(Some),
+            None => Ok(None),
+        }
+    }
+
+    /// What a job run just taken needs for its spec, read after the taking committed on one
+    /// reader: its build (where the taking could not read it), secrets, references,
+    /// artifacts.
+    async fn claimed(
+        &self,
+        req: &ClaimRequest,
+        took: Took,
+        lease_token: String,
+        lease_ms: i64,
+        now: i64,
+    ) -> Result<Claim> {
         let mut conn = self.backend.conn().await?;
-        let taken = match taken {
+        let taken = match took {
             Took::Whole(taken) => taken,
             Took::Row((build_id, spec, queued_at)) => {
                 let read = Sql::owned(format!("SELECT {CLAIMED_BUILD} WHERE b.id = $1"));
@@ -313,7 +313,102 @@ impl<B: super::Backend> super::SqlStore<B> {
                 }
             }
         };
-        let claim = claim(&mut *conn, req, taken, lease_token, lease_ms, now).await?;
-        Ok(Some(claim))
+        claim(&mut *conn, req, taken, lease_token, lease_ms, now).await
     }
+
+    /// Records a completion (see [`leases::complete`]), its log lines first; with `taking`,
+    /// one job run it readied on the runner's fleets is claimed in the same transaction
+    /// instead of dispatched, and its spec read once that committed.
+    pub(super) async fn complete_run(
+        &self,
+        c: &Completion,
+        owner: &str,
+        taking: Option<(&Owner, i64)>,
+        max_log_bytes: u64,
+        now: i64,
+    ) -> Result<Option<(Effects, Option<Claim>)>> {
+        let mut tx = self.backend.begin().await?;
+        // The lines first, before the build's lock is taken, so that lock is held over fewer
+        // statements (every completion of the build waits for it); a completion fenced out
+        // rolls them back with the rest.
+        logs::append_final(&mut *tx, c, max_log_bytes, now).await?;
+        let mut work = Work::default();
+        if !leases::complete(&mut *tx, c, owner, now, &mut work).await? {
+            return Ok(None);
+        }
+        let next = match taking {
+            Some((runner, lease_ms)) => {
+                take_readied(&mut *tx, runner, lease_ms, now, &mut work).await?
+            }
+            None => None,
+        };
+        let effects = self.finish(tx, work, now).await?;
+        let claim = match (next, taking) {
+            (Some((req, took, lease_token)), Some((_, lease_ms))) => {
+                Some(self.claimed(&req, took, lease_token, lease_ms, now).await?)
+            }
+            _ => None,
+        };
+        Ok(Some((effects, claim)))
+    }
+}
+
+/// Takes the job run `req` names for `owner` if it is queued at that attempt on one of the
+/// runner's fleets: the fenced `UPDATE` of [`take`], with its build's row where one
+/// statement can read it ([`Conn::WRITING_CTE`]).
+async fn take_on<C: Conn>(
+    conn: &mut C,
+    req: &ClaimRequest,
+    owner: &Owner,
+    lease_token: &str,
+    lease_ms: i64,
+    now: i64,
+) -> Result<Option<Took>> {
+    if owner.fleets.is_empty() {
+        return Ok(None);
+    }
+    let update = take(req, owner, lease_token, lease_ms, now);
+    if C::WRITING_CTE {
+        let q = update.wrap(|u| {
+            format!(
+                "WITH t AS ({u}) SELECT t.build_id, t.spec, t.queued_at, {CLAIMED_BUILD} \
+                 JOIN t ON b.id = t.build_id"
+            )
+        });
+        let row: Option<Taken> = conn.opt(q).await?;
+        Ok(row.map(Took::Whole))
+    } else {
+        let row: Option<TakenRow> = conn.opt(update).await?;
+        Ok(row.map(Took::Row))
+    }
+}
+
+/// The first job run this transaction readied on one of `owner`'s fleets, taken for it
+/// and no longer dispatched: the request it was taken under, what the taking read, and
+/// the lease's token.
+async fn take_readied<C: Conn>(
+    conn: &mut C,
+    owner: &Owner,
+    lease_ms: i64,
+    now: i64,
+    work: &mut Work,
+) -> Result<Option<(ClaimRequest, Took, String)>> {
+    let dispatch = &mut work.effects.dispatch;
+    let Some(at) = dispatch
+        .iter()
+        .position(|d| owner.fleets.contains(&d.fleet))
+    else {
+        return Ok(None);
+    };
+    let req = ClaimRequest {
+        job_run_id: dispatch[at].msg.job_run_id.clone(),
+        attempt: dispatch[at].msg.attempt,
+        runner: owner.name.clone(),
+    };
+    let lease_token = token();
+    let took = take_on(conn, &req, owner, &lease_token, lease_ms, now).await?;
+    Ok(took.map(|took| {
+        dispatch.remove(at);
+        (req, took, lease_token)
+    }))
 }

@@ -133,6 +133,7 @@ pub fn done(spec: &JobSpec, outcome: Outcome, outputs: &[(&str, &str)]) -> Compl
             .collect::<BTreeMap<_, _>>(),
         error: None,
         log: Vec::new(),
+        take_next: false,
     }
 }
 

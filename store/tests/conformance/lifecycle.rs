@@ -5,7 +5,7 @@
 use std::collections::BTreeMap;
 use std::sync::Arc;
 
-use conveyor_core::protocol::Outcome;
+use conveyor_core::protocol::{Completion, Outcome};
 use conveyor_store::{BuildTrigger, Store};
 
 use crate::flow::*;
@@ -340,4 +340,93 @@ pub async fn cancelling_stops_queued_jobs_and_signals_running_ones(store: Arc<dy
             .unwrap()
             .is_none()
     );
+}
+
+/// A build of `shop/ci` whose `build` job is claimed, and its spec.
+async fn shop_with_build_claimed(
+    store: &Arc<dyn Store>,
+) -> (String, conveyor_core::protocol::JobSpec) {
+    setup(store).await;
+    let (b, _) = store.create_build(&manual("shop", "ci"), 5).await.unwrap();
+    let build = run_id(store, &b, "build").await;
+    (b, claim(store, &build, 1).await.unwrap())
+}
+
+/// A completion asking to take the next job, succeeded with `VERSION`.
+fn taking(spec: &conveyor_core::protocol::JobSpec, version: &str) -> Completion {
+    let mut c = done(spec, Outcome::Succeeded, &[("VERSION", version)]);
+    c.take_next = true;
+    c
+}
+
+/// A completion that asks to take the next job gets, claimed in its own transaction, a job
+/// run it readied on the runner's fleets: not dispatched, running under a lease the runner
+/// can use.
+pub async fn a_completion_taking_the_next_job_claims_what_it_readies_for_the_runner(
+    store: Arc<dyn Store>,
+) {
+    let (b, spec) = shop_with_build_claimed(&store).await;
+    let (effects, next) = store
+        .complete_taking(&taking(&spec, "7"), &owner(), NO_CAP, LEASE_MS, 20)
+        .await
+        .unwrap()
+        .expect("not fenced");
+    assert!(effects.dispatch.is_empty(), "{:?}", effects.dispatch);
+    let next = next.expect("test was readied on the runner's fleet");
+    let test = run_id(&store, &b, "test").await;
+    assert_eq!(
+        (next.spec.lease.job_run_id.as_str(), next.spec.lease.attempt),
+        (test.as_str(), 1)
+    );
+    let env: BTreeMap<_, _> = next.spec.env.iter().cloned().collect();
+    assert_eq!(
+        env["CONVEYOR_REF_1"], "7",
+        "its references resolved as a claim's"
+    );
+    let v = store.build(&b).await.unwrap().unwrap();
+    let job = v.jobs.iter().find(|j| j.id == test).unwrap();
+    assert_eq!(
+        (job.status.as_str(), job.runner.as_deref()),
+        ("running", Some(RUNNER))
+    );
+    assert!(
+        claim(&store, &test, 1).await.is_none(),
+        "a stale message is refused"
+    );
+    let lease = next.spec.lease.clone();
+    assert_eq!(
+        store.heartbeat(&lease, RUNNER, LEASE_MS, 30).await.unwrap(),
+        Some(false)
+    );
+    let ended = done(&next.spec, Outcome::Succeeded, &[]);
+    let completed = store.complete(&ended, RUNNER, 40).await;
+    assert!(completed.unwrap().is_some(), "the lease is the runner's");
+}
+
+/// A completion asking to take the next job takes nothing when it is fenced out (nor is
+/// anything recorded), or when what it readies is on a fleet the runner does not serve
+/// (that is dispatched as usual).
+pub async fn a_completion_taking_the_next_job_takes_nothing_fenced_out_or_off_its_fleets(
+    store: Arc<dyn Store>,
+) {
+    let (b, spec) = shop_with_build_claimed(&store).await;
+    let mut forged = taking(&spec, "7");
+    forged.lease.lease_token = "not-the-token".into();
+    let fenced = store
+        .complete_taking(&forged, &owner(), NO_CAP, LEASE_MS, 20)
+        .await;
+    assert!(fenced.unwrap().is_none());
+    assert_eq!(status_of(&store, &b).await.1[1].1, "pending");
+    let gpu_only = conveyor_store::Owner {
+        name: RUNNER.into(),
+        fleets: vec!["gpu".into()],
+    };
+    let (effects, next) = store
+        .complete_taking(&taking(&spec, "8"), &gpu_only, NO_CAP, LEASE_MS, 60)
+        .await
+        .unwrap()
+        .expect("not fenced");
+    assert!(next.is_none());
+    assert_eq!(dispatched(&store, &b, &effects).await, ["test"]);
+    assert_eq!(status_of(&store, &b).await.1[1].1, "queued");
 }

@@ -8,8 +8,9 @@ use axum::Json;
 use axum::extract::State;
 use axum::extract::rejection::JsonRejection;
 use axum::http::StatusCode;
+use axum::response::{IntoResponse, Response};
 use conveyor_core::protocol::{
-    ClaimRequest, Completion, Heartbeat, HeartbeatReply, JobSpec, Lease, LogBatch,
+    ClaimRequest, Completion, CompletionReply, Heartbeat, HeartbeatReply, JobSpec, Lease, LogBatch,
 };
 
 use crate::http::auth::RunnerAuth;
@@ -44,14 +45,18 @@ pub async fn logs(
     Ok(StatusCode::NO_CONTENT)
 }
 
+/// 204, or — the completion asked to `take_next` — 200 with the next job, if any.
 pub async fn complete(
     State(services): State<Arc<Services>>,
     RunnerAuth(owner): RunnerAuth,
     body: Result<Json<Completion>, JsonRejection>,
-) -> AppResult<StatusCode> {
+) -> AppResult<Response> {
     let Json(c) = body?;
-    runs::complete(&services, &c, &owner).await?;
-    Ok(StatusCode::NO_CONTENT)
+    let next = runs::complete(&services, &c, &owner).await?;
+    Ok(match c.take_next {
+        true => Json(CompletionReply { next }).into_response(),
+        false => StatusCode::NO_CONTENT.into_response(),
+    })
 }
 
 pub async fn release(
