@@ -7,10 +7,10 @@
 //! queue for it: handed over at once, in order, rather than sleeping in SQLite's busy
 //! handler (1 ms, then 2, 5, 10 … ms) for a lock another of our connections holds. That
 //! connection's page cache stays valid from one write to the next, where a write through
-//! any of several connections empties the others' (each re-reads the pages it needs). Reads
-//! go to the other connections, and so do a few lone writes off the engine's path (a runner
-//! seen, a cache used, a session ended), which meet the writer in the busy handler. The
-//! busy timeout also serves other processes on the same file (a CLI command beside `serve`).
+//! any of several connections empties the others' (each re-reads the pages it needs). The
+//! lone writes off the engine's path (a runner seen, a cache used, a session ended, a secret
+//! or product stored) queue for it too; reads go to the other connections. The busy timeout
+//! serves other processes on the same file (a CLI command beside `serve`).
 //!
 //! A claim goes ahead of the writes waiting their turn ([`Backend::claimer`]): the other
 //! writers first queue one at a time at a gate, so a claim waits for the write under way

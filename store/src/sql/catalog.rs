@@ -103,7 +103,7 @@ impl<B: Backend> Catalog for SqlStore<B> {
     }
 
     async fn delete_pipeline(&self, name: &str) -> Result<bool> {
-        definitions::delete_pipeline(&mut *self.backend.conn().await?, name).await
+        definitions::delete_pipeline(&mut *self.backend.writer().await?, name).await
     }
 
     async fn put_managed_product(&self, p: &ProductRecord, owner: &str, now: i64) -> Result<()> {

@@ -70,7 +70,7 @@ pub(crate) use json::{from_json, outputs_of, to_json};
 #[async_trait]
 impl<B: Backend> Store for SqlStore<B> {
     async fn put_product(&self, p: &ProductRecord, now: i64) -> Result<()> {
-        registry::put_product(&mut *self.backend.conn().await?, p, now).await
+        registry::put_product(&mut *self.backend.writer().await?, p, now).await
     }
 
     async fn product(&self, name: &str) -> Result<Option<ProductRecord>> {
@@ -89,7 +89,7 @@ impl<B: Backend> Store for SqlStore<B> {
     }
 
     async fn schedule_last_tick(&self, product: &str, key: &str, now: i64) -> Result<i64> {
-        schedules::last_tick(&mut *self.backend.conn().await?, product, key, now).await
+        schedules::last_tick(&mut *self.backend.writer().await?, product, key, now).await
     }
 
     async fn fire_schedule(
@@ -241,12 +241,12 @@ impl<B: Backend> Store for SqlStore<B> {
         token_hash: &str,
         now: i64,
     ) -> Result<String> {
-        let mut conn = self.backend.conn().await?;
+        let mut conn = self.backend.writer().await?;
         registry::register_runner(&mut *conn, name, fleets, token_hash, now).await
     }
 
     async fn runner_seen(&self, token_hash: &str, now: i64) -> Result<Option<RunnerView>> {
-        registry::runner_seen(&mut *self.backend.conn().await?, token_hash, now).await
+        registry::runner_seen(&mut *self.backend.writer().await?, token_hash, now).await
     }
 
     async fn runners(&self) -> Result<Vec<RunnerView>> {
@@ -309,7 +309,7 @@ impl<B: Backend> Store for SqlStore<B> {
     }
 
     async fn put_secret(&self, scope: &str, name: &str, sealed: &str, now: i64) -> Result<()> {
-        secrets::put(&mut *self.backend.conn().await?, scope, name, sealed, now).await
+        secrets::put(&mut *self.backend.writer().await?, scope, name, sealed, now).await
     }
 
     async fn secrets(&self, scope: &str) -> Result<Vec<SecretInfo>> {
@@ -317,11 +317,11 @@ impl<B: Backend> Store for SqlStore<B> {
     }
 
     async fn delete_secret(&self, scope: &str, name: &str) -> Result<bool> {
-        secrets::delete(&mut *self.backend.conn().await?, scope, name).await
+        secrets::delete(&mut *self.backend.writer().await?, scope, name).await
     }
 
     async fn set_pr_secrets(&self, product: &str, allowed: bool) -> Result<bool> {
-        secrets::set_pr_secrets(&mut *self.backend.conn().await?, product, allowed).await
+        secrets::set_pr_secrets(&mut *self.backend.writer().await?, product, allowed).await
     }
 
     async fn pr_secrets(&self, product: &str) -> Result<Option<bool>> {
@@ -355,7 +355,7 @@ impl<B: Backend> Store for SqlStore<B> {
     }
 
     async fn end_session(&self, id_hash: &str) -> Result<bool> {
-        sessions::end(&mut *self.backend.conn().await?, id_hash).await
+        sessions::end(&mut *self.backend.writer().await?, id_hash).await
     }
 
     fn pool_handle(&self) -> PoolHandle {
@@ -451,7 +451,7 @@ impl<B: Backend> Store for SqlStore<B> {
         file: &StoredFile,
         now: i64,
     ) -> Result<Option<ArtifactView>> {
-        let mut conn = self.backend.conn().await?;
+        let mut conn = self.backend.writer().await?;
         files::add_artifact(&mut *conn, lease, owner, file, now).await
     }
 
@@ -471,7 +471,7 @@ impl<B: Backend> Store for SqlStore<B> {
         key: &str,
         now: i64,
     ) -> Result<Option<CacheView>> {
-        let mut conn = self.backend.conn().await?;
+        let mut conn = self.backend.writer().await?;
         files::find_cache(&mut *conn, product, scopes, name, key, now).await
     }
 
@@ -487,7 +487,7 @@ impl<B: Backend> Store for SqlStore<B> {
         file: &StoredFile,
         now: i64,
     ) -> Result<Option<CacheView>> {
-        let mut conn = self.backend.conn().await?;
+        let mut conn = self.backend.writer().await?;
         files::put_cache(&mut *conn, product, scope, name, file, now).await
     }
 
