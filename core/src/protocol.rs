@@ -263,5 +263,8 @@ pub struct Completion {
 /// runner, if the completion readied one on its fleets.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct CompletionReply {
+    /// The job run claimed for the runner, under a lease of its own; `None` if the
+    /// completion readied none on its fleets (or the one it readied could not run as
+    /// written, and failed).
     pub next: Option<JobSpec>,
 }

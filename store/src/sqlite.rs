@@ -228,4 +228,78 @@ mod tests {
         claim.await.unwrap();
         assert_eq!(*order.lock().unwrap(), ["claim", "write"]);
     }
+
+    /// A product whose job `two` needs `one`, and a build of it.
+    fn two_jobs_one_after_the_other() -> (crate::ProductRecord, crate::NewBuild) {
+        let yaml = "product: p\nbelts:\n  - name: b\n    jobs:\n      - name: one\n        \
+                    commands: 'true'\n      - name: two\n        needs: [one]\n        \
+                    commands: 'true'\n";
+        let new = crate::NewBuild {
+            product: "p".into(),
+            belt: "b".into(),
+            trigger: crate::BuildTrigger::Manual,
+            git_ref: None,
+            sha: None,
+            model: None,
+            resource: None,
+            context: None,
+        };
+        (crate::testing::product(yaml), new)
+    }
+
+    /// A job run taken for a runner by a completion, whose answer could not be made, goes
+    /// back to its queue at the same attempt, once (the lease fences a second try), and is
+    /// claimed again at that attempt.
+    #[tokio::test]
+    async fn a_taken_job_run_put_back_is_queued_again_at_its_attempt_once() {
+        use crate::Store;
+        use conveyor_core::protocol::{ClaimRequest, Completion, Outcome};
+        let dir = crate::testing::temp_dir("untake");
+        let url = format!("sqlite://{}/u.db", dir.display());
+        let store =
+            crate::sql::SqlStore::new(super::backend(&url, Default::default()).await.unwrap());
+        let (product, new) = two_jobs_one_after_the_other();
+        store.put_product(&product, 1).await.unwrap();
+        let (_, created) = store.create_build(&new, 2).await.unwrap();
+        let owner = crate::Owner {
+            name: "r1".into(),
+            fleets: vec!["default".into()],
+        };
+        let req = |id: &str| ClaimRequest {
+            job_run_id: id.into(),
+            attempt: 1,
+            runner: "r1".into(),
+        };
+        let one = &created.dispatch[0].msg.job_run_id;
+        let claim = store
+            .claim(&req(one), &owner, 30_000, 3)
+            .await
+            .unwrap()
+            .unwrap();
+        let done = Completion {
+            lease: claim.spec.lease,
+            outcome: Outcome::Succeeded,
+            exit_code: Some(0),
+            outputs: Default::default(),
+            error: None,
+            log: Vec::new(),
+            take_next: true,
+        };
+        let (_, next) = store
+            .complete_taking(&done, &owner, u64::MAX, 30_000, 4)
+            .await
+            .unwrap()
+            .unwrap();
+        let lease = next.unwrap().spec.lease;
+        let back = store.untake(lease.clone(), "r1").await.unwrap();
+        assert_eq!(
+            (&back.msg.job_run_id, back.msg.attempt),
+            (&lease.job_run_id, 1)
+        );
+        assert!(store.untake(lease.clone(), "r1").await.is_none(), "fenced");
+        let again = store
+            .claim(&req(&lease.job_run_id), &owner, 30_000, 5)
+            .await;
+        assert!(again.unwrap().is_some(), "claimable again at its attempt");
+    }
 }

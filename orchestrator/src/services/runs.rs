@@ -149,10 +149,16 @@ pub async fn complete(s: &Services, c: &Completion, owner: &Owner) -> Result<Opt
     let Some(next) = next else {
         return Ok(None);
     };
+    // The completion is recorded: an error now must not fail it (the runner would send it
+    // again, and be refused). A job that cannot run as written has failed (a conflict); one
+    // whose failing could not be recorded waits for its lease to expire.
     match opened(s, next, owner).await {
         Ok(spec) => Ok(Some(spec)),
         Err(ServiceError::Conflict(_)) => Ok(None),
-        Err(e) => Err(e),
+        Err(e) => {
+            tracing::warn!(job_run = %c.lease.job_run_id, "the next job could not be handed over: {e}");
+            Ok(None)
+        }
     }
 }
 

@@ -3,9 +3,14 @@
 //! once — until told to [`Stop`], by draining or by handing the running jobs back.
 //!
 //! A job's slot is free again once its processes are gone: its report (the completion, or
-//! the release) goes on beside the next job, so a slot never waits for the orchestrator's
-//! bookkeeping. Reports still on their way are bounded like the jobs: at most `concurrency`;
-//! past that, a slot is kept until one of them is answered.
+//! the release) goes on beside the next job, so a busy runner's slot never waits for the
+//! orchestrator's bookkeeping. Reports still on their way are bounded like the jobs: at most
+//! `concurrency`; past that, a slot is kept until one of them is answered. A runner whose
+//! other slots wait on an empty queue keeps the slot instead, and its completion asks for the
+//! next job ([`Completion::take_next`]): one it readies comes back claimed and runs there, as
+//! a chain's next step. A runner with one slot never waits on its queue while a job runs, so
+//! it never asks; nor does one that is stopping (a drain runs the job already brought back,
+//! a hand-back hands it back).
 
 mod lease;
 
@@ -119,6 +124,8 @@ impl Worker {
             });
             while jobs.try_join_next().is_some() {}
         }
+        // Stopping: no completion asks for a next job any more.
+        popping.store(false, Ordering::SeqCst);
         finish(jobs, stop).await;
     }
 
@@ -141,8 +148,12 @@ impl Worker {
                 self.ack(&delivery).await;
             }
             Ok(Reply::Ok(spec)) => {
-                self.execute(spec, sent, stop, slot).await;
+                let next = self.run_one(spec, sent, stop.clone(), slot).await;
+                // Acknowledged once its job is done, before the jobs its completion brings.
                 self.ack(&delivery).await;
+                if let Some(next) = next {
+                    self.follow(next, stop).await;
+                }
             }
             Ok(Reply::Fenced) => self.ack(&delivery).await,
             // Unacknowledged: the orchestrator re-sends queued job runs whose message was lost.
@@ -165,21 +176,16 @@ impl Worker {
         }
     }
 
-    /// Runs the job, then each job its completion brings back claimed (see
-    /// [`Completion::take_next`]) in the same slot — handed straight back if the runner
-    /// began handing its jobs back meanwhile.
-    async fn execute(
-        &self,
-        mut spec: JobSpec,
-        mut claimed: tokio::time::Instant,
-        stop: watch::Receiver<Option<Stop>>,
-        mut slot: Slot,
-    ) {
-        while let Some(next) = self.run_one(spec, claimed, stop.clone(), slot).await {
-            (spec, claimed, slot) = next;
+    /// Runs each job a completion brought back claimed (see [`Completion::take_next`]) in
+    /// the slot it kept, and the jobs their completions bring — one brought back as the
+    /// runner began handing its jobs back is handed straight back instead.
+    async fn follow(&self, next: Next, stop: watch::Receiver<Option<Stop>>) {
+        let mut next = Some(next);
+        while let Some((spec, claimed, slot)) = next {
             if *stop.borrow() == Some(Stop::HandBack) {
                 return lease::release(&self.client, &spec.lease).await;
             }
+            next = self.run_one(spec, claimed, stop.clone(), slot).await;
         }
     }
 
@@ -191,7 +197,7 @@ impl Worker {
         claimed: tokio::time::Instant,
         stop: watch::Receiver<Option<Stop>>,
         slot: Slot,
-    ) -> Option<(JobSpec, tokio::time::Instant, Slot)> {
+    ) -> Option<Next> {
         let stopping = stop.clone();
         let (log_tx, log_rx) = mpsc::unbounded_channel();
         let (cancel_tx, cancel_rx) = watch::channel(false);
@@ -238,8 +244,8 @@ impl Worker {
         // Logs go first: once the job is released or completed its lease fences them out.
         let _ = shipper.await;
         let sent = tokio::time::Instant::now();
-        let next = self.report(&spec, result, why.get(), take_next).await;
-        Some((next?, sent, kept?))
+        let next = self.report(&spec, result, why.get(), take_next).await?;
+        Some((next, sent, kept?))
     }
 
     /// The one report at a job's end: nothing if it was stopped because its lease may be
@@ -271,11 +277,21 @@ impl Worker {
                     log: result.held,
                     take_next,
                 };
-                lease::complete(&self.client, &completion, spec.lease_secs).await
+                let next = lease::complete(&self.client, &completion, spec.lease_secs).await?;
+                if !take_next {
+                    // Not asked for: no slot was kept to run it in.
+                    lease::release(&self.client, &next.lease).await;
+                    return None;
+                }
+                Some(next)
             }
         }
     }
 }
+
+/// A job a completion brought back claimed: its spec, when the completion was sent (its
+/// lease runs from no earlier), and the slot kept for it.
+type Next = (JobSpec, tokio::time::Instant, Slot);
 
 /// A job's place among the `concurrency` running at once, the count of reports on their
 /// way it frees its place into, and whether the runner waits on its queue (with a slot).

@@ -35,6 +35,8 @@ pub struct Fake {
     pub url: String,
     state: Arc<Mutex<State>>,
     changed: watch::Sender<u64>,
+    /// While true, answers to completions wait (each is recorded on arrival).
+    hold: watch::Sender<bool>,
 }
 
 impl Fake {
@@ -45,6 +47,7 @@ impl Fake {
             url,
             state: Arc::default(),
             changed: watch::Sender::new(0),
+            hold: watch::Sender::new(false),
         };
         let server = fake.clone();
         tokio::spawn(async move {
@@ -66,6 +69,11 @@ impl Fake {
     pub fn add_next(&self, after: &str, id: &str, script: &str) {
         let spec = super::spec(id, script);
         self.state().follows.insert(after.to_string(), spec);
+    }
+
+    /// Holds the answers to completions (`true`) until released (`false`).
+    pub fn hold_completions(&self, hold: bool) {
+        self.hold.send_replace(hold);
     }
 
     pub fn seen(&self) -> Seen {
@@ -91,6 +99,9 @@ impl Fake {
         while let Some((path, body)) = read_request(&mut conn).await {
             let (status, reply) = self.answer(&path, body);
             self.changed.send_modify(|n| *n += 1);
+            if path == "/api/v1/runner/complete" {
+                let _ = self.hold.subscribe().wait_for(|held| !held).await;
+            }
             let text = reply.map(|v| v.to_string()).unwrap_or_default();
             let head = format!(
                 "HTTP/1.1 {status} X\r\ncontent-type: application/json\r\ncontent-length: {}\r\n\r\n",

@@ -158,15 +158,18 @@ async fn a_job_a_completion_brings_back_runs_without_a_claim_until_a_drain() {
     let dir = TestDir::new("take-next");
     let fake = Fake::start().await;
     let w = start(&fake, &dir);
+    let go = dir.path("go");
+    let wait_for_go = format!("while [ ! -e '{}' ]; do sleep 0.01; done", go.display());
     fake.add_next("j1", "j2", "echo two");
-    fake.add_next("j2", "j3", "sleep 0.3");
+    fake.add_next("j2", "j3", &wait_for_go);
     fake.add_next("j3", "j4", "true");
     push(&w.queue, &fake, "j1", "true").await;
     let within = Duration::from_secs(10);
-    // j2's completion brings j3 back, which sleeps while the drain comes.
+    // j2's completion brings j3 back, which runs until the drain has come.
     fake.until("j2 completes", within, |s| s.completions.len() == 2)
         .await;
     w.stop.send(Some(Stop::Drain)).unwrap();
+    std::fs::write(&go, "").unwrap();
     tokio::time::timeout(within, w.run)
         .await
         .expect("the drain ends")
@@ -186,4 +189,31 @@ async fn a_job_a_completion_brings_back_runs_without_a_claim_until_a_drain() {
             ("j3", Outcome::Succeeded, false),
         ]
     );
+}
+
+/// A job a completion brings back as the runner begins handing its jobs back is handed
+/// straight back, never run.
+#[tokio::test]
+async fn a_job_a_completion_brings_back_during_a_hand_back_is_handed_back_unrun() {
+    let dir = TestDir::new("take-next-hand-back");
+    let fake = Fake::start().await;
+    let w = start(&fake, &dir);
+    let ran = dir.path("ran");
+    fake.add_next("j1", "j2", &format!("touch '{}'", ran.display()));
+    fake.hold_completions(true);
+    push(&w.queue, &fake, "j1", "true").await;
+    let within = Duration::from_secs(10);
+    fake.until("j1 completes", within, |s| s.completions.len() == 1)
+        .await;
+    w.stop.send(Some(Stop::HandBack)).unwrap();
+    fake.hold_completions(false);
+    tokio::time::timeout(HAND_BACK_WITHIN, w.run)
+        .await
+        .expect("the worker returns within seconds of a hand-back")
+        .unwrap();
+    let seen = fake.seen();
+    assert!(seen.completions[0].take_next, "{seen:?}");
+    assert_eq!(seen.releases, [crate::spec("j2", "").lease], "{seen:?}");
+    assert_eq!(seen.completions.len(), 1, "{seen:?}");
+    assert!(!ran.exists(), "j2 never ran");
 }

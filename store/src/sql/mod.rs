@@ -89,7 +89,7 @@ impl<B: Backend> Store for SqlStore<B> {
     }
 
     async fn schedule_last_tick(&self, product: &str, key: &str, now: i64) -> Result<i64> {
-        schedules::last_tick(&mut *self.backend.writer().await?, product, key, now).await
+        schedules::last_tick(&mut *self.backend.conn().await?, product, key, now).await
     }
 
     async fn fire_schedule(
@@ -246,7 +246,7 @@ impl<B: Backend> Store for SqlStore<B> {
     }
 
     async fn runner_seen(&self, token_hash: &str, now: i64) -> Result<Option<RunnerView>> {
-        registry::runner_seen(&mut *self.backend.writer().await?, token_hash, now).await
+        registry::runner_seen(&mut *self.backend.conn().await?, token_hash, now).await
     }
 
     async fn runners(&self) -> Result<Vec<RunnerView>> {
@@ -337,7 +337,7 @@ impl<B: Backend> Store for SqlStore<B> {
     }
 
     async fn set_forge_status(&self, id: &str, status: &str) -> Result<()> {
-        reads::set_forge_status(&mut *self.backend.conn().await?, id, status).await
+        reads::set_forge_status(&mut *self.backend.writer().await?, id, status).await
     }
 
     async fn job_run(&self, id: &str) -> Result<Option<JobRunView>> {
@@ -471,7 +471,7 @@ impl<B: Backend> Store for SqlStore<B> {
         key: &str,
         now: i64,
     ) -> Result<Option<CacheView>> {
-        let mut conn = self.backend.writer().await?;
+        let mut conn = self.backend.conn().await?;
         files::find_cache(&mut *conn, product, scopes, name, key, now).await
     }
 

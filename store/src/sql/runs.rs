@@ -4,7 +4,7 @@
 
 use conveyor_core::context::BuildContext;
 use conveyor_core::model::Job;
-use conveyor_core::protocol::{ClaimRequest, Completion, JobSpec, Lease};
+use conveyor_core::protocol::{ClaimRequest, Completion, JobSpec, Lease, QueueMessage};
 use conveyor_core::rules::{self, JobContext};
 use sqlx::FromRow;
 
@@ -12,7 +12,7 @@ use super::conn::{Conn, Sql};
 use super::{Work, files, from_json, leases, logs, secrets, token, values};
 use crate::api::Held;
 use crate::error::Result;
-use crate::types::{Claim, Effects, Owner};
+use crate::types::{Claim, Dispatch, Effects, Owner};
 
 /// The build a claimed job run belongs to, and its product's source.
 #[derive(FromRow)]
@@ -336,20 +336,37 @@ impl<B: super::Backend> super::SqlStore<B> {
         if !leases::complete(&mut *tx, c, owner, now, &mut work).await? {
             return Ok(None);
         }
+        let run = &c.lease.job_run_id;
         let next = match taking {
             Some((runner, lease_ms)) => {
-                take_readied(&mut *tx, runner, lease_ms, now, &mut work).await?
+                take_readied(&mut *tx, runner, run, lease_ms, now, &mut work).await?
             }
             None => None,
         };
-        let effects = self.finish(tx, work, now).await?;
-        let claim = match (next, taking) {
-            (Some((req, took, lease_token)), Some((_, lease_ms))) => {
-                Some(self.claimed(&req, took, lease_token, lease_ms, now).await?)
-            }
-            _ => None,
+        let mut effects = self.finish(tx, work, now).await?;
+        let (Some((req, took, lease_token)), Some((runner, lease_ms))) = (next, taking) else {
+            return Ok(Some((effects, None)));
         };
-        Ok(Some((effects, claim)))
+        // Committed: from here on an error must not fail the completion. A job run whose
+        // spec cannot be read is put back on its queue, not left to its lease's expiry.
+        match self
+            .claimed(&req, took, lease_token.clone(), lease_ms, now)
+            .await
+        {
+            Ok(claim) => Ok(Some((effects, Some(claim)))),
+            Err(e) => {
+                tracing::warn!(job_run = %req.job_run_id, "the next job's spec could not be read: {e}");
+                let lease = Lease {
+                    job_run_id: req.job_run_id,
+                    attempt: req.attempt,
+                    lease_token,
+                };
+                effects
+                    .dispatch
+                    .extend(self.untake(lease, &runner.name).await);
+                Ok(Some((effects, None)))
+            }
+        }
     }
 }
 
@@ -383,12 +400,13 @@ async fn take_on<C: Conn>(
     }
 }
 
-/// The first job run this transaction readied on one of `owner`'s fleets, taken for it
-/// and no longer dispatched: the request it was taken under, what the taking read, and
-/// the lease's token.
+/// The first job run this transaction readied on one of `owner`'s fleets — never `run`,
+/// the one completed (its retry goes to any runner) — taken for it and no longer
+/// dispatched: the request it was taken under, what the taking read, and the lease's token.
 async fn take_readied<C: Conn>(
     conn: &mut C,
     owner: &Owner,
+    run: &str,
     lease_ms: i64,
     now: i64,
     work: &mut Work,
@@ -396,7 +414,7 @@ async fn take_readied<C: Conn>(
     let dispatch = &mut work.effects.dispatch;
     let Some(at) = dispatch
         .iter()
-        .position(|d| owner.fleets.contains(&d.fleet))
+        .position(|d| d.msg.job_run_id != run && owner.fleets.contains(&d.fleet))
     else {
         return Ok(None);
     };
@@ -411,4 +429,27 @@ async fn take_readied<C: Conn>(
         dispatch.remove(at);
         (req, took, lease_token)
     }))
+}
+
+impl<B: super::Backend> super::SqlStore<B> {
+    /// Puts a job run taken for a runner, whose answer could not be made, back on its queue
+    /// at the same attempt (not a lost attempt: it never ran); its dispatch, or `None` if the
+    /// lease was not live or the store failed again (it then waits for its lease to expire).
+    pub(crate) async fn untake(&self, lease: Lease, owner: &str) -> Option<Dispatch> {
+        let update = "UPDATE job_runs SET status = 'queued', lease_owner = NULL, \
+                      lease_token = NULL, lease_expires_at = NULL";
+        let q = fenced(update, &lease, owner, " RETURNING fleet");
+        let put = async { self.backend.writer().await?.opt(q).await };
+        let fleet: Option<(String,)> = put
+            .await
+            .inspect_err(|e| tracing::warn!("it waits for its lease to expire: {e}"))
+            .ok()?;
+        Some(Dispatch {
+            fleet: fleet?.0,
+            msg: QueueMessage {
+                job_run_id: lease.job_run_id,
+                attempt: lease.attempt,
+            },
+        })
+    }
 }

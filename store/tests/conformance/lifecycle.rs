@@ -404,8 +404,8 @@ pub async fn a_completion_taking_the_next_job_claims_what_it_readies_for_the_run
 }
 
 /// A completion asking to take the next job takes nothing when it is fenced out (nor is
-/// anything recorded), or when what it readies is on a fleet the runner does not serve
-/// (that is dispatched as usual).
+/// anything recorded), when what it readies is on a fleet the runner does not serve, or
+/// when it is its own retry (those are dispatched as usual).
 pub async fn a_completion_taking_the_next_job_takes_nothing_fenced_out_or_off_its_fleets(
     store: Arc<dyn Store>,
 ) {
@@ -429,4 +429,18 @@ pub async fn a_completion_taking_the_next_job_takes_nothing_fenced_out_or_off_it
     assert!(next.is_none());
     assert_eq!(dispatched(&store, &b, &effects).await, ["test"]);
     assert_eq!(status_of(&store, &b).await.1[1].1, "queued");
+    // A failed job's retry is not the runner's to take: any runner may run it.
+    let test = claim(&store, &run_id(&store, &b, "test").await, 1)
+        .await
+        .unwrap();
+    let mut failed = done(&test, Outcome::Failed, &[]);
+    failed.take_next = true;
+    let (effects, next) = store
+        .complete_taking(&failed, &owner(), NO_CAP, LEASE_MS, 70)
+        .await
+        .unwrap()
+        .expect("not fenced");
+    assert!(next.is_none());
+    assert_eq!(dispatched(&store, &b, &effects).await, ["test"]);
+    assert_eq!(effects.dispatch[0].msg.attempt, 2);
 }

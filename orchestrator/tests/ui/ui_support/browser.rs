@@ -160,7 +160,12 @@ impl Browser {
             .await
     }
 
+    /// The first element matching `css`, waited for up to [`PATIENCE`]: a page under load
+    /// may be slow to arrive, or be swapping its content (the live pages).
     pub async fn find(&self, css: &str) -> String {
+        let present = format!("return document.querySelector({}) !== null;", json!(css));
+        self.wait_for(&format!("an element `{css}`"), &present)
+            .await;
         let v = self
             .post("/element", json!({ "using": "css selector", "value": css }))
             .await;
