@@ -20,6 +20,7 @@ mod json;
 mod leases;
 mod log_reads;
 mod logs;
+mod next;
 mod reads;
 mod registry;
 mod resources;
@@ -167,8 +168,7 @@ impl<B: Backend> Store for SqlStore<B> {
         now: i64,
     ) -> Result<Option<(Effects, Option<Claim>)>> {
         let taking = Some((owner, lease_ms));
-        let done = self.complete_run(c, &owner.name, taking, max_log_bytes, now);
-        done.await
+        (self.complete_run(c, &owner.name, taking, max_log_bytes, now)).await
     }
 
     async fn release(

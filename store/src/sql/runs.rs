@@ -4,15 +4,15 @@
 
 use conveyor_core::context::BuildContext;
 use conveyor_core::model::Job;
-use conveyor_core::protocol::{ClaimRequest, Completion, JobSpec, Lease, QueueMessage};
+use conveyor_core::protocol::{ClaimRequest, JobSpec, Lease};
 use conveyor_core::rules::{self, JobContext};
 use sqlx::FromRow;
 
 use super::conn::{Conn, Sql};
-use super::{Work, files, from_json, leases, logs, secrets, token, values};
+use super::{files, from_json, secrets, token, values};
 use crate::api::Held;
 use crate::error::Result;
-use crate::types::{Claim, Dispatch, Effects, Owner};
+use crate::types::{Claim, Owner};
 
 /// The build a claimed job run belongs to, and its product's source.
 #[derive(FromRow)]
@@ -68,7 +68,7 @@ async fn claim<C: Conn>(
 
 /// A job run just taken: its build, spec, when it was queued, and the build's row.
 #[derive(FromRow)]
-struct Taken {
+pub(super) struct Taken {
     build_id: String,
     spec: String,
     queued_at: Option<i64>,
@@ -78,11 +78,11 @@ struct Taken {
 
 /// The job run's own columns a claim's `UPDATE` returns: its build, spec and when it was
 /// queued.
-type TakenRow = (String, String, Option<i64>);
+pub(super) type TakenRow = (String, String, Option<i64>);
 
 /// A job run just taken: with its build's row where one statement could read it
 /// ([`Conn::WRITING_CTE`]), else its own columns only.
-enum Took {
+pub(super) enum Took {
     Whole(Taken),
     Row(TakenRow),
 }
@@ -92,16 +92,24 @@ const CLAIMED_BUILD: &str = "b.product, b.belt, b.number, b.sha, b.git_ref, p.re
                              p.source_path, b.context, b.trigger \
                              FROM builds b JOIN products p ON p.name = b.product";
 
+/// A lease being given: its token, and the token of the completion taking the job run, if
+/// one is ([`Taken`] from the queue: `None`).
+#[derive(Clone, Copy)]
+pub(super) struct Taking<'a> {
+    pub(super) token: &'a str,
+    pub(super) after: Option<&'a str>,
+}
+
 /// The fenced `UPDATE` that takes the job run if it is queued at this attempt on one of
 /// `owner`'s fleets; where the backend can ([`Conn::WRITING_CTE`]), in the same statement
 /// as the read of its build (`build`), else returning only the job run's own columns.
-fn take(req: &ClaimRequest, owner: &Owner, lease_token: &str, lease_ms: i64, now: i64) -> Sql {
+fn take(req: &ClaimRequest, owner: &Owner, lease: Taking<'_>, lease_ms: i64, now: i64) -> Sql {
     let fleets: Vec<String> = (0..owner.fleets.len())
-        .map(|i| format!("${}", i + 7))
+        .map(|i| format!("${}", i + 8))
         .collect();
     let update = format!(
         "UPDATE job_runs SET status = 'running', lease_owner = $3, lease_token = $4, \
-         lease_expires_at = $5, started_at = COALESCE(started_at, $6) \
+         lease_expires_at = $5, started_at = COALESCE(started_at, $6), taken_after = $7 \
          WHERE id = $1 AND attempt = $2 AND status = 'queued' AND fleet IN ({}) \
          RETURNING build_id, spec, queued_at",
         fleets.join(", ")
@@ -110,9 +118,10 @@ fn take(req: &ClaimRequest, owner: &Owner, lease_token: &str, lease_ms: i64, now
         .bind(&req.job_run_id)
         .bind(req.attempt)
         .bind(&owner.name)
-        .bind(lease_token)
+        .bind(lease.token)
         .bind(now + lease_ms)
-        .bind(now);
+        .bind(now)
+        .bind(lease.after);
     for fleet in &owner.fleets {
         q = q.bind(fleet);
     }
@@ -199,7 +208,7 @@ fn job_env(
 }
 
 /// The statement `head` fenced by a live lease of `owner`'s (`$1`–`$4`).
-fn fenced(head: &str, lease: &Lease, owner: &str, tail: &str) -> Sql {
+pub(super) fn fenced(head: &str, lease: &Lease, owner: &str, tail: &str) -> Sql {
     Sql::owned(format!(
         "{head} WHERE id = $1 AND attempt = $2 AND lease_token = $3 AND lease_owner = $4 \
          AND status = 'running'{tail}"
@@ -278,7 +287,11 @@ impl<B: super::Backend> super::SqlStore<B> {
     ) -> Result<Option<Claim>> {
         let lease_token = token();
         let mut claimer = self.backend.claimer().await?;
-        let took = take_on(&mut *claimer, req, owner, &lease_token, lease_ms, now).await?;
+        let lease = Taking {
+            token: &lease_token,
+            after: None,
+        };
+        let took = take_on(&mut *claimer, req, owner, lease, lease_ms, now).await?;
         drop(claimer);
         match took {
             Some(took) => self
@@ -292,7 +305,7 @@ impl<B: super::Backend> super::SqlStore<B> {
     /// What a job run just taken needs for its spec, read after the taking committed on one
     /// reader: its build (where the taking could not read it), secrets, references,
     /// artifacts.
-    async fn claimed(
+    pub(super) async fn claimed(
         &self,
         req: &ClaimRequest,
         took: Took,
@@ -315,76 +328,23 @@ impl<B: super::Backend> super::SqlStore<B> {
         };
         claim(&mut *conn, req, taken, lease_token, lease_ms, now).await
     }
-
-    /// Records a completion (see [`leases::complete`]), its log lines first; with `taking`,
-    /// one job run it readied on the runner's fleets is claimed in the same transaction
-    /// instead of dispatched, and its spec read once that committed.
-    pub(super) async fn complete_run(
-        &self,
-        c: &Completion,
-        owner: &str,
-        taking: Option<(&Owner, i64)>,
-        max_log_bytes: u64,
-        now: i64,
-    ) -> Result<Option<(Effects, Option<Claim>)>> {
-        let mut tx = self.backend.begin().await?;
-        // The lines first, before the build's lock is taken, so that lock is held over fewer
-        // statements (every completion of the build waits for it); a completion fenced out
-        // rolls them back with the rest.
-        logs::append_final(&mut *tx, c, max_log_bytes, now).await?;
-        let mut work = Work::default();
-        if !leases::complete(&mut *tx, c, owner, now, &mut work).await? {
-            return Ok(None);
-        }
-        let run = &c.lease.job_run_id;
-        let next = match taking {
-            Some((runner, lease_ms)) => {
-                take_readied(&mut *tx, runner, run, lease_ms, now, &mut work).await?
-            }
-            None => None,
-        };
-        let mut effects = self.finish(tx, work, now).await?;
-        let (Some((req, took, lease_token)), Some((runner, lease_ms))) = (next, taking) else {
-            return Ok(Some((effects, None)));
-        };
-        // Committed: from here on an error must not fail the completion. A job run whose
-        // spec cannot be read is put back on its queue, not left to its lease's expiry.
-        match self
-            .claimed(&req, took, lease_token.clone(), lease_ms, now)
-            .await
-        {
-            Ok(claim) => Ok(Some((effects, Some(claim)))),
-            Err(e) => {
-                tracing::warn!(job_run = %req.job_run_id, "the next job's spec could not be read: {e}");
-                let lease = Lease {
-                    job_run_id: req.job_run_id,
-                    attempt: req.attempt,
-                    lease_token,
-                };
-                effects
-                    .dispatch
-                    .extend(self.untake(lease, &runner.name).await);
-                Ok(Some((effects, None)))
-            }
-        }
-    }
 }
 
 /// Takes the job run `req` names for `owner` if it is queued at that attempt on one of the
 /// runner's fleets: the fenced `UPDATE` of [`take`], with its build's row where one
 /// statement can read it ([`Conn::WRITING_CTE`]).
-async fn take_on<C: Conn>(
+pub(super) async fn take_on<C: Conn>(
     conn: &mut C,
     req: &ClaimRequest,
     owner: &Owner,
-    lease_token: &str,
+    lease: Taking<'_>,
     lease_ms: i64,
     now: i64,
 ) -> Result<Option<Took>> {
     if owner.fleets.is_empty() {
         return Ok(None);
     }
-    let update = take(req, owner, lease_token, lease_ms, now);
+    let update = take(req, owner, lease, lease_ms, now);
     if C::WRITING_CTE {
         let q = update.wrap(|u| {
             format!(
@@ -397,59 +357,5 @@ async fn take_on<C: Conn>(
     } else {
         let row: Option<TakenRow> = conn.opt(update).await?;
         Ok(row.map(Took::Row))
-    }
-}
-
-/// The first job run this transaction readied on one of `owner`'s fleets — never `run`,
-/// the one completed (its retry goes to any runner) — taken for it and no longer
-/// dispatched: the request it was taken under, what the taking read, and the lease's token.
-async fn take_readied<C: Conn>(
-    conn: &mut C,
-    owner: &Owner,
-    run: &str,
-    lease_ms: i64,
-    now: i64,
-    work: &mut Work,
-) -> Result<Option<(ClaimRequest, Took, String)>> {
-    let dispatch = &mut work.effects.dispatch;
-    let Some(at) = dispatch
-        .iter()
-        .position(|d| d.msg.job_run_id != run && owner.fleets.contains(&d.fleet))
-    else {
-        return Ok(None);
-    };
-    let req = ClaimRequest {
-        job_run_id: dispatch[at].msg.job_run_id.clone(),
-        attempt: dispatch[at].msg.attempt,
-        runner: owner.name.clone(),
-    };
-    let lease_token = token();
-    let took = take_on(conn, &req, owner, &lease_token, lease_ms, now).await?;
-    Ok(took.map(|took| {
-        dispatch.remove(at);
-        (req, took, lease_token)
-    }))
-}
-
-impl<B: super::Backend> super::SqlStore<B> {
-    /// Puts a job run taken for a runner, whose answer could not be made, back on its queue
-    /// at the same attempt (not a lost attempt: it never ran); its dispatch, or `None` if the
-    /// lease was not live or the store failed again (it then waits for its lease to expire).
-    pub(crate) async fn untake(&self, lease: Lease, owner: &str) -> Option<Dispatch> {
-        let update = "UPDATE job_runs SET status = 'queued', lease_owner = NULL, \
-                      lease_token = NULL, lease_expires_at = NULL";
-        let q = fenced(update, &lease, owner, " RETURNING fleet");
-        let put = async { self.backend.writer().await?.opt(q).await };
-        let fleet: Option<(String,)> = put
-            .await
-            .inspect_err(|e| tracing::warn!("it waits for its lease to expire: {e}"))
-            .ok()?;
-        Some(Dispatch {
-            fleet: fleet?.0,
-            msg: QueueMessage {
-                job_run_id: lease.job_run_id,
-                attempt: lease.attempt,
-            },
-        })
     }
 }

@@ -444,3 +444,40 @@ pub async fn a_completion_taking_the_next_job_takes_nothing_fenced_out_or_off_it
     assert_eq!(dispatched(&store, &b, &effects).await, ["test"]);
     assert_eq!(effects.dispatch[0].msg.attempt, 2);
 }
+
+/// A completion replayed because its answer was lost (the first one committed) is answered
+/// with the job run the first one took, under the same lease, and nothing else; once that
+/// job run has moved on, or for another runner, a replay is fenced out as usual.
+pub async fn a_replayed_completion_gets_the_job_run_the_first_one_took(store: Arc<dyn Store>) {
+    let (_, spec) = shop_with_build_claimed(&store).await;
+    let first = taking(&spec, "7");
+    let (_, next) = store
+        .complete_taking(&first, &owner(), NO_CAP, LEASE_MS, 20)
+        .await
+        .unwrap()
+        .expect("not fenced");
+    let next = next.expect("test was readied").spec;
+    let (effects, again) = store
+        .complete_taking(&first, &owner(), NO_CAP, LEASE_MS, 25)
+        .await
+        .unwrap()
+        .expect("answered, not fenced");
+    assert!(effects.dispatch.is_empty() && effects.finished.is_empty());
+    let again = again.expect("the same job run").spec;
+    assert_eq!(again.lease, next.lease);
+    assert_eq!(again.env, next.env);
+    let stranger = conveyor_store::Owner {
+        name: "r2".into(),
+        fleets: vec!["default".into()],
+    };
+    let other = store.complete_taking(&first, &stranger, NO_CAP, LEASE_MS, 26);
+    assert!(other.await.unwrap().is_none(), "another runner's replay");
+    let ended = done(&next, Outcome::Succeeded, &[]);
+    assert!(store.complete(&ended, RUNNER, 30).await.unwrap().is_some());
+    let me = owner();
+    let late = store.complete_taking(&first, &me, NO_CAP, LEASE_MS, 40);
+    assert!(
+        late.await.unwrap().is_none(),
+        "the taken job run has moved on"
+    );
+}

@@ -76,6 +76,7 @@ macro_rules! suite {
             t!(a_completion_with_a_lost_lease_is_discarded);
             t!(a_completion_taking_the_next_job_claims_what_it_readies_for_the_runner);
             t!(a_completion_taking_the_next_job_takes_nothing_fenced_out_or_off_its_fleets);
+            t!(a_replayed_completion_gets_the_job_run_the_first_one_took);
             t!(an_expired_lease_is_requeued_and_a_runner_lost_too_often_fails_the_job);
             t!(a_successful_build_fires_its_downstream_product_with_the_upstream_outputs);
             t!(a_false_condition_skips_and_a_manual_job_waits);
