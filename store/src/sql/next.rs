@@ -89,7 +89,9 @@ impl<B: Backend> SqlStore<B> {
 
     /// The job run a completion under `completed` took for `runner` before, still running
     /// under that lease: a replay whose first answer was lost gets it again (with nothing
-    /// else to do: the first one did it all). `None` if it took none, or it has moved on.
+    /// else to do: the first one did it all), under a new lease token, so a hand-over of the
+    /// first that failed meanwhile (see [`SqlStore::untake`]) cannot put it back on its queue
+    /// too. `None` if it took none, or it has moved on, or its lease expired.
     async fn taken_before(
         &self,
         completed: &Lease,
@@ -97,22 +99,28 @@ impl<B: Backend> SqlStore<B> {
         lease_ms: i64,
         now: i64,
     ) -> Result<Option<(Effects, Option<Claim>)>> {
-        let row: Option<(String, i64, String, String, String, Option<i64>)> = self
+        let lease_token = token();
+        let row: Option<(String, i64, String, String, Option<i64>)> = self
             .backend
-            .conn()
+            .writer()
             .await?
             .opt(
                 sql(
-                    "SELECT id, attempt, lease_token, build_id, spec, queued_at FROM job_runs \
+                    "UPDATE job_runs SET lease_token = $4, lease_expires_at = $5 \
                      WHERE build_id = (SELECT build_id FROM job_runs WHERE id = $1) \
-                     AND taken_after = $2 AND lease_owner = $3 AND status = 'running'",
+                     AND taken_after = $2 AND lease_owner = $3 AND status = 'running' \
+                     AND lease_expires_at > $6 \
+                     RETURNING id, attempt, build_id, spec, queued_at",
                 )
                 .bind(&completed.job_run_id)
                 .bind(&completed.lease_token)
-                .bind(&runner.name),
+                .bind(&runner.name)
+                .bind(&lease_token)
+                .bind(now + lease_ms)
+                .bind(now),
             )
             .await?;
-        let Some((id, attempt, lease_token, build_id, spec, queued_at)) = row else {
+        let Some((id, attempt, build_id, spec, queued_at)) = row else {
             return Ok(None);
         };
         let req = ClaimRequest {

@@ -446,8 +446,8 @@ pub async fn a_completion_taking_the_next_job_takes_nothing_fenced_out_or_off_it
 }
 
 /// A completion replayed because its answer was lost (the first one committed) is answered
-/// with the job run the first one took, under the same lease, and nothing else; once that
-/// job run has moved on, or for another runner, a replay is fenced out as usual.
+/// with the job run the first one took, under a new lease token, and nothing else; once
+/// that job run has moved on, or for another runner, a replay is fenced out as usual.
 pub async fn a_replayed_completion_gets_the_job_run_the_first_one_took(store: Arc<dyn Store>) {
     let (_, spec) = shop_with_build_claimed(&store).await;
     let first = taking(&spec, "7");
@@ -464,8 +464,21 @@ pub async fn a_replayed_completion_gets_the_job_run_the_first_one_took(store: Ar
         .expect("answered, not fenced");
     assert!(effects.dispatch.is_empty() && effects.finished.is_empty());
     let again = again.expect("the same job run").spec;
-    assert_eq!(again.lease, next.lease);
+    assert_eq!(
+        (&again.lease.job_run_id, again.lease.attempt),
+        (&next.lease.job_run_id, next.lease.attempt)
+    );
+    assert_ne!(
+        again.lease.lease_token, next.lease.lease_token,
+        "a new token"
+    );
     assert_eq!(again.env, next.env);
+    let stale = store.heartbeat(&next.lease, RUNNER, LEASE_MS, 26).await;
+    assert!(
+        stale.unwrap().is_none(),
+        "the first answer's lease is fenced out"
+    );
+    let next = again;
     let stranger = conveyor_store::Owner {
         name: "r2".into(),
         fleets: vec!["default".into()],
