@@ -322,8 +322,7 @@ pub struct BuildView {
     /// The resource that started the build (pipelines), else `null`.
     #[serde(default)]
     pub resource: Option<serde_json::Value>,
-    /// What happened to that resource: `create`, `update` or `delete`; `create` when no
-    /// resource started the build.
+    /// What happened to that resource: `create`, `update` or `delete` (no resource: `create`).
     #[serde(default = "default_event")]
     pub event: String,
     /// The event, branch, tag and changed paths its conditions read.
@@ -382,11 +381,13 @@ pub struct Claim {
     pub spec: JobSpec,
     /// How long the job run waited from ready to claimed, in ms.
     pub waited_ms: i64,
-    /// The secrets the job names, sealed, as `(name, sealed)`: the product's own first,
-    /// else the global one. Empty for a pull request's build unless its product allows.
+    /// The secrets the job names, sealed, `(name, sealed)`: the product's own, else the
+    /// global one; none for a pull request's build unless its product allows.
     pub secrets: Vec<(String, String)>,
     /// Names the job asks for that are set neither for its product nor globally.
     pub missing_secrets: Vec<String>,
+    /// Handed over again to a replayed completion (its wait was counted the first time).
+    pub replayed: bool,
 }
 
 /// A secret as anyone may see it: never its value.

@@ -39,7 +39,9 @@ pub async fn claim(s: &Services, req: &ClaimRequest, owner: &Owner) -> Result<Jo
 /// written (a secret cannot be opened) fails with the reason, and the runner is told the
 /// job run is not its to run (a conflict), so it moves on.
 async fn opened(s: &Services, claim: Claim, owner: &Owner) -> Result<JobSpec> {
-    s.metrics.dispatch.observe_ms(claim.waited_ms);
+    if !claim.replayed {
+        s.metrics.dispatch.observe_ms(claim.waited_ms);
+    }
     let mut spec = claim.spec.clone();
     if let Err(why) = super::secrets::open_into(s, &claim, &mut spec) {
         let failed = Completion {
@@ -140,7 +142,8 @@ pub async fn complete(s: &Services, c: &Completion, owner: &Owner) -> Result<Opt
             .map(|effects| (effects, None))
             .ok_or_else(fenced)?,
     };
-    if !c.log.is_empty() {
+    let replayed = next.as_ref().is_some_and(|n| n.replayed);
+    if !c.log.is_empty() && !replayed {
         let _ = s.events.send(Event::Logs {
             job_run_id: c.lease.job_run_id.clone(),
         });

@@ -129,7 +129,8 @@ impl<B: Backend> SqlStore<B> {
             runner: runner.name.clone(),
         };
         let took = Took::Row((build_id, spec, queued_at));
-        let claim = self.claimed(&req, took, lease_token, lease_ms, now).await?;
+        let mut claim = self.claimed(&req, took, lease_token, lease_ms, now).await?;
+        claim.replayed = true;
         Ok(Some((Effects::default(), Some(claim))))
     }
 

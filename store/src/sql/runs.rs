@@ -63,6 +63,7 @@ async fn claim<C: Conn>(
         waited_ms: now - taken.queued_at.unwrap_or(now),
         secrets,
         missing_secrets,
+        replayed: false,
     })
 }
 

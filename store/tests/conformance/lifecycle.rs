@@ -456,14 +456,17 @@ pub async fn a_replayed_completion_gets_the_job_run_the_first_one_took(store: Ar
         .await
         .unwrap()
         .expect("not fenced");
-    let next = next.expect("test was readied").spec;
+    let next = next.expect("test was readied");
+    let (next, next_was_replayed) = (next.spec, next.replayed);
     let (effects, again) = store
         .complete_taking(&first, &owner(), NO_CAP, LEASE_MS, 25)
         .await
         .unwrap()
         .expect("answered, not fenced");
     assert!(effects.dispatch.is_empty() && effects.finished.is_empty());
-    let again = again.expect("the same job run").spec;
+    let again = again.expect("the same job run");
+    assert!(again.replayed && !next_was_replayed);
+    let again = again.spec;
     assert_eq!(
         (&again.lease.job_run_id, again.lease.attempt),
         (&next.lease.job_run_id, next.lease.attempt)
