@@ -224,8 +224,10 @@ impl Worker {
             cancel_rx,
         )
         .await;
-        let stopped_by_us = result.outcome == Outcome::Cancelled;
-        let handed_back_now = stopped_by_us && why.get() == Why::HANDED_BACK;
+        // Why the runner stopped the job itself, if it did (a cancel it did not ask for is
+        // the orchestrator's).
+        let stopped = (result.outcome == Outcome::Cancelled).then(|| why.get());
+        let handed_back_now = stopped == Some(Why::HANDED_BACK);
         // While the runner waits on its queue with another slot, this one is kept and the
         // completion asks for the next job: a job it readies here comes back claimed.
         let take_next = !handed_back_now && stopping.borrow().is_none() && slot.idle();
@@ -244,26 +246,25 @@ impl Worker {
         // Logs go first: once the job is released or completed its lease fences them out.
         let _ = shipper.await;
         let sent = tokio::time::Instant::now();
-        let next = self.report(&spec, result, why.get(), take_next).await?;
+        let next = self.report(&spec, result, stopped, take_next).await?;
         Some((next, sent, kept?))
     }
 
-    /// The one report at a job's end: nothing if it was stopped because its lease may be
-    /// gone, a release if it was handed back, else its completion — asking, with
-    /// `take_next`, for a job it readies; that job, if one came back.
+    /// The one report at a job's end (`stopped`: why the runner stopped it, if it did):
+    /// nothing if its lease may be gone, a release if it was handed back, else its
+    /// completion — asking, with `take_next`, for a job it readies; that job, if one came.
     async fn report(
         &self,
         spec: &JobSpec,
         result: executor::ExecResult,
-        why: u8,
+        stopped: Option<u8>,
         take_next: bool,
     ) -> Option<JobSpec> {
-        let stopped_by_us = result.outcome == Outcome::Cancelled;
-        match why {
+        match stopped {
             // Not cancelled by anyone: the job was stopped because its lease may be gone,
             // and the reaper hands it out again. Reporting it would end it instead.
-            Why::LOST if stopped_by_us => None,
-            Why::HANDED_BACK if stopped_by_us => {
+            Some(Why::LOST) => None,
+            Some(Why::HANDED_BACK) => {
                 lease::release(&self.client, &spec.lease).await;
                 None
             }

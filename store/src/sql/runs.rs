@@ -93,8 +93,8 @@ const CLAIMED_BUILD: &str = "b.product, b.belt, b.number, b.sha, b.git_ref, p.re
                              p.source_path, b.context, b.trigger \
                              FROM builds b JOIN products p ON p.name = b.product";
 
-/// A lease being given: its token, and the token of the completion taking the job run, if
-/// one is ([`Taken`] from the queue: `None`).
+/// A lease being given: its token, and the lease token of the completion taking the job
+/// run (`None` for a claim of a job run from the queue).
 #[derive(Clone, Copy)]
 pub(super) struct Taking<'a> {
     pub(super) token: &'a str,
