@@ -53,6 +53,8 @@ pub struct Embedded {
     pub services: Arc<Services>,
     stop: watch::Sender<Option<Stop>>,
     worker: JoinHandle<()>,
+    /// The server, and how it is asked to stop (after the requests under way are answered).
+    server: (JoinHandle<()>, tokio::sync::oneshot::Sender<()>),
     tasks: Vec<JoinHandle<()>>,
 }
 
@@ -107,12 +109,16 @@ impl Embedded {
         let url = format!("{}://{addr}", scheme(opts.tls.as_ref()));
         let app = crate::http::app(Arc::new(state));
         let tls = opts.tls.clone();
-        let mut tasks = vec![tokio::spawn(async move {
-            let forever = std::future::pending();
-            if let Err(e) = serve_http(listener, tls.as_ref(), app, forever).await {
+        let (quit, quitting) = tokio::sync::oneshot::channel::<()>();
+        let server = tokio::spawn(async move {
+            let asked = async move {
+                let _ = quitting.await;
+            };
+            if let Err(e) = serve_http(listener, tls.as_ref(), app, asked).await {
                 tracing::error!("server stopped: {e}");
             }
-        })];
+        });
+        let mut tasks = Vec::new();
         // The in-process queue starts empty: what the database has queued (handed back at
         // the last stop) is sent now.
         if let Err(e) = maintenance::resend_all(&services).await {
@@ -127,12 +133,15 @@ impl Embedded {
             services,
             stop,
             worker,
+            server: (server, quit),
             tasks,
         })
     }
 
     /// Stops taking new jobs, kills the running ones and hands them back (to this server,
-    /// so it waits for that, boundedly), and stops the server.
+    /// so it waits for that, boundedly), and stops the server once the requests under way
+    /// are answered (a decline from another terminal that finished the build, say), within
+    /// a second: live event streams never end on their own.
     pub async fn shutdown(self) {
         let _ = self.stop.send(Some(Stop::HandBack));
         let bound = HAND_BACK_BOUND + Duration::from_secs(1);
@@ -141,6 +150,14 @@ impl Embedded {
         }
         for t in self.tasks.into_iter().rev() {
             t.abort();
+        }
+        let (mut server, quit) = self.server;
+        let _ = quit.send(());
+        if tokio::time::timeout(Duration::from_secs(1), &mut server)
+            .await
+            .is_err()
+        {
+            server.abort();
         }
     }
 }
