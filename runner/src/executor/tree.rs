@@ -40,9 +40,7 @@ impl JobTree {
         supervisor::start();
         let cookie = new_cookie();
         let registration = supervisor::register(&cookie);
-        let cgroup = use_cgroup
-            .then(|| cgroup::create(&format!("job-{cookie}")))
-            .flatten();
+        let cgroup = use_cgroup.then(cgroup::take).flatten();
         Self {
             cookie,
             cgroup,
@@ -123,7 +121,8 @@ impl JobTree {
         }
     }
 
-    /// Removes the job's cgroup and its guard registration; the job must be dead.
+    /// Gives the job's cgroup back for the next job (or removes it) and drops its guard
+    /// registration; the job must be dead.
     pub(crate) fn close(mut self) {
         self.closed = true;
         self.remove_cgroup();
@@ -131,6 +130,9 @@ impl JobTree {
 
     fn remove_cgroup(&self) {
         let Some(dir) = self.cgroup.clone() else {
+            return;
+        };
+        let Err(dir) = cgroup::give_back(dir) else {
             return;
         };
         if cgroup::remove(&dir).is_ok() {
