@@ -1,6 +1,6 @@
 //! An orchestrator and its runners in one process: SQLite, the in-process queue, local
-//! runners speaking the real protocol over HTTP. `conveyor up`, `conveyor run`, the
-//! benchmarks and the tests use it.
+//! runners speaking the real protocol to the server's router in the process (artifacts and
+//! caches over HTTP). `conveyor up`, `conveyor run`, the benchmarks and the tests use it.
 
 use std::net::SocketAddr;
 use std::path::PathBuf;
@@ -15,7 +15,7 @@ use conveyor_runner::worker::{HAND_BACK_BOUND, Stop, Worker};
 use tokio::sync::watch;
 use tokio::task::JoinHandle;
 
-use super::{ServerTls, StartupError, bind, scheme, serve_http, spawn_maintenance};
+use super::{ServerTls, StartupError, bind, in_process, scheme, serve_http, spawn_maintenance};
 use crate::forges::StatusConfig;
 use crate::git::Repos;
 use crate::http::AppState;
@@ -108,16 +108,8 @@ impl Embedded {
         })?;
         let url = format!("{}://{addr}", scheme(opts.tls.as_ref()));
         let app = crate::http::app(Arc::new(state));
-        let tls = opts.tls.clone();
-        let (quit, quitting) = tokio::sync::oneshot::channel::<()>();
-        let server = tokio::spawn(async move {
-            let asked = async move {
-                let _ = quitting.await;
-            };
-            if let Err(e) = serve_http(listener, tls.as_ref(), app, asked).await {
-                tracing::error!("server stopped: {e}");
-            }
-        });
+        let local = Arc::new(in_process::Router(app.clone()));
+        let server = serve(listener, opts.tls.clone(), app);
         let mut tasks = Vec::new();
         // The in-process queue starts empty: what the database has queued (handed back at
         // the last stop) is sent now.
@@ -126,14 +118,14 @@ impl Embedded {
         }
         tasks.push(spawn_maintenance(services.clone(), Duration::from_secs(1)));
         let (stop, stop_rx) = watch::channel(None);
-        let (beat, worker) = local_runners(&services, &url, queue, &opts, stop_rx).await?;
+        let (beat, worker) = local_runners(&services, (&url, local), queue, &opts, stop_rx).await?;
         tasks.push(beat);
         Ok(Embedded {
             url,
             services,
             stop,
             worker,
-            server: (server, quit),
+            server,
             tasks,
         })
     }
@@ -162,6 +154,24 @@ impl Embedded {
     }
 }
 
+/// The server on `listener`, until it is told to quit (see [`Embedded::shutdown`]).
+fn serve(
+    listener: tokio::net::TcpListener,
+    tls: Option<ServerTls>,
+    app: axum::Router,
+) -> (JoinHandle<()>, tokio::sync::oneshot::Sender<()>) {
+    let (quit, quitting) = tokio::sync::oneshot::channel::<()>();
+    let server = tokio::spawn(async move {
+        let asked = async move {
+            let _ = quitting.await;
+        };
+        if let Err(e) = serve_http(listener, tls.as_ref(), app, asked).await {
+            tracing::error!("server stopped: {e}");
+        }
+    });
+    (server, quit)
+}
+
 /// Jobs run as a job user must reach their workspaces under `data_dir/work`, so they may
 /// pass through `data_dir`, but not list it (0711) nor read the database in it (0600; SQLite
 /// gives the files it makes later the database's mode).
@@ -183,10 +193,11 @@ fn keep_from_jobs(data_dir: &std::path::Path) {
 }
 
 /// The local runners: registered like any other (so the fleets page lists them), beating,
-/// and taking jobs from `queue` until `stop`: their beat and their worker.
+/// and taking jobs from `queue` until `stop`: their beat and their worker. Their protocol
+/// calls go to `local`, the server's router in this process; files to `url`.
 async fn local_runners(
     services: &Services,
-    url: &str,
+    (url, local): (&str, Arc<in_process::Router>),
     queue: Arc<dyn Queue>,
     opts: &Options,
     stop: watch::Receiver<Option<Stop>>,
@@ -202,12 +213,13 @@ async fn local_runners(
     };
     let http = http
         .and_then(|b| {
-            b.timeout(Duration::from_secs(30))
+            b.timeout(conveyor_runner::client::CALL_TIMEOUT)
                 .build()
                 .map_err(|e| TlsError::Setup(tls::explain(&e)))
         })
         .map_err(|e| StartupError::Tls(e.to_string()))?;
-    let client = Arc::new(Client::with_http(vec![url.to_string()], token, http));
+    let client = Client::with_http(vec![url.to_string()], token, http).in_process(local);
+    let client = Arc::new(client);
     let beat = tokio::spawn(conveyor_runner::client::beat(client.clone()));
     let worker = Arc::new(Worker {
         name,

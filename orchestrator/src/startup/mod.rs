@@ -5,6 +5,7 @@
 //! the way is a [`StartupError`].
 
 pub mod embedded;
+mod in_process;
 pub mod serve;
 pub mod tls;
 

@@ -302,8 +302,8 @@ async fn conveyor_up_with_a_certificate_serves_https_builds_and_sets_a_secure_co
     let (_up, url) = start_up(&pki, &dir.join("data"));
     assert!(url.starts_with("https://127.0.0.1:"), "{url}");
     let http = trusting(&pki.ca);
-    // The local runners reach the server over TLS too: the demo and its downstream build;
-    // and so does the example driver, trusting the server's certificate.
+    // The demo and its downstream build run (the local runners' protocol calls stay in the
+    // process); the example driver reaches the server over TLS, trusting its certificate.
     let deadline = Instant::now() + Duration::from_secs(60);
     loop {
         let v: Value = http

@@ -1,10 +1,12 @@
 //! The runner's side of the protocol: HTTP calls to the orchestrator, failing over between
-//! the servers it was given; `files` holds the calls that move artifacts and caches.
+//! the servers it was given, or calls to an orchestrator in the runner's own process
+//! ([`InProcess`]); `files` holds the calls that move artifacts and caches (always HTTP).
 
 mod files;
 
 pub use files::{Sent, hex};
 
+use std::sync::Arc;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::Duration;
 
@@ -83,13 +85,29 @@ pub struct Client {
     current: AtomicUsize,
     token: String,
     http: reqwest::Client,
+    /// The orchestrator in this process, when there is one: the protocol's calls go to it
+    /// directly (files still go over HTTP).
+    local: Option<Arc<dyn InProcess>>,
 }
+
+/// An orchestrator in the runner's own process (`conveyor up`'s and `conveyor run`'s local
+/// runners): the protocol's calls reach its router without TCP or HTTP/1's framing, through
+/// the same routes, authentication and JSON as a remote runner's.
+#[async_trait::async_trait]
+pub trait InProcess: Send + Sync {
+    /// POSTs the JSON `body` to `/api/v1/{path}` with the bearer `token`: the answer's
+    /// status and body, or why there is none.
+    async fn post(&self, path: &str, token: &str, body: Vec<u8>) -> Result<(u16, Vec<u8>), String>;
+}
+
+/// How long one protocol call may take before it counts as failed (and is tried again).
+pub const CALL_TIMEOUT: Duration = Duration::from_secs(30);
 
 /// The HTTP client the protocol's calls go through, trusting `trust`.
 pub fn http(trust: &Trust) -> Result<reqwest::Client, TlsError> {
     trust
         .http()?
-        .timeout(Duration::from_secs(30))
+        .timeout(CALL_TIMEOUT)
         .build()
         .map_err(|e| TlsError::Setup(crate::tls::explain(&e)))
 }
@@ -108,7 +126,14 @@ impl Client {
             current: AtomicUsize::new(0),
             token,
             http,
+            local: None,
         }
+    }
+
+    /// This client with its protocol calls sent to `local` (see [`InProcess`]).
+    pub fn in_process(mut self, local: Arc<dyn InProcess>) -> Self {
+        self.local = Some(local);
+        self
     }
 
     pub async fn claim(&self, req: &ClaimRequest) -> Result<Reply<JobSpec>, ClientError> {
@@ -185,6 +210,9 @@ impl Client {
         what: &'static str,
         body: &B,
     ) -> Result<Reply<T>, ClientError> {
+        if let Some(local) = &self.local {
+            return self.call_in_process(local.as_ref(), what, body).await;
+        }
         let sent = self
             .send(what, |http, url| Ok(http.post(url).json(body)))
             .await?;
@@ -192,15 +220,50 @@ impl Client {
             Reply::Ok(resp) => resp,
             Reply::Fenced => return Ok(Reply::Fenced),
         };
-        let status = resp.status();
-        if status.is_success() {
-            return read_reply(what, resp).await;
+        let status = resp.status().as_u16();
+        if !resp.status().is_success() {
+            return Err(ClientError::Status {
+                call: what,
+                url: resp.url().to_string(),
+                status,
+            });
         }
-        Err(ClientError::Status {
+        let bytes = resp.bytes().await.map_err(|e| ClientError::BadReply {
             call: what,
-            url: resp.url().to_string(),
-            status: status.as_u16(),
-        })
+            detail: e.to_string(),
+        })?;
+        decode(what, status, &bytes)
+    }
+
+    /// [`Client::call`] to the orchestrator in this process.
+    async fn call_in_process<B: Serialize, T: DeserializeOwned>(
+        &self,
+        local: &dyn InProcess,
+        what: &'static str,
+        body: &B,
+    ) -> Result<Reply<T>, ClientError> {
+        let url = format!("in-process:/api/v1/{what}");
+        let transport = |detail: String| ClientError::Transport {
+            call: what,
+            url: url.clone(),
+            detail,
+        };
+        let body = serde_json::to_vec(body).map_err(|e| transport(e.to_string()))?;
+        // Bounded as an HTTP call is (see [`http`]).
+        let post = local.post(what, &self.token, body);
+        let (status, reply) = tokio::time::timeout(CALL_TIMEOUT, post)
+            .await
+            .map_err(|_| transport("timed out".into()))?
+            .map_err(transport)?;
+        match status {
+            409 => Ok(Reply::Fenced),
+            200..=299 => decode(what, status, &reply),
+            _ => Err(ClientError::Status {
+                call: what,
+                url,
+                status,
+            }),
+        }
     }
 
     /// Sends the request `build` makes for each server in turn (starting with the last one
@@ -271,19 +334,19 @@ impl Client {
     }
 }
 
-/// Decodes a 2xx; a 204 stands for `null`, so calls answered without a body read `()`.
-async fn read_reply<T: DeserializeOwned>(
+/// Decodes a 2xx's body; a 204 stands for `null`, so calls answered without a body read `()`.
+fn decode<T: DeserializeOwned>(
     what: &'static str,
-    resp: reqwest::Response,
+    status: u16,
+    body: &[u8],
 ) -> Result<Reply<T>, ClientError> {
     let bad = |detail: String| ClientError::BadReply { call: what, detail };
-    if resp.status() == reqwest::StatusCode::NO_CONTENT {
+    if status == 204 {
         return serde_json::from_value(serde_json::Value::Null)
             .map(Reply::Ok)
             .map_err(|e| bad(format!("expected a body: {e}")));
     }
-    resp.json()
-        .await
+    serde_json::from_slice(body)
         .map(Reply::Ok)
         .map_err(|e| bad(e.to_string()))
 }
@@ -348,6 +411,67 @@ mod tests {
         let err = client.register("r", &["default".into()]).await.unwrap_err();
         assert!(matches!(err, ClientError::Transport { .. }), "{err:?}");
         assert!(!err.is_refusal());
+    }
+
+    /// An orchestrator in this process that answers every call alike, and records them.
+    struct Answering(
+        u16,
+        &'static str,
+        std::sync::Mutex<Vec<(String, String, String)>>,
+    );
+
+    #[async_trait::async_trait]
+    impl InProcess for Answering {
+        async fn post(
+            &self,
+            path: &str,
+            token: &str,
+            body: Vec<u8>,
+        ) -> Result<(u16, Vec<u8>), String> {
+            let body = String::from_utf8(body).unwrap();
+            self.2
+                .lock()
+                .unwrap()
+                .push((path.into(), token.into(), body));
+            match self.0 {
+                0 => Err("gone".into()),
+                status => Ok((status, self.1.as_bytes().to_vec())),
+            }
+        }
+    }
+
+    fn in_process(status: u16, body: &'static str) -> (Client, Arc<Answering>) {
+        let local = Arc::new(Answering(status, body, Default::default()));
+        // No server listens there: every call must go in process.
+        let client = Client::new(vec!["http://127.0.0.1:9".into()], "tok".into());
+        (client.in_process(local.clone()), local)
+    }
+
+    #[tokio::test]
+    async fn calls_in_process_carry_the_token_and_json_and_read_answers_as_over_http() {
+        let lease = Lease {
+            job_run_id: "j".into(),
+            attempt: 1,
+            lease_token: "l".into(),
+        };
+        let (client, local) = in_process(204, "");
+        assert!(matches!(client.release(&lease).await, Ok(Reply::Ok(()))));
+        let (path, token, body) = local.2.lock().unwrap()[0].clone();
+        assert_eq!((path.as_str(), token.as_str()), ("runner/release", "tok"));
+        assert_eq!(body, serde_json::to_string(&lease).unwrap());
+        let (client, _) = in_process(409, "");
+        assert!(matches!(client.release(&lease).await, Ok(Reply::Fenced)));
+        let (client, _) = in_process(200, r#"{"token":"own"}"#);
+        assert_eq!(client.register("r", &[]).await.unwrap(), "own");
+        let (client, _) = in_process(200, "not json");
+        let err = client.register("r", &[]).await.unwrap_err();
+        assert!(matches!(err, ClientError::BadReply { .. }), "{err:?}");
+        let (client, _) = in_process(401, "");
+        let err = client.register("r", &[]).await.unwrap_err();
+        assert!(err.is_refusal() && err.status() == Some(401), "{err:?}");
+        let (client, _) = in_process(0, "");
+        let err = client.release(&lease).await.unwrap_err();
+        assert!(matches!(err, ClientError::Transport { .. }), "{err:?}");
     }
 
     #[tokio::test]

@@ -130,8 +130,12 @@ fn free() -> std::sync::MutexGuard<'static, Vec<PathBuf>> {
 /// one. `None` without cgroups, or when one cannot be made.
 pub(crate) fn take() -> Option<PathBuf> {
     let root = root()?;
-    if let Some(dir) = free().pop() {
-        return Some(dir);
+    while let Some(dir) = free().pop() {
+        // Nothing may have moved in meanwhile (a process of a job that left its own).
+        if !populated(&dir) {
+            return Some(dir);
+        }
+        let _ = remove(&dir);
     }
     static SEQ: AtomicU64 = AtomicU64::new(0);
     let dir = root.join(format!("job-{}", SEQ.fetch_add(1, Ordering::Relaxed)));
@@ -144,10 +148,19 @@ pub(crate) fn take() -> Option<PathBuf> {
     }
 }
 
-/// Keeps a finished job's cgroup for the next job when nothing is left in it: no process
-/// and no cgroup the job made below it. Otherwise hands it back to be removed.
+/// Keeps a finished job's cgroup for the next job when it is as it was made: no process,
+/// no cgroup the job made below it, not frozen, its type and limits untouched (a job of the
+/// runner's own user may write them). Otherwise hands it back to be removed.
 pub(crate) fn give_back(dir: PathBuf) -> Result<(), PathBuf> {
-    if populated(&dir) || has_descendants(&dir) {
+    let read = |file: &str| std::fs::read_to_string(dir.join(file)).unwrap_or_default();
+    let events = read("cgroup.events");
+    let as_made = events.lines().any(|l| l == "populated 0")
+        && events.lines().any(|l| l == "frozen 0")
+        && read("cgroup.type").trim() == "domain"
+        && read("cgroup.max.descendants").trim() == "max"
+        && read("cgroup.max.depth").trim() == "max"
+        && !has_descendants(&dir);
+    if !as_made {
         return Err(dir);
     }
     free().push(dir);
@@ -240,7 +253,7 @@ mod tests {
     }
 
     #[test]
-    fn a_cgroup_is_kept_for_the_next_job_only_when_nothing_is_left_in_it() {
+    fn a_cgroup_is_kept_for_the_next_job_only_as_it_was_made() {
         if root().is_none() {
             return; // No cgroups on this machine: jobs are found by their cookie.
         }
@@ -248,7 +261,6 @@ mod tests {
         let mut child = Command::new("sleep").arg("30").spawn().expect("sleep");
         join(&dir, child.id()).expect("joined");
         let dir = give_back(dir).expect_err("a cgroup with a process in it is not kept");
-        assert!(!free().contains(&dir));
         child.kill().expect("killed");
         child.wait().expect("reaped");
         let deadline = std::time::Instant::now() + std::time::Duration::from_secs(5);
@@ -261,8 +273,30 @@ mod tests {
         let dir = take().expect("a job cgroup");
         std::fs::create_dir(dir.join("made-by-the-job")).expect("a cgroup below");
         let dir = give_back(dir).expect_err("a cgroup with one below it is not kept");
-        assert!(!free().contains(&dir));
         remove(&dir).expect("removed");
+
+        // What a job may write to its own cgroup is not handed to the next job.
+        for (file, value) in [
+            ("cgroup.freeze", "1"),
+            ("cgroup.max.descendants", "0"),
+            ("cgroup.max.depth", "0"),
+        ] {
+            let dir = take().expect("a job cgroup");
+            std::fs::write(dir.join(file), value).expect(file);
+            let deadline = std::time::Instant::now() + std::time::Duration::from_secs(5);
+            while file == "cgroup.freeze"
+                && !read_events(&dir).contains("frozen 1")
+                && std::time::Instant::now() < deadline
+            {
+                std::thread::sleep(std::time::Duration::from_millis(1));
+            }
+            let dir = give_back(dir).expect_err(file);
+            remove(&dir).expect("removed");
+        }
+    }
+
+    fn read_events(dir: &Path) -> String {
+        std::fs::read_to_string(dir.join("cgroup.events")).unwrap_or_default()
     }
 
     #[test]
