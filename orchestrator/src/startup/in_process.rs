@@ -2,13 +2,13 @@
 //! [`conveyor_runner::client::InProcess`]): the same routes, authentication and JSON as a
 //! remote runner's requests, without a TCP connection and HTTP/1's framing in between.
 
+use std::panic::AssertUnwindSafe;
+
 use axum::body::Body;
 use axum::http::{Request, header};
 use conveyor_runner::client::InProcess;
+use futures_util::FutureExt as _;
 use tower::ServiceExt as _;
-
-/// The most an answer to a protocol call may hold (a claimed job's spec is the largest).
-const MAX_ANSWER_BYTES: usize = 64 << 20;
 
 pub(super) struct Router(pub axum::Router);
 
@@ -20,17 +20,58 @@ impl InProcess for Router {
             .header(header::CONTENT_TYPE, "application/json")
             .body(Body::from(body))
             .map_err(|e| e.to_string())?;
-        // On a task of its own, as a connection's requests are: a handler's panic fails this
-        // call (the runner tries again), not the runner's task that made it.
-        let resp = match tokio::spawn(self.0.clone().oneshot(req)).await {
+        // A handler's panic fails this call, not the runner's task that made it (over HTTP
+        // it ends the connection's task); dropped, the call drops the handler, as hyper
+        // does when its client goes away.
+        let called = AssertUnwindSafe(self.0.clone().oneshot(req)).catch_unwind();
+        let resp = match called.await {
             Ok(Ok(resp)) => resp,
             Ok(Err(never)) => match never {},
-            Err(e) => return Err(format!("the server's handler failed: {e}")),
+            Err(_) => return Err("the server's handler panicked".into()),
         };
         let status = resp.status().as_u16();
-        let body = axum::body::to_bytes(resp.into_body(), MAX_ANSWER_BYTES)
+        let body = axum::body::to_bytes(resp.into_body(), usize::MAX)
             .await
             .map_err(|e| e.to_string())?;
         Ok((status, body.to_vec()))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use axum::http::{HeaderMap, StatusCode};
+    use axum::routing::post;
+
+    use super::*;
+
+    async fn buggy() -> StatusCode {
+        panic!("a bug")
+    }
+
+    #[tokio::test]
+    async fn a_call_reaches_the_route_with_the_token_and_a_panic_fails_only_the_call() {
+        let echo = |headers: HeaderMap, body: String| async move {
+            let auth = headers[header::AUTHORIZATION].to_str().unwrap().to_string();
+            (StatusCode::CREATED, format!("{auth} {body}"))
+        };
+        let app = axum::Router::new()
+            .route("/api/v1/runner/logs", post(echo))
+            .route("/api/v1/runner/claim", post(buggy));
+        let router = Router(app);
+        let (status, body) = router
+            .post("runner/logs", "t", b"{}".to_vec())
+            .await
+            .unwrap();
+        assert_eq!((status, body.as_slice()), (201, b"Bearer t {}".as_slice()));
+        let err = router
+            .post("runner/claim", "t", Vec::new())
+            .await
+            .unwrap_err();
+        assert_eq!(err, "the server's handler panicked");
+        let (status, _) = router
+            .post("runner/nowhere", "t", Vec::new())
+            .await
+            .unwrap();
+        assert_eq!(status, 404);
     }
 }

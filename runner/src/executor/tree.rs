@@ -62,7 +62,8 @@ impl JobTree {
     /// Records the job's bash, which leads the job's process group, and moves it into the
     /// job's cgroup (it waits for that before it runs anything). The runner moves it, not
     /// the bash itself: a job user may not write to the runner's cgroup, where every move
-    /// out of it must be allowed. A failed move leaves the job marked by group and cookie.
+    /// out of it must be allowed. A failed move leaves the job marked by group and cookie,
+    /// and found by them: the cgroup it is not in is dropped.
     pub(crate) fn spawned(&mut self, pid: Option<u32>) {
         self.pgid = pid.and_then(|p| i32::try_from(p).ok()).map(Pid::from_raw);
         if let (Some(reg), Some(pgid)) = (&self.registration, self.pgid) {
@@ -72,6 +73,8 @@ impl JobTree {
             && let Err(e) = cgroup::join(dir, pid)
         {
             tracing::warn!(cgroup = %dir.display(), "cannot move the job into its cgroup: {e}");
+            let _ = cgroup::remove(dir);
+            self.cgroup = None;
         }
     }
 
