@@ -302,8 +302,9 @@ async fn conveyor_up_with_a_certificate_serves_https_builds_and_sets_a_secure_co
     let (_up, url) = start_up(&pki, &dir.join("data"));
     assert!(url.starts_with("https://127.0.0.1:"), "{url}");
     let http = trusting(&pki.ca);
-    // The demo and its downstream build run (the local runners' protocol calls stay in the
-    // process); the example driver reaches the server over TLS, trusting its certificate.
+    // The demo and its downstream build run: the local runners' protocol calls stay in the
+    // process, the demo's file goes up and down over TLS (their client pins the served
+    // certificate); the example driver reaches the server over TLS, trusting its CA.
     let deadline = Instant::now() + Duration::from_secs(60);
     loop {
         let v: Value = http
