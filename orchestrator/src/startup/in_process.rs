@@ -2,20 +2,28 @@
 //! [`conveyor_runner::client::InProcess`]): the same routes, authentication and JSON as a
 //! remote runner's requests, without a TCP connection and HTTP/1's framing in between.
 
+use std::net::{Ipv4Addr, SocketAddr};
 use std::panic::AssertUnwindSafe;
 
 use axum::body::Body;
+use axum::extract::ConnectInfo;
 use axum::http::{Request, header};
 use conveyor_runner::client::InProcess;
 use futures_util::FutureExt as _;
 use tower::ServiceExt as _;
+
+use crate::http::ClientAddr;
 
 pub(super) struct Router(pub axum::Router);
 
 #[async_trait::async_trait]
 impl InProcess for Router {
     async fn post(&self, path: &str, token: &str, body: Vec<u8>) -> Result<(u16, Vec<u8>), String> {
+        // From the loopback address, as the same call over HTTP comes: a wrong token counts
+        // against it as it would there.
+        let from = ConnectInfo(ClientAddr(SocketAddr::from((Ipv4Addr::LOCALHOST, 0))));
         let req = Request::post(format!("/api/v1/{path}"))
+            .extension(from)
             .header(header::AUTHORIZATION, format!("Bearer {token}"))
             .header(header::CONTENT_TYPE, "application/json")
             .body(Body::from(body))
@@ -50,9 +58,10 @@ mod tests {
 
     #[tokio::test]
     async fn a_call_reaches_the_route_with_the_token_and_a_panic_fails_only_the_call() {
-        let echo = |headers: HeaderMap, body: String| async move {
+        let echo = |from: ConnectInfo<ClientAddr>, headers: HeaderMap, body: String| async move {
             let auth = headers[header::AUTHORIZATION].to_str().unwrap().to_string();
-            (StatusCode::CREATED, format!("{auth} {body}"))
+            let ip = from.0.0.ip();
+            (StatusCode::CREATED, format!("{ip} {auth} {body}"))
         };
         let app = axum::Router::new()
             .route("/api/v1/runner/logs", post(echo))
@@ -62,7 +71,10 @@ mod tests {
             .post("runner/logs", "t", b"{}".to_vec())
             .await
             .unwrap();
-        assert_eq!((status, body.as_slice()), (201, b"Bearer t {}".as_slice()));
+        assert_eq!(
+            (status, body.as_slice()),
+            (201, b"127.0.0.1 Bearer t {}".as_slice())
+        );
         let err = router
             .post("runner/claim", "t", Vec::new())
             .await
