@@ -10,8 +10,7 @@
 use std::io;
 use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
-use std::sync::atomic::{AtomicU64, Ordering};
-use std::sync::{Mutex, OnceLock};
+use std::sync::OnceLock;
 
 /// Where this process's job cgroups are made; `None` when cgroups are unavailable here.
 static ROOT: OnceLock<Option<PathBuf>> = OnceLock::new();
@@ -116,32 +115,9 @@ fn sweep_dead_roots(parent: &Path) {
     }
 }
 
-/// Job cgroups that finished jobs left empty, for the next jobs. Making a cgroup and
-/// removing it (the kernel makes and unmakes its ~30 interface files) cost ~0.15 ms of CPU
-/// on the runtime's thread for each job; a slot's cgroup is reused instead, as its
-/// workspace is. At most as many as jobs ran at once.
-static FREE: Mutex<Vec<PathBuf>> = Mutex::new(Vec::new());
-
-fn free() -> std::sync::MutexGuard<'static, Vec<PathBuf>> {
-    FREE.lock().unwrap_or_else(|p| p.into_inner())
-}
-
-/// An empty cgroup for one job: one a finished job gave back (see [`give_back`]), or a new
-/// one. `None` without cgroups, or when one cannot be made.
-pub(crate) fn take() -> Option<PathBuf> {
-    let root = root()?;
-    loop {
-        let Some(dir) = free().pop() else { break };
-        // Still there and empty: nothing may have moved in meanwhile (a process of a job
-        // that left its own), nor removed it.
-        let events = std::fs::read_to_string(dir.join("cgroup.events")).unwrap_or_default();
-        if events.lines().any(|l| l == "populated 0") {
-            return Some(dir);
-        }
-        let _ = remove(&dir);
-    }
-    static SEQ: AtomicU64 = AtomicU64::new(0);
-    let dir = root.join(format!("job-{}", SEQ.fetch_add(1, Ordering::Relaxed)));
+/// A new, empty cgroup for one job.
+pub(crate) fn create(name: &str) -> Option<PathBuf> {
+    let dir = root()?.join(name);
     match std::fs::create_dir(&dir) {
         Ok(()) => Some(dir),
         Err(e) => {
@@ -149,37 +125,6 @@ pub(crate) fn take() -> Option<PathBuf> {
             None
         }
     }
-}
-
-/// Keeps a finished job's cgroup for the next job when it is as it was made: no process,
-/// no cgroup the job made below it, not frozen, its type and limits untouched (a job of the
-/// runner's own user may write them). Otherwise hands it back to be removed.
-pub(crate) fn give_back(dir: PathBuf) -> Result<(), PathBuf> {
-    let read = |file: &str| std::fs::read_to_string(dir.join(file)).unwrap_or_default();
-    let events = read("cgroup.events");
-    // Kernels before 5.2 have no freezer: neither file says frozen there.
-    let as_made = events.lines().any(|l| l == "populated 0")
-        && !events.lines().any(|l| l == "frozen 1")
-        && read("cgroup.freeze").trim() != "1"
-        && read("cgroup.type").trim() == "domain"
-        && read("cgroup.max.descendants").trim() == "max"
-        && read("cgroup.max.depth").trim() == "max"
-        && !has_descendants(&dir);
-    if !as_made {
-        return Err(dir);
-    }
-    free().push(dir);
-    Ok(())
-}
-
-/// Whether cgroups were made below `dir` (the job's own, if it could), or are still dying.
-fn has_descendants(dir: &Path) -> bool {
-    std::fs::read_to_string(dir.join("cgroup.stat")).map_or(true, |stat| {
-        stat.lines().any(|l| {
-            l.split_once(' ')
-                .is_some_and(|(k, v)| k.ends_with("descendants") && v != "0")
-        })
-    })
 }
 
 /// Whether any process is still in the cgroup (or one below it).
@@ -255,56 +200,6 @@ mod tests {
             cgroup_dir(cgroup, mounts),
             Some(PathBuf::from("/sys/fs/cgroup"))
         );
-    }
-
-    #[test]
-    fn a_cgroup_is_kept_for_the_next_job_only_as_it_was_made() {
-        if root().is_none() {
-            return; // No cgroups on this machine: jobs are found by their cookie.
-        }
-        let dir = take().expect("a job cgroup");
-        let mut child = Command::new("sleep").arg("30").spawn().expect("sleep");
-        join(&dir, child.id()).expect("joined");
-        let dir = give_back(dir).expect_err("a cgroup with a process in it is not kept");
-        child.kill().expect("killed");
-        child.wait().expect("reaped");
-        let deadline = std::time::Instant::now() + std::time::Duration::from_secs(5);
-        while populated(&dir) && std::time::Instant::now() < deadline {
-            std::thread::sleep(std::time::Duration::from_millis(1));
-        }
-        give_back(dir.clone()).expect("an emptied cgroup is kept");
-        assert!(free().contains(&dir));
-
-        let dir = take().expect("a job cgroup");
-        std::fs::create_dir(dir.join("made-by-the-job")).expect("a cgroup below");
-        let dir = give_back(dir).expect_err("a cgroup with one below it is not kept");
-        remove(&dir).expect("removed");
-
-        // What a job may write to its own cgroup is not handed to the next job.
-        for (file, value) in [
-            ("cgroup.freeze", "1"),
-            ("cgroup.max.descendants", "0"),
-            ("cgroup.max.depth", "0"),
-        ] {
-            let dir = take().expect("a job cgroup");
-            if !dir.join(file).exists() {
-                continue; // An older kernel: nothing to set there.
-            }
-            std::fs::write(dir.join(file), value).expect(file);
-            let deadline = std::time::Instant::now() + std::time::Duration::from_secs(5);
-            while file == "cgroup.freeze"
-                && !read_events(&dir).contains("frozen 1")
-                && std::time::Instant::now() < deadline
-            {
-                std::thread::sleep(std::time::Duration::from_millis(1));
-            }
-            let dir = give_back(dir).expect_err(file);
-            remove(&dir).expect("removed");
-        }
-    }
-
-    fn read_events(dir: &Path) -> String {
-        std::fs::read_to_string(dir.join("cgroup.events")).unwrap_or_default()
     }
 
     #[test]

@@ -40,7 +40,9 @@ impl JobTree {
         supervisor::start();
         let cookie = new_cookie();
         let registration = supervisor::register(&cookie);
-        let cgroup = use_cgroup.then(cgroup::take).flatten();
+        let cgroup = use_cgroup
+            .then(|| cgroup::create(&format!("job-{cookie}")))
+            .flatten();
         Self {
             cookie,
             cgroup,
@@ -124,8 +126,7 @@ impl JobTree {
         }
     }
 
-    /// Gives the job's cgroup back for the next job (or removes it) and drops its guard
-    /// registration; the job must be dead.
+    /// Removes the job's cgroup and its guard registration; the job must be dead.
     pub(crate) fn close(mut self) {
         self.closed = true;
         self.remove_cgroup();
@@ -133,9 +134,6 @@ impl JobTree {
 
     fn remove_cgroup(&self) {
         let Some(dir) = self.cgroup.clone() else {
-            return;
-        };
-        let Err(dir) = cgroup::give_back(dir) else {
             return;
         };
         if cgroup::remove(&dir).is_ok() {
