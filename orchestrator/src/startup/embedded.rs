@@ -118,7 +118,7 @@ impl Embedded {
         }
         tasks.push(spawn_maintenance(services.clone(), Duration::from_secs(1)));
         let (stop, stop_rx) = watch::channel(None);
-        let (beat, worker) = local_runners(&services, (&url, local), queue, &opts, stop_rx).await?;
+        let (beat, worker) = local_runners(&services, &url, local, queue, &opts, stop_rx).await?;
         tasks.push(beat);
         Ok(Embedded {
             url,
@@ -197,7 +197,8 @@ fn keep_from_jobs(data_dir: &std::path::Path) {
 /// calls go to `local`, the server's router in this process; files to `url`.
 async fn local_runners(
     services: &Services,
-    (url, local): (&str, Arc<in_process::Router>),
+    url: &str,
+    local: Arc<in_process::Router>,
     queue: Arc<dyn Queue>,
     opts: &Options,
     stop: watch::Receiver<Option<Stop>>,

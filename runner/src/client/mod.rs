@@ -220,19 +220,19 @@ impl Client {
             Reply::Ok(resp) => resp,
             Reply::Fenced => return Ok(Reply::Fenced),
         };
-        let status = resp.status().as_u16();
-        if !resp.status().is_success() {
+        let status = resp.status();
+        if !status.is_success() {
             return Err(ClientError::Status {
                 call: what,
                 url: resp.url().to_string(),
-                status,
+                status: status.as_u16(),
             });
         }
         let bytes = resp.bytes().await.map_err(|e| ClientError::BadReply {
             call: what,
             detail: e.to_string(),
         })?;
-        decode(what, status, &bytes)
+        decode(what, status.as_u16(), &bytes)
     }
 
     /// [`Client::call`] to the orchestrator in this process.
