@@ -6,13 +6,21 @@ use std::time::Duration;
 
 use sqlx::pool::PoolConnection;
 use sqlx::postgres::{PgConnectOptions, PgConnection, PgPool, PgPoolOptions, PgQueryResult};
-use sqlx::{Postgres, Transaction};
+use sqlx::{Connection, Postgres, Transaction};
 
 use crate::PoolLimits;
 use crate::error::{Result, db_err};
 use crate::sql::conn::{Conn, Rec, Sql, all_on, exec_on, opt_on};
 use crate::sql::{Backend, SqlStore};
 use crate::types::PoolHandle;
+
+/// How long a pooled connection may sit idle and still be handed out without a ping. Shorter
+/// than any restart of the server (a shutdown, then a start): a connection that was idle
+/// across one is always pinged, and replaced when the ping fails, so no caller sees it broken.
+/// A busy orchestrator reuses its connections within milliseconds and skips the pings; a
+/// connection the server drops in such a moment fails its next statement, as one dropped in
+/// the middle of a transaction does.
+const PING_AFTER_IDLE: Duration = Duration::from_millis(100);
 
 pub(crate) struct PgBackend {
     pool: PgPool,
@@ -34,6 +42,18 @@ pub(crate) async fn open(
     let pool = PgPoolOptions::new()
         .max_connections(limits.connections.unwrap_or(16).max(1))
         .acquire_timeout(Duration::from_secs(10))
+        // sqlx pings every connection it hands out: one round trip more for every
+        // transaction and read. A connection back in the pool for less than
+        // `PING_AFTER_IDLE` is handed out as it is; one idle longer is pinged first.
+        .test_before_acquire(false)
+        .before_acquire(|conn, meta| {
+            Box::pin(async move {
+                if meta.idle_for >= PING_AFTER_IDLE {
+                    conn.ping().await?;
+                }
+                Ok(true)
+            })
+        })
         .connect_with(options)
         .await
         .map_err(connect_err)?;
