@@ -15,11 +15,11 @@ use crate::sql::{Backend, SqlStore};
 use crate::types::PoolHandle;
 
 /// How long a pooled connection may sit idle and still be handed out without a ping. Shorter
-/// than any restart of the server (a shutdown, then a start): a connection that was idle
-/// across one is always pinged, and replaced when the ping fails, so no caller sees it broken.
-/// A busy orchestrator reuses its connections within milliseconds and skips the pings; a
-/// connection the server drops in such a moment fails its next statement, as one dropped in
-/// the middle of a transaction does.
+/// than any restart of the server (a shutdown, then a start): a connection idle across one
+/// is pinged, and replaced when the ping fails. A busy orchestrator reuses its connections
+/// within milliseconds and skips the pings; the price is that for 100 ms after the server
+/// drops its connections (a fast shutdown, a crash), a connection put back just before is
+/// handed out unpinged and fails its statement (docs/decisions.md).
 const PING_AFTER_IDLE: Duration = Duration::from_millis(100);
 
 pub(crate) struct PgBackend {
