@@ -3,7 +3,7 @@
 //! failing halfway.
 //!
 //! SQLite has one writer at a time, so the engine's writes (write transactions, claims,
-//! lease renewals) go through one connection of its own (a pool of one), and its writers
+//! lease renewals) go through one connection of its own (behind a mutex), and its writers
 //! queue for it: handed over at once, in order, rather than sleeping in SQLite's busy
 //! handler (1 ms, then 2, 5, 10 … ms) for a lock another of our connections holds. That
 //! connection's page cache stays valid from one write to the next, where a write through
@@ -25,7 +25,7 @@ use sqlx::sqlite::{
     SqliteConnectOptions, SqliteConnection, SqliteJournalMode, SqlitePool, SqlitePoolOptions,
     SqliteQueryResult, SqliteSynchronous,
 };
-use sqlx::{Sqlite, Transaction};
+use sqlx::{Connection, Sqlite};
 
 use crate::PoolLimits;
 use crate::error::{Result, db_err};
@@ -37,44 +37,104 @@ pub(crate) struct SqliteBackend {
     /// The connections reads use.
     pool: SqlitePool,
     /// The one connection this process writes through.
-    writer: SqlitePool,
+    writer: Arc<tokio::sync::Mutex<WriterConn>>,
     /// Where writes other than claims queue before they queue for the writer.
     gate: Arc<tokio::sync::Mutex<()>>,
 }
 
-/// A write transaction, holding the gate until it ends. The transaction is declared first,
-/// so it is dropped (rolled back) before the gate opens.
+/// The writer connection, held by a mutex rather than a pool of one: a pool pings each
+/// connection put back, a trip to its thread that the next write waited for. `open` says a
+/// transaction may be open on it: set before `BEGIN IMMEDIATE`, cleared by its `COMMIT` or
+/// `ROLLBACK`, so one whose holder went away before either is rolled back before the
+/// connection's next use.
+pub(crate) struct WriterConn {
+    conn: SqliteConnection,
+    open: bool,
+}
+
+/// The writer connection, held.
+type Held = tokio::sync::OwnedMutexGuard<WriterConn>;
+
+/// A write transaction, holding the writer and the gate until it ends. Dropped without a
+/// commit, it is rolled back at once, by a task that holds the writer until it is.
 pub(crate) struct SqliteTx {
-    tx: Transaction<'static, Sqlite>,
+    held: Option<Held>,
     _gate: tokio::sync::OwnedMutexGuard<()>,
 }
 
 /// The writer connection for single statements, holding the gate while it is used.
 pub(crate) struct SqliteWriter {
-    conn: PoolConnection<Sqlite>,
+    held: Held,
     _gate: tokio::sync::OwnedMutexGuard<()>,
 }
 
+/// The writer connection for a claim, which does not queue at the gate.
+pub(crate) struct SqliteClaimer {
+    held: Held,
+}
+
 macro_rules! to_connection {
-    ($t:ty, $field:ident) => {
+    ($t:ty, $($held:tt)+) => {
         impl std::ops::Deref for $t {
             type Target = SqliteConnection;
 
             fn deref(&self) -> &SqliteConnection {
-                &self.$field
+                let held = &self.$($held)+;
+                &held.conn
             }
         }
 
         impl std::ops::DerefMut for $t {
             fn deref_mut(&mut self) -> &mut SqliteConnection {
-                &mut self.$field
+                let held = &mut self.$($held)+;
+                &mut held.conn
             }
         }
     };
 }
 
-to_connection!(SqliteTx, tx);
-to_connection!(SqliteWriter, conn);
+to_connection!(SqliteWriter, held);
+to_connection!(SqliteClaimer, held);
+
+impl std::ops::Deref for SqliteTx {
+    type Target = SqliteConnection;
+
+    fn deref(&self) -> &SqliteConnection {
+        &self.held.as_ref().expect("held until committed").conn
+    }
+}
+
+impl std::ops::DerefMut for SqliteTx {
+    fn deref_mut(&mut self) -> &mut SqliteConnection {
+        &mut self.held.as_mut().expect("held until committed").conn
+    }
+}
+
+impl Drop for SqliteTx {
+    fn drop(&mut self) {
+        let Some(mut held) = self.held.take() else {
+            return;
+        };
+        // Should no task run it (the runtime shutting down), `open` has the next holder
+        // roll it back.
+        if let Ok(runtime) = tokio::runtime::Handle::try_current() {
+            runtime.spawn(async move { end(&mut held, "ROLLBACK").await });
+        }
+    }
+}
+
+/// Ends the writer's transaction by `COMMIT` or `ROLLBACK`. A `ROLLBACK` with no transaction
+/// open (its `BEGIN` never ran, or its `COMMIT` did) ends nothing and is not an error; on any
+/// other failure `open` stays set.
+async fn end(held: &mut WriterConn, how: &'static str) -> Result<()> {
+    match sqlx::query(how).execute(&mut held.conn).await {
+        Ok(_) => {}
+        Err(e) if how == "ROLLBACK" && e.to_string().contains("no transaction is active") => {}
+        Err(e) => return Err(db_err(e)),
+    }
+    held.open = false;
+    Ok(())
+}
 
 /// How long a write waits for the writer connection before it fails: far longer than any
 /// queue of write transactions takes.
@@ -110,18 +170,31 @@ async fn backend(url: &str, limits: PoolLimits) -> Result<SqliteBackend> {
         .run(&pool)
         .await
         .map_err(db_err)?;
-    let writer = SqlitePoolOptions::new()
-        .max_connections(1)
-        .test_before_acquire(false)
-        .acquire_timeout(WRITER_WAIT)
-        .connect_with(options)
+    let conn = SqliteConnection::connect_with(&options)
         .await
         .map_err(db_err)?;
     Ok(SqliteBackend {
         pool,
-        writer,
+        writer: Arc::new(tokio::sync::Mutex::new(WriterConn { conn, open: false })),
         gate: Arc::default(),
     })
+}
+
+impl SqliteBackend {
+    /// The writer connection, once a transaction left open on it is rolled back.
+    async fn hold(&self) -> Result<Held> {
+        let lock = self.writer.clone().lock_owned();
+        let mut held = tokio::time::timeout(WRITER_WAIT, lock).await.map_err(|_| {
+            crate::StoreError::Database(format!(
+                "the database's writer was busy for {} s",
+                WRITER_WAIT.as_secs()
+            ))
+        })?;
+        if held.open {
+            end(&mut held, "ROLLBACK").await?;
+        }
+        Ok(held)
+    }
 }
 
 impl Backend for SqliteBackend {
@@ -129,20 +202,25 @@ impl Backend for SqliteBackend {
     type Tx = SqliteTx;
     type Pooled = PoolConnection<Sqlite>;
     type Writer = SqliteWriter;
-    type Claimer = PoolConnection<Sqlite>;
+    type Claimer = SqliteClaimer;
 
     async fn begin(&self) -> Result<Self::Tx> {
         let gate = self.gate.clone().lock_owned().await;
-        let tx = self
-            .writer
-            .begin_with("BEGIN IMMEDIATE")
-            .await
-            .map_err(db_err)?;
-        Ok(SqliteTx { tx, _gate: gate })
+        let mut held = self.hold().await?;
+        held.open = true;
+        let begin = sqlx::query("BEGIN IMMEDIATE").execute(&mut held.conn);
+        begin.await.map_err(db_err)?;
+        Ok(SqliteTx {
+            held: Some(held),
+            _gate: gate,
+        })
     }
 
-    async fn commit(tx: Self::Tx) -> Result<()> {
-        tx.tx.commit().await.map_err(db_err)
+    async fn commit(mut tx: Self::Tx) -> Result<()> {
+        match tx.held.take() {
+            Some(mut held) => end(&mut held, "COMMIT").await,
+            None => Ok(()),
+        }
     }
 
     async fn conn(&self) -> Result<Self::Pooled> {
@@ -151,12 +229,14 @@ impl Backend for SqliteBackend {
 
     async fn writer(&self) -> Result<Self::Writer> {
         let gate = self.gate.clone().lock_owned().await;
-        let conn = self.writer.acquire().await.map_err(db_err)?;
-        Ok(SqliteWriter { conn, _gate: gate })
+        let held = self.hold().await?;
+        Ok(SqliteWriter { held, _gate: gate })
     }
 
     async fn claimer(&self) -> Result<Self::Claimer> {
-        self.writer.acquire().await.map_err(db_err)
+        Ok(SqliteClaimer {
+            held: self.hold().await?,
+        })
     }
 
     fn pool_handle(&self) -> PoolHandle {
@@ -184,122 +264,4 @@ impl Conn for SqliteConnection {
 }
 
 #[cfg(test)]
-mod tests {
-    #![allow(clippy::unwrap_used)]
-
-    use std::sync::{Arc, Mutex};
-
-    use crate::sql::Backend;
-
-    /// Lets the tasks spawned on this (single-threaded) runtime run until they wait.
-    async fn let_others_run() {
-        for _ in 0..20 {
-            tokio::task::yield_now().await;
-        }
-    }
-
-    /// A claim queued after a write still gets the writer first, once the transaction that
-    /// holds it ends.
-    #[tokio::test]
-    async fn a_claim_goes_ahead_of_the_writes_waiting_their_turn() {
-        let dir = crate::testing::temp_dir("claimer");
-        let url = format!("sqlite://{}/c.db", dir.display());
-        let backend = Arc::new(super::backend(&url, Default::default()).await.unwrap());
-        let order = Arc::new(Mutex::new(Vec::new()));
-        let tx = backend.begin().await.unwrap();
-        let (b, o) = (backend.clone(), order.clone());
-        let write = tokio::spawn(async move {
-            let _w = b.writer().await.unwrap();
-            o.lock().unwrap().push("write");
-        });
-        let_others_run().await;
-        let (b, o) = (backend.clone(), order.clone());
-        let claim = tokio::spawn(async move {
-            let _c = b.claimer().await.unwrap();
-            o.lock().unwrap().push("claim");
-        });
-        let_others_run().await;
-        assert!(
-            order.lock().unwrap().is_empty(),
-            "both wait for the transaction"
-        );
-        drop(tx);
-        write.await.unwrap();
-        claim.await.unwrap();
-        assert_eq!(*order.lock().unwrap(), ["claim", "write"]);
-    }
-
-    /// A product whose job `two` needs `one`, and a build of it.
-    fn two_jobs_one_after_the_other() -> (crate::ProductRecord, crate::NewBuild) {
-        let yaml = "product: p\nbelts:\n  - name: b\n    jobs:\n      - name: one\n        \
-                    commands: 'true'\n      - name: two\n        needs: [one]\n        \
-                    commands: 'true'\n";
-        let new = crate::NewBuild {
-            product: "p".into(),
-            belt: "b".into(),
-            trigger: crate::BuildTrigger::Manual,
-            git_ref: None,
-            sha: None,
-            model: None,
-            resource: None,
-            context: None,
-        };
-        (crate::testing::product(yaml), new)
-    }
-
-    /// A job run taken for a runner by a completion, whose answer could not be made, goes
-    /// back to its queue at the same attempt, once (the lease fences a second try), and is
-    /// claimed again at that attempt.
-    #[tokio::test]
-    async fn a_taken_job_run_put_back_is_queued_again_at_its_attempt_once() {
-        use crate::Store;
-        use conveyor_core::protocol::{ClaimRequest, Completion, Outcome};
-        let dir = crate::testing::temp_dir("untake");
-        let url = format!("sqlite://{}/u.db", dir.display());
-        let store =
-            crate::sql::SqlStore::new(super::backend(&url, Default::default()).await.unwrap());
-        let (product, new) = two_jobs_one_after_the_other();
-        store.put_product(&product, 1).await.unwrap();
-        let (_, created) = store.create_build(&new, 2).await.unwrap();
-        let owner = crate::Owner {
-            name: "r1".into(),
-            fleets: vec!["default".into()],
-        };
-        let req = |id: &str| ClaimRequest {
-            job_run_id: id.into(),
-            attempt: 1,
-            runner: "r1".into(),
-        };
-        let one = &created.dispatch[0].msg.job_run_id;
-        let claim = store
-            .claim(&req(one), &owner, 30_000, 3)
-            .await
-            .unwrap()
-            .unwrap();
-        let done = Completion {
-            lease: claim.spec.lease,
-            outcome: Outcome::Succeeded,
-            exit_code: Some(0),
-            outputs: Default::default(),
-            error: None,
-            log: Vec::new(),
-            take_next: true,
-        };
-        let (_, next) = store
-            .complete_taking(&done, &owner, u64::MAX, 30_000, 4)
-            .await
-            .unwrap()
-            .unwrap();
-        let lease = next.unwrap().spec.lease;
-        let back = store.untake(lease.clone(), "r1").await.unwrap();
-        assert_eq!(
-            (&back.msg.job_run_id, back.msg.attempt),
-            (&lease.job_run_id, 1)
-        );
-        assert!(store.untake(lease.clone(), "r1").await.is_none(), "fenced");
-        let again = store
-            .claim(&req(&lease.job_run_id), &owner, 30_000, 5)
-            .await;
-        assert!(again.unwrap().is_some(), "claimable again at its attempt");
-    }
-}
+mod tests;
