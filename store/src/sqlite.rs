@@ -52,13 +52,44 @@ pub(crate) struct WriterConn {
     open: bool,
 }
 
-/// The writer connection, held.
-type Held = tokio::sync::OwnedMutexGuard<WriterConn>;
+/// The writer connection, held. Let go with a transaction possibly open (a transaction
+/// dropped uncommitted, a `COMMIT` that failed, a `BEGIN` whose caller went away), it has
+/// that transaction rolled back at once, by a task that holds the writer until it is; should
+/// no task run (the runtime shutting down), `open` has the next holder roll it back first.
+pub(crate) struct Held(Option<tokio::sync::OwnedMutexGuard<WriterConn>>);
 
-/// A write transaction, holding the writer and the gate until it ends. Dropped without a
-/// commit, it is rolled back at once, by a task that holds the writer until it is.
+impl Drop for Held {
+    fn drop(&mut self) {
+        let Some(mut guard) = self.0.take().filter(|g| g.open) else {
+            return;
+        };
+        if let Ok(runtime) = tokio::runtime::Handle::try_current() {
+            runtime.spawn(async move {
+                if let Err(e) = end(&mut guard, "ROLLBACK").await {
+                    tracing::warn!("the writer's next use rolls back instead: {e}");
+                }
+            });
+        }
+    }
+}
+
+impl std::ops::Deref for Held {
+    type Target = WriterConn;
+
+    fn deref(&self) -> &WriterConn {
+        self.0.as_ref().expect("held until dropped")
+    }
+}
+
+impl std::ops::DerefMut for Held {
+    fn deref_mut(&mut self) -> &mut WriterConn {
+        self.0.as_mut().expect("held until dropped")
+    }
+}
+
+/// A write transaction, holding the writer and the gate until it ends.
 pub(crate) struct SqliteTx {
-    held: Option<Held>,
+    held: Held,
     _gate: tokio::sync::OwnedMutexGuard<()>,
 }
 
@@ -74,58 +105,31 @@ pub(crate) struct SqliteClaimer {
 }
 
 macro_rules! to_connection {
-    ($t:ty, $($held:tt)+) => {
+    ($t:ty) => {
         impl std::ops::Deref for $t {
             type Target = SqliteConnection;
 
             fn deref(&self) -> &SqliteConnection {
-                let held = &self.$($held)+;
-                &held.conn
+                &self.held.conn
             }
         }
 
         impl std::ops::DerefMut for $t {
             fn deref_mut(&mut self) -> &mut SqliteConnection {
-                let held = &mut self.$($held)+;
-                &mut held.conn
+                &mut self.held.conn
             }
         }
     };
 }
 
-to_connection!(SqliteWriter, held);
-to_connection!(SqliteClaimer, held);
-
-impl std::ops::Deref for SqliteTx {
-    type Target = SqliteConnection;
-
-    fn deref(&self) -> &SqliteConnection {
-        &self.held.as_ref().expect("held until committed").conn
-    }
-}
-
-impl std::ops::DerefMut for SqliteTx {
-    fn deref_mut(&mut self) -> &mut SqliteConnection {
-        &mut self.held.as_mut().expect("held until committed").conn
-    }
-}
-
-impl Drop for SqliteTx {
-    fn drop(&mut self) {
-        let Some(mut held) = self.held.take() else {
-            return;
-        };
-        // Should no task run it (the runtime shutting down), `open` has the next holder
-        // roll it back.
-        if let Ok(runtime) = tokio::runtime::Handle::try_current() {
-            runtime.spawn(async move { end(&mut held, "ROLLBACK").await });
-        }
-    }
-}
+to_connection!(SqliteTx);
+to_connection!(SqliteWriter);
+to_connection!(SqliteClaimer);
 
 /// Ends the writer's transaction by `COMMIT` or `ROLLBACK`. A `ROLLBACK` with no transaction
-/// open (its `BEGIN` never ran, or its `COMMIT` did) ends nothing and is not an error; on any
-/// other failure `open` stays set.
+/// open (its `BEGIN` never ran or failed, its `COMMIT` went through, or SQLite rolled it back
+/// itself after an error) ends nothing and is not an error; on any other failure `open`
+/// stays set.
 async fn end(held: &mut WriterConn, how: &'static str) -> Result<()> {
     match sqlx::query(how).execute(&mut held.conn).await {
         Ok(_) => {}
@@ -184,12 +188,13 @@ impl SqliteBackend {
     /// The writer connection, once a transaction left open on it is rolled back.
     async fn hold(&self) -> Result<Held> {
         let lock = self.writer.clone().lock_owned();
-        let mut held = tokio::time::timeout(WRITER_WAIT, lock).await.map_err(|_| {
+        let held = tokio::time::timeout(WRITER_WAIT, lock).await.map_err(|_| {
             crate::StoreError::Database(format!(
                 "the database's writer was busy for {} s",
                 WRITER_WAIT.as_secs()
             ))
         })?;
+        let mut held = Held(Some(held));
         if held.open {
             end(&mut held, "ROLLBACK").await?;
         }
@@ -210,17 +215,11 @@ impl Backend for SqliteBackend {
         held.open = true;
         let begin = sqlx::query("BEGIN IMMEDIATE").execute(&mut held.conn);
         begin.await.map_err(db_err)?;
-        Ok(SqliteTx {
-            held: Some(held),
-            _gate: gate,
-        })
+        Ok(SqliteTx { held, _gate: gate })
     }
 
     async fn commit(mut tx: Self::Tx) -> Result<()> {
-        match tx.held.take() {
-            Some(mut held) => end(&mut held, "COMMIT").await,
-            None => Ok(()),
-        }
+        end(&mut tx.held, "COMMIT").await
     }
 
     async fn conn(&self) -> Result<Self::Pooled> {

@@ -205,3 +205,37 @@ fn a_transaction_left_open_is_rolled_back_before_the_writers_next_use() {
         assert_eq!(probed(&backend).await, [2]);
     });
 }
+
+/// A `COMMIT` that fails leaves SQLite's transaction open: it is rolled back at once, so
+/// its rows are gone and the write lock is free for another process.
+#[tokio::test]
+async fn a_transaction_whose_commit_failed_is_rolled_back_at_once() {
+    let dir = crate::testing::temp_dir("commit-failed");
+    let url = format!("sqlite://{}/f.db", dir.display());
+    let backend = super::backend(&url, Default::default()).await.unwrap();
+    let mut w = backend.writer().await.unwrap();
+    for ddl in [
+        "CREATE TABLE parent (id INTEGER PRIMARY KEY)",
+        "CREATE TABLE probe (x INTEGER REFERENCES parent (id) DEFERRABLE INITIALLY DEFERRED)",
+    ] {
+        sqlx::query(ddl).execute(&mut *w).await.unwrap();
+    }
+    drop(w);
+    let insert = |x: i64| sqlx::query("INSERT INTO probe (x) VALUES ($1)").bind(x);
+    let mut tx = backend.begin().await.unwrap();
+    insert(1).execute(&mut *tx).await.unwrap();
+    // The deferred foreign key fails the COMMIT, and SQLite keeps the transaction open.
+    assert!(super::SqliteBackend::commit(tx).await.is_err());
+    let mut other = other_process(&url).await;
+    sqlx::query("BEGIN IMMEDIATE")
+        .execute(&mut other)
+        .await
+        .unwrap();
+    sqlx::query("INSERT INTO parent (id) VALUES (2)")
+        .execute(&mut other)
+        .await
+        .unwrap();
+    insert(2).execute(&mut other).await.unwrap();
+    sqlx::query("COMMIT").execute(&mut other).await.unwrap();
+    assert_eq!(probed(&backend).await, [2]);
+}
