@@ -115,17 +115,21 @@ async fn a_taken_job_run_put_back_is_queued_again_at_its_attempt_once() {
     assert!(again.unwrap().is_some(), "claimable again at its attempt");
 }
 
-/// A writer connection of the backend's database, as another process would hold one: its
-/// `BEGIN IMMEDIATE` waits (up to 10 s) for SQLite's write lock.
-async fn other_process(url: &str) -> sqlx::SqliteConnection {
+/// Runs `statements` in one write transaction of another connection to the database, as
+/// another process would: its `BEGIN IMMEDIATE` waits (up to 10 s) for SQLite's write lock.
+async fn other_process_writes(url: &str, statements: &[&'static str]) {
     use sqlx::Connection;
     use std::str::FromStr;
     let options = sqlx::sqlite::SqliteConnectOptions::from_str(url)
         .unwrap()
         .busy_timeout(std::time::Duration::from_secs(10));
-    sqlx::SqliteConnection::connect_with(&options)
+    let mut other = sqlx::SqliteConnection::connect_with(&options)
         .await
-        .unwrap()
+        .unwrap();
+    let all = [&["BEGIN IMMEDIATE"], statements, &["COMMIT"]].concat();
+    for statement in all {
+        sqlx::query(statement).execute(&mut other).await.unwrap();
+    }
 }
 
 /// The values in the probe table, read on a reader connection.
@@ -155,13 +159,7 @@ async fn a_write_transaction_dropped_uncommitted_is_rolled_back_at_once() {
     let insert = |x: i64| sqlx::query("INSERT INTO probe (x) VALUES ($1)").bind(x);
     insert(1).execute(&mut *tx).await.unwrap();
     drop(tx);
-    let mut other = other_process(&url).await;
-    sqlx::query("BEGIN IMMEDIATE")
-        .execute(&mut other)
-        .await
-        .unwrap();
-    insert(2).execute(&mut other).await.unwrap();
-    sqlx::query("COMMIT").execute(&mut other).await.unwrap();
+    other_process_writes(&url, &["INSERT INTO probe (x) VALUES (2)"]).await;
     insert(3)
         .execute(&mut *backend.writer().await.unwrap())
         .await
@@ -226,16 +224,10 @@ async fn a_transaction_whose_commit_failed_is_rolled_back_at_once() {
     insert(1).execute(&mut *tx).await.unwrap();
     // The deferred foreign key fails the COMMIT, and SQLite keeps the transaction open.
     assert!(super::SqliteBackend::commit(tx).await.is_err());
-    let mut other = other_process(&url).await;
-    sqlx::query("BEGIN IMMEDIATE")
-        .execute(&mut other)
-        .await
-        .unwrap();
-    sqlx::query("INSERT INTO parent (id) VALUES (2)")
-        .execute(&mut other)
-        .await
-        .unwrap();
-    insert(2).execute(&mut other).await.unwrap();
-    sqlx::query("COMMIT").execute(&mut other).await.unwrap();
+    let parent_and_child = [
+        "INSERT INTO parent (id) VALUES (2)",
+        "INSERT INTO probe (x) VALUES (2)",
+    ];
+    other_process_writes(&url, &parent_and_child).await;
     assert_eq!(probed(&backend).await, [2]);
 }
