@@ -47,7 +47,7 @@ pub(crate) struct SqliteBackend {
 /// transaction may be open on it: set before `BEGIN IMMEDIATE`, cleared by its `COMMIT` or
 /// `ROLLBACK`, so one whose holder went away before either is rolled back before the
 /// connection's next use.
-pub(crate) struct WriterConn {
+struct WriterConn {
     conn: SqliteConnection,
     open: bool,
 }
@@ -56,9 +56,9 @@ pub(crate) struct WriterConn {
 /// dropped uncommitted, a `COMMIT` that failed, a `BEGIN` whose caller went away), it has
 /// that transaction rolled back at once, by a task that holds the writer until it is; should
 /// no task run (the runtime shutting down), `open` has the next holder roll it back first.
-pub(crate) struct Held(Option<tokio::sync::OwnedMutexGuard<WriterConn>>);
+struct WriterGuard(Option<tokio::sync::OwnedMutexGuard<WriterConn>>);
 
-impl Drop for Held {
+impl Drop for WriterGuard {
     fn drop(&mut self) {
         let Some(mut guard) = self.0.take().filter(|g| g.open) else {
             return;
@@ -73,7 +73,7 @@ impl Drop for Held {
     }
 }
 
-impl std::ops::Deref for Held {
+impl std::ops::Deref for WriterGuard {
     type Target = WriterConn;
 
     fn deref(&self) -> &WriterConn {
@@ -81,27 +81,22 @@ impl std::ops::Deref for Held {
     }
 }
 
-impl std::ops::DerefMut for Held {
+impl std::ops::DerefMut for WriterGuard {
     fn deref_mut(&mut self) -> &mut WriterConn {
         self.0.as_mut().expect("held until dropped")
     }
 }
 
-/// A write transaction, holding the writer and the gate until it ends.
-pub(crate) struct SqliteTx {
-    held: Held,
-    _gate: tokio::sync::OwnedMutexGuard<()>,
-}
-
-/// The writer connection for single statements, holding the gate while it is used.
+/// The writer connection for a write transaction or single statements, holding the gate
+/// while it is used.
 pub(crate) struct SqliteWriter {
-    held: Held,
+    held: WriterGuard,
     _gate: tokio::sync::OwnedMutexGuard<()>,
 }
 
 /// The writer connection for a claim, which does not queue at the gate.
 pub(crate) struct SqliteClaimer {
-    held: Held,
+    held: WriterGuard,
 }
 
 macro_rules! to_connection {
@@ -122,7 +117,6 @@ macro_rules! to_connection {
     };
 }
 
-to_connection!(SqliteTx);
 to_connection!(SqliteWriter);
 to_connection!(SqliteClaimer);
 
@@ -186,7 +180,7 @@ async fn backend(url: &str, limits: PoolLimits) -> Result<SqliteBackend> {
 
 impl SqliteBackend {
     /// The writer connection, once a transaction left open on it is rolled back.
-    async fn hold(&self) -> Result<Held> {
+    async fn hold(&self) -> Result<WriterGuard> {
         let lock = self.writer.clone().lock_owned();
         let held = tokio::time::timeout(WRITER_WAIT, lock).await.map_err(|_| {
             crate::StoreError::Database(format!(
@@ -194,7 +188,7 @@ impl SqliteBackend {
                 WRITER_WAIT.as_secs()
             ))
         })?;
-        let mut held = Held(Some(held));
+        let mut held = WriterGuard(Some(held));
         if held.open {
             end(&mut held, "ROLLBACK").await?;
         }
@@ -204,7 +198,7 @@ impl SqliteBackend {
 
 impl Backend for SqliteBackend {
     type Conn = SqliteConnection;
-    type Tx = SqliteTx;
+    type Tx = SqliteWriter;
     type Pooled = PoolConnection<Sqlite>;
     type Writer = SqliteWriter;
     type Claimer = SqliteClaimer;
@@ -215,7 +209,7 @@ impl Backend for SqliteBackend {
         held.open = true;
         let begin = sqlx::query("BEGIN IMMEDIATE").execute(&mut held.conn);
         begin.await.map_err(db_err)?;
-        Ok(SqliteTx { held, _gate: gate })
+        Ok(SqliteWriter { held, _gate: gate })
     }
 
     async fn commit(mut tx: Self::Tx) -> Result<()> {

@@ -132,6 +132,18 @@ async fn other_process_writes(url: &str, statements: &[&'static str]) {
     }
 }
 
+/// A new database's backend, and its URL.
+async fn fresh(tag: &str) -> (super::SqliteBackend, String) {
+    let dir = crate::testing::temp_dir(tag);
+    let url = format!("sqlite://{}/{tag}.db", dir.display());
+    (super::backend(&url, Default::default()).await.unwrap(), url)
+}
+
+/// Puts `x` in the probe table.
+fn insert(x: i64) -> sqlx::query::Query<'static, sqlx::Sqlite, sqlx::sqlite::SqliteArguments> {
+    sqlx::query("INSERT INTO probe (x) VALUES ($1)").bind(x)
+}
+
 /// The values in the probe table, read on a reader connection.
 async fn probed(backend: &super::SqliteBackend) -> Vec<i64> {
     let mut conn = backend.conn().await.unwrap();
@@ -147,16 +159,13 @@ async fn probed(backend: &super::SqliteBackend) -> Vec<i64> {
 /// SQLite's write lock is free for another process, with no later write needed to free it.
 #[tokio::test]
 async fn a_write_transaction_dropped_uncommitted_is_rolled_back_at_once() {
-    let dir = crate::testing::temp_dir("dropped");
-    let url = format!("sqlite://{}/d.db", dir.display());
-    let backend = super::backend(&url, Default::default()).await.unwrap();
+    let (backend, url) = fresh("dropped").await;
     let create = sqlx::query("CREATE TABLE probe (x INTEGER)");
     create
         .execute(&mut *backend.writer().await.unwrap())
         .await
         .unwrap();
     let mut tx = backend.begin().await.unwrap();
-    let insert = |x: i64| sqlx::query("INSERT INTO probe (x) VALUES ($1)").bind(x);
     insert(1).execute(&mut *tx).await.unwrap();
     drop(tx);
     other_process_writes(&url, &["INSERT INTO probe (x) VALUES (2)"]).await;
@@ -179,12 +188,7 @@ fn a_transaction_left_open_is_rolled_back_before_the_writers_next_use() {
         .enable_all()
         .build()
         .unwrap();
-    let dir = crate::testing::temp_dir("left-open");
-    let url = format!("sqlite://{}/l.db", dir.display());
-    let backend = runtime
-        .block_on(super::backend(&url, Default::default()))
-        .unwrap();
-    let insert = |x: i64| sqlx::query("INSERT INTO probe (x) VALUES ($1)").bind(x);
+    let (backend, _) = runtime.block_on(fresh("left-open"));
     let tx = runtime.block_on(async {
         let mut w = backend.writer().await.unwrap();
         let create = sqlx::query("CREATE TABLE probe (x INTEGER)");
@@ -208,9 +212,7 @@ fn a_transaction_left_open_is_rolled_back_before_the_writers_next_use() {
 /// its rows are gone and the write lock is free for another process.
 #[tokio::test]
 async fn a_transaction_whose_commit_failed_is_rolled_back_at_once() {
-    let dir = crate::testing::temp_dir("commit-failed");
-    let url = format!("sqlite://{}/f.db", dir.display());
-    let backend = super::backend(&url, Default::default()).await.unwrap();
+    let (backend, url) = fresh("commit-failed").await;
     let mut w = backend.writer().await.unwrap();
     for ddl in [
         "CREATE TABLE parent (id INTEGER PRIMARY KEY)",
@@ -219,7 +221,6 @@ async fn a_transaction_whose_commit_failed_is_rolled_back_at_once() {
         sqlx::query(ddl).execute(&mut *w).await.unwrap();
     }
     drop(w);
-    let insert = |x: i64| sqlx::query("INSERT INTO probe (x) VALUES ($1)").bind(x);
     let mut tx = backend.begin().await.unwrap();
     insert(1).execute(&mut *tx).await.unwrap();
     // The deferred foreign key fails the COMMIT, and SQLite keeps the transaction open.
